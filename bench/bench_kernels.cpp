@@ -1,0 +1,249 @@
+// Quantized matmul benchmarks against this machine's DRAM read bandwidth, measured in the same
+// run. GEMV (decode) is memory-bound, so its figure of merit is weight bytes / s as a fraction
+// of the streaming-read ceiling; GEMM (prefill / batched decode) reports GFLOP/s too.
+//
+// "GB/s achieved / DRAM GB/s" pairs each GEMV with a DRAM pass run right after it (same
+// threads), since on a shared machine the ceiling drifts during the run.
+// Weights rotate over enough distinct matrices (> kRotateBytes) that no cache holds them; the
+// data is random bytes (valid codes, sane scales), never zeros. The variant is the process's
+// active one: MOE_CPU_ISA=scalar|avx2|avx512 picks another.
+//
+//   build-q/bench/bench_kernels --benchmark_filter='DramRead|GEMV'
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/qmatmul.h"
+#include "quant/quantize.h"
+
+using namespace moe;
+
+namespace {
+
+constexpr int64_t kRotateBytes = 320ll << 20;
+constexpr int64_t kDramBytes = 1ll << 30;
+
+ThreadPool& pool(int threads) {
+  static std::map<int, std::unique_ptr<ThreadPool>> pools;
+  auto& p = pools[threads];
+  if (!p) p = std::make_unique<ThreadPool>(threads);
+  return *p;
+}
+
+// xorshift64*: fast enough to fill hundreds of MB.
+struct Rng {
+  uint64_t s;
+  uint64_t next() {
+    s ^= s >> 12, s ^= s << 25, s ^= s >> 27;
+    return s * 0x2545f4914f6cdd1dull;
+  }
+  void fill(std::vector<uint8_t>& v) {
+    size_t i = 0;
+    for (; i + 8 <= v.size(); i += 8) {
+      const uint64_t r = next();
+      std::memcpy(&v[i], &r, 8);
+    }
+    for (; i < v.size(); ++i) v[i] = uint8_t(next());
+  }
+};
+
+// ---- DRAM read ceiling ----------------------------------------------------------------------
+__attribute__((target_clones("avx512f", "avx2", "default"))) double stream_sum(const double* p, int64_t n) {
+  double acc[16] = {};  // independent sums: the loop vectorizes without -ffast-math
+  for (int64_t i = 0; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += p[i + j];
+  double s = 0;
+  for (double a : acc) s += a;
+  return s;
+}
+
+std::map<int, double> g_dram_gbs;  // threads -> GB/s of the DramRead benchmark
+
+const std::vector<double>& dram_buffer() {
+  static std::vector<double> buf;
+  if (buf.empty()) {
+    buf.resize(size_t(kDramBytes / 8));
+    for (size_t i = 0; i < buf.size(); ++i) buf[i] = double(i & 1023);  // touch every page
+  }
+  return buf;
+}
+
+// One multi-threaded streaming pass over the 1 GiB buffer; returns seconds.
+double dram_pass(int threads) {
+  const std::vector<double>& buf = dram_buffer();
+  const int64_t n = int64_t(buf.size()), chunks = 256;
+  std::vector<double> part(chunks);
+  const auto t0 = std::chrono::steady_clock::now();
+  pool(threads).parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) part[size_t(c)] = stream_sum(buf.data() + c * (n / chunks), n / chunks);
+  });
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double sink = 0;
+  for (double p : part) sink += p;
+  benchmark::DoNotOptimize(sink);
+  return secs;
+}
+
+void BM_DramRead(benchmark::State& state) {
+  const int threads = int(state.range(0));
+  double secs = 0;
+  for (auto _ : state) secs += dram_pass(threads);
+  const double bytes = double(kDramBytes) * double(state.iterations());
+  state.counters["bytes/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsRate);
+  g_dram_gbs[threads] = bytes / secs / 1e9;
+}
+
+// ---- quantized weights ----------------------------------------------------------------------
+struct Format {
+  DType dtype;
+  int32_t group;
+};
+
+// Random quantized matrices of one shape, rotating past the caches.
+struct WeightSet {
+  std::vector<QuantizedMatrix> mats;
+  int64_t bytes_each = 0;
+};
+
+QuantizedMatrix random_matrix(Format f, int64_t N, int64_t K, Rng& rng) {
+  QuantizedMatrix m;
+  m.dtype = f.dtype, m.rows = N, m.cols = K, m.group = f.group;
+  const bool q4 = f.dtype == DType::Q4 || f.dtype == DType::Q4Z;
+  m.data.resize(size_t(q4 ? N * K / 2 : N * K));
+  rng.fill(m.data);
+  if (f.dtype == DType::F8E4M3)
+    for (auto& b : m.data)
+      if ((b & 0x7f) == 0x7f) b ^= 1;  // no NaN codes
+  const int64_t ns = q4 ? N * (K / f.group) : f.group ? ((N + 127) / 128) * ((K + 127) / 128) : N;
+  m.scales.resize(size_t(ns * (q4 ? 2 : 4)));
+  for (int64_t i = 0; i < ns; ++i) {
+    const float s = 0.001f * float(1 + rng.next() % 64);
+    if (q4) {
+      const uint16_t h = f32_to_f16(s);
+      std::memcpy(&m.scales[size_t(i * 2)], &h, 2);
+    } else {
+      std::memcpy(&m.scales[size_t(i * 4)], &s, 4);
+    }
+  }
+  if (f.dtype == DType::Q4Z) {
+    m.zeros.resize(size_t(ns));
+    for (auto& z : m.zeros) z = uint8_t(rng.next() % 16);
+  }
+  return m;
+}
+
+const WeightSet& weights(Format f, int64_t N, int64_t K) {
+  // One live set at a time keeps the footprint near kRotateBytes.
+  static std::string key;
+  static WeightSet set;
+  const std::string k = std::string(dtype_name(f.dtype)) + std::to_string(f.group) + "/" + std::to_string(N) +
+                        "x" + std::to_string(K);
+  if (k != key) {
+    set = {};
+    Rng rng{0x9e3779b97f4a7c15ull ^ uint64_t(N * 131 + K)};
+    set.mats.push_back(random_matrix(f, N, K, rng));
+    set.bytes_each = set.mats[0].view().bytes();
+    const int64_t count = std::max<int64_t>(2, (kRotateBytes + set.bytes_each - 1) / set.bytes_each);
+    while (int64_t(set.mats.size()) < count) set.mats.push_back(random_matrix(f, N, K, rng));
+    key = k;
+  }
+  return set;
+}
+
+struct Result {
+  std::string name;
+  int threads;
+  double gbs, dram_gbs;  // kernel, and the DRAM read pass right after it
+};
+std::vector<Result> g_gemv;
+
+// hot: one matrix over and over (cache-resident): the kernel's compute ceiling, to tell a
+// memory-bound kernel from a compute-bound one.
+void BM_Matmul(benchmark::State& state, Format f, int64_t M, int64_t N, int64_t K, std::string label, bool hot) {
+  const int threads = int(state.range(0));
+  const WeightSet& ws = weights(f, N, K);
+  const size_t rotate = hot ? 1 : ws.mats.size();
+  std::vector<float> x(size_t(M * K)), y(size_t(M * N));
+  Rng rng{7};
+  for (auto& v : x) v = float(int(rng.next() % 2001) - 1000) * 1e-3f;
+  ThreadPool& p = pool(threads);
+  size_t i = 0;
+  double secs = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    cpu::matmul(p, x.data(), M, ws.mats[i].view(), y.data());
+    secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    i = (i + 1) % rotate;
+  }
+  benchmark::DoNotOptimize(y.data());
+  const double it = double(state.iterations()), bytes = double(ws.bytes_each) * it;
+  state.counters["bytes/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsRate);
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * double(M * N * K) * it, benchmark::Counter::kIsRate);
+  const double gbs = bytes / secs / 1e9;
+  state.SetLabel(label + " " + cpu::isa_name(cpu::active_isa()));
+  if (M == 1 && !hot) {
+    // The ceiling drifts on a shared machine: measure it again right after this kernel, with
+    // the same threads, and report the kernel against that paired figure.
+    const double dram = double(kDramBytes) / dram_pass(threads) / 1e9;
+    state.counters["dram_bytes/s"] = dram * 1e9;
+    state.counters["pct_dram"] = 100.0 * gbs / dram;
+    // Google Benchmark calls this several times while it sizes the run; keep the last.
+    std::erase_if(g_gemv, [&](const Result& r) { return r.name == label && r.threads == threads; });
+    g_gemv.push_back({label, threads, gbs, dram});
+  }
+}
+
+struct ShapeDef {
+  const char* name;
+  int64_t N, K;
+};
+const ShapeDef kShapes[] = {{"qwen3_gate_up", 768, 2048}, {"qwen3_down", 2048, 768}, {"mixtral_w1", 14336, 4096}};
+struct FormatDef {
+  const char* name;
+  Format f;
+};
+const FormatDef kGemvFormats[] = {{"Q4g32", {DType::Q4, 32}}, {"Q4g128", {DType::Q4, 128}}, {"F8row", {DType::F8E4M3, 0}}};
+const FormatDef kGemmFormats[] = {{"Q4g32", {DType::Q4, 32}}, {"F8row", {DType::F8E4M3, 0}}};
+
+void register_all() {
+  benchmark::RegisterBenchmark("DramRead", BM_DramRead)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+  for (const FormatDef& fd : kGemvFormats)
+    for (const ShapeDef& s : kShapes) {
+      const std::string label = std::string(fd.name) + "/" + s.name;
+      benchmark::RegisterBenchmark(("GEMV/" + label).c_str(), BM_Matmul, fd.f, int64_t(1), s.N, s.K, label, false)
+          ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+      if (s.N * s.K <= 2048 * 2048)  // fits in L2 at these formats
+        benchmark::RegisterBenchmark(("GEMV_hot/" + label).c_str(), BM_Matmul, fd.f, int64_t(1), s.N, s.K, label, true)
+            ->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+    }
+  for (int64_t M : {8, 64})
+    for (const FormatDef& fd : kGemmFormats)
+      for (const ShapeDef& s : kShapes) {
+        const std::string label = std::string(fd.name) + "/" + s.name;
+        benchmark::RegisterBenchmark(("GEMM_M" + std::to_string(M) + "/" + label).c_str(), BM_Matmul, fd.f, M, s.N,
+                                     s.K, label, false)
+            ->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+      }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  register_all();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  for (const auto& [threads, gbs] : g_dram_gbs) std::printf("DRAM read, %d thread(s): %.1f GB/s\n", threads, gbs);
+  for (const Result& r : g_gemv)
+    std::printf("GEMV %-22s %-6s %d thread(s): %.1f GB/s achieved / DRAM %.1f GB/s = %.0f%%\n", r.name.c_str(),
+                cpu::isa_name(cpu::active_isa()), r.threads, r.gbs, r.dram_gbs, 100.0 * r.gbs / r.dram_gbs);
+  return 0;
+}

@@ -1,0 +1,29 @@
+#include "kernels/cpu/attention.h"
+
+#include <algorithm>
+
+#include "kernels/cpu/ops.h"
+
+namespace moe::cpu {
+
+void attend(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t first, int64_t pos,
+            const AttentionShape& s, float* out, float* scratch) {
+  const int group = s.n_heads / s.n_kv_heads;
+  const int64_t n = pos - first + 1;
+  for (int h = 0; h < s.n_heads; ++h) {
+    const int kvh = h / group;
+    const float* qh = q + int64_t(h) * s.head_dim;
+    for (int64_t t = 0; t < n; ++t)
+      scratch[t] = dot(qh, k + (first + t) * kv_stride + int64_t(kvh) * s.head_dim, s.head_dim) * s.scale;
+    softmax(scratch, n);
+    float* oh = out + int64_t(h) * s.head_dim;
+    std::fill(oh, oh + s.head_dim, 0.0f);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* vt = v + (first + t) * kv_stride + int64_t(kvh) * s.head_dim;
+      const float p = scratch[t];
+      for (int d = 0; d < s.head_dim; ++d) oh[d] += p * vt[d];
+    }
+  }
+}
+
+}  // namespace moe::cpu

@@ -1,0 +1,21 @@
+// Causal grouped-query attention of one query token over a sequence's KV cache.
+#pragma once
+#include <cstdint>
+
+namespace moe::cpu {
+
+struct AttentionShape {
+  int n_heads = 0;
+  int n_kv_heads = 0;  // query head h reads kv head h / (n_heads / n_kv_heads)
+  int head_dim = 0;
+  float scale = 0.0f;  // usually 1/sqrt(head_dim)
+};
+
+// q: [n_heads, head_dim] of the token at position `pos`.
+// k, v: rows [0, pos] of [*, n_kv_heads * head_dim] (row stride `kv_stride` floats).
+// Attends to keys in [first, pos] (first > 0 under a sliding window).
+// out: [n_heads, head_dim]; scratch: >= pos + 1 floats.
+void attend(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t first, int64_t pos,
+            const AttentionShape& s, float* out, float* scratch);
+
+}  // namespace moe::cpu

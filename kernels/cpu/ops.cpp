@@ -1,0 +1,121 @@
+#include "kernels/cpu/ops.h"
+
+#include "kernels/cpu/qmatmul.h"
+#include "quant/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <vector>
+
+namespace moe::cpu {
+
+// Several independent partial sums let the compiler vectorize without -ffast-math;
+// target_clones picks the widest ISA the CPU has at load time.
+__attribute__((target_clones("avx512f", "avx2", "default"))) float dot(const float* a, const float* b, int64_t n) {
+  constexpr int L = 16;
+  float acc[L] = {};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int j = 0; j < L; ++j) acc[j] += a[i + j] * b[i + j];
+  float s = 0.0f;
+  for (; i < n; ++i) s += a[i] * b[i];
+  for (int j = 0; j < L; ++j) s += acc[j];
+  return s;
+}
+
+void to_f32(const WeightView& w, int64_t offset, int64_t n, float* out) {
+  switch (w.dtype) {
+    case DType::F32: std::copy_n(static_cast<const float*>(w.data) + offset, n, out); break;
+    case DType::BF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + offset;
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(p[i]);
+      break;
+    }
+    case DType::F16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + offset;
+      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(p[i]);
+      break;
+    }
+    default: {
+      // Quantized: decode whole rows (their scales are per row or group) and copy the span.
+      std::vector<float> row(size_t(w.cols));
+      for (int64_t i = offset; i < offset + n;) {
+        const int64_t r = i / w.cols, c = i % w.cols, take = std::min(n - (i - offset), w.cols - c);
+        dequantize_row(w, r, row.data());
+        std::copy_n(row.data() + c, take, out + (i - offset));
+        i += take;
+      }
+    }
+  }
+}
+
+void matmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, float* y, const WeightView& bias) {
+  const int64_t N = w.rows, K = w.cols;
+  std::vector<float> b(bias.empty() ? 0 : size_t(N));
+  if (!bias.empty()) to_f32(bias, 0, N, b.data());
+  if (is_quantized(w.dtype)) {  // fused-dequant kernels (qmatmul.h documents their semantics)
+    qmatmul(pool, x, M, w, y, b.empty() ? nullptr : b.data(), active_isa());
+    return;
+  }
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K));
+  pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
+    std::vector<float> row(w.dtype == DType::F32 ? 0 : size_t(K));
+    for (int64_t n = n0; n < n1; ++n) {
+      const float* wr;
+      if (w.dtype == DType::F32) {
+        wr = static_cast<const float*>(w.data) + n * K;
+      } else {
+        to_f32(w, n * K, K, row.data());
+        wr = row.data();
+      }
+      const float bn = b.empty() ? 0.0f : b[size_t(n)];
+      for (int64_t m = 0; m < M; ++m) y[m * N + n] = dot(x + m * K, wr, K) + bn;
+    }
+  });
+}
+
+void rmsnorm(const float* x, const WeightView& w, float eps, int64_t n, float* out) {
+  float ss = 0.0f;
+  for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(ss / float(n) + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * load_as_f32(w.dtype, w.data, i);
+}
+
+void rope(float* v, int n_heads, int head_dim, const float* cos, const float* sin) {
+  const int half = head_dim / 2;
+  for (int h = 0; h < n_heads; ++h) {
+    float* p = v + int64_t(h) * head_dim;
+    for (int i = 0; i < half; ++i) {
+      const float a = p[i], b = p[i + half];
+      p[i] = a * cos[i] - b * sin[i];
+      p[i + half] = b * cos[i] + a * sin[i];
+    }
+  }
+}
+
+void softmax(float* x, int64_t n) {
+  const float mx = *std::max_element(x, x + n);
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) s += (x[i] = std::exp(x[i] - mx));
+  const float inv = 1.0f / s;
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void topk(const float* x, int n, int k, int* idx) {
+  std::vector<int> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int a, int b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
+  std::copy_n(order.begin(), k, idx);
+}
+
+}  // namespace moe::cpu

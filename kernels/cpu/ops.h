@@ -1,0 +1,39 @@
+// fp32 CPU reference kernels for the exact engine. Weights may be F32, F16 or BF16;
+// they are widened to fp32 on the fly and all arithmetic is fp32.
+#pragma once
+#include <cstdint>
+
+#include "kernels/cpu/thread_pool.h"
+#include "quant/weight_view.h"
+
+namespace moe::cpu {
+
+// y[M, N] = x[M, K] . W[N, K]^T (+ bias[N] when bias is non-empty). Threads split N.
+// Quantized weights (Q4, Q4Z, F8E4M3, I8) go to the fused-dequant kernels of qmatmul.h
+// (int8 activations for Q4/Q4Z/I8; semantics documented there).
+void matmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, float* y,
+            const WeightView& bias = {});
+
+// Dot product of n floats (vectorized, run-time dispatched).
+float dot(const float* a, const float* b, int64_t n);
+
+// out[n] = x[n] / sqrt(mean(x^2) + eps) * w[n]   (HF RMSNorm; in place allowed)
+void rmsnorm(const float* x, const WeightView& w, float eps, int64_t n, float* out);
+
+// Rotates pairs (i, i + d/2) of each head (HF rotate_half convention).
+// v: [n_heads, head_dim]; cos, sin: [head_dim / 2].
+void rope(float* v, int n_heads, int head_dim, const float* cos, const float* sin);
+
+// In-place softmax over n values.
+void softmax(float* x, int64_t n);
+
+// out[i] = silu(gate[i]) * up[i]
+void silu_mul(const float* gate, const float* up, int64_t n, float* out);
+
+// Indices of the k largest values, largest first; ties go to the lower index (as torch.topk).
+void topk(const float* x, int n, int k, int* idx);
+
+// Widens a weight row (or any contiguous run) to fp32.
+void to_f32(const WeightView& w, int64_t offset, int64_t n, float* out);
+
+}  // namespace moe::cpu

@@ -1,0 +1,249 @@
+// AVX2 (+FMA, F16C) quantized matmul, for CPUs without AVX-512 VNNI. Compiled with per-file
+// ISA flags (kernels/CMakeLists.txt) and only called after CPUID said yes (qmatmul.cpp).
+//
+// Q4/Q4Z and I8 use int8 activations and vpmaddubsw (u8 x s8 pairs -> s16; no saturation here:
+// |q| <= 15 or 127 and |x| <= 127 keep pair sums below 32767) + vpmaddwd (-> s32); Q4 takes two
+// 32-column runs per step, I8 one. F8E4M3 widens through fp16 and uses fp32 FMAs.
+// Rows of x are tiled by up to 4 so each unpacked weight block is reused from registers.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu/qkernels.h"
+
+namespace moe::cpu::qk {
+
+namespace {
+
+constexpr int kMaxTile = 4;
+// Software prefetch distance along a weight stream (see qgemm_avx512.cpp); prefetches never fault.
+constexpr int kPrefetchBytes = 2048;
+inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0); }
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Activations of one call in natural column order: q [M, K] int8;  d [M, K/32] block scales.
+struct Acts {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+};
+
+void prep(const float* x, int64_t M, int64_t K, Acts& a) {
+  a.q.resize(size_t(M * K));
+  a.d.resize(size_t(M * K / 32));
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t i = 0; i < M * K / 32; ++i) {
+    const float* xb = x + i * 32;
+    __m256 v[4], mx = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) v[j] = _mm256_loadu_ps(xb + 8 * j), mx = _mm256_max_ps(mx, _mm256_and_ps(v[j], abs_mask));
+    const __m256 inv = _mm256_set1_ps(act_inv_scale(hmax(mx), &a.d[size_t(i)]));
+    __m256i q[4];
+    for (int j = 0; j < 4; ++j) q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], inv));  // nearest-even
+    // Packs interleave 128-bit lanes; the permute restores column order.
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    const __m256i o = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(&a.q[size_t(i * 32)]), o);
+  }
+}
+
+// Q4/Q4Z activations, per row of x in pairs of 32-column runs (kp = K rounded up to 64; a
+// missing second run is zero):
+//   q [M, kp] int8: per pair, bytes 0..15 = run 0 columns 0..15, 16..31 = run 1 columns 0..15,
+//     32..47 = run 0 columns 16..31, 48..63 = run 1 columns 16..31: the order of the low and
+//     high nibbles of 32 weight bytes.
+//   d [M, kp/64, 8] f32: lanes 0..3 the scale of run 0, 4..7 of run 1 (vpmaddwd lane j sums
+//     bytes 4j..4j+3 of both halves, so lanes 0..3 only see run 0).
+//   b [M, kp/64, 8] i32: per lane the sum of the codes feeding it; -8 * sum for Q4 (the
+//     accumulator's start), the sum for Q4Z.
+struct Q4Acts {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> b;
+  int64_t kp = 0;
+};
+
+void prep_q4(const Acts& nat, int64_t M, int64_t K, bool zp, Q4Acts& a) {
+  a.kp = (K + 63) / 64 * 64;
+  const int64_t np = a.kp / 64, nb = K / 32;
+  a.q.assign(size_t(M * a.kp), 0);
+  a.d.assign(size_t(M * np * 8), 0.0f);
+  a.b.assign(size_t(M * np * 8), 0);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t blk = 0; blk < nb; ++blk) {
+      const int64_t pr = blk / 2, h = blk % 2;  // pair, run within the pair
+      const int8_t* src = &nat.q[size_t(m * K + blk * 32)];
+      int8_t* dst = &a.q[size_t(m * a.kp + pr * 64 + h * 16)];
+      std::copy_n(src, 16, dst);
+      std::copy_n(src + 16, 16, dst + 32);
+      for (int j = 0; j < 4; ++j) {
+        const size_t o = size_t((m * np + pr) * 8 + h * 4 + j);
+        int32_t sum = 0;
+        for (int t = 0; t < 4; ++t) sum += src[4 * j + t] + src[16 + 4 * j + t];
+        a.d[o] = nat.d[size_t(m * nb + blk)];
+        a.b[o] = zp ? sum : -8 * sum;
+      }
+    }
+}
+
+// Per pair of runs: unpack 32 weight bytes once, then for each row of x two vpmaddubsw (low
+// and high nibbles) summed in int16 (|sum| <= 2 * 2 * 15 * 127 fits), one vpmaddwd, and one
+// conversion + FMA for both runs.
+template <int MT>
+void q4_row(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) {
+  const int64_t K = w.cols, G = w.group, ng = K / G, nb = K / 32, np = a.kp / 64;
+  const bool zp = w.dtype == DType::Q4Z;
+  const int gshift = G == 32 ? 5 : G == 64 ? 6 : 7;  // column -> group without a division per pair
+  const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * K / 2;
+  const uint16_t* sr = static_cast<const uint16_t*>(w.scales) + n * ng;
+  const uint8_t* zr = zp ? w.zeros + n * ng : nullptr;
+  const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+  __m256 acc[MT];
+  for (int i = 0; i < MT; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t pr = 0; pr < np; ++pr) {
+    const bool two = pr * 2 + 1 < nb;  // the pair's second run exists
+    if (pr % 2 == 0) prefetch(wr + pr * 32);
+    const __m256i v = two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + pr * 32))
+                          : _mm256_set_m128i(_mm_setzero_si128(), _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr + pr * 32)));
+    const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    const int64_t g0 = (pr * 64) >> gshift, g1 = two ? (pr * 64 + 32) >> gshift : g0;
+    const __m256 sw = _mm256_set_m128(_mm_set1_ps(_cvtsh_ss(sr[g1])), _mm_set1_ps(_cvtsh_ss(sr[g0])));
+    const __m256 zw = zp ? _mm256_set_m128(_mm_set1_ps(float(zr[g1])), _mm_set1_ps(float(zr[g0]))) : _mm256_setzero_ps();
+    for (int i = 0; i < MT; ++i) {
+      const int64_t m = m0 + i, o = (m * np + pr) * 8;
+      const int8_t* xq = &a.q[size_t(m * a.kp + pr * 64)];
+      const __m256i t = _mm256_add_epi16(
+          _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq))),
+          _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32))));
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&a.b[size_t(o)]));
+      __m256i s = _mm256_madd_epi16(t, ones);
+      if (!zp) s = _mm256_add_epi32(s, bs);
+      __m256 f = _mm256_cvtepi32_ps(s);
+      if (zp) f = _mm256_fnmadd_ps(zw, _mm256_cvtepi32_ps(bs), f);
+      acc[i] = _mm256_fmadd_ps(f, _mm256_mul_ps(sw, _mm256_loadu_ps(&a.d[size_t(o)])), acc[i]);
+    }
+  }
+  for (int i = 0; i < MT; ++i) out[i] = hsum(acc[i]);
+}
+
+template <int MT>
+void i8_row(const WeightView& w, int64_t n, const Acts& a, int64_t m0, float* out) {
+  const int64_t K = w.cols, nb = K / 32;
+  const int8_t* wr = static_cast<const int8_t*>(w.data) + n * K;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[MT];
+  for (int i = 0; i < MT; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    if (b % 2 == 0) prefetch(wr + b * 32);
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + b * 32));
+    const __m256i aw = _mm256_abs_epi8(v);  // maddubs wants unsigned x signed: move w's sign onto x
+    for (int i = 0; i < MT; ++i) {
+      const int64_t m = m0 + i;
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&a.q[size_t(m * K + b * 32)]));
+      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, v)), ones);
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(a.d[size_t(m * nb + b)]), acc[i]);
+    }
+  }
+  const float s = static_cast<const float*>(w.scales)[n];
+  for (int i = 0; i < MT; ++i) out[i] = s * hsum(acc[i]);
+}
+
+// e4m3 -> fp16 bit move (value * 2^-8, exact); see qgemm_avx512.cpp.
+template <int MT>
+void f8_row(const WeightView& w, int64_t n, const float* x, int64_t m0, float* out) {
+  const int64_t K = w.cols, bw = w.group == 0 ? K : 128, nb = (K + 127) / 128;
+  const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * K;
+  const float* sc = static_cast<const float*>(w.scales);
+  const __m256i keep = _mm256_set1_epi16(int16_t(0xbfff));
+  __m256 tot[MT];
+  for (int i = 0; i < MT; ++i) tot[i] = _mm256_setzero_ps();
+  for (int64_t b0 = 0; b0 < K; b0 += bw) {
+    __m256 a0[MT], a1[MT];
+    for (int i = 0; i < MT; ++i) a0[i] = a1[i] = _mm256_setzero_ps();
+    for (int64_t c = b0; c < std::min(K, b0 + bw); c += 16) {
+      if (c % 64 == 0) prefetch(wr + c);
+      __m256i h = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wr + c)));
+      h = _mm256_and_si256(_mm256_slli_epi16(h, 7), keep);
+      const __m256 f0 = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+      const __m256 f1 = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+      for (int i = 0; i < MT; ++i) {
+        const float* xr = x + (m0 + i) * K + c;
+        a0[i] = _mm256_fmadd_ps(f0, _mm256_loadu_ps(xr), a0[i]);
+        a1[i] = _mm256_fmadd_ps(f1, _mm256_loadu_ps(xr + 8), a1[i]);
+      }
+    }
+    const float s = 256.0f * (w.group == 0 ? sc[n] : sc[(n / 128) * nb + b0 / 128]);
+    for (int i = 0; i < MT; ++i) tot[i] = _mm256_fmadd_ps(_mm256_add_ps(a0[i], a1[i]), _mm256_set1_ps(s), tot[i]);
+  }
+  for (int i = 0; i < MT; ++i) out[i] = hsum(tot[i]);
+}
+
+template <int MT>
+struct Q4Row {
+  static void run(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) { q4_row<MT>(w, n, a, m0, out); }
+};
+template <int MT>
+struct I8Row {
+  static void run(const WeightView& w, int64_t n, const Acts& a, int64_t m0, float* out) { i8_row<MT>(w, n, a, m0, out); }
+};
+template <int MT>
+struct F8Row {
+  static void run(const WeightView& w, int64_t n, const float* x, int64_t m0, float* out) { f8_row<MT>(w, n, x, m0, out); }
+};
+
+template <template <int> class Row, class Arg>
+void tiled_rows(const Job& job, const Arg& arg, int64_t n0, int64_t n1) {
+  const int64_t N = job.w.rows, M = job.M;
+  float out[kMaxTile];
+  for (int64_t n = n0; n < n1; ++n) {
+    const float bias = job.bias ? job.bias[n] : 0.0f;
+    for (int64_t m0 = 0; m0 < M; m0 += kMaxTile) {
+      const int mt = int(std::min<int64_t>(kMaxTile, M - m0));
+      switch (mt) {
+        case 1: Row<1>::run(job.w, n, arg, m0, out); break;
+        case 2: Row<2>::run(job.w, n, arg, m0, out); break;
+        case 3: Row<3>::run(job.w, n, arg, m0, out); break;
+        default: Row<4>::run(job.w, n, arg, m0, out); break;
+      }
+      for (int i = 0; i < mt; ++i) job.y[(m0 + i) * N + n] = out[i] + bias;
+    }
+  }
+}
+
+}  // namespace
+
+void run_avx2(ThreadPool& pool, const Job& job) {
+  const WeightView& w = job.w;
+  const int64_t N = w.rows, K = w.cols;
+  if (w.dtype == DType::F8E4M3) {
+    pool.parallel_for(N, row_grain(K), [&](int64_t n0, int64_t n1) { tiled_rows<F8Row>(job, job.x, n0, n1); });
+    return;
+  }
+  // Reused across calls on this thread; workers must see the caller's buffer, so pass a
+  // reference (naming a thread_local inside the lambda would give each worker its own).
+  static thread_local Acts buf;
+  Acts& a = buf;
+  prep(job.x, job.M, K, a);
+  if (w.dtype == DType::I8) {
+    pool.parallel_for(N, row_grain(K), [&](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1); });
+    return;
+  }
+  static thread_local Q4Acts qbuf;
+  Q4Acts& qa = qbuf;
+  prep_q4(a, job.M, K, w.dtype == DType::Q4Z, qa);
+  pool.parallel_for(N, row_grain(K), [&](int64_t n0, int64_t n1) { tiled_rows<Q4Row>(job, qa, n0, n1); });
+}
+
+}  // namespace moe::cpu::qk

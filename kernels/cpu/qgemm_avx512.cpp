@@ -1,0 +1,368 @@
+// AVX-512 (F, BW, VL, VNNI) Q4/Q4Z matmul. Compiled with per-file ISA flags
+// (kernels/CMakeLists.txt) and only called after CPUID said yes (qmatmul.cpp).
+//
+// Q4/Q4Z with int8 activations and vpdpbusd (u8 x s8 -> s32, 4 products per lane): each 64-byte
+// load of weights feeds 128 multiply-adds per instruction pair. Also the AVX-512 dispatcher.
+// Paths by rows of x (M):
+//   M == 1       q4_gemv: 2 weight rows x 512 columns per step (memory-bound decode).
+//   1 < M < 12   q4_tile: 2 weight rows x up to 4 rows of x, each unpacked 128-column chunk
+//                reused from registers across the tile.
+//   M >= 12      rows of x in vector lanes (qgemm_avx512_q4m.cpp).
+// I8 and F8: qgemm_avx512_i8f8.cpp.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/cpu/qavx512.h"
+#include "kernels/cpu/qkernels.h"
+
+namespace moe::cpu::qk {
+
+namespace {
+
+// From this many rows of x on, Q4/Q4Z take the rows-in-lanes GEMM (qgemm_avx512_q4m.cpp).
+constexpr int64_t kMlanesMinRows = 12;
+
+// ---- Q4 / Q4Z ---------------------------------------------------------------------------
+// Activations of one call, per row of x, in chunks of 128 columns (kp = K rounded up to 128;
+// the padding is zero and so contributes nothing):
+//   q [M, kp] int8: in chunk c, bytes 0..63 hold the low-nibble columns (run r of 32 columns:
+//     columns 32r..32r+15 at 16r) and bytes 64..127 the high-nibble columns (32r+16..32r+31),
+//     so a 64-byte load lines up with the unpacked nibbles of 64 weight bytes.
+//   d [M, kp/128, 16] f32: lane 4r+j = the block scale of run r (vpdpbusd lane 4r+j only sums
+//     bytes of run r).
+//   b [M, kp/128, 16] i32: per lane, the sum of the codes feeding it; stored as -8 * sum for
+//     Q4 (the accumulator starts there: sum (q - 8) x = sum q x - 8 sum x) and as the sum for Q4Z.
+// For the GEMV kernel, per quad of 4 chunks (512 columns; nq = ceil(chunks / 4), chunks past
+// the row read as 0), in its lane order 4r + c (run r of chunk c; see hsum_runs):
+//   dq [M, nq, 16] f32 block scales;  bq [M, nq, 16] f32 block code sums (Q4Z only).
+struct Q4Acts {
+  std::vector<int8_t> q;
+  std::vector<float> d, dq, bq;
+  std::vector<int32_t> b;
+  int64_t kp = 0, nq = 0;
+};
+
+void prep_q4(const float* x, int64_t M, int64_t K, bool zp, Q4Acts& a) {
+  a.kp = (K + 127) / 128 * 128;
+  const int64_t nc = a.kp / 128;
+  a.q.resize(size_t(M * a.kp));
+  a.d.resize(size_t(M * nc * 16));
+  a.b.resize(size_t(M * nc * 16));
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t c = 0; c < nc; ++c) {
+      int8_t* q = &a.q[size_t(m * a.kp + c * 128)];
+      float* d = &a.d[size_t((m * nc + c) * 16)];
+      for (int r = 0; r < 4; ++r) {
+        const int64_t col = c * 128 + r * 32;
+        float dr = 0.0f;
+        if (col < K) {
+          __m512i qa, qb;
+          quant_block(x + m * K + col, &dr, &qa, &qb);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * r), _mm512_cvtsepi32_epi8(qa));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 64 + 16 * r), _mm512_cvtsepi32_epi8(qb));
+        } else {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * r), _mm_setzero_si128());
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 64 + 16 * r), _mm_setzero_si128());
+        }
+        for (int j = 0; j < 4; ++j) d[4 * r + j] = dr;
+      }
+      // Lane sums via the same instruction the kernel uses (1 x q), exact in int32.
+      const __m512i lo = _mm512_loadu_si512(q), hi = _mm512_loadu_si512(q + 64);
+      __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, lo), ones, hi);
+      if (!zp) s = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, 3));
+      _mm512_storeu_si512(&a.b[size_t((m * nc + c) * 16)], s);
+    }
+  a.nq = (nc + 3) / 4;
+  a.dq.assign(size_t(M * a.nq * 16), 0.0f);  // chunks past the row stay 0
+  if (zp) a.bq.assign(size_t(M * a.nq * 16), 0.0f);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t qd = 0; qd < a.nq; ++qd)
+      for (int c = 0; c < 4 && qd * 4 + c < nc; ++c)
+        for (int r = 0; r < 4; ++r) {
+          const int64_t chunk = (m * nc + qd * 4 + c) * 16, o = (m * a.nq + qd) * 16 + 4 * r + c;
+          a.dq[size_t(o)] = a.d[size_t(chunk + 4 * r)];
+          if (zp) {
+            const int32_t* b = &a.b[size_t(chunk + 4 * r)];
+            a.bq[size_t(o)] = float(b[0] + b[1] + b[2] + b[3]);
+          }
+        }
+}
+
+// Spreads the chunk's group values (4, 2 or 1 of them) over the 16 lanes in run order.
+template <int G>
+inline __m512 spread(__m128 v) {
+  if constexpr (G == 128) return _mm512_broadcastss_ps(v);
+  const __m512i idx = G == 32 ? _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)
+                              : _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v));
+}
+
+// Unpacked 128-column chunk of one weight row: codes in the activation layout, scales and
+// zero points spread over the 16 vpdpbusd lanes.
+struct Q4Chunk {
+  __m512i lo, hi;
+  __m512 sw, zw;
+};
+
+// Full chunk (Tail = false) or the last, partial one: `left` columns (32, 64 or 96; G < 128
+// then), read with masked loads that touch nothing past the row.
+template <int G, bool ZP, bool Tail>
+inline Q4Chunk q4_unpack(const uint8_t* wp, const uint16_t* sp, const uint8_t* zp, int left) {
+  __m512i v;
+  __m128i sh, zb = _mm_setzero_si128();
+  if constexpr (!Tail) {
+    v = _mm512_loadu_si512(wp);
+    // Loads of exactly this chunk's scales and zero points: never past the end of the arrays.
+    if constexpr (G == 32) sh = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sp));
+    else if constexpr (G == 64) sh = _mm_loadu_si32(sp);
+    else sh = _mm_cvtsi32_si128(*sp);
+    if constexpr (ZP && G == 32) zb = _mm_loadu_si32(zp);
+    else if constexpr (ZP && G == 64) zb = _mm_loadu_si16(zp);
+    else if constexpr (ZP) zb = _mm_cvtsi32_si128(*zp);
+  } else {
+    const int ng = left / G;
+    v = _mm512_maskz_loadu_epi8((__mmask64(1) << (left / 2)) - 1, wp);
+    sh = _mm_maskz_loadu_epi16(__mmask8((1u << ng) - 1), sp);
+    if constexpr (ZP) zb = _mm_maskz_loadu_epi8(__mmask16((1u << ng) - 1), zp);
+  }
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  Q4Chunk k;
+  k.lo = _mm512_and_si512(v, low4);
+  k.hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+  k.sw = spread<G>(_mm_cvtph_ps(sh));
+  k.zw = ZP ? spread<G>(_mm512_castps512_ps128(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(zb)))) : _mm512_setzero_ps();
+  return k;
+}
+
+// NT weight rows from n against MT rows of x from m0: out[j * MT + i] = y[m0 + i, n + j].
+// Every unpacked chunk is reused across the MT rows of x, every activation load across the NT
+// weight rows; the NT * MT accumulators are independent FMA chains. Pointers advance by
+// increments: the vector ports (0 and 5) are the bottleneck and scalar index math competes.
+template <int G, bool ZP, int NT, int MT>
+void q4_tile(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) {
+  constexpr int GPC = 128 / G;  // groups per chunk
+  const int64_t K = w.cols, gpr = K / G, nc = a.kp / 128, full = K / 128;
+  const uint8_t* wp[NT];
+  const uint16_t* sp[NT];
+  const uint8_t* zp[NT];
+  for (int j = 0; j < NT; ++j) {
+    wp[j] = static_cast<const uint8_t*>(w.data) + (n + j) * (K / 2);
+    sp[j] = static_cast<const uint16_t*>(w.scales) + (n + j) * gpr;
+    zp[j] = ZP ? w.zeros + (n + j) * gpr : nullptr;
+  }
+  const int8_t* xp[MT];
+  const int32_t* bp[MT];
+  const float* dp[MT];
+  for (int i = 0; i < MT; ++i) {
+    xp[i] = a.q.data() + (m0 + i) * a.kp;
+    bp[i] = a.b.data() + (m0 + i) * nc * 16;
+    dp[i] = a.d.data() + (m0 + i) * nc * 16;
+  }
+  __m512 acc[NT][MT];
+  for (int j = 0; j < NT; ++j)
+    for (int i = 0; i < MT; ++i) acc[j][i] = _mm512_setzero_ps();
+  auto step = [&](auto tail) {
+    for (int j = 0; j < NT; ++j) prefetch(wp[j]);
+    Q4Chunk k[NT];
+    for (int j = 0; j < NT; ++j) k[j] = q4_unpack<G, ZP, decltype(tail)::value>(wp[j], sp[j], zp[j], int(K % 128));
+    for (int i = 0; i < MT; ++i) {
+      const __m512i xlo = _mm512_loadu_si512(xp[i]), xhi = _mm512_loadu_si512(xp[i] + 64);
+      const __m512i bs = _mm512_loadu_si512(bp[i]);
+      const __m512 d = _mm512_loadu_ps(dp[i]);
+      for (int j = 0; j < NT; ++j) {
+        __m512i s = _mm512_dpbusd_epi32(ZP ? _mm512_setzero_si512() : bs, k[j].lo, xlo);
+        s = _mm512_dpbusd_epi32(s, k[j].hi, xhi);
+        __m512 f = _mm512_cvtepi32_ps(s);
+        if constexpr (ZP) f = _mm512_fnmadd_ps(k[j].zw, _mm512_cvtepi32_ps(bs), f);
+        acc[j][i] = _mm512_fmadd_ps(f, _mm512_mul_ps(k[j].sw, d), acc[j][i]);
+      }
+      xp[i] += 128, bp[i] += 16, dp[i] += 16;
+    }
+    for (int j = 0; j < NT; ++j) {
+      wp[j] += 64, sp[j] += GPC;
+      if constexpr (ZP) zp[j] += GPC;
+    }
+  };
+  for (int64_t c = 0; c < full; ++c) step(std::false_type{});
+  if (full < nc) step(std::true_type{});
+  for (int j = 0; j < NT; ++j)
+    for (int i = 0; i < MT; ++i) out[j * MT + i] = _mm512_reduce_add_ps(acc[j][i]);
+}
+
+// Sums each 128-bit lane (= one 32-column run) of a, b, c, d: lane 4r + k of the result is
+// run r of input k. In-lane unpacks only.
+inline __m512i hsum_runs(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+  const __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+}
+
+// A quad's 16 group values (fp16 scales or u8 zero points, already widened to f32 in memory
+// order: group index = chunk * GPC + run * GPC / 4) in the lane order 4r + c of hsum_runs.
+template <int G>
+inline __m512 quad_lanes(__m512 v) {
+  alignas(64) static constexpr int32_t idx32[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+  alignas(64) static constexpr int32_t idx64[16] = {0, 2, 4, 6, 0, 2, 4, 6, 1, 3, 5, 7, 1, 3, 5, 7};
+  alignas(64) static constexpr int32_t idx128[16] = {0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3};
+  const int32_t* idx = G == 32 ? idx32 : G == 64 ? idx64 : idx128;
+  return _mm512_permutexvar_ps(_mm512_load_si512(idx), v);
+}
+
+// The quad's scales / zero points; `ng` < 4 * 128 / G groups in the row's last quad.
+template <int G>
+inline __m512 quad_scales(const uint16_t* sp, int ng) {
+  constexpr int full = 4 * 128 / G;
+  if constexpr (G == 32) {
+    const __m256i h = ng >= full ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp))
+                                 : _mm256_maskz_loadu_epi16(__mmask16((1u << ng) - 1), sp);
+    return quad_lanes<G>(_mm512_cvtph_ps(h));
+  } else {
+    const __m128i h = ng >= full ? (G == 64 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(sp))
+                                            : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sp)))
+                                 : _mm_maskz_loadu_epi16(__mmask8((1u << ng) - 1), sp);
+    if constexpr (G == 64) return quad_lanes<G>(_mm512_castps256_ps512(_mm256_cvtph_ps(h)));
+    else return quad_lanes<G>(_mm512_castps128_ps512(_mm_cvtph_ps(h)));
+  }
+}
+
+template <int G>
+inline __m512 quad_zeros(const uint8_t* zp, int ng) {
+  constexpr int full = 4 * 128 / G;
+  __m128i z;
+  if (ng < full) z = _mm_maskz_loadu_epi8(__mmask16((1u << ng) - 1), zp);
+  else if constexpr (G == 32) z = _mm_loadu_si128(reinterpret_cast<const __m128i*>(zp));
+  else if constexpr (G == 64) z = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(zp));
+  else z = _mm_loadu_si32(zp);
+  return quad_lanes<G>(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z)));
+}
+
+// GEMV (one row of x) for NT weight rows from n, 4 chunks (512 columns) per step: the chunks'
+// int32 lanes (4 per run) are summed to one lane per run first, so the scale expansion, int ->
+// float conversion and FMA run once per 16 runs instead of once per 4. These vector-port uops,
+// not the integer dot products, bound the chunk-at-a-time kernel. The row's last quad may be
+// partial: masked loads, missing chunks contribute 0.
+template <int G, bool ZP, int NT>
+void q4_gemv(const WeightView& w, int64_t n, const Q4Acts& a, float* out) {
+  constexpr int GPC = 128 / G, GPQ = 4 * GPC;  // groups per chunk, per quad
+  const int64_t K = w.cols, gpr = K / G, full_quads = K / 512;
+  const uint8_t* wp[NT];
+  const uint16_t* sp[NT];
+  const uint8_t* zp[NT];
+  for (int j = 0; j < NT; ++j) {
+    wp[j] = static_cast<const uint8_t*>(w.data) + (n + j) * (K / 2);
+    sp[j] = static_cast<const uint16_t*>(w.scales) + (n + j) * gpr;
+    zp[j] = ZP ? w.zeros + (n + j) * gpr : nullptr;
+  }
+  const int8_t* xp = a.q.data();
+  const int32_t* bp = a.b.data();
+  const float* dq = a.dq.data();
+  const float* bq = ZP ? a.bq.data() : nullptr;
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  __m512 acc[NT];
+  for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
+  auto step = [&](auto tail) {
+    constexpr bool Tail = decltype(tail)::value;
+    const int64_t left = K - (xp - a.q.data());  // columns from this quad on
+    const int ng = Tail ? int(left / G) : GPQ;
+    const __m512 d = _mm512_loadu_ps(dq);
+    for (int j = 0; j < NT; ++j) {
+      __m512i s[4];
+      for (int c = 0; c < 4; ++c) prefetch(wp[j] + c * 64);
+      for (int c = 0; c < 4; ++c) {
+        const int64_t cl = left - c * 128;  // columns of chunk c
+        if (Tail && cl <= 0) {
+          s[c] = _mm512_setzero_si512();
+          continue;
+        }
+        const __m512i v = !Tail || cl >= 128 ? _mm512_loadu_si512(wp[j] + c * 64)
+                                             : _mm512_maskz_loadu_epi8((__mmask64(1) << (cl / 2)) - 1, wp[j] + c * 64);
+        const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        s[c] = _mm512_dpbusd_epi32(ZP ? _mm512_setzero_si512() : _mm512_loadu_si512(bp + c * 16), lo,
+                                   _mm512_loadu_si512(xp + c * 128));
+        s[c] = _mm512_dpbusd_epi32(s[c], hi, _mm512_loadu_si512(xp + c * 128 + 64));
+      }
+      __m512 f = _mm512_cvtepi32_ps(hsum_runs(s[0], s[1], s[2], s[3]));
+      if constexpr (ZP) f = _mm512_fnmadd_ps(quad_zeros<G>(zp[j], ng), _mm512_loadu_ps(bq), f);
+      acc[j] = _mm512_fmadd_ps(f, _mm512_mul_ps(quad_scales<G>(sp[j], ng), d), acc[j]);
+      wp[j] += 256, sp[j] += GPQ;
+      if constexpr (ZP) zp[j] += GPQ;
+    }
+    xp += 512, bp += 64, dq += 16;
+    if constexpr (ZP) bq += 16;
+  };
+  for (int64_t qd = 0; qd < full_quads; ++qd) step(std::false_type{});
+  if (full_quads < a.nq) step(std::true_type{});
+  for (int j = 0; j < NT; ++j) out[j] = _mm512_reduce_add_ps(acc[j]);
+}
+
+template <int G, bool ZP, int NT>
+void q4_tiles_m(const Job& job, const Q4Acts& a, int64_t n) {
+  const int64_t N = job.w.rows, M = job.M;
+  float out[NT * kMaxTile];
+  for (int64_t m0 = 0; m0 < M; m0 += kMaxTile) {
+    const int mt = int(std::min<int64_t>(kMaxTile, M - m0));
+    switch (mt) {
+      case 1:
+        if (M == 1) q4_gemv<G, ZP, NT>(job.w, n, a, out);
+        else q4_tile<G, ZP, NT, 1>(job.w, n, a, m0, out);
+        break;
+      case 2: q4_tile<G, ZP, NT, 2>(job.w, n, a, m0, out); break;
+      case 3: q4_tile<G, ZP, NT, 3>(job.w, n, a, m0, out); break;
+      default: q4_tile<G, ZP, NT, 4>(job.w, n, a, m0, out); break;
+    }
+    for (int j = 0; j < NT; ++j)
+      for (int i = 0; i < mt; ++i)
+        job.y[(m0 + i) * N + n + j] = out[j * mt + i] + (job.bias ? job.bias[n + j] : 0.0f);
+  }
+}
+
+template <int G, bool ZP>
+void q4_rows(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
+  int64_t n = n0;
+  for (; n + 2 <= n1; n += 2) q4_tiles_m<G, ZP, 2>(job, a, n);
+  if (n < n1) q4_tiles_m<G, ZP, 1>(job, a, n);
+}
+
+template <bool ZP>
+void q4_dispatch_group(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
+  switch (job.w.group) {
+    case 32: q4_rows<32, ZP>(job, a, n0, n1); break;
+    case 64: q4_rows<64, ZP>(job, a, n0, n1); break;
+    default: q4_rows<128, ZP>(job, a, n0, n1); break;
+  }
+}
+
+}  // namespace
+
+void run_avx512(ThreadPool& pool, const Job& job) {
+  const WeightView& w = job.w;
+  const int64_t N = w.rows, K = w.cols;
+  switch (w.dtype) {
+    case DType::Q4:
+    case DType::Q4Z: {
+      if (job.M >= kMlanesMinRows) {
+        run_q4_mlanes(pool, job);
+        break;
+      }
+      // Reused across calls on this thread; workers must see the caller's buffer, so pass a
+      // reference (naming a thread_local inside the lambda would give each worker its own).
+      static thread_local Q4Acts buf;
+      Q4Acts& a = buf;
+      const bool zp = w.dtype == DType::Q4Z;
+      prep_q4(job.x, job.M, K, zp, a);
+      pool.parallel_for(N, row_grain(K), [&](int64_t n0, int64_t n1) {
+        zp ? q4_dispatch_group<true>(job, a, n0, n1) : q4_dispatch_group<false>(job, a, n0, n1);
+      });
+      break;
+    }
+    case DType::I8: run_i8_avx512(pool, job); break;
+    case DType::F8E4M3: run_f8_avx512(pool, job); break;
+    default: break;
+  }
+}
+
+}  // namespace moe::cpu::qk

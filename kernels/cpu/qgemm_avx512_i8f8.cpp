@@ -1,0 +1,136 @@
+// AVX-512 (F, BW, VL, VNNI) I8 and F8E4M3 matmul. Compiled with per-file ISA flags
+// (kernels/CMakeLists.txt) and only called after CPUID said yes (qmatmul.cpp).
+//
+// I8: int8 activations, |w| x sign-moved x through vpdpbusd (64 multiply-adds per instruction).
+// F8E4M3: codes widened through fp16 (exact), fp32 FMAs against fp32 activations.
+// Both run weight rows against tiles of up to 4 rows of x (tiled_rows), so each decoded chunk
+// is reused from registers across the tile.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu/qavx512.h"
+
+namespace moe::cpu::qk {
+
+namespace {
+
+// ---- I8 -----------------------------------------------------------------------------------
+// Activations in natural column order, K padded to a multiple of 64 with zeros:
+//   q [M, kp] int8;  d [M, kp/64, 16] f32: lane j = the scale of block j / 8.
+struct I8Acts {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  int64_t kp = 0;
+};
+
+void prep_i8(const float* x, int64_t M, int64_t K, I8Acts& a) {
+  a.kp = (K + 63) / 64 * 64;
+  const int64_t nc = a.kp / 64;
+  a.q.assign(size_t(M * a.kp), 0);
+  a.d.assign(size_t(M * nc * 16), 0.0f);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t col = 0; col < K; col += 32) {
+      float dr;
+      __m512i qa, qb;
+      quant_block(x + m * K + col, &dr, &qa, &qb);
+      int8_t* q = &a.q[size_t(m * a.kp + col)];
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(qa));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtsepi32_epi8(qb));
+      float* d = &a.d[size_t((m * nc + col / 64) * 16 + (col % 64) / 4)];
+      for (int j = 0; j < 8; ++j) d[j] = dr;
+    }
+}
+
+template <int MT>
+void i8_row(const WeightView& w, int64_t n, const I8Acts& a, int64_t m0, float out[MT]) {
+  const int64_t K = w.cols, nc = a.kp / 64;
+  const int8_t* wr = static_cast<const int8_t*>(w.data) + n * K;
+  __m512 acc[MT];
+  for (int i = 0; i < MT; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < nc; ++c) {
+    const int64_t left = K - c * 64;
+    prefetch(wr + c * 64);
+    const __m512i v = left >= 64 ? _mm512_loadu_si512(wr + c * 64)
+                                 : _mm512_maskz_loadu_epi8((__mmask64(1) << left) - 1, wr + c * 64);
+    // vpdpbusd multiplies unsigned by signed: feed |w| and move w's sign onto x.
+    const __m512i aw = _mm512_abs_epi8(v);
+    const __mmask64 neg = _mm512_movepi8_mask(v);
+    for (int i = 0; i < MT; ++i) {
+      const int64_t m = m0 + i;
+      const __m512i x = _mm512_loadu_si512(&a.q[size_t(m * a.kp + c * 64)]);
+      const __m512i xs = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
+      const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, xs);
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps(&a.d[size_t((m * nc + c) * 16)]), acc[i]);
+    }
+  }
+  const float s = static_cast<const float*>(w.scales)[n];
+  for (int i = 0; i < MT; ++i) out[i] = s * _mm512_reduce_add_ps(acc[i]);
+}
+
+// ---- F8E4M3 -------------------------------------------------------------------------------
+// e4m3 -> fp16 is a bit move: sign to bit 15, exponent+mantissa to bits 13..7. The fp16 value
+// is the e4m3 value times 2^-8 (biases 15 vs 7), subnormals included; vcvtph2ps widens it
+// exactly. Sign-extending first puts the sign at bit 15 after the shift; bit 14 is cleared.
+inline void f8_decode32(const uint8_t* p, __m512* f0, __m512* f1) {
+  __m512i h = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  h = _mm512_and_si512(_mm512_slli_epi16(h, 7), _mm512_set1_epi16(int16_t(0xbfff)));
+  *f0 = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+  *f1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+}
+
+template <int MT>
+void f8_row(const WeightView& w, int64_t n, const float* x, int64_t m0, float out[MT]) {
+  const int64_t K = w.cols, bw = w.group == 0 ? K : 128, nb = (K + 127) / 128;
+  const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * K;
+  const float* sc = static_cast<const float*>(w.scales);
+  __m512 tot[MT];
+  for (int i = 0; i < MT; ++i) tot[i] = _mm512_setzero_ps();
+  for (int64_t b0 = 0; b0 < K; b0 += bw) {
+    __m512 a0[MT], a1[MT];
+    for (int i = 0; i < MT; ++i) a0[i] = a1[i] = _mm512_setzero_ps();
+    for (int64_t c = b0; c < std::min(K, b0 + bw); c += 32) {
+      __m512 f0, f1;
+      prefetch(wr + c);
+      f8_decode32(wr + c, &f0, &f1);
+      for (int i = 0; i < MT; ++i) {
+        const float* xr = x + (m0 + i) * K + c;
+        a0[i] = _mm512_fmadd_ps(f0, _mm512_loadu_ps(xr), a0[i]);
+        a1[i] = _mm512_fmadd_ps(f1, _mm512_loadu_ps(xr + 16), a1[i]);
+      }
+    }
+    // 256 undoes the 2^-8 of the fp16 detour (exact: a power of two).
+    const float s = 256.0f * (w.group == 0 ? sc[n] : sc[(n / 128) * nb + b0 / 128]);
+    for (int i = 0; i < MT; ++i) tot[i] = _mm512_fmadd_ps(_mm512_add_ps(a0[i], a1[i]), _mm512_set1_ps(s), tot[i]);
+  }
+  for (int i = 0; i < MT; ++i) out[i] = _mm512_reduce_add_ps(tot[i]);
+}
+
+// Adapters for tiled_rows (qavx512.h).
+template <int MT>
+struct I8Row {
+  static void run(const WeightView& w, int64_t n, const I8Acts& a, int64_t m0, float* out) { i8_row<MT>(w, n, a, m0, out); }
+};
+template <int MT>
+struct F8Row {
+  static void run(const WeightView& w, int64_t n, const float* x, int64_t m0, float* out) { f8_row<MT>(w, n, x, m0, out); }
+};
+
+}  // namespace
+
+void run_i8_avx512(ThreadPool& pool, const Job& job) {
+  // Reused across calls on this thread; workers must see the caller's buffer, so pass a
+  // reference (naming a thread_local inside the lambda would give each worker its own).
+  static thread_local I8Acts buf;
+  I8Acts& a = buf;
+  prep_i8(job.x, job.M, job.w.cols, a);
+  pool.parallel_for(job.w.rows, row_grain(job.w.cols), [&](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1); });
+}
+
+void run_f8_avx512(ThreadPool& pool, const Job& job) {
+  pool.parallel_for(job.w.rows, row_grain(job.w.cols),
+                    [&](int64_t n0, int64_t n1) { tiled_rows<F8Row>(job, job.x, n0, n1); });
+}
+
+}  // namespace moe::cpu::qk

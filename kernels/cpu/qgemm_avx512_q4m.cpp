@@ -1,0 +1,169 @@
+// AVX-512 VNNI Q4/Q4Z GEMM for many rows of x (prefill, batched decode): "rows of x in lanes".
+//
+// The chunk kernels of qgemm_avx512.cpp put 4 columns of one 32-block in each int32 lane, so
+// every block needs a 16-lane conversion + scale + FMA per (weight row, x row). Here the 16
+// lanes are 16 rows of x instead: 4 weight codes are broadcast to all lanes and vpdpbusd'd with
+// 4 columns of 16 rows; 8 such steps finish a block for all 16 rows, and one conversion + FMA
+// applies its scales. The integer sums and therefore the results are the ones of qmatmul.h.
+//
+// Per thread: 4 weight rows at a time are unpacked once (nibbles -> bytes, fp16 scales -> f32)
+// into an L1-sized scratch and then run against every 16-row block of x, 128 rows of x per pass
+// so their int8 copy stays in L2.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/qavx512.h"
+
+namespace moe::cpu::qk {
+
+namespace {
+
+constexpr int kLanes = 16;      // rows of x per vector
+constexpr int kRowsW = 4;       // weight rows per pass
+constexpr int kBlocksPass = 8;  // 16-row blocks of x per pass over the weights (128 rows)
+
+// x in 16-row blocks (rows past M are zero):
+//   q [nmb, K/4, 16, 4] int8: 4 consecutive columns of the 16 rows in one 64-byte vector.
+//   d [nmb, K/32, 16] f32 block scales;  b [nmb, K/32, 16] i32 block code sums, stored as
+//   -8 * sum for Q4 (the accumulator's start) and as the sum for Q4Z.
+struct MActs {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> b;
+  int64_t nmb = 0;
+};
+
+void prep(const float* x, int64_t M, int64_t K, bool zp, MActs& a) {
+  const int64_t nb = K / 32;
+  a.nmb = (M + kLanes - 1) / kLanes;
+  a.q.assign(size_t(a.nmb * K * kLanes), 0);
+  a.d.assign(size_t(a.nmb * nb * kLanes), 0.0f);
+  a.b.assign(size_t(a.nmb * nb * kLanes), 0);
+  for (int64_t m = 0; m < M; ++m) {
+    const int64_t mb = m / kLanes, l = m % kLanes;
+    for (int64_t blk = 0; blk < nb; ++blk) {
+      float dr;
+      __m512i qa, qb;
+      quant_block(x + m * K + blk * 32, &dr, &qa, &qb);
+      alignas(32) int8_t q[32];
+      _mm_store_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(qa));
+      _mm_store_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtsepi32_epi8(qb));
+      int32_t sum = 0;
+      for (int t = 0; t < 32; ++t) sum += q[t];
+      for (int t = 0; t < 8; ++t)
+        std::memcpy(&a.q[size_t(((mb * (K / 4) + blk * 8 + t) * kLanes + l) * 4)], q + 4 * t, 4);
+      const size_t o = size_t((mb * nb + blk) * kLanes + l);
+      a.d[o] = dr;
+      a.b[o] = zp ? sum : -8 * sum;
+    }
+  }
+}
+
+// Weight rows unpacked for the pass: codes u [NT, K + 128] in chunk order (per 128 columns: the 64
+// low nibbles, then the 64 high nibbles, as loaded), scales s and zero points z [NT, K / G] f32.
+struct Unpacked {
+  std::vector<uint8_t> u;
+  std::vector<float> s, z;
+};
+
+void unpack(const WeightView& w, int64_t n, int nt, Unpacked& p) {
+  const int64_t K = w.cols, ng = K / w.group;
+  p.u.resize(size_t(kRowsW * (K + 128)));
+  p.s.resize(size_t(kRowsW * ng));
+  p.z.resize(size_t(kRowsW * ng));
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  for (int j = 0; j < nt; ++j) {
+    const uint8_t* wr = static_cast<const uint8_t*>(w.data) + (n + j) * (K / 2);
+    uint8_t* u = &p.u[size_t(j * (K + 128))];
+    for (int64_t c = 0; c * 128 < K; ++c) {
+      const int64_t left = K - c * 128;
+      const __m512i v = left >= 128 ? _mm512_loadu_si512(wr + c * 64)
+                                    : _mm512_maskz_loadu_epi8((__mmask64(1) << (left / 2)) - 1, wr + c * 64);
+      _mm512_storeu_si512(u + c * 128, _mm512_and_si512(v, low4));
+      _mm512_storeu_si512(u + c * 128 + 64, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+    }
+    const uint16_t* sr = static_cast<const uint16_t*>(w.scales) + (n + j) * ng;
+    for (int64_t g = 0; g < ng; ++g) {
+      p.s[size_t(j * ng + g)] = f16_to_f32(sr[g]);
+      p.z[size_t(j * ng + g)] = w.zeros ? float(w.zeros[(n + j) * ng + g]) : 8.0f;
+    }
+  }
+}
+
+// NT weight rows (unpacked) against 16-row block mb of x: out[j] lanes = y[mb * 16 + l, n + j].
+template <bool ZP, int NT>
+void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, __m512* out) {
+  const int64_t nb = K / 32, ng = K / G;
+  const int8_t* xp = &a.q[size_t(mb * K * kLanes)];
+  const int32_t* bp = &a.b[size_t(mb * nb * kLanes)];
+  const float* dp = &a.d[size_t(mb * nb * kLanes)];
+  __m512 acc[NT];
+  for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t blk = 0; blk < nb; ++blk) {
+    __m512i xv[8];
+    for (int t = 0; t < 8; ++t) xv[t] = _mm512_loadu_si512(xp + t * 64);
+    const __m512i bs = _mm512_loadu_si512(bp);
+    const __m512 d = _mm512_loadu_ps(dp);
+    // Block blk = run r of chunk c: columns 4t.. of the run are low nibbles at 16r + 4t (t < 4)
+    // and high nibbles at 64 + 16r + 4(t - 4).
+    const int64_t c = blk / 4, r = blk % 4, g = blk * 32 / G;
+    for (int j = 0; j < NT; ++j) {
+      const uint8_t* u = &p.u[size_t(j * (K + 128) + c * 128 + 16 * r)];
+      __m512i s = ZP ? _mm512_setzero_si512() : bs;
+      for (int t = 0; t < 8; ++t) {
+        int32_t w4;
+        std::memcpy(&w4, u + (t < 4 ? 4 * t : 64 + 4 * (t - 4)), 4);
+        s = _mm512_dpbusd_epi32(s, _mm512_set1_epi32(w4), xv[t]);
+      }
+      __m512 f = _mm512_cvtepi32_ps(s);
+      if constexpr (ZP) f = _mm512_fnmadd_ps(_mm512_set1_ps(p.z[size_t(j * ng + g)]), _mm512_cvtepi32_ps(bs), f);
+      acc[j] = _mm512_fmadd_ps(f, _mm512_mul_ps(d, _mm512_set1_ps(p.s[size_t(j * ng + g)])), acc[j]);
+    }
+    xp += 8 * 64, bp += kLanes, dp += kLanes;
+  }
+  for (int j = 0; j < NT; ++j) out[j] = acc[j];
+}
+
+template <bool ZP>
+void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
+  const WeightView& w = job.w;
+  const int64_t N = w.rows, K = w.cols, M = job.M;
+  static thread_local Unpacked p;  // used only by this thread
+  __m512 out[kRowsW];
+  alignas(64) float lanes[kLanes];
+  for (int64_t mg = 0; mg < a.nmb; mg += kBlocksPass)
+    for (int64_t n = n0; n < n1; n += kRowsW) {
+      const int nt = int(std::min<int64_t>(kRowsW, n1 - n));
+      unpack(w, n, nt, p);
+      for (int64_t mb = mg; mb < std::min(a.nmb, mg + kBlocksPass); ++mb) {
+        switch (nt) {
+          case 1: block16<ZP, 1>(p, K, w.group, a, mb, out); break;
+          case 2: block16<ZP, 2>(p, K, w.group, a, mb, out); break;
+          case 3: block16<ZP, 3>(p, K, w.group, a, mb, out); break;
+          default: block16<ZP, 4>(p, K, w.group, a, mb, out); break;
+        }
+        for (int j = 0; j < nt; ++j) {
+          _mm512_store_ps(lanes, out[j]);
+          const float bias = job.bias ? job.bias[n + j] : 0.0f;
+          for (int64_t l = 0; l < kLanes && mb * kLanes + l < M; ++l) job.y[(mb * kLanes + l) * N + n + j] = lanes[l] + bias;
+        }
+      }
+    }
+}
+
+}  // namespace
+
+void run_q4_mlanes(ThreadPool& pool, const Job& job) {
+  static thread_local MActs buf;
+  MActs& a = buf;  // workers must see the caller's buffer (a thread_local named in the lambda would not be)
+  const bool zp = job.w.dtype == DType::Q4Z;
+  prep(job.x, job.M, job.w.cols, zp, a);
+  pool.parallel_for(job.w.rows, row_grain(job.w.cols), [&](int64_t n0, int64_t n1) {
+    zp ? rows<true>(job, a, n0, n1) : rows<false>(job, a, n0, n1);
+  });
+}
+
+}  // namespace moe::cpu::qk

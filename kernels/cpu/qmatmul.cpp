@@ -1,0 +1,79 @@
+// Quantized matmul entry point: validates the view, picks the ISA variant (CPUID, or the
+// MOE_CPU_ISA override) and hands the call to qgemm_<isa>.cpp.
+#include "kernels/cpu/qmatmul.h"
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu/qkernels.h"
+
+namespace moe::cpu {
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return true;
+    case Isa::Avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case Isa::Avx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+}
+
+namespace {
+Isa pick_isa() {
+  if (const char* env = std::getenv("MOE_CPU_ISA"); env && *env) {
+    const std::string s = env;
+    Isa isa;
+    if (s == "scalar") isa = Isa::Scalar;
+    else if (s == "avx2") isa = Isa::Avx2;
+    else if (s == "avx512") isa = Isa::Avx512;
+    else throw std::runtime_error("MOE_CPU_ISA=" + s + " is not one of scalar, avx2, avx512");
+    if (!isa_supported(isa)) throw std::runtime_error("MOE_CPU_ISA=" + s + " but this CPU does not support it");
+    return isa;
+  }
+  if (isa_supported(Isa::Avx512)) return Isa::Avx512;
+  if (isa_supported(Isa::Avx2)) return Isa::Avx2;
+  return Isa::Scalar;
+}
+}  // namespace
+
+Isa active_isa() {
+  static const Isa isa = pick_isa();
+  return isa;
+}
+
+void qmatmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, float* y, const float* bias,
+             Isa isa) {
+  if (!is_quantized(w.dtype))
+    throw std::invalid_argument("qmatmul: " + std::string(dtype_name(w.dtype)) + " is not a quantized dtype");
+  if (w.cols % 32 != 0)
+    throw std::invalid_argument("qmatmul: K (" + std::to_string(w.cols) + ") must be a multiple of 32");
+  if ((w.dtype == DType::Q4 || w.dtype == DType::Q4Z) &&
+      ((w.group != 32 && w.group != 64 && w.group != 128) || w.cols % w.group != 0))
+    throw std::invalid_argument("qmatmul: Q4 group " + std::to_string(w.group) + " does not divide K (" +
+                                std::to_string(w.cols) + ") or is not 32, 64 or 128");
+  if (w.dtype == DType::F8E4M3 && w.group != 0 && w.group != 128)
+    throw std::invalid_argument("qmatmul: F8E4M3 group must be 0 or 128, got " + std::to_string(w.group));
+  if (!isa_supported(isa)) throw std::runtime_error(std::string("qmatmul: this CPU does not support ") + isa_name(isa));
+  if (M <= 0 || w.rows <= 0) return;
+  const qk::Job job{x, M, w, y, bias};
+  switch (isa) {
+    case Isa::Scalar: qk::run_scalar(pool, job); break;
+    case Isa::Avx2: qk::run_avx2(pool, job); break;
+    case Isa::Avx512: qk::run_avx512(pool, job); break;
+  }
+}
+
+}  // namespace moe::cpu

@@ -1,0 +1,80 @@
+// Attention block of one layer for all tokens of a batch: norm, QKV projections,
+// optional clamp and QK-norm, RoPE, KV-cache append, causal GQA, output projection.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/ops.h"
+#include "runtime/engine.h"
+
+namespace moe {
+
+void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x) {
+  const ModelConfig& c = model_.cfg;
+  const AttentionWeights& A = model_.layers[size_t(layer)].attn;
+  const int64_t T = int64_t(toks.size()), H = c.hidden, hd = c.head_dim;
+  const int64_t qd = int64_t(c.n_heads) * hd, kvd = int64_t(c.n_kv_heads) * hd;
+  const float eps = float(c.rms_eps);
+
+  std::vector<float> h(size_t(T * H));
+  for (int64_t t = 0; t < T; ++t)
+    cpu::rmsnorm(&x[size_t(t * H)], model_.layers[size_t(layer)].attn_norm, eps, H, &h[size_t(t * H)]);
+  std::vector<float> q(size_t(T * qd)), k(size_t(T * kvd)), v(size_t(T * kvd));  // [T, qd], [T, kvd] x2
+  cpu::matmul(pool_, h.data(), T, A.q, q.data(), A.q_bias);
+  cpu::matmul(pool_, h.data(), T, A.k, k.data(), A.k_bias);
+  cpu::matmul(pool_, h.data(), T, A.v, v.data(), A.v_bias);
+
+  if (c.qk_norm == QkNorm::Full) {
+    for (int64_t t = 0; t < T; ++t) {
+      cpu::rmsnorm(&q[size_t(t * qd)], A.q_norm, eps, qd, &q[size_t(t * qd)]);
+      cpu::rmsnorm(&k[size_t(t * kvd)], A.k_norm, eps, kvd, &k[size_t(t * kvd)]);
+    }
+  } else if (c.qk_norm == QkNorm::PerHead) {
+    for (int64_t i = 0; i < T * c.n_heads; ++i) cpu::rmsnorm(&q[size_t(i * hd)], A.q_norm, eps, hd, &q[size_t(i * hd)]);
+    for (int64_t i = 0; i < T * c.n_kv_heads; ++i) cpu::rmsnorm(&k[size_t(i * hd)], A.k_norm, eps, hd, &k[size_t(i * hd)]);
+  }
+  if (c.clip_qkv > 0) {  // OLMoE clamps after the norm
+    const float lim = float(c.clip_qkv);
+    for (auto* buf : {&q, &k, &v})
+      for (float& e : *buf) e = std::clamp(e, -lim, lim);
+  }
+
+  // RoPE at each token's own position; cos/sin scaled by YaRN's attention factor.
+  const int half = int(hd / 2);
+  const float af = float(c.rope.attention_factor);
+  std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+  for (int64_t t = 0; t < T; ++t) {
+    for (int i = 0; i < half; ++i) {
+      const float ang = float(toks[size_t(t)].pos) * inv_freq_[size_t(i)];
+      cs[size_t(i)] = std::cos(ang) * af;
+      sn[size_t(i)] = std::sin(ang) * af;
+    }
+    cpu::rope(&q[size_t(t * qd)], c.n_heads, int(hd), cs.data(), sn.data());
+    cpu::rope(&k[size_t(t * kvd)], c.n_kv_heads, int(hd), cs.data(), sn.data());
+    KvCache& kv = *toks[size_t(t)].kv;
+    std::copy_n(&k[size_t(t * kvd)], kvd, kv.k(layer, toks[size_t(t)].pos));
+    std::copy_n(&v[size_t(t * kvd)], kvd, kv.v(layer, toks[size_t(t)].pos));
+  }
+
+  // Each (token, head) pair is independent once the cache holds every key of the batch.
+  std::vector<float> out(size_t(T * qd));
+  const cpu::AttentionShape shape{1, 1, int(hd), 1.0f / std::sqrt(float(hd))};
+  const int group = c.n_heads / c.n_kv_heads;
+  pool_.parallel_for(T * c.n_heads, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> scratch;
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t t = i / c.n_heads;
+      const int head = int(i % c.n_heads), kvh = head / group;
+      const Tok& tk = toks[size_t(t)];
+      const int64_t first = c.sliding_window > 0 ? std::max<int64_t>(0, tk.pos - c.sliding_window + 1) : 0;
+      scratch.resize(size_t(tk.pos + 1));
+      cpu::attend(&q[size_t(t * qd + head * hd)], tk.kv->k(layer) + kvh * hd, tk.kv->v(layer) + kvh * hd, kvd, first,
+                  tk.pos, shape, &out[size_t(t * qd + head * hd)], scratch.data());
+    }
+  });
+  std::vector<float> o(size_t(T * H));
+  cpu::matmul(pool_, out.data(), T, A.o, o.data(), A.o_bias);
+  for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+}
+
+}  // namespace moe

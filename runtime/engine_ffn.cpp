@@ -1,0 +1,97 @@
+// Feed-forward block of one layer: a dense SwiGLU, or a routed mixture of experts
+// (+ an optional shared expert). Tokens are grouped by expert so each expert's weights
+// are read once per step, whatever the number of tokens routed to it.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/ops.h"
+#include "runtime/engine.h"
+
+namespace moe {
+
+void Engine::dense_ffn(const FfnWeights& w, int64_t n, int64_t inter, const float* h, float* out) {
+  std::vector<float> g(size_t(n * inter)), u(size_t(n * inter));  // [n, inter]
+  cpu::matmul(pool_, h, n, w.gate, g.data());
+  cpu::matmul(pool_, h, n, w.up, u.data());
+  cpu::silu_mul(g.data(), u.data(), n * inter, g.data());
+  cpu::matmul(pool_, g.data(), n, w.down, out);
+}
+
+void Engine::ffn(int layer, const std::vector<Tok>& toks, const std::vector<float>& h, std::vector<float>& out) {
+  const LayerWeights& L = model_.layers[size_t(layer)];
+  if (L.kind == FfnKind::Dense) dense_ffn(L.dense, int64_t(toks.size()), model_.cfg.dense_intermediate, h.data(), out.data());
+  else moe(layer, toks, h, out);
+}
+
+void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<float>& h, std::vector<float>& out) {
+  const ModelConfig& c = model_.cfg;
+  const LayerWeights& L = model_.layers[size_t(layer)];
+  const int E = c.router.n_experts, K = c.router.top_k;
+  const int64_t T = int64_t(toks.size()), H = c.hidden, I = c.moe_intermediate;
+
+  // Router: softmax over all experts, top-k, optional renormalisation.
+  std::vector<float> probs(size_t(T * E));  // [T, E]
+  cpu::matmul(pool_, h.data(), T, L.router, probs.data());
+  std::vector<int32_t> ids(size_t(T * K));  // [T, K]
+  std::vector<float> wts(size_t(T * K));    // [T, K]
+  std::vector<int> idx(static_cast<size_t>(K));
+  for (int64_t t = 0; t < T; ++t) {
+    float* p = &probs[size_t(t * E)];
+    cpu::softmax(p, E);
+    cpu::topk(p, E, K, idx.data());
+    float sum = 0.0f;
+    for (int j = 0; j < K; ++j) sum += p[idx[size_t(j)]];
+    for (int j = 0; j < K; ++j) {
+      ids[size_t(t * K + j)] = idx[size_t(j)];
+      wts[size_t(t * K + j)] = c.router.norm_topk_prob ? p[idx[size_t(j)]] / sum : p[idx[size_t(j)]];
+    }
+  }
+  if (override_) override_(layer, int(T), K, ids.data(), wts.data());
+  if (!hooks_.empty()) {
+    std::vector<int32_t> seq(static_cast<size_t>(T)), pos(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) {
+      seq[size_t(t)] = toks[size_t(t)].seq;
+      pos[size_t(t)] = toks[size_t(t)].pos;
+    }
+    const RoutingEvent ev{layer, int(T), K, ids.data(), wts.data(), seq.data(), pos.data(), h.data()};
+    for (const auto& hook : hooks_) hook(ev);
+  }
+
+  // Group (token, slot) pairs by expert, then run each chosen expert once on its rows.
+  std::vector<std::vector<int64_t>> by_expert(static_cast<size_t>(E));  // entries t * K + j
+  for (int64_t i = 0; i < T * K; ++i) by_expert[size_t(ids[size_t(i)])].push_back(i);
+  std::fill(out.begin(), out.end(), 0.0f);
+  std::vector<float> xin, y;
+  for (int e = 0; e < E; ++e) {
+    const auto& rows = by_expert[size_t(e)];
+    if (rows.empty()) continue;
+    const int64_t n = int64_t(rows.size());
+    xin.resize(size_t(n * H));
+    y.resize(size_t(n * H));
+    for (int64_t r = 0; r < n; ++r) std::copy_n(&h[size_t(rows[size_t(r)] / K * H)], H, &xin[size_t(r * H)]);
+    const ExpertWeights w = model_.experts->acquire(layer, e);
+    dense_ffn({w.gate, w.up, w.down}, n, I, xin.data(), y.data());
+    model_.experts->release(layer, e);
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t t = rows[size_t(r)] / K;
+      const float g = wts[size_t(rows[size_t(r)])];
+      for (int64_t d = 0; d < H; ++d) out[size_t(t * H + d)] += g * y[size_t(r * H + d)];
+    }
+  }
+
+  if (c.shared_intermediate > 0) {
+    std::vector<float> s(size_t(T * H));
+    dense_ffn(L.shared, T, c.shared_intermediate, h.data(), s.data());
+    for (int64_t t = 0; t < T; ++t) {
+      float g = 1.0f;
+      if (!L.shared_gate.empty()) {
+        std::vector<float> gw(static_cast<size_t>(H));
+        cpu::to_f32(L.shared_gate, 0, H, gw.data());
+        g = 1.0f / (1.0f + std::exp(-cpu::dot(&h[size_t(t * H)], gw.data(), H)));
+      }
+      for (int64_t d = 0; d < H; ++d) out[size_t(t * H + d)] += g * s[size_t(t * H + d)];
+    }
+  }
+}
+
+}  // namespace moe

@@ -1,0 +1,33 @@
+// Batched generation: prefill every prompt in one pass, then decode all unfinished
+// sequences together, one token each per step.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "runtime/engine.h"
+#include "runtime/sampler.h"
+
+namespace moe {
+
+struct GenerateOptions {
+  int max_new_tokens = 64;
+  SamplingParams sampling;          // sequence i uses seed sampling.seed + i
+  std::vector<int32_t> stop_ids;    // end a sequence when it samples one of these
+};
+
+struct GenerateStats {
+  int64_t prompt_tokens = 0;
+  int64_t generated_tokens = 0;
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+};
+
+// Returns the generated tokens of each prompt (stop token included when hit).
+// on_token(prompt_index, token) is called as tokens are produced.
+std::vector<std::vector<int32_t>> generate(Engine& engine, const std::vector<std::vector<int32_t>>& prompts,
+                                           const GenerateOptions& opts,
+                                           const std::function<void(size_t, int32_t)>& on_token = {},
+                                           GenerateStats* stats = nullptr);
+
+}  // namespace moe

@@ -1,0 +1,58 @@
+// Weights of a loaded model, as views into memory-mapped checkpoint files, plus the
+// source of routed experts. The engine reads from this; it never owns file handles.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "quant/weight_view.h"
+#include "runtime/model_config.h"
+#include "storage/expert_source.h"
+
+namespace moe {
+
+class Checkpoint;
+
+struct AttentionWeights {
+  WeightView q, k, v, o;                    // [n_heads*hd, H], [n_kv*hd, H] x2, [H, n_heads*hd]
+  WeightView q_bias, k_bias, v_bias, o_bias;  // empty when the model has none
+  WeightView q_norm, k_norm;                // [hd] (per head) or [n*hd] (full projection)
+};
+
+struct FfnWeights {
+  WeightView gate, up, down;  // [I, H], [I, H], [H, I]
+};
+
+struct LayerWeights {
+  WeightView attn_norm, ffn_norm;  // [H]
+  AttentionWeights attn;
+  FfnKind kind = FfnKind::Dense;
+  FfnWeights dense;         // kind == Dense
+  WeightView router;        // [n_experts, H]
+  FfnWeights shared;        // shared expert (empty when none)
+  WeightView shared_gate;   // [1, H] (empty when none)
+};
+
+struct Model {
+  ModelConfig cfg;
+  WeightView embed;       // [vocab, H]
+  WeightView final_norm;  // [H]
+  WeightView lm_head;     // [vocab, H] (== embed when tied)
+  std::vector<LayerWeights> layers;
+  std::unique_ptr<ExpertSource> experts;
+  std::shared_ptr<const Checkpoint> checkpoint;  // HF directory: keeps the mappings alive (null for packs)
+  std::shared_ptr<const void> storage;           // pack file, readers, caches the views point into
+  bool fused_experts = false;                    // checkpoint used the 3-D fused expert layout
+};
+
+// Loads config.json and validates every tensor of an HF model directory.
+Model load_hf_model(const std::filesystem::path& dir);
+
+struct ParamCounts {
+  int64_t total = 0;       // every parameter, tied embeddings once (as HF num_parameters())
+  int64_t active = 0;      // used per token: total minus the unselected routed experts
+  int64_t per_expert = 0;  // one routed expert
+};
+ParamCounts count_params(const ModelConfig& c);
+
+}  // namespace moe

@@ -1,0 +1,26 @@
+// The routing hook: after each MoE layer's router, the engine reports what it chose.
+// Expert caches, predictors and tracing subscribe here; the engine knows none of them.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace moe {
+
+struct RoutingEvent {
+  int layer = 0;              // decoder layer index
+  int n_tokens = 0;           // tokens in this batched step
+  int top_k = 0;
+  const int32_t* experts = nullptr;    // [n_tokens, top_k] chosen expert ids, best first
+  const float* weights = nullptr;      // [n_tokens, top_k] gate weights applied to them
+  const int32_t* seq_ids = nullptr;    // [n_tokens] sequence of each token
+  const int32_t* positions = nullptr;  // [n_tokens] position of each token in its sequence
+  const float* hidden = nullptr;       // [n_tokens, hidden] the router's input (for early-routing predictors)
+};
+
+using RoutingHook = std::function<void(const RoutingEvent&)>;
+
+// Benchmarks only: replaces the router's choice. Called after the natural routing with
+// experts/weights [n_tokens, top_k] filled in; may overwrite both.
+using RoutingOverride = std::function<void(int layer, int n_tokens, int top_k, int32_t* experts, float* weights)>;
+
+}  // namespace moe

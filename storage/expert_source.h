@@ -1,0 +1,38 @@
+// Where the engine gets expert weights from. The engine asks for (layer, expert) and
+// releases it when the step is done; a source may keep everything resident (an mmap'd
+// checkpoint) or page experts in from a slower tier.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "quant/weight_view.h"
+
+namespace moe {
+
+// One routed expert's SwiGLU FFN: gate/up [intermediate, hidden], down [hidden, intermediate].
+struct ExpertWeights {
+  WeightView gate, up, down;
+  int64_t bytes() const { return gate.bytes() + up.bytes() + down.bytes(); }
+};
+
+class ExpertSource {
+ public:
+  virtual ~ExpertSource() = default;
+  // Weights of `expert` in decoder layer `layer`, valid (pinned) until release().
+  virtual ExpertWeights acquire(int layer, int expert) = 0;
+  virtual void release(int layer, int expert) = 0;
+};
+
+// Every expert already addressable in memory: nothing to load, nothing to evict.
+class ResidentExperts final : public ExpertSource {
+ public:
+  // table[layer][expert]; layers without experts have an empty row.
+  explicit ResidentExperts(std::vector<std::vector<ExpertWeights>> table) : table_(std::move(table)) {}
+  ExpertWeights acquire(int layer, int expert) override { return table_.at(size_t(layer)).at(size_t(expert)); }
+  void release(int, int) override {}
+
+ private:
+  std::vector<std::vector<ExpertWeights>> table_;
+};
+
+}  // namespace moe

@@ -1,0 +1,31 @@
+// A read-only memory map of a whole file. Pages are faulted in on use; the file is
+// never copied into RAM first.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+
+namespace moe {
+
+class MappedFile {
+ public:
+  MappedFile() = default;
+  // Throws std::runtime_error naming the path when it cannot be opened or mapped.
+  explicit MappedFile(const std::filesystem::path& path);
+  MappedFile(MappedFile&& o) noexcept;
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace moe

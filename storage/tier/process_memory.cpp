@@ -1,0 +1,23 @@
+#include "storage/tier/process_memory.h"
+
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+namespace moe {
+
+ProcessMemory read_process_memory() {
+  std::ifstream f("/proc/self/status");
+  if (!f) throw std::runtime_error("/proc/self/status: cannot open (RSS is only available on Linux)");
+  ProcessMemory m;
+  std::string line;
+  // Lines look like "VmRSS:\t  123456 kB".
+  auto kib = [](const std::string& l) { return std::stoull(l.substr(l.find(':') + 1)) * 1024; };
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) m.rss_bytes = kib(line);
+    else if (line.rfind("VmHWM:", 0) == 0) m.peak_rss_bytes = kib(line);
+  }
+  return m;
+}
+
+}  // namespace moe

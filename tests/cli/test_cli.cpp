@@ -1,0 +1,146 @@
+// The `moe` binary end to end: its output contracts and its error messages.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "storage/npy.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out;  // stdout and stderr together
+};
+
+// Runs the binary; the output holds stdout and stderr unless stderr is dropped.
+Result run(const std::string& args, bool keep_stderr = true) {
+  const std::string cmd = std::string(MOE_BINARY) + " " + args + (keep_stderr ? " 2>&1" : " 2>/dev/null");
+  Result r{0, {}};
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  r.code = WEXITSTATUS(pclose(p));
+  return r;
+}
+
+fs::path fixtures() { return fs::path(MOE_SOURCE_DIR) / "tests" / "fixtures"; }
+
+std::vector<std::string> names() {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(fixtures()))
+    if (fs::exists(e.path() / "golden" / "golden.json")) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+nlohmann::json golden(const std::string& n) {
+  std::ifstream in(fixtures() / n / "golden" / "golden.json");
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace
+
+class Cli : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Cli, InspectReportsHfParameterCount) {
+  const auto r = run("inspect --json --model " + (fixtures() / GetParam()).string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto g = golden(GetParam());
+  EXPECT_EQ(j["parameters_total"], g["num_parameters"]);
+  EXPECT_EQ(j["parameters_active"], g["active_parameters"]);
+  EXPECT_EQ(j["architecture"], g["architecture"]);
+  const auto human = run("inspect --model " + (fixtures() / GetParam()).string());
+  EXPECT_NE(human.out.find(std::to_string(g["num_parameters"].get<int64_t>()) + " total"), std::string::npos) << human.out;
+}
+
+TEST_P(Cli, LogitsWritesTheGoldenNpy) {
+  const auto g = golden(GetParam());
+  const auto& c = g["logits"][1];
+  std::string ids;
+  for (const auto& t : c["tokens"]) ids += (ids.empty() ? "" : ",") + std::to_string(t.get<int>());
+  const fs::path out = fs::temp_directory_path() / ("moe-cli-" + GetParam() + ".npy");
+  auto r = run("logits --model " + (fixtures() / GetParam()).string() + " --tokens " + ids + " --all-positions --out " +
+               out.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto got = moe::read_npy_f32(out);
+  const auto ref = moe::read_npy_f32(fixtures() / GetParam() / "golden" / c["file"].get<std::string>());
+  ASSERT_EQ(got.shape, ref.shape);
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < ref.data.size(); ++i) {
+    err = std::max(err, double(std::fabs(got.data[i] - ref.data[i])));
+    scale = std::max(scale, double(std::fabs(ref.data[i])));
+  }
+  EXPECT_LT(err / scale, 1e-4);
+  r = run("logits --model " + (fixtures() / GetParam()).string() + " --tokens " + ids + " --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(moe::read_npy_f32(out).shape[0], 1);  // last position only by default
+  fs::remove(out);
+}
+
+TEST_P(Cli, TokenizeMatchesGolden) {
+  const auto g = golden(GetParam());
+  const auto& t = g["tokenization"][0];
+  const std::string text = t["text"];
+  ASSERT_EQ(text.find('\''), std::string::npos);  // keep shell quoting simple
+  const auto r = run("tokenize --no-special --model " + (fixtures() / GetParam()).string() + " --text '" + text + "'");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out), t["ids"]);
+}
+
+TEST_P(Cli, RunGeneratesAndReportsSpeed) {
+  const auto r = run("run --model " + (fixtures() / GetParam()).string() + " --prompt 'hello world' -n 8 --temp 0");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("hello world"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tok/s | generation: "), std::string::npos) << r.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Cli, ::testing::ValuesIn(names()), [](const auto& i) { return i.param; });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Cli);
+
+TEST(CliErrors, OneLineMessages) {
+  auto r = run("inspect --model /nonexistent/dir");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "moe: error: /nonexistent/dir/config.json: cannot open (is '/nonexistent/dir' a Hugging Face model directory?)\n");
+  r = run("logits --model " + (fixtures() / names().at(0)).string() + " --tokens 1,x,3 --out /tmp/x.npy");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--tokens: 'x' is not an integer token id"), std::string::npos) << r.out;
+  r = run("logits --model " + (fixtures() / names().at(0)).string() + " --tokens 99999999 --out /tmp/x.npy");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("outside the vocabulary"), std::string::npos) << r.out;
+  r = run("frobnicate");
+  EXPECT_NE(r.code, 0);
+}
+
+TEST(CliErrors, HelpForEachCommand) {
+  for (const char* c : {"run", "logits", "tokenize", "detokenize", "inspect"}) {
+    const auto r = run(std::string(c) + " --help");
+    EXPECT_EQ(r.code, 0) << c;
+    EXPECT_NE(r.out.find("--model"), std::string::npos) << c;
+  }
+}
+
+TEST(CliCommands, PerplexityAndPromptFile) {
+  const fs::path model = fixtures() / "qwen3_moe";
+  const fs::path txt = fs::temp_directory_path() / "moe-cli-ppl.txt";
+  std::ofstream(txt) << "def add(a, b):\n    return a + b\n\nprint(add(2, 3))\n";
+  auto r = run("perplexity --model " + model.string() + " --file " + txt.string() + " --context 8", false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["predicted"].get<int>(), 0);
+  EXPECT_GT(j["perplexity"].get<double>(), 1.0);
+  EXPECT_TRUE(std::isfinite(j["unigram_perplexity"].get<double>()));
+  // Same prompt from a file, greedy, without echo: the completion alone, deterministic.
+  r = run("run --model " + model.string() + " --prompt-file " + txt.string() + " --no-echo --temp 0 -n 6", false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("def add"), std::string::npos);
+  EXPECT_EQ(r.out, run("run --model " + model.string() + " --prompt-file " + txt.string() +
+                       " --no-echo --temp 0 -n 6", false).out);
+  fs::remove(txt);
+}

@@ -1,0 +1,62 @@
+// Offloading must not change results: the same pack, prompt and seed give the same tokens
+// whatever the RAM budget and I/O backend (issue: tiered expert storage, acceptance 2).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// stdout (and stderr when keep_stderr) of a shell command.
+std::string sh(const std::string& cmd, int* code, bool keep_stderr = true) {
+  std::string out;
+  FILE* p = popen((cmd + (keep_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  *code = WEXITSTATUS(pclose(p));
+  return out;
+}
+
+std::string moe_cmd(const std::string& args) { return std::string(MOE_BINARY) + " " + args; }
+
+fs::path fixtures() { return fs::path(MOE_SOURCE_DIR) / "tests" / "fixtures"; }
+
+}  // namespace
+
+class Offload : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Offload, TokensIdenticalAcrossBudgetsAndReaders) {
+  const fs::path pack = fs::temp_directory_path() / ("moe-offload-" + GetParam() + ".moepack");
+  int code = 0;
+  std::string out = sh(moe_cmd("convert " + (fixtures() / GetParam()).string() + " " + pack.string() +
+                               " --experts int4 --group-size 32"), &code);
+  ASSERT_EQ(code, 0) << out;
+  const nlohmann::json cfg = nlohmann::json::parse(sh(moe_cmd("inspect --json --model " + pack.string()), &code, false));
+  ASSERT_EQ(code, 0);
+  // 10% of the experts, unless that cannot hold one layer's top-k (tiny fixtures): then the
+  // smallest budget that can, which forces the most evictions.
+  const double per_layer = double(cfg["experts"].get<int>() * cfg["moe_layers"].get<int>());
+  const int min_pct = int(std::ceil(100.0 * cfg["top_k"].get<int>() / per_layer));
+  const std::string small = std::to_string(std::max(10, min_pct)) + "%";
+  const std::string base = "run --model " + pack.string() + " --prompt 'def main(): print' -n 24 --seed 1 --temp 0.9 --no-echo";
+  const std::string ref = sh(moe_cmd(base + " --ram-budget 100% --io mmap"), &code, false);
+  ASSERT_EQ(code, 0) << ref;
+  ASSERT_FALSE(ref.empty());
+  for (const std::string budget : {"100%", "50%", small.c_str()})
+    for (const char* io : {"uring", "mmap", "pread"}) {
+      const std::string got = sh(moe_cmd(base + " --ram-budget " + budget + " --io " + io), &code, false);
+      EXPECT_EQ(code, 0) << got;
+      EXPECT_EQ(got, ref) << "budget " << budget << ", io " << io;
+    }
+  fs::remove(pack);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Offload,
+                         ::testing::Values("mixtral", "mixtral_fused", "olmoe", "qwen2_moe", "qwen3_moe", "qwen3_moe_fused"),
+                         [](const auto& i) { return i.param; });

@@ -1,0 +1,43 @@
+#include "model/fixtures.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+namespace moe::test {
+
+std::filesystem::path fixtures_root() { return std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures"; }
+
+std::vector<std::string> fixture_names() {
+  std::vector<std::string> out;
+  if (!std::filesystem::exists(fixtures_root())) return out;
+  for (const auto& e : std::filesystem::directory_iterator(fixtures_root()))
+    if (std::filesystem::exists(e.path() / "golden" / "golden.json")) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+nlohmann::json golden(const std::string& name) {
+  std::ifstream in(fixtures_root() / name / "golden" / "golden.json");
+  return nlohmann::json::parse(in);
+}
+
+double rel_max_err(const std::vector<float>& a, const std::vector<float>& b) {
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    err = std::max(err, std::fabs(double(a[i]) - b[i]));
+    scale = std::max(scale, std::fabs(double(b[i])));
+  }
+  return err / scale;
+}
+
+std::filesystem::path copy_fixture(const std::string& name, const std::string& tag) {
+  auto d = std::filesystem::temp_directory_path() / ("moe-fixture-" + tag + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(d);
+  std::filesystem::copy(fixtures_root() / name, d, std::filesystem::copy_options::recursive);
+  return d;
+}
+
+}  // namespace moe::test

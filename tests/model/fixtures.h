@@ -1,0 +1,21 @@
+// The committed HF fixtures (tests/fixtures/<name>/) and their golden outputs, written by
+// tools/make_fixtures.py from HF transformers.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace moe::test {
+
+std::filesystem::path fixtures_root();
+// Names of fixture directories that hold golden/golden.json, sorted.
+std::vector<std::string> fixture_names();
+nlohmann::json golden(const std::string& name);
+// Max |a - b| over max |b|: the error relative to the reference logit scale.
+double rel_max_err(const std::vector<float>& a, const std::vector<float>& b);
+// Copies a fixture directory to a fresh temp dir (for tests that corrupt it).
+std::filesystem::path copy_fixture(const std::string& name, const std::string& tag);
+
+}  // namespace moe::test

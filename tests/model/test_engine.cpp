@@ -1,0 +1,143 @@
+// Engine behaviour that needs no reference: batching, prefix reuse, the routing hook.
+#include <gtest/gtest.h>
+
+#include "model/fixtures.h"
+#include "runtime/engine.h"
+
+using namespace moe;
+using namespace moe::test;
+
+class EngineTest : public ::testing::TestWithParam<std::string> {};
+
+namespace {
+std::vector<int32_t> tokens_for(int64_t n, int64_t vocab, uint32_t seed) {
+  std::vector<int32_t> t;
+  uint32_t s = seed;
+  for (int64_t i = 0; i < n; ++i) {
+    s = s * 1664525u + 1013904223u;
+    t.push_back(int32_t((s >> 8) % uint32_t(vocab)));
+  }
+  return t;
+}
+}  // namespace
+
+// 4 sequences of different lengths, prefilled and then decoded together, give the same
+// logits as each run alone.
+TEST_P(EngineTest, BatchedDecodeEqualsOneAtATime) {
+  const Model model = load_hf_model(fixtures_root() / GetParam());
+  const int64_t V = model.cfg.vocab_size;
+  const std::vector<int64_t> lens = {3, 9, 1, 14};
+  const int steps = 4;
+  std::vector<std::vector<int32_t>> prompts, follow;
+  for (size_t i = 0; i < lens.size(); ++i) {
+    prompts.push_back(tokens_for(lens[i], V, uint32_t(i + 1)));
+    follow.push_back(tokens_for(steps, V, uint32_t(100 + i)));
+  }
+  // Alone: prefill, then one token per step.
+  std::vector<std::vector<float>> alone;  // per sequence: steps+1 rows
+  {
+    Engine e(model, {2, 0});
+    for (size_t i = 0; i < lens.size(); ++i) {
+      const SeqId s = e.create_sequence();
+      BatchItem it{s, prompts[i], false};
+      std::vector<float> rows = e.forward({&it, 1});
+      for (int k = 0; k < steps; ++k) {
+        BatchItem d{s, std::span(&follow[i][size_t(k)], 1), false};
+        const auto l = e.forward({&d, 1});
+        rows.insert(rows.end(), l.begin(), l.end());
+      }
+      alone.push_back(rows);
+    }
+  }
+  Engine e(model, {2, 0});
+  std::vector<SeqId> ids;
+  std::vector<BatchItem> batch;
+  for (size_t i = 0; i < lens.size(); ++i) {
+    ids.push_back(e.create_sequence());
+    batch.push_back({ids.back(), prompts[i], false});
+  }
+  std::vector<std::vector<float>> together(lens.size());
+  auto take = [&](const std::vector<float>& l) {
+    for (size_t i = 0; i < lens.size(); ++i)
+      together[i].insert(together[i].end(), l.begin() + std::ptrdiff_t(i * size_t(V)),
+                         l.begin() + std::ptrdiff_t((i + 1) * size_t(V)));
+  };
+  take(e.forward(batch));
+  for (int k = 0; k < steps; ++k) {
+    batch.clear();
+    for (size_t i = 0; i < lens.size(); ++i) batch.push_back({ids[i], std::span(&follow[i][size_t(k)], 1), false});
+    take(e.forward(batch));
+  }
+  for (size_t i = 0; i < lens.size(); ++i) {
+    EXPECT_EQ(e.length(ids[i]), lens[i] + steps);
+    EXPECT_LT(rel_max_err(together[i], alone[i]), 1e-5) << "sequence " << i;
+  }
+}
+
+// A forked prefix continues exactly like recomputing the whole sequence.
+TEST_P(EngineTest, ForkedPrefixMatchesRecompute) {
+  const Model model = load_hf_model(fixtures_root() / GetParam());
+  const auto a = tokens_for(12, model.cfg.vocab_size, 5);
+  Engine e(model, {2, 0});
+  const SeqId s = e.create_sequence();
+  BatchItem full{s, a, true};
+  const auto ref = e.forward({&full, 1});
+  const SeqId f = e.fork_sequence(s, 8);
+  BatchItem rest{f, std::span(a).subspan(8), true};
+  const auto got = e.forward({&rest, 1});
+  const int64_t V = model.cfg.vocab_size;
+  EXPECT_LT(rel_max_err(got, std::vector<float>(ref.begin() + 8 * V, ref.end())), 1e-5);
+  e.truncate(s, 8);
+  EXPECT_EQ(e.length(s), 8);
+  // The truncated original continues the same way.
+  BatchItem rest_s{s, std::span(a).subspan(8), true};
+  EXPECT_LT(rel_max_err(e.forward({&rest_s, 1}), std::vector<float>(ref.begin() + 8 * V, ref.end())), 1e-5);
+}
+
+TEST_P(EngineTest, RoutingHookSeesEveryMoeLayer) {
+  const Model model = load_hf_model(fixtures_root() / GetParam());
+  Engine e(model, {2, 0});
+  std::vector<int> layers;
+  e.add_routing_hook([&](const RoutingEvent& ev) {
+    layers.push_back(ev.layer);
+    EXPECT_EQ(ev.n_tokens, 5);
+    EXPECT_EQ(ev.top_k, model.cfg.router.top_k);
+    for (int i = 0; i < ev.n_tokens * ev.top_k; ++i) {
+      EXPECT_GE(ev.experts[i], 0);
+      EXPECT_LT(ev.experts[i], model.cfg.router.n_experts);
+      EXPECT_GT(ev.weights[i], 0.0f);
+    }
+    for (int t = 0; t < ev.n_tokens; ++t) {
+      EXPECT_EQ(ev.positions[t], t);
+      float sum = 0;
+      for (int j = 0; j < ev.top_k; ++j) sum += ev.weights[t * ev.top_k + j];
+      if (model.cfg.router.norm_topk_prob) EXPECT_NEAR(sum, 1.0f, 1e-5f);
+      else EXPECT_LT(sum, 1.0f + 1e-5f);
+    }
+  });
+  const SeqId s = e.create_sequence();
+  const auto t = tokens_for(5, model.cfg.vocab_size, 9);
+  BatchItem it{s, t, false};
+  e.forward({&it, 1});
+  EXPECT_EQ(int(layers.size()), model.cfg.n_moe_layers());
+}
+
+TEST_P(EngineTest, RejectsBadRequestsWithoutChangingState) {
+  const Model model = load_hf_model(fixtures_root() / GetParam());
+  Engine e(model, {1, 16});
+  const SeqId s = e.create_sequence();
+  const std::vector<int32_t> bad = {1, int32_t(model.cfg.vocab_size)};
+  BatchItem it{s, bad, false};
+  EXPECT_THROW(e.forward({&it, 1}), std::invalid_argument);
+  EXPECT_EQ(e.length(s), 0);
+  const auto long_ = tokens_for(17, model.cfg.vocab_size, 3);
+  BatchItem it2{s, long_, false};
+  EXPECT_THROW(e.forward({&it2, 1}), std::invalid_argument);
+  BatchItem it3{s + 100, long_, false};
+  EXPECT_THROW(e.forward({&it3, 1}), std::invalid_argument);
+  EXPECT_EQ(e.length(s), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, EngineTest, ::testing::ValuesIn(fixture_names()),
+                         [](const auto& info) { return info.param; });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(EngineTest);

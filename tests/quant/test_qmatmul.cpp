@@ -1,0 +1,176 @@
+// Fused-dequant matmul (kernels/cpu/qmatmul.h): every SIMD variant this CPU runs against the
+// scalar reference, and the scalar reference against a float64 matmul of the dequantized
+// weights. Random data, awkward shapes, outputs poisoned with NaN, bias.
+//
+// Tolerances (relative L2, ||y - ref|| / ||ref||):
+//   SIMD vs scalar        1e-5  same integer sums / same products, only the fp32 summation
+//                               order differs (observed ~1e-7).
+//   scalar vs float64, F8 1e-5  fp32 accumulation only.
+//   scalar vs float64, Q4/Q4Z/I8  2e-2  int8 activations per 32-block: error ~ step/sqrt(12)
+//                               = amax/127/3.5 per element, ~0.5% of the dot (observed 3-6e-3).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/qmatmul.h"
+#include "quant/quantize.h"
+
+using namespace moe;
+using cpu::Isa;
+
+namespace {
+
+std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 g(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+double rel_err(const std::vector<float>& a, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) num += (a[i] - ref[i]) * (a[i] - ref[i]), den += ref[i] * ref[i];
+  return std::sqrt(num / den);
+}
+
+struct Format {
+  DType dtype;
+  int32_t group;
+  std::string name() const { return std::string(dtype_name(dtype)) + "_g" + std::to_string(group); }
+  bool int8_acts() const { return dtype != DType::F8E4M3; }
+};
+
+const Format kFormats[] = {{DType::Q4, 32},  {DType::Q4, 64},       {DType::Q4, 128},       {DType::Q4Z, 32},
+                           {DType::Q4Z, 128}, {DType::F8E4M3, 0}, {DType::F8E4M3, 128}, {DType::I8, 0}};
+
+// Runs one variant on NaN-poisoned output and checks every element was written.
+std::vector<float> run(ThreadPool& pool, Isa isa, const std::vector<float>& x, int64_t M, const WeightView& w,
+                       const float* bias) {
+  std::vector<float> y(size_t(M * w.rows), NAN);
+  cpu::qmatmul(pool, x.data(), M, w, y.data(), bias, isa);
+  for (size_t i = 0; i < y.size(); ++i)
+    if (!std::isfinite(y[i])) {
+      ADD_FAILURE() << cpu::isa_name(isa) << ": y[" << i << "] not written (" << y[i] << ")";
+      break;
+    }
+  return y;
+}
+
+std::vector<double> as_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+// float64 y = x . dequant(W)^T + bias.
+std::vector<double> reference(const std::vector<float>& x, int64_t M, const WeightView& w, const float* bias) {
+  const int64_t N = w.rows, K = w.cols;
+  std::vector<float> row(static_cast<size_t>(K));
+  std::vector<double> y(size_t(M * N));
+  for (int64_t n = 0; n < N; ++n) {
+    dequantize_row(w, n, row.data());
+    for (int64_t m = 0; m < M; ++m) {
+      double s = bias ? bias[n] : 0.0;
+      for (int64_t k = 0; k < K; ++k) s += double(x[size_t(m * K + k)]) * row[size_t(k)];
+      y[size_t(m * N + n)] = s;
+    }
+  }
+  return y;
+}
+
+struct Shape {
+  int64_t M, N, K;
+};
+
+class QMatmul : public ::testing::TestWithParam<Format> {};
+
+}  // namespace
+
+TEST_P(QMatmul, VariantsMatchScalarAndScalarMatchesFloat64) {
+  const Format f = GetParam();
+  ThreadPool pool(3);  // more threads than cores on purpose: exercises uneven row splits
+  uint64_t seed = 10;
+  double worst64 = 0, worst_simd[3] = {0, 0, 0};
+  for (int64_t K : {32, 96, 4096}) {
+    if (f.group && K % f.group) continue;
+    for (int64_t N : {1, 33, 257})
+      for (int64_t M : {1, 3, 17}) {
+        SCOPED_TRACE(f.name() + " M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
+        const auto wf = randn(size_t(N * K), ++seed, 0.02f);
+        const auto x = randn(size_t(M * K), ++seed);
+        const auto bias = randn(size_t(N), ++seed);
+        const QuantizedMatrix q = quantize(wf.data(), N, K, {f.dtype, f.group, false});
+        const float* b = (N % 2) ? bias.data() : nullptr;  // N here is always odd; see BiasIsAdded
+        const auto ref = run(pool, Isa::Scalar, x, M, q.view(), b);
+        const double e64 = rel_err(ref, reference(x, M, q.view(), b));
+        EXPECT_LT(e64, f.int8_acts() ? 2e-2 : 1e-5) << "scalar vs float64";
+        worst64 = std::max(worst64, e64);
+        for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+          if (!cpu::isa_supported(isa)) continue;
+          const auto y = run(pool, isa, x, M, q.view(), b);
+          const double e = rel_err(y, as_double(ref));
+          EXPECT_LT(e, 1e-5) << cpu::isa_name(isa) << " vs scalar";
+          worst_simd[int(isa)] = std::max(worst_simd[int(isa)], e);
+        }
+      }
+  }
+  std::printf("[   INFO   ] %s worst rel. error: scalar vs float64 %.2e; vs scalar: avx2 %.2e, avx512 %.2e\n",
+              f.name().c_str(), worst64, worst_simd[int(Isa::Avx2)], worst_simd[int(Isa::Avx512)]);
+}
+
+TEST_P(QMatmul, BiasIsAddedAndMatmulDispatches) {
+  const Format f = GetParam();
+  ThreadPool pool(2);
+  const int64_t M = 5, N = 40, K = 256;
+  const auto wf = randn(size_t(N * K), 1, 0.05f), x = randn(size_t(M * K), 2), bias = randn(size_t(N), 3);
+  const QuantizedMatrix q = quantize(wf.data(), N, K, {f.dtype, f.group, false});
+  const auto with = run(pool, Isa::Scalar, x, M, q.view(), bias.data());
+  const auto without = run(pool, Isa::Scalar, x, M, q.view(), nullptr);
+  for (int64_t i = 0; i < M * N; ++i) EXPECT_NEAR(with[size_t(i)] - without[size_t(i)], bias[size_t(i % N)], 1e-5);
+  // cpu::matmul (the engine's entry point) takes the active variant and an F32 bias view.
+  std::vector<float> y(size_t(M * N), NAN);
+  WeightView bv{DType::F32, bias.data(), N, 1};
+  cpu::matmul(pool, x.data(), M, q.view(), y.data(), bv);
+  EXPECT_LT(rel_err(y, as_double(with)), 1e-5) << "active variant " << cpu::isa_name(cpu::active_isa());
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, QMatmul, ::testing::ValuesIn(kFormats),
+                         [](const auto& info) { return info.param.name(); });
+
+TEST(QMatmulSemantics, HandWorkedQ4Case) {
+  // One 32-column group, every code 9 (w = +1 * 0.5), x all ones: xq = 127 with d = 1/127, so
+  // y = 0.5 * (1/127) * (32 * 9 * 127 - 8 * 32 * 127) = 16.
+  std::vector<uint8_t> data(16, 0x99);
+  const uint16_t scale = f32_to_f16(0.5f);
+  WeightView w{DType::Q4, data.data(), 1, 32, &scale, nullptr, 32};
+  std::vector<float> x(32, 1.0f);
+  ThreadPool pool(1);
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (!cpu::isa_supported(isa)) continue;
+    float y = NAN;
+    cpu::qmatmul(pool, x.data(), 1, w, &y, nullptr, isa);
+    EXPECT_NEAR(y, 16.0f, 1e-5) << cpu::isa_name(isa);
+  }
+}
+
+TEST(QMatmulSemantics, RejectsShapesTheKernelsCannotRun) {
+  ThreadPool pool(1);
+  std::vector<uint8_t> data(48);
+  std::vector<float> scales(2), x(48), y(2);
+  WeightView w{DType::I8, data.data(), 1, 48, scales.data(), nullptr, 0};
+  EXPECT_THROW(cpu::qmatmul(pool, x.data(), 1, w, y.data(), nullptr, Isa::Scalar), std::invalid_argument);
+  WeightView f{DType::F32, x.data(), 1, 48};
+  EXPECT_THROW(cpu::qmatmul(pool, x.data(), 1, f, y.data(), nullptr, Isa::Scalar), std::invalid_argument);
+}
+
+TEST(QMatmulSemantics, ToF32DecodesQuantizedSpans) {
+  const auto wf = randn(3 * 64, 9);
+  const QuantizedMatrix q = quantize(wf.data(), 3, 64, {DType::Q4, 32, false});
+  std::vector<float> rows(3 * 64), span(100);
+  for (int r = 0; r < 3; ++r) dequantize_row(q.view(), r, &rows[size_t(r * 64)]);
+  cpu::to_f32(q.view(), 40, 100, span.data());  // crosses two row boundaries
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(span[size_t(i)], rows[size_t(40 + i)]);
+}

@@ -1,0 +1,125 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "runtime/model_config.h"
+
+using namespace moe;
+using nlohmann::json;
+
+namespace {
+
+json qwen3() {
+  return json::parse(R"({
+    "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe",
+    "vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "head_dim": 32, "rms_norm_eps": 1e-6, "max_position_embeddings": 512,
+    "intermediate_size": 128, "moe_intermediate_size": 32, "num_experts": 8, "num_experts_per_tok": 2,
+    "norm_topk_prob": true, "decoder_sparse_step": 1, "mlp_only_layers": [1],
+    "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}, "eos_token_id": 5})");
+}
+
+std::string error_of(const json& j) {
+  try {
+    parse_model_config(j, "config.json");
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(Config, Qwen3MoeFields) {
+  const ModelConfig c = parse_model_config(qwen3(), "config.json");
+  EXPECT_EQ(c.head_dim, 32);
+  EXPECT_EQ(c.qk_norm, QkNorm::PerHead);
+  EXPECT_TRUE(c.router.norm_topk_prob);
+  EXPECT_EQ(c.ffn, (std::vector<FfnKind>{FfnKind::Moe, FfnKind::Dense, FfnKind::Moe, FfnKind::Moe}));
+  EXPECT_EQ(c.n_moe_layers(), 3);
+  EXPECT_EQ(c.eos_ids, std::vector<int32_t>{5});
+}
+
+TEST(Config, DecoderSparseStep) {
+  json j = qwen3();
+  j["decoder_sparse_step"] = 2;
+  j["mlp_only_layers"] = json::array();
+  const ModelConfig c = parse_model_config(j, "config.json");
+  EXPECT_EQ(c.ffn, (std::vector<FfnKind>{FfnKind::Dense, FfnKind::Moe, FfnKind::Dense, FfnKind::Moe}));
+}
+
+TEST(Config, FamilyDefaults) {
+  json m = qwen3();
+  m["architectures"] = {"MixtralForCausalLM"};
+  m["num_local_experts"] = 8;
+  m.erase("head_dim");
+  const ModelConfig mx = parse_model_config(m, "config.json");
+  EXPECT_TRUE(mx.router.norm_topk_prob);  // Mixtral always renormalises
+  EXPECT_EQ(mx.head_dim, 16);              // hidden / heads when head_dim is absent
+  EXPECT_EQ(mx.moe_intermediate, 128);     // Mixtral's intermediate_size is the expert width
+  EXPECT_EQ(mx.n_moe_layers(), 4);
+  json o = qwen3();
+  o["architectures"] = {"OlmoeForCausalLM"};
+  o["clip_qkv"] = 8.0;
+  o["norm_topk_prob"] = false;
+  const ModelConfig ol = parse_model_config(o, "config.json");
+  EXPECT_EQ(ol.qk_norm, QkNorm::Full);
+  EXPECT_EQ(ol.clip_qkv, 8.0);
+  json q2 = qwen3();
+  q2["architectures"] = {"Qwen2MoeForCausalLM"};
+  q2["shared_expert_intermediate_size"] = 96;
+  const ModelConfig qq = parse_model_config(q2, "config.json");
+  EXPECT_TRUE(qq.qkv_bias);
+  EXPECT_TRUE(qq.shared_expert_gate);
+  EXPECT_EQ(qq.shared_intermediate, 96);
+}
+
+TEST(Config, UnknownArchitectureIsNamed) {
+  json j = qwen3();
+  j["architectures"] = {"LlamaForCausalLM"};
+  const std::string e = error_of(j);
+  EXPECT_NE(e.find("config.json: architecture 'LlamaForCausalLM' is not supported; supported: MixtralForCausalLM"),
+            std::string::npos)
+      << e;
+}
+
+TEST(Config, BadFieldsAreNamed) {
+  json j = qwen3();
+  j.erase("hidden_size");
+  EXPECT_NE(error_of(j).find("field 'hidden_size' is missing"), std::string::npos);
+  j = qwen3();
+  j["num_key_value_heads"] = 3;
+  EXPECT_NE(error_of(j).find("must divide num_attention_heads"), std::string::npos);
+  j = qwen3();
+  j["num_experts_per_tok"] = 9;
+  EXPECT_NE(error_of(j).find("exceeds the number of experts"), std::string::npos);
+  j = qwen3();
+  j["rope_parameters"] = {{"rope_type", "longrope"}, {"rope_theta", 1e4}};
+  EXPECT_NE(error_of(j).find("'longrope' is not supported"), std::string::npos);
+}
+
+TEST(Config, LegacyRopeFieldsAndInvFreq) {
+  json j = qwen3();
+  j.erase("rope_parameters");
+  j["rope_theta"] = 1e6;
+  j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  const ModelConfig c = parse_model_config(j, "config.json");
+  EXPECT_EQ(c.rope.type, RopeType::Linear);
+  EXPECT_EQ(c.rope.theta, 1e6);
+  const auto inv = rope_inv_freq(c.rope, 32);
+  ASSERT_EQ(inv.size(), 16u);
+  EXPECT_FLOAT_EQ(inv[0], 0.5f);
+  EXPECT_NEAR(inv[8], std::pow(1e6, -0.5) / 2, 1e-9);
+}
+
+TEST(Config, YarnAttentionFactorAndRamp) {
+  json j = qwen3();
+  j["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 64},
+                          {"rope_theta", 10000.0}};
+  const ModelConfig c = parse_model_config(j, "config.json");
+  EXPECT_NEAR(c.rope.attention_factor, 0.1 * std::log(4.0) + 1.0, 1e-12);
+  const auto inv = rope_inv_freq(c.rope, 32), base = rope_inv_freq(RopeConfig{}, 32);
+  EXPECT_FLOAT_EQ(inv[0], base[0]);                 // high frequencies are kept (extrapolated)
+  EXPECT_NEAR(inv[15], base[15] / 4.0f, 1e-12);     // low frequencies are interpolated
+}

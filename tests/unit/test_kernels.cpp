@@ -1,0 +1,138 @@
+// CPU kernels against straightforward double-precision references.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/ops.h"
+
+using namespace moe;
+
+namespace {
+
+std::vector<float> randn(size_t n, uint64_t seed) {
+  std::mt19937_64 g(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+// Relative L2 error ||a - b|| / ||b||.
+double rel_err(const std::vector<float>& a, const std::vector<double>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
+}  // namespace
+
+class MatmulTest : public ::testing::TestWithParam<std::tuple<DType, int64_t, int64_t, int64_t>> {};
+
+TEST_P(MatmulTest, MatchesReference) {
+  const auto [dt, M, N, K] = GetParam();
+  const auto x = randn(size_t(M * K), 1), wf = randn(size_t(N * K), 2), bf = randn(size_t(N), 3);
+  std::vector<uint16_t> w16(wf.size()), b16(bf.size());
+  std::vector<float> wq(wf.size()), bq(bf.size());  // the weights as the kernel sees them
+  for (size_t i = 0; i < wf.size(); ++i) {
+    w16[i] = dt == DType::BF16 ? f32_to_bf16(wf[i]) : f32_to_f16(wf[i]);
+    wq[i] = dt == DType::F32 ? wf[i] : dt == DType::BF16 ? bf16_to_f32(w16[i]) : f16_to_f32(w16[i]);
+  }
+  for (size_t i = 0; i < bf.size(); ++i) {
+    b16[i] = dt == DType::BF16 ? f32_to_bf16(bf[i]) : f32_to_f16(bf[i]);
+    bq[i] = dt == DType::F32 ? bf[i] : dt == DType::BF16 ? bf16_to_f32(b16[i]) : f16_to_f32(b16[i]);
+  }
+  const void* wp = dt == DType::F32 ? static_cast<const void*>(wf.data()) : w16.data();
+  const void* bp = dt == DType::F32 ? static_cast<const void*>(bf.data()) : b16.data();
+  std::vector<double> ref(size_t(M * N));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double s = bq[size_t(n)];
+      for (int64_t k = 0; k < K; ++k) s += double(x[size_t(m * K + k)]) * wq[size_t(n * K + k)];
+      ref[size_t(m * N + n)] = s;
+    }
+  ThreadPool pool(2);
+  std::vector<float> y(size_t(M * N), NAN);  // poisoned: every element must be written
+  cpu::matmul(pool, x.data(), M, WeightView{dt, wp, N, K}, y.data(), WeightView{dt, bp, N, 1});
+  for (float v : y) ASSERT_TRUE(std::isfinite(v));
+  EXPECT_LT(rel_err(y, ref), 1e-6);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::BF16, DType::F16),
+                                            ::testing::Values(1, 3, 17), ::testing::Values(1, 33, 257),
+                                            ::testing::Values(7, 64, 1000)));
+
+TEST(Kernels, RmsNormMatchesFormula) {
+  const auto x = randn(37, 4), w = randn(37, 5);
+  std::vector<float> out(37);
+  cpu::rmsnorm(x.data(), WeightView{DType::F32, w.data(), 37, 1}, 1e-5f, 37, out.data());
+  double ss = 0;
+  for (float v : x) ss += double(v) * v;
+  const double inv = 1.0 / std::sqrt(ss / 37 + 1e-5);
+  for (int i = 0; i < 37; ++i) EXPECT_NEAR(out[size_t(i)], x[size_t(i)] * inv * w[size_t(i)], 1e-5);
+}
+
+TEST(Kernels, RopeRotatesHalfPairs) {
+  // One head of dim 4: pairs (0,2) and (1,3). A quarter turn maps (a, b) -> (-b, a).
+  std::vector<float> v = {1, 2, 3, 4};
+  const float c[2] = {0, 1}, s[2] = {1, 0};
+  cpu::rope(v.data(), 1, 4, c, s);
+  EXPECT_FLOAT_EQ(v[0], -3);
+  EXPECT_FLOAT_EQ(v[2], 1);
+  EXPECT_FLOAT_EQ(v[1], 2);  // angle 0 leaves the second pair alone
+  EXPECT_FLOAT_EQ(v[3], 4);
+}
+
+TEST(Kernels, SoftmaxAndTopk) {
+  std::vector<float> x = {1, 3, 3, -2, 0.5f};
+  int idx[3];
+  cpu::topk(x.data(), 5, 3, idx);
+  EXPECT_EQ(idx[0], 1);  // tie between 1 and 2 goes to the lower index
+  EXPECT_EQ(idx[1], 2);
+  EXPECT_EQ(idx[2], 0);
+  cpu::softmax(x.data(), 5);
+  double s = 0;
+  for (float v : x) s += v;
+  EXPECT_NEAR(s, 1.0, 1e-6);
+  EXPECT_NEAR(x[1] / x[0], std::exp(2.0), 1e-4);
+}
+
+TEST(Kernels, AttentionMatchesNaiveGqa) {
+  const int nh = 1, hd = 24, pos = 10, kv_heads = 2;
+  const int64_t stride = kv_heads * hd;
+  const auto q = randn(hd, 6), k = randn(size_t((pos + 1) * stride), 7), v = randn(size_t((pos + 1) * stride), 8);
+  const cpu::AttentionShape s{nh, 1, hd, 1.0f / std::sqrt(float(hd))};
+  for (int64_t first : {0, 4}) {
+    std::vector<float> out(hd, NAN), scratch(pos + 1);
+    // Head reads kv head 1 (offset hd within each row).
+    cpu::attend(q.data(), k.data() + hd, v.data() + hd, stride, first, pos, s, out.data(), scratch.data());
+    std::vector<double> p(pos + 1, 0.0), ref(hd, 0.0);
+    double mx = -1e300, z = 0;
+    for (int t = int(first); t <= pos; ++t) {
+      double d = 0;
+      for (int i = 0; i < hd; ++i) d += double(q[size_t(i)]) * k[size_t(t * stride + hd + i)];
+      p[size_t(t)] = d * s.scale;
+      mx = std::max(mx, p[size_t(t)]);
+    }
+    for (int t = int(first); t <= pos; ++t) z += (p[size_t(t)] = std::exp(p[size_t(t)] - mx));
+    for (int t = int(first); t <= pos; ++t)
+      for (int i = 0; i < hd; ++i) ref[size_t(i)] += p[size_t(t)] / z * v[size_t(t * stride + hd + i)];
+    EXPECT_LT(rel_err(out, ref), 1e-6) << "first=" << first;
+  }
+}
+
+TEST(ThreadPool, CoversRangeExactlyOnce) {
+  ThreadPool pool(3);
+  for (int64_t n : {1, 2, 5, 100, 1001}) {
+    std::vector<int> hits(size_t(n), 0);
+    pool.parallel_for(n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) ++hits[size_t(i)];
+    });
+    for (int h : hits) ASSERT_EQ(h, 1);
+  }
+}

@@ -1,0 +1,156 @@
+// moe bench: prefill and decode speed of a model, with the expert tier's figures, as text
+// or one JSON object (keys documented in docs/bench.md).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/engine.h"
+#include "runtime/sampler.h"
+#include "storage/io/disk_bandwidth.h"
+#include "storage/tier/budget.h"
+#include "storage/tier/process_memory.h"
+#include "tools/bench_routing.h"
+#include "tools/commands.h"
+#include "tools/storage_flags.h"
+
+namespace moe::cli {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+double since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
+
+// Bytes one decode token must read at least: every dense weight it uses plus its routed
+// experts (top-k per MoE layer, at the model's average expert size). The bandwidth bound.
+double bytes_per_token(const Model& m) {
+  const ModelConfig& c = m.cfg;
+  double b = double(m.lm_head.bytes());
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& L = m.layers[size_t(l)];
+    b += double(L.attn.q.bytes() + L.attn.k.bytes() + L.attn.v.bytes() + L.attn.o.bytes());
+    if (L.kind == FfnKind::Dense) {
+      b += double(L.dense.gate.bytes() + L.dense.up.bytes() + L.dense.down.bytes());
+    } else {
+      b += double(L.router.bytes() + L.shared.gate.bytes() + L.shared.up.bytes() + L.shared.down.bytes());
+      const ExpertWeights w = m.experts->acquire(l, 0);
+      m.experts->release(l, 0);
+      b += double(c.router.top_k) * double(w.bytes());
+    }
+  }
+  return b;
+}
+
+}  // namespace
+
+Runner add_bench(CLI::App& app) {
+  struct Opts {
+    std::string model, routing = "natural";
+    int prompt_len = 128, gen_len = 64, warmup = 4, threads = 0;
+    uint64_t seed = 1;
+    bool json = false, io_only = false;
+    double io_seconds = 6;
+    StorageFlags storage;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* c = app.add_subcommand("bench", "Measure prefill/decode speed, expert-cache behaviour and memory");
+  c->add_option("--model,-m", o->model, "Hugging Face model directory or .moepack file")->required();
+  c->add_option("--prompt-len", o->prompt_len, "Prompt tokens (random ids, seeded)")->capture_default_str();
+  c->add_option("--gen-len", o->gen_len, "Timed decode tokens")->capture_default_str();
+  c->add_option("--warmup", o->warmup, "Untimed decode tokens between prefill and the timed decode")->capture_default_str();
+  c->add_option("--routing", o->routing, "natural | uniform | zipf:S | trace:FILE (forced expert choice)")->capture_default_str();
+  c->add_option("--seed", o->seed, "Seed for prompt tokens and forced routing")->capture_default_str();
+  c->add_option("--threads,-t", o->threads, "CPU threads (0 = physical cores)");
+  c->add_flag("--json", o->json, "Print one JSON object");
+  c->add_flag("--io-only", o->io_only, "Only measure the disk's O_DIRECT read bandwidth on the pack file");
+  c->add_option("--io-seconds", o->io_seconds, "Duration of --io-only")->capture_default_str();
+  add_storage_flags(c, o->storage);
+  return [o] {
+    if (o->io_only) {
+      const DiskBandwidth d = measure_disk_bandwidth(o->model, o->io_seconds);
+      const nlohmann::json j = {{"disk_seq_bytes_per_s", d.seq_bytes_per_s}, {"disk_rand4k_bytes_per_s", d.rand_bytes_per_s},
+                                {"disk_rand4k_iops", d.rand_iops}, {"o_direct", d.direct}};
+      std::printf("%s\n", o->json ? j.dump().c_str() : j.dump(2).c_str());
+      return 0;
+    }
+    if (o->prompt_len < 1 || o->gen_len < 1) throw std::invalid_argument("--prompt-len and --gen-len must be >= 1");
+    auto om = open_model(o->model, o->storage);
+    const Model& m = om->model;
+    Engine engine(m, {o->threads, 0});
+    RoutingStats routing;
+    install_routing(engine, o->routing, o->seed, &routing);
+
+    std::mt19937_64 rng(o->seed);
+    std::vector<int32_t> prompt(size_t(o->prompt_len));
+    for (auto& t : prompt) t = int32_t(rng() % uint64_t(m.cfg.vocab_size));
+    const SeqId s = engine.create_sequence();
+    auto t0 = clock_type::now();
+    BatchItem pre{s, prompt, false};
+    std::vector<float> logits = engine.forward({&pre, 1});
+    const double prefill_s = since(t0);
+    const TierStats prefill_stats = om->tier ? om->tier->stats() : TierStats{};
+
+    int32_t next = argmax(logits);
+    auto step = [&] {
+      BatchItem d{s, std::span(&next, 1), false};
+      logits = engine.forward({&d, 1});
+      next = argmax(logits);
+    };
+    for (int i = 0; i < o->warmup; ++i) step();
+    if (om->tier) om->tier->reset_stats();
+    for (auto& row : routing.counts) std::fill(row.begin(), row.end(), 0);
+    t0 = clock_type::now();
+    for (int i = 0; i < o->gen_len; ++i) step();
+    const double decode_s = since(t0);
+
+    const double decode_tps = o->gen_len / decode_s;
+    const double bpt = bytes_per_token(m);
+    const ProcessMemory pm = read_process_memory();
+    nlohmann::json j = {
+        {"model", o->model},
+        {"routing", o->routing},
+        {"io", o->storage.io},
+        {"threads", engine.threads()},
+        {"prompt_len", o->prompt_len},
+        {"gen_len", o->gen_len},
+        {"prefill_tok_s", o->prompt_len / prefill_s},
+        {"decode_tok_s", decode_tps},
+        {"decode_bytes_per_token", bpt},
+        {"decode_gb_s", bpt * decode_tps / 1e9},
+        {"routing_entropy", routing.entropy()},
+        {"routing_entropy_uniform", std::log(double(std::max(1, m.cfg.router.n_experts)))},
+        {"peak_rss_bytes", pm.peak_rss_bytes},
+        {"rss_bytes", pm.rss_bytes},
+        {"kv_bytes", engine.kv_bytes()},
+    };
+    if (om->tier) {
+      const nlohmann::json t = tier_stats_json(om->tier->stats(), uint64_t(o->gen_len));
+      for (const auto& [k, v] : t.items()) j[k] = v;
+      j["prefill_disk_bytes"] = prefill_stats.total.disk_bytes();
+      j["prefill_ram_hit_rate"] = prefill_stats.total.hit_rate();
+    } else {
+      j["ram_hit_rate"] = 1.0;
+      j["disk_bytes_per_token"] = 0;
+      j["stall_ms_per_token"] = 0.0;
+    }
+    if (o->json) {
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("%s\n", fmt::format("prefill {:.1f} tok/s | decode {:.2f} tok/s = {:.2f} GB/s of weights "
+                                      "({} per token) | RAM hit rate {:.3f} | disk {} per token | stall {:.2f} ms/token | "
+                                      "peak RSS {}",
+                                      j["prefill_tok_s"].get<double>(), decode_tps, bpt * decode_tps / 1e9,
+                                      format_bytes(uint64_t(bpt)), j["ram_hit_rate"].get<double>(),
+                                      format_bytes(uint64_t(j["disk_bytes_per_token"].get<double>())),
+                                      j["stall_ms_per_token"].get<double>(), format_bytes(pm.peak_rss_bytes))
+                              .c_str());
+    }
+    return 0;
+  };
+}
+
+}  // namespace moe::cli

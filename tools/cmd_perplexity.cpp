@@ -1,0 +1,96 @@
+// moe perplexity: how well a model predicts a text, next to a unigram baseline.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <map>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/engine.h"
+#include "tools/storage_flags.h"
+#include "tools/commands.h"
+#include "tools/model_files.h"
+
+namespace moe::cli {
+
+Runner add_perplexity(CLI::App& app) {
+  struct Opts {
+    std::string model, file;
+    int context = 256, threads = 0;
+    StorageFlags storage;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* c = app.add_subcommand("perplexity", "Perplexity of a model on a text file, with a unigram baseline");
+  add_storage_flags(c, o->storage);
+  c->add_option("--model,-m", o->model, "Hugging Face model directory or .moepack file")->required();
+  c->add_option("--file,-f", o->file, "UTF-8 text file")->required();
+  c->add_option("--context,-c", o->context, "Tokens per window; windows do not overlap")->capture_default_str();
+  c->add_option("--threads,-t", o->threads, "CPU threads (0 = physical cores)");
+  return [o] {
+    std::ifstream in(o->file, std::ios::binary);
+    if (!in) throw std::runtime_error(fmt::format("{}: cannot open", o->file));
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (o->context < 2) throw std::invalid_argument("--context must be at least 2");
+    const auto om = open_model(o->model, o->storage);
+    const Model& model = om->model;
+    const Tokenizer tok = load_tokenizer(o->model);
+    const std::vector<int32_t> ids = tok.encode(text, false);
+    if (ids.size() < 2) throw std::invalid_argument(fmt::format("{}: fewer than 2 tokens of text", o->file));
+    Engine engine(model, {o->threads, 0});
+    const int64_t V = model.cfg.vocab_size;
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool tty = ::isatty(2);  // progress only for people watching
+    double nll = 0;
+    int64_t predicted = 0;
+    for (size_t start = 0; start + 1 < ids.size(); start += size_t(o->context)) {
+      const size_t n = std::min(ids.size() - start, size_t(o->context));
+      if (n < 2) break;
+      const SeqId s = engine.create_sequence();
+      const BatchItem item{s, std::span(ids).subspan(start, n), true};
+      const std::vector<float> logits = engine.forward({&item, 1});
+      engine.free_sequence(s);
+      for (size_t i = 0; i + 1 < n; ++i) {
+        const float* row = &logits[i * size_t(V)];
+        double mx = row[0];
+        for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(row[v]));
+        double z = 0;
+        for (int64_t v = 0; v < V; ++v) z += std::exp(double(row[v]) - mx);
+        nll -= double(row[ids[start + i + 1]]) - mx - std::log(z);
+        ++predicted;
+      }
+      if (tty) std::fprintf(stderr, "\rperplexity: %zu / %zu tokens", std::min(start + n, ids.size()), ids.size());
+    }
+    if (tty) std::fprintf(stderr, "\n");
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // Unigram baseline: token frequencies of this very text (add-one smoothed over the
+    // vocabulary), scored on the same predicted positions. An optimistic baseline.
+    std::map<int32_t, int64_t> freq;
+    for (int32_t id : ids) ++freq[id];
+    double uni = 0;
+    const double denom = double(ids.size()) + double(V);
+    for (size_t start = 0; start + 1 < ids.size(); start += size_t(o->context)) {
+      const size_t n = std::min(ids.size() - start, size_t(o->context));
+      if (n < 2) break;
+      for (size_t i = 1; i < n; ++i) uni -= std::log((double(freq[ids[start + i]]) + 1.0) / denom);
+    }
+    const nlohmann::json j = {{"tokens", ids.size()},
+                              {"predicted", predicted},
+                              {"context", o->context},
+                              {"nll_per_token", nll / double(predicted)},
+                              {"perplexity", std::exp(nll / double(predicted))},
+                              {"unigram_perplexity", std::exp(uni / double(predicted))},
+                              {"seconds", secs},
+                              {"tokens_per_second", double(ids.size()) / secs}};
+    std::printf("%s\n", j.dump().c_str());
+    print_stats(*om, o->storage, ids.size());
+    return 0;
+  };
+}
+
+}  // namespace moe::cli

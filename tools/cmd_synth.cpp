@@ -1,0 +1,219 @@
+// moe synth: a random-weight .moepack with a real model's dimensions, written directly (no
+// HF checkpoint), for benchmarks of storage tiers and prefetching at full scale.
+//
+// Weights (seeded, independent of the thread count):
+//   matrices        N(0, 1/cols): unit-RMS inputs give unit-variance outputs, so activations
+//                   stay bounded through every layer
+//   embedding       N(0, 1): hidden states of unit RMS
+//   router          N(0, (1.5 / sqrt(hidden))^2): over RMSNorm'd hidden states (unit RMS) the
+//                   router logits have std ~1.5, so the softmax is neither flat nor one-hot and
+//                   natural routing is diverse (the bench measures its entropy)
+//   norms           1; biases 0
+//   experts         generated in their stored format (Q4 codes/scales or FP8 codes/scales)
+// Tokenizer: the qwen3_moe fixture's byte-level BPE (1500 ids), embedded in the binary; the
+// shape's vocabulary may be larger (ids past 1500 decode to nothing). generation_config.json
+// names that tokenizer's stop ids; config.json keeps the real model's values.
+#include <cstdio>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "quant/quantize.h"
+#include "runtime/pack_model.h"
+#include "storage/pack_writer.h"
+#include "tools/commands.h"
+#include "tools/ordered_pipeline.h"
+#include "tools/progress.h"
+#include "tools/synth_weights.h"
+
+namespace moe::cli {
+namespace {
+
+constexpr float kRouterLogitStd = 1.5f;
+
+using nlohmann::json;
+
+json shape_config(const std::string& shape) {
+  if (shape == "qwen3-30b-a3b")
+    return {{"architectures", {"Qwen3MoeForCausalLM"}}, {"model_type", "qwen3_moe"}, {"vocab_size", 151936},
+            {"hidden_size", 2048}, {"intermediate_size", 6144}, {"moe_intermediate_size", 768},
+            {"num_hidden_layers", 48}, {"num_attention_heads", 32}, {"num_key_value_heads", 4}, {"head_dim", 128},
+            {"num_experts", 128}, {"num_experts_per_tok", 8}, {"norm_topk_prob", true}, {"decoder_sparse_step", 1},
+            {"mlp_only_layers", json::array()}, {"max_position_embeddings", 40960}, {"rope_theta", 1000000.0},
+            {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false}, {"attention_bias", false}, {"hidden_act", "silu"},
+            {"bos_token_id", 151643}, {"eos_token_id", 151645}, {"torch_dtype", "bfloat16"}};
+  if (shape == "mixtral-8x7b")
+    return {{"architectures", {"MixtralForCausalLM"}}, {"model_type", "mixtral"}, {"vocab_size", 32000},
+            {"hidden_size", 4096}, {"intermediate_size", 14336}, {"num_hidden_layers", 32},
+            {"num_attention_heads", 32}, {"num_key_value_heads", 8}, {"num_local_experts", 8},
+            {"num_experts_per_tok", 2}, {"max_position_embeddings", 32768}, {"rope_theta", 1000000.0},
+            {"rms_norm_eps", 1e-5}, {"sliding_window", nullptr}, {"tie_word_embeddings", false},
+            {"hidden_act", "silu"}, {"bos_token_id", 1}, {"eos_token_id", 2}, {"torch_dtype", "bfloat16"}};
+  if (shape == "olmoe-1b-7b")
+    return {{"architectures", {"OlmoeForCausalLM"}}, {"model_type", "olmoe"}, {"vocab_size", 50304},
+            {"hidden_size", 2048}, {"intermediate_size", 1024}, {"num_hidden_layers", 16},
+            {"num_attention_heads", 16}, {"num_key_value_heads", 16}, {"num_experts", 64},
+            {"num_experts_per_tok", 8}, {"norm_topk_prob", false}, {"max_position_embeddings", 4096},
+            {"rope_theta", 10000.0}, {"rms_norm_eps", 1e-5}, {"clip_qkv", nullptr}, {"tie_word_embeddings", false},
+            {"hidden_act", "silu"}, {"bos_token_id", nullptr}, {"eos_token_id", 50279}, {"torch_dtype", "bfloat16"}};
+  if (shape == "tiny")  // a Qwen3-MoE small enough for tests: one dense layer, group-128-compatible widths
+    return {{"architectures", {"Qwen3MoeForCausalLM"}}, {"model_type", "qwen3_moe"}, {"vocab_size", 1500},
+            {"hidden_size", 128}, {"intermediate_size", 256}, {"moe_intermediate_size", 128},
+            {"num_hidden_layers", 3}, {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 32},
+            {"num_experts", 8}, {"num_experts_per_tok", 2}, {"norm_topk_prob", true}, {"decoder_sparse_step", 1},
+            {"mlp_only_layers", {1}}, {"max_position_embeddings", 512}, {"rope_theta", 1000000.0},
+            {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false}, {"attention_bias", false}, {"hidden_act", "silu"},
+            {"bos_token_id", 1495}, {"eos_token_id", 1497}, {"torch_dtype", "bfloat16"}};
+  if (shape == "deepseek-v2-lite")
+    throw std::invalid_argument("--shape deepseek-v2-lite: not supported yet: needs MLA attention (DeepSeek issue)");
+  throw std::invalid_argument(fmt::format(
+      "--shape '{}' is unknown; choose qwen3-30b-a3b, mixtral-8x7b, olmoe-1b-7b or tiny", shape));
+}
+
+struct Opts {
+  std::string shape, experts = "int4", out;
+  uint64_t seed = 1;
+  int group = 128, threads = 0;
+};
+
+// A dense tensor's bytes: vectors F32 (norms 1, biases 0), matrices bf16 normal. Row blocks
+// are generated in parallel, each from its own seed.
+std::vector<uint8_t> synth_dense(const DenseSpec& s, const pack::MatrixLayout& l, uint64_t seed, size_t index,
+                                 int threads) {
+  std::vector<uint8_t> buf(l.end(), 0);
+  if (l.dtype == DType::F32) {
+    fill_f32_const(reinterpret_cast<float*>(buf.data()), s.rows, s.cls == TensorClass::Norm ? 1.0f : 0.0f);
+    return buf;
+  }
+  const float base = s.cls == TensorClass::Embedding ? 1.0f : s.cls == TensorClass::Router ? kRouterLogitStd : 1.0f;
+  const float stddev = s.cls == TensorClass::Embedding ? base : base / std::sqrt(float(s.cols));
+  constexpr int64_t kBlock = 256;
+  const int64_t blocks = (s.rows + kBlock - 1) / kBlock;
+  auto* out = reinterpret_cast<uint16_t*>(buf.data());
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (int64_t b = t; b < blocks; b += threads) {
+        Rng rng(mix_seed(seed, index, uint64_t(b)));
+        const int64_t r0 = b * kBlock, n = std::min(kBlock, s.rows - r0);
+        fill_bf16_normal(out + r0 * s.cols, n * s.cols, stddev, rng);
+      }
+    });
+  for (auto& th : pool) th.join();
+  return buf;
+}
+
+int run_synth(const Opts& o) {
+  const json cfg_json = shape_config(o.shape);
+  if (o.experts != "int4" && o.experts != "fp8")
+    throw std::invalid_argument(fmt::format("--experts {}: moe synth writes int4 or fp8 experts", o.experts));
+  const ModelConfig c = parse_model_config(cfg_json, "moe synth --shape " + o.shape);
+  const QuantOptions et = o.experts == "int4" ? QuantOptions{DType::Q4, o.group, false} : QuantOptions{DType::F8E4M3, 0, false};
+  if (et.dtype == DType::Q4 && (o.group != 32 && o.group != 64 && o.group != 128))
+    throw std::invalid_argument(fmt::format("--group-size {} is not supported; use 32, 64 or 128", o.group));
+  if (et.dtype == DType::Q4 && (c.hidden % o.group || c.moe_intermediate % o.group))
+    throw std::invalid_argument(fmt::format("--group-size {} does not divide the expert widths {} and {}", o.group,
+                                            c.hidden, c.moe_intermediate));
+  const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+
+  const std::vector<DenseSpec> specs = dense_specs(c);
+  std::vector<pack::MatrixLayout> dense_layouts;
+  uint64_t total = 0;
+  for (const auto& s : specs) {
+    uint64_t cursor = 0;
+    dense_layouts.push_back(pack::place_matrix(s.cols == 1 ? DType::F32 : DType::BF16, 0, s.rows, s.cols, &cursor));
+    total += cursor;
+  }
+  std::vector<pack::LayerLayout> layers;
+  std::vector<std::pair<int, int>> items;
+  for (int l = 0; l < c.n_layers; ++l) {
+    if (c.ffn[size_t(l)] != FfnKind::Moe) continue;
+    uint64_t cursor = 0;
+    pack::LayerLayout L;
+    L.layer = uint32_t(l);
+    L.n_experts = uint32_t(c.router.n_experts);
+    L.gate = pack::place_matrix(et.dtype, et.group, c.moe_intermediate, c.hidden, &cursor);
+    L.up = pack::place_matrix(et.dtype, et.group, c.moe_intermediate, c.hidden, &cursor);
+    L.down = pack::place_matrix(et.dtype, et.group, c.hidden, c.moe_intermediate, &cursor);
+    L.raw_bytes = cursor;
+    layers.push_back(L);
+    for (int e = 0; e < c.router.n_experts; ++e) items.push_back({l, e});
+    total += pack::align_up(cursor, pack::kPage) * uint64_t(c.router.n_experts);
+  }
+
+  pack::PackWriter w(o.out, uint32_t(c.n_layers));
+  Progress prog("synth", total);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto buf = synth_dense(specs[i], dense_layouts[i], o.seed, i, threads);
+    w.add_dense(specs[i].name, dense_layouts[i], buf.data());
+    prog.set(w.bytes_written());
+  }
+  for (const auto& L : layers) w.add_expert_layer(L);
+  std::map<int, const pack::LayerLayout*> layout_of;
+  for (const auto& L : layers) layout_of[int(L.layer)] = &L;
+  run_ordered<pack::EncodedRecord>(
+      items.size(), threads, size_t(threads) * 4,
+      [&](size_t i) {
+        const auto [l, e] = items[i];
+        const pack::LayerLayout& L = *layout_of.at(l);
+        std::vector<uint8_t> raw(L.raw_bytes, 0);
+        Rng rng(mix_seed(o.seed, (uint64_t(1) << 32) | uint64_t(l), uint64_t(e)));
+        fill_quantized(L.gate, raw.data(), 1.0f / std::sqrt(float(c.hidden)), rng);
+        fill_quantized(L.up, raw.data(), 1.0f / std::sqrt(float(c.hidden)), rng);
+        fill_quantized(L.down, raw.data(), 1.0f / std::sqrt(float(c.moe_intermediate)), rng);
+        return pack::encode_record(std::move(raw), {});
+      },
+      [&](size_t i, pack::EncodedRecord& rec) {
+        w.add_record(uint32_t(items[i].first), uint32_t(items[i].second), rec);
+        prog.set(w.bytes_written());
+      });
+  prog.finish();
+
+  const json gen = {{"bos_token_id", 1495}, {"eos_token_id", {1497, 1495}}};
+  const json manifest = {
+      {"format", "moepack"},
+      {"format_version", pack::kVersion},
+      {"architecture", c.architecture},
+      {"files",
+       {{"config.json", cfg_json.dump(2)},
+        {"generation_config.json", gen.dump(2)},
+        {"tokenizer.json", std::string(synth_tokenizer_json())},
+        {"tokenizer_config.json", std::string(synth_tokenizer_config_json())}}},
+      {"quantization",
+       {{"experts", {{"dtype", dtype_name(et.dtype)}, {"group", et.group}, {"clip_search", false}}},
+        {"dense", {{"dtype", "BF16"}}},
+        {"embedding", "BF16"},
+        {"norms_biases_routers", "norms and biases F32, routers BF16"}}},
+      {"compression", {{"experts", "none"}}},
+      {"nmse", json::object()},
+      {"source", {{"kind", "synth"}, {"shape", o.shape}, {"seed", o.seed}}},
+      {"synth",
+       {{"router_logit_std", kRouterLogitStd},
+        {"weights", "matrices N(0, 1/cols), embedding N(0, 1), router N(0, (1.5/sqrt(hidden))^2), norms 1, biases 0"},
+        {"tokenizer", "tests/fixtures/qwen3_moe (byte-level BPE, 1500 ids)"}}},
+      {"writer", "moe synth"}};
+  w.finish(manifest);
+  const double secs = prog.seconds();
+  std::printf("%s\n", fmt::format("wrote {}: {} in {:.1f} s ({}/s); {} {} experts x {} layers, seed {}", o.out,
+                                  human_bytes(double(w.bytes_written())), secs,
+                                  human_bytes(double(w.bytes_written()) / std::max(secs, 1e-9)), o.shape, o.experts,
+                                  layers.size(), o.seed)
+                          .c_str());
+  return 0;
+}
+
+}  // namespace
+
+Runner add_synth(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  CLI::App* c = app.add_subcommand("synth", "Write a random-weight .moepack with a real model's dimensions (for benchmarks)");
+  c->add_option("--shape", o->shape, "qwen3-30b-a3b, mixtral-8x7b, olmoe-1b-7b or tiny")->required();
+  c->add_option("--experts", o->experts, "Expert format: int4 or fp8")->capture_default_str();
+  c->add_option("--group-size", o->group, "INT4 group size: 32, 64 or 128")->capture_default_str();
+  c->add_option("--out,-o", o->out, "Output .moepack file")->required();
+  c->add_option("--seed", o->seed, "Random seed; the same seed writes the same file")->capture_default_str();
+  c->add_option("--threads,-t", o->threads, "Generator threads (0 = all cores)");
+  return [o] { return run_synth(*o); };
+}
+
+}  // namespace moe::cli

@@ -1,0 +1,23 @@
+// Subcommands of the `moe` CLI. Each registers its flags on the app and returns the
+// function that runs it; errors are thrown and reported in one line by main.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace moe::cli {
+
+using Runner = std::function<int()>;
+
+Runner add_run(CLI::App& app);
+Runner add_logits(CLI::App& app);
+Runner add_tokenize(CLI::App& app);
+Runner add_detokenize(CLI::App& app);
+Runner add_inspect(CLI::App& app);
+Runner add_perplexity(CLI::App& app);
+Runner add_convert(CLI::App& app);  // pack issue: HF dir -> .moepack
+Runner add_verify(CLI::App& app);
+Runner add_synth(CLI::App& app);
+Runner add_bench(CLI::App& app);
+Runner add_compare(CLI::App& app);
+
+}  // namespace moe::cli

@@ -1,0 +1,29 @@
+// moe: run Mixture-of-Experts language models on one GPU or a CPU alone.
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <string>
+
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"moe: run Mixture-of-Experts language models (Mixtral, Qwen2/Qwen3-MoE, OLMoE) from Hugging Face checkpoints"};
+  app.require_subcommand(1);
+  const std::map<std::string, moe::cli::Runner> runners = {
+      {"run", moe::cli::add_run(app)},           {"logits", moe::cli::add_logits(app)},
+      {"tokenize", moe::cli::add_tokenize(app)}, {"detokenize", moe::cli::add_detokenize(app)},
+      {"inspect", moe::cli::add_inspect(app)},     {"perplexity", moe::cli::add_perplexity(app)},
+      {"convert", moe::cli::add_convert(app)},     {"verify", moe::cli::add_verify(app)},
+      {"synth", moe::cli::add_synth(app)},         {"bench", moe::cli::add_bench(app)},
+      {"compare", moe::cli::add_compare(app)},
+  };
+  CLI11_PARSE(app, argc, argv);
+  try {
+    for (const auto& [name, run] : runners)
+      if (app.got_subcommand(name)) return run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "moe: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,50 @@
+#include "tools/model_files.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <stdexcept>
+
+#include "storage/pack_file.h"
+
+namespace moe::cli {
+
+Tokenizer load_pack_tokenizer(const std::filesystem::path& path) {
+  const PackFile pack(path);
+  const std::string tj = pack.embedded_file("tokenizer.json");
+  if (tj.empty())
+    throw std::runtime_error(fmt::format("{}: the pack embeds no tokenizer.json; re-run moe convert from a directory that has one",
+                                         path.string()));
+  return Tokenizer::from_json(tj, pack.embedded_file("tokenizer_config.json"));
+}
+
+Tokenizer load_tokenizer(const std::filesystem::path& dir) {
+  if (std::filesystem::is_regular_file(dir)) return load_pack_tokenizer(dir);
+  const auto tj = dir / "tokenizer.json";
+  if (!std::filesystem::exists(tj))
+    throw std::runtime_error(fmt::format("{}: missing; the model directory needs its tokenizer.json", tj.string()));
+  const auto cfg = dir / "tokenizer_config.json";
+  return Tokenizer::load(tj, std::filesystem::exists(cfg) ? cfg : std::filesystem::path{});
+}
+
+std::vector<int32_t> parse_token_list(const std::string& s) {
+  std::vector<int32_t> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string item = s.substr(i, j - i);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    int32_t v = 0;
+    auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc() || p != item.data() + item.size())
+      throw std::invalid_argument(fmt::format("--tokens: '{}' is not an integer token id (expected e.g. 1,2,3)", item));
+    out.push_back(v);
+    i = j + 1;
+  }
+  if (out.empty()) throw std::invalid_argument("--tokens: no token ids given (expected e.g. 1,2,3)");
+  return out;
+}
+
+}  // namespace moe::cli
