@@ -6,28 +6,16 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli/moe_cli.h"
 #include "storage/npy.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out;  // stdout and stderr together
-};
+using Result = moe::test::CmdResult;
 
-// Runs the binary; the output holds stdout and stderr unless stderr is dropped.
-Result run(const std::string& args, bool keep_stderr = true) {
-  const std::string cmd = std::string(MOE_BINARY) + " " + args + (keep_stderr ? " 2>&1" : " 2>/dev/null");
-  Result r{0, {}};
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  r.code = WEXITSTATUS(pclose(p));
-  return r;
-}
+Result run(const std::string& args, bool keep_stderr = true) { return moe::test::moe_cli(args, keep_stderr); }
 
 fs::path fixtures() { return fs::path(MOE_SOURCE_DIR) / "tests" / "fixtures"; }
 

@@ -8,22 +8,18 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "cli/moe_cli.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-// stdout (and stderr when keep_stderr) of a shell command.
-std::string sh(const std::string& cmd, int* code, bool keep_stderr = true) {
-  std::string out;
-  FILE* p = popen((cmd + (keep_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  *code = WEXITSTATUS(pclose(p));
-  return out;
+// Output of `moe ARGS`; the exit status goes to *code.
+std::string run_moe(const std::string& args, int* code, bool keep_stderr = true) {
+  auto r = moe::test::moe_cli(args, keep_stderr);
+  *code = r.code;
+  return r.out;
 }
-
-std::string moe_cmd(const std::string& args) { return std::string(MOE_BINARY) + " " + args; }
 
 fs::path fixtures() { return fs::path(MOE_SOURCE_DIR) / "tests" / "fixtures"; }
 
@@ -34,10 +30,10 @@ class Offload : public ::testing::TestWithParam<std::string> {};
 TEST_P(Offload, TokensIdenticalAcrossBudgetsAndReaders) {
   const fs::path pack = fs::temp_directory_path() / ("moe-offload-" + GetParam() + ".moepack");
   int code = 0;
-  std::string out = sh(moe_cmd("convert " + (fixtures() / GetParam()).string() + " " + pack.string() +
-                               " --experts int4 --group-size 32"), &code);
+  std::string out = run_moe("convert " + (fixtures() / GetParam()).string() + " " + pack.string() +
+                                " --experts int4 --group-size 32", &code);
   ASSERT_EQ(code, 0) << out;
-  const nlohmann::json cfg = nlohmann::json::parse(sh(moe_cmd("inspect --json --model " + pack.string()), &code, false));
+  const nlohmann::json cfg = nlohmann::json::parse(run_moe("inspect --json --model " + pack.string(), &code, false));
   ASSERT_EQ(code, 0);
   // 10% of the experts, unless that cannot hold one layer's top-k (tiny fixtures): then the
   // smallest budget that can, which forces the most evictions.
@@ -45,12 +41,12 @@ TEST_P(Offload, TokensIdenticalAcrossBudgetsAndReaders) {
   const int min_pct = int(std::ceil(100.0 * cfg["top_k"].get<int>() / per_layer));
   const std::string small = std::to_string(std::max(10, min_pct)) + "%";
   const std::string base = "run --model " + pack.string() + " --prompt 'def main(): print' -n 24 --seed 1 --temp 0.9 --no-echo";
-  const std::string ref = sh(moe_cmd(base + " --ram-budget 100% --io mmap"), &code, false);
+  const std::string ref = run_moe(base + " --ram-budget 100% --io mmap", &code, false);
   ASSERT_EQ(code, 0) << ref;
   ASSERT_FALSE(ref.empty());
   for (const std::string budget : {"100%", "50%", small.c_str()})
     for (const char* io : {"uring", "mmap", "pread"}) {
-      const std::string got = sh(moe_cmd(base + " --ram-budget " + budget + " --io " + io), &code, false);
+      const std::string got = run_moe(base + " --ram-budget " + budget + " --io " + io, &code, false);
       EXPECT_EQ(code, 0) << got;
       EXPECT_EQ(got, ref) << "budget " << budget << ", io " << io;
     }

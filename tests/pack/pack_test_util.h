@@ -10,23 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "cli/moe_cli.h"
+
 namespace moe::test {
-
-struct CmdResult {
-  int code;
-  std::string out;  // stdout and stderr together
-};
-
-inline CmdResult moe_cli(const std::string& args) {
-  const std::string cmd = std::string(MOE_BINARY) + " " + args + " 2>&1";
-  CmdResult r{0, {}};
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  r.code = WEXITSTATUS(pclose(p));
-  return r;
-}
 
 // A directory per test process and tag, removed when the process exits.
 inline std::filesystem::path pack_tmp(const std::string& tag) {
