@@ -85,6 +85,12 @@ MOE_HD float f8e4m3_to_f32(uint8_t b) {
   return bits_to_f32(sign | ((exp + 120u) << 23) | (man << 20));
 }
 
+// The 4-bit code of column c in one row of Q4/Q4Z data (nibble layout above).
+MOE_HD int q4_code(const uint8_t* row, int64_t c) {
+  const uint8_t b = row[(c / 32) * 16 + (c % 16)];
+  return (c % 32) < 16 ? (b & 0x0f) : (b >> 4);
+}
+
 // f32 -> FP8 e4m3fn, round to nearest even, saturating to +-448 (NaN stays NaN).
 uint8_t f32_to_f8e4m3(float f);
 

@@ -61,11 +61,6 @@ void pack_q4(const uint8_t* q, int64_t cols, uint8_t* out) {
     for (int i = 0; i < 16; ++i) out[r / 2 + i] = uint8_t(q[r + i] | (q[r + i + 16] << 4));
 }
 
-inline uint8_t q4_code(const uint8_t* row, int64_t c) {
-  const uint8_t b = row[(c / 32) * 16 + (c % 16)];
-  return (c % 32) < 16 ? (b & 0x0f) : (b >> 4);
-}
-
 void quantize_q4(const float* w, int64_t rows, int64_t cols, const QuantOptions& opt, QuantizedMatrix& m) {
   const int G = opt.group;
   const bool asym = opt.dtype == DType::Q4Z;

@@ -61,22 +61,30 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
   std::vector<std::vector<int64_t>> by_expert(static_cast<size_t>(E));  // entries t * K + j
   for (int64_t i = 0; i < T * K; ++i) by_expert[size_t(ids[size_t(i)])].push_back(i);
   std::fill(out.begin(), out.end(), 0.0f);
+  std::vector<int> used;
+  for (int e = 0; e < E; ++e)
+    if (!by_expert[size_t(e)].empty()) used.push_back(e);
+  // Acquire top_k experts at a time: a tiered source reads that chunk's misses in one batch,
+  // and a budget that holds one token's experts always holds a chunk.
+  std::vector<ExpertWeights> w(static_cast<size_t>(K));
   std::vector<float> xin, y;
-  for (int e = 0; e < E; ++e) {
-    const auto& rows = by_expert[size_t(e)];
-    if (rows.empty()) continue;
-    const int64_t n = int64_t(rows.size());
-    xin.resize(size_t(n * H));
-    y.resize(size_t(n * H));
-    for (int64_t r = 0; r < n; ++r) std::copy_n(&h[size_t(rows[size_t(r)] / K * H)], H, &xin[size_t(r * H)]);
-    const ExpertWeights w = model_.experts->acquire(layer, e);
-    dense_ffn({w.gate, w.up, w.down}, n, I, xin.data(), y.data());
-    model_.experts->release(layer, e);
-    for (int64_t r = 0; r < n; ++r) {
-      const int64_t t = rows[size_t(r)] / K;
-      const float g = wts[size_t(rows[size_t(r)])];
-      for (int64_t d = 0; d < H; ++d) out[size_t(t * H + d)] += g * y[size_t(r * H + d)];
+  for (size_t c0 = 0; c0 < used.size(); c0 += size_t(K)) {
+    const std::span<const int> chunk(used.data() + c0, std::min(used.size() - c0, size_t(K)));
+    model_.experts->acquire_many(layer, chunk, w.data());
+    for (size_t ci = 0; ci < chunk.size(); ++ci) {
+      const auto& rows = by_expert[size_t(chunk[ci])];
+      const int64_t n = int64_t(rows.size());
+      xin.resize(size_t(n * H));
+      y.resize(size_t(n * H));
+      for (int64_t r = 0; r < n; ++r) std::copy_n(&h[size_t(rows[size_t(r)] / K * H)], H, &xin[size_t(r * H)]);
+      dense_ffn({w[ci].gate, w[ci].up, w[ci].down}, n, I, xin.data(), y.data());
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t t = rows[size_t(r)] / K;
+        const float g = wts[size_t(rows[size_t(r)])];
+        for (int64_t d = 0; d < H; ++d) out[size_t(t * H + d)] += g * y[size_t(r * H + d)];
+      }
     }
+    for (int e : chunk) model_.experts->release(layer, e);
   }
 
   if (c.shared_intermediate > 0) {

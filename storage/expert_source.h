@@ -3,6 +3,7 @@
 // checkpoint) or page experts in from a slower tier.
 #pragma once
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "quant/weight_view.h"
@@ -21,6 +22,11 @@ class ExpertSource {
   // Weights of `expert` in decoder layer `layer`, valid (pinned) until release().
   virtual ExpertWeights acquire(int layer, int expert) = 0;
   virtual void release(int layer, int expert) = 0;
+  // acquire() of several experts of one layer; a tiered source reads all the missing ones in
+  // one batch so the disk sees them in flight together. out: [experts.size()].
+  virtual void acquire_many(int layer, std::span<const int> experts, ExpertWeights* out) {
+    for (size_t j = 0; j < experts.size(); ++j) out[j] = acquire(layer, experts[j]);
+  }
 };
 
 // Every expert already addressable in memory: nothing to load, nothing to evict.

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/engine.h"
+#include "runtime/pack_model.h"
 #include "runtime/sampler.h"
 #include "storage/io/disk_bandwidth.h"
 #include "storage/tier/budget.h"
@@ -42,6 +43,13 @@ double bytes_per_token(const Model& m) {
       b += double(c.router.top_k) * double(w.bytes());
     }
   }
+  return b;
+}
+
+// Non-expert weight bytes (resident whatever the expert budget).
+uint64_t dense_bytes(const Model& m) {
+  uint64_t b = 0;
+  for (const DenseTensor& t : dense_tensors(m)) b += uint64_t(t.view.bytes());
   return b;
 }
 
@@ -126,6 +134,7 @@ Runner add_bench(CLI::App& app) {
         {"peak_rss_bytes", pm.peak_rss_bytes},
         {"rss_bytes", pm.rss_bytes},
         {"kv_bytes", engine.kv_bytes()},
+        {"dense_bytes", dense_bytes(m)},
     };
     if (om->tier) {
       const nlohmann::json t = tier_stats_json(om->tier->stats(), uint64_t(o->gen_len));

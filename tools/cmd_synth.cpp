@@ -74,7 +74,14 @@ struct Opts {
   std::string shape, experts = "int4", out;
   uint64_t seed = 1;
   int group = 128, threads = 0;
+  std::string dense = "bf16";
 };
+
+// Dense matrices that follow --dense (embeddings, routers and vectors keep their format).
+bool follows_dense_flag(TensorClass c) {
+  return c == TensorClass::Attention || c == TensorClass::LmHead || c == TensorClass::SharedExpert ||
+         c == TensorClass::DenseFfn;
+}
 
 // A dense tensor's bytes: vectors F32 (norms 1, biases 0), matrices bf16 normal. Row blocks
 // are generated in parallel, each from its own seed.
@@ -87,6 +94,11 @@ std::vector<uint8_t> synth_dense(const DenseSpec& s, const pack::MatrixLayout& l
   }
   const float base = s.cls == TensorClass::Embedding ? 1.0f : s.cls == TensorClass::Router ? kRouterLogitStd : 1.0f;
   const float stddev = s.cls == TensorClass::Embedding ? base : base / std::sqrt(float(s.cols));
+  if (l.dtype == DType::I8) {
+    Rng rng(mix_seed(seed, index, 0));
+    fill_quantized(l, buf.data(), stddev, rng);
+    return buf;
+  }
   constexpr int64_t kBlock = 256;
   const int64_t blocks = (s.rows + kBlock - 1) / kBlock;
   auto* out = reinterpret_cast<uint16_t*>(buf.data());
@@ -121,7 +133,8 @@ int run_synth(const Opts& o) {
   uint64_t total = 0;
   for (const auto& s : specs) {
     uint64_t cursor = 0;
-    dense_layouts.push_back(pack::place_matrix(s.cols == 1 ? DType::F32 : DType::BF16, 0, s.rows, s.cols, &cursor));
+    const DType dt = s.cols == 1 ? DType::F32 : (o.dense == "int8" && follows_dense_flag(s.cls)) ? DType::I8 : DType::BF16;
+    dense_layouts.push_back(pack::place_matrix(dt, 0, s.rows, s.cols, &cursor));
     total += cursor;
   }
   std::vector<pack::LayerLayout> layers;
@@ -181,7 +194,7 @@ int run_synth(const Opts& o) {
         {"tokenizer_config.json", std::string(synth_tokenizer_config_json())}}},
       {"quantization",
        {{"experts", {{"dtype", dtype_name(et.dtype)}, {"group", et.group}, {"clip_search", false}}},
-        {"dense", {{"dtype", "BF16"}}},
+        {"dense", {{"dtype", o.dense == "int8" ? "I8" : "BF16"}}},
         {"embedding", "BF16"},
         {"norms_biases_routers", "norms and biases F32, routers BF16"}}},
       {"compression", {{"experts", "none"}}},
@@ -211,6 +224,9 @@ Runner add_synth(CLI::App& app) {
   c->add_option("--experts", o->experts, "Expert format: int4 or fp8")->capture_default_str();
   c->add_option("--group-size", o->group, "INT4 group size: 32, 64 or 128")->capture_default_str();
   c->add_option("--out,-o", o->out, "Output .moepack file")->required();
+  c->add_option("--dense", o->dense, "Format of attention, LM-head and shared-expert matrices: bf16 or int8")
+      ->check(CLI::IsMember({"bf16", "int8"}))
+      ->capture_default_str();
   c->add_option("--seed", o->seed, "Random seed; the same seed writes the same file")->capture_default_str();
   c->add_option("--threads,-t", o->threads, "Generator threads (0 = all cores)");
   return [o] { return run_synth(*o); };

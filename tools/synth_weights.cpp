@@ -128,8 +128,16 @@ void fill_quantized(const pack::MatrixLayout& m, uint8_t* base, float stddev, Rn
     const float s = stddev / t.stddev;
     auto* sc = reinterpret_cast<float*>(base + m.scales_offset);
     for (int64_t g = 0; g < v.scale_bytes() / 4; ++g) sc[g] = s;
+  } else if (m.dtype == DType::I8) {
+    // Uniform codes in [-127, 127] (std 127 / sqrt(3)); per-row scales give the wanted std.
+    fill_random(data, nd, rng);
+    for (int64_t i = 0; i < nd; ++i)
+      if (data[i] == 0x80) data[i] = 0x81;
+    const float s = stddev / (127.0f / std::sqrt(3.0f));
+    auto* sc = reinterpret_cast<float*>(base + m.scales_offset);
+    for (int64_t g = 0; g < v.scale_bytes() / 4; ++g) sc[g] = s;
   } else {
-    throw std::invalid_argument("moe synth: experts must be int4 or fp8");
+    throw std::invalid_argument("moe synth: quantized weights must be int4, fp8 or int8");
   }
 }
 

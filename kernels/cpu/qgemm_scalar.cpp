@@ -10,11 +10,6 @@ namespace moe::cpu::qk {
 
 namespace {
 
-inline int q4_code(const uint8_t* row, int64_t c) {
-  const uint8_t b = row[(c / 32) * 16 + (c % 16)];
-  return (c % 32) < 16 ? (b & 0x0f) : (b >> 4);
-}
-
 // x [M, K] -> xq [M, K] int8, d [M, K / 32].
 void quantize_acts(const float* x, int64_t M, int64_t K, int8_t* xq, float* d) {
   for (int64_t i = 0; i < M * K / 32; ++i) {

@@ -84,6 +84,109 @@ ExpertWeights TieredExperts::acquire(int layer, int expert) {
   }
 }
 
+void TieredExperts::acquire_many(int layer, std::span<const int> experts, ExpertWeights* out) {
+  struct Miss {
+    size_t j;  // index into experts/out
+    AlignedBuffer buf, staging;
+    bool verify;
+  };
+  std::vector<Miss> misses;
+  std::vector<size_t> hits, others;  // pinned here; being loaded by another thread
+  std::unique_lock lk(mu_);
+  TierLayerStats& ls = stats_.layers[size_t(layer)];
+  auto undo = [&] {  // under the lock: unpin the hits, drop the reservations
+    for (size_t j : hits) --slots_[index(layer, experts[j])].pins;
+    for (Miss& m : misses) {
+      Slot& s = slots_[index(layer, experts[m.j])];
+      s.state = State::Absent;
+      s.pins = 0;
+      pool_.give_back(std::move(m.buf));
+      if (!m.staging.empty()) staging_.push_back(std::move(m.staging));
+    }
+    loaded_.notify_all();
+  };
+  try {
+    for (size_t j = 0; j < experts.size(); ++j) {
+      Slot& s = slots_[index(layer, experts[j])];
+      if (s.state == State::Resident) {
+        ++s.pins;
+        policy_->on_access({layer, experts[j]});
+        ++ls.hits;
+        out[j] = s.views;
+        hits.push_back(j);
+      } else if (s.state == State::Loading) {
+        others.push_back(j);
+      } else {
+        const ExpertRecordRef& rec = catalog_->record(layer, experts[j]);
+        Miss m{j, reserve(expert_cache_bytes(rec), layer, experts[j], /*demand=*/true), {}, verify_ && !s.verified};
+        if (rec.compressed) m.staging = take_staging(rec.padded_bytes);
+        s.state = State::Loading;
+        s.pins = 1;
+        misses.push_back(std::move(m));
+      }
+    }
+  } catch (...) {
+    undo();
+    throw;
+  }
+
+  // One batch of reads without the lock, then decode/verify each record.
+  lk.unlock();
+  const uint64_t t0 = now_ns();
+  std::exception_ptr failure;
+  std::vector<ExpertWeights> views(misses.size());
+  try {
+    std::vector<ReadRequest> reqs;
+    for (Miss& m : misses) {
+      const ExpertRecordRef& rec = catalog_->record(layer, experts[m.j]);
+      reqs.push_back({rec.offset, rec.padded_bytes, rec.compressed ? m.staging.data() : m.buf.data()});
+    }
+    try {
+      if (!reqs.empty()) reader_->read(reqs);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("loading {} experts of layer {}: {}", reqs.size(), layer, e.what()));
+    }
+    for (size_t i = 0; i < misses.size(); ++i) {
+      Miss& m = misses[i];
+      const int e = experts[m.j];
+      if (catalog_->record(layer, e).compressed) catalog_->decode(layer, e, m.staging.data(), m.buf.data(), m.verify);
+      else if (m.verify) catalog_->decode(layer, e, m.buf.data(), m.buf.data(), true);
+      views[i] = catalog_->views(layer, e, m.buf.data());
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  const uint64_t dt = now_ns() - t0;
+
+  lk.lock();
+  if (failure) {
+    undo();
+    std::rethrow_exception(failure);
+  }
+  for (size_t i = 0; i < misses.size(); ++i) {
+    Miss& m = misses[i];
+    const int e = experts[m.j];
+    const ExpertRecordRef& rec = catalog_->record(layer, e);
+    Slot& s = slots_[index(layer, e)];
+    if (!m.staging.empty()) staging_.push_back(std::move(m.staging));
+    s.buf = std::move(m.buf);
+    s.views = views[i];
+    s.state = State::Resident;
+    if (m.verify) {
+      s.verified = true;
+      ++stats_.checksum_verifications;
+    }
+    policy_->on_insert({layer, e});
+    ++ls.misses;
+    ls.bytes_read += rec.padded_bytes;
+    out[m.j] = views[i];
+  }
+  if (!misses.empty()) ls.stall_ns += dt;
+  loaded_.notify_all();
+  lk.unlock();
+  for (size_t j : others) out[j] = acquire(layer, experts[j]);
+}
+
 void TieredExperts::release(int layer, int expert) {
   const size_t i = index(layer, expert);
   std::lock_guard lk(mu_);

@@ -45,6 +45,9 @@ class TieredExperts final : public ExpertSource {
   // checksum failure (naming file, layer and expert) and when every resident expert is pinned
   // and the budget has no room for this one.
   ExpertWeights acquire(int layer, int expert) override;
+  // Hits are pinned at once; all misses are reserved, then read in ONE reader batch (several
+  // reads in flight), then published. Experts another thread is loading are waited for.
+  void acquire_many(int layer, std::span<const int> experts, ExpertWeights* out) override;
   // Throws std::logic_error when the expert is not acquired.
   void release(int layer, int expert) override;
 

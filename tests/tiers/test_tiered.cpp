@@ -319,3 +319,50 @@ TEST_F(Tiered, SeveralThreadsAcquireAndRelease) {
 
 }  // namespace
 }  // namespace moe
+
+namespace moe {
+namespace {
+
+class TieredBatch : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  std::filesystem::path dir_ = test::tier_temp_dir("tiered-batch");
+};
+
+// acquire_many: misses read in one batch, right bytes, pinned until released, stats count
+// each expert once, and a full budget of pins is an error that leaves nothing pinned.
+TEST_F(TieredBatch, AcquireManyReadsMissesTogether) {
+  test::FakeSpec spec;
+  spec.compress_odd = true;
+  auto cat = std::make_shared<test::FakeCatalog>(dir_ / "fake.pack", spec);
+  for (const char* io : {"uring", "pread", "mmap"}) {
+    TierOptions o;
+    o.budget_bytes = 6 * kExpert;
+    TieredExperts t(cat, make_reader(io, cat->path()), std::move(o));
+    const std::vector<int> first = {0, 2, 5}, second = {2, 3, 5, 6};
+    std::vector<ExpertWeights> w(4);
+    t.acquire_many(0, first, w.data());
+    for (size_t j = 0; j < first.size(); ++j) EXPECT_TRUE(cat->matches(0, first[j], w[j])) << io;
+    for (int e : first) EXPECT_EQ(t.pins(0, e), 1);
+    for (int e : first) t.release(0, e);
+    t.acquire_many(0, second, w.data());
+    for (size_t j = 0; j < second.size(); ++j) EXPECT_TRUE(cat->matches(0, second[j], w[j])) << io;
+    const TierStats s = t.stats();
+    EXPECT_EQ(s.layers[0].misses, 5u);  // 0, 2, 5, then 3, 6
+    EXPECT_EQ(s.layers[0].hits, 2u);    // 2 and 5 again
+    EXPECT_LE(s.allocated_bytes, 6 * kExpert);
+    // Four pinned plus three more cannot fit six slots: error, and the three are not left pinned.
+    const std::vector<int> more = {0, 1, 7};
+    EXPECT_THROW(t.acquire_many(0, more, w.data()), std::runtime_error);
+    for (int e : more) EXPECT_EQ(t.pins(0, e), 0) << io;
+    for (int e : second) t.release(0, e);
+    t.acquire_many(0, more, w.data());  // room again
+    for (int e : more) t.release(0, e);
+  }
+}
+
+}  // namespace
+}  // namespace moe
