@@ -10,17 +10,26 @@ namespace moe::test {
 
 std::filesystem::path fixtures_root() { return std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures"; }
 
+static std::filesystem::path models_root() { return std::filesystem::path(MOE_SOURCE_DIR) / "models"; }
+
+std::filesystem::path fixture_dir(const std::string& name) {
+  const auto f = fixtures_root() / name;
+  return std::filesystem::exists(f) ? f : models_root() / name;
+}
+
 std::vector<std::string> fixture_names() {
   std::vector<std::string> out;
-  if (!std::filesystem::exists(fixtures_root())) return out;
-  for (const auto& e : std::filesystem::directory_iterator(fixtures_root()))
-    if (std::filesystem::exists(e.path() / "golden" / "golden.json")) out.push_back(e.path().filename().string());
+  for (const auto& root : {fixtures_root(), models_root()}) {
+    if (!std::filesystem::exists(root)) continue;
+    for (const auto& e : std::filesystem::directory_iterator(root))
+      if (std::filesystem::exists(e.path() / "golden" / "golden.json")) out.push_back(e.path().filename().string());
+  }
   std::sort(out.begin(), out.end());
   return out;
 }
 
 nlohmann::json golden(const std::string& name) {
-  std::ifstream in(fixtures_root() / name / "golden" / "golden.json");
+  std::ifstream in(fixture_dir(name) / "golden" / "golden.json");
   return nlohmann::json::parse(in);
 }
 
@@ -36,7 +45,7 @@ double rel_max_err(const std::vector<float>& a, const std::vector<float>& b) {
 std::filesystem::path copy_fixture(const std::string& name, const std::string& tag) {
   auto d = std::filesystem::temp_directory_path() / ("moe-fixture-" + tag + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(d);
-  std::filesystem::copy(fixtures_root() / name, d, std::filesystem::copy_options::recursive);
+  std::filesystem::copy(fixture_dir(name), d, std::filesystem::copy_options::recursive);
   return d;
 }
 

@@ -10,7 +10,10 @@
 namespace moe::test {
 
 std::filesystem::path fixtures_root();
-// Names of fixture directories that hold golden/golden.json, sorted.
+// Directory of a named model with golden outputs: tests/fixtures/<name> (random-weight
+// fixtures) or models/<name> (models the project ships).
+std::filesystem::path fixture_dir(const std::string& name);
+// Names of fixture and shipped-model directories that hold golden/golden.json, sorted.
 std::vector<std::string> fixture_names();
 nlohmann::json golden(const std::string& name);
 // Max |a - b| over max |b|: the error relative to the reference logit scale.

@@ -24,7 +24,7 @@ std::vector<int32_t> tokens_for(int64_t n, int64_t vocab, uint32_t seed) {
 // 4 sequences of different lengths, prefilled and then decoded together, give the same
 // logits as each run alone.
 TEST_P(EngineTest, BatchedDecodeEqualsOneAtATime) {
-  const Model model = load_hf_model(fixtures_root() / GetParam());
+  const Model model = load_hf_model(fixture_dir(GetParam()));
   const int64_t V = model.cfg.vocab_size;
   const std::vector<int64_t> lens = {3, 9, 1, 14};
   const int steps = 4;
@@ -76,7 +76,7 @@ TEST_P(EngineTest, BatchedDecodeEqualsOneAtATime) {
 
 // A forked prefix continues exactly like recomputing the whole sequence.
 TEST_P(EngineTest, ForkedPrefixMatchesRecompute) {
-  const Model model = load_hf_model(fixtures_root() / GetParam());
+  const Model model = load_hf_model(fixture_dir(GetParam()));
   const auto a = tokens_for(12, model.cfg.vocab_size, 5);
   Engine e(model, {2, 0});
   const SeqId s = e.create_sequence();
@@ -95,7 +95,7 @@ TEST_P(EngineTest, ForkedPrefixMatchesRecompute) {
 }
 
 TEST_P(EngineTest, RoutingHookSeesEveryMoeLayer) {
-  const Model model = load_hf_model(fixtures_root() / GetParam());
+  const Model model = load_hf_model(fixture_dir(GetParam()));
   Engine e(model, {2, 0});
   std::vector<int> layers;
   e.add_routing_hook([&](const RoutingEvent& ev) {
@@ -123,7 +123,7 @@ TEST_P(EngineTest, RoutingHookSeesEveryMoeLayer) {
 }
 
 TEST_P(EngineTest, RejectsBadRequestsWithoutChangingState) {
-  const Model model = load_hf_model(fixtures_root() / GetParam());
+  const Model model = load_hf_model(fixture_dir(GetParam()));
   Engine e(model, {1, 16});
   const SeqId s = e.create_sequence();
   const std::vector<int32_t> bad = {1, int32_t(model.cfg.vocab_size)};

@@ -28,12 +28,12 @@ class HfMatch : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HfMatch, AllPositionLogits) {
   const auto g = golden(GetParam());
-  const Model model = load_hf_model(fixtures_root() / GetParam());
+  const Model model = load_hf_model(fixture_dir(GetParam()));
   Engine engine(model, {2, 0});
   double worst = 0;
   for (const auto& case_ : g["logits"]) {
     const auto tokens = case_["tokens"].get<std::vector<int32_t>>();
-    const auto ref = read_npy_f32(fixtures_root() / GetParam() / "golden" / case_["file"].get<std::string>());
+    const auto ref = read_npy_f32(fixture_dir(GetParam()) / "golden" / case_["file"].get<std::string>());
     ASSERT_EQ(ref.shape, (std::vector<int64_t>{int64_t(tokens.size()), model.cfg.vocab_size}));
     const SeqId s = engine.create_sequence();
     const BatchItem item{s, tokens, true};
@@ -49,7 +49,7 @@ TEST_P(HfMatch, AllPositionLogits) {
 
 TEST_P(HfMatch, GreedyContinuation) {
   const auto g = golden(GetParam());
-  const Model model = load_hf_model(fixtures_root() / GetParam());
+  const Model model = load_hf_model(fixture_dir(GetParam()));
   Engine engine(model, {2, 0});
   for (const auto& case_ : g["greedy"]) {
     const auto prompt = case_["prompt"].get<std::vector<int32_t>>();
@@ -63,7 +63,7 @@ TEST_P(HfMatch, GreedyContinuation) {
 
 TEST_P(HfMatch, ParameterCounts) {
   const auto g = golden(GetParam());
-  const Model model = load_hf_model(fixtures_root() / GetParam());
+  const Model model = load_hf_model(fixture_dir(GetParam()));
   const ParamCounts p = count_params(model.cfg);
   EXPECT_EQ(p.total, g["num_parameters"].get<int64_t>());
   EXPECT_EQ(p.active, g["active_parameters"].get<int64_t>());

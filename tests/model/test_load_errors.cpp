@@ -29,7 +29,7 @@ void write(const std::filesystem::path& p, const std::string& s) { std::ofstream
 // First single-file fixture (so the test can truncate "model.safetensors").
 std::string single_file_fixture() {
   for (const auto& n : fixture_names())
-    if (std::filesystem::exists(fixtures_root() / n / "model.safetensors")) return n;
+    if (std::filesystem::exists(fixture_dir(n) / "model.safetensors")) return n;
   return {};
 }
 

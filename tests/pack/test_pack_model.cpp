@@ -43,7 +43,7 @@ double rel_l2_err(const std::vector<float>& a, const std::vector<float>& b) {
 
 fs::path convert(const std::string& fixture, const std::string& flags, const std::string& tag) {
   const fs::path out = pack_tmp("model") / (fixture + "-" + tag + ".moepack");
-  const auto r = moe_cli("convert " + (fixtures_root() / fixture).string() + " " + out.string() + " " + flags);
+  const auto r = moe_cli("convert " + (fixture_dir(fixture)).string() + " " + out.string() + " " + flags);
   EXPECT_EQ(r.code, 0) << r.out;
   return out;
 }
@@ -70,7 +70,7 @@ class PackFixture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PackFixture, Bf16PackMatchesHfEngine) {
   const fs::path p = convert(GetParam(), "--experts bf16 --dense bf16", "bf16");
-  const Model hf = load_hf_model(fixtures_root() / GetParam());
+  const Model hf = load_hf_model(fixture_dir(GetParam()));
   const Model pk = load_model(p);
   // A bf16 checkpoint is copied bit for bit, so the engine must give identical logits.
   const bool exact = hf.embed.dtype == DType::BF16;
@@ -102,7 +102,7 @@ TEST_P(PackFixture, QuantizedPacksStayClose) {
     double worst = 0;
     for (const auto& c : g["logits"]) {
       const auto tokens = c["tokens"].get<std::vector<int32_t>>();
-      const auto ref = read_npy_f32(fixtures_root() / GetParam() / "golden" / c["file"].get<std::string>());
+      const auto ref = read_npy_f32(fixture_dir(GetParam()) / "golden" / c["file"].get<std::string>());
       worst = std::max(worst, rel_l2_err(logits(pk, tokens), ref.data));
     }
     EXPECT_LT(worst, kQuantTol) << flags;
@@ -120,7 +120,7 @@ TEST_P(PackFixture, CliUsesThePack) {
   EXPECT_EQ(j["expert_layout"], "pack");
   // The tokenizer embedded in the pack tokenizes like the directory's.
   const auto a = moe_cli("tokenize --model " + p.string() + " --text 'héllo wörld 123'");
-  const auto b = moe_cli("tokenize --model " + (fixtures_root() / GetParam()).string() + " --text 'héllo wörld 123'");
+  const auto b = moe_cli("tokenize --model " + (fixture_dir(GetParam())).string() + " --text 'héllo wörld 123'");
   EXPECT_EQ(a.code, 0) << a.out;
   EXPECT_EQ(a.out, b.out);
   r = moe_cli("run --model " + p.string() + " --prompt 'hello world' -n 6 --temp 0");
@@ -150,7 +150,7 @@ TEST(PackConvert, ZstdPackGivesTheSameLogits) {
 
 TEST(PackConvert, RejectsUnsupportedGroupSize) {
   const fs::path dir = pack_tmp("model");
-  const std::string src = (fixtures_root() / "qwen3_moe").string();
+  const std::string src = (fixture_dir("qwen3_moe")).string();
   auto r = moe_cli("convert " + src + " " + (dir / "g48.moepack").string() + " --experts int4 --group-size 48");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("group size 48 is not supported for Q4; use 32, 64 or 128"), std::string::npos) << r.out;

@@ -36,7 +36,7 @@ TEST_P(EngineTier, LogitsMatchTheMappedPack) {
   const test::TempDir tmp("tier-engine");
   const auto& dir = tmp.path;
   const auto path = dir / (std::string(c.fixture) + "-" + c.io + ".moepack");
-  const auto r = test::moe_cli("convert " + (test::fixtures_root() / c.fixture).string() + " " + path.string() + " " + c.flags);
+  const auto r = test::moe_cli("convert " + (test::fixture_dir(c.fixture)).string() + " " + path.string() + " " + c.flags);
   ASSERT_EQ(r.code, 0) << r.out;
 
   const std::vector<int32_t> tokens = {1, 17, 42, 5, 99, 3, 64, 7, 12, 30, 2, 8};
