@@ -1,8 +1,9 @@
 # Entry points. `make demo` and `make test` do all the set-up on a fresh Debian 12 machine.
 BUILD ?= build
 JOBS ?= $(shell nproc)
-DEMO_MODEL ?= tests/fixtures/qwen3_moe
-DEMO_PROMPT ?= The quick brown fox
+DEMO_MODEL ?= models/tiny-moe
+DEMO_CHAT ?= models/tiny-moe/samples/demo_chat.prompt.txt
+DEMO_PROMPT ?= def __init__(self
 CMAKE_FLAGS ?=
 
 .PHONY: all deps build test demo clean
@@ -20,7 +21,10 @@ test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 demo: build
-	$(BUILD)/tools/moe run --model $(DEMO_MODEL) --prompt "$(DEMO_PROMPT)" -n 48 --seed 1
+	@echo "== a tool call (the model emits it; a client would run the tool and send the result back)"
+	$(BUILD)/tools/moe run --model $(DEMO_MODEL) --prompt-file $(DEMO_CHAT) -n 48 --temp 0
+	@echo "== Python, sampled"
+	$(BUILD)/tools/moe run --model $(DEMO_MODEL) --prompt "$(DEMO_PROMPT)" -n 64 --temp 0.7 --repeat-penalty 1.1 --seed 1
 
 clean:
 	rm -rf $(BUILD)

@@ -68,6 +68,7 @@ Runner add_run(CLI::App& app) {
     }, &st);
     std::fputs(dec.finish().c_str(), stdout);
     std::fputs("\n", stdout);
+    std::fflush(stdout);  // the speed line (stderr) must come after the text
     // The first generated token comes out of the prefill pass; decode speed counts the rest.
     const double pre = st.prefill_seconds > 0 ? double(st.prompt_tokens) / st.prefill_seconds : 0.0;
     const double dec_s = st.decode_seconds > 0 ? double(st.generated_tokens - 1) / st.decode_seconds : 0.0;

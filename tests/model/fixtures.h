@@ -1,6 +1,7 @@
 // The committed HF fixtures (tests/fixtures/<name>/) and their golden outputs, written by
 // tools/make_fixtures.py from HF transformers.
 #pragma once
+#include <cctype>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -16,6 +17,16 @@ std::filesystem::path fixture_dir(const std::string& name);
 // Names of fixture and shipped-model directories that hold golden/golden.json, sorted.
 std::vector<std::string> fixture_names();
 nlohmann::json golden(const std::string& name);
+// A GoogleTest parameter name for a fixture ("tiny-moe" -> "tiny_moe").
+struct FixtureTestName {
+  template <class Info>
+  std::string operator()(const Info& info) const {
+    std::string s = info.param;
+    for (char& c : s)
+      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    return s;
+  }
+};
 // Max |a - b| over max |b|: the error relative to the reference logit scale.
 double rel_max_err(const std::vector<float>& a, const std::vector<float>& b);
 // Copies a fixture directory to a fresh temp dir (for tests that corrupt it).

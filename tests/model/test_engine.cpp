@@ -138,6 +138,5 @@ TEST_P(EngineTest, RejectsBadRequestsWithoutChangingState) {
   EXPECT_EQ(e.length(s), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, EngineTest, ::testing::ValuesIn(fixture_names()),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Fixtures, EngineTest, ::testing::ValuesIn(fixture_names()), FixtureTestName());
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(EngineTest);

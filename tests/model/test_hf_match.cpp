@@ -69,6 +69,5 @@ TEST_P(HfMatch, ParameterCounts) {
   EXPECT_EQ(p.active, g["active_parameters"].get<int64_t>());
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, HfMatch, ::testing::ValuesIn(fixture_names()),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Fixtures, HfMatch, ::testing::ValuesIn(fixture_names()), FixtureTestName());
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(HfMatch);

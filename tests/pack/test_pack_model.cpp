@@ -136,8 +136,7 @@ TEST_P(PackFixture, CliUsesThePack) {
   EXPECT_NE(r.out.find("all checksums match"), std::string::npos) << r.out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, PackFixture, ::testing::ValuesIn(fixture_names()),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Fixtures, PackFixture, ::testing::ValuesIn(fixture_names()), FixtureTestName());
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PackFixture);
 
 TEST(PackConvert, ZstdPackGivesTheSameLogits) {
