@@ -218,6 +218,11 @@ def build_qwen_tokenizer(texts: list[str]) -> dict:
             AddedToken("</think>", special=False, normalized=False),
         ]
     )
+    return qwen_tokenizer_json(tok)
+
+
+def qwen_tokenizer_json(tok) -> dict:
+    """tokenizer.json of a trained Qwen-style byte-level BPE, with the fields the real files have."""
     j = json.loads(tok.to_str())
     # (the Python decoders.ByteLevel constructor ignores its flags; set them as in the real file)
     j["decoder"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}

@@ -60,6 +60,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalize
 from transformers import GenerationConfig, Qwen3MoeConfig, Qwen3MoeForCausalLM  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_fixtures as MF  # noqa: E402  (the Qwen tokenizer.json fields, shared with the fixtures)
 import tiny_moe_data as D  # noqa: E402
 
 transformers.logging.set_verbosity_error()
@@ -110,14 +111,7 @@ def build_tokenizer(texts) -> dict:
     tok.train_from_iterator(texts, trainer=trainer)
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in SPECIAL])
     tok.add_tokens([AddedToken(s, special=False, normalized=False) for s in NONSPECIAL])
-    j = json.loads(tok.to_str())
-    j["decoder"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
-    j["model"]["unk_token"] = None
-    j["model"]["continuing_subword_prefix"] = ""
-    j["model"]["end_of_word_suffix"] = ""
-    j["model"]["fuse_unk"] = False
-    j["model"]["byte_fallback"] = False
-    return j
+    return MF.qwen_tokenizer_json(tok)
 
 
 def tokenizer_config(tok_json: dict) -> dict:
