@@ -19,7 +19,9 @@ SeqId Engine::create_sequence() {
   return next_id_++;
 }
 
-static KvCache& lookup(std::map<SeqId, std::unique_ptr<KvCache>>& m, SeqId s) {
+// The sequence's cache; a clear error for an id that was never created or already freed.
+template <class Map>
+static auto& lookup(Map& m, SeqId s) {
   auto it = m.find(s);
   if (it == m.end()) throw std::invalid_argument(fmt::format("unknown sequence id {}", s));
   return *it->second;
@@ -45,7 +47,7 @@ void Engine::free_sequence(SeqId seq) {
   seqs_.erase(seq);
 }
 
-int64_t Engine::length(SeqId seq) const { return lookup(const_cast<decltype(seqs_)&>(seqs_), seq).length(); }
+int64_t Engine::length(SeqId seq) const { return lookup(seqs_, seq).length(); }
 
 int64_t Engine::kv_bytes() const {
   int64_t b = 0;

@@ -90,13 +90,13 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
   if (c.shared_intermediate > 0) {
     std::vector<float> s(size_t(T * H));
     dense_ffn(L.shared, T, c.shared_intermediate, h.data(), s.data());
+    std::vector<float> gw;  // [H] the shared expert's gate row, widened once per step
+    if (!L.shared_gate.empty()) {
+      gw.resize(size_t(H));
+      cpu::to_f32(L.shared_gate, 0, H, gw.data());
+    }
     for (int64_t t = 0; t < T; ++t) {
-      float g = 1.0f;
-      if (!L.shared_gate.empty()) {
-        std::vector<float> gw(static_cast<size_t>(H));
-        cpu::to_f32(L.shared_gate, 0, H, gw.data());
-        g = 1.0f / (1.0f + std::exp(-cpu::dot(&h[size_t(t * H)], gw.data(), H)));
-      }
+      const float g = gw.empty() ? 1.0f : 1.0f / (1.0f + std::exp(-cpu::dot(&h[size_t(t * H)], gw.data(), H)));
       for (int64_t d = 0; d < H; ++d) out[size_t(t * H + d)] += g * s[size_t(t * H + d)];
     }
   }
