@@ -94,7 +94,7 @@ std::vector<float> Engine::forward(std::span<const BatchItem> batch) {
     attention(l, toks, x);
     const LayerWeights& L = model_.layers[size_t(l)];
     for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(&x[size_t(t * H)], L.ffn_norm, float(c.rms_eps), H, &h[size_t(t * H)]);
-    ffn(l, toks, h, f);
+    ffn(l, toks, x, h, f);
     for (size_t i = 0; i < x.size(); ++i) x[i] += f[i];
   }
   for (auto& [id, n] : added) seqs_[id]->set_length(seqs_[id]->length() + n);

@@ -60,8 +60,11 @@ class Engine {
     int32_t pos;
   };
   void attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x);
-  void ffn(int layer, const std::vector<Tok>& toks, const std::vector<float>& h, std::vector<float>& out);
-  void moe(int layer, const std::vector<Tok>& toks, const std::vector<float>& h, std::vector<float>& out);
+  // x: [T, H] residual stream after attention; h: [T, H] its FFN-normed form; out: [T, H].
+  void ffn(int layer, const std::vector<Tok>& toks, const std::vector<float>& x, const std::vector<float>& h,
+           std::vector<float>& out);
+  void moe(int layer, const std::vector<Tok>& toks, const std::vector<float>& x, const std::vector<float>& h,
+           std::vector<float>& out);
   void dense_ffn(const FfnWeights& w, int64_t n, int64_t inter, const float* h, float* out);
 
   const Model& model_;

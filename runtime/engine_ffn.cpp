@@ -17,13 +17,15 @@ void Engine::dense_ffn(const FfnWeights& w, int64_t n, int64_t inter, const floa
   cpu::matmul(pool_, g.data(), n, w.down, out);
 }
 
-void Engine::ffn(int layer, const std::vector<Tok>& toks, const std::vector<float>& h, std::vector<float>& out) {
+void Engine::ffn(int layer, const std::vector<Tok>& toks, const std::vector<float>& x, const std::vector<float>& h,
+                 std::vector<float>& out) {
   const LayerWeights& L = model_.layers[size_t(layer)];
   if (L.kind == FfnKind::Dense) dense_ffn(L.dense, int64_t(toks.size()), model_.cfg.dense_intermediate, h.data(), out.data());
-  else moe(layer, toks, h, out);
+  else moe(layer, toks, x, h, out);
 }
 
-void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<float>& h, std::vector<float>& out) {
+void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<float>& x, const std::vector<float>& h,
+                 std::vector<float>& out) {
   const ModelConfig& c = model_.cfg;
   const LayerWeights& L = model_.layers[size_t(layer)];
   const int E = c.router.n_experts, K = c.router.top_k;
@@ -53,7 +55,7 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
       seq[size_t(t)] = toks[size_t(t)].seq;
       pos[size_t(t)] = toks[size_t(t)].pos;
     }
-    const RoutingEvent ev{layer, int(T), K, ids.data(), wts.data(), seq.data(), pos.data(), h.data()};
+    const RoutingEvent ev{layer, int(T), K, ids.data(), wts.data(), seq.data(), pos.data(), h.data(), x.data()};
     for (const auto& hook : hooks_) hook(ev);
   }
 

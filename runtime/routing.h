@@ -14,7 +14,9 @@ struct RoutingEvent {
   const float* weights = nullptr;      // [n_tokens, top_k] gate weights applied to them
   const int32_t* seq_ids = nullptr;    // [n_tokens] sequence of each token
   const int32_t* positions = nullptr;  // [n_tokens] position of each token in its sequence
-  const float* hidden = nullptr;       // [n_tokens, hidden] the router's input (for early-routing predictors)
+  const float* hidden = nullptr;       // [n_tokens, hidden] the router's input (normed)
+  const float* residual = nullptr;     // [n_tokens, hidden] the residual stream after attention, before
+                                       // the FFN norm (early-routing predictors apply later layers' norms)
 };
 
 using RoutingHook = std::function<void(const RoutingEvent&)>;

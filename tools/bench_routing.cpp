@@ -97,10 +97,20 @@ void install_routing(Engine& engine, const std::string& spec, uint64_t seed, Rou
       } catch (const nlohmann::json::exception&) {
         throw std::invalid_argument(fmt::format("{}:{}: not a JSON object", file, lineno));
       }
+      if (j.contains("format")) continue;  // the header line of a `moe run --trace` file
       const int layer = j.value("layer", -1);
-      if (layer < 0 || layer >= c.n_layers || !j.contains("experts"))
+      if (layer < 0 || layer >= c.n_layers || !j.contains("experts") || !j["experts"].is_array())
         throw std::invalid_argument(fmt::format("{}:{}: needs \"layer\" in [0, {}) and \"experts\"", file, lineno, c.n_layers));
-      (*sets)[size_t(layer)].push_back(j["experts"].get<std::vector<int32_t>>());
+      try {
+        // One token per line ([ids]) or a whole step per line ([[ids] per token], docs/trace-format.md).
+        const nlohmann::json& ex = j["experts"];
+        if (!ex.empty() && ex[0].is_array())
+          for (const auto& row : ex) (*sets)[size_t(layer)].push_back(row.get<std::vector<int32_t>>());
+        else
+          (*sets)[size_t(layer)].push_back(ex.get<std::vector<int32_t>>());
+      } catch (const nlohmann::json::exception&) {
+        throw std::invalid_argument(fmt::format("{}:{}: \"experts\" must hold expert ids", file, lineno));
+      }
     }
     auto cursor = std::make_shared<std::vector<size_t>>(size_t(c.n_layers), 0);
     engine.set_routing_override([sets, cursor, E, file](int layer, int n, int k, int32_t* ids, float* wts) {

@@ -1,5 +1,6 @@
 // moe bench: prefill and decode speed of a model, with the expert tier's figures, as text
 // or one JSON object (keys documented in docs/bench.md).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "storage/tier/process_memory.h"
 #include "tools/bench_routing.h"
 #include "tools/commands.h"
+#include "tools/prefetch_flags.h"
 #include "tools/storage_flags.h"
 
 namespace moe::cli {
@@ -55,14 +57,35 @@ uint64_t dense_bytes(const Model& m) {
 
 }  // namespace
 
+namespace {
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t a = 0;
+  while (a <= s.size()) {
+    const size_t b = std::min(s.find(',', a), s.size());
+    if (b > a) out.push_back(s.substr(a, b - a));
+    a = b + 1;
+  }
+  return out;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+}  // namespace
+
 Runner add_bench(CLI::App& app) {
   struct Opts {
     std::string model, routing = "natural";
-    int prompt_len = 128, gen_len = 64, warmup = 4, threads = 0;
+    int prompt_len = 128, gen_len = 64, warmup = 4, threads = 0, rounds = 1;
     uint64_t seed = 1;
     bool json = false, io_only = false;
     double io_seconds = 6;
     StorageFlags storage;
+    PrefetchFlags prefetch;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("bench", "Measure prefill/decode speed, expert-cache behaviour and memory");
@@ -73,10 +96,14 @@ Runner add_bench(CLI::App& app) {
   c->add_option("--routing", o->routing, "natural | uniform | zipf:S | trace:FILE (forced expert choice)")->capture_default_str();
   c->add_option("--seed", o->seed, "Seed for prompt tokens and forced routing")->capture_default_str();
   c->add_option("--threads,-t", o->threads, "CPU threads (0 = physical cores)");
+  c->add_option("--rounds", o->rounds, "Repeat every --prefetch variant this many times, alternating (medians reported)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   c->add_flag("--json", o->json, "Print one JSON object");
   c->add_flag("--io-only", o->io_only, "Only measure the disk's O_DIRECT read bandwidth on the pack file");
   c->add_option("--io-seconds", o->io_seconds, "Duration of --io-only")->capture_default_str();
   add_storage_flags(c, o->storage);
+  add_prefetch_flags(c, o->prefetch, /*list=*/true);
   return [o] {
     if (o->io_only) {
       const DiskBandwidth d = measure_disk_bandwidth(o->model, o->io_seconds);
@@ -86,78 +113,141 @@ Runner add_bench(CLI::App& app) {
       return 0;
     }
     if (o->prompt_len < 1 || o->gen_len < 1) throw std::invalid_argument("--prompt-len and --gen-len must be >= 1");
+    const std::vector<std::string> variants = split_list(o->prefetch.mode);
+    for (const std::string& v : variants)
+      if (v != "auto" && v != "off" && v != "gate" && v != "history" && v != "blend")
+        throw std::invalid_argument(fmt::format("--prefetch: unknown mode '{}'; give auto, off, gate, history or blend, "
+                                                "or a comma-separated list of them to compare", v));
+    if (variants.empty()) throw std::invalid_argument("--prefetch: give a mode, or a comma-separated list of modes");
     auto om = open_model(o->model, o->storage);
     const Model& m = om->model;
-    Engine engine(m, {o->threads, 0});
-    RoutingStats routing;
-    install_routing(engine, o->routing, o->seed, &routing);
-
-    std::mt19937_64 rng(o->seed);
-    std::vector<int32_t> prompt(size_t(o->prompt_len));
-    for (auto& t : prompt) t = int32_t(rng() % uint64_t(m.cfg.vocab_size));
-    const SeqId s = engine.create_sequence();
-    auto t0 = clock_type::now();
-    BatchItem pre{s, prompt, false};
-    std::vector<float> logits = engine.forward({&pre, 1});
-    const double prefill_s = since(t0);
-    const TierStats prefill_stats = om->tier ? om->tier->stats() : TierStats{};
-
-    int32_t next = argmax(logits);
-    auto step = [&] {
-      BatchItem d{s, std::span(&next, 1), false};
-      logits = engine.forward({&d, 1});
-      next = argmax(logits);
-    };
-    for (int i = 0; i < o->warmup; ++i) step();
-    if (om->tier) om->tier->reset_stats();
-    for (auto& row : routing.counts) std::fill(row.begin(), row.end(), 0);
-    t0 = clock_type::now();
-    for (int i = 0; i < o->gen_len; ++i) step();
-    const double decode_s = since(t0);
-
-    const double decode_tps = o->gen_len / decode_s;
     const double bpt = bytes_per_token(m);
-    const ProcessMemory pm = read_process_memory();
-    nlohmann::json j = {
-        {"model", o->model},
-        {"routing", o->routing},
-        {"io", o->storage.io},
-        {"threads", engine.threads()},
-        {"prompt_len", o->prompt_len},
-        {"gen_len", o->gen_len},
-        {"prefill_tok_s", o->prompt_len / prefill_s},
-        {"decode_tok_s", decode_tps},
-        {"decode_bytes_per_token", bpt},
-        {"decode_gb_s", bpt * decode_tps / 1e9},
-        {"routing_entropy", routing.entropy()},
-        {"routing_entropy_uniform", std::log(double(std::max(1, m.cfg.router.n_experts)))},
-        {"peak_rss_bytes", pm.peak_rss_bytes},
-        {"rss_bytes", pm.rss_bytes},
-        {"kv_bytes", engine.kv_bytes()},
-        {"dense_bytes", dense_bytes(m)},
+
+    // One measurement: a cold tier, a fresh engine and sequence, prefill, warm-up, timed decode.
+    auto measure = [&](const std::string& variant) {
+      if (om->tier) om->tier->clear();
+      Engine engine(m, {o->threads, 0});
+      RoutingStats routing;
+      install_routing(engine, o->routing, o->seed, &routing);
+      const std::string mode = variant == "auto" ? resolve_prefetch_mode(*om, o->prefetch) : variant;
+      auto pf = attach_prefetch(*om, o->model, engine, o->prefetch, mode);
+      if (om->tier) om->tier->reset_stats();
+
+      std::mt19937_64 rng(o->seed);
+      std::vector<int32_t> prompt(size_t(o->prompt_len));
+      for (auto& t : prompt) t = int32_t(rng() % uint64_t(m.cfg.vocab_size));
+      const SeqId s = engine.create_sequence();
+      auto t0 = clock_type::now();
+      BatchItem pre{s, prompt, false};
+      std::vector<float> logits = engine.forward({&pre, 1});
+      const double prefill_s = since(t0);
+      const TierStats prefill_stats = om->tier ? om->tier->stats() : TierStats{};
+
+      int32_t next = argmax(logits);
+      auto step = [&] {
+        BatchItem d{s, std::span(&next, 1), false};
+        logits = engine.forward({&d, 1});
+        next = argmax(logits);
+      };
+      for (int i = 0; i < o->warmup; ++i) step();
+      if (pf) {
+        pf->drain();
+        pf->reset_stats();
+      }
+      if (om->tier) om->tier->reset_stats();
+      for (auto& row : routing.counts) std::fill(row.begin(), row.end(), 0);
+      t0 = clock_type::now();
+      for (int i = 0; i < o->gen_len; ++i) step();
+      const double decode_s = since(t0);
+      if (pf) pf->flush_trace();
+
+      const double decode_tps = o->gen_len / decode_s;
+      const ProcessMemory pm = read_process_memory();
+      nlohmann::json j = {
+          {"model", o->model},
+          {"routing", o->routing},
+          {"io", o->storage.io},
+          {"policy", o->storage.policy},
+          {"threads", engine.threads()},
+          {"prompt_len", o->prompt_len},
+          {"gen_len", o->gen_len},
+          {"prefill_tok_s", o->prompt_len / prefill_s},
+          {"decode_tok_s", decode_tps},
+          {"decode_bytes_per_token", bpt},
+          {"decode_gb_s", bpt * decode_tps / 1e9},
+          {"routing_entropy", routing.entropy()},
+          {"routing_entropy_uniform", std::log(double(std::max(1, m.cfg.router.n_experts)))},
+          {"peak_rss_bytes", pm.peak_rss_bytes},
+          {"rss_bytes", pm.rss_bytes},
+          {"kv_bytes", engine.kv_bytes()},
+          {"dense_bytes", dense_bytes(m)},
+      };
+      if (om->tier) {
+        const nlohmann::json t = tier_stats_json(om->tier->stats(), uint64_t(o->gen_len));
+        for (const auto& [k, v] : t.items()) j[k] = v;
+        j["prefill_disk_bytes"] = prefill_stats.total.disk_bytes();
+        j["prefill_ram_hit_rate"] = prefill_stats.total.hit_rate();
+      } else {
+        j["ram_hit_rate"] = 1.0;
+        j["disk_bytes_per_token"] = 0;
+        j["stall_ms_per_token"] = 0.0;
+      }
+      j.update(prefetch_json(pf.get(), *om, uint64_t(o->gen_len)));
+      j["prefetch"] = mode;
+      return j;
     };
-    if (om->tier) {
-      const nlohmann::json t = tier_stats_json(om->tier->stats(), uint64_t(o->gen_len));
-      for (const auto& [k, v] : t.items()) j[k] = v;
-      j["prefill_disk_bytes"] = prefill_stats.total.disk_bytes();
-      j["prefill_ram_hit_rate"] = prefill_stats.total.hit_rate();
-    } else {
-      j["ram_hit_rate"] = 1.0;
-      j["disk_bytes_per_token"] = 0;
-      j["stall_ms_per_token"] = 0.0;
+
+    auto line = [&](const nlohmann::json& j) {
+      return fmt::format("prefill {:.1f} tok/s | decode {:.2f} tok/s = {:.2f} GB/s of weights ({} per token) | RAM hit "
+                         "rate {:.3f} | disk {} per token | stall {:.2f} ms/token | prefetch {} | peak RSS {}",
+                         j["prefill_tok_s"].get<double>(), j["decode_tok_s"].get<double>(), j["decode_gb_s"].get<double>(),
+                         format_bytes(uint64_t(bpt)), j["ram_hit_rate"].get<double>(),
+                         format_bytes(uint64_t(j["disk_bytes_per_token"].get<double>())),
+                         j["stall_ms_per_token"].get<double>(), j["prefetch"].get<std::string>(),
+                         format_bytes(j["peak_rss_bytes"].get<uint64_t>()));
+    };
+    if (variants.size() == 1 && o->rounds == 1) {
+      const nlohmann::json j = measure(variants[0]);
+      std::printf("%s\n", o->json ? j.dump().c_str() : line(j).c_str());
+      return 0;
+    }
+    // Variants alternate within each round, so drift (thermal, other load) hits all alike.
+    nlohmann::json runs = nlohmann::json::array();
+    for (int r = 0; r < o->rounds; ++r)
+      for (const std::string& v : variants) {
+        nlohmann::json j = measure(v);
+        j["round"] = r;
+        j["variant"] = v;
+        if (!o->json) std::fprintf(stderr, "round %d %-8s %s\n", r, v.c_str(), line(j).c_str());
+        runs.push_back(std::move(j));
+      }
+    nlohmann::json summary = nlohmann::json::array();
+    const char* keys[] = {"decode_tok_s", "decode_gb_s", "stall_ms_per_token", "ram_hit_rate", "disk_bytes_per_token",
+                          "prefetch_precision", "prefetch_recall", "prefetch_wasted_bytes_per_token"};
+    for (const std::string& v : variants) {
+      nlohmann::json s = {{"variant", v}};
+      for (const char* k : keys) {
+        std::vector<double> xs;
+        for (const auto& j : runs)
+          if (j["variant"] == v && j.contains(k)) xs.push_back(j[k].get<double>());
+        s[k] = median(xs);
+      }
+      summary.push_back(std::move(s));
     }
     if (o->json) {
-      std::printf("%s\n", j.dump().c_str());
-    } else {
-      std::printf("%s\n", fmt::format("prefill {:.1f} tok/s | decode {:.2f} tok/s = {:.2f} GB/s of weights "
-                                      "({} per token) | RAM hit rate {:.3f} | disk {} per token | stall {:.2f} ms/token | "
-                                      "peak RSS {}",
-                                      j["prefill_tok_s"].get<double>(), decode_tps, bpt * decode_tps / 1e9,
-                                      format_bytes(uint64_t(bpt)), j["ram_hit_rate"].get<double>(),
-                                      format_bytes(uint64_t(j["disk_bytes_per_token"].get<double>())),
-                                      j["stall_ms_per_token"].get<double>(), format_bytes(pm.peak_rss_bytes))
-                              .c_str());
+      std::printf("%s\n", nlohmann::json{{"rounds", o->rounds}, {"summary", summary}, {"runs", runs}}.dump().c_str());
+      return 0;
     }
+    std::printf("%s\n", fmt::format("medians of {} rounds ({} decode tokens each, routing {})", o->rounds, o->gen_len,
+                                     o->routing).c_str());
+    std::printf("%-8s %10s %8s %12s %8s %12s %9s %8s %12s\n", "prefetch", "decode t/s", "GB/s", "stall ms/t", "hit",
+                "disk/token", "precision", "recall", "wasted/token");
+    for (const auto& s : summary)
+      std::printf("%-8s %10.2f %8.2f %12.2f %8.3f %12s %9.3f %8.3f %12s\n", s["variant"].get<std::string>().c_str(),
+                  s["decode_tok_s"].get<double>(), s["decode_gb_s"].get<double>(), s["stall_ms_per_token"].get<double>(),
+                  s["ram_hit_rate"].get<double>(), format_bytes(uint64_t(s["disk_bytes_per_token"].get<double>())).c_str(),
+                  s["prefetch_precision"].get<double>(), s["prefetch_recall"].get<double>(),
+                  format_bytes(uint64_t(s["prefetch_wasted_bytes_per_token"].get<double>())).c_str());
     return 0;
   };
 }

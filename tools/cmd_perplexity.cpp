@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/engine.h"
+#include "tools/prefetch_flags.h"
 #include "tools/storage_flags.h"
 #include "tools/commands.h"
 #include "tools/model_files.h"
@@ -24,10 +25,12 @@ Runner add_perplexity(CLI::App& app) {
     std::string model, file;
     int context = 256, threads = 0;
     StorageFlags storage;
+    PrefetchFlags prefetch;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("perplexity", "Perplexity of a model on a text file, with a unigram baseline");
   add_storage_flags(c, o->storage);
+  add_prefetch_flags(c, o->prefetch);
   c->add_option("--model,-m", o->model, "Hugging Face model directory or .moepack file")->required();
   c->add_option("--file,-f", o->file, "UTF-8 text file")->required();
   c->add_option("--context,-c", o->context, "Tokens per window; windows do not overlap")->capture_default_str();
@@ -43,6 +46,7 @@ Runner add_perplexity(CLI::App& app) {
     const std::vector<int32_t> ids = tok.encode(text, false);
     if (ids.size() < 2) throw std::invalid_argument(fmt::format("{}: fewer than 2 tokens of text", o->file));
     Engine engine(model, {o->threads, 0});
+    const auto pf = attach_prefetch(*om, o->model, engine, o->prefetch);
     const int64_t V = model.cfg.vocab_size;
     const auto t0 = std::chrono::steady_clock::now();
     const bool tty = ::isatty(2);  // progress only for people watching
@@ -88,7 +92,8 @@ Runner add_perplexity(CLI::App& app) {
                               {"seconds", secs},
                               {"tokens_per_second", double(ids.size()) / secs}};
     std::printf("%s\n", j.dump().c_str());
-    print_stats(*om, o->storage, ids.size());
+    if (pf) pf->flush_trace();
+    print_stats(*om, o->storage, ids.size(), format_prefetch_stats(pf.get(), *om, ids.size()));
     return 0;
   };
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "runtime/generate.h"
+#include "tools/prefetch_flags.h"
 #include "tools/storage_flags.h"
 #include "tools/commands.h"
 #include "tools/model_files.h"
@@ -20,10 +21,12 @@ Runner add_run(CLI::App& app) {
     uint64_t seed = 1;
     bool ignore_eos = false, no_echo = false;
     StorageFlags storage;
+    PrefetchFlags prefetch;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("run", "Generate text from a prompt (streams tokens as they are produced)");
   add_storage_flags(c, o->storage);
+  add_prefetch_flags(c, o->prefetch);
   c->add_option("--model,-m", o->model, "Hugging Face model directory or .moepack file")->required();
   auto* p = c->add_option("--prompt,-p", o->prompt, "Prompt text");
   auto* pf = c->add_option("--prompt-file,-f", o->prompt_file, "Read the prompt from a file");
@@ -49,6 +52,7 @@ Runner add_run(CLI::App& app) {
     const Model& model = om->model;
     const Tokenizer tok = load_tokenizer(o->model);
     Engine engine(model, {o->threads, 0});
+    const auto pf = attach_prefetch(*om, o->model, engine, o->prefetch);
     GenerateOptions g;
     g.max_new_tokens = o->n;
     g.sampling = {o->temp, o->top_k, o->top_p, o->min_p, o->rep, 64, o->seed};
@@ -75,7 +79,9 @@ Runner add_run(CLI::App& app) {
     std::fprintf(stderr, "%s\n",
                  fmt::format("prompt: {} tokens, {:.1f} tok/s | generation: {} tokens, {:.1f} tok/s",
                              st.prompt_tokens, pre, st.generated_tokens, dec_s).c_str());
-    print_stats(*om, o->storage, uint64_t(st.prompt_tokens + st.generated_tokens));
+    const uint64_t n = uint64_t(st.prompt_tokens + st.generated_tokens);
+    if (pf) pf->flush_trace();
+    print_stats(*om, o->storage, n, format_prefetch_stats(pf.get(), *om, n));
     return 0;
   };
 }

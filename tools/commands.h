@@ -19,5 +19,6 @@ Runner add_verify(CLI::App& app);
 Runner add_synth(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_compare(CLI::App& app);
+Runner add_trace_sim(CLI::App& app);  // prefetch issue: replay a routing trace against cache policies
 
 }  // namespace moe::cli

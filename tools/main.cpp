@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
       {"inspect", moe::cli::add_inspect(app)},     {"perplexity", moe::cli::add_perplexity(app)},
       {"convert", moe::cli::add_convert(app)},     {"verify", moe::cli::add_verify(app)},
       {"synth", moe::cli::add_synth(app)},         {"bench", moe::cli::add_bench(app)},
-      {"compare", moe::cli::add_compare(app)},
+      {"compare", moe::cli::add_compare(app)},     {"trace-sim", moe::cli::add_trace_sim(app)},
   };
   CLI11_PARSE(app, argc, argv);
   try {

@@ -17,6 +17,13 @@ void add_storage_flags(CLI::App* cmd, StorageFlags& f) {
   cmd->add_option("--ram-budget", f.ram_budget,
                   "RAM for a pack's experts: a size (6GiB, 512MiB) or a percentage of all expert bytes (50%)")
       ->capture_default_str();
+  cmd->add_option("--policy", f.policy, "RAM tier eviction policy: lru or lfu (frequency with decay)")
+      ->check(CLI::IsMember({"lru", "lfu"}))
+      ->capture_default_str();
+  cmd->add_option("--prefetch-share", f.prefetch_share,
+                  "Share of --ram-budget that prefetched, not yet used experts may hold")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd->add_flag("--stats", f.stats, "Print expert-cache hits, misses, disk bytes and stall time per token");
 }
 
@@ -28,15 +35,18 @@ std::unique_ptr<OpenModel> open_model(const std::filesystem::path& path, const S
   TierOptions opts;
   opts.budget_bytes = parse_budget(f.ram_budget, total_expert_bytes(*pack));
   opts.top_k = out->model.cfg.router.top_k;
+  opts.policy = make_policy(f.policy);
+  opts.prefetch_share = f.prefetch_share;
   auto tier = std::make_unique<TieredExperts>(pack, make_reader(f.io, path), std::move(opts));
   out->tier = tier.get();
   out->model.experts = std::move(tier);
   return out;
 }
 
-void print_stats(const OpenModel& m, const StorageFlags& f, uint64_t tokens) {
+void print_stats(const OpenModel& m, const StorageFlags& f, uint64_t tokens, const std::string& extra) {
   if (!f.stats) return;
   if (m.tier) std::fprintf(stderr, "%s", format_tier_stats(m.tier->stats(), tokens).c_str());
+  std::fprintf(stderr, "%s", extra.c_str());
   const ProcessMemory pm = read_process_memory();
   std::fprintf(stderr, "process: rss %s, peak rss %s\n", format_bytes(pm.rss_bytes).c_str(),
                format_bytes(pm.peak_rss_bytes).c_str());

@@ -13,6 +13,8 @@ namespace moe::cli {
 struct StorageFlags {
   std::string io = "uring";        // uring | pread | mmap
   std::string ram_budget = "100%";  // absolute size or % of the pack's expert bytes
+  std::string policy = "lfu";       // RAM tier eviction: lfu | lru (trace-sim: lfu wins on real routing)
+  double prefetch_share = 0.25;     // of the budget, for prefetched experts not yet used
   bool stats = false;
 };
 
@@ -27,7 +29,8 @@ struct OpenModel {
 // reader and budget.
 std::unique_ptr<OpenModel> open_model(const std::filesystem::path& path, const StorageFlags& f);
 
-// Prints the tier's statistics (and process memory) to stderr when --stats was given.
-void print_stats(const OpenModel& m, const StorageFlags& f, uint64_t tokens);
+// Prints the tier's statistics (and process memory) to stderr when --stats was given; with
+// `extra` (prefetch and routing figures) after them.
+void print_stats(const OpenModel& m, const StorageFlags& f, uint64_t tokens, const std::string& extra = {});
 
 }  // namespace moe::cli

@@ -71,7 +71,7 @@ uint64_t parse_budget(std::string_view text, uint64_t total) {
   return uint64_t(bytes);
 }
 
-void check_budget(uint64_t budget, const ExpertCatalog& catalog, int top_k) {
+uint64_t check_budget(uint64_t budget, const ExpertCatalog& catalog, int top_k) {
   const int k = std::max(top_k, 1);
   uint64_t need = 0, largest = 0;
   int need_k = 0;
@@ -86,7 +86,7 @@ void check_budget(uint64_t budget, const ExpertCatalog& catalog, int top_k) {
     for (int i = 0; i < kl; ++i) sum += sizes[size_t(i)];
     if (sum > need) need = sum, largest = sizes[0], need_k = kl;
   }
-  if (budget >= need) return;
+  if (budget >= need) return need;
   if (top_k <= 1)
     throw std::invalid_argument(fmt::format("ram budget {} is smaller than one expert ({}); raise --ram-budget",
                                             format_bytes(budget), format_bytes(largest)));

@@ -26,7 +26,8 @@ uint64_t parse_budget(std::string_view text, uint64_t total_expert_bytes);
 // top_k largest experts are biggest (one step pins that many at once); top_k <= 0 checks one
 // expert. Example: "ram budget 1 MiB holds fewer experts than one layer's top-k (8 x 2.4 MiB);
 // raise --ram-budget".
-void check_budget(uint64_t budget, const ExpertCatalog& catalog, int top_k);
+// Returns those bytes (what one step's pins may need).
+uint64_t check_budget(uint64_t budget, const ExpertCatalog& catalog, int top_k);
 
 // "2.4 MiB", "512 B": for messages and stats.
 std::string format_bytes(uint64_t bytes);

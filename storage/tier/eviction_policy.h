@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 
 namespace moe {
 
@@ -28,5 +29,23 @@ class EvictionPolicy {
 };
 
 std::unique_ptr<EvictionPolicy> make_lru_policy();
+
+// Least frequently used with aging (lfu_policy.cpp): every insert or hit adds 1 to an expert's
+// count and all counts decay exponentially, so an expert that was hot long ago loses to one
+// that is warm now. Ties go to the least recently used. Counts of evicted experts are kept
+// (a hot expert that comes back keeps its history), up to `history` of them. O(log n) per call.
+struct LfuOptions {
+  // Inserts + hits over which every count halves. 0: 4 x the experts resident at the time,
+  // so the policy remembers about four cache turnovers whatever the cache size.
+  double half_life = 0;
+  // Evicted experts whose counts are remembered; the weakest are forgotten first.
+  // 0: as many as are resident, at least 1024.
+  size_t history = 0;
+};
+std::unique_ptr<EvictionPolicy> make_lfu_policy();
+std::unique_ptr<EvictionPolicy> make_lfu_policy(const LfuOptions& o);
+
+// By name: "lru" | "lfu". Throws std::invalid_argument naming the valid choices.
+std::unique_ptr<EvictionPolicy> make_policy(const std::string& name);
 
 }  // namespace moe

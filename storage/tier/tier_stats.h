@@ -14,12 +14,22 @@ struct TierLayerStats {
   uint64_t bytes_read = 0;  // disk bytes of those misses (padded_bytes each)
   uint64_t stall_ns = 0;    // time acquires spent waiting for I/O
   uint64_t prefetches = 0, prefetch_bytes = 0;  // loads no acquire asked for (not in bytes_read)
+  uint64_t prefetch_used = 0;    // prefetched experts later acquired (a miss avoided)
+  uint64_t prefetch_wasted = 0, prefetch_wasted_bytes = 0;  // prefetched experts evicted unused
   uint64_t acquires() const { return hits + misses; }
   uint64_t disk_bytes() const { return bytes_read + prefetch_bytes; }  // everything read from disk
   double hit_rate() const { return acquires() ? double(hits) / double(acquires()) : 0.0; }
+  // Prefetched and used / prefetched.
+  double prefetch_precision() const { return prefetches ? double(prefetch_used) / double(prefetches) : 0.0; }
+  // Of the acquires the cache did not already hold from earlier use (a prefetched expert, or
+  // a miss), the share prefetch had resident or in flight: what prediction contributed.
+  double prefetch_recall() const {
+    return prefetch_used + misses ? double(prefetch_used) / double(prefetch_used + misses) : 0.0;
+  }
   void add(const TierLayerStats& o) {
     hits += o.hits, misses += o.misses, bytes_read += o.bytes_read, stall_ns += o.stall_ns;
     prefetches += o.prefetches, prefetch_bytes += o.prefetch_bytes;
+    prefetch_used += o.prefetch_used, prefetch_wasted += o.prefetch_wasted, prefetch_wasted_bytes += o.prefetch_wasted_bytes;
   }
 };
 

@@ -24,9 +24,12 @@ TieredExperts::TieredExperts(std::shared_ptr<const ExpertCatalog> catalog, std::
       reader_(std::move(reader)),
       policy_(opts.policy ? std::move(opts.policy) : make_lru_policy()),
       verify_(opts.verify_checksums),
-      pool_(opts.budget_bytes) {
+      pool_(opts.budget_bytes),
+      prefetch_share_(opts.prefetch_share) {
   if (!catalog_ || !reader_) throw std::invalid_argument("TieredExperts: a catalog and a reader are required");
-  check_budget(opts.budget_bytes, *catalog_, opts.top_k);
+  if (!(opts.prefetch_share >= 0.0 && opts.prefetch_share <= 1.0))
+    throw std::invalid_argument(fmt::format("prefetch share {} must be between 0 and 1", opts.prefetch_share));
+  demand_reserve_ = check_budget(opts.budget_bytes, *catalog_, opts.top_k);
   // Validate every record against the file once, so a bad pack fails here with its name
   // rather than mid-generation.
   const uint64_t end = align_up(reader_->file_size());
@@ -60,6 +63,17 @@ size_t TieredExperts::index(int layer, int expert) const {
   return base_[size_t(layer)] + size_t(expert);
 }
 
+void TieredExperts::on_hit(Slot& s, ExpertKey k, TierLayerStats& ls) {
+  ++s.pins;
+  policy_->on_access(k);
+  ++ls.hits;
+  if (s.speculative) {  // a prefetch paid off
+    s.speculative = false;
+    spec_bytes_ -= s.buf.size();
+    if (s.epoch == epoch_) ++ls.prefetch_used;  // else prefetched before the counters were reset
+  }
+}
+
 ExpertWeights TieredExperts::acquire(int layer, int expert) {
   const size_t i = index(layer, expert);
   std::unique_lock lk(mu_);
@@ -67,9 +81,7 @@ ExpertWeights TieredExperts::acquire(int layer, int expert) {
   TierLayerStats& ls = stats_.layers[size_t(layer)];
   for (;;) {
     if (s.state == State::Resident) {  // the hit path: keep it short
-      ++s.pins;
-      policy_->on_access({layer, expert});
-      ++ls.hits;
+      on_hit(s, {layer, expert}, ls);
       return s.views;
     }
     if (s.state == State::Loading) {  // someone else's read: wait for it rather than read twice
@@ -79,110 +91,53 @@ ExpertWeights TieredExperts::acquire(int layer, int expert) {
       ls.stall_ns += now_ns() - t0;
       continue;  // Resident: a hit; Absent: that load failed, try ourselves
     }
-    load(lk, layer, expert, /*demand=*/true);
-    return s.views;
+    std::vector<Pending> p;
+    reserve_load({layer, expert}, /*demand=*/true, p);
+    ExpertWeights out;
+    load_batch(lk, p, /*demand=*/true, &out, {0});
+    return out;
   }
 }
 
 void TieredExperts::acquire_many(int layer, std::span<const int> experts, ExpertWeights* out) {
-  struct Miss {
-    size_t j;  // index into experts/out
-    AlignedBuffer buf, staging;
-    bool verify;
-  };
-  std::vector<Miss> misses;
-  std::vector<size_t> hits, others;  // pinned here; being loaded by another thread
+  std::vector<Pending> misses;
+  std::vector<size_t> miss_j, hits, others;  // indices into experts/out
   std::unique_lock lk(mu_);
   TierLayerStats& ls = stats_.layers[size_t(layer)];
-  auto undo = [&] {  // under the lock: unpin the hits, drop the reservations
+  try {
+    for (size_t j = 0; j < experts.size(); ++j) {
+      Slot& s = slots_[index(layer, experts[j])];
+      if (s.state == State::Resident) {
+        on_hit(s, {layer, experts[j]}, ls);
+        out[j] = s.views;
+        hits.push_back(j);
+      } else if (s.state == State::Loading) {
+        others.push_back(j);
+      } else {
+        reserve_load({layer, experts[j]}, /*demand=*/true, misses);
+        miss_j.push_back(j);
+      }
+    }
+  } catch (...) {  // no room: undo the hits and the reservations made so far
     for (size_t j : hits) --slots_[index(layer, experts[j])].pins;
-    for (Miss& m : misses) {
-      Slot& s = slots_[index(layer, experts[m.j])];
+    for (Pending& m : misses) {
+      Slot& s = slot(m.key);
       s.state = State::Absent;
       s.pins = 0;
       pool_.give_back(std::move(m.buf));
       if (!m.staging.empty()) staging_.push_back(std::move(m.staging));
     }
     loaded_.notify_all();
-  };
-  try {
-    for (size_t j = 0; j < experts.size(); ++j) {
-      Slot& s = slots_[index(layer, experts[j])];
-      if (s.state == State::Resident) {
-        ++s.pins;
-        policy_->on_access({layer, experts[j]});
-        ++ls.hits;
-        out[j] = s.views;
-        hits.push_back(j);
-      } else if (s.state == State::Loading) {
-        others.push_back(j);
-      } else {
-        const ExpertRecordRef& rec = catalog_->record(layer, experts[j]);
-        Miss m{j, reserve(expert_cache_bytes(rec), layer, experts[j], /*demand=*/true), {}, verify_ && !s.verified};
-        if (rec.compressed) m.staging = take_staging(rec.padded_bytes);
-        s.state = State::Loading;
-        s.pins = 1;
-        misses.push_back(std::move(m));
-      }
-    }
-  } catch (...) {
-    undo();
     throw;
   }
-
-  // One batch of reads without the lock, then decode/verify each record.
-  lk.unlock();
-  const uint64_t t0 = now_ns();
-  std::exception_ptr failure;
-  std::vector<ExpertWeights> views(misses.size());
-  try {
-    std::vector<ReadRequest> reqs;
-    for (Miss& m : misses) {
-      const ExpertRecordRef& rec = catalog_->record(layer, experts[m.j]);
-      reqs.push_back({rec.offset, rec.padded_bytes, rec.compressed ? m.staging.data() : m.buf.data()});
-    }
+  if (!misses.empty()) {
     try {
-      if (!reqs.empty()) reader_->read(reqs);
-    } catch (const std::exception& e) {
-      throw std::runtime_error(fmt::format("loading {} experts of layer {}: {}", reqs.size(), layer, e.what()));
+      load_batch(lk, misses, /*demand=*/true, out, miss_j);
+    } catch (...) {
+      for (size_t j : hits) --slots_[index(layer, experts[j])].pins;
+      throw;
     }
-    for (size_t i = 0; i < misses.size(); ++i) {
-      Miss& m = misses[i];
-      const int e = experts[m.j];
-      if (catalog_->record(layer, e).compressed) catalog_->decode(layer, e, m.staging.data(), m.buf.data(), m.verify);
-      else if (m.verify) catalog_->decode(layer, e, m.buf.data(), m.buf.data(), true);
-      views[i] = catalog_->views(layer, e, m.buf.data());
-    }
-  } catch (...) {
-    failure = std::current_exception();
   }
-  const uint64_t dt = now_ns() - t0;
-
-  lk.lock();
-  if (failure) {
-    undo();
-    std::rethrow_exception(failure);
-  }
-  for (size_t i = 0; i < misses.size(); ++i) {
-    Miss& m = misses[i];
-    const int e = experts[m.j];
-    const ExpertRecordRef& rec = catalog_->record(layer, e);
-    Slot& s = slots_[index(layer, e)];
-    if (!m.staging.empty()) staging_.push_back(std::move(m.staging));
-    s.buf = std::move(m.buf);
-    s.views = views[i];
-    s.state = State::Resident;
-    if (m.verify) {
-      s.verified = true;
-      ++stats_.checksum_verifications;
-    }
-    policy_->on_insert({layer, e});
-    ++ls.misses;
-    ls.bytes_read += rec.padded_bytes;
-    out[m.j] = views[i];
-  }
-  if (!misses.empty()) ls.stall_ns += dt;
-  loaded_.notify_all();
   lk.unlock();
   for (size_t j : others) out[j] = acquire(layer, experts[j]);
 }
@@ -196,86 +151,155 @@ void TieredExperts::release(int layer, int expert) {
   --s.pins;
 }
 
-bool TieredExperts::prefetch(int layer, int expert) {
-  const size_t i = index(layer, expert);
+size_t TieredExperts::prefetch_many(std::span<const ExpertKey> keys) {
+  std::vector<Pending> p;
   std::unique_lock lk(mu_);
-  Slot& s = slots_[i];
-  if (s.state == State::Resident) return true;
-  if (s.state == State::Loading) {
-    loaded_.wait(lk, [&] { return s.state != State::Loading; });
-    return s.state == State::Resident;
+  for (const ExpertKey& k : keys) {
+    if (slots_[index(k.layer, k.expert)].state != State::Absent) continue;
+    if (!reserve_load(k, /*demand=*/false, p)) break;  // no room: the rest ranks lower
   }
-  return load(lk, layer, expert, /*demand=*/false);
+  if (p.empty()) return 0;
+  const size_t n = p.size();
+  load_batch(lk, p, /*demand=*/false, nullptr, {});
+  return n;
 }
 
-bool TieredExperts::load(std::unique_lock<std::mutex>& lk, int layer, int expert, bool demand) {
-  const ExpertRecordRef& rec = catalog_->record(layer, expert);
-  Slot& s = slots_[index(layer, expert)];
-  // Reserve under the lock: the buffer (evicting if needed) and, for compressed records, a
-  // staging buffer for the stored bytes.
-  AlignedBuffer buf = reserve(expert_cache_bytes(rec), layer, expert, demand);
+bool TieredExperts::prefetch(int layer, int expert) {
+  const size_t i = index(layer, expert);
+  {
+    std::unique_lock lk(mu_);
+    Slot& s = slots_[i];
+    loaded_.wait(lk, [&] { return s.state != State::Loading; });
+    if (s.state == State::Resident) return true;
+  }
+  const ExpertKey k{layer, expert};
+  prefetch_many({&k, 1});
+  return resident(layer, expert);
+}
+
+bool TieredExperts::reserve_load(ExpertKey k, bool demand, std::vector<Pending>& out) {
+  const ExpertRecordRef& rec = catalog_->record(k.layer, k.expert);
+  Slot& s = slot(k);
+  const uint64_t bytes = expert_cache_bytes(rec);
+  // Speculative reads may fill only their share of the budget, and reads in flight (which
+  // cannot be evicted) must leave room for one step's demand pins.
+  if (!demand && (double(spec_bytes_ + bytes) > prefetch_share_ * double(pool_.budget()) ||
+                  prefetch_loading_bytes_ + bytes + demand_reserve_ > pool_.budget()))
+    return false;
+  AlignedBuffer buf = reserve(bytes, k.layer, k.expert, demand);
   if (buf.empty()) return false;
-  AlignedBuffer staging = rec.compressed ? take_staging(rec.padded_bytes) : AlignedBuffer{};
+  Pending m{k, std::move(buf), rec.compressed ? take_staging(rec.padded_bytes) : AlignedBuffer{}, verify_ && !s.verified};
   s.state = State::Loading;
   s.pins = demand ? 1 : 0;
-  const bool verify = verify_ && !s.verified;
+  s.speculative = !demand;
+  s.epoch = epoch_;
+  if (!demand) spec_bytes_ += m.buf.size(), prefetch_loading_bytes_ += m.buf.size();
+  out.push_back(std::move(m));
+  return true;
+}
 
-  // Read and decode without the lock.
+void TieredExperts::load_batch(std::unique_lock<std::mutex>& lk, std::vector<Pending>& p, bool demand, ExpertWeights* out,
+                               const std::vector<size_t>& out_index) {
+  // One batch of reads without the lock, then decode/verify each record.
   lk.unlock();
+  if (demand && demand_listener_) demand_listener_(true);
   const uint64_t t0 = now_ns();
   std::exception_ptr failure;
-  ExpertWeights views;
+  std::vector<ExpertWeights> views(p.size());
   try {
-    uint8_t* dst = rec.compressed ? staging.data() : buf.data();
-    try {
-      reader_->read({{ReadRequest{rec.offset, rec.padded_bytes, dst}}});
-    } catch (const std::exception& e) {
-      throw std::runtime_error(fmt::format("loading layer {} expert {}: {}", layer, expert, e.what()));
+    std::vector<ReadRequest> reqs;
+    for (Pending& m : p) {
+      const ExpertRecordRef& rec = catalog_->record(m.key.layer, m.key.expert);
+      reqs.push_back({rec.offset, rec.padded_bytes, rec.compressed ? m.staging.data() : m.buf.data()});
     }
-    // Records stored as is are decoded in place: raw == stored asks the catalog only to verify.
-    if (rec.compressed) catalog_->decode(layer, expert, staging.data(), buf.data(), verify);
-    else if (verify) catalog_->decode(layer, expert, buf.data(), buf.data(), true);
-    views = catalog_->views(layer, expert, buf.data());
+    try {
+      reader_->read(reqs);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(p.size() == 1 ? fmt::format("loading layer {} expert {}: {}", p[0].key.layer, p[0].key.expert, e.what())
+                                             : fmt::format("loading {} experts of layer {}: {}", p.size(), p[0].key.layer, e.what()));
+    }
+    for (size_t i = 0; i < p.size(); ++i) {
+      Pending& m = p[i];
+      const int l = m.key.layer, e = m.key.expert;
+      // Records stored as is are decoded in place: raw == stored asks the catalog only to verify.
+      if (catalog_->record(l, e).compressed) catalog_->decode(l, e, m.staging.data(), m.buf.data(), m.verify);
+      else if (m.verify) catalog_->decode(l, e, m.buf.data(), m.buf.data(), true);
+      views[i] = catalog_->views(l, e, m.buf.data());
+    }
   } catch (...) {
     failure = std::current_exception();
   }
   const uint64_t dt = now_ns() - t0;
+  if (demand && demand_listener_) demand_listener_(false);
 
-  // Publish under the lock.
   lk.lock();
-  if (!staging.empty()) staging_.push_back(std::move(staging));
+  for (Pending& m : p) {
+    if (!m.staging.empty()) staging_.push_back(std::move(m.staging));
+    if (!demand) prefetch_loading_bytes_ -= m.buf.size();
+  }
   if (failure) {
-    s.state = State::Absent;
-    s.pins = 0;
-    pool_.give_back(std::move(buf));
+    for (Pending& m : p) {
+      Slot& s = slot(m.key);
+      if (s.speculative) spec_bytes_ -= m.buf.size();
+      s.state = State::Absent;
+      s.pins = 0;
+      s.speculative = false;
+      pool_.give_back(std::move(m.buf));
+    }
     loaded_.notify_all();
     std::rethrow_exception(failure);
   }
-  s.buf = std::move(buf);
-  s.views = views;
-  s.state = State::Resident;
-  if (verify) {
-    s.verified = true;
-    ++stats_.checksum_verifications;
+  for (size_t i = 0; i < p.size(); ++i) {
+    Pending& m = p[i];
+    const ExpertRecordRef& rec = catalog_->record(m.key.layer, m.key.expert);
+    Slot& s = slot(m.key);
+    s.buf = std::move(m.buf);
+    s.views = views[i];
+    s.state = State::Resident;
+    if (m.verify) {
+      s.verified = true;
+      ++stats_.checksum_verifications;
+    }
+    policy_->on_insert(m.key);
+    TierLayerStats& ls = stats_.layers[size_t(m.key.layer)];
+    if (demand) {
+      ++ls.misses;
+      ls.bytes_read += rec.padded_bytes;
+      out[out_index[i]] = views[i];
+    } else {
+      ++ls.prefetches;
+      ls.prefetch_bytes += rec.padded_bytes;
+      s.epoch = epoch_;  // counted in this epoch, so its use or waste is too
+    }
   }
-  policy_->on_insert({layer, expert});
-  TierLayerStats& ls = stats_.layers[size_t(layer)];
-  if (demand) {
-    ++ls.misses;
-    ls.bytes_read += rec.padded_bytes;
-    ls.stall_ns += dt;
-  } else {
-    ++ls.prefetches;
-    ls.prefetch_bytes += rec.padded_bytes;
-  }
+  // The batch's stall is charged once, to its first layer (demand batches are one layer).
+  if (demand) stats_.layers[size_t(p[0].key.layer)].stall_ns += dt;
   loaded_.notify_all();
-  return true;
+}
+
+void TieredExperts::set_wanted(int layer, std::span<const int32_t> experts) {
+  std::vector<size_t> idx;
+  idx.reserve(experts.size());
+  for (int32_t e : experts) idx.push_back(index(layer, e));
+  std::lock_guard lk(mu_);
+  for (size_t i : wanted_) slots_[i].wanted = false;
+  wanted_ = std::move(idx);
+  for (size_t i : wanted_) slots_[i].wanted = true;
+}
+
+void TieredExperts::clear() {
+  std::lock_guard lk(mu_);
+  for (int l = 0; l < catalog_->n_layers(); ++l)
+    for (int e = 0; e < catalog_->n_experts(l); ++e) {
+      const Slot& s = slot({l, e});
+      if (s.state == State::Resident && s.pins == 0) evict({l, e});
+    }
 }
 
 AlignedBuffer TieredExperts::reserve(uint64_t bytes, int layer, int expert, bool demand) {
-  auto evictable = [this](ExpertKey k) {
+  auto evictable = [this, demand](ExpertKey k) {
     const Slot& v = slot(k);
-    return v.state == State::Resident && v.pins == 0;
+    return v.state == State::Resident && v.pins == 0 && (demand || !v.wanted);
   };
   for (;;) {
     try {
@@ -305,6 +329,15 @@ AlignedBuffer TieredExperts::reserve(uint64_t bytes, int layer, int expert, bool
 
 void TieredExperts::evict(ExpertKey k) {
   Slot& v = slot(k);
+  if (v.speculative) {  // a prefetch that never paid off
+    TierLayerStats& ls = stats_.layers[size_t(k.layer)];
+    if (v.epoch == epoch_) {
+      ++ls.prefetch_wasted;
+      ls.prefetch_wasted_bytes += catalog_->record(k.layer, k.expert).padded_bytes;
+    }
+    spec_bytes_ -= v.buf.size();
+    v.speculative = false;
+  }
   pool_.give_back(std::move(v.buf));
   v.views = {};
   v.state = State::Absent;
@@ -322,6 +355,12 @@ AlignedBuffer TieredExperts::take_staging(uint64_t bytes) {
   AlignedBuffer b(bytes);
   staging_bytes_ += b.size();
   return b;
+}
+
+bool TieredExperts::present(int layer, int expert) const {
+  const size_t i = index(layer, expert);
+  std::lock_guard lk(mu_);
+  return slots_[i].state != State::Absent;
 }
 
 bool TieredExperts::resident(int layer, int expert) const {
@@ -357,6 +396,7 @@ void TieredExperts::reset_stats() {
   const size_t n = stats_.layers.size();
   stats_ = {};
   stats_.layers.resize(n);
+  ++epoch_;
   pool_.reset_peaks();
 }
 

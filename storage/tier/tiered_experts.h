@@ -8,11 +8,18 @@
 //
 // Thread safe: one mutex guards the tables, taken briefly on the hit path; the disk read and
 // decode of a miss run outside it, so hits of other threads proceed meanwhile. A second
-// acquire of an expert being loaded waits for that load instead of reading it again. The
-// load is split in reserve (locked) / read (unlocked) / publish (locked), which an async
-// prefetch path can drive from its own thread; prefetch() is its synchronous form today.
+// acquire of an expert being loaded waits for that load instead of reading it again. Every
+// load is reserve (locked) / one batched read (unlocked) / publish (locked), for demand
+// misses on the compute thread and for prefetches on the prefetch scheduler's thread.
+//
+// Prefetched experts are "speculative" until first acquired: they may hold at most
+// prefetch_share of the budget, and a prefetch never evicts a pinned expert or one the
+// current step has announced it wants (set_wanted), so a wrong guess cannot push out a
+// right one.
 #pragma once
 #include <condition_variable>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -32,6 +39,7 @@ struct TierOptions {
   int top_k = 0;
   std::unique_ptr<EvictionPolicy> policy;  // null: LRU
   bool verify_checksums = true;            // verify each record on its first read in this process
+  double prefetch_share = 0.25;            // of the budget, for prefetched experts not yet used
 };
 
 class TieredExperts final : public ExpertSource {
@@ -51,12 +59,27 @@ class TieredExperts final : public ExpertSource {
   // Throws std::logic_error when the expert is not acquired.
   void release(int layer, int expert) override;
 
-  // Makes (layer, expert) resident without pinning it; synchronous until the prefetch issue
-  // adds an async path. Returns false, instead of throwing, when the budget has no unpinned
-  // room. Counted as prefetches, not as hits or misses.
+  // Loads the absent ones of `keys` speculatively (unpinned) in ONE reader batch, taking them
+  // in order and stopping at the first that finds no room (see the class comment). Experts
+  // resident or loading are skipped. Returns how many it loaded; counted as prefetches, not
+  // as hits or misses. Throws like acquire() on read or checksum errors.
+  size_t prefetch_many(std::span<const ExpertKey> keys);
+  // prefetch_many of one expert, waiting for a load in flight; true when resident after.
   bool prefetch(int layer, int expert);
 
+  // The experts the current step of `layer` will acquire: prefetches do not evict them.
+  // Replaces the previous set (any layer).
+  void set_wanted(int layer, std::span<const int32_t> experts);
+  // Called with true just before demand reads go to the reader and with false after, on the
+  // acquiring thread without the tier's lock: a prefetch scheduler holds back meanwhile.
+  // Set before use; not thread safe against running acquires.
+  void set_demand_listener(std::function<void(bool)> f) { demand_listener_ = std::move(f); }
+  // Evicts every unpinned expert (benchmarks start each variant cold).
+  void clear();
+
   bool resident(int layer, int expert) const;
+  bool present(int layer, int expert) const;  // resident or being loaded
+  uint64_t read_bytes(int layer, int expert) const { return catalog_->record(layer, expert).padded_bytes; }
   int pins(int layer, int expert) const;
   TierStats stats() const;
   void reset_stats();  // counters to zero, peaks to the current values
@@ -69,7 +92,10 @@ class TieredExperts final : public ExpertSource {
   enum class State : uint8_t { Absent, Loading, Resident };
   struct Slot {
     State state = State::Absent;
-    bool verified = false;  // checksum checked once in this process
+    bool verified = false;     // checksum checked once in this process
+    bool speculative = false;  // prefetched, not acquired since
+    bool wanted = false;       // in the current step's set_wanted
+    uint32_t epoch = 0;        // stats epoch of its prefetch (used/wasted count only within one)
     int32_t pins = 0;
     AlignedBuffer buf;      // [expert_cache_bytes] decoded record; views point into it
     ExpertWeights views;
@@ -77,10 +103,21 @@ class TieredExperts final : public ExpertSource {
 
   size_t index(int layer, int expert) const;  // throws std::out_of_range
   Slot& slot(ExpertKey k) { return slots_[base_[size_t(k.layer)] + size_t(k.expert)]; }
-  // Loads an Absent slot; with `demand` pins it and throws when there is no room, else
-  // returns false when there is no room. Unlocks `lk` during the read.
-  bool load(std::unique_lock<std::mutex>& lk, int layer, int expert, bool demand);
+  // A load in progress: the slot is Loading and owns these buffers until publish or drop.
+  struct Pending {
+    ExpertKey key;
+    AlignedBuffer buf, staging;
+    bool verify = false;
+  };
+  // Under the lock: marks an Absent slot Loading with a buffer, evicting as needed. Demand
+  // pins it and throws when there is no room; a prefetch returns false instead.
+  bool reserve_load(ExpertKey k, bool demand, std::vector<Pending>& out);
+  // Unlocks `lk`, reads all of `p` in one batch and decodes it, relocks, and publishes (or,
+  // on failure, drops every reservation and rethrows). Demand slots stay pinned.
+  void load_batch(std::unique_lock<std::mutex>& lk, std::vector<Pending>& p, bool demand, ExpertWeights* out,
+                  const std::vector<size_t>& out_index);
   AlignedBuffer reserve(uint64_t bytes, int layer, int expert, bool demand);
+  void on_hit(Slot& s, ExpertKey k, TierLayerStats& ls);  // pin + policy + counters
   void evict(ExpertKey k);
   AlignedBuffer take_staging(uint64_t bytes);
 
@@ -96,6 +133,13 @@ class TieredExperts final : public ExpertSource {
   BufferPool pool_;
   std::vector<AlignedBuffer> staging_;  // free read buffers for compressed records
   uint64_t staging_bytes_ = 0;
+  uint64_t spec_bytes_ = 0;  // buffers of speculative slots (resident or loading)
+  uint64_t prefetch_loading_bytes_ = 0;  // buffers of prefetches being read (not evictable)
+  uint64_t demand_reserve_ = 0;          // what one step's pins may need (top_k largest experts)
+  uint32_t epoch_ = 0;                   // bumped by reset_stats
+  double prefetch_share_;
+  std::vector<size_t> wanted_;  // slots flagged wanted
+  std::function<void(bool)> demand_listener_;
   TierStats stats_;  // counters only; the byte figures are filled in by stats()
 };
 

@@ -50,6 +50,13 @@ TEST_P(Offload, TokensIdenticalAcrossBudgetsAndReaders) {
       EXPECT_EQ(code, 0) << got;
       EXPECT_EQ(got, ref) << "budget " << budget << ", io " << io;
     }
+  // Nor do prefetch, its lookahead and the eviction policy (issue: prefetch, acceptance 1).
+  for (const char* pf : {"--prefetch off", "--prefetch gate --lookahead 1", "--prefetch gate --lookahead 3",
+                         "--prefetch history", "--prefetch blend --policy lfu"}) {
+    const std::string got = run_moe(base + " --ram-budget " + small + " " + pf, &code, false);
+    EXPECT_EQ(code, 0) << got;
+    EXPECT_EQ(got, ref) << "budget " << small << ", " << pf;
+  }
   fs::remove(pack);
 }
 

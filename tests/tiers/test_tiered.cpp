@@ -27,10 +27,11 @@ class Tiered : public ::testing::Test {
     return std::make_shared<test::FakeCatalog>(dir_ / ("fake" + std::to_string(n_++) + ".pack"), spec);
   }
   static std::unique_ptr<TieredExperts> tier(const std::shared_ptr<test::FakeCatalog>& cat, uint64_t budget,
-                                             const char* io = "uring", int top_k = 0) {
+                                             const char* io = "uring", int top_k = 0, double prefetch_share = 0.25) {
     TierOptions o;
     o.budget_bytes = budget;
     o.top_k = top_k;
+    o.prefetch_share = prefetch_share;
     return std::make_unique<TieredExperts>(cat, make_reader(io, cat->path()), std::move(o));
   }
 
@@ -273,7 +274,7 @@ TEST_F(Tiered, ConstructorRejectsSmallBudgetsAndBadRecords) {
 
 TEST_F(Tiered, PrefetchLoadsWithoutPinning) {
   auto cat = fake();
-  auto t = tier(cat, 3 * kExpert);
+  auto t = tier(cat, 3 * kExpert, "uring", 0, /*prefetch_share=*/1.0);
   EXPECT_TRUE(t->prefetch(0, 5));
   EXPECT_TRUE(t->resident(0, 5));
   EXPECT_EQ(t->pins(0, 5), 0);
@@ -287,6 +288,111 @@ TEST_F(Tiered, PrefetchLoadsWithoutPinning) {
   EXPECT_EQ(s.total.hits, 1u);
   EXPECT_EQ(s.total.misses, 0u);
   EXPECT_EQ(s.total.bytes_read, 0u);
+  EXPECT_EQ(s.total.prefetch_used, 1u);  // the acquire found it: a miss avoided
+  EXPECT_DOUBLE_EQ(s.total.prefetch_precision(), 1.0);
+}
+
+TEST_F(Tiered, PrefetchStaysWithinItsShareOfTheBudget) {
+  auto cat = fake();
+  auto t = tier(cat, 8 * kExpert, "uring", 0, /*prefetch_share=*/0.25);
+  const std::vector<ExpertKey> keys = {{0, 1}, {0, 2}, {0, 3}, {0, 4}, {1, 0}};
+  EXPECT_EQ(t->prefetch_many(keys), 2u);  // 2 of 8 experts' room, taken in rank order
+  EXPECT_TRUE(t->resident(0, 1));
+  EXPECT_TRUE(t->resident(0, 2));
+  EXPECT_FALSE(t->present(0, 3));
+  // Using one frees its share: the next prefetch gets exactly one more.
+  t->acquire(0, 1);
+  t->release(0, 1);
+  EXPECT_EQ(t->prefetch_many(keys), 1u);
+  EXPECT_TRUE(t->resident(0, 3));
+  EXPECT_EQ(t->prefetch_many(keys), 0u);  // 2 and 3 still unused: share full
+}
+
+TEST_F(Tiered, PrefetchReadsLeaveRoomForOneStepsDemand) {
+  auto cat = fake();
+  // The budget holds exactly one step's top-2: a prefetch in flight (unevictable) could make
+  // the next demand fail, so none may start.
+  auto t = tier(cat, 2 * kExpert, "uring", /*top_k=*/2, /*prefetch_share=*/1.0);
+  const std::vector<ExpertKey> keys = {{0, 1}};
+  EXPECT_EQ(t->prefetch_many(keys), 0u);
+  auto t3 = tier(cat, 3 * kExpert, "uring", /*top_k=*/2, /*prefetch_share=*/1.0);
+  const std::vector<ExpertKey> two = {{0, 1}, {0, 2}};
+  EXPECT_EQ(t3->prefetch_many(two), 1u);
+}
+
+TEST_F(Tiered, PrefetchNeverEvictsPinnedOrWantedExperts) {
+  auto cat = fake();
+  auto t = tier(cat, 4 * kExpert, "uring", 0, /*prefetch_share=*/1.0);
+  for (int e = 0; e < 4; ++e) {
+    t->acquire(0, e);
+    if (e != 3) t->release(0, e);  // 3 stays pinned
+  }
+  const std::vector<int32_t> wanted = {0, 1};  // the current step needs these
+  t->set_wanted(0, wanted);
+  const std::vector<ExpertKey> keys = {{0, 4}, {0, 5}, {0, 6}};
+  EXPECT_EQ(t->prefetch_many(keys), 1u);  // only expert 2 could make room
+  EXPECT_TRUE(t->resident(0, 0));
+  EXPECT_TRUE(t->resident(0, 1));
+  EXPECT_TRUE(t->resident(0, 3));
+  EXPECT_FALSE(t->resident(0, 2));
+  EXPECT_TRUE(t->resident(0, 4));
+  // A demand miss may still evict a wanted expert rather than fail.
+  t->set_wanted(0, wanted);
+  t->release(0, 3);
+  t->acquire(0, 7);
+  t->release(0, 7);
+  EXPECT_EQ(t->stats().total.misses, 5u);
+}
+
+TEST_F(Tiered, UnusedPrefetchesAreCountedAsWastedWhenEvicted) {
+  auto cat = fake();
+  auto t = tier(cat, 3 * kExpert, "uring", 0, /*prefetch_share=*/1.0);
+  const std::vector<ExpertKey> keys = {{0, 0}, {0, 1}};
+  EXPECT_EQ(t->prefetch_many(keys), 2u);
+  t->acquire(0, 0);  // used
+  t->release(0, 0);
+  for (int e = 2; e < 5; ++e) {  // demand misses push expert 1 out unused
+    t->acquire(0, e);
+    t->release(0, e);
+  }
+  EXPECT_FALSE(t->resident(0, 1));
+  const TierStats s = t->stats();
+  EXPECT_EQ(s.total.prefetches, 2u);
+  EXPECT_EQ(s.total.prefetch_used, 1u);
+  EXPECT_EQ(s.total.prefetch_wasted, 1u);
+  EXPECT_EQ(s.total.prefetch_wasted_bytes, kExpert);
+  EXPECT_DOUBLE_EQ(s.total.prefetch_precision(), 0.5);
+  EXPECT_DOUBLE_EQ(s.total.prefetch_recall(), 1.0 / 4.0);  // 1 used of (1 used + 3 misses)
+}
+
+TEST_F(Tiered, DemandListenerBracketsDemandReadsOnly) {
+  auto cat = fake();
+  auto t = tier(cat, 4 * kExpert, "uring", 0, /*prefetch_share=*/1.0);
+  std::vector<bool> calls;
+  t->set_demand_listener([&](bool on) { calls.push_back(on); });
+  t->prefetch(0, 1);  // not demand
+  EXPECT_TRUE(calls.empty());
+  t->acquire(0, 1);  // a hit: no read
+  t->release(0, 1);
+  EXPECT_TRUE(calls.empty());
+  const std::vector<int> two = {2, 3};
+  ExpertWeights w[2];
+  t->acquire_many(0, two, w);  // one batch of two misses
+  EXPECT_EQ(calls, (std::vector<bool>{true, false}));
+  t->release(0, 2);
+  t->release(0, 3);
+}
+
+TEST_F(Tiered, ClearEvictsEverythingUnpinned) {
+  auto cat = fake();
+  auto t = tier(cat, 4 * kExpert);
+  t->acquire(0, 0);
+  t->acquire(0, 1);
+  t->release(0, 1);
+  t->clear();
+  EXPECT_TRUE(t->resident(0, 0));
+  EXPECT_FALSE(t->resident(0, 1));
+  t->release(0, 0);
 }
 
 TEST_F(Tiered, SeveralThreadsAcquireAndRelease) {

@@ -1,0 +1,171 @@
+#include "prefetch/prefetch_controller.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "prefetch/history_predictor.h"
+
+namespace moe {
+
+class PrefetchController::TierTarget final : public PrefetchTarget {
+ public:
+  explicit TierTarget(TieredExperts& t) : t_(t) {}
+  bool present(ExpertKey k) const override { return t_.present(k.layer, k.expert); }
+  uint64_t bytes(ExpertKey k) const override { return t_.read_bytes(k.layer, k.expert); }
+  size_t load(std::span<const ExpertKey> keys) override { return t_.prefetch_many(keys); }
+
+ private:
+  TieredExperts& t_;
+};
+
+namespace {
+
+std::unique_ptr<Predictor> make_predictor(const PrefetchModelInfo& m, const PrefetchOptions& o) {
+  const int E = *std::max_element(m.n_experts.begin(), m.n_experts.end());
+  auto hist = [&] { return std::make_unique<HistoryPredictor>(m.n_experts, std::max(1, o.lookahead)); };
+  auto gate = [&] { return std::make_unique<GatePredictor>(m.routers, m.rms_eps); };
+  if (o.predictor == "gate") return gate();
+  if (o.predictor == "history") return hist();
+  if (o.predictor == "blend") return make_blend_predictor(gate(), hist(), o.blend_alpha, E);
+  if (o.predictor == "off") return nullptr;
+  throw std::invalid_argument(fmt::format("unknown predictor '{}'; choose off, gate, history or blend", o.predictor));
+}
+
+}  // namespace
+
+PrefetchController::PrefetchController(PrefetchModelInfo info, TieredExperts* tier, PrefetchOptions o)
+    : info_(std::move(info)), tier_(tier), opts_(std::move(o)), layers_(info_.n_experts) {
+  if (opts_.lookahead < 1 || opts_.lookahead > 8)
+    throw std::invalid_argument(fmt::format("--lookahead {} must be between 1 and 8", opts_.lookahead));
+  if (opts_.prefetch_k < 0) throw std::invalid_argument("--prefetch-k must be >= 0");
+  if (info_.routers.size() != info_.n_experts.size())
+    throw std::invalid_argument("prefetch: routers and expert counts disagree on the number of layers");
+  predictor_ = make_predictor(info_, opts_);
+  if (!opts_.prefetch_k) opts_.prefetch_k = info_.top_k;
+  pending_.assign(info_.n_experts.size(), std::vector<std::vector<int32_t>>(size_t(opts_.lookahead)));
+  counts_.resize(info_.n_experts.size());
+  for (size_t l = 0; l < counts_.size(); ++l) counts_[l].assign(size_t(info_.n_experts[l]), 0);
+  for (int d = 1; d <= opts_.lookahead; ++d) recall_.push_back({d, 0, 0, 0});
+  if (tier_ && predictor_) {
+    SchedulerOptions so;
+    uint64_t largest = 0;
+    for (uint64_t b : info_.expert_bytes) largest = std::max(largest, b);
+    so.max_inflight_bytes = opts_.max_inflight_bytes ? opts_.max_inflight_bytes : uint64_t(std::max(1, info_.top_k)) * largest;
+    target_ = std::make_unique<TierTarget>(*tier_);
+    sched_ = std::make_unique<PrefetchScheduler>(*target_, so);
+    tier_->set_demand_listener([s = sched_.get()](bool active) { s->demand(active); });
+  }
+  if (!opts_.trace.empty()) {
+    TraceHeader h;
+    h.model = info_.model;
+    h.n_layers = int(info_.n_experts.size());
+    h.n_experts = info_.n_experts;
+    h.top_k = info_.top_k;
+    h.expert_bytes = info_.expert_bytes;
+    h.lookahead = predictor_ ? opts_.lookahead : 0;
+    h.predictor = predictor_ ? predictor_->name() : "none";
+    trace_ = std::make_unique<TraceWriter>(opts_.trace, h);
+  }
+}
+
+PrefetchController::~PrefetchController() {
+  if (tier_ && sched_) tier_->set_demand_listener(nullptr);
+  sched_.reset();
+}
+
+RoutingHook PrefetchController::hook() {
+  return [this](const RoutingEvent& ev) { on_event(ev); };
+}
+
+void PrefetchController::on_event(const RoutingEvent& ev) {
+  const int L = ev.layer, K = ev.top_k, T = ev.n_tokens;
+  if (L <= last_layer_) ++step_;  // layers run in order within a forward pass
+  last_layer_ = L;
+
+  // What this step of L actually needs (each expert once).
+  used_.assign(ev.experts, ev.experts + T * K);
+  std::sort(used_.begin(), used_.end());
+  used_.erase(std::unique(used_.begin(), used_.end()), used_.end());
+  if (sched_) {
+    sched_->cancel_layer(L);
+    tier_->set_wanted(L, used_);
+  }
+  std::vector<int64_t>& cnt = counts_[size_t(L)];
+  for (int i = 0; i < T * K; ++i) ++cnt[size_t(ev.experts[i])];
+
+  // Score the guesses earlier layers made for this layer-step.
+  auto& pend = pending_[size_t(L)];
+  for (size_t d = 0; d < pend.size(); ++d) {
+    const std::vector<int32_t>& g = pend[d];
+    if (g.empty()) continue;
+    auto hits = [&](size_t k) {
+      size_t h = 0;
+      for (size_t i = 0; i < std::min(k, g.size()); ++i) h += std::binary_search(used_.begin(), used_.end(), g[i]);
+      return double(h) / double(used_.size());
+    };
+    const size_t k = std::max<size_t>(size_t(K), used_.size());
+    recall_[d].sum_at_k += hits(k);
+    recall_[d].sum_at_2k += hits(2 * k);
+    ++recall_[d].samples;
+  }
+  if (trace_) {
+    TraceRecord r;
+    r.step = step_;
+    r.layer = L;
+    r.seq.assign(ev.seq_ids, ev.seq_ids + T);
+    r.pos.assign(ev.positions, ev.positions + T);
+    r.experts.assign(ev.experts, ev.experts + T * K);
+    r.weights.assign(ev.weights, ev.weights + T * K);
+    r.predicted = pend;
+    for (auto& g : r.predicted)  // a ranked prefix is enough to score recall and replay prefetch
+      if (g.size() > size_t(2 * K)) g.resize(size_t(2 * K));
+    trace_->write(r);
+  }
+  for (auto& g : pend) g.clear();
+
+  if (!predictor_) return;
+  preds_.clear();
+  predictor_->predict(ev, opts_.lookahead, preds_);
+  predictor_->observe(ev);
+  reqs_.clear();
+  const size_t want = size_t(opts_.prefetch_k) * size_t(T);
+  for (LayerPrediction& p : preds_) {
+    pending_[size_t(p.layer)][size_t(p.distance - 1)] = p.experts;
+    for (size_t i = 0; i < std::min(want, p.experts.size()); ++i)
+      reqs_.push_back({{p.layer, p.experts[i]}, p.distance, p.scores[i]});
+  }
+  if (sched_) sched_->submit(reqs_);
+}
+
+std::vector<double> PrefetchController::router_entropy() const {
+  std::vector<double> out;
+  for (const auto& row : counts_) {
+    double n = 0, h = 0;
+    for (int64_t c : row) n += double(c);
+    for (int64_t c : row)
+      if (c > 0) h -= double(c) / n * std::log(double(c) / n);
+    out.push_back(h);
+  }
+  return out;
+}
+
+SchedulerStats PrefetchController::scheduler_stats() const { return sched_ ? sched_->stats() : SchedulerStats{}; }
+
+void PrefetchController::drain() {
+  if (sched_) sched_->drain();
+}
+
+void PrefetchController::reset_stats() {
+  for (auto& r : recall_) r = {r.distance, 0, 0, 0};
+  for (auto& row : counts_) std::fill(row.begin(), row.end(), 0);
+  if (sched_) sched_->reset_stats();
+}
+
+void PrefetchController::flush_trace() {
+  if (trace_) trace_->flush();
+}
+
+}  // namespace moe
