@@ -36,14 +36,16 @@ std::unique_ptr<Predictor> make_predictor(const PrefetchModelInfo& m, const Pref
 
 }  // namespace
 
-PrefetchController::PrefetchController(PrefetchModelInfo info, TieredExperts* tier, PrefetchOptions o)
+PrefetchController::PrefetchController(PrefetchModelInfo info, TieredExperts* tier, PrefetchOptions o,
+                                       std::unique_ptr<Predictor> predictor)
     : info_(std::move(info)), tier_(tier), opts_(std::move(o)), layers_(info_.n_experts) {
   if (opts_.lookahead < 1 || opts_.lookahead > 8)
     throw std::invalid_argument(fmt::format("--lookahead {} must be between 1 and 8", opts_.lookahead));
   if (opts_.prefetch_k < 0) throw std::invalid_argument("--prefetch-k must be >= 0");
   if (info_.routers.size() != info_.n_experts.size())
     throw std::invalid_argument("prefetch: routers and expert counts disagree on the number of layers");
-  predictor_ = make_predictor(info_, opts_);
+  predictor_ = predictor ? std::move(predictor) : make_predictor(info_, opts_);
+  if (predictor_) opts_.predictor = predictor_->name();
   if (!opts_.prefetch_k) opts_.prefetch_k = info_.top_k;
   pending_.assign(info_.n_experts.size(), std::vector<std::vector<int32_t>>(size_t(opts_.lookahead)));
   counts_.resize(info_.n_experts.size());

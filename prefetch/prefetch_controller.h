@@ -28,7 +28,7 @@ struct PrefetchModelInfo {
 };
 
 struct PrefetchOptions {
-  std::string predictor = "gate";  // off | gate | history | blend
+  std::string predictor = "gate";  // off | gate | history | blend (or the given predictor's name)
   int lookahead = 2;               // MoE layers ahead
   int prefetch_k = 0;              // experts requested per predicted layer and token (0: top_k)
   uint64_t max_inflight_bytes = 0;  // 0: top_k of the largest experts
@@ -50,7 +50,9 @@ class PrefetchController {
  public:
   // tier may be null (an HF directory: nothing to prefetch into; predictions, figures and
   // traces still work). Throws std::invalid_argument on a bad option.
-  PrefetchController(PrefetchModelInfo info, TieredExperts* tier, PrefetchOptions o);
+  // `predictor`, when given, replaces the one o.predictor names (benchmarks: an oracle).
+  PrefetchController(PrefetchModelInfo info, TieredExperts* tier, PrefetchOptions o,
+                     std::unique_ptr<Predictor> predictor = nullptr);
   ~PrefetchController();
 
   // Install with Engine::add_routing_hook; the controller must outlive the engine's use of it.

@@ -40,7 +40,15 @@ void draw_distinct(std::mt19937_64& rng, const std::vector<double>& weights, int
 
 }  // namespace
 
-void install_routing(Engine& engine, const std::string& spec, uint64_t seed, RoutingStats* stats) {
+void ForcedRouting::draw(int64_t step, int layer, int n, int k, int32_t* ids) const {
+  // A pure function of (seed, step, layer): an oracle can ask about steps not yet run.
+  std::seed_seq ss{uint32_t(seed), uint32_t(seed >> 32), uint32_t(step), uint32_t(step >> 32), uint32_t(layer)};
+  std::mt19937_64 rng(ss);
+  for (int t = 0; t < n; ++t) draw_distinct(rng, weights[size_t(layer)], k, ids + t * k);
+}
+
+std::shared_ptr<const ForcedRouting> install_routing(Engine& engine, const std::string& spec, uint64_t seed,
+                                                     RoutingStats* stats) {
   const ModelConfig& c = engine.model().cfg;
   const int E = c.router.n_experts;
   if (stats) {
@@ -49,7 +57,7 @@ void install_routing(Engine& engine, const std::string& spec, uint64_t seed, Rou
       for (int i = 0; i < ev.n_tokens * ev.top_k; ++i) ++stats->counts[size_t(ev.layer)][size_t(ev.experts[i])];
     });
   }
-  if (spec == "natural") return;
+  if (spec == "natural") return nullptr;
 
   auto rng = std::make_shared<std::mt19937_64>(seed);
   if (spec == "uniform" || spec.rfind("zipf:", 0) == 0) {
@@ -72,13 +80,18 @@ void install_routing(Engine& engine, const std::string& spec, uint64_t seed, Rou
       for (int r = 0; r < E; ++r) w[size_t(perm[size_t(r)])] = std::pow(double(r + 1), -s);
       weights->push_back(w);
     }
-    engine.set_routing_override([rng, weights](int layer, int n, int k, int32_t* ids, float* wts) {
-      for (int t = 0; t < n; ++t) {
-        draw_distinct(*rng, (*weights)[size_t(layer)], k, ids + t * k);
-        for (int j = 0; j < k; ++j) wts[t * k + j] = 1.0f / float(k);
-      }
+    auto forced = std::make_shared<ForcedRouting>();
+    forced->seed = seed;
+    forced->weights = std::move(*weights);
+    // Steps are counted the way the hooks see them: layers run in order within a pass.
+    auto step = std::make_shared<std::pair<int64_t, int>>(-1, 1 << 30);
+    engine.set_routing_override([forced, step](int layer, int n, int k, int32_t* ids, float* wts) {
+      if (layer <= step->second) ++step->first;
+      step->second = layer;
+      forced->draw(step->first, layer, n, k, ids);
+      for (int j = 0; j < n * k; ++j) wts[j] = 1.0f / float(k);
     });
-    return;
+    return forced;
   }
   if (spec.rfind("trace:", 0) == 0) {
     const std::string file = spec.substr(6);
@@ -129,7 +142,7 @@ void install_routing(Engine& engine, const std::string& spec, uint64_t seed, Rou
         }
       }
     });
-    return;
+    return nullptr;
   }
   throw std::invalid_argument(
       fmt::format("--routing '{}': expected natural, uniform, zipf:S or trace:FILE", spec));

@@ -18,6 +18,7 @@
 #include "storage/tier/process_memory.h"
 #include "tools/bench_routing.h"
 #include "tools/commands.h"
+#include "tools/oracle_predictor.h"
 #include "tools/prefetch_flags.h"
 #include "tools/storage_flags.h"
 
@@ -115,9 +116,9 @@ Runner add_bench(CLI::App& app) {
     if (o->prompt_len < 1 || o->gen_len < 1) throw std::invalid_argument("--prompt-len and --gen-len must be >= 1");
     const std::vector<std::string> variants = split_list(o->prefetch.mode);
     for (const std::string& v : variants)
-      if (v != "auto" && v != "off" && v != "gate" && v != "history" && v != "blend")
-        throw std::invalid_argument(fmt::format("--prefetch: unknown mode '{}'; give auto, off, gate, history or blend, "
-                                                "or a comma-separated list of them to compare", v));
+      if (v != "auto" && v != "off" && v != "gate" && v != "history" && v != "blend" && v != "oracle")
+        throw std::invalid_argument(fmt::format("--prefetch: unknown mode '{}'; give auto, off, gate, history, blend or "
+                                                "oracle, or a comma-separated list of them to compare", v));
     if (variants.empty()) throw std::invalid_argument("--prefetch: give a mode, or a comma-separated list of modes");
     auto om = open_model(o->model, o->storage);
     const Model& m = om->model;
@@ -128,9 +129,16 @@ Runner add_bench(CLI::App& app) {
       if (om->tier) om->tier->clear();
       Engine engine(m, {o->threads, 0});
       RoutingStats routing;
-      install_routing(engine, o->routing, o->seed, &routing);
+      const auto forced = install_routing(engine, o->routing, o->seed, &routing);
       const std::string mode = variant == "auto" ? resolve_prefetch_mode(*om, o->prefetch) : variant;
-      auto pf = attach_prefetch(*om, o->model, engine, o->prefetch, mode);
+      std::unique_ptr<Predictor> oracle;
+      if (mode == "oracle") {
+        if (!forced)
+          throw std::invalid_argument("--prefetch oracle knows the future only of forced routing: add --routing uniform or "
+                                      "--routing zipf:S");
+        oracle = std::make_unique<OraclePredictor>(forced, experts_per_layer(m));
+      }
+      auto pf = attach_prefetch(*om, o->model, engine, o->prefetch, mode == "oracle" ? "off" : mode, std::move(oracle));
       if (om->tier) om->tier->reset_stats();
 
       std::mt19937_64 rng(o->seed);

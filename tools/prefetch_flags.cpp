@@ -57,16 +57,23 @@ PrefetchModelInfo model_info(const OpenModel& om, const std::string& path) {
 
 }  // namespace
 
+std::vector<int> experts_per_layer(const Model& m) {
+  std::vector<int> n;
+  for (const LayerWeights& L : m.layers) n.push_back(L.kind == FfnKind::Dense ? 0 : int(L.router.rows));
+  return n;
+}
+
 std::unique_ptr<PrefetchController> attach_prefetch(OpenModel& m, const std::string& model_path, Engine& engine,
-                                                    const PrefetchFlags& f, const std::string& mode) {
+                                                    const PrefetchFlags& f, const std::string& mode,
+                                                    std::unique_ptr<Predictor> predictor) {
   PrefetchOptions o;
   o.predictor = mode.empty() ? resolve_prefetch_mode(m, f) : mode;
   o.lookahead = f.lookahead;
   o.prefetch_k = f.prefetch_k;
   o.max_inflight_bytes = f.inflight.empty() ? 0 : parse_budget(f.inflight, 0);
   o.trace = f.trace;
-  if (o.predictor == "off" && o.trace.empty()) return nullptr;
-  auto c = std::make_unique<PrefetchController>(model_info(m, model_path), m.tier, o);
+  if (o.predictor == "off" && o.trace.empty() && !predictor) return nullptr;
+  auto c = std::make_unique<PrefetchController>(model_info(m, model_path), m.tier, o, std::move(predictor));
   engine.add_routing_hook(c->hook());
   return c;
 }

@@ -32,7 +32,10 @@ std::string resolve_prefetch_mode(const OpenModel& m, const PrefetchFlags& f);
 // A controller for `m` (null when the mode is off and no trace is written), its hook
 // installed on `engine`. `mode` overrides f.mode when not empty (benchmark variants).
 std::unique_ptr<PrefetchController> attach_prefetch(OpenModel& m, const std::string& model_path, Engine& engine,
-                                                    const PrefetchFlags& f, const std::string& mode = {});
+                                                    const PrefetchFlags& f, const std::string& mode = {},
+                                                    std::unique_ptr<Predictor> predictor = nullptr);
+// [n_layers] routed experts per layer, 0 for dense ones.
+std::vector<int> experts_per_layer(const Model& m);
 
 // {"prefetch": mode, "lookahead", "predictor_recall": [{"lookahead", "at_k", "at_2k", "samples"}],
 //  "prefetch_precision", "prefetch_recall", "prefetch_wasted_bytes_per_token", "prefetches",

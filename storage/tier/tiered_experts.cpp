@@ -192,6 +192,7 @@ bool TieredExperts::reserve_load(ExpertKey k, bool demand, std::vector<Pending>&
   s.state = State::Loading;
   s.pins = demand ? 1 : 0;
   s.speculative = !demand;
+  s.stale = false;
   s.epoch = epoch_;
   if (!demand) spec_bytes_ += m.buf.size(), prefetch_loading_bytes_ += m.buf.size();
   out.push_back(std::move(m));
@@ -285,6 +286,9 @@ void TieredExperts::set_wanted(int layer, std::span<const int32_t> experts) {
   for (size_t i : wanted_) slots_[i].wanted = false;
   wanted_ = std::move(idx);
   for (size_t i : wanted_) slots_[i].wanted = true;
+  // This layer's step is routed: its guesses that it does not want were wrong.
+  for (size_t i = base_[size_t(layer)]; i < base_[size_t(layer) + 1]; ++i)
+    if (slots_[i].speculative && !slots_[i].wanted) slots_[i].stale = true;
 }
 
 void TieredExperts::clear() {
@@ -297,9 +301,15 @@ void TieredExperts::clear() {
 }
 
 AlignedBuffer TieredExperts::reserve(uint64_t bytes, int layer, int expert, bool demand) {
+  // First choice: unpinned experts that are neither wanted now (for prefetches) nor fresh
+  // guesses; only when there is none, fresh guesses too.
   auto evictable = [this, demand](ExpertKey k) {
     const Slot& v = slot(k);
     return v.state == State::Resident && v.pins == 0 && (demand || !v.wanted);
+  };
+  auto not_fresh = [&](ExpertKey k) {
+    const Slot& v = slot(k);
+    return evictable(k) && !(v.speculative && !v.stale);
   };
   for (;;) {
     try {
@@ -309,7 +319,8 @@ AlignedBuffer TieredExperts::reserve(uint64_t bytes, int layer, int expert, bool
       throw std::runtime_error(fmt::format("cannot allocate {} for layer {} expert {}: out of memory; lower --ram-budget",
                                            format_bytes(bytes), layer, expert));
     }
-    const std::optional<ExpertKey> victim = policy_->choose_victim(evictable);
+    std::optional<ExpertKey> victim = policy_->choose_victim(not_fresh);
+    if (!victim) victim = policy_->choose_victim(evictable);
     if (!victim) {
       if (!demand) return {};
       size_t pinned = 0, loading = 0;

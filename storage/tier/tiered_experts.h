@@ -15,7 +15,9 @@
 // Prefetched experts are "speculative" until first acquired: they may hold at most
 // prefetch_share of the budget, and a prefetch never evicts a pinned expert or one the
 // current step has announced it wants (set_wanted), so a wrong guess cannot push out a
-// right one.
+// right one. Nor is a fresh guess evicted before its layer has run (unless nothing else can
+// go): frequency-based policies would otherwise pick the newcomers first. Once its layer ran
+// without it (set_wanted of that layer), it is an ordinary victim.
 #pragma once
 #include <condition_variable>
 #include <exception>
@@ -95,6 +97,7 @@ class TieredExperts final : public ExpertSource {
     bool verified = false;     // checksum checked once in this process
     bool speculative = false;  // prefetched, not acquired since
     bool wanted = false;       // in the current step's set_wanted
+    bool stale = false;        // speculative, and its layer has since run without it (a wrong guess)
     uint32_t epoch = 0;        // stats epoch of its prefetch (used/wasted count only within one)
     int32_t pins = 0;
     AlignedBuffer buf;      // [expert_cache_bytes] decoded record; views point into it

@@ -351,6 +351,9 @@ TEST_F(Tiered, UnusedPrefetchesAreCountedAsWastedWhenEvicted) {
   EXPECT_EQ(t->prefetch_many(keys), 2u);
   t->acquire(0, 0);  // used
   t->release(0, 0);
+  // Layer 0's step ran without expert 1: a wrong guess, now an ordinary victim.
+  const std::vector<int32_t> step = {0, 2};
+  t->set_wanted(0, step);
   for (int e = 2; e < 5; ++e) {  // demand misses push expert 1 out unused
     t->acquire(0, e);
     t->release(0, e);
@@ -363,6 +366,24 @@ TEST_F(Tiered, UnusedPrefetchesAreCountedAsWastedWhenEvicted) {
   EXPECT_EQ(s.total.prefetch_wasted_bytes, kExpert);
   EXPECT_DOUBLE_EQ(s.total.prefetch_precision(), 0.5);
   EXPECT_DOUBLE_EQ(s.total.prefetch_recall(), 1.0 / 4.0);  // 1 used of (1 used + 3 misses)
+}
+
+TEST_F(Tiered, FreshGuessesOutliveOtherExpertsUntilTheirLayerRuns) {
+  auto cat = fake();
+  auto t = tier(cat, 3 * kExpert, "uring", 0, /*prefetch_share=*/1.0);
+  const std::vector<ExpertKey> guess = {{1, 5}};
+  EXPECT_EQ(t->prefetch_many(guess), 1u);  // the oldest entry, LRU's first victim by age
+  for (int e = 0; e < 4; ++e) {  // layer 0 demand churns through the other two buffers
+    t->acquire(0, e);
+    t->release(0, e);
+  }
+  EXPECT_TRUE(t->resident(1, 5));  // still waiting for layer 1
+  const std::vector<int32_t> routed = {2};
+  t->set_wanted(1, routed);  // layer 1 ran and did not want it
+  t->acquire(0, 6);
+  t->release(0, 6);
+  EXPECT_FALSE(t->resident(1, 5));
+  EXPECT_EQ(t->stats().total.prefetch_wasted, 1u);
 }
 
 TEST_F(Tiered, DemandListenerBracketsDemandReadsOnly) {
