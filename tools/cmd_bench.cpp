@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <random>
 
@@ -125,7 +126,7 @@ Runner add_bench(CLI::App& app) {
     const double bpt = bytes_per_token(m);
 
     // One measurement: a cold tier, a fresh engine and sequence, prefill, warm-up, timed decode.
-    auto measure = [&](const std::string& variant) {
+    auto measure = [&](const std::string& variant, int round) {
       if (om->tier) om->tier->clear();
       Engine engine(m, {o->threads, 0});
       RoutingStats routing;
@@ -138,7 +139,13 @@ Runner add_bench(CLI::App& app) {
                                       "--routing zipf:S");
         oracle = std::make_unique<OraclePredictor>(forced, experts_per_layer(m));
       }
-      auto pf = attach_prefetch(*om, o->model, engine, o->prefetch, mode == "oracle" ? "off" : mode, std::move(oracle));
+      PrefetchFlags pflags = o->prefetch;
+      if (!pflags.trace.empty() && (variants.size() > 1 || o->rounds > 1)) {  // one trace per measurement
+        const std::filesystem::path t(pflags.trace);
+        pflags.trace = (t.parent_path() / fmt::format("{}-{}-r{}{}", t.stem().string(), variant, round,
+                                                      t.extension().string())).string();
+      }
+      auto pf = attach_prefetch(*om, o->model, engine, pflags, mode == "oracle" ? "off" : mode, std::move(oracle));
       if (om->tier) om->tier->reset_stats();
 
       std::mt19937_64 rng(o->seed);
@@ -215,7 +222,7 @@ Runner add_bench(CLI::App& app) {
                          format_bytes(j["peak_rss_bytes"].get<uint64_t>()));
     };
     if (variants.size() == 1 && o->rounds == 1) {
-      const nlohmann::json j = measure(variants[0]);
+      const nlohmann::json j = measure(variants[0], 0);
       std::printf("%s\n", o->json ? j.dump().c_str() : line(j).c_str());
       return 0;
     }
@@ -223,7 +230,7 @@ Runner add_bench(CLI::App& app) {
     nlohmann::json runs = nlohmann::json::array();
     for (int r = 0; r < o->rounds; ++r)
       for (const std::string& v : variants) {
-        nlohmann::json j = measure(v);
+        nlohmann::json j = measure(v, r);
         j["round"] = r;
         j["variant"] = v;
         if (!o->json) std::fprintf(stderr, "round %d %-8s %s\n", r, v.c_str(), line(j).c_str());

@@ -121,6 +121,14 @@ std::string format_prefetch_stats(const PrefetchController* c, const OpenModel& 
   for (size_t l = 0; l < h.size(); ++l)
     if (!c->expert_tokens()[l].empty()) hs += fmt::format("{}{:.2f}", hs.empty() ? "" : " ", h[l]);
   out += fmt::format("routing: entropy per MoE layer (nats) {}\n", hs);
+  // Per-expert token counts, summarised per layer (all of them: bench --json expert_tokens).
+  std::string ts;
+  for (const auto& row : c->expert_tokens()) {
+    if (row.empty()) continue;
+    const auto [lo, hi] = std::minmax_element(row.begin(), row.end());
+    ts += fmt::format("{}{}-{}", ts.empty() ? "" : " ", *lo, *hi);
+  }
+  out += fmt::format("routing: tokens per expert, quietest-busiest per MoE layer: {}\n", ts);
   return out;
 }
 

@@ -24,6 +24,9 @@ void add_storage_flags(CLI::App* cmd, StorageFlags& f) {
                   "Share of --ram-budget that prefetched, not yet used experts may hold")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  cmd->add_option("--cache-split", f.split, "RAM budget split: layer (an equal share per MoE layer) or global (one pool)")
+      ->check(CLI::IsMember({"layer", "global"}))
+      ->capture_default_str();
   cmd->add_flag("--stats", f.stats, "Print expert-cache hits, misses, disk bytes and stall time per token");
 }
 
@@ -37,6 +40,7 @@ std::unique_ptr<OpenModel> open_model(const std::filesystem::path& path, const S
   opts.top_k = out->model.cfg.router.top_k;
   opts.policy = make_policy(f.policy);
   opts.prefetch_share = f.prefetch_share;
+  opts.split_per_layer = f.split == "layer";
   auto tier = std::make_unique<TieredExperts>(pack, make_reader(f.io, path), std::move(opts));
   out->tier = tier.get();
   out->model.experts = std::move(tier);

@@ -15,6 +15,7 @@ struct StorageFlags {
   std::string ram_budget = "100%";  // absolute size or % of the pack's expert bytes
   std::string policy = "lfu";       // RAM tier eviction: lfu | lru (trace-sim: lfu wins on real routing)
   double prefetch_share = 0.25;     // of the budget, for prefetched experts not yet used
+  std::string split = "global";     // global: one pool | layer: equal share per MoE layer (docs/trace-sim.md)
   bool stats = false;
 };
 

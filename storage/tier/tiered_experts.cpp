@@ -50,6 +50,12 @@ TieredExperts::TieredExperts(std::shared_ptr<const ExpertCatalog> catalog, std::
   }
   slots_.resize(base_.back());
   stats_.layers.resize(size_t(catalog_->n_layers()));
+  layer_bytes_.assign(size_t(catalog_->n_layers()), 0);
+  if (opts.split_per_layer) {
+    int moe_layers = 0;
+    for (int l = 0; l < catalog_->n_layers(); ++l) moe_layers += catalog_->n_experts(l) > 0;
+    layer_quota_ = moe_layers ? opts.budget_bytes / uint64_t(moe_layers) : 0;
+  }
 }
 
 TieredExperts::~TieredExperts() = default;
@@ -124,6 +130,7 @@ void TieredExperts::acquire_many(int layer, std::span<const int> experts, Expert
       Slot& s = slot(m.key);
       s.state = State::Absent;
       s.pins = 0;
+      layer_bytes_[size_t(m.key.layer)] -= m.buf.size();
       pool_.give_back(std::move(m.buf));
       if (!m.staging.empty()) staging_.push_back(std::move(m.staging));
     }
@@ -188,6 +195,7 @@ bool TieredExperts::reserve_load(ExpertKey k, bool demand, std::vector<Pending>&
     return false;
   AlignedBuffer buf = reserve(bytes, k.layer, k.expert, demand);
   if (buf.empty()) return false;
+  layer_bytes_[size_t(k.layer)] += buf.size();
   Pending m{k, std::move(buf), rec.compressed ? take_staging(rec.padded_bytes) : AlignedBuffer{}, verify_ && !s.verified};
   s.state = State::Loading;
   s.pins = demand ? 1 : 0;
@@ -245,6 +253,7 @@ void TieredExperts::load_batch(std::unique_lock<std::mutex>& lk, std::vector<Pen
       s.state = State::Absent;
       s.pins = 0;
       s.speculative = false;
+      layer_bytes_[size_t(m.key.layer)] -= m.buf.size();
       pool_.give_back(std::move(m.buf));
     }
     loaded_.notify_all();
@@ -311,6 +320,13 @@ AlignedBuffer TieredExperts::reserve(uint64_t bytes, int layer, int expert, bool
     const Slot& v = slot(k);
     return evictable(k) && !(v.speculative && !v.stale);
   };
+  // Per-layer split: a layer at its quota makes room among its own experts; one below it
+  // takes from layers above theirs. Only a preference: when that finds nothing (a tight
+  // budget, everything pinned), any victim will do.
+  auto in_scope = [&](ExpertKey k) {
+    if (!layer_quota_) return true;
+    return layer_bytes_[size_t(layer)] + bytes > layer_quota_ ? k.layer == layer : layer_bytes_[size_t(k.layer)] > layer_quota_;
+  };
   for (;;) {
     try {
       AlignedBuffer b = pool_.take(bytes);
@@ -319,7 +335,12 @@ AlignedBuffer TieredExperts::reserve(uint64_t bytes, int layer, int expert, bool
       throw std::runtime_error(fmt::format("cannot allocate {} for layer {} expert {}: out of memory; lower --ram-budget",
                                            format_bytes(bytes), layer, expert));
     }
-    std::optional<ExpertKey> victim = policy_->choose_victim(not_fresh);
+    std::optional<ExpertKey> victim;
+    if (layer_quota_) {
+      victim = policy_->choose_victim([&](ExpertKey k) { return in_scope(k) && not_fresh(k); });
+      if (!victim) victim = policy_->choose_victim([&](ExpertKey k) { return in_scope(k) && evictable(k); });
+    }
+    if (!victim) victim = policy_->choose_victim(not_fresh);
     if (!victim) victim = policy_->choose_victim(evictable);
     if (!victim) {
       if (!demand) return {};
@@ -349,6 +370,7 @@ void TieredExperts::evict(ExpertKey k) {
     spec_bytes_ -= v.buf.size();
     v.speculative = false;
   }
+  layer_bytes_[size_t(k.layer)] -= v.buf.size();
   pool_.give_back(std::move(v.buf));
   v.views = {};
   v.state = State::Absent;

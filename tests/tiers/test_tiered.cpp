@@ -386,6 +386,32 @@ TEST_F(Tiered, FreshGuessesOutliveOtherExpertsUntilTheirLayerRuns) {
   EXPECT_EQ(t->stats().total.prefetch_wasted, 1u);
 }
 
+TEST_F(Tiered, PerLayerSplitTakesVictimsFromTheLayerOverItsShare) {
+  auto cat = fake();  // 3 MoE layers
+  TierOptions o;
+  o.budget_bytes = 6 * kExpert;  // 2 experts per layer
+  o.split_per_layer = true;
+  TieredExperts t(cat, make_reader("uring", cat->path()), std::move(o));
+  auto use = [&](int l, int e) {
+    t.acquire(l, e);
+    t.release(l, e);
+  };
+  use(1, 0);  // the oldest: a single LRU pool would evict it first
+  use(0, 0);
+  use(0, 1);
+  use(2, 0);
+  use(2, 1);
+  use(1, 1);  // the budget is full, every layer at its share
+  use(0, 2);  // layer 0 makes room among its own: (0, 0) goes, not the older (1, 0)
+  EXPECT_TRUE(t.resident(1, 0));
+  EXPECT_FALSE(t.resident(0, 0));
+  EXPECT_TRUE(t.resident(0, 1));
+  use(1, 2);  // and layer 1 among its own
+  EXPECT_FALSE(t.resident(1, 0));
+  EXPECT_TRUE(t.resident(2, 0));
+  EXPECT_EQ(t.stats().resident_experts, 6u);
+}
+
 TEST_F(Tiered, DemandListenerBracketsDemandReadsOnly) {
   auto cat = fake();
   auto t = tier(cat, 4 * kExpert, "uring", 0, /*prefetch_share=*/1.0);
