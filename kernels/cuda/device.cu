@@ -26,7 +26,7 @@ std::string describe_devices() {
   for (int i = 0; i < n; ++i) {
     cudaDeviceProp p{};
     if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
-    char buf[160];
+    char buf[640];  // p.name is up to 256 chars
     snprintf(buf, sizeof buf, "%s %s (sm_%d%d, %.1f GiB)", i == 0 ? ":" : ",", p.name, p.major, p.minor,
              double(p.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
     s += buf;

@@ -1,0 +1,20 @@
+// Internal: the per-format launchers behind qgemv() (qgemv.cu validates arguments and tiles M).
+// Each takes 1 <= M <= kQgemvMaxM tokens and a validated weight.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include "kernels/cuda/device_weight.h"
+#include "kernels/cuda/qgemv.h"
+
+namespace moe::cuda::detail {
+
+// Q4 and Q4Z (qgemv_q4.cu).
+void launch_q4(const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream);
+// F8E4M3, per-row or 128x128 block scales (qgemv_f8.cu).
+void launch_f8(const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream);
+
+// Warps per block and threads per block of every GEMV kernel.
+inline constexpr int kWarps = 4;
+inline constexpr int kThreads = 32 * kWarps;
+
+}  // namespace moe::cuda::detail

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Build the CUDA kernel tests and benchmark into build-gpu/, a folder that can be copied to a GPU
+# machine with only the CUDA driver on it (no Debian -dev packages, no network) and run there by
+# scripts/gpu-check.sh. Runs on the build machine (nvcc needed, no GPU needed).
+#
+#   scripts/gpu-build.sh                 # sm_90 (H100/H200)
+#   GPU_ARCH=89 scripts/gpu-build.sh     # another architecture (80, 86, 89, 90, 120; "sm_" optional)
+#   JOBS=1 scripts/gpu-build.sh          # parallel jobs (default: all cores)
+#
+# Only test_qgemv_cuda and bench_gpu are built. They link cudart, gtest and libstdc++/libgcc
+# statically, so `ldd` shows nothing beyond libc/libm/libpthread/libdl/librt and the loader; this
+# script checks that, and that the folder stays under 64 MiB (what the GPU machine accepts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+arch="${GPU_ARCH:-90}"
+arch="${arch#sm_}"
+build="${BUILD_DIR:-build-gpu}"
+jobs="${JOBS:-$(nproc)}"
+max_mib=64
+nvcc="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
+[[ -x "$nvcc" ]] || { echo "gpu-build: nvcc not found (set NVCC=/path/to/nvcc)" >&2; exit 1; }
+targets=(test_qgemv_cuda bench_gpu)
+
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOE_CUDA=ON \
+  -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_CUDA_RUNTIME_LIBRARY=Static >/dev/null
+ninja -C "$build" -j "$jobs" "${targets[@]}"
+
+exes=("$build/tests/gpu/test_qgemv_cuda" "$build/bench/bench_gpu")
+# Shared libraries any Linux with a CUDA driver has; anything else must be linked statically.
+allowed='^(linux-vdso|libc|libm|libpthread|libdl|librt|libcuda|libcudart|ld-linux-x86-64)\.so'
+bad=0
+for exe in "${exes[@]}"; do
+  echo "== ldd $exe"
+  ldd "$exe" | sed 's/^/   /'
+  while read -r lib _; do
+    [[ -z "$lib" || "$lib" =~ $allowed || "$lib" == /lib64/ld-linux* ]] && continue
+    echo "gpu-build: $exe needs $lib, which a bare CUDA image lacks" >&2
+    bad=1
+  done < <(ldd "$exe" | sed 's/^\s*//')
+done
+[[ $bad == 0 ]] || exit 1
+
+size_mib=$(du -sm "$build" | cut -f1)
+echo "gpu-build: sm_$arch, $(du -sh "$build" | cut -f1) in $build/"
+if (( size_mib > max_mib )); then
+  echo "gpu-build: $build/ is $size_mib MiB, over the $max_mib MiB that can be carried to the GPU machine" >&2
+  exit 1
+fi
