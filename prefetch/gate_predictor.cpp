@@ -17,7 +17,26 @@ std::vector<int> experts_per_layer(const std::vector<LayerRouter>& r) {
 }  // namespace
 
 GatePredictor::GatePredictor(std::vector<LayerRouter> routers, float rms_eps)
-    : routers_(std::move(routers)), layers_(experts_per_layer(routers_)), eps_(rms_eps) {}
+    : routers_(std::move(routers)), layers_(experts_per_layer(routers_)), eps_(rms_eps) {
+  compact_.resize(routers_.size());
+  norms_.resize(routers_.size());
+  std::vector<float> w;
+  for (size_t l = 0; l < routers_.size(); ++l) {
+    LayerRouter& r = routers_[l];
+    if (r.router.empty()) continue;
+    norms_[l].resize(size_t(r.norm.cols * r.norm.rows));
+    cpu::to_f32(r.norm, 0, int64_t(norms_[l].size()), norms_[l].data());
+    r.norm = {DType::F32, norms_[l].data(), 1, int64_t(norms_[l].size())};
+    // Already compact, or a width the int8 kernels do not take (K % 32): keep as is.
+    if (is_quantized(r.router.dtype) || r.router.cols % 32 != 0) continue;
+    w.resize(size_t(r.router.rows * r.router.cols));
+    for (int64_t i = 0; i < r.router.rows; ++i) dequantize_row(r.router, i, &w[size_t(i * r.router.cols)]);
+    QuantOptions q;
+    q.dtype = DType::I8;
+    compact_[l] = quantize(w.data(), r.router.rows, r.router.cols, q);
+    r.router = compact_[l].view();
+  }
+}
 
 void GatePredictor::predict(const RoutingEvent& ev, int lookahead, std::vector<LayerPrediction>& out) {
   if (!ev.residual) throw std::invalid_argument("gate predictor: the routing event carries no residual stream");

@@ -1,6 +1,7 @@
 #include "prefetch/prefetch_controller.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
 
@@ -47,10 +48,13 @@ PrefetchController::PrefetchController(PrefetchModelInfo info, TieredExperts* ti
   predictor_ = predictor ? std::move(predictor) : make_predictor(info_, opts_);
   if (predictor_) opts_.predictor = predictor_->name();
   if (!opts_.prefetch_k) opts_.prefetch_k = info_.top_k;
+  const int max_e = *std::max_element(info_.n_experts.begin(), info_.n_experts.end());
+  min_recall_ = opts_.min_recall >= 0 ? opts_.min_recall
+                                      : std::max(0.2, 2.0 * double(info_.top_k) / double(std::max(1, max_e)));
   pending_.assign(info_.n_experts.size(), std::vector<std::vector<int32_t>>(size_t(opts_.lookahead)));
   counts_.resize(info_.n_experts.size());
   for (size_t l = 0; l < counts_.size(); ++l) counts_[l].assign(size_t(info_.n_experts[l]), 0);
-  for (int d = 1; d <= opts_.lookahead; ++d) recall_.push_back({d, 0, 0, 0});
+  for (int d = 1; d <= opts_.lookahead; ++d) recall_.push_back({d, 0, 0, 0, 1.0, 0, 0});
   if (tier_ && predictor_) {
     SchedulerOptions so;
     uint64_t largest = 0;
@@ -83,6 +87,12 @@ RoutingHook PrefetchController::hook() {
 }
 
 void PrefetchController::on_event(const RoutingEvent& ev) {
+  const auto t0 = std::chrono::steady_clock::now();
+  handle(ev);
+  hook_ns_ += uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+}
+
+void PrefetchController::handle(const RoutingEvent& ev) {
   const int L = ev.layer, K = ev.top_k, T = ev.n_tokens;
   if (L <= last_layer_) ++step_;  // layers run in order within a forward pass
   last_layer_ = L;
@@ -109,7 +119,9 @@ void PrefetchController::on_event(const RoutingEvent& ev) {
       return double(h) / double(used_.size());
     };
     const size_t k = std::max<size_t>(size_t(K), used_.size());
-    recall_[d].sum_at_k += hits(k);
+    const double r = hits(k);
+    recall_[d].sum_at_k += r;
+    recall_[d].recent += (r - recall_[d].recent) / 32.0;
     recall_[d].sum_at_2k += hits(2 * k);
     ++recall_[d].samples;
   }
@@ -136,6 +148,12 @@ void PrefetchController::on_event(const RoutingEvent& ev) {
   const size_t want = size_t(opts_.prefetch_k) * size_t(T);
   for (LayerPrediction& p : preds_) {
     pending_[size_t(p.layer)][size_t(p.distance - 1)] = p.experts;
+    RecallCounter& rc = recall_[size_t(p.distance - 1)];
+    ++rc.predicted;
+    if (rc.recent < min_recall_) {  // keep guessing (and scoring), but do not read
+      ++rc.gated;
+      continue;
+    }
     for (size_t i = 0; i < std::min(want, p.experts.size()); ++i)
       reqs_.push_back({{p.layer, p.experts[i]}, p.distance, p.scores[i]});
   }
@@ -161,8 +179,9 @@ void PrefetchController::drain() {
 }
 
 void PrefetchController::reset_stats() {
-  for (auto& r : recall_) r = {r.distance, 0, 0, 0};
+  for (auto& r : recall_) r = {r.distance, 0, 0, 0, r.recent, 0, 0};
   for (auto& row : counts_) std::fill(row.begin(), row.end(), 0);
+  hook_ns_ = 0;
   if (sched_) sched_->reset_stats();
 }
 

@@ -33,6 +33,10 @@ struct PrefetchOptions {
   int prefetch_k = 0;              // experts requested per predicted layer and token (0: top_k)
   uint64_t max_inflight_bytes = 0;  // 0: top_k of the largest experts
   float blend_alpha = 0.5f;         // blend: weight of the gate predictor
+  // Guesses at a lookahead whose recent recall@k (moving average over ~32 layer-steps) is below
+  // this are not sent to the disk: a predictor no better than chance (random routing) would
+  // only steal bandwidth from demand reads. < 0: max(0.2, 2 * top_k / n_experts); 0: never gate.
+  double min_recall = -1;
   std::filesystem::path trace;      // write a routing trace here (empty: none)
 };
 
@@ -42,6 +46,9 @@ struct RecallCounter {
   int distance = 0;
   double sum_at_k = 0, sum_at_2k = 0;
   uint64_t samples = 0;
+  double recent = 1.0;      // moving average of recall@k (starts optimistic)
+  uint64_t gated = 0;       // layer-steps whose guesses at this distance were held back
+  uint64_t predicted = 0;   // layer-steps that made a guess at this distance
   double at_k() const { return samples ? sum_at_k / double(samples) : 0.0; }
   double at_2k() const { return samples ? sum_at_2k / double(samples) : 0.0; }
 };
@@ -64,13 +71,15 @@ class PrefetchController {
   const std::vector<std::vector<int64_t>>& expert_tokens() const { return counts_; }  // [layer][expert]
   std::vector<double> router_entropy() const;  // [layer] nats of the expert usage; 0 for dense
   SchedulerStats scheduler_stats() const;
+  double hook_seconds() const { return double(hook_ns_) / 1e9; }  // compute-thread time spent in the hook
   void drain();  // waits for queued prefetches
   void reset_stats();
   void flush_trace();
 
  private:
   class TierTarget;
-  void on_event(const RoutingEvent& ev);
+  void on_event(const RoutingEvent& ev);  // times handle()
+  void handle(const RoutingEvent& ev);
 
   PrefetchModelInfo info_;
   TieredExperts* tier_;
@@ -86,6 +95,8 @@ class PrefetchController {
   std::vector<LayerPrediction> preds_;
   std::vector<PrefetchRequest> reqs_;
   std::vector<int32_t> used_;
+  double min_recall_ = 0;
+  uint64_t hook_ns_ = 0;
   int64_t step_ = -1;
   int last_layer_ = 1 << 30;
 };

@@ -20,6 +20,9 @@ void add_prefetch_flags(CLI::App* cmd, PrefetchFlags& f, bool list) {
       ->capture_default_str();
   cmd->add_option("--prefetch-k", f.prefetch_k, "Experts prefetched per predicted layer and token (0 = the model's top-k)");
   cmd->add_option("--prefetch-inflight", f.inflight, "Most prefetch bytes being read at once (default: top-k experts)");
+  cmd->add_option("--prefetch-min-recall", f.min_recall,
+                  "Hold back guesses at a lookahead whose recent recall@k is below this (default: max(0.2, 2 x "
+                  "top-k / experts); 0 = never)");
   cmd->add_option("--trace", f.trace, "Write a routing trace (JSONL: chosen experts, gate weights, predictions)");
 }
 
@@ -72,6 +75,7 @@ std::unique_ptr<PrefetchController> attach_prefetch(OpenModel& m, const std::str
   o.prefetch_k = f.prefetch_k;
   o.max_inflight_bytes = f.inflight.empty() ? 0 : parse_budget(f.inflight, 0);
   o.trace = f.trace;
+  o.min_recall = f.min_recall;
   if (o.predictor == "off" && o.trace.empty() && !predictor) return nullptr;
   auto c = std::make_unique<PrefetchController>(model_info(m, model_path), m.tier, o, std::move(predictor));
   engine.add_routing_hook(c->hook());
@@ -90,7 +94,11 @@ nlohmann::json prefetch_json(const PrefetchController* c, const OpenModel& m, ui
   j["lookahead"] = c->options().lookahead;
   nlohmann::json rec = nlohmann::json::array();
   for (const RecallCounter& r : c->recall())
-    rec.push_back({{"lookahead", r.distance}, {"at_k", r.at_k()}, {"at_2k", r.at_2k()}, {"samples", r.samples}});
+    rec.push_back({{"lookahead", r.distance},
+                   {"at_k", r.at_k()},
+                   {"at_2k", r.at_2k()},
+                   {"samples", r.samples},
+                   {"gated_share", r.predicted ? double(r.gated) / double(r.predicted) : 0.0}});
   j["predictor_recall"] = rec;
   const SchedulerStats s = c->scheduler_stats();
   j["prefetch_issued"] = s.issued;
@@ -99,6 +107,7 @@ nlohmann::json prefetch_json(const PrefetchController* c, const OpenModel& m, ui
   j["prefetch_batches"] = s.batches;
   j["prefetch_max_inflight_bytes"] = s.max_inflight_bytes;
   j["prefetch_deferred_for_demand"] = s.deferred_for_demand;
+  j["prefetch_hook_ms_per_token"] = tokens ? c->hook_seconds() * 1e3 / double(tokens) : 0.0;
   j["router_entropy"] = c->router_entropy();
   j["expert_tokens"] = c->expert_tokens();
   return j;
@@ -109,7 +118,8 @@ std::string format_prefetch_stats(const PrefetchController* c, const OpenModel& 
   const nlohmann::json j = prefetch_json(c, m, tokens);
   std::string out = fmt::format("prefetch: {} (lookahead {})", c->options().predictor, c->options().lookahead);
   for (const RecallCounter& r : c->recall())
-    out += fmt::format(" | predictor recall@k d={}: {:.3f} (@2k {:.3f})", r.distance, r.at_k(), r.at_2k());
+    out += fmt::format(" | predictor recall@k d={}: {:.3f} (@2k {:.3f}, held back {:.0f}%)", r.distance, r.at_k(), r.at_2k(),
+                       r.predicted ? 100.0 * double(r.gated) / double(r.predicted) : 0.0);
   out += "\n";
   if (c->prefetching())
     out += fmt::format("prefetch: precision {:.3f}, recall {:.3f}, {} issued, {} cancelled, {} wasted per token\n",

@@ -19,6 +19,7 @@ struct PrefetchFlags {
   int lookahead = 2;
   int prefetch_k = 0;
   std::string inflight;  // size; empty: top_k experts
+  double min_recall = -1;  // PrefetchOptions::min_recall
   std::string trace;     // routing trace output (JSONL, docs/trace-format.md)
 };
 

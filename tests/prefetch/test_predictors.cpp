@@ -103,6 +103,38 @@ TEST(GatePredictor, AppliesTheNextMoeLayersNormAndRouter) {
   for (size_t i = 1; i < out[0].scores.size(); ++i) EXPECT_GE(out[0].scores[i - 1], out[0].scores[i]);
 }
 
+// Wide routers stored in 16/32-bit are read from an int8 copy: scores stay within a small
+// error of the exact ones and the top of the ranking is the same.
+TEST(GatePredictor, Int8RouterCopyKeepsTheRanking) {
+  constexpr int64_t H = 256, E = 16;
+  std::mt19937 g(11);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<float> norm(H, 1.0f), r0(E * H), r1(E * H), x(H);
+  for (auto& v : r0) v = n(g);
+  for (auto& v : r1) v = 0.2f * n(g);
+  for (auto& v : x) v = n(g);
+  GatePredictor p({{f32(norm, 1, H), f32(r0, E, H)}, {f32(norm, 1, H), f32(r1, E, H)}}, 1e-6f);
+  const std::vector<int32_t> ex = {0, 1}, seq = {0}, pos = {0};
+  const std::vector<float> w = {0.5f, 0.5f};
+  std::vector<LayerPrediction> out;
+  p.predict(event(0, 1, 2, ex, w, seq, pos, x.data()), 1, out);
+  ASSERT_EQ(out.size(), 1u);
+  // Exact: softmax(r1 . rmsnorm(x)).
+  double ss = 0;
+  for (float v : x) ss += double(v) * v;
+  const double inv = 1.0 / std::sqrt(ss / H + 1e-6);
+  std::vector<double> z(E);
+  for (int64_t e = 0; e < E; ++e)
+    for (int64_t i = 0; i < H; ++i) z[size_t(e)] += double(r1[size_t(e * H + i)]) * x[size_t(i)] * inv;
+  const double mx = *std::max_element(z.begin(), z.end());
+  double sum = 0;
+  for (double& v : z) sum += (v = std::exp(v - mx));
+  const int best = int(std::max_element(z.begin(), z.end()) - z.begin());
+  EXPECT_EQ(out[0].experts[0], best);
+  for (size_t i = 0; i < out[0].experts.size(); ++i)
+    EXPECT_NEAR(out[0].scores[i], z[size_t(out[0].experts[i])] / sum, 0.02);
+}
+
 TEST(GatePredictor, RefusesEventsWithoutTheResidualStream) {
   GateFixture f;
   auto p = f.predictor();

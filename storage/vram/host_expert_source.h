@@ -1,0 +1,24 @@
+// Where the VRAM tier gets an expert's bytes from: host memory. In the real system this is
+// an adapter over the RAM tier (TieredExperts::acquire pins an expert whose decoded record
+// is one contiguous buffer; the adapter will hand out that buffer; not written yet); tests
+// use a fake that fills each expert with a known pattern.
+#pragma once
+#include <cstdint>
+
+#include "storage/tier/eviction_policy.h"
+
+namespace moe {
+
+class HostExpertSource {
+ public:
+  virtual ~HostExpertSource() = default;
+  virtual int n_layers() const = 0;
+  virtual int n_experts(int layer) const = 0;  // 0 for dense layers
+  virtual uint64_t bytes(ExpertKey k) const = 0;  // the expert's contiguous record
+  // [bytes(k)] the expert's bytes in host memory (pageable: the tier copies them into a
+  // pinned staging buffer), valid until release(k). May block on a disk read.
+  virtual const uint8_t* acquire(ExpertKey k) = 0;
+  virtual void release(ExpertKey k) = 0;
+};
+
+}  // namespace moe

@@ -1,0 +1,88 @@
+// The prefetch controller's bookkeeping with scripted predictors (no tier): recall is scored
+// against the routing that follows, and a lookahead whose guesses stay wrong is held back.
+#include <gtest/gtest.h>
+
+#include "prefetch/prefetch_controller.h"
+
+namespace moe {
+namespace {
+
+// Always guesses the same experts for every future layer.
+class FixedPredictor final : public Predictor {
+ public:
+  explicit FixedPredictor(std::vector<int32_t> guess) : guess_(std::move(guess)) {}
+  std::string name() const override { return "fixed"; }
+  void predict(const RoutingEvent& ev, int lookahead, std::vector<LayerPrediction>& out) override {
+    for (int d = 1; d <= lookahead && ev.layer + d < 4; ++d) {
+      LayerPrediction p{ev.layer + d, d, guess_, std::vector<float>(guess_.size(), 1.0f / float(guess_.size()))};
+      out.push_back(p);
+    }
+  }
+
+ private:
+  std::vector<int32_t> guess_;
+};
+
+// 4 MoE layers of 16 experts, top-2; every token routes to experts {0, 1}.
+void run_steps(PrefetchController& c, int steps) {
+  const std::vector<int32_t> ex = {0, 1}, seq = {0};
+  const std::vector<float> w = {0.5f, 0.5f};
+  for (int s = 0; s < steps; ++s)
+    for (int l = 0; l < 4; ++l) {
+      const std::vector<int32_t> pos = {s};
+      RoutingEvent ev;
+      ev.layer = l;
+      ev.n_tokens = 1;
+      ev.top_k = 2;
+      ev.experts = ex.data();
+      ev.weights = w.data();
+      ev.seq_ids = seq.data();
+      ev.positions = pos.data();
+      c.hook()(ev);
+    }
+}
+
+PrefetchModelInfo info() {
+  PrefetchModelInfo m;
+  m.n_experts = {16, 16, 16, 16};
+  m.expert_bytes = {100, 100, 100, 100};
+  m.routers.resize(4);
+  m.top_k = 2;
+  return m;
+}
+
+TEST(PrefetchController, ScoresRecallPerLookahead) {
+  PrefetchOptions o;
+  o.lookahead = 2;
+  PrefetchController c(info(), nullptr, o, std::make_unique<FixedPredictor>(std::vector<int32_t>{0, 7}));
+  run_steps(c, 10);
+  const auto r = c.recall();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_DOUBLE_EQ(r[0].at_k(), 0.5);   // top-2 guess {0, 7} vs actual {0, 1}
+  EXPECT_DOUBLE_EQ(r[0].at_2k(), 0.5);  // only two guessed
+  EXPECT_EQ(r[0].samples, 30u);         // layers 1-3 of 10 steps
+  EXPECT_EQ(r[1].samples, 20u);         // layers 2-3
+  EXPECT_EQ(c.expert_tokens()[2][1], 10);
+}
+
+TEST(PrefetchController, HoldsBackALookaheadThatKeepsGuessingWrong) {
+  PrefetchOptions o;
+  o.lookahead = 1;
+  PrefetchController wrong(info(), nullptr, o, std::make_unique<FixedPredictor>(std::vector<int32_t>{9, 10}));
+  run_steps(wrong, 40);
+  EXPECT_LT(wrong.recall()[0].recent, 0.2);
+  EXPECT_GT(wrong.recall()[0].gated, 60u);  // of 120 guesses, once the average fell
+
+  PrefetchController right(info(), nullptr, o, std::make_unique<FixedPredictor>(std::vector<int32_t>{1, 0}));
+  run_steps(right, 40);
+  EXPECT_EQ(right.recall()[0].gated, 0u);
+  EXPECT_DOUBLE_EQ(right.recall()[0].at_k(), 1.0);
+
+  o.min_recall = 0;  // gating off
+  PrefetchController never(info(), nullptr, o, std::make_unique<FixedPredictor>(std::vector<int32_t>{9, 10}));
+  run_steps(never, 40);
+  EXPECT_EQ(never.recall()[0].gated, 0u);
+}
+
+}  // namespace
+}  // namespace moe
