@@ -6,7 +6,7 @@
 #include "storage/vram/fake_device.h"
 #include "storage/vram/vram_tier.h"
 #include "vram/fake_host.h"
-#include "vram/vram_prefetch_target.h"
+#include "prefetch/vram_target.h"
 
 namespace moe {
 namespace {

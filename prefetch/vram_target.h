@@ -1,6 +1,6 @@
-// The VRAM tier as a PrefetchTarget, so PrefetchScheduler (prefetch/scheduler.h) moves guesses
-// RAM -> GPU. It belongs in prefetch/ beside TierTarget (prefetch depends on storage, not the
-// reverse); it lives here until the GPU engine is wired (prefetch/ is not edited in this change).
+// The VRAM tier as a PrefetchTarget, so the same PrefetchScheduler that fills the RAM tier
+// moves guesses RAM -> GPU (the second hop). Header-only: the GPU engine will own one per
+// VramTier; until it is wired, tests/vram drives it with the fake device.
 #pragma once
 #include "prefetch/scheduler.h"
 #include "storage/vram/vram_tier.h"
