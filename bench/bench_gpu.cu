@@ -9,6 +9,11 @@
 // Weights are random valid codes (never zeros) and rotate over enough copies (> kRotateBytes)
 // that L2 (50 MB on an H100) holds none between uses; each figure is the median of kReps
 // timed runs after a warm-up. Plain main, no dependencies: prints a table.
+// Then decode attention (kernels/cuda/attention.h) at Qwen3-30B-A3B's heads (32 query, 4 kv,
+// head_dim 128): one sequence at 4k and 32k keys, 8 sequences at 4k; the figure is the K+V
+// bytes read per call / time (not counted: the split-K partials written and re-read, ~6% more
+// at group 8, and q and out),
+// KV caches rotated like the weights so L2 holds none between calls.
 //
 //   build-gpu/bench/bench_gpu            (scripts/gpu-check.sh runs it)
 #include <cuda_runtime.h>
@@ -22,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/attention.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/device_buffer.h"
@@ -106,6 +112,51 @@ struct Format {
   int32_t group;
 };
 
+// Decode attention over n_seq sequences of `length` keys each, Qwen3-30B-A3B heads.
+void bench_attention_decode(const char* name, int n_seq, int length, double copy_gbs, std::mt19937_64& rng) {
+  const cuda::AttentionShape sh{32, 4, 128, 4 * 128};
+  const size_t kv_floats = size_t(length) * size_t(sh.kv_stride);  // one sequence's K (or V)
+  const double kv_bytes = 2.0 * 4.0 * double(kv_floats) * n_seq;    // K + V read per call
+  const int copies = int(std::max<int64_t>(2, (kRotateBytes + int64_t(kv_bytes) - 1) / int64_t(kv_bytes)));
+  std::vector<float> host(kv_floats);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& x : host) x = nd(rng);
+  // copies x n_seq caches, K and V separate buffers (the same random rows: timing does not depend
+  // on values, but V must not be read from where K just was, or L2 would serve it).
+  std::vector<DeviceBuffer<float>> kv;
+  std::vector<DeviceBuffer<const float*>> kptrs, vptrs;  // per copy: [n_seq] device pointers
+  for (int c = 0; c < copies; ++c) {
+    std::vector<const float*> kp, vp;
+    for (int i = 0; i < 2 * n_seq; ++i) {
+      kv.emplace_back(kv_floats);
+      kv.back().upload(host.data(), host.size());
+      (i % 2 ? vp : kp).push_back(kv.back().get());
+    }
+    kptrs.emplace_back(kp.size());
+    kptrs.back().upload(kp.data(), kp.size());
+    vptrs.emplace_back(vp.size());
+    vptrs.back().upload(vp.data(), vp.size());
+  }
+  const std::vector<int32_t> lengths(size_t(n_seq), length);
+  DeviceBuffer<int32_t> dlen(lengths.size());
+  dlen.upload(lengths.data(), lengths.size());
+  std::vector<float> hq(size_t(n_seq * sh.n_heads * sh.head_dim));
+  for (float& x : hq) x = nd(rng);
+  DeviceBuffer<float> q(hq.size()), out(hq.size()), ws(size_t(cuda::attention_decode_workspace(sh, n_seq, length)));
+  q.upload(hq.data(), hq.size());
+  cuda::DecodeBatch b;
+  b.n_seq = n_seq, b.max_length = length, b.q = q.get(), b.lengths = dlen.get(), b.out = out.get(), b.workspace = ws.get();
+  auto call = [&](int i) {
+    b.k = kptrs[size_t(i % copies)].get();
+    b.v = vptrs[size_t(i % copies)].get();
+    cuda::attention_decode(sh, b, nullptr);
+  };
+  const double s = time_per_call(call, calibrate(call));
+  const double gbs = kv_bytes / s / 1e9;
+  std::printf("%-26s %4d %7d %9.1f %10.2f %9.0f %6.1f%%\n", name, n_seq, length, kv_bytes / 1e6, s * 1e6, gbs,
+              100.0 * gbs / copy_gbs);
+}
+
 }  // namespace
 
 int main() {
@@ -161,6 +212,13 @@ int main() {
         }
       }
     std::printf("\n(one launch per call; Qwen3 shapes are ~1 MB, so launch latency, not bandwidth, bounds them)\n");
+
+    std::printf("\n%-26s %4s %7s %9s %10s %9s %7s\n", "attention (32q/4kv x 128)", "seqs", "keys", "KV MB", "us/call",
+                "GB/s", "% copy");
+    bench_attention_decode("attention decode 4k", 1, 4096, copy_gbs, rng);
+    bench_attention_decode("attention decode 32k", 1, 32768, copy_gbs, rng);
+    bench_attention_decode("attention decode 4k x8", 8, 4096, copy_gbs, rng);
+    std::printf("(two launches per call: split-K chunks of 64 keys, then the combine; KV-read GB/s vs the copy ceiling)\n");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_gpu: %s\n", e.what());
     return 1;

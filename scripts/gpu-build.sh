@@ -7,9 +7,10 @@
 #   GPU_ARCH=89 scripts/gpu-build.sh     # another architecture (80, 86, 89, 90, 120; "sm_" optional)
 #   JOBS=1 scripts/gpu-build.sh          # parallel jobs (default: all cores)
 #
-# Only test_qgemv_cuda and bench_gpu are built. They link cudart, gtest and libstdc++/libgcc
-# statically, so `ldd` shows nothing beyond libc/libm/libpthread/libdl/librt and the loader; this
-# script checks that, and that the folder stays under 64 MiB (what the GPU machine accepts).
+# Only the GPU tests (test_qgemv_cuda, test_ops_cuda, test_attention_cuda) and bench_gpu are
+# built. They link cudart, gtest and libstdc++/libgcc statically, so `ldd` shows nothing beyond
+# libc/libm/libpthread/libdl/librt and the loader; this script checks that, and that the folder
+# stays under 64 MiB (what the GPU machine accepts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,13 +21,14 @@ jobs="${JOBS:-$(nproc)}"
 max_mib=64
 nvcc="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
 [[ -x "$nvcc" ]] || { echo "gpu-build: nvcc not found (set NVCC=/path/to/nvcc)" >&2; exit 1; }
-targets=(test_qgemv_cuda bench_gpu)
+targets=(test_qgemv_cuda test_ops_cuda test_attention_cuda bench_gpu)
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOE_CUDA=ON \
   -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_CUDA_RUNTIME_LIBRARY=Static >/dev/null
 ninja -C "$build" -j "$jobs" "${targets[@]}"
 
-exes=("$build/tests/gpu/test_qgemv_cuda" "$build/bench/bench_gpu")
+exes=("$build/tests/gpu/test_qgemv_cuda" "$build/tests/gpu/test_ops_cuda" "$build/tests/gpu/test_attention_cuda"
+      "$build/bench/bench_gpu")
 # Shared libraries any Linux with a CUDA driver has; anything else must be linked statically.
 allowed='^(linux-vdso|libc|libm|libpthread|libdl|librt|libcuda|libcudart|ld-linux-x86-64)\.so'
 bad=0

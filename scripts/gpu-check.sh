@@ -12,30 +12,36 @@ cd "$(dirname "$0")/.."
 build="${BUILD_DIR:-build-gpu}"
 out="${OUT:-$(mktemp -d)}"
 mkdir -p "$out"
-test_exe="$build/tests/gpu/test_qgemv_cuda"
+tests=(test_qgemv_cuda test_ops_cuda test_attention_cuda)  # each writes $out/<name>.xml; all share tests.log
 bench_exe="$build/bench/bench_gpu"
-for f in "$test_exe" "$bench_exe"; do
+for f in "${tests[@]/#/$build/tests/gpu/}" "$bench_exe"; do
   [[ -x "$f" ]] || { echo "gpu-check: $f missing; run scripts/gpu-build.sh first (and carry $build/)" >&2; exit 1; }
 done
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
 echo "== tests"
-timeout 240 "$test_exe" --gtest_brief=1 --gtest_output="xml:$out/test_qgemv_cuda.xml" 2>&1 | tee "$out/tests.log"
-test_rc=${PIPESTATUS[0]}
+: >"$out/tests.log"
+test_rc=0
+for t in "${tests[@]}"; do
+  timeout 240 "$build/tests/gpu/$t" --gtest_brief=1 --gtest_output="xml:$out/$t.xml" 2>&1 | tee -a "$out/tests.log"
+  rc=${PIPESTATUS[0]}
+  [[ $rc == 0 ]] || test_rc=$rc  # the last failure's status
+done
 
 echo "== benchmark"
 timeout 150 "$bench_exe" 2>&1 | tee "$out/bench.log"
 bench_rc=${PIPESTATUS[0]}
 
-count() { grep -oE "^\[ +$1 +\] [0-9]+ test" "$out/tests.log" | grep -oE '[0-9]+' | head -1; }
+# Summed over the executables (each prints its own "[  PASSED  ] n tests" line).
+count() { grep -oE "^\[ +$1 +\] [0-9]+ test" "$out/tests.log" | grep -oE '[0-9]+' | awk '{s += $1} END {print s + 0}'; }
 passed=$(count PASSED); failed=$(count FAILED); skipped=$(count SKIPPED)
 echo
 echo "================ gpu-check summary ================"
 printf 'tests:  %s passed, %s failed, %s skipped (exit %s)\n' "${passed:-0}" "${failed:-0}" "${skipped:-0}" "$test_rc"
 grep -E '^\[  FAILED  \] [A-Za-z]' "$out/tests.log" | sort -u | head -20
 printf 'bench:  exit %s\n' "$bench_rc"
-grep -E '^(device|copy ceiling|shape|qwen|mixtral)' "$out/bench.log"
+grep -E '^(device|copy ceiling|shape|qwen|mixtral|attention)' "$out/bench.log"
 
 status=0
 [[ $test_rc == 0 ]] || status=1

@@ -1,5 +1,6 @@
 // Internal device helpers shared by the GEMV kernels (qgemv_q4.cu, qgemv_f8.cu).
 #pragma once
+#include "kernels/cuda/warp.cuh"
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -22,12 +23,6 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int j) {
 }
 
 __device__ __forceinline__ float4 load_x4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
 
 // Sums acc[M][R] over the warp and writes y[m, row0 + r] for the rows that exist; lane
 // m * R + r does the store (M * R <= 32).

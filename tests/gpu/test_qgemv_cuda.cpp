@@ -27,37 +27,17 @@
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/device_weight.h"
 #include "kernels/cuda/qgemv.h"
+#include "gpu/gpu_test.h"
 #include "quant/quantize.h"
 
 using namespace moe;
 using moe::cuda::DeviceBuffer;
 using moe::cuda::DeviceMatrix;
+using moe::test::fresh_seed;
 
 namespace {
 
 constexpr double kTolerance = 1e-4;  // max |gpu - ref| / max |ref|
-
-// Empty when a device is usable, else why not.
-std::string cuda_unavailable() {
-  int n = 0;
-  const cudaError_t err = cudaGetDeviceCount(&n);
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    return std::string("no CUDA device: ") + cudaGetErrorString(err);
-  }
-  return n == 0 ? "no CUDA device: cudaGetDeviceCount found 0" : "";
-}
-
-#define SKIP_WITHOUT_GPU()                                  \
-  do {                                                      \
-    static const std::string why = cuda_unavailable();     \
-    if (!why.empty()) GTEST_SKIP() << why;                  \
-  } while (0)
-
-uint64_t fresh_seed() {
-  if (const char* s = std::getenv("MOE_TEST_SEED")) return std::strtoull(s, nullptr, 10);
-  return (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
-}
 
 // fp32 [rows, cols] with rows of different magnitudes and a few outliers, as real weights have.
 std::vector<float> random_weights(std::mt19937_64& rng, int64_t rows, int64_t cols) {

@@ -1,0 +1,68 @@
+// The small per-token ops of a transformer layer on the GPU, each matching its fp32 CPU
+// reference in kernels/cpu/ops.h (same formulas, same order of the final multiplies; sums are
+// reduced in parallel, so results differ from the CPU by rounding only).
+//
+// All pointers are device pointers unless named host_*; activations are fp32. Every function
+// is asynchronous on `stream`, checks its arguments before launching anything (throwing
+// std::invalid_argument) and throws std::runtime_error (kernels/cuda/check.h) when CUDA
+// reports an error. Zero rows / elements launch nothing.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/device_weight.h"
+#include "quant/weight_view.h"
+
+namespace moe::cuda {
+
+// ---- RMSNorm (norm.cu) -------------------------------------------------------------------
+// out[r, i] = x[r, i] / sqrt(mean_i(x[r, :]^2) + eps) * w[i]   (HF RMSNorm, as cpu::rmsnorm)
+// Hidden norm: rows = T, n = hidden. Per-head QK-norm: rows = T * heads, n = head_dim (the
+// weight is shared by all heads). In place allowed (out == x).
+void rmsnorm(const float* x /*[rows, n]*/, const float* w /*[n]*/, float eps, int64_t rows, int64_t n,
+             float* out /*[rows, n]*/, cudaStream_t stream);
+
+// Residual add fused with the next norm: x += y, then out = rmsnorm(x). One pass over x instead
+// of two launches (add, then norm re-reading x): x is read once, written once.
+void add_rmsnorm(float* x /*[rows, n]*/, const float* y /*[rows, n]*/, const float* w /*[n]*/, float eps,
+                 int64_t rows, int64_t n, float* out /*[rows, n]*/, cudaStream_t stream);
+
+// A host F32, F16 or BF16 weight (a norm vector, any [rows, cols]) widened to fp32 once and
+// copied to the device: rows * cols floats. Synchronous. Quantized formats are refused.
+DeviceBuffer<float> upload_f32(const WeightView& host_w);
+
+// ---- RoPE (rope.cu) ----------------------------------------------------------------------
+// In place on v [T, heads, head_dim], the HF rotate_half convention of cpu::rope: pairs
+// (i, i + head_dim / 2), angle = float(pos[t]) * inv_freq[i], cos and sin scaled by
+// attention_factor (YaRN's; 1 otherwise), as runtime/engine_attention.cpp computes them.
+// head_dim even.
+void rope(float* v /*[T, heads, head_dim]*/, const int32_t* pos /*[T]*/, const float* inv_freq /*[head_dim / 2]*/,
+          int64_t T, int heads, int head_dim, float attention_factor, cudaStream_t stream);
+
+// ---- Element-wise (elementwise.cu) -------------------------------------------------------
+// out[i] = silu(gate[i]) * up[i] = gate / (1 + exp(-gate)) * up. out may alias gate or up.
+void silu_mul(const float* gate /*[n]*/, const float* up /*[n]*/, int64_t n, float* out /*[n]*/, cudaStream_t stream);
+// x[i] += y[i] (the residual add).
+void add_inplace(float* x /*[n]*/, const float* y /*[n]*/, int64_t n, cudaStream_t stream);
+
+// ---- Router (router.cu) ------------------------------------------------------------------
+// Per token: p = softmax(logits[t, :]), then the k largest p, largest first, ties to the lower
+// expert index (cpu::topk); weights are p, or p / sum of the k chosen p when norm_topk_prob
+// (runtime/engine_ffn.cpp). 1 <= k <= min(E, kRouterMaxK), E <= kRouterMaxExperts.
+// Non-finite logits give NaN weights but ids stay in [0, E).
+inline constexpr int kRouterMaxK = 32;          // one lane of a warp per chosen expert
+inline constexpr int kRouterMaxExperts = 2048;  // the warp's E probabilities live in shared memory
+void router_topk(const float* logits /*[T, E]*/, int64_t T, int E, int k, bool norm_topk_prob,
+                 int32_t* ids /*[T, k]*/, float* weights /*[T, k]*/, cudaStream_t stream);
+
+// ---- Embedding gather (embed.cu) ---------------------------------------------------------
+// out[t, :] = fp32(table[host_ids[t], :]); table is F32, BF16 or F16, [V = rows, H = cols].
+// The ids are checked on the host (each in [0, V), else std::invalid_argument, before any
+// copy or launch), then copied to ids_scratch and gathered there. host_ids may be freed on
+// return (a copy from pageable memory is staged before cudaMemcpyAsync returns).
+void embed(const DeviceWeight& table, const int32_t* host_ids /*[T]*/, int64_t T, int32_t* ids_scratch /*[T]*/,
+           float* out /*[T, H]*/, cudaStream_t stream);
+
+}  // namespace moe::cuda

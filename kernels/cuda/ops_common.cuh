@@ -1,0 +1,45 @@
+// Internal helpers of the small ops (norm.cu, rope.cu, elementwise.cu, router.cu, embed.cu):
+// argument checks and launch sizing on the host, warp / block reductions on the device.
+#pragma once
+#include "kernels/cuda/warp.cuh"
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace moe::cuda::ops_detail {
+
+// Throws std::invalid_argument("<op>: <why>") unless ok; called before anything is launched.
+inline void require(bool ok, const char* op, const std::string& why) {
+  if (!ok) throw std::invalid_argument(std::string(op) + ": " + why);
+}
+
+// Threads per block of the grid-stride kernels.
+inline constexpr int kThreads = 256;
+
+// Blocks for a grid-stride loop over n elements: enough to fill any current GPU (132 SMs x
+// 2048 threads = 1056 blocks of 256), capped so huge n loops instead of launching millions.
+inline unsigned grid_stride_blocks(int64_t n) {
+  return unsigned(std::min<int64_t>((n + kThreads - 1) / kThreads, 4096));
+}
+
+using ::moe::cuda::warp_max;
+using ::moe::cuda::warp_sum;
+
+// Sum over the block (blockDim.x a multiple of 32, <= 1024); every thread gets the total.
+// Ends with a barrier, so it may be called again right after.
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float part[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+  v = warp_sum(v);
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  float total = 0.0f;
+  for (int i = 0; i < nwarps; ++i) total += part[i];  // a broadcast read, same order in every thread
+  __syncthreads();
+  return total;
+}
+
+}  // namespace moe::cuda::ops_detail

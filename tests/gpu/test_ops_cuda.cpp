@@ -1,0 +1,358 @@
+// CUDA small ops (kernels/cuda/ops.h) against the fp32 CPU reference kernels/cpu/ops.h, called
+// the way runtime/engine_attention.cpp and runtime/engine_ffn.cpp call them.
+//
+// Metric: max_i |gpu_i - cpu_i| / max_i |cpu_i|.
+//   RMSNorm (plain, fused with the residual add, per-head QK-norm), RoPE, silu_mul, residual
+//   add: <= 1e-5 (both sides fp32; they differ by summation order and the ulps of expf /
+//   sincosf, ~1e-7; a wrong pairing, weight or position is >= 1e-2).
+//   Router: ids exactly equal (including a tie, which goes to the lower expert index), weights
+//   <= 1e-6. Embedding: bit-exact (widening bf16 / fp16 is exact).
+// Shapes are odd on purpose: T = 1, 3, 17; H = 96, 200, 2080 (not powers of two).
+// Inputs are fresh random numbers each run; the seed is printed and MOE_TEST_SEED=<n> repeats
+// a run. Outputs are poisoned with NaN (ids with -1) before each launch and every element must
+// be written. Tests that need a device skip with "no CUDA device: ..." when there is none; the
+// argument checks run on the host.
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/ops.h"
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/device_weight.h"
+#include "kernels/cuda/ops.h"
+#include "gpu/gpu_test.h"
+#include "quant/dtype.h"
+
+using namespace moe;
+using moe::cuda::DeviceBuffer;
+using moe::test::expect_close;
+using moe::test::fresh_seed;
+using moe::test::random_vec;
+
+namespace {
+
+constexpr double kTolerance = 1e-5;        // norms, RoPE, element-wise
+constexpr double kRouterTolerance = 1e-6;  // router weights
+constexpr float kEps = 1e-6f;
+
+const int64_t kTokens[] = {1, 3, 17};
+const int64_t kHidden[] = {96, 200, 2080};
+
+// A generator seeded freshly, with the seed in the failure messages of the calling test.
+#define SEEDED_RNG(rng)                                           \
+  const uint64_t seed_ = fresh_seed();                            \
+  SCOPED_TRACE("MOE_TEST_SEED=" + std::to_string(seed_));         \
+  std::mt19937_64 rng(seed_)
+
+template <class T>
+DeviceBuffer<T> to_device(const std::vector<T>& v) {
+  DeviceBuffer<T> d(v.size());
+  d.upload(v.data(), v.size());
+  return d;
+}
+
+template <class T>
+std::vector<T> to_host(const DeviceBuffer<T>& d) {
+  MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+  std::vector<T> v(d.size());
+  d.download(v.data(), v.size());
+  return v;
+}
+
+// n elements, every byte 0xff: NaN as float, -1 as int32.
+template <class T>
+DeviceBuffer<T> poisoned(int64_t n) {
+  DeviceBuffer<T> d(static_cast<size_t>(n));
+  MOE_CUDA_CHECK(cudaMemset(d.get(), 0xff, d.bytes()));
+  return d;
+}
+
+// Host storage of n values in F32, BF16 or F16 and a WeightView [rows, cols] on it.
+struct HostWeight {
+  std::vector<uint8_t> bytes;
+  WeightView view;
+};
+HostWeight narrow(const std::vector<float>& v, DType d, int64_t rows, int64_t cols) {
+  HostWeight w;
+  w.bytes.resize(v.size() * size_t(dtype_size(d)));
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (d == DType::F32) std::memcpy(&w.bytes[4 * i], &v[i], 4);
+    const uint16_t h = d == DType::BF16 ? f32_to_bf16(v[i]) : d == DType::F16 ? f32_to_f16(v[i]) : 0;
+    if (d != DType::F32) std::memcpy(&w.bytes[2 * i], &h, 2);
+  }
+  w.view = WeightView{d, w.bytes.data(), rows, cols, nullptr, nullptr, 0};
+  return w;
+}
+
+const DType kWeightTypes[] = {DType::F32, DType::BF16, DType::F16};
+
+// --- RMSNorm ---------------------------------------------------------------------------------
+
+// Hidden-state norm: rows = T, n = H, the weight in each storage type (widened by upload_f32).
+TEST(OpsCuda, RmsNormMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  SEEDED_RNG(rng);
+  for (DType d : kWeightTypes)
+    for (int64_t T : kTokens)
+      for (int64_t H : kHidden) {
+        SCOPED_TRACE(std::string(dtype_name(d)) + " T=" + std::to_string(T) + " H=" + std::to_string(H));
+        const std::vector<float> x = random_vec(rng, T * H, 3.0f);
+        const HostWeight w = narrow(random_vec(rng, H), d, H, 1);
+        std::vector<float> ref(x.size());
+        for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(&x[size_t(t * H)], w.view, kEps, H, &ref[size_t(t * H)]);
+        const DeviceBuffer<float> dx = to_device(x), dw = cuda::upload_f32(w.view);
+        DeviceBuffer<float> out = poisoned<float>(T * H);
+        cuda::rmsnorm(dx.get(), dw.get(), kEps, T, H, out.get(), nullptr);
+        expect_close(to_host(out), ref, kTolerance);
+      }
+}
+
+// Per-head QK-norm, in place as the engine runs it: rows = T * heads, n = head_dim.
+TEST(OpsCuda, QkNormPerHeadInPlaceMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  SEEDED_RNG(rng);
+  for (int64_t T : kTokens)
+    for (auto [heads, hd] : {std::pair<int64_t, int64_t>{4, 64}, {5, 128}, {3, 96}}) {
+      SCOPED_TRACE("T=" + std::to_string(T) + " heads=" + std::to_string(heads) + " head_dim=" + std::to_string(hd));
+      std::vector<float> q = random_vec(rng, T * heads * hd);
+      const HostWeight w = narrow(random_vec(rng, hd), DType::BF16, hd, 1);
+      DeviceBuffer<float> dq = to_device(q);
+      const DeviceBuffer<float> dw = cuda::upload_f32(w.view);
+      for (int64_t i = 0; i < T * heads; ++i) cpu::rmsnorm(&q[size_t(i * hd)], w.view, kEps, hd, &q[size_t(i * hd)]);
+      cuda::rmsnorm(dq.get(), dw.get(), kEps, T * heads, hd, dq.get(), nullptr);
+      expect_close(to_host(dq), q, kTolerance);
+    }
+}
+
+// Fused residual add + norm: x must hold x + y afterwards, out the norm of it.
+TEST(OpsCuda, AddRmsNormMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  SEEDED_RNG(rng);
+  for (int64_t T : kTokens)
+    for (int64_t H : kHidden) {
+      SCOPED_TRACE("T=" + std::to_string(T) + " H=" + std::to_string(H));
+      std::vector<float> x = random_vec(rng, T * H);
+      const std::vector<float> y = random_vec(rng, T * H);
+      const HostWeight w = narrow(random_vec(rng, H), DType::F32, H, 1);
+      DeviceBuffer<float> dx = to_device(x);
+      const DeviceBuffer<float> dy = to_device(y), dw = cuda::upload_f32(w.view);
+      DeviceBuffer<float> out = poisoned<float>(T * H);
+      cuda::add_rmsnorm(dx.get(), dy.get(), dw.get(), kEps, T, H, out.get(), nullptr);
+      for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
+      std::vector<float> ref(x.size());
+      for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(&x[size_t(t * H)], w.view, kEps, H, &ref[size_t(t * H)]);
+      expect_close(to_host(dx), x, kTolerance);
+      expect_close(to_host(out), ref, kTolerance);
+    }
+}
+
+// --- RoPE ------------------------------------------------------------------------------------
+
+// Positions up to 40000 (long-context angles), a 1e6 base, with and without YaRN's attention
+// factor; the reference computes cos / sin exactly as runtime/engine_attention.cpp does.
+TEST(OpsCuda, RopeMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  SEEDED_RNG(rng);
+  std::uniform_int_distribution<int32_t> pos_dist(0, 40000);
+  for (float af : {1.0f, 1.2f})
+    for (int64_t T : kTokens)
+      for (auto [heads, hd] : {std::pair<int, int>{1, 64}, {5, 128}, {3, 96}, {2, 200}}) {
+        SCOPED_TRACE("af=" + std::to_string(af) + " T=" + std::to_string(T) + " heads=" + std::to_string(heads) +
+                     " head_dim=" + std::to_string(hd));
+        const int half = hd / 2;
+        std::vector<float> inv_freq(static_cast<size_t>(half));
+        for (int i = 0; i < half; ++i) inv_freq[size_t(i)] = float(1.0 / std::pow(1e6, 2.0 * i / hd));
+        std::vector<int32_t> pos(static_cast<size_t>(T));
+        for (int32_t& p : pos) p = pos_dist(rng);
+        pos[0] = 0;  // the identity rotation (scaled by af) is a case too
+        std::vector<float> v = random_vec(rng, T * heads * hd);
+        DeviceBuffer<float> dv = to_device(v);
+        const DeviceBuffer<float> dfreq = to_device(inv_freq);
+        const DeviceBuffer<int32_t> dpos = to_device(pos);
+        cuda::rope(dv.get(), dpos.get(), dfreq.get(), T, heads, hd, af, nullptr);
+        std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+        for (int64_t t = 0; t < T; ++t) {
+          for (int i = 0; i < half; ++i) {
+            const float ang = float(pos[size_t(t)]) * inv_freq[size_t(i)];
+            cs[size_t(i)] = std::cos(ang) * af;
+            sn[size_t(i)] = std::sin(ang) * af;
+          }
+          cpu::rope(&v[size_t(t * heads * hd)], heads, hd, cs.data(), sn.data());
+        }
+        expect_close(to_host(dv), v, kTolerance);
+      }
+}
+
+// --- Element-wise ----------------------------------------------------------------------------
+
+TEST(OpsCuda, SiluMulAndAddMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  SEEDED_RNG(rng);
+  for (int64_t T : kTokens)
+    for (int64_t H : kHidden) {
+      const int64_t n = T * H;
+      SCOPED_TRACE("n=" + std::to_string(n));
+      const std::vector<float> g = random_vec(rng, n, 4.0f), u = random_vec(rng, n);
+      std::vector<float> ref(static_cast<size_t>(n));
+      cpu::silu_mul(g.data(), u.data(), n, ref.data());
+      const DeviceBuffer<float> dg = to_device(g), du = to_device(u);
+      DeviceBuffer<float> out = poisoned<float>(n);
+      cuda::silu_mul(dg.get(), du.get(), n, out.get(), nullptr);
+      expect_close(to_host(out), ref, kTolerance);
+
+      DeviceBuffer<float> dx = to_device(g);
+      cuda::add_inplace(dx.get(), du.get(), n, nullptr);
+      std::vector<float> sum(g);
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += u[i];
+      expect_close(to_host(dx), sum, kTolerance);
+    }
+}
+
+// --- Router ----------------------------------------------------------------------------------
+
+struct Routing {
+  std::vector<int32_t> ids;  // [T, k]
+  std::vector<float> wts;    // [T, k]
+};
+
+// runtime/engine_ffn.cpp's router on the host.
+Routing cpu_router(std::vector<float> logits, int64_t T, int E, int k, bool renorm) {
+  Routing r{std::vector<int32_t>(size_t(T * k)), std::vector<float>(size_t(T * k))};
+  std::vector<int> idx(static_cast<size_t>(k));
+  for (int64_t t = 0; t < T; ++t) {
+    float* p = &logits[size_t(t * E)];
+    cpu::softmax(p, E);
+    cpu::topk(p, E, k, idx.data());
+    float sum = 0.0f;
+    for (int j = 0; j < k; ++j) sum += p[idx[size_t(j)]];
+    for (int j = 0; j < k; ++j) {
+      r.ids[size_t(t * k + j)] = idx[size_t(j)];
+      r.wts[size_t(t * k + j)] = renorm ? p[idx[size_t(j)]] / sum : p[idx[size_t(j)]];
+    }
+  }
+  return r;
+}
+
+Routing gpu_router(const std::vector<float>& logits, int64_t T, int E, int k, bool renorm) {
+  const DeviceBuffer<float> dl = to_device(logits);
+  DeviceBuffer<int32_t> ids = poisoned<int32_t>(T * k);
+  DeviceBuffer<float> wts = poisoned<float>(T * k);
+  cuda::router_topk(dl.get(), T, E, k, renorm, ids.get(), wts.get(), nullptr);
+  return {to_host(ids), to_host(wts)};
+}
+
+void expect_same_routing(const Routing& gpu, const Routing& cpu) {
+  ASSERT_EQ(gpu.ids.size(), cpu.ids.size());
+  for (size_t i = 0; i < cpu.ids.size(); ++i)
+    ASSERT_EQ(gpu.ids[i], cpu.ids[i]) << "element " << i << " of [T, k] (-1: not written)";
+  expect_close(gpu.wts, cpu.wts, kRouterTolerance);
+}
+
+// E and k of real routers: Mixtral (8, 2), Qwen3 (128, 8), DeepSeek-V3 (256, 8), OLMoE-ish (64, 8),
+// plus E = 60 (not a multiple of 32) and k = 16, 32.
+TEST(OpsCuda, RouterTopkMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  SEEDED_RNG(rng);
+  for (bool renorm : {false, true})
+    for (int64_t T : kTokens)
+      for (auto [E, k] : {std::pair<int, int>{8, 2}, {60, 4}, {64, 8}, {128, 8}, {256, 8}, {128, 16}, {40, 32}, {5, 1}}) {
+        SCOPED_TRACE(std::string(renorm ? "renorm" : "raw") + " T=" + std::to_string(T) + " E=" + std::to_string(E) +
+                     " k=" + std::to_string(k));
+        const std::vector<float> logits = random_vec(rng, T * E, 2.0f);
+        expect_same_routing(gpu_router(logits, T, E, k, renorm), cpu_router(logits, T, E, k, renorm));
+      }
+}
+
+// Equal logits tie; the lower expert index wins (cpu::topk, torch.topk). Hand-worked for E = 8:
+// logits {1, 3, 3, 0, 3, 2, 2, 3}: top-4 is 1, 2, 4, 7 (all 3), then 5 before 6 for k = 6.
+TEST(OpsCuda, RouterTiesGoToLowerIndex) {
+  SKIP_WITHOUT_GPU();
+  const std::vector<float> logits = {1, 3, 3, 0, 3, 2, 2, 3};
+  const Routing r = gpu_router(logits, 1, 8, 6, true);
+  EXPECT_EQ(r.ids, (std::vector<int32_t>{1, 2, 4, 7, 5, 6}));
+  expect_same_routing(r, cpu_router(logits, 1, 8, 6, true));
+  // All equal over E = 200 (several per lane): ids 0..k-1, weights 1/k after renormalising.
+  const Routing flat = gpu_router(std::vector<float>(3 * 200, 0.5f), 3, 200, 16, true);
+  for (int64_t i = 0; i < 3 * 16; ++i) {
+    EXPECT_EQ(flat.ids[size_t(i)], i % 16);
+    EXPECT_NEAR(flat.wts[size_t(i)], 1.0f / 16, 1e-7);
+  }
+}
+
+// --- Embedding -------------------------------------------------------------------------------
+
+TEST(OpsCuda, EmbedMatchesCpuExactly) {
+  SKIP_WITHOUT_GPU();
+  SEEDED_RNG(rng);
+  const int64_t V = 1000;
+  std::uniform_int_distribution<int32_t> id_dist(0, int32_t(V - 1));
+  for (DType d : kWeightTypes)
+    for (int64_t T : kTokens)
+      for (int64_t H : kHidden) {
+        SCOPED_TRACE(std::string(dtype_name(d)) + " T=" + std::to_string(T) + " H=" + std::to_string(H));
+        const HostWeight table = narrow(random_vec(rng, V * H), d, V, H);
+        std::vector<int32_t> ids(static_cast<size_t>(T));
+        for (int32_t& id : ids) id = id_dist(rng);
+        ids.back() = int32_t(V - 1);  // the table's last row
+        ids.front() = 0;
+        std::vector<float> ref(size_t(T * H));
+        for (int64_t t = 0; t < T; ++t) cpu::to_f32(table.view, int64_t(ids[size_t(t)]) * H, H, &ref[size_t(t * H)]);
+        const DeviceBuffer<uint8_t> dtable = to_device(table.bytes);
+        DeviceBuffer<int32_t> scratch(ids.size());
+        DeviceBuffer<float> out = poisoned<float>(T * H);
+        cuda::embed(cuda::DeviceWeight{d, dtable.get(), V, H, nullptr, nullptr, 0}, ids.data(), T, scratch.get(), out.get(), nullptr);
+        const std::vector<float> got = to_host(out);
+        for (size_t i = 0; i < ref.size(); ++i)
+          ASSERT_EQ(f32_to_bits(got[i]), f32_to_bits(ref[i])) << "element " << i << ": gpu " << got[i] << " cpu " << ref[i];
+      }
+}
+
+// --- Argument checks (host only: nothing is launched, no GPU needed) ---------------------------
+
+TEST(OpsCudaArgs, EmbedRefusesOutOfRangeIds) {
+  static float buf[64];
+  static int32_t scratch[4];
+  const cuda::DeviceWeight table{DType::F32, buf, 8, 8, nullptr, nullptr, 0};
+  for (int32_t bad : {-1, 8, 1 << 30}) {
+    const int32_t ids[3] = {0, bad, 7};
+    try {
+      cuda::embed(table, ids, 3, scratch, buf, nullptr);
+      ADD_FAILURE() << "id " << bad << " accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("token 1 has id " + std::to_string(bad)), std::string::npos) << e.what();
+    }
+  }
+  const cuda::DeviceWeight q4{DType::Q4, buf, 8, 32, nullptr, nullptr, 32};
+  const int32_t ok[1] = {0};
+  EXPECT_THROW(cuda::embed(q4, ok, 1, scratch, buf, nullptr), std::invalid_argument);  // quantized table
+}
+
+TEST(OpsCudaArgs, RefusesBadShapes) {
+  static float buf[64];
+  static int32_t ids[64];
+  EXPECT_THROW(cuda::rope(buf, ids, buf, 1, 1, 7, 1.0f, nullptr), std::invalid_argument);  // odd head_dim
+  EXPECT_THROW(cuda::rmsnorm(buf, buf, kEps, -1, 8, buf, nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::add_rmsnorm(buf, nullptr, buf, kEps, 1, 8, buf, nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::silu_mul(buf, buf, -1, buf, nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::router_topk(buf, 1, 8, 9, false, ids, buf, nullptr), std::invalid_argument);   // k > E
+  EXPECT_THROW(cuda::router_topk(buf, 1, 64, 33, false, ids, buf, nullptr), std::invalid_argument); // k > 32
+  EXPECT_THROW(cuda::router_topk(buf, 1, 8, 0, false, ids, buf, nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::router_topk(buf, 1, cuda::kRouterMaxExperts + 1, 8, false, ids, buf, nullptr), std::invalid_argument);
+  // Empty inputs are no-ops, not errors (and launch nothing).
+  EXPECT_NO_THROW(cuda::rmsnorm(buf, buf, kEps, 0, 8, buf, nullptr));
+  EXPECT_NO_THROW(cuda::rope(buf, ids, buf, 0, 4, 64, 1.0f, nullptr));
+  EXPECT_NO_THROW(cuda::router_topk(buf, 0, 8, 2, true, ids, buf, nullptr));
+  EXPECT_NO_THROW(cuda::embed(cuda::DeviceWeight{DType::BF16, buf, 8, 8, nullptr, nullptr, 0}, ids, 0, ids, buf, nullptr));
+}
+
+}  // namespace
