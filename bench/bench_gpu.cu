@@ -14,6 +14,10 @@
 // bytes read per call / time (not counted: the split-K partials written and re-read, ~6% more
 // at group 8, and q and out),
 // KV caches rotated like the weights so L2 holds none between calls.
+// Then dense bf16 GEMM through cuBLAS (kernels/cuda/dense_gemm.h, activations narrowed to bf16
+// first, included in the time) at Qwen3-30B-A3B's attention projections, q_proj [4096, 2048]
+// and o_proj [2048, 4096], for M = 1, 8, 512 tokens: us/call and TFLOP/s (2 M N K / time), and
+// for M = 1, where only the weights' bytes matter, their GB/s against the copy ceiling.
 //
 //   build-gpu/bench/bench_gpu            (scripts/gpu-check.sh runs it)
 #include <cuda_runtime.h>
@@ -29,10 +33,12 @@
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/dense_gemm.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/device_weight.h"
 #include "kernels/cuda/qgemv.h"
+#include "kernels/cuda/qgemv_grouped.h"
 #include "quant/quantize.h"
 
 using namespace moe;
@@ -157,6 +163,83 @@ void bench_attention_decode(const char* name, int n_seq, int length, double copy
               100.0 * gbs / copy_gbs);
 }
 
+// One grouped launch (kernels/cuda/qgemv_grouped.h) over a Qwen3-30B-A3B layer's gate (or up)
+// projections: 128 experts of [768, 2048], T tokens each routed to 8 distinct random experts.
+// The figure is the weight bytes of the distinct active experts / time (x and y not counted);
+// whole layers rotate, each copy with its own routing, so L2 holds none between calls.
+void bench_grouped(const Format& f, int T, double copy_gbs, std::mt19937_64& rng) {
+  constexpr int kExperts = 128, kTopK = 8;
+  constexpr int64_t N = 768, K = 2048;
+  const QuantizedMatrix host = random_matrix(f.dtype, f.group, N, K, rng);
+  const int64_t layer_bytes = kExperts * host.view().bytes();
+  const int copies = int(std::max<int64_t>(2, (kRotateBytes + layer_bytes - 1) / layer_bytes));
+  std::vector<DeviceMatrix> w;
+  std::vector<cuda::QgemvGrouped> plans;
+  w.reserve(size_t(copies * kExperts));
+  plans.reserve(size_t(copies));
+  double bytes = 0, active = 0;
+  std::vector<int> ids(kExperts);
+  for (int c = 0; c < copies; ++c) {
+    std::vector<cuda::GroupedExpert> work(kExperts);
+    for (int e = 0; e < kExperts; ++e) {
+      w.emplace_back(host.view());
+      work[size_t(e)].w = w.back().weight();
+    }
+    for (int t = 0; t < T; ++t) {
+      for (int e = 0; e < kExperts; ++e) ids[size_t(e)] = e;
+      std::shuffle(ids.begin(), ids.end(), rng);
+      for (int j = 0; j < kTopK; ++j) {
+        work[size_t(ids[size_t(j)])].x_rows.push_back(t);
+        work[size_t(ids[size_t(j)])].y_rows.push_back(t * kTopK + j);
+      }
+    }
+    for (const auto& g : work) active += g.x_rows.empty() ? 0 : 1;
+    plans.emplace_back(work, T, int64_t(T) * kTopK);
+    bytes += double(plans.back().weight_bytes());
+  }
+  bytes /= copies, active /= copies;  // per call, averaged over the routings
+  std::vector<float> hx(size_t(T * K));
+  std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
+  for (float& v : hx) v = ud(rng);
+  DeviceBuffer<float> x(hx.size()), y(size_t(T * kTopK * N));
+  x.upload(hx.data(), hx.size());
+  auto call = [&](int i) { plans[size_t(i % copies)].run(x.get(), y.get(), nullptr); };
+  const double s = time_per_call(call, calibrate(call));
+  const double gbs = bytes / s / 1e9;
+  std::printf("%-22s %-11s %3d %7.1f %9.2f %10.2f %9.0f %6.1f%%\n", "grouped qwen3 gate/up", f.name, T, active,
+              bytes / 1e6, s * 1e6, gbs, 100.0 * gbs / copy_gbs);
+}
+
+// bf16 dense GEMM y[M, N] = x[M, K] . W[N, K]^T for each M; weights rotated past L2 as above.
+void bench_dense_bf16(const char* name, int64_t N, int64_t K, double copy_gbs, std::mt19937_64& rng) {
+  std::vector<uint16_t> hw(size_t(N * K));
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  for (uint16_t& v : hw) v = f32_to_bf16(nd(rng));
+  WeightView view;
+  view.dtype = DType::BF16, view.data = hw.data(), view.rows = N, view.cols = K;
+  const int64_t wbytes = view.bytes();
+  const int copies = int(std::max<int64_t>(2, (kRotateBytes + wbytes - 1) / wbytes));
+  std::vector<DeviceMatrix> w;
+  for (int i = 0; i < copies; ++i) w.emplace_back(view);
+  cuda::DenseGemm gemm;
+  for (const int M : {1, 8, 512}) {
+    std::vector<float> hx(size_t(M * K));
+    for (float& v : hx) v = nd(rng);
+    DeviceBuffer<float> x(hx.size()), y(size_t(M * N));
+    x.upload(hx.data(), hx.size());
+    auto call = [&](int i) { cuda::dense_gemm(gemm, x.get(), M, w[size_t(i % copies)].weight(), y.get(), nullptr); };
+    const double s = time_per_call(call, calibrate(call));
+    const double tflops = 2.0 * double(M) * double(N) * double(K) / s / 1e12;
+    char nk[32], gbs[32] = "-", pct[32] = "-";
+    std::snprintf(nk, sizeof nk, "%lldx%lld", (long long)N, (long long)K);
+    if (M == 1) {
+      std::snprintf(gbs, sizeof gbs, "%.0f", double(wbytes) / s / 1e9);
+      std::snprintf(pct, sizeof pct, "%.1f%%", 100.0 * double(wbytes) / s / 1e9 / copy_gbs);
+    }
+    std::printf("%-22s %-11s %4d %9.2f %10.2f %9.1f %9s %7s\n", name, nk, M, double(wbytes) / 1e6, s * 1e6, tflops, gbs, pct);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -219,6 +302,18 @@ int main() {
     bench_attention_decode("attention decode 32k", 1, 32768, copy_gbs, rng);
     bench_attention_decode("attention decode 4k x8", 8, 4096, copy_gbs, rng);
     std::printf("(two launches per call: split-K chunks of 64 keys, then the combine; KV-read GB/s vs the copy ceiling)\n");
+
+    std::printf("\n%-22s %-11s %4s %9s %10s %9s %9s %7s\n", "dense bf16 (cuBLAS)", "[N, K]", "M", "MB", "us/call",
+                "TFLOP/s", "GB/s", "% copy");
+    bench_dense_bf16("dense bf16 q_proj", 4096, 2048, copy_gbs, rng);
+    bench_dense_bf16("dense bf16 o_proj", 2048, 4096, copy_gbs, rng);
+    std::printf("(qwen3-30b-a3b attention projections; x narrowed to bf16 in the call; GB/s = weight bytes / time, M = 1)\n");
+
+    std::printf("\n%-22s %-11s %3s %7s %9s %10s %9s %7s\n", "grouped MoE layer", "format", "T", "experts", "MB",
+                "us/call", "GB/s", "% copy");
+    for (const Format& f : {formats[0], formats[1]})
+      for (const int T : batches) bench_grouped(f, T, copy_gbs, rng);
+    std::printf("(one launch per call: 128 experts [768, 2048], top-8; weight bytes of the active experts)\n");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_gpu: %s\n", e.what());
     return 1;

@@ -14,37 +14,43 @@ namespace {
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-[[noreturn]] void bad(const DeviceWeight& w, const std::string& why) {
-  throw std::invalid_argument("qgemv: " + std::string(dtype_name(w.dtype)) + " weight [" + std::to_string(w.rows) +
-                              ", " + std::to_string(w.cols) + "] group " + std::to_string(w.group) + ": " + why);
+[[noreturn]] void bad(const char* who, const DeviceWeight& w, const std::string& why) {
+  throw std::invalid_argument(std::string(who) + ": " + std::string(dtype_name(w.dtype)) + " weight [" +
+                              std::to_string(w.rows) + ", " + std::to_string(w.cols) + "] group " +
+                              std::to_string(w.group) + ": " + why);
 }
+[[noreturn]] void bad(const DeviceWeight& w, const std::string& why) { bad("qgemv", w, why); }
 
 // Whether the kernels read x with 16-byte vector loads (they all do, except FP8 with K % 16 != 0).
 bool vector_x(const DeviceWeight& w) { return w.dtype != DType::F8E4M3 || w.cols % 16 == 0; }
 
 void validate(const float* x, int64_t M, const DeviceWeight& w, const float* y) {
   if (M < 0) throw std::invalid_argument("qgemv: negative token count M = " + std::to_string(M));
-  if (w.rows < 0 || w.cols < 0) bad(w, "negative shape");
-  if (w.rows > INT_MAX || w.cols > INT_MAX) bad(w, "rows and cols must each fit in 31 bits");
-  if (!w.data || !w.scales) bad(w, "data and scales must be set");
-  switch (w.dtype) {
-    case DType::Q4:
-    case DType::Q4Z:
-      if (w.group != 32 && w.group != 64 && w.group != 128) bad(w, "group must be 32, 64 or 128");
-      if (w.cols % w.group != 0) bad(w, "cols must be a multiple of the group size");
-      if (w.dtype == DType::Q4Z && !w.zeros) bad(w, "Q4Z needs zero points");
-      break;
-    case DType::F8E4M3:
-      if (w.group != 0 && w.group != 128) bad(w, "group must be 0 (per-row scales) or 128 (128x128 blocks)");
-      break;
-    default: bad(w, "no CUDA kernel for this format (supported: Q4, Q4Z, F8E4M3)");
-  }
+  detail::check_weight("qgemv", w);
   if (vector_x(w) && (!aligned16(w.data) || !aligned16(x) || !aligned16(y)))
     bad(w, "x, y and the weight data must be 16-byte aligned");
   if (M > 0 && w.rows > 0 && w.cols > 0 && (!x || !y)) bad(w, "x and y must be set");
 }
 
 }  // namespace
+
+void detail::check_weight(const char* who, const DeviceWeight& w) {
+  if (w.rows < 0 || w.cols < 0) bad(who, w, "negative shape");
+  if (w.rows > INT_MAX || w.cols > INT_MAX) bad(who, w, "rows and cols must each fit in 31 bits");
+  if (!w.data || !w.scales) bad(who, w, "data and scales must be set");
+  switch (w.dtype) {
+    case DType::Q4:
+    case DType::Q4Z:
+      if (w.group != 32 && w.group != 64 && w.group != 128) bad(who, w, "group must be 32, 64 or 128");
+      if (w.cols % w.group != 0) bad(who, w, "cols must be a multiple of the group size");
+      if (w.dtype == DType::Q4Z && !w.zeros) bad(who, w, "Q4Z needs zero points");
+      break;
+    case DType::F8E4M3:
+      if (w.group != 0 && w.group != 128) bad(who, w, "group must be 0 (per-row scales) or 128 (128x128 blocks)");
+      break;
+    default: bad(who, w, "no CUDA kernel for this format (supported: Q4, Q4Z, F8E4M3)");
+  }
+}
 
 void qgemv(const float* x, int64_t M, const DeviceWeight& w, float* y, cudaStream_t stream) {
   validate(x, M, w, y);

@@ -24,17 +24,33 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int j) {
 
 __device__ __forceinline__ float4 load_x4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
 
-// Sums acc[M][R] over the warp and writes y[m, row0 + r] for the rows that exist; lane
+// Where token m (0..M-1) of a GEMV pass reads x and writes y: consecutive rows (qgemv) or
+// gathered / scattered rows named by an index list (qgemv_grouped). The bodies only call row(m).
+template <class T>
+struct StridedRows {
+  T* base;
+  int64_t stride;  // elements per row
+  __device__ __forceinline__ T* row(int m) const { return base + int64_t(m) * stride; }
+};
+template <class T>
+struct IndexedRows {
+  T* base;
+  const int32_t* rows;  // [M] row indices into base
+  int64_t stride;
+  __device__ __forceinline__ T* row(int m) const { return base + int64_t(__ldg(rows + m)) * stride; }
+};
+
+// Sums acc[M][R] over the warp and writes y.row(m)[row0 + r] for the rows that exist; lane
 // m * R + r does the store (M * R <= 32).
-template <int M, int R>
-__device__ __forceinline__ void reduce_store(float (&acc)[M][R], int lane, int row0, int nrows, int N, float* y) {
+template <int M, int R, class YRows>
+__device__ __forceinline__ void reduce_store(float (&acc)[M][R], int lane, int row0, int nrows, const YRows& y) {
   static_assert(M * R <= 32, "one lane per output");
 #pragma unroll
   for (int m = 0; m < M; ++m)
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const float v = warp_sum(acc[m][r]);
-      if (lane == m * R + r && r < nrows) y[int64_t(m) * N + row0 + r] = v;
+      if (lane == m * R + r && r < nrows) y.row(m)[row0 + r] = v;
     }
 }
 

@@ -1,24 +1,16 @@
-// FP8 e4m3 GEMV (per-row or 128x128 block fp32 scales), 1..8 tokens per launch.
+// FP8 e4m3 GEMV (per-row or 128x128 block fp32 scales), 1..8 consecutive tokens per launch.
 //
-// Vector path (K % 16 == 0): a warp owns R consecutive rows; lane l takes 16-column chunks
-// l, l + 32, ... (one 16-byte load per row), so a warp reads 512 contiguous bytes of a row per
-// step. A chunk never straddles a 128-column scale block, so its sum is scaled once.
+// Vector path (K % 16 == 0): the per-warp body and its mapping are in qgemv_f8.cuh.
 // Other K: rows are not 16-byte aligned, so a simple per-element kernel (one row per warp,
 // decoded with quant/dtype.h's f8e4m3_to_f32) does the work; correct, not fast.
 #include <stdexcept>
 
 #include "kernels/cuda/check.h"
-#include "kernels/cuda/decode.h"
-#include "kernels/cuda/qgemv_common.cuh"
+#include "kernels/cuda/qgemv_f8.cuh"
 #include "kernels/cuda/qgemv_launch.h"
 
 namespace moe::cuda::detail {
 namespace {
-
-// The scale of (row, column): one per row (group 0) or per 128x128 block (group 128).
-__device__ __forceinline__ float f8_scale(const float* scales, int row, int col, int group, int scale_cols) {
-  return group == 0 ? scales[row] : scales[int64_t(row / 128) * scale_cols + col / 128];
-}
 
 template <int M, int R>
 __global__ void __launch_bounds__(kThreads)
@@ -27,40 +19,10 @@ __global__ void __launch_bounds__(kThreads)
             const float* __restrict__ scales,  // [N] or [ceil(N / 128), ceil(K / 128)]
             int N, int K, int group,
             float* __restrict__ y) {           // [M, N]
-  const int lane = threadIdx.x % 32;
   const int row0 = (blockIdx.x * kWarps + threadIdx.x / 32) * R;
   if (row0 >= N) return;  // whole warp
-  const int nrows = min(R, N - row0);
-  const int nchunks = K / 16, scale_cols = (K + 127) / 128;
-
-  float acc[M][R] = {};
-  for (int c = lane; c < nchunks; c += 32) {
-    uint4 q[R];
-    float scale[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const int row = row0 + (r < nrows ? r : 0);  // missing rows re-read row0 and get scale 0
-      q[r] = load_weights(w + int64_t(row) * K + int64_t(c) * 16);
-      scale[r] = r < nrows ? f8_scale(scales, row, c * 16, group, scale_cols) : 0.0f;
-    }
-    const float* xb = x + c * 16;
-    float part[M][R] = {};
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      float d[R][4];  // columns 4j + 0..3
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int p = 0; p < 4; ++p) d[r][p] = f8_byte(word(q[r], j), p);
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        const float4 xv = load_x4(xb + int64_t(m) * K + 4 * j);
-        dot4_rows<R>(part[m], d, xv);
-      }
-    }
-    add_scaled<M, R>(acc, part, scale);
-  }
-  reduce_store<M, R>(acc, lane, row0, nrows, N, y);
+  f8_rows<M, R>(F8Weights{w, scales, N, K, group}, row0, threadIdx.x % 32, StridedRows<const float>{x, K},
+                StridedRows<float>{y, N});
 }
 
 // Any K: one row per warp, lanes stride over columns, M tokens at run time (<= kQgemvMaxM).

@@ -1,4 +1,4 @@
-// Internal: the per-format launchers behind qgemv() (qgemv.cu validates arguments and tiles M).
+// Internal: the per-format launchers behind qgemv() (qgemv.cpp validates arguments and tiles M).
 // Each takes 1 <= M <= kQgemvMaxM tokens and a validated weight.
 #pragma once
 #include <cuda_runtime_api.h>
@@ -7,6 +7,10 @@
 #include "kernels/cuda/qgemv.h"
 
 namespace moe::cuda::detail {
+
+// Format, group, shape limits and pointers of a weight (not alignment): throws
+// std::invalid_argument("<who>: ...") naming the weight (qgemv.cpp; qgemv_grouped.cpp uses it too).
+void check_weight(const char* who, const DeviceWeight& w);
 
 // Q4 and Q4Z (qgemv_q4.cu).
 void launch_q4(const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream);

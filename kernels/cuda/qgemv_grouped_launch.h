@@ -1,0 +1,43 @@
+// Internal: what qgemv_grouped.cpp uploads and the per-format launchers of the grouped kernel
+// (qgemv_grouped_q4.cu, qgemv_grouped_f8.cu). Plain structs: the host compiler builds them too.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "quant/dtype.h"
+
+namespace moe::cuda::detail {
+
+// One active expert's weight (device pointers; N, K, group are the layer's).
+struct GroupedDesc {
+  const uint8_t* data;
+  const void* scales;    // fp16 (Q4, Q4Z) or fp32 (F8E4M3)
+  const uint8_t* zeros;  // Q4Z only
+};
+
+// One block column of the grid: pairs [first, first + count) of expert `expert`, count <= 8.
+struct GroupedItem {
+  int32_t expert, first, count;
+};
+
+// Rows of N per warp and per block of the grouped kernel: 4 (the rows a warp takes at M > 2;
+// at M <= 2 the warp runs the 2-row body twice), so every pass of a grid column covers the
+// same rows whatever its token count.
+inline constexpr int kGroupedRowsPerWarp = 4;
+
+struct GroupedLaunch {
+  const GroupedDesc* experts;  // [active experts]
+  const GroupedItem* items;    // [n_items]
+  const int32_t* x_rows;       // [pairs]
+  const int32_t* y_rows;       // [pairs]
+  const float* x;              // [T, K]
+  float* y;                    // [Y, N]
+  int64_t n_items;
+  int N, K, group;
+};
+
+void launch_grouped_q4(const GroupedLaunch& a, bool zero_points, cudaStream_t stream);
+void launch_grouped_f8(const GroupedLaunch& a, cudaStream_t stream);
+
+}  // namespace moe::cuda::detail
