@@ -49,6 +49,7 @@ namespace {
 
 constexpr int64_t kRotateBytes = 512ll << 20;
 constexpr int64_t kCopyBytes = 1ll << 30;
+constexpr int64_t kH2DBytes = 256ll << 20;  // pinned host->device (the PCIe link)
 constexpr int kReps = 7;
 constexpr double kMinRepSeconds = 2e-3;  // launches per timed run are chosen to last at least this
 
@@ -258,8 +259,20 @@ int main() {
     const double copy_s = time_per_call(
         [&](int) { MOE_CUDA_CHECK(cudaMemcpyAsync(dst.get(), src.get(), src.bytes(), cudaMemcpyDeviceToDevice)); }, 5);
     const double copy_gbs = 2.0 * double(kCopyBytes) / copy_s / 1e9;
-    std::printf("copy ceiling: %.0f GB/s (device-to-device memcpy of %lld MiB, read + write)\n\n", copy_gbs,
+    std::printf("copy ceiling: %.0f GB/s (device-to-device memcpy of %lld MiB, read + write)\n", copy_gbs,
                 (long long)(kCopyBytes >> 20));
+
+    // The link the VRAM tier's expert copies cross: host->device from pinned memory.
+    {
+      void* pinned = nullptr;
+      MOE_CUDA_CHECK(cudaMallocHost(&pinned, size_t(kH2DBytes)));
+      std::memset(pinned, 0x5a, size_t(kH2DBytes));
+      const double h2d_s = time_per_call(
+          [&](int) { MOE_CUDA_CHECK(cudaMemcpyAsync(dst.get(), pinned, size_t(kH2DBytes), cudaMemcpyHostToDevice)); }, 1);
+      MOE_CUDA_CHECK(cudaFreeHost(pinned));
+      std::printf("pcie h2d: %.1f GB/s (pinned host->device memcpy of %lld MiB)\n\n", double(kH2DBytes) / h2d_s / 1e9,
+                  (long long)(kH2DBytes >> 20));
+    }
 
     const Shape shapes[] = {{"qwen3-30b-a3b gate/up", 768, 2048},
                             {"qwen3-30b-a3b down", 2048, 768},

@@ -7,7 +7,7 @@
 #   GPU_ARCH=89 scripts/gpu-build.sh     # another architecture (80, 86, 89, 90, 120; "sm_" optional)
 #   JOBS=1 scripts/gpu-build.sh          # parallel jobs (default: all cores)
 #
-# Only the GPU tests (test_qgemv_cuda, test_ops_cuda, test_attention_cuda) and bench_gpu are
+# Only the GPU tests (tests/gpu: the test_*_cuda targets below) and bench_gpu are
 # built. They link cudart, gtest and libstdc++/libgcc statically, so `ldd` shows nothing beyond
 # libc/libm/libpthread/libdl/librt and the loader; this script checks that, and that the folder
 # stays under 64 MiB (what the GPU machine accepts).
@@ -31,6 +31,7 @@ nvcc="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
 targets=(test_qgemv_cuda test_ops_cuda test_attention_cuda bench_gpu)
 targets+=(test_dense_gemm_cuda)
 targets+=(test_qgemv_grouped_cuda)
+targets+=(test_vram_cuda)
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOE_CUDA=ON \
   -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_CUDA_RUNTIME_LIBRARY=Static >/dev/null
@@ -40,6 +41,7 @@ exes=("$build/tests/gpu/test_qgemv_cuda" "$build/tests/gpu/test_ops_cuda" "$buil
       "$build/bench/bench_gpu")
 exes+=("$build/tests/gpu/test_dense_gemm_cuda")
 exes+=("$build/tests/gpu/test_qgemv_grouped_cuda")
+exes+=("$build/tests/gpu/test_vram_cuda")
 # Shared libraries any Linux with a CUDA driver has; anything else must be linked statically.
 allowed='^(linux-vdso|libc|libm|libpthread|libdl|librt|libcuda|libcudart|ld-linux-x86-64)\.so'
 allowed_cublas='^(libcublas|libcublasLt|libgcc_s)\.so'  # shared on purpose: see the top of this file

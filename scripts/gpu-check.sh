@@ -16,6 +16,7 @@ mkdir -p "$out"
 tests=(test_qgemv_cuda test_ops_cuda test_attention_cuda)  # each writes $out/<name>.xml; all share tests.log
 tests+=(test_dense_gemm_cuda)
 tests+=(test_qgemv_grouped_cuda)
+tests+=(test_vram_cuda)
 bench_exe="$build/bench/bench_gpu"
 for f in "${tests[@]/#/$build/tests/gpu/}" "$bench_exe"; do
   [[ -x "$f" ]] || { echo "gpu-check: $f missing; run scripts/gpu-build.sh first (and carry $build/)" >&2; exit 1; }
@@ -56,7 +57,7 @@ echo "================ gpu-check summary ================"
 printf 'tests:  %s passed, %s failed, %s skipped (exit %s)\n' "${passed:-0}" "${failed:-0}" "${skipped:-0}" "$test_rc"
 grep -E '^\[  FAILED  \] [A-Za-z]' "$out/tests.log" | sort -u | head -20
 printf 'bench:  exit %s\n' "$bench_rc"
-grep -E '^(device|copy ceiling|shape|qwen|mixtral|attention)' "$out/bench.log"
+grep -E '^(device|copy ceiling|pcie h2d|shape|qwen|mixtral|attention)' "$out/bench.log"
 grep -E '^dense' "$out/bench.log"
 grep -E '^grouped' "$out/bench.log"
 

@@ -3,8 +3,8 @@
 // is observed through tickets (CUDA: an event recorded after each cudaMemcpyAsync).
 //
 // The tier never includes CUDA headers: it talks to a DeviceMemory and a CopyEngine. The CUDA
-// implementation will live in storage/vram/cuda_device.cu, built only with MOE_WITH_CUDA
-// (not written yet); tests use FakeDevice (fake_device.h), whose copies complete when the test
+// implementation is storage/vram/cuda_device.h (CudaDevice), built only with MOE_WITH_CUDA;
+// tests use FakeDevice (fake_device.h), whose copies complete when the test
 // advances its virtual clock.
 #pragma once
 #include <cstdint>
@@ -42,9 +42,15 @@ class CopyEngine {
   // the ticket is done) to `dst`, returns at once.
   virtual CopyTicket copy_to_device(DeviceAddr dst, const void* src, uint64_t bytes) = 0;
   virtual bool done(CopyTicket t) = 0;  // non-blocking query (cudaEventQuery)
-  // Blocks the host until the copy is done (cudaEventSynchronize). The GPU compute stream
-  // would instead wait on the event (cudaStreamWaitEvent) without blocking the host.
+  // Blocks the host until the copy is done (cudaEventSynchronize).
   virtual void wait(CopyTicket t) = 0;
+  // Makes work enqueued on `stream` (a cudaStream_t; nullptr: the default stream) after this
+  // call wait for the copy, without blocking the host (cudaStreamWaitEvent). The default,
+  // for engines without device streams (FakeDevice), blocks the host: wait(t).
+  virtual void stream_wait(CopyTicket t, void* stream) {
+    (void)stream;
+    wait(t);
+  }
   // Device-measured seconds the finished copy took from start to end (cudaEventElapsedTime
   // between events recorded before and after it): what start-up calibration fits.
   virtual double elapsed_s(CopyTicket t) = 0;

@@ -55,6 +55,19 @@ TEST(FakeDevice, WaitMovesTheClockAndIsRecordedOnlyWhenItBlocks) {
   EXPECT_EQ(d.waits(), std::vector<CopyTicket>{t1});
 }
 
+TEST(FakeDevice, StreamWaitBlocksTheHostLikeWait) {
+  // No device streams here: CopyEngine's default stream_wait is wait, recorded the same way.
+  FakeDevice d({1 << 20, 1000.0, 0.0});
+  const DeviceAddr a = d.allocate(1000);
+  std::vector<uint8_t> src(1000);
+  const CopyTicket t = d.copy_to_device(a, src.data(), 1000);
+  CopyEngine& engine = d;
+  engine.stream_wait(t, nullptr);
+  EXPECT_TRUE(d.done(t));
+  EXPECT_DOUBLE_EQ(d.now(), 1.0);
+  EXPECT_EQ(d.waits(), std::vector<CopyTicket>{t});
+}
+
 TEST(FakeDevice, AllocationIsBoundedAndOverrunsAreCaught) {
   FakeDevice d({4096, 1e9, 0.0});
   const DeviceAddr a = d.allocate(4000);
