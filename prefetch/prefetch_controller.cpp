@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -160,17 +159,7 @@ void PrefetchController::handle(const RoutingEvent& ev) {
   if (sched_) sched_->submit(reqs_);
 }
 
-std::vector<double> PrefetchController::router_entropy() const {
-  std::vector<double> out;
-  for (const auto& row : counts_) {
-    double n = 0, h = 0;
-    for (int64_t c : row) n += double(c);
-    for (int64_t c : row)
-      if (c > 0) h -= double(c) / n * std::log(double(c) / n);
-    out.push_back(h);
-  }
-  return out;
-}
+std::vector<double> PrefetchController::router_entropy() const { return usage_entropy(counts_); }
 
 SchedulerStats PrefetchController::scheduler_stats() const { return sched_ ? sched_->stats() : SchedulerStats{}; }
 

@@ -30,10 +30,14 @@ void PrefetchScheduler::submit(std::span<const PrefetchRequest> reqs) {
   if (reqs.empty()) return;
   {
     std::lock_guard lk(mu_);
-    // A fresher prediction for a layer replaces the older one's queued requests.
+    // A fresher prediction for a layer replaces the older one's queued requests. The layers
+    // named are few (one per lookahead), so test membership in that short list.
+    std::vector<int32_t> layers;
+    for (const PrefetchRequest& r : reqs)
+      if (std::find(layers.begin(), layers.end(), r.key.layer) == layers.end()) layers.push_back(r.key.layer);
     const size_t before_n = queue_.size();
     std::erase_if(queue_, [&](const PrefetchRequest& q) {
-      return std::any_of(reqs.begin(), reqs.end(), [&](const PrefetchRequest& r) { return r.key.layer == q.key.layer; });
+      return std::find(layers.begin(), layers.end(), q.key.layer) != layers.end();
     });
     stats_.cancelled += before_n - queue_.size();
     for (const PrefetchRequest& r : reqs) {

@@ -36,18 +36,7 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
   cpu::matmul(pool_, h.data(), T, L.router, probs.data());
   std::vector<int32_t> ids(size_t(T * K));  // [T, K]
   std::vector<float> wts(size_t(T * K));    // [T, K]
-  std::vector<int> idx(static_cast<size_t>(K));
-  for (int64_t t = 0; t < T; ++t) {
-    float* p = &probs[size_t(t * E)];
-    cpu::softmax(p, E);
-    cpu::topk(p, E, K, idx.data());
-    float sum = 0.0f;
-    for (int j = 0; j < K; ++j) sum += p[idx[size_t(j)]];
-    for (int j = 0; j < K; ++j) {
-      ids[size_t(t * K + j)] = idx[size_t(j)];
-      wts[size_t(t * K + j)] = c.router.norm_topk_prob ? p[idx[size_t(j)]] / sum : p[idx[size_t(j)]];
-    }
-  }
+  cpu::route(probs.data(), T, E, K, c.router.norm_topk_prob, ids.data(), wts.data());
   if (override_) override_(layer, int(T), K, ids.data(), wts.data());
   if (!hooks_.empty()) {
     std::vector<int32_t> seq(static_cast<size_t>(T)), pos(static_cast<size_t>(T));

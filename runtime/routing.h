@@ -1,8 +1,10 @@
 // The routing hook: after each MoE layer's router, the engine reports what it chose.
 // Expert caches, predictors and tracing subscribe here; the engine knows none of them.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace moe {
 
@@ -24,5 +26,19 @@ using RoutingHook = std::function<void(const RoutingEvent&)>;
 // Benchmarks only: replaces the router's choice. Called after the natural routing with
 // experts/weights [n_tokens, top_k] filled in; may overwrite both.
 using RoutingOverride = std::function<void(int layer, int n_tokens, int top_k, int32_t* experts, float* weights)>;
+
+// Per layer, the entropy (nats) of how tokens spread over the experts, from counts
+// [layer][expert]; log(n_experts) is uniform, 0 for a layer with no tokens.
+inline std::vector<double> usage_entropy(const std::vector<std::vector<int64_t>>& counts) {
+  std::vector<double> out;
+  for (const auto& row : counts) {
+    double n = 0, h = 0;
+    for (int64_t c : row) n += double(c);
+    for (int64_t c : row)
+      if (c > 0) h -= double(c) / n * std::log(double(c) / n);
+    out.push_back(h);
+  }
+  return out;
+}
 
 }  // namespace moe

@@ -13,17 +13,7 @@
 
 namespace moe::cli {
 
-std::vector<double> RoutingStats::entropy() const {
-  std::vector<double> out;
-  for (const auto& row : counts) {
-    const double total = double(std::accumulate(row.begin(), row.end(), int64_t(0)));
-    double h = 0;
-    for (int64_t c : row)
-      if (c > 0) h -= double(c) / total * std::log(double(c) / total);
-    out.push_back(total > 0 ? h : 0.0);
-  }
-  return out;
-}
+std::vector<double> RoutingStats::entropy() const { return usage_entropy(counts); }
 
 namespace {
 

@@ -282,15 +282,8 @@ def write_golden(model_dir: str, tok: Tokenizer, ref, code_prompt: str, chat_pro
         "qwen3_moe", cfg)
     with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
         saved_config = json.load(f)
-    import safetensors
-    import tokenizers
-    import transformers
     golden = {
-        "architecture": ref.__class__.__name__,
-        "transformers_version": transformers.__version__,
-        "torch_version": torch.__version__,
-        "tokenizers_version": tokenizers.__version__,
-        "safetensors_version": safetensors.__version__,
+        **MF.golden_provenance(ref),
         "storage_dtype": "bfloat16",
         "expert_layout": "per_expert",
         "num_parameters": n_params,

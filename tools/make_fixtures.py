@@ -599,6 +599,17 @@ def check_expert_layout(fixture_dir: str, ref, spec: dict) -> None:
             assert torch.equal(ex.down_proj[e], tensors[d])
 
 
+def golden_provenance(ref) -> dict:
+    """The first keys of every golden.json: which HF class and library versions made it."""
+    return {
+        "architecture": ref.__class__.__name__,
+        "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__,
+        "tokenizers_version": tokenizers.__version__,
+        "safetensors_version": safetensors.__version__,
+    }
+
+
 def load_reference(fixture_dir: str, cls):
     model = cls.from_pretrained(
         fixture_dir,
@@ -1102,11 +1113,7 @@ def build_fixture(spec: dict, out_root: str, tok_jsons: dict) -> None:
         saved_config = json.load(f)
 
     golden = {
-        "architecture": ref.__class__.__name__,
-        "transformers_version": transformers.__version__,
-        "torch_version": torch.__version__,
-        "tokenizers_version": tokenizers.__version__,
-        "safetensors_version": safetensors.__version__,
+        **golden_provenance(ref),
         "storage_dtype": str(spec["dtype"]).replace("torch.", ""),
         "expert_layout": "per_expert" if spec["save_original_format"] else "fused",
         "num_parameters": n_params,

@@ -33,6 +33,12 @@ std::string resolve_prefetch_mode(const OpenModel& m, const PrefetchFlags& f) {
   return "off";
 }
 
+std::vector<int> experts_per_layer(const Model& m) {
+  std::vector<int> n;
+  for (const LayerWeights& L : m.layers) n.push_back(L.kind == FfnKind::Dense ? 0 : int(L.router.rows));
+  return n;
+}
+
 namespace {
 
 PrefetchModelInfo model_info(const OpenModel& om, const std::string& path) {
@@ -41,10 +47,10 @@ PrefetchModelInfo model_info(const OpenModel& om, const std::string& path) {
   info.model = path;
   info.rms_eps = float(m.cfg.rms_eps);
   info.top_k = m.cfg.router.top_k;
+  info.n_experts = experts_per_layer(m);
   for (int l = 0; l < m.cfg.n_layers; ++l) {
     const LayerWeights& L = m.layers[size_t(l)];
-    const bool moe = L.kind != FfnKind::Dense;
-    info.n_experts.push_back(moe ? int(L.router.rows) : 0);
+    const bool moe = info.n_experts[size_t(l)] > 0;
     info.routers.push_back(moe ? LayerRouter{L.ffn_norm, L.router} : LayerRouter{});
     uint64_t b = 0;
     if (moe && om.tier) {
@@ -59,12 +65,6 @@ PrefetchModelInfo model_info(const OpenModel& om, const std::string& path) {
 }
 
 }  // namespace
-
-std::vector<int> experts_per_layer(const Model& m) {
-  std::vector<int> n;
-  for (const LayerWeights& L : m.layers) n.push_back(L.kind == FfnKind::Dense ? 0 : int(L.router.rows));
-  return n;
-}
 
 std::unique_ptr<PrefetchController> attach_prefetch(OpenModel& m, const std::string& model_path, Engine& engine,
                                                     const PrefetchFlags& f, const std::string& mode,

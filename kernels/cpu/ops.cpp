@@ -118,4 +118,19 @@ void topk(const float* x, int n, int k, int* idx) {
   std::copy_n(order.begin(), k, idx);
 }
 
+void route(float* probs, int64_t T, int E, int k, bool renorm, int32_t* ids, float* weights) {
+  std::vector<int> idx(static_cast<size_t>(k));
+  for (int64_t t = 0; t < T; ++t) {
+    float* p = probs + t * E;
+    softmax(p, E);
+    topk(p, E, k, idx.data());
+    float sum = 0.0f;
+    for (int j = 0; j < k; ++j) sum += p[idx[size_t(j)]];
+    for (int j = 0; j < k; ++j) {
+      ids[t * k + j] = idx[size_t(j)];
+      weights[t * k + j] = renorm ? p[idx[size_t(j)]] / sum : p[idx[size_t(j)]];
+    }
+  }
+}
+
 }  // namespace moe::cpu

@@ -33,6 +33,11 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out);
 // Indices of the k largest values, largest first; ties go to the lower index (as torch.topk).
 void topk(const float* x, int n, int k, int* idx);
 
+// A MoE router's choice for T tokens: softmax over each row of probs [T, E] (in place: logits
+// in, probabilities out), the top k experts (topk's order and ties), and their weights,
+// renormalised to sum 1 when `renorm` (norm_topk_prob). ids, weights: [T, k].
+void route(float* probs, int64_t T, int E, int k, bool renorm, int32_t* ids, float* weights);
+
 // Widens a weight row (or any contiguous run) to fp32.
 void to_f32(const WeightView& w, int64_t offset, int64_t n, float* out);
 

@@ -126,14 +126,7 @@ void TieredExperts::acquire_many(int layer, std::span<const int> experts, Expert
     }
   } catch (...) {  // no room: undo the hits and the reservations made so far
     for (size_t j : hits) --slots_[index(layer, experts[j])].pins;
-    for (Pending& m : misses) {
-      Slot& s = slot(m.key);
-      s.state = State::Absent;
-      s.pins = 0;
-      layer_bytes_[size_t(m.key.layer)] -= m.buf.size();
-      pool_.give_back(std::move(m.buf));
-      if (!m.staging.empty()) staging_.push_back(std::move(m.staging));
-    }
+    for (Pending& m : misses) drop(m);
     loaded_.notify_all();
     throw;
   }
@@ -201,10 +194,20 @@ bool TieredExperts::reserve_load(ExpertKey k, bool demand, std::vector<Pending>&
   s.pins = demand ? 1 : 0;
   s.speculative = !demand;
   s.stale = false;
-  s.epoch = epoch_;
   if (!demand) spec_bytes_ += m.buf.size(), prefetch_loading_bytes_ += m.buf.size();
   out.push_back(std::move(m));
   return true;
+}
+
+void TieredExperts::drop(Pending& m) {
+  Slot& s = slot(m.key);
+  if (s.speculative) spec_bytes_ -= m.buf.size();
+  s.state = State::Absent;
+  s.pins = 0;
+  s.speculative = false;
+  layer_bytes_[size_t(m.key.layer)] -= m.buf.size();
+  pool_.give_back(std::move(m.buf));
+  if (!m.staging.empty()) staging_.push_back(std::move(m.staging));
 }
 
 void TieredExperts::load_batch(std::unique_lock<std::mutex>& lk, std::vector<Pending>& p, bool demand, ExpertWeights* out,
@@ -247,15 +250,7 @@ void TieredExperts::load_batch(std::unique_lock<std::mutex>& lk, std::vector<Pen
     if (!demand) prefetch_loading_bytes_ -= m.buf.size();
   }
   if (failure) {
-    for (Pending& m : p) {
-      Slot& s = slot(m.key);
-      if (s.speculative) spec_bytes_ -= m.buf.size();
-      s.state = State::Absent;
-      s.pins = 0;
-      s.speculative = false;
-      layer_bytes_[size_t(m.key.layer)] -= m.buf.size();
-      pool_.give_back(std::move(m.buf));
-    }
+    for (Pending& m : p) drop(m);
     loaded_.notify_all();
     std::rethrow_exception(failure);
   }

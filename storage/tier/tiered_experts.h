@@ -119,6 +119,8 @@ class TieredExperts final : public ExpertSource {
   // Under the lock: marks an Absent slot Loading with a buffer, evicting as needed. Demand
   // pins it and throws when there is no room; a prefetch returns false instead.
   bool reserve_load(ExpertKey k, bool demand, std::vector<Pending>& out);
+  // Under the lock: undoes reserve_load (the slot back to Absent, its buffers returned).
+  void drop(Pending& m);
   // Unlocks `lk`, reads all of `p` in one batch and decodes it, relocks, and publishes (or,
   // on failure, drops every reservation and rethrows). Demand slots stay pinned.
   void load_batch(std::unique_lock<std::mutex>& lk, std::vector<Pending>& p, bool demand, ExpertWeights* out,

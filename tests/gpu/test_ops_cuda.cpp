@@ -225,21 +225,10 @@ struct Routing {
   std::vector<float> wts;    // [T, k]
 };
 
-// runtime/engine_ffn.cpp's router on the host.
+// The engine's router on the host (runtime/engine_ffn.cpp calls cpu::route).
 Routing cpu_router(std::vector<float> logits, int64_t T, int E, int k, bool renorm) {
   Routing r{std::vector<int32_t>(size_t(T * k)), std::vector<float>(size_t(T * k))};
-  std::vector<int> idx(static_cast<size_t>(k));
-  for (int64_t t = 0; t < T; ++t) {
-    float* p = &logits[size_t(t * E)];
-    cpu::softmax(p, E);
-    cpu::topk(p, E, k, idx.data());
-    float sum = 0.0f;
-    for (int j = 0; j < k; ++j) sum += p[idx[size_t(j)]];
-    for (int j = 0; j < k; ++j) {
-      r.ids[size_t(t * k + j)] = idx[size_t(j)];
-      r.wts[size_t(t * k + j)] = renorm ? p[idx[size_t(j)]] / sum : p[idx[size_t(j)]];
-    }
-  }
+  cpu::route(logits.data(), T, E, k, renorm, r.ids.data(), r.wts.data());
   return r;
 }
 
