@@ -9,6 +9,9 @@
 // Weights are random valid codes (never zeros) and rotate over enough copies (> kRotateBytes)
 // that L2 (50 MB on an H100) holds none between uses; each figure is the median of kReps
 // timed runs after a warm-up. Plain main, no dependencies: prints a table.
+// Every GEMV row (qgemv and grouped) is timed once per kernel variant (kernels/cuda/qgemv_variant.h:
+// v0, smem, fast, fast-r2), one line each, on the same weights and inputs; the last column is the
+// variant's max |y - y_v0| / max |y_v0| (summation order only: ~1e-6 expected).
 // Then decode attention (kernels/cuda/attention.h) at Qwen3-30B-A3B's heads (32 query, 4 kv,
 // head_dim 128): one sequence at 4k and 32k keys, 8 sequences at 4k; the figure is the K+V
 // bytes read per call / time (not counted: the split-K partials written and re-read, ~6% more
@@ -23,6 +26,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -39,11 +43,14 @@
 #include "kernels/cuda/device_weight.h"
 #include "kernels/cuda/qgemv.h"
 #include "kernels/cuda/qgemv_grouped.h"
+#include "kernels/cuda/qgemv_variant.h"
 #include "quant/quantize.h"
 
 using namespace moe;
 using moe::cuda::DeviceBuffer;
 using moe::cuda::DeviceMatrix;
+using moe::cuda::detail::QgemvVariant;
+using moe::cuda::detail::ScopedQgemvVariant;
 
 namespace {
 
@@ -107,6 +114,21 @@ QuantizedMatrix random_matrix(DType dtype, int32_t group, int64_t N, int64_t K, 
     std::memcpy(q.scales.data(), s.data(), q.scales.size());
   }
   return q;
+}
+
+// y downloaded, and max |y - ref| / max |ref| (0 when ref is empty: the first variant, v0, is the
+// reference of the others; a variant differs from v0 only in summation order, ~1e-6).
+double download_rel_diff(const DeviceBuffer<float>& y, std::vector<float>& got, const std::vector<float>& ref) {
+  MOE_CUDA_CHECK(cudaDeviceSynchronize());
+  got.resize(y.size());
+  y.download(got.data(), got.size());
+  if (ref.empty()) return 0;
+  double max_ref = 0, max_err = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    max_ref = std::max(max_ref, double(std::abs(ref[i])));
+    max_err = std::max(max_err, std::isnan(got[i]) ? INFINITY : double(std::abs(got[i] - ref[i])));
+  }
+  return max_ref > 0 ? max_err / max_ref : max_err;
 }
 
 struct Shape {
@@ -204,11 +226,18 @@ void bench_grouped(const Format& f, int T, double copy_gbs, std::mt19937_64& rng
   for (float& v : hx) v = ud(rng);
   DeviceBuffer<float> x(hx.size()), y(size_t(T * kTopK * N));
   x.upload(hx.data(), hx.size());
-  auto call = [&](int i) { plans[size_t(i % copies)].run(x.get(), y.get(), nullptr); };
-  const double s = time_per_call(call, calibrate(call));
-  const double gbs = bytes / s / 1e9;
-  std::printf("%-22s %-11s %3d %7.1f %9.2f %10.2f %9.0f %6.1f%%\n", "grouped qwen3 gate/up", f.name, T, active,
-              bytes / 1e6, s * 1e6, gbs, 100.0 * gbs / copy_gbs);
+  std::vector<float> y_v0, y_got;
+  for (const QgemvVariant v : cuda::detail::kQgemvVariants) {
+    const ScopedQgemvVariant use(v);
+    auto call = [&](int i) { plans[size_t(i % copies)].run(x.get(), y.get(), nullptr); };
+    const double s = time_per_call(call, calibrate(call));
+    const double gbs = bytes / s / 1e9;
+    plans[0].run(x.get(), y.get(), nullptr);
+    const double diff = download_rel_diff(y, y_got, y_v0);
+    if (v == QgemvVariant::V0) y_v0 = y_got;
+    std::printf("%-22s %-11s %3d %-8s %7.1f %9.2f %10.2f %9.0f %6.1f%% %8.1e\n", "grouped qwen3 gate/up", f.name, T,
+                cuda::detail::variant_name(v), active, bytes / 1e6, s * 1e6, gbs, 100.0 * gbs / copy_gbs, diff);
+  }
 }
 
 // bf16 dense GEMM y[M, N] = x[M, K] . W[N, K]^T for each M; weights rotated past L2 as above.
@@ -282,8 +311,8 @@ int main() {
     const int batches[] = {1, 8};
 
     std::mt19937_64 rng(12345);
-    std::printf("%-22s %-11s %-12s %3s %9s %10s %9s %7s\n", "shape", "format", "[N, K]", "M", "MB", "us/call", "GB/s",
-                "% copy");
+    std::printf("%-22s %-11s %-12s %3s %-8s %9s %10s %9s %7s %8s\n", "shape", "format", "[N, K]", "M", "variant", "MB",
+                "us/call", "GB/s", "% copy", "vs v0");
     for (const Shape& sh : shapes)
       for (const Format& f : formats) {
         const QuantizedMatrix host = random_matrix(f.dtype, f.group, sh.N, sh.K, rng);
@@ -297,17 +326,25 @@ int main() {
           for (float& v : hx) v = ud(rng);
           DeviceBuffer<float> x(hx.size()), y(size_t(M * sh.N));
           x.upload(hx.data(), hx.size());
-          auto call = [&](int i) { cuda::qgemv(x.get(), M, w[size_t(i % copies)].weight(), y.get(), nullptr); };
-          const double s = time_per_call(call, calibrate(call));
-          const double bytes = double(wbytes) + 4.0 * double(M) * double(sh.K + sh.N);
-          const double gbs = bytes / s / 1e9;
-          char nk[32];
-          std::snprintf(nk, sizeof nk, "%lldx%lld", (long long)sh.N, (long long)sh.K);
-          std::printf("%-22s %-11s %-12s %3d %9.2f %10.2f %9.0f %6.1f%%\n", sh.model, f.name, nk, M, double(wbytes) / 1e6,
-                      s * 1e6, gbs, 100.0 * gbs / copy_gbs);
+          std::vector<float> y_v0, y_got;
+          for (const QgemvVariant v : cuda::detail::kQgemvVariants) {  // side by side, same inputs
+            const ScopedQgemvVariant use(v);
+            auto call = [&](int i) { cuda::qgemv(x.get(), M, w[size_t(i % copies)].weight(), y.get(), nullptr); };
+            const double s = time_per_call(call, calibrate(call));
+            const double bytes = double(wbytes) + 4.0 * double(M) * double(sh.K + sh.N);
+            const double gbs = bytes / s / 1e9;
+            cuda::qgemv(x.get(), M, w[0].weight(), y.get(), nullptr);
+            const double diff = download_rel_diff(y, y_got, y_v0);
+            if (v == QgemvVariant::V0) y_v0 = y_got;
+            char nk[32];
+            std::snprintf(nk, sizeof nk, "%lldx%lld", (long long)sh.N, (long long)sh.K);
+            std::printf("%-22s %-11s %-12s %3d %-8s %9.2f %10.2f %9.0f %6.1f%% %8.1e\n", sh.model, f.name, nk, M,
+                        cuda::detail::variant_name(v), double(wbytes) / 1e6, s * 1e6, gbs, 100.0 * gbs / copy_gbs, diff);
+          }
         }
       }
-    std::printf("\n(one launch per call; Qwen3 shapes are ~1 MB, so launch latency, not bandwidth, bounds them)\n");
+    std::printf("\n(one launch per call; Qwen3 shapes are ~1 MB, so launch latency, not bandwidth, bounds them;\n"
+                " variants: kernels/cuda/qgemv_variant.h; vs v0 = max |y - y_v0| / max |y_v0| on the same inputs)\n");
 
     std::printf("\n%-26s %4s %7s %9s %10s %9s %7s\n", "attention (32q/4kv x 128)", "seqs", "keys", "KV MB", "us/call",
                 "GB/s", "% copy");
@@ -322,8 +359,8 @@ int main() {
     bench_dense_bf16("dense bf16 o_proj", 2048, 4096, copy_gbs, rng);
     std::printf("(qwen3-30b-a3b attention projections; x narrowed to bf16 in the call; GB/s = weight bytes / time, M = 1)\n");
 
-    std::printf("\n%-22s %-11s %3s %7s %9s %10s %9s %7s\n", "grouped MoE layer", "format", "T", "experts", "MB",
-                "us/call", "GB/s", "% copy");
+    std::printf("\n%-22s %-11s %3s %-8s %7s %9s %10s %9s %7s %8s\n", "grouped MoE layer", "format", "T", "variant",
+                "experts", "MB", "us/call", "GB/s", "% copy", "vs v0");
     for (const Format& f : {formats[0], formats[1]})
       for (const int T : batches) bench_grouped(f, T, copy_gbs, rng);
     std::printf("(one launch per call: 128 experts [768, 2048], top-8; weight bytes of the active experts)\n");

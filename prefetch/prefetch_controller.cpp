@@ -37,7 +37,7 @@ std::unique_ptr<Predictor> make_predictor(const PrefetchModelInfo& m, const Pref
 }  // namespace
 
 PrefetchController::PrefetchController(PrefetchModelInfo info, TieredExperts* tier, PrefetchOptions o,
-                                       std::unique_ptr<Predictor> predictor)
+                                       std::unique_ptr<Predictor> predictor, PrefetchTarget* target)
     : info_(std::move(info)), tier_(tier), opts_(std::move(o)), layers_(info_.n_experts) {
   if (opts_.lookahead < 1 || opts_.lookahead > 8)
     throw std::invalid_argument(fmt::format("--lookahead {} must be between 1 and 8", opts_.lookahead));
@@ -54,14 +54,18 @@ PrefetchController::PrefetchController(PrefetchModelInfo info, TieredExperts* ti
   counts_.resize(info_.n_experts.size());
   for (size_t l = 0; l < counts_.size(); ++l) counts_[l].assign(size_t(info_.n_experts[l]), 0);
   for (int d = 1; d <= opts_.lookahead; ++d) recall_.push_back({d, 0, 0, 0, 1.0, 0, 0});
-  if (tier_ && predictor_) {
+  if ((tier_ || target) && predictor_) {
     SchedulerOptions so;
     uint64_t largest = 0;
     for (uint64_t b : info_.expert_bytes) largest = std::max(largest, b);
     so.max_inflight_bytes = opts_.max_inflight_bytes ? opts_.max_inflight_bytes : uint64_t(std::max(1, info_.top_k)) * largest;
-    target_ = std::make_unique<TierTarget>(*tier_);
-    sched_ = std::make_unique<PrefetchScheduler>(*target_, so);
-    tier_->set_demand_listener([s = sched_.get()](bool active) { s->demand(active); });
+    if (!target) target_ = std::make_unique<TierTarget>(*tier_);
+    sched_ = std::make_unique<PrefetchScheduler>(target ? *target : *target_, so);
+    // Demand reads of the RAM tier hold prefetches back (the disk is busy with what is needed),
+    // when prefetches go to the RAM tier. Not with an external target (the VRAM tier): its demand
+    // copies read the RAM tier while holding the VRAM tier's lock, and the scheduler asks the
+    // VRAM tier (present) while holding its own: the listener would close a lock cycle.
+    if (tier_ && !target) tier_->set_demand_listener([s = sched_.get()](bool active) { s->demand(active); });
   }
   if (!opts_.trace.empty()) {
     TraceHeader h;
@@ -77,7 +81,7 @@ PrefetchController::PrefetchController(PrefetchModelInfo info, TieredExperts* ti
 }
 
 PrefetchController::~PrefetchController() {
-  if (tier_ && sched_) tier_->set_demand_listener(nullptr);
+  if (tier_ && sched_ && target_) tier_->set_demand_listener(nullptr);  // target_: the RAM tier's own
   sched_.reset();
 }
 
@@ -102,7 +106,7 @@ void PrefetchController::handle(const RoutingEvent& ev) {
   used_.erase(std::unique(used_.begin(), used_.end()), used_.end());
   if (sched_) {
     sched_->cancel_layer(L);
-    tier_->set_wanted(L, used_);
+    if (tier_) tier_->set_wanted(L, used_);
   }
   std::vector<int64_t>& cnt = counts_[size_t(L)];
   for (int i = 0; i < T * K; ++i) ++cnt[size_t(ev.experts[i])];

@@ -58,8 +58,10 @@ class PrefetchController {
   // tier may be null (an HF directory: nothing to prefetch into; predictions, figures and
   // traces still work). Throws std::invalid_argument on a bad option.
   // `predictor`, when given, replaces the one o.predictor names (benchmarks: an oracle).
+  // `target`, when given, is where prefetches go instead of the RAM tier (the GPU engine's VRAM
+  // slots: VramPrefetchTarget); the RAM tier, if any, still protects the wanted experts.
   PrefetchController(PrefetchModelInfo info, TieredExperts* tier, PrefetchOptions o,
-                     std::unique_ptr<Predictor> predictor = nullptr);
+                     std::unique_ptr<Predictor> predictor = nullptr, PrefetchTarget* target = nullptr);
   ~PrefetchController();
 
   // Install with Engine::add_routing_hook; the controller must outlive the engine's use of it.

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "kernels/cpu/ops.h"
+#include "runtime/batch_plan.h"
 
 namespace moe {
 
@@ -15,79 +16,35 @@ Engine::Engine(const Model& model, EngineOptions opts)
 
 SeqId Engine::create_sequence() {
   const ModelConfig& c = model_.cfg;
-  seqs_[next_id_] = std::make_unique<KvCache>(c.n_layers, int64_t(c.n_kv_heads) * c.head_dim);
-  return next_id_++;
-}
-
-// The sequence's cache; a clear error for an id that was never created or already freed.
-template <class Map>
-static auto& lookup(Map& m, SeqId s) {
-  auto it = m.find(s);
-  if (it == m.end()) throw std::invalid_argument(fmt::format("unknown sequence id {}", s));
-  return *it->second;
+  return seqs_.add(std::make_unique<KvCache>(c.n_layers, int64_t(c.n_kv_heads) * c.head_dim));
 }
 
 SeqId Engine::fork_sequence(SeqId src, int64_t n) {
-  const KvCache& s = lookup(seqs_, src);
-  if (n < 0 || n > s.length())
-    throw std::invalid_argument(fmt::format("fork_sequence: prefix {} exceeds sequence {} length {}", n, src, s.length()));
-  seqs_[next_id_] = std::make_unique<KvCache>(s.prefix(n));
-  return next_id_++;
+  return seqs_.add(std::make_unique<KvCache>(seqs_.prefix_of(src, n).prefix(n)));
 }
 
-void Engine::truncate(SeqId seq, int64_t n) {
-  KvCache& s = lookup(seqs_, seq);
-  if (n < 0 || n > s.length())
-    throw std::invalid_argument(fmt::format("truncate: {} exceeds sequence {} length {}", n, seq, s.length()));
-  s.set_length(n);
-}
-
-void Engine::free_sequence(SeqId seq) {
-  lookup(seqs_, seq);
-  seqs_.erase(seq);
-}
-
-int64_t Engine::length(SeqId seq) const { return lookup(seqs_, seq).length(); }
-
-int64_t Engine::kv_bytes() const {
-  int64_t b = 0;
-  for (const auto& [_, kv] : seqs_) b += kv->bytes();
-  return b;
-}
+void Engine::truncate(SeqId seq, int64_t n) { seqs_.truncate(seq, n); }
+void Engine::free_sequence(SeqId seq) { seqs_.erase(seq); }
+int64_t Engine::length(SeqId seq) const { return seqs_.at(seq).length(); }
+int64_t Engine::kv_bytes() const { return seqs_.bytes(); }
 
 std::vector<float> Engine::forward(std::span<const BatchItem> batch) {
   const ModelConfig& c = model_.cfg;
   const int64_t H = c.hidden, V = c.vocab_size;
 
   // Validate everything before touching any state.
+  const BatchPlan plan = plan_batch(batch, [&](SeqId s) { return seqs_.at(s).length(); }, opts_.max_seq_len, V);
   std::vector<Tok> toks;
-  std::map<SeqId, int64_t> added;
-  for (const BatchItem& it : batch) {
-    KvCache& kv = lookup(seqs_, it.seq);
-    if (it.tokens.empty()) throw std::invalid_argument(fmt::format("sequence {}: no tokens to process", it.seq));
-    const int64_t start = kv.length() + added[it.seq];
-    if (start + int64_t(it.tokens.size()) > opts_.max_seq_len)
-      throw std::invalid_argument(fmt::format("sequence {}: {} tokens exceed the maximum length {}", it.seq,
-                                              start + int64_t(it.tokens.size()), opts_.max_seq_len));
-    for (size_t i = 0; i < it.tokens.size(); ++i) {
-      if (it.tokens[i] < 0 || it.tokens[i] >= V)
-        throw std::invalid_argument(fmt::format("token id {} is outside the vocabulary [0, {})", it.tokens[i], V));
-      toks.push_back({&kv, it.seq, int32_t(start + int64_t(i))});
-    }
-    added[it.seq] += int64_t(it.tokens.size());
-  }
-  for (auto& [id, n] : added) {
-    KvCache& kv = *seqs_[id];
+  for (int64_t t = 0; t < plan.tokens(); ++t)
+    toks.push_back({&seqs_.at(plan.seq[size_t(t)]), plan.seq[size_t(t)], plan.pos[size_t(t)]});
+  for (auto& [id, n] : plan.added) {
+    KvCache& kv = seqs_.at(id);
     kv.reserve(kv.length() + n);
   }
   const int64_t T = int64_t(toks.size());
 
   std::vector<float> x(size_t(T * H));  // [T, H] residual stream
-  {
-    int64_t t = 0;
-    for (const BatchItem& it : batch)
-      for (int32_t id : it.tokens) cpu::to_f32(model_.embed, int64_t(id) * H, H, &x[size_t(t++ * H)]);
-  }
+  for (int64_t t = 0; t < T; ++t) cpu::to_f32(model_.embed, int64_t(plan.ids[size_t(t)]) * H, H, &x[size_t(t * H)]);
 
   std::vector<float> h(size_t(T * H)), f(size_t(T * H));
   for (int l = 0; l < c.n_layers; ++l) {
@@ -97,21 +54,10 @@ std::vector<float> Engine::forward(std::span<const BatchItem> batch) {
     ffn(l, toks, x, h, f);
     for (size_t i = 0; i < x.size(); ++i) x[i] += f[i];
   }
-  for (auto& [id, n] : added) seqs_[id]->set_length(seqs_[id]->length() + n);
+  for (auto& [id, n] : plan.added) seqs_.at(id).set_length(seqs_.at(id).length() + n);
 
   // Final norm and LM head only for the rows the caller wants.
-  std::vector<int64_t> rows;
-  {
-    int64_t t = 0;
-    for (const BatchItem& it : batch) {
-      const int64_t n = int64_t(it.tokens.size());
-      if (it.all_logits)
-        for (int64_t i = 0; i < n; ++i) rows.push_back(t + i);
-      else
-        rows.push_back(t + n - 1);
-      t += n;
-    }
-  }
+  const std::vector<int64_t>& rows = plan.logit_rows;
   std::vector<float> normed(rows.size() * size_t(H));
   for (size_t r = 0; r < rows.size(); ++r)
     cpu::rmsnorm(&x[size_t(rows[r] * H)], model_.final_norm, float(c.rms_eps), H, &normed[r * size_t(H)]);

@@ -10,48 +10,39 @@
 #include <vector>
 
 #include "kernels/cpu/thread_pool.h"
+#include "runtime/engine_api.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
 #include "runtime/routing.h"
+#include "runtime/sequence_table.h"
 
 namespace moe {
-
-using SeqId = int32_t;
 
 struct EngineOptions {
   int threads = 0;          // 0: physical cores
   int64_t max_seq_len = 0;  // 0: the model's max_position_embeddings
 };
 
-struct BatchItem {
-  SeqId seq = 0;
-  std::span<const int32_t> tokens;  // appended to the sequence
-  bool all_logits = false;          // logits for every new token, or just the last
-};
-
-class Engine {
+class Engine final : public InferenceEngine {
  public:
   Engine(const Model& model, EngineOptions opts = {});
 
-  SeqId create_sequence();
-  // A new sequence starting with the first n tokens of `src` (their KV is copied, not recomputed).
-  SeqId fork_sequence(SeqId src, int64_t n);
-  // Drops tokens after the first n (to rewind or reuse a shared prefix).
-  void truncate(SeqId seq, int64_t n);
-  void free_sequence(SeqId seq);
-  int64_t length(SeqId seq) const;
-  size_t n_sequences() const { return seqs_.size(); }
+  // The calls of InferenceEngine (runtime/engine_api.h).
+  SeqId create_sequence() override;
+  SeqId fork_sequence(SeqId src, int64_t n) override;
+  void truncate(SeqId seq, int64_t n) override;
+  void free_sequence(SeqId seq) override;
+  int64_t length(SeqId seq) const override;
+  size_t n_sequences() const override { return seqs_.size(); }
 
-  // Runs all items in one batched pass. Returns logits [rows, vocab], rows in item order:
-  // n_tokens rows for an item with all_logits, else 1 row. Throws on bad ids or over-long
-  // sequences, before any state changes.
-  std::vector<float> forward(std::span<const BatchItem> batch);
+  std::vector<float> forward(std::span<const BatchItem> batch) override;
 
-  void add_routing_hook(RoutingHook hook) { hooks_.push_back(std::move(hook)); }
-  void set_routing_override(RoutingOverride f) { override_ = std::move(f); }
-  const Model& model() const { return model_; }
-  int threads() const { return pool_.size(); }
-  int64_t kv_bytes() const;
+  void add_routing_hook(RoutingHook hook) override { hooks_.push_back(std::move(hook)); }
+  void set_routing_override(RoutingOverride f) override { override_ = std::move(f); }
+  const Model& model() const override { return model_; }
+  std::string backend() const override { return "cpu"; }
+  int threads() const override { return pool_.size(); }
+  int64_t kv_bytes() const override;
 
  private:
   struct Tok {
@@ -71,8 +62,7 @@ class Engine {
   EngineOptions opts_;
   ThreadPool pool_;
   std::vector<float> inv_freq_;  // [head_dim / 2]
-  std::map<SeqId, std::unique_ptr<KvCache>> seqs_;
-  SeqId next_id_ = 0;
+  SequenceTable<KvCache> seqs_;
   std::vector<RoutingHook> hooks_;
   RoutingOverride override_;
 };

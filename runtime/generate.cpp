@@ -7,7 +7,7 @@
 
 namespace moe {
 
-std::vector<std::vector<int32_t>> generate(Engine& engine, const std::vector<std::vector<int32_t>>& prompts,
+std::vector<std::vector<int32_t>> generate(InferenceEngine& engine, const std::vector<std::vector<int32_t>>& prompts,
                                            const GenerateOptions& opts,
                                            const std::function<void(size_t, int32_t)>& on_token,
                                            GenerateStats* stats) {

@@ -25,7 +25,7 @@ struct GenerateStats {
 
 // Returns the generated tokens of each prompt (stop token included when hit).
 // on_token(prompt_index, token) is called as tokens are produced.
-std::vector<std::vector<int32_t>> generate(Engine& engine, const std::vector<std::vector<int32_t>>& prompts,
+std::vector<std::vector<int32_t>> generate(InferenceEngine& engine, const std::vector<std::vector<int32_t>>& prompts,
                                            const GenerateOptions& opts,
                                            const std::function<void(size_t, int32_t)>& on_token = {},
                                            GenerateStats* stats = nullptr);

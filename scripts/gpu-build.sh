@@ -1,47 +1,63 @@
 #!/usr/bin/env bash
-# Build the CUDA kernel tests and benchmark into build-gpu/, a folder that can be copied to a GPU
-# machine with only the CUDA driver on it (no Debian -dev packages, no network) and run there by
-# scripts/gpu-check.sh. Runs on the build machine (nvcc needed, no GPU needed).
+# Build the CUDA tests, the GEMV benchmark and the `moe` CLI for a GPU machine with only the CUDA
+# driver and toolkit on it (no Debian -dev packages, no network, glibc possibly 2.35), and pack
+# them into gpu-bundle.tgz at the repository root, which scripts/gpu-check.sh unpacks and runs
+# there. Runs on the build machine (nvcc needed, no GPU needed).
 #
 #   scripts/gpu-build.sh                 # sm_90 (H100/H200)
 #   GPU_ARCH=89 scripts/gpu-build.sh     # another architecture (80, 86, 89, 90, 120; "sm_" optional)
 #   JOBS=1 scripts/gpu-build.sh          # parallel jobs (default: all cores)
 #
-# Only the GPU tests (tests/gpu: the test_*_cuda targets below) and bench_gpu are
-# built. They link cudart, gtest and libstdc++/libgcc statically, so `ldd` shows nothing beyond
-# libc/libm/libpthread/libdl/librt and the loader; this script checks that, and that the folder
-# stays under 64 MiB (what the GPU machine accepts).
+# Built in build-gpu/ (BUILD_DIR, relative to the repository root) with -DMOE_PORTABLE=ON
+# (cmake/MoePortable.cmake): fmt header-only, zstd/liburing/xxhash/pcre2/utf8proc as their .a,
+# libstdc++/libgcc static and kernels/cuda/glibc_compat.c in every executable; cudart and gtest
+# are static anyway. Only the GPU tests (tests/gpu: the test_*_cuda targets below, plus
+# test_gpu_engine_cuda once it exists), bench_gpu and moe are built. They are stripped, then
+# checked: `ldd` may show nothing beyond libc/libm/libpthread/libdl/librt, the loader and
+# libcuda, and no symbol may need a glibc newer than 2.35.
 #
-# Exception, cuBLAS (test_dense_gemm_cuda and bench_gpu, through kernels/cuda/dense_gemm.h):
-# linked as a shared library. This toolkit ships no libcublas_static.a / libcublasLt_static.a,
-# and libcublasLt alone is ~540 MB, far over the 64 MiB folder, so it cannot travel either. The
-# GPU machine has the CUDA toolkit (libcublas.so.13, libcublasLt.so.13): the executables find it
-# through the toolkit RUNPATH CMake records, else scripts/gpu-check.sh puts its lib64 on
-# LD_LIBRARY_PATH. So libcublas, libcublasLt and their libgcc_s are allowed by the ldd check.
+# Exception, cuBLAS (through kernels/cuda/dense_gemm.h: test_dense_gemm_cuda, bench_gpu, and
+# whatever links moe_kernels_cublas): linked as a shared library. This toolkit ships no
+# libcublas_static.a / libcublasLt_static.a, and libcublasLt alone is ~540 MB, far over what
+# travels. The GPU machine has the CUDA toolkit (libcublas.so.13, libcublasLt.so.13): the
+# executables find it through the toolkit RUNPATH CMake records, else scripts/gpu-check.sh puts
+# its lib64 on LD_LIBRARY_PATH. So libcublas, libcublasLt and their libgcc_s are allowed by the
+# ldd check.
+#
+# What travels to the GPU machine is at most 64 MiB: the tracked tree (plus untracked files git
+# does not ignore) and the carried paths. Carry gpu-bundle.tgz (one gzip archive holding the
+# stripped executables under their build-gpu/ paths), not build-gpu/; this script fails if the
+# archive plus that tree exceed 62 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 arch="${GPU_ARCH:-90}"
 arch="${arch#sm_}"
 build="${BUILD_DIR:-build-gpu}"
+[[ "$build" != /* ]] || { echo "gpu-build: BUILD_DIR must be relative to the repository root" >&2; exit 1; }
 jobs="${JOBS:-$(nproc)}"
-max_mib=64
+bundle=gpu-bundle.tgz
+max_mib=62        # bundle + tree; the limit is 64 MiB, leave room
+max_glibc=2.35    # oldest glibc on a GPU image we expect
 nvcc="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
 [[ -x "$nvcc" ]] || { echo "gpu-build: nvcc not found (set NVCC=/path/to/nvcc)" >&2; exit 1; }
-targets=(test_qgemv_cuda test_ops_cuda test_attention_cuda bench_gpu)
-targets+=(test_dense_gemm_cuda)
-targets+=(test_qgemv_grouped_cuda)
-targets+=(test_vram_cuda)
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOE_CUDA=ON \
-  -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_CUDA_RUNTIME_LIBRARY=Static >/dev/null
-ninja -C "$build" -j "$jobs" "${targets[@]}"
+tests=(test_qgemv_cuda test_ops_cuda test_attention_cuda test_dense_gemm_cuda test_qgemv_grouped_cuda test_vram_cuda)
 
-exes=("$build/tests/gpu/test_qgemv_cuda" "$build/tests/gpu/test_ops_cuda" "$build/tests/gpu/test_attention_cuda"
-      "$build/bench/bench_gpu")
-exes+=("$build/tests/gpu/test_dense_gemm_cuda")
-exes+=("$build/tests/gpu/test_qgemv_grouped_cuda")
-exes+=("$build/tests/gpu/test_vram_cuda")
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOE_CUDA=ON -DMOE_PORTABLE=ON \
+  -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="${arch}-real" -DCMAKE_CUDA_RUNTIME_LIBRARY=Static >/dev/null
+# The GPU engine test, once it is defined (tests/gpu/CMakeLists.txt).
+if ninja -C "$build" -t targets all | grep -q '^test_gpu_engine_cuda:'; then
+  tests+=(test_gpu_engine_cuda)
+fi
+ninja -C "$build" -j "$jobs" "${tests[@]}" bench_gpu moe
+
+exes=("${tests[@]/#/$build/tests/gpu/}" "$build/bench/bench_gpu" "$build/tools/moe")
+for exe in "${exes[@]}"; do
+  [[ -x "$exe" ]] || { echo "gpu-build: $exe was not built where expected" >&2; exit 1; }
+done
+strip --strip-unneeded "${exes[@]}"
+
 # Shared libraries any Linux with a CUDA driver has; anything else must be linked statically.
 allowed='^(linux-vdso|libc|libm|libpthread|libdl|librt|libcuda|libcudart|ld-linux-x86-64)\.so'
 allowed_cublas='^(libcublas|libcublasLt|libgcc_s)\.so'  # shared on purpose: see the top of this file
@@ -54,12 +70,27 @@ for exe in "${exes[@]}"; do
     echo "gpu-build: $exe needs $lib, which a bare CUDA image lacks" >&2
     bad=1
   done < <(ldd "$exe" | sed 's/^\s*//')
+  # The newest glibc symbol version it needs (libstdc++ is static: its calls count too).
+  need=$(objdump -T "$exe" | grep -oE 'GLIBC_[0-9]+(\.[0-9]+)+' | sed 's/GLIBC_//' | sort -uV | tail -1)
+  echo "   needs glibc >= ${need:-?}"
+  if [[ -n "$need" && "$(printf '%s\n%s\n' "$need" "$max_glibc" | sort -V | tail -1)" != "$max_glibc" ]]; then
+    echo "gpu-build: $exe needs glibc $need, newer than $max_glibc:" >&2
+    objdump -T "$exe" | grep -E "GLIBC_$need([^.0-9]|$)" | sed 's/^/   /' >&2
+    bad=1
+  fi
 done
 [[ $bad == 0 ]] || exit 1
 
-size_mib=$(du -sm "$build" | cut -f1)
-echo "gpu-build: sm_$arch, $(du -sh "$build" | cut -f1) in $build/"
-if (( size_mib > max_mib )); then
-  echo "gpu-build: $build/ is $size_mib MiB, over the $max_mib MiB that can be carried to the GPU machine" >&2
+# One archive, paths kept (build-gpu/tests/gpu/..., build-gpu/bench/..., build-gpu/tools/moe).
+tar -czf "$bundle" "${exes[@]}"
+bundle_b=$(stat -c %s "$bundle")
+# What travels besides: the tracked files and the untracked ones git does not ignore.
+tree_b=$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -b 2>/dev/null | awk '{s += $1} END {print s + 0}')
+mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
+echo "gpu-build: sm_$arch, $(du -sh "$build" | cut -f1) in $build/; ${#exes[@]} executables, stripped:"
+du -b "${exes[@]}" | awk '{printf "   %6.1f MiB  %s\n", $1 / 1048576, $2}'
+echo "gpu-build: $bundle $(mib "$bundle_b") + tree $(mib "$tree_b") = $(mib $((bundle_b + tree_b))) (limit $max_mib MiB)"
+if (( bundle_b + tree_b > max_mib * 1048576 )); then
+  echo "gpu-build: over the $max_mib MiB that can be carried to the GPU machine" >&2
   exit 1
 fi

@@ -37,7 +37,7 @@ void ForcedRouting::draw(int64_t step, int layer, int n, int k, int32_t* ids) co
   for (int t = 0; t < n; ++t) draw_distinct(rng, weights[size_t(layer)], k, ids + t * k);
 }
 
-std::shared_ptr<const ForcedRouting> install_routing(Engine& engine, const std::string& spec, uint64_t seed,
+std::shared_ptr<const ForcedRouting> install_routing(InferenceEngine& engine, const std::string& spec, uint64_t seed,
                                                      RoutingStats* stats) {
   const ModelConfig& c = engine.model().cfg;
   const int E = c.router.n_experts;

@@ -31,7 +31,7 @@ struct ForcedRouting {
 // "experts", replayed in order per layer). Installs the override on the engine (none for
 // natural) and a hook that fills `stats`. Throws on a malformed spec. Returns the forced
 // routing for uniform and zipf (null otherwise).
-std::shared_ptr<const ForcedRouting> install_routing(Engine& engine, const std::string& spec, uint64_t seed,
+std::shared_ptr<const ForcedRouting> install_routing(InferenceEngine& engine, const std::string& spec, uint64_t seed,
                                                      RoutingStats* stats);
 
 }  // namespace moe::cli

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <cstdio>
+#include <map>
 #include <random>
 
 #include <fmt/format.h>
@@ -19,6 +20,9 @@
 #include "storage/tier/process_memory.h"
 #include "tools/bench_routing.h"
 #include "tools/commands.h"
+#include "tools/progress.h"
+#include "tools/device_flags.h"
+#include "prefetch/vram_target.h"
 #include "tools/oracle_predictor.h"
 #include "tools/prefetch_flags.h"
 #include "tools/storage_flags.h"
@@ -57,6 +61,36 @@ uint64_t dense_bytes(const Model& m) {
   return b;
 }
 
+// Reads every expert of the pack into the RAM tier (one batch per layer), with progress; warns
+// when the RAM budget could not keep them all.
+void warm_ram_tier(OpenModel& om) {
+  if (!om.tier) return;
+  const Model& m = om.model;
+  uint64_t all = 0;
+  for (size_t l = 0; l < m.layers.size(); ++l)
+    if (m.layers[l].kind == FfnKind::Moe) {
+      const ExpertWeights w = m.experts->acquire(int(l), 0);
+      m.experts->release(int(l), 0);
+      all += uint64_t(m.cfg.router.n_experts) * uint64_t(w.bytes());
+    }
+  Progress bar("warm RAM", all);
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    if (m.layers[l].kind != FfnKind::Moe) continue;
+    std::vector<int> ids(size_t(m.cfg.router.n_experts));
+    for (int e = 0; e < int(ids.size()); ++e) ids[size_t(e)] = e;
+    std::vector<ExpertWeights> w(ids.size());
+    m.experts->acquire_many(int(l), ids, w.data());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      bar.add(uint64_t(w[i].bytes()));
+      m.experts->release(int(l), ids[i]);
+    }
+  }
+  bar.finish();
+  if (const uint64_t ev = om.tier->stats().evictions; ev > 0)
+    std::fprintf(stderr, "warning: --warm-ram: the RAM budget could not hold every expert (%llu evicted); raise --ram-budget\n",
+                 static_cast<unsigned long long>(ev));
+}
+
 }  // namespace
 
 namespace {
@@ -84,10 +118,11 @@ Runner add_bench(CLI::App& app) {
     std::string model, routing = "natural";
     int prompt_len = 128, gen_len = 64, warmup = 4, threads = 0, rounds = 1;
     uint64_t seed = 1;
-    bool json = false, io_only = false;
+    bool json = false, io_only = false, warm_ram = false;
     double io_seconds = 6;
     StorageFlags storage;
     PrefetchFlags prefetch;
+    DeviceFlags device;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("bench", "Measure prefill/decode speed, expert-cache behaviour and memory");
@@ -102,10 +137,14 @@ Runner add_bench(CLI::App& app) {
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   c->add_flag("--json", o->json, "Print one JSON object");
+  c->add_flag("--warm-ram", o->warm_ram,
+              "Read every expert into the RAM tier once before measuring, and keep it warm across variants (the "
+              "RAM budget must hold them all): measures the tiers above RAM");
   c->add_flag("--io-only", o->io_only, "Only measure the disk's O_DIRECT read bandwidth on the pack file");
   c->add_option("--io-seconds", o->io_seconds, "Duration of --io-only")->capture_default_str();
   add_storage_flags(c, o->storage);
   add_prefetch_flags(c, o->prefetch, /*list=*/true);
+  add_device_flags(c, o->device);
   return [o] {
     if (o->io_only) {
       const DiskBandwidth d = measure_disk_bandwidth(o->model, o->io_seconds);
@@ -115,23 +154,46 @@ Runner add_bench(CLI::App& app) {
       return 0;
     }
     if (o->prompt_len < 1 || o->gen_len < 1) throw std::invalid_argument("--prompt-len and --gen-len must be >= 1");
-    const std::vector<std::string> variants = split_list(o->prefetch.mode);
-    for (const std::string& v : variants)
+    const std::vector<std::string> modes = split_list(o->prefetch.mode);
+    for (const std::string& v : modes)
       if (v != "auto" && v != "off" && v != "gate" && v != "history" && v != "blend" && v != "oracle")
         throw std::invalid_argument(fmt::format("--prefetch: unknown mode '{}'; give auto, off, gate, history, blend or "
                                                 "oracle, or a comma-separated list of them to compare", v));
-    if (variants.empty()) throw std::invalid_argument("--prefetch: give a mode, or a comma-separated list of modes");
+    if (modes.empty()) throw std::invalid_argument("--prefetch: give a mode, or a comma-separated list of modes");
+    // Variants: every --vram-budget (a comma-separated list compares several) with every mode;
+    // named by the mode alone unless several budgets are compared ("25%/gate").
+    const std::vector<std::string> budgets = o->device.vram_budget.empty() ? std::vector<std::string>{""}
+                                                                           : split_list(o->device.vram_budget);
+    std::vector<std::string> variants;
+    std::map<std::string, std::pair<std::string, std::string>> parts;  // name -> (budget, mode)
+    for (const std::string& b : budgets)
+      for (const std::string& mo : modes) {
+        const std::string name = budgets.size() > 1 ? b + "/" + mo : mo;
+        variants.push_back(name);
+        parts[name] = {b, mo};
+      }
     auto om = open_model(o->model, o->storage);
     const Model& m = om->model;
     const double bpt = bytes_per_token(m);
+    LinkCalibration link;  // the GPU's host->device copies, measured once (first GPU measurement)
+    if (o->warm_ram) warm_ram_tier(*om);
 
-    // One measurement: a cold tier, a fresh engine and sequence, prefill, warm-up, timed decode.
-    auto measure = [&](const std::string& variant, int round) {
-      if (om->tier) om->tier->clear();
-      Engine engine(m, {o->threads, 0});
+    // One measurement: a cold tier (unless --warm-ram), a fresh engine and sequence, prefill,
+    // warm-up, timed decode.
+    auto measure = [&](const std::string& name, int round) {
+      const auto& [budget, variant] = parts.at(name);
+      if (om->tier && !o->warm_ram) om->tier->clear();
+      DeviceFlags dflags = o->device;
+      dflags.vram_budget = budget;
+      EngineHandle eh = make_engine(m, dflags, o->threads, o->storage.policy, round == 0 && name == variants[0]);
+      InferenceEngine& engine = *eh.engine;
+      if (eh.copy && link.bytes_per_s == 0) link = measure_pcie(eh);
+      // On the GPU with a partial budget, prefetches go to the expert slots (the RAM -> GPU hop).
+      std::unique_ptr<VramPrefetchTarget> vram_target;
+      if (eh.vram && !eh.vram->fully_resident()) vram_target = std::make_unique<VramPrefetchTarget>(*eh.vram);
       RoutingStats routing;
       const auto forced = install_routing(engine, o->routing, o->seed, &routing);
-      const std::string mode = variant == "auto" ? resolve_prefetch_mode(*om, o->prefetch) : variant;
+      const std::string mode = variant != "auto" ? variant : vram_target ? "gate" : resolve_prefetch_mode(*om, o->prefetch);
       std::unique_ptr<Predictor> oracle;
       if (mode == "oracle") {
         if (!forced)
@@ -142,10 +204,13 @@ Runner add_bench(CLI::App& app) {
       PrefetchFlags pflags = o->prefetch;
       if (!pflags.trace.empty() && (variants.size() > 1 || o->rounds > 1)) {  // one trace per measurement
         const std::filesystem::path t(pflags.trace);
-        pflags.trace = (t.parent_path() / fmt::format("{}-{}-r{}{}", t.stem().string(), variant, round,
+        std::string tag = name;
+        std::replace(tag.begin(), tag.end(), '/', '-');
+        pflags.trace = (t.parent_path() / fmt::format("{}-{}-r{}{}", t.stem().string(), tag, round,
                                                       t.extension().string())).string();
       }
-      auto pf = attach_prefetch(*om, o->model, engine, pflags, mode == "oracle" ? "off" : mode, std::move(oracle));
+      auto pf = attach_prefetch(*om, o->model, engine, pflags, mode == "oracle" ? "off" : mode, std::move(oracle),
+                                vram_target.get());
       if (om->tier) om->tier->reset_stats();
 
       std::mt19937_64 rng(o->seed);
@@ -170,6 +235,8 @@ Runner add_bench(CLI::App& app) {
         pf->reset_stats();
       }
       if (om->tier) om->tier->reset_stats();
+      if (eh.vram) eh.vram->reset_stats();
+      if (eh.times) *eh.times = {};
       for (auto& row : routing.counts) std::fill(row.begin(), row.end(), 0);
       t0 = clock_type::now();
       for (int i = 0; i < o->gen_len; ++i) step();
@@ -183,6 +250,7 @@ Runner add_bench(CLI::App& app) {
           {"routing", o->routing},
           {"io", o->storage.io},
           {"policy", o->storage.policy},
+          {"device", engine.backend()},
           {"threads", engine.threads()},
           {"prompt_len", o->prompt_len},
           {"gen_len", o->gen_len},
@@ -209,10 +277,19 @@ Runner add_bench(CLI::App& app) {
       }
       j.update(prefetch_json(pf.get(), *om, uint64_t(o->gen_len)));
       j["prefetch"] = mode;
+      if (!budget.empty()) j["vram_budget_flag"] = budget;
+      if (eh.copy) j.update(gpu_json(eh, link, uint64_t(o->gen_len), decode_tps));
       return j;
     };
 
     auto line = [&](const nlohmann::json& j) {
+      if (j.contains("vram_hit_rate"))
+        return fmt::format("decode {:.2f} tok/s = {:.2f} GB/s of weights | VRAM budget {} ({:.0f}% of experts), hit rate "
+                           "{:.3f}, copied {} per token, PCIe bound {:.2f} tok/s | prefetch {}",
+                           j["decode_tok_s"].get<double>(), j["decode_gb_s"].get<double>(),
+                           format_bytes(j["vram_budget_bytes"].get<uint64_t>()), 100.0 * j["vram_budget_share"].get<double>(),
+                           j["vram_hit_rate"].get<double>(), format_bytes(uint64_t(j["vram_copied_bytes_per_token"].get<double>())),
+                           j["pcie_bound_tok_s"].get<double>(), j["prefetch"].get<std::string>());
       return fmt::format("prefill {:.1f} tok/s | decode {:.2f} tok/s = {:.2f} GB/s of weights ({} per token) | RAM hit "
                          "rate {:.3f} | disk {} per token | stall {:.2f} ms/token | prefetch {} | peak RSS {}",
                          j["prefill_tok_s"].get<double>(), j["decode_tok_s"].get<double>(), j["decode_gb_s"].get<double>(),
@@ -238,7 +315,8 @@ Runner add_bench(CLI::App& app) {
       }
     nlohmann::json summary = nlohmann::json::array();
     const char* keys[] = {"decode_tok_s", "decode_gb_s", "stall_ms_per_token", "ram_hit_rate", "disk_bytes_per_token",
-                          "prefetch_precision", "prefetch_recall", "prefetch_wasted_bytes_per_token"};
+                          "prefetch_precision", "prefetch_recall", "prefetch_wasted_bytes_per_token", "vram_hit_rate",
+                          "vram_copied_bytes_per_token", "pcie_bound_tok_s"};
     for (const std::string& v : variants) {
       nlohmann::json s = {{"variant", v}};
       for (const char* k : keys) {

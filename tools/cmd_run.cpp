@@ -9,6 +9,8 @@
 #include "tools/prefetch_flags.h"
 #include "tools/storage_flags.h"
 #include "tools/commands.h"
+#include "tools/device_flags.h"
+#include "prefetch/vram_target.h"
 #include "tools/model_files.h"
 
 namespace moe::cli {
@@ -22,11 +24,13 @@ Runner add_run(CLI::App& app) {
     bool ignore_eos = false, no_echo = false;
     StorageFlags storage;
     PrefetchFlags prefetch;
+    DeviceFlags device;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("run", "Generate text from a prompt (streams tokens as they are produced)");
   add_storage_flags(c, o->storage);
   add_prefetch_flags(c, o->prefetch);
+  add_device_flags(c, o->device);
   c->add_option("--model,-m", o->model, "Hugging Face model directory or .moepack file")->required();
   auto* p = c->add_option("--prompt,-p", o->prompt, "Prompt text");
   auto* pf = c->add_option("--prompt-file,-f", o->prompt_file, "Read the prompt from a file");
@@ -51,8 +55,12 @@ Runner add_run(CLI::App& app) {
     const auto om = open_model(o->model, o->storage);
     const Model& model = om->model;
     const Tokenizer tok = load_tokenizer(o->model);
-    Engine engine(model, {o->threads, 0});
-    const auto pf = attach_prefetch(*om, o->model, engine, o->prefetch);
+    EngineHandle eh = make_engine(model, o->device, o->threads, o->storage.policy, /*verbose=*/true);
+    InferenceEngine& engine = *eh.engine;
+    // On the GPU with a partial budget, prefetches go to the expert slots (the RAM -> GPU hop).
+    std::unique_ptr<VramPrefetchTarget> vram_target;
+    if (eh.vram && !eh.vram->fully_resident()) vram_target = std::make_unique<VramPrefetchTarget>(*eh.vram);
+    const auto pf = attach_prefetch(*om, o->model, engine, o->prefetch, {}, nullptr, vram_target.get());
     GenerateOptions g;
     g.max_new_tokens = o->n;
     g.sampling = {o->temp, o->top_k, o->top_p, o->min_p, o->rep, 64, o->seed};
@@ -81,7 +89,9 @@ Runner add_run(CLI::App& app) {
                              st.prompt_tokens, pre, st.generated_tokens, dec_s).c_str());
     const uint64_t n = uint64_t(st.prompt_tokens + st.generated_tokens);
     if (pf) pf->flush_trace();
-    print_stats(*om, o->storage, n, format_prefetch_stats(pf.get(), *om, n));
+    std::string extra = format_prefetch_stats(pf.get(), *om, n);
+    if (eh.copy) extra += format_gpu_stats(eh, n);
+    print_stats(*om, o->storage, n, extra);
     return 0;
   };
 }

@@ -66,18 +66,18 @@ PrefetchModelInfo model_info(const OpenModel& om, const std::string& path) {
 
 }  // namespace
 
-std::unique_ptr<PrefetchController> attach_prefetch(OpenModel& m, const std::string& model_path, Engine& engine,
+std::unique_ptr<PrefetchController> attach_prefetch(OpenModel& m, const std::string& model_path, InferenceEngine& engine,
                                                     const PrefetchFlags& f, const std::string& mode,
-                                                    std::unique_ptr<Predictor> predictor) {
+                                                    std::unique_ptr<Predictor> predictor, PrefetchTarget* target) {
   PrefetchOptions o;
-  o.predictor = mode.empty() ? resolve_prefetch_mode(m, f) : mode;
+  o.predictor = !mode.empty() ? mode : target && f.mode == "auto" ? "gate" : resolve_prefetch_mode(m, f);
   o.lookahead = f.lookahead;
   o.prefetch_k = f.prefetch_k;
   o.max_inflight_bytes = f.inflight.empty() ? 0 : parse_budget(f.inflight, 0);
   o.trace = f.trace;
   o.min_recall = f.min_recall;
   if (o.predictor == "off" && o.trace.empty() && !predictor) return nullptr;
-  auto c = std::make_unique<PrefetchController>(model_info(m, model_path), m.tier, o, std::move(predictor));
+  auto c = std::make_unique<PrefetchController>(model_info(m, model_path), m.tier, o, std::move(predictor), target);
   engine.add_routing_hook(c->hook());
   return c;
 }

@@ -32,9 +32,12 @@ std::string resolve_prefetch_mode(const OpenModel& m, const PrefetchFlags& f);
 
 // A controller for `m` (null when the mode is off and no trace is written), its hook
 // installed on `engine`. `mode` overrides f.mode when not empty (benchmark variants).
-std::unique_ptr<PrefetchController> attach_prefetch(OpenModel& m, const std::string& model_path, Engine& engine,
+// `target`: where prefetches go instead of the RAM tier (the GPU's expert slots, when they do
+// not hold every expert); "auto" then means gate.
+std::unique_ptr<PrefetchController> attach_prefetch(OpenModel& m, const std::string& model_path, InferenceEngine& engine,
                                                     const PrefetchFlags& f, const std::string& mode = {},
-                                                    std::unique_ptr<Predictor> predictor = nullptr);
+                                                    std::unique_ptr<Predictor> predictor = nullptr,
+                                                    PrefetchTarget* target = nullptr);
 // [n_layers] routed experts per layer, 0 for dense ones.
 std::vector<int> experts_per_layer(const Model& m);
 

@@ -1,4 +1,4 @@
-/* Linked into the GPU test and benchmark executables only (not into the library), so
+/* Linked into every executable of a -DMOE_PORTABLE=ON build (not into the library), so
  * build-gpu/ also loads on a GPU image with glibc 2.35 (Ubuntu 22.04): GCC 12's libstdc++,
  * linked statically there, calls arc4random for std::random_device, which glibc only has from
  * 2.36 on. A definition in the executable resolves that call instead. getrandom(2) (glibc

@@ -4,8 +4,13 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <utility>
+
+#include "kernels/cuda/check.h"
 
 #include "kernels/cuda/qgemv_launch.h"
 
@@ -59,11 +64,29 @@ void qgemv(const float* x, int64_t M, const DeviceWeight& w, float* y, cudaStrea
     MOE_CUDA_CHECK(cudaMemsetAsync(y, 0, size_t(M * w.rows) * sizeof(float), stream));
     return;
   }
-  const auto launch = w.dtype == DType::F8E4M3 ? detail::launch_f8 : detail::launch_q4;
+  const detail::QgemvVariant v = detail::ScopedQgemvVariant::current();
+  const auto launch = w.dtype == DType::F8E4M3 ? detail::launch_f8_smem : detail::launch_q4_smem;  // V0 falls back
   for (int64_t m0 = 0; m0 < M; m0 += kQgemvMaxM) {
     const int mt = int(std::min<int64_t>(kQgemvMaxM, M - m0));
-    launch(x + m0 * w.cols, mt, w, y + m0 * w.rows, stream);
+    const detail::QgemvVariant vm =
+        v == detail::QgemvVariant::Auto ? detail::auto_variant(w.dtype == DType::F8E4M3, mt) : v;
+    launch(vm, x + m0 * w.cols, mt, w, y + m0 * w.rows, stream);
   }
+}
+
+void detail::allow_dynamic_smem(const void* kernel, int bytes) {
+  constexpr int kDefaultLimit = 48 << 10;
+  if (bytes <= kDefaultLimit) return;
+  int device = 0;
+  MOE_CUDA_CHECK(cudaGetDevice(&device));
+  static std::mutex mu;
+  // (kernel, device) -> the limit set. Only ever raised: a launch never finds it lowered by another thread.
+  static std::map<std::pair<const void*, int>, int> limit;
+  const std::lock_guard<std::mutex> lock(mu);
+  int& set = limit[{kernel, device}];
+  if (bytes <= set) return;
+  MOE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  set = bytes;
 }
 
 }  // namespace moe::cuda

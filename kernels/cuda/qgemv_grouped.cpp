@@ -79,7 +79,7 @@ QgemvGrouped::QgemvGrouped(const std::vector<GroupedExpert>& experts, int64_t T,
     yr.insert(yr.end(), g.y_rows.begin(), g.y_rows.end());
     weight_bytes_ += bytes_of(g.w);
   }
-  constexpr int64_t rows_per_block = detail::kWarps * detail::kGroupedRowsPerWarp;
+  constexpr int64_t rows_per_block = detail::kWarps * detail::kGroupedRowsPerWarp;  // 16: no variant has fewer
   if ((N_ + rows_per_block - 1) / rows_per_block > 65535) bad("N = " + std::to_string(N_) + " over the grid's limit");
   pairs_ = int64_t(xr.size());
   n_items_ = int64_t(items.size());
@@ -99,8 +99,10 @@ void QgemvGrouped::run(const float* x, float* y, cudaStream_t stream) const {
   if (!aligned16(x) || !aligned16(y)) bad("x and y must be 16-byte aligned");
   const detail::GroupedLaunch a{experts_.get(), items_.get(), x_rows_.get(), y_rows_.get(), x, y, n_items_,
                                 int(N_),        int(K_),      int(group_)};
-  if (dtype_ == DType::F8E4M3) detail::launch_grouped_f8(a, stream);
-  else detail::launch_grouped_q4(a, dtype_ == DType::Q4Z, stream);
+  detail::QgemvVariant v = detail::ScopedQgemvVariant::current();  // V0 falls back to v0's launchers
+  if (v == detail::QgemvVariant::Auto) v = detail::auto_variant(dtype_ == DType::F8E4M3, 0, /*grouped=*/true);
+  if (dtype_ == DType::F8E4M3) detail::launch_grouped_f8_smem(v, a, stream);
+  else detail::launch_grouped_q4_smem(v, a, dtype_ == DType::Q4Z, stream);
 }
 
 }  // namespace moe::cuda

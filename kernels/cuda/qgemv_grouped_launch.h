@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/qgemv_variant.h"
 #include "quant/dtype.h"
 
 namespace moe::cuda::detail {
@@ -21,7 +22,7 @@ struct GroupedItem {
   int32_t expert, first, count;
 };
 
-// Rows of N per warp and per block of the grouped kernel: 4 (the rows a warp takes at M > 2;
+// Rows of N per warp and per block of the v0 grouped kernel: 4 (the rows a warp takes at M > 2;
 // at M <= 2 the warp runs the 2-row body twice), so every pass of a grid column covers the
 // same rows whatever its token count.
 inline constexpr int kGroupedRowsPerWarp = 4;
@@ -39,5 +40,9 @@ struct GroupedLaunch {
 
 void launch_grouped_q4(const GroupedLaunch& a, bool zero_points, cudaStream_t stream);
 void launch_grouped_f8(const GroupedLaunch& a, cudaStream_t stream);
+// The smem family (qgemv_variant.h; v == V0 falls back to the two above):
+// qgemv_grouped_q4_smem.cu, qgemv_grouped_f8_smem.cu.
+void launch_grouped_q4_smem(QgemvVariant v, const GroupedLaunch& a, bool zero_points, cudaStream_t stream);
+void launch_grouped_f8_smem(QgemvVariant v, const GroupedLaunch& a, cudaStream_t stream);
 
 }  // namespace moe::cuda::detail

@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/device_weight.h"
 #include "kernels/cuda/qgemv.h"
+#include "kernels/cuda/qgemv_variant.h"
 
 namespace moe::cuda::detail {
 
@@ -17,7 +18,16 @@ void launch_q4(const float* x, int M, const DeviceWeight& w, float* y, cudaStrea
 // F8E4M3, per-row or 128x128 block scales (qgemv_f8.cu).
 void launch_f8(const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream);
 
-// Warps per block and threads per block of every GEMV kernel.
+// The smem family (qgemv_variant.h; v == V0 falls back to the two above): qgemv_q4_smem.cu,
+// qgemv_f8_smem.cu (FP8 with K % 16 != 0 takes v0's per-element kernel).
+void launch_q4_smem(QgemvVariant v, const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream);
+void launch_f8_smem(QgemvVariant v, const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream);
+
+// Raises a kernel's dynamic shared memory limit to `bytes` when over the default 48 KB, once per
+// (kernel, device, size); qgemv.cpp.
+void allow_dynamic_smem(const void* kernel, int bytes);
+
+// Warps per block and threads per block of the v0 GEMV kernels.
 inline constexpr int kWarps = 4;
 inline constexpr int kThreads = 32 * kWarps;
 

@@ -4,6 +4,7 @@
 // use a fake that fills each expert with a known pattern.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "storage/tier/eviction_policy.h"
 
@@ -19,6 +20,14 @@ class HostExpertSource {
   // pinned staging buffer), valid until release(k). May block on a disk read.
   virtual const uint8_t* acquire(ExpertKey k) = 0;
   virtual void release(ExpertKey k) = 0;
+  // Writes the record into dst [bytes(k)] (a pinned staging buffer). The default goes through
+  // acquire/release; a source that assembles records (RecordSource) writes straight into dst,
+  // saving a host copy of every expert moved.
+  virtual void copy_to(ExpertKey k, uint8_t* dst) {
+    const uint8_t* src = acquire(k);
+    std::memcpy(dst, src, size_t(bytes(k)));
+    release(k);
+  }
 };
 
 }  // namespace moe

@@ -115,9 +115,7 @@ void VramTier::load_all() {
 CopyTicket VramTier::submit(ExpertKey k, int s, bool prefetch) {
   Entry& en = entry(k);
   const uint64_t n = host_.bytes(k);
-  const uint8_t* src = host_.acquire(k);
-  std::memcpy(staging_.data(s), src, n);
-  host_.release(k);
+  host_.copy_to(k, staging_.data(s));
   const CopyTicket t = copy_.copy_to_device(slot_addr(en.slot), staging_.data(s), n);
   en.state = State::Copying;
   en.ticket = t;

@@ -24,15 +24,18 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/decode.h"
+#include "kernels/cuda/decode_fast.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/device_weight.h"
 #include "kernels/cuda/qgemv.h"
+#include "kernels/cuda/qgemv_variant.h"
 #include "gpu/gpu_test.h"
 #include "quant/quantize.h"
 
 using namespace moe;
 using moe::cuda::DeviceBuffer;
 using moe::cuda::DeviceMatrix;
+using moe::cuda::detail::QgemvVariant;
 using moe::test::fresh_seed;
 
 namespace {
@@ -67,8 +70,10 @@ std::vector<double> reference(const std::vector<float>& x, int64_t M, const Weig
   return y;
 }
 
-// Runs qgemv on the device with NaN-poisoned outputs; returns y [M, N].
-std::vector<float> run_gpu(const std::vector<float>& x, int64_t M, const WeightView& host_w) {
+// Runs qgemv (kernel variant v) on the device with NaN-poisoned outputs; returns y [M, N].
+std::vector<float> run_gpu(const std::vector<float>& x, int64_t M, const WeightView& host_w,
+                           QgemvVariant v = cuda::detail::kDefaultQgemvVariant) {
+  const cuda::detail::ScopedQgemvVariant use(v);
   const DeviceMatrix dw(host_w);
   const int64_t N = host_w.rows;
   DeviceBuffer<float> dx(x.size()), dy(size_t(M * N));
@@ -110,7 +115,10 @@ struct Case {
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }  // gtest prints parameters by name
 
 // K not a power of two everywhere; FP8 also with K % 16 != 0 (per-element path) and N, K that
-// leave partial 128x128 scale blocks.
+// leave partial 128x128 scale blocks. The smem variants' K chunks (qgemv_smem.cuh: 8192 floats for
+// all M tokens, whole warp steps of 1024 Q4 / 512 FP8 columns): K = 1344 and 1008 end in a partial
+// step; 2048 is 2 chunks at M = 8; the K > 8192 cases are 2 chunks at M = 1 (double buffer, the
+// last one partial) and 5 at M = 3; N = 40 and 130 leave blocks with rows past N.
 const Case kCases[] = {
     {"q4_g32_96x256", DType::Q4, 32, 96, 256},        {"q4_g128_200x384", DType::Q4, 128, 200, 384},
     {"q4_g128_768x2048", DType::Q4, 128, 768, 2048},  {"q4_g64_130x1344", DType::Q4, 64, 130, 1344},
@@ -120,13 +128,15 @@ const Case kCases[] = {
     {"f8row_768x2048", DType::F8E4M3, 0, 768, 2048},  {"f8row_130x200", DType::F8E4M3, 0, 130, 200},
     {"f8blk_200x384", DType::F8E4M3, 128, 200, 384},  {"f8blk_768x2048", DType::F8E4M3, 128, 768, 2048},
     {"f8blk_300x1008", DType::F8E4M3, 128, 300, 1008}, {"f8blk_130x200", DType::F8E4M3, 128, 130, 200},
+    {"q4_g128_40x8448", DType::Q4, 128, 40, 8448},    {"q4z_g32_40x8448", DType::Q4Z, 32, 40, 8448},
+    {"f8blk_40x8464", DType::F8E4M3, 128, 40, 8464},  {"f8row_40x8464", DType::F8E4M3, 0, 40, 8464},
 };
 
-class QgemvCuda : public ::testing::TestWithParam<std::tuple<Case, int>> {};
+class QgemvCuda : public ::testing::TestWithParam<std::tuple<Case, int, QgemvVariant>> {};
 
 TEST_P(QgemvCuda, MatchesCpuReference) {
   SKIP_WITHOUT_GPU();
-  const auto& [c, M] = GetParam();
+  const auto& [c, M, v] = GetParam();
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE("MOE_TEST_SEED=" + std::to_string(seed));
   std::mt19937_64 rng(seed);
@@ -138,12 +148,23 @@ TEST_P(QgemvCuda, MatchesCpuReference) {
   std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
   std::vector<float> x(size_t(M * c.K));
   for (float& v : x) v = ud(rng);
-  expect_close(run_gpu(x, M, q.view()), reference(x, M, q.view()), kTolerance);
+  expect_close(run_gpu(x, M, q.view(), v), reference(x, M, q.view()), kTolerance);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, QgemvCuda, ::testing::Combine(::testing::ValuesIn(kCases), ::testing::Values(1, 3, 8, 17)),
+// Every kernel variant (kernels/cuda/qgemv_variant.h) at every case and M.
+std::string variant_suffix(QgemvVariant v) {
+  std::string n = cuda::detail::variant_name(v);
+  for (char& ch : n)
+    if (ch == '-') ch = '_';
+  return n;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, QgemvCuda,
+                         ::testing::Combine(::testing::ValuesIn(kCases), ::testing::Values(1, 3, 8, 17),
+                                            ::testing::ValuesIn(cuda::detail::kQgemvVariants)),
                          [](const auto& info) {
-                           return std::string(std::get<0>(info.param).name) + "_M" + std::to_string(std::get<1>(info.param));
+                           return std::string(std::get<0>(info.param).name) + "_M" + std::to_string(std::get<1>(info.param)) +
+                                  "_" + variant_suffix(std::get<2>(info.param));
                          });
 
 // Hand-worked: one Q4 row of 32 columns with codes c % 16, scale 0.5, x = 1:
@@ -158,8 +179,8 @@ TEST(QgemvCudaHand, Q4OneBlock) {
   const uint16_t half = 0x3800;  // fp16 0.5
   q.scales.resize(2);
   std::memcpy(q.scales.data(), &half, 2);
-  const std::vector<float> y = run_gpu(std::vector<float>(32, 1.0f), 1, q.view());
-  EXPECT_EQ(y[0], -8.0f);
+  for (const QgemvVariant v : cuda::detail::kQgemvVariants)
+    EXPECT_EQ(run_gpu(std::vector<float>(32, 1.0f), 1, q.view(), v)[0], -8.0f) << cuda::detail::variant_name(v);
 }
 
 // Hand-worked: FP8 code 0x38 is 1.0 (exponent 7 = bias, mantissa 0); 16 columns, row scale 2,
@@ -175,7 +196,8 @@ TEST(QgemvCudaHand, F8OneRow) {
   std::memcpy(q.scales.data(), &two, 4);
   std::vector<float> x(16);
   for (int i = 0; i < 16; ++i) x[size_t(i)] = float(i);
-  EXPECT_EQ(run_gpu(x, 1, q.view())[0], 240.0f);
+  for (const QgemvVariant v : cuda::detail::kQgemvVariants)
+    EXPECT_EQ(run_gpu(x, 1, q.view(), v)[0], 240.0f) << cuda::detail::variant_name(v);
 }
 
 // The kernels' word decoders agree with quant/dtype.h (host only, no GPU needed).
@@ -203,6 +225,39 @@ TEST(CudaDecode, Q4EveryNibbleMatchesDtypeH) {
         for (int h = 0; h < 2; ++h) {
           const int col = cuda::q4_column(j, p, h);
           EXPECT_EQ(cuda::q4_nibble(word, 8 * p + 4 * h, cuda::q4_magic(zero)), float(q4_code(block, col) - zero))
+              << "column " << col;
+        }
+    }
+  }
+}
+
+// The fast variants' decoders (decode_fast.h) times their activation scale are the weight times
+// their fixed unit, exactly (host only, no GPU needed).
+TEST(CudaDecode, F8FastEveryCodeMatchesDtypeH) {
+  for (uint32_t b = 0; b < 256; ++b) {
+    if ((b & 0x7f) == 0x7f) continue;  // NaN codes: documented to differ (decode.h)
+    for (int p = 0; p < 4; ++p) {
+      const uint32_t word = (b << (8 * p)) | (0x5a5a5a5au & ~(0xffu << (8 * p)));
+      EXPECT_EQ(double(cuda::f8_fast_byte(word, p)) * double(cuda::kF8FastXScale),
+                double(f8e4m3_to_f32(uint8_t(b))) * double(cuda::kF8FastUnit))
+          << "code 0x" << std::hex << b << " byte " << p;
+    }
+  }
+}
+
+TEST(CudaDecode, Q4FastEveryNibbleMatchesDtypeH) {
+  std::mt19937_64 rng(fresh_seed());
+  for (int trial = 0; trial < 64; ++trial) {
+    uint8_t block[16];
+    for (uint8_t& v : block) v = uint8_t(rng());
+    for (int j = 0; j < 4; ++j) {
+      uint32_t word;
+      std::memcpy(&word, block + 4 * j, 4);
+      for (int p = 0; p < 4; ++p)
+        for (int h = 0; h < 2; ++h) {
+          const int col = cuda::q4_column(j, p, h);
+          const float d = cuda::q4_fast_nibble(cuda::q4_fast_half(word, p), p, h);
+          EXPECT_EQ(double(d) * double(cuda::q4_fast_x_scale(col)), double(q4_code(block, col)) * double(cuda::kQ4FastUnit))
               << "column " << col;
         }
     }

@@ -28,6 +28,7 @@
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/device_weight.h"
 #include "kernels/cuda/qgemv_grouped.h"
+#include "kernels/cuda/qgemv_variant.h"
 #include "quant/quantize.h"
 
 using namespace moe;
@@ -35,6 +36,7 @@ using moe::cuda::DeviceBuffer;
 using moe::cuda::DeviceMatrix;
 using moe::cuda::GroupedExpert;
 using moe::cuda::QgemvGrouped;
+using moe::cuda::detail::QgemvVariant;
 using moe::test::fresh_seed;
 
 namespace {
@@ -54,11 +56,12 @@ void PrintTo(const Format& f, std::ostream* os) { *os << f.name; }
 void PrintTo(const Routing& r, std::ostream* os) { *os << "T" << r.T << "_E" << r.E << "_k" << r.k; }
 
 // FP8 blocks with partial 128x128 scale blocks (300 x 1008); N not a multiple of the 16 rows
-// of a block anywhere but 96 x 256.
+// of a block anywhere but 96 x 256. K = 4352: two K chunks (the second partial) in the smem
+// variants' 2-token passes (qgemv_smem.cuh: 8192 floats for both tokens).
 const Format kFormats[] = {
     {"q4_g128_200x384", DType::Q4, 128, 200, 384}, {"q4_g32_96x256", DType::Q4, 32, 96, 256},
     {"q4z_g64_130x256", DType::Q4Z, 64, 130, 256}, {"f8row_200x384", DType::F8E4M3, 0, 200, 384},
-    {"f8blk_300x1008", DType::F8E4M3, 128, 300, 1008},
+    {"f8blk_300x1008", DType::F8E4M3, 128, 300, 1008}, {"q4_g64_72x4352", DType::Q4, 64, 72, 4352},
 };
 const Routing kRoutings[] = {{1, 8, 2}, {3, 8, 6}, {17, 16, 8}, {64, 12, 4}, {64, 16, 8}};
 
@@ -93,11 +96,12 @@ std::vector<int32_t> random_routing(std::mt19937_64& rng, const Routing& r) {
   return ids;
 }
 
-class QgemvGroupedCuda : public ::testing::TestWithParam<std::tuple<Format, Routing>> {};
+class QgemvGroupedCuda : public ::testing::TestWithParam<std::tuple<Format, Routing, QgemvVariant>> {};
 
 TEST_P(QgemvGroupedCuda, MatchesCpuReference) {
   SKIP_WITHOUT_GPU();
-  const auto& [f, r] = GetParam();
+  const auto& [f, r, v] = GetParam();
+  const cuda::detail::ScopedQgemvVariant use(v);
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE("MOE_TEST_SEED=" + std::to_string(seed));
   std::mt19937_64 rng(seed);
@@ -160,11 +164,17 @@ TEST_P(QgemvGroupedCuda, MatchesCpuReference) {
       << "two runs of the same plan differ";
 }
 
-INSTANTIATE_TEST_SUITE_P(Layers, QgemvGroupedCuda, ::testing::Combine(::testing::ValuesIn(kFormats), ::testing::ValuesIn(kRoutings)),
+// Every kernel variant (kernels/cuda/qgemv_variant.h) at every format and routing.
+INSTANTIATE_TEST_SUITE_P(Layers, QgemvGroupedCuda,
+                         ::testing::Combine(::testing::ValuesIn(kFormats), ::testing::ValuesIn(kRoutings),
+                                            ::testing::ValuesIn(cuda::detail::kQgemvVariants)),
                          [](const auto& info) {
                            const Routing& r = std::get<1>(info.param);
+                           std::string v = cuda::detail::variant_name(std::get<2>(info.param));
+                           for (char& ch : v)
+                             if (ch == '-') ch = '_';
                            return std::string(std::get<0>(info.param).name) + "_T" + std::to_string(r.T) + "_E" +
-                                  std::to_string(r.E) + "_k" + std::to_string(r.k);
+                                  std::to_string(r.E) + "_k" + std::to_string(r.k) + "_" + v;
                          });
 
 // Output rows that no pair names are left as they were; a plan with no tokens launches nothing.
@@ -181,13 +191,17 @@ TEST(QgemvGroupedCudaHand, UnnamedRowsUntouched) {
   DeviceBuffer<float> dx(size_t(f.K)), dy(size_t(4 * f.N));
   const std::vector<float> ones(size_t(f.K), 1.0f);
   dx.upload(ones.data(), ones.size());
-  MOE_CUDA_CHECK(cudaMemset(dy.get(), 0xff, dy.bytes()));
-  QgemvGrouped(work, 1, 4).run(dx.get(), dy.get(), nullptr);
-  QgemvGrouped(std::vector<GroupedExpert>(1, GroupedExpert{dw.weight(), {}, {}}), 1, 4).run(dx.get(), dy.get(), nullptr);
-  MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
-  std::vector<float> y(dy.size());
-  dy.download(y.data(), y.size());
-  for (int64_t i = 0; i < 4 * f.N; ++i) EXPECT_EQ(std::isnan(y[size_t(i)]), i / f.N != 2) << "element " << i;
+  for (const QgemvVariant v : cuda::detail::kQgemvVariants) {
+    const cuda::detail::ScopedQgemvVariant use(v);
+    MOE_CUDA_CHECK(cudaMemset(dy.get(), 0xff, dy.bytes()));
+    QgemvGrouped(work, 1, 4).run(dx.get(), dy.get(), nullptr);
+    QgemvGrouped(std::vector<GroupedExpert>(1, GroupedExpert{dw.weight(), {}, {}}), 1, 4).run(dx.get(), dy.get(), nullptr);
+    MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+    std::vector<float> y(dy.size());
+    dy.download(y.data(), y.size());
+    for (int64_t i = 0; i < 4 * f.N; ++i)
+      EXPECT_EQ(std::isnan(y[size_t(i)]), i / f.N != 2) << cuda::detail::variant_name(v) << " element " << i;
+  }
 }
 
 // Bad work lists are refused before anything touches the device (no GPU needed).

@@ -4,13 +4,22 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 
 namespace moe::test {
 
-std::filesystem::path fixtures_root() { return std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures"; }
+// The source tree: $MOE_SOURCE_DIR, else the one this test was built from, else the working
+// directory (a test binary carried to another machine runs from its checkout's root).
+static std::filesystem::path source_root() {
+  if (const char* env = std::getenv("MOE_SOURCE_DIR")) return env;
+  if (std::filesystem::exists(std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures")) return MOE_SOURCE_DIR;
+  return std::filesystem::current_path();
+}
 
-static std::filesystem::path models_root() { return std::filesystem::path(MOE_SOURCE_DIR) / "models"; }
+std::filesystem::path fixtures_root() { return source_root() / "tests" / "fixtures"; }
+
+static std::filesystem::path models_root() { return source_root() / "models"; }
 
 std::filesystem::path fixture_dir(const std::string& name) {
   const auto f = fixtures_root() / name;

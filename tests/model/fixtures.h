@@ -2,6 +2,7 @@
 // tools/make_fixtures.py from HF transformers.
 #pragma once
 #include <cctype>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -29,6 +30,16 @@ struct FixtureTestName {
 };
 // Max |a - b| over max |b|: the error relative to the reference logit scale.
 double rel_max_err(const std::vector<float>& a, const std::vector<float>& b);
+// n token ids in [0, vocab) from a fixed LCG: the same seed, the same prompt, on any machine.
+inline std::vector<int32_t> test_tokens(int64_t n, int64_t vocab, uint32_t seed) {
+  std::vector<int32_t> t;
+  uint32_t s = seed;
+  for (int64_t i = 0; i < n; ++i) {
+    s = s * 1664525u + 1013904223u;
+    t.push_back(int32_t((s >> 8) % uint32_t(vocab)));
+  }
+  return t;
+}
 // Copies a fixture directory to a fresh temp dir (for tests that corrupt it).
 std::filesystem::path copy_fixture(const std::string& name, const std::string& tag);
 

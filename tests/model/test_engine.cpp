@@ -9,18 +9,6 @@ using namespace moe::test;
 
 class EngineTest : public ::testing::TestWithParam<std::string> {};
 
-namespace {
-std::vector<int32_t> tokens_for(int64_t n, int64_t vocab, uint32_t seed) {
-  std::vector<int32_t> t;
-  uint32_t s = seed;
-  for (int64_t i = 0; i < n; ++i) {
-    s = s * 1664525u + 1013904223u;
-    t.push_back(int32_t((s >> 8) % uint32_t(vocab)));
-  }
-  return t;
-}
-}  // namespace
-
 // 4 sequences of different lengths, prefilled and then decoded together, give the same
 // logits as each run alone.
 TEST_P(EngineTest, BatchedDecodeEqualsOneAtATime) {
@@ -30,8 +18,8 @@ TEST_P(EngineTest, BatchedDecodeEqualsOneAtATime) {
   const int steps = 4;
   std::vector<std::vector<int32_t>> prompts, follow;
   for (size_t i = 0; i < lens.size(); ++i) {
-    prompts.push_back(tokens_for(lens[i], V, uint32_t(i + 1)));
-    follow.push_back(tokens_for(steps, V, uint32_t(100 + i)));
+    prompts.push_back(test_tokens(lens[i], V, uint32_t(i + 1)));
+    follow.push_back(test_tokens(steps, V, uint32_t(100 + i)));
   }
   // Alone: prefill, then one token per step.
   std::vector<std::vector<float>> alone;  // per sequence: steps+1 rows
@@ -77,7 +65,7 @@ TEST_P(EngineTest, BatchedDecodeEqualsOneAtATime) {
 // A forked prefix continues exactly like recomputing the whole sequence.
 TEST_P(EngineTest, ForkedPrefixMatchesRecompute) {
   const Model model = load_hf_model(fixture_dir(GetParam()));
-  const auto a = tokens_for(12, model.cfg.vocab_size, 5);
+  const auto a = test_tokens(12, model.cfg.vocab_size, 5);
   Engine e(model, {2, 0});
   const SeqId s = e.create_sequence();
   BatchItem full{s, a, true};
@@ -116,7 +104,7 @@ TEST_P(EngineTest, RoutingHookSeesEveryMoeLayer) {
     }
   });
   const SeqId s = e.create_sequence();
-  const auto t = tokens_for(5, model.cfg.vocab_size, 9);
+  const auto t = test_tokens(5, model.cfg.vocab_size, 9);
   BatchItem it{s, t, false};
   e.forward({&it, 1});
   EXPECT_EQ(int(layers.size()), model.cfg.n_moe_layers());
@@ -130,7 +118,7 @@ TEST_P(EngineTest, RejectsBadRequestsWithoutChangingState) {
   BatchItem it{s, bad, false};
   EXPECT_THROW(e.forward({&it, 1}), std::invalid_argument);
   EXPECT_EQ(e.length(s), 0);
-  const auto long_ = tokens_for(17, model.cfg.vocab_size, 3);
+  const auto long_ = test_tokens(17, model.cfg.vocab_size, 3);
   BatchItem it2{s, long_, false};
   EXPECT_THROW(e.forward({&it2, 1}), std::invalid_argument);
   BatchItem it3{s + 100, long_, false};

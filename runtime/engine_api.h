@@ -1,0 +1,50 @@
+// What every engine offers its callers (generation, the CLI, later the server): sequences with
+// their own KV cache, batched forward passes of (sequence, new tokens) items, routing hooks.
+// Implementations: Engine (CPU, runtime/engine.h) and gpu::GpuEngine (runtime/gpu/gpu_engine.h).
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/routing.h"
+
+namespace moe {
+
+struct Model;
+
+using SeqId = int32_t;
+
+struct BatchItem {
+  SeqId seq = 0;
+  std::span<const int32_t> tokens;  // appended to the sequence
+  bool all_logits = false;          // logits for every new token, or just the last
+};
+
+class InferenceEngine {
+ public:
+  virtual ~InferenceEngine() = default;
+
+  virtual SeqId create_sequence() = 0;
+  // A new sequence starting with the first n tokens of `src` (their KV is copied, not recomputed).
+  virtual SeqId fork_sequence(SeqId src, int64_t n) = 0;
+  // Drops tokens after the first n (to rewind or reuse a shared prefix).
+  virtual void truncate(SeqId seq, int64_t n) = 0;
+  virtual void free_sequence(SeqId seq) = 0;
+  virtual int64_t length(SeqId seq) const = 0;
+  virtual size_t n_sequences() const = 0;
+
+  // Runs all items in one batched pass. Returns logits [rows, vocab], rows in item order:
+  // n_tokens rows for an item with all_logits, else 1 row. Throws on bad ids or over-long
+  // sequences, before any state changes.
+  virtual std::vector<float> forward(std::span<const BatchItem> batch) = 0;
+
+  virtual void add_routing_hook(RoutingHook hook) = 0;
+  virtual void set_routing_override(RoutingOverride f) = 0;
+  virtual const Model& model() const = 0;
+  virtual int64_t kv_bytes() const = 0;
+  virtual std::string backend() const = 0;  // "cpu" or "cuda"
+  virtual int threads() const { return 0; }  // CPU threads doing the compute (0: not the CPU)
+};
+
+}  // namespace moe

@@ -1,0 +1,170 @@
+#include "runtime/gpu/gpu_engine.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/moe_ops.h"
+#include "kernels/cuda/ops.h"
+#include "runtime/gpu/gpu_scratch.h"
+
+namespace moe::gpu {
+namespace {
+
+void check_supported(const ModelConfig& c) {
+  if (c.sliding_window > 0)
+    throw std::invalid_argument(fmt::format(
+        "the GPU engine has no sliding-window attention yet (model window {}); run on the CPU", c.sliding_window));
+  if (c.head_dim != 16 && c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128)
+    throw std::invalid_argument(fmt::format(
+        "the GPU attention kernels take head_dim 16, 32, 64 or 128, not {}; run on the CPU", c.head_dim));
+  if (c.n_heads % c.n_kv_heads != 0 || c.n_heads / c.n_kv_heads > cuda::kAttentionMaxGroup)
+    throw std::invalid_argument(fmt::format("the GPU attention kernels take at most {} query heads per kv head",
+                                            cuda::kAttentionMaxGroup));
+  if (c.router.n_experts > cuda::kRouterMaxExperts)
+    throw std::invalid_argument(fmt::format("{} experts per layer: the GPU engine takes at most {}", c.router.n_experts,
+                                            cuda::kRouterMaxExperts));
+}
+
+std::vector<int> experts_per_layer(const Model& m) {
+  std::vector<int> n;
+  for (const LayerWeights& L : m.layers) n.push_back(L.kind == FfnKind::Moe ? m.cfg.router.n_experts : 0);
+  return n;
+}
+
+}  // namespace
+
+GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model), opts_(std::move(opts)) {
+  const ModelConfig& c = model_.cfg;
+  check_supported(c);
+  if (opts_.max_seq_len <= 0) opts_.max_seq_len = c.max_position;
+  dev_ = std::make_unique<CudaDevice>(opts_.device);
+  MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  gemm_ = std::make_unique<cuda::DenseGemm>(stream_);
+  weights_ = upload_weights(model_, opts_.wide16);
+  const std::vector<float> inv = rope_inv_freq(c.rope, c.head_dim);
+  inv_freq_ = cuda::DeviceBuffer<float>(inv.size());
+  inv_freq_.upload(inv.data(), inv.size());
+  s_ = std::make_unique<Scratch>();
+
+  const std::vector<int> per_layer = experts_per_layer(model_);
+  if (std::any_of(per_layer.begin(), per_layer.end(), [](int n) { return n > 0; })) {
+    if (!model_.experts) throw std::invalid_argument("the model has MoE layers but no expert source");
+    records_ = std::make_unique<RecordSource>(*model_.experts, per_layer, opts_.wide16);
+    uint64_t all = 0;
+    for (int n : per_layer) all += uint64_t(n) * ((records_->layout().bytes + 255) / 256 * 256);
+    VramOptions vo;
+    vo.budget_bytes = opts_.vram_budget_bytes > 0 ? std::min(opts_.vram_budget_bytes, all) : all;
+    vo.top_k = c.router.top_k;
+    vo.policy = make_policy(opts_.policy);
+    vo.prefetch_share = opts_.prefetch_share;
+    tier_ = std::make_unique<VramTier>(*records_, *dev_, *dev_, std::move(vo));
+  }
+}
+
+GpuEngine::~GpuEngine() {
+  if (stream_) {
+    cudaStreamSynchronize(stream_);  // no throw from a destructor
+    release_pending();
+  }
+  tier_.reset();  // before the device it copies on
+  seqs_.clear();
+  s_.reset();
+  gemm_.reset();
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+SeqId GpuEngine::create_sequence() {
+  const ModelConfig& c = model_.cfg;
+  return seqs_.add(std::make_unique<GpuKv>(c.n_layers, int64_t(c.n_kv_heads) * c.head_dim));
+}
+
+SeqId GpuEngine::fork_sequence(SeqId src, int64_t n) {
+  return seqs_.add(std::make_unique<GpuKv>(seqs_.prefix_of(src, n).prefix(n, stream_)));
+}
+
+void GpuEngine::truncate(SeqId seq, int64_t n) { seqs_.truncate(seq, n); }
+
+void GpuEngine::free_sequence(SeqId seq) {
+  seqs_.at(seq);
+  MOE_CUDA_CHECK(cudaStreamSynchronize(stream_));  // its cache may still be read by queued work
+  seqs_.erase(seq);
+}
+
+int64_t GpuEngine::length(SeqId seq) const { return seqs_.at(seq).length(); }
+int64_t GpuEngine::kv_bytes() const { return seqs_.bytes(); }
+
+void GpuEngine::release_pending() {
+  for (auto [l, e] : pending_release_) tier_->release(l, e);
+  pending_release_.clear();
+}
+
+void GpuEngine::sync() {
+  const Clock::time_point t0 = Clock::now();
+  MOE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  times_.sync_s += seconds_since(t0);
+  release_pending();
+}
+
+std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
+  const Clock::time_point t0 = Clock::now();
+  const ModelConfig& c = model_.cfg;
+  const int64_t H = c.hidden, V = c.vocab_size;
+  const BatchPlan plan = plan_batch(batch, [&](SeqId s) { return seqs_.at(s).length(); }, opts_.max_seq_len, V);
+  const int64_t T = plan.tokens();
+  for (auto& [id, n] : plan.added) seqs_.at(id).reserve(seqs_.at(id).length() + n, stream_);
+
+  Scratch& s = *s_;
+  s.fit(model_, T, int64_t(plan.logit_rows.size()));
+  upload(s.pos, plan.pos, stream_);
+  cuda::embed(weights_.embed->weight(), plan.ids.data(), T, s.ids.get(), s.x.get(), stream_);
+
+  // Pure decode (one token per item, each its own sequence): one attention launch pair per
+  // layer over all sequences; the per-layer K/V tables are uploaded once for the step.
+  bool decode = true;
+  for (const auto& it : plan.items) decode = decode && it.n == 1 && plan.added.at(it.seq) == 1;
+  if (decode) {
+    const int n = int(plan.items.size()), L = c.n_layers;
+    std::vector<const float*> kp(size_t(L * n)), vp(size_t(L * n));
+    std::vector<int32_t> len(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      const GpuKv& kv = seqs_.at(plan.items[size_t(i)].seq);
+      len[size_t(i)] = int32_t(plan.items[size_t(i)].start + 1);
+      for (int l = 0; l < L; ++l) {
+        kp[size_t(l * n + i)] = kv.k(l);
+        vp[size_t(l * n + i)] = kv.v(l);
+      }
+    }
+    upload(s.kp, kp, stream_);
+    upload(s.vp, vp, stream_);
+    upload(s.lengths, len, stream_);
+    ensure(s.work, cuda::attention_decode_workspace(attention_shape(c), n, *std::max_element(len.begin(), len.end())));
+  }
+
+  for (int l = 0; l < c.n_layers; ++l) {
+    attention(l, plan, decode);
+    cuda::rmsnorm(s.x.get(), weights_.layers[size_t(l)].ffn_norm.get(), float(c.rms_eps), T, H, s.h.get(), stream_);
+    ffn(l, plan);
+    cuda::add_inplace(s.x.get(), s.f.get(), T * H, stream_);
+  }
+  for (auto& [id, n] : plan.added) seqs_.at(id).set_length(seqs_.at(id).length() + n);
+
+  // Final norm and LM head only for the rows the caller wants.
+  const int64_t R = int64_t(plan.logit_rows.size());
+  std::vector<int32_t> rows(plan.logit_rows.begin(), plan.logit_rows.end());
+  upload(s.rows, rows, stream_);
+  cuda::gather_rows(s.x.get(), s.rows.get(), R, H, s.xr.get(), stream_);
+  cuda::rmsnorm(s.xr.get(), weights_.final_norm.get(), float(c.rms_eps), R, H, s.xr.get(), stream_);
+  apply(weights_.lm_head, s.xr.get(), R, s.logits.get(), *gemm_, stream_);
+  std::vector<float> logits(size_t(R * V));
+  MOE_CUDA_CHECK(cudaMemcpyAsync(logits.data(), s.logits.get(), logits.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                                 stream_));
+  sync();
+  times_.forward_s += seconds_since(t0);
+  ++times_.forwards;
+  return logits;
+}
+
+}  // namespace moe::gpu

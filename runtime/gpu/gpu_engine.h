@@ -1,0 +1,112 @@
+// The GPU engine: the CPU engine's interface (runtime/engine.h: sequences, batched forward of
+// (sequence, new tokens) items, routing hooks) with the whole forward pass on one CUDA device.
+// Dense weights and every sequence's KV cache are resident; routed experts live in the VRAM
+// tier's slots (storage/vram/vram_tier.h) under a byte budget, copied in from host memory (the
+// model's ExpertSource: an mmap'd checkpoint or the RAM tier over a pack) on a copy stream.
+//
+// A step per MoE layer: the router's logits come back to the host (one small copy and a
+// stream sync per layer), the host routes (cpu::route: the CPU engine's exact rule), runs the
+// hooks, acquires the chosen experts (a miss starts its copy; compute waits on that copy's
+// event only), and the experts run on the device. An expert's slot is released only once the
+// device has finished reading it (after the next sync), so eviction never overwrites a slot in
+// use. When the budget covers every expert, all are copied in at start and nothing is evicted.
+//
+// Not yet: CPU compute for a missed expert (the cost model is storage/vram/miss_cost.h), CUDA
+// graphs, the grouped expert GEMV (experts run one after another), sliding-window attention.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/batch_plan.h"
+#include "runtime/engine_api.h"
+#include "runtime/gpu/gpu_kv.h"
+#include "runtime/gpu/step_times.h"
+#include "runtime/gpu/gpu_weights.h"
+#include "runtime/model.h"
+#include "runtime/routing.h"
+#include "runtime/sequence_table.h"
+#include "storage/vram/cuda_device.h"
+#include "storage/vram/record_source.h"
+#include "storage/vram/vram_tier.h"
+
+namespace moe::gpu {
+
+struct GpuEngineOptions {
+  int device = 0;
+  int64_t max_seq_len = 0;         // 0: the model's max_position_embeddings
+  uint64_t vram_budget_bytes = 0;  // expert slots; 0: every expert resident
+  std::string policy = "lru";      // eviction policy of the slots (make_policy)
+  double prefetch_share = 0.5;     // VramOptions::prefetch_share
+  // F16/BF16 weights (dense and experts) widened to F32 on the device, so every product takes
+  // fp32 activations as on the CPU (cuBLAS otherwise rounds them to the weight's 16-bit type):
+  // the exact mode the CPU-parity tests use; twice the bytes of those weights.
+  bool wide16 = false;
+};
+
+class GpuEngine final : public InferenceEngine {
+ public:
+  // Uploads the dense weights and sets up the expert slots (copying every expert in when the
+  // budget covers them). Throws std::invalid_argument for what the GPU path does not support
+  // (sliding-window attention, a head_dim the attention kernels lack) or a budget below one
+  // step's top_k experts; std::runtime_error when the device lacks memory.
+  explicit GpuEngine(const Model& model, GpuEngineOptions opts = {});
+  ~GpuEngine() override;
+  GpuEngine(const GpuEngine&) = delete;
+  GpuEngine& operator=(const GpuEngine&) = delete;
+
+  SeqId create_sequence() override;
+  SeqId fork_sequence(SeqId src, int64_t n) override;
+  void truncate(SeqId seq, int64_t n) override;
+  void free_sequence(SeqId seq) override;
+  int64_t length(SeqId seq) const override;
+  size_t n_sequences() const override { return seqs_.size(); }
+
+  // As Engine::forward: logits [rows, vocab] on the host, rows in item order.
+  std::vector<float> forward(std::span<const BatchItem> batch) override;
+
+  void add_routing_hook(RoutingHook hook) override { hooks_.push_back(std::move(hook)); }
+  void set_routing_override(RoutingOverride f) override { override_ = std::move(f); }
+  const Model& model() const override { return model_; }
+  std::string backend() const override { return "cuda"; }
+  int64_t kv_bytes() const override;
+  int64_t dense_bytes() const { return weights_.bytes; }
+  VramTier& experts() { return *tier_; }
+  CudaDevice& device() { return *dev_; }
+  GpuStepTimes& step_times() { return times_; }  // callers may reset it: = {}
+
+ private:
+  // decode: every item is one token (attention_decode over all sequences in one launch pair).
+  void attention(int layer, const BatchPlan& plan, bool decode);
+  void ffn(int layer, const BatchPlan& plan);
+  void moe(int layer, const BatchPlan& plan);
+  void dense_ffn(const Linear& gate, const Linear& up, const Linear& down, int64_t n, int64_t inter, const float* h,
+                 float* out);
+  void sync();             // waits for the compute stream, then releases experts it was reading
+  void release_pending();  // experts whose kernels have finished
+
+  const Model& model_;
+  GpuEngineOptions opts_;
+  std::unique_ptr<CudaDevice> dev_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<cuda::DenseGemm> gemm_;
+  GpuWeights weights_;
+  std::unique_ptr<RecordSource> records_;
+  std::unique_ptr<VramTier> tier_;
+  cuda::DeviceBuffer<float> inv_freq_;
+  SequenceTable<GpuKv> seqs_;
+  std::vector<RoutingHook> hooks_;
+  RoutingOverride override_;
+  std::vector<std::pair<int, int>> pending_release_;
+  GpuStepTimes times_;  // (layer, expert) acquired, kernels maybe queued
+
+  // Scratch, grown to the largest batch and kept (allocation synchronises the device).
+  struct Scratch;
+  std::unique_ptr<Scratch> s_;
+};
+
+}  // namespace moe::gpu

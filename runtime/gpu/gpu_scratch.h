@@ -1,0 +1,71 @@
+// Internal to the GPU engine: its device scratch, sized for the largest batch seen and kept
+// (a cudaMalloc synchronises the device, so the hot path never allocates once warm), and the
+// small host -> device uploads of per-step index arrays.
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/device_buffer.h"
+#include "runtime/gpu/gpu_engine.h"
+
+namespace moe::gpu {
+
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+inline cuda::AttentionShape attention_shape(const ModelConfig& c) {
+  return {c.n_heads, c.n_kv_heads, c.head_dim, int64_t(c.n_kv_heads) * c.head_dim};
+}
+
+// Grows b to at least n elements (contents not kept). Call only while the stream is idle.
+template <class T>
+void ensure(cuda::DeviceBuffer<T>& b, int64_t n) {
+  if (int64_t(b.size()) < n) b = cuda::DeviceBuffer<T>(size_t(n));
+}
+
+// b[0, v.size()) = v on `stream` (b grown first when needed: only at a step's start, when the
+// stream is idle). v may be freed on return: cudaMemcpyAsync stages pageable memory first.
+template <class T>
+void upload(cuda::DeviceBuffer<T>& b, const std::vector<T>& v, cudaStream_t stream) {
+  ensure(b, int64_t(v.size()));
+  if (!v.empty())
+    MOE_CUDA_CHECK(cudaMemcpyAsync(b.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
+}
+
+struct GpuEngine::Scratch {
+  cuda::DeviceBuffer<float> x, h, f;         // [T, H]: residual, normed, FFN output
+  cuda::DeviceBuffer<float> q, k, v, att, o;  // [T, qd], [T, kvd] x2, [T, qd], [T, H]
+  cuda::DeviceBuffer<float> g, u;             // [T * k, I] (or the dense / shared FFN's [T, I'])
+  cuda::DeviceBuffer<float> xg, y, sh;        // [T * k, H] gathered rows, expert outputs; [T, H] shared
+  cuda::DeviceBuffer<float> router, sgate;    // [T, E], [T]
+  cuda::DeviceBuffer<float> wts;              // [T * k] gate weights
+  cuda::DeviceBuffer<int32_t> idx, yrow;      // [T * k]
+  cuda::DeviceBuffer<int32_t> pos, ids, rows, lengths;
+  cuda::DeviceBuffer<const float*> kp, vp;    // [layers * seqs] decode K/V tables
+  cuda::DeviceBuffer<float> work;             // attention_decode workspace
+  cuda::DeviceBuffer<float> xr, logits;       // [R, H], [R, V]
+
+  // Sizes everything for T tokens and R logit rows.
+  void fit(const Model& m, int64_t T, int64_t R) {
+    const ModelConfig& c = m.cfg;
+    const int64_t H = c.hidden, qd = int64_t(c.n_heads) * c.head_dim, kvd = int64_t(c.n_kv_heads) * c.head_dim;
+    const int64_t K = std::max(1, c.router.top_k);
+    const int64_t inter = std::max({K * c.moe_intermediate, c.dense_intermediate, c.shared_intermediate, int64_t(1)});
+    for (auto* b : {&x, &h, &f, &o, &sh}) ensure(*b, T * H);
+    for (auto* b : {&q, &att}) ensure(*b, T * qd);
+    for (auto* b : {&k, &v}) ensure(*b, T * kvd);
+    for (auto* b : {&g, &u}) ensure(*b, T * inter);
+    for (auto* b : {&xg, &y}) ensure(*b, T * K * H);
+    ensure(router, T * std::max(1, c.router.n_experts));
+    ensure(sgate, T);
+    ensure(wts, T * K);
+    for (auto* b : {&idx, &yrow}) ensure(*b, T * K);
+    for (auto* b : {&pos, &ids, &rows, &lengths}) ensure(*b, T);
+    ensure(xr, R * H);
+    ensure(logits, R * c.vocab_size);
+  }
+};
+
+}  // namespace moe::gpu

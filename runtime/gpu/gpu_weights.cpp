@@ -1,0 +1,105 @@
+#include "runtime/gpu/gpu_weights.h"
+
+#include "kernels/cpu/ops.h"
+#include "kernels/cuda/moe_ops.h"
+#include "kernels/cuda/ops.h"
+#include "kernels/cuda/qgemv.h"
+#include "quant/quantize.h"
+
+namespace moe::gpu {
+namespace {
+
+bool has_gpu_kernel(DType t) { return t != DType::I8; }
+
+// The matrix widened to F32 on the host (rows * cols floats).
+std::vector<float> widen(const WeightView& w) {
+  std::vector<float> out(size_t(w.rows * w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    float* row = out.data() + r * w.cols;
+    if (is_quantized(w.dtype)) dequantize_row(w, r, row);
+    else cpu::to_f32(w, r * w.cols, w.cols, row);
+  }
+  return out;
+}
+
+std::shared_ptr<const cuda::DeviceMatrix> upload_matrix(const WeightView& w, Upload how) {
+  if (w.empty()) return nullptr;
+  const bool is16 = w.dtype == DType::F16 || w.dtype == DType::BF16;
+  const bool to_f32 = how == Upload::F32 || (how == Upload::Wide16 && is16);
+  if (!to_f32 && has_gpu_kernel(w.dtype)) return std::make_shared<cuda::DeviceMatrix>(w);
+  if (w.dtype == DType::F32) return std::make_shared<cuda::DeviceMatrix>(w);
+  const std::vector<float> f = widen(w);
+  WeightView v{DType::F32, f.data(), w.rows, w.cols};
+  return std::make_shared<cuda::DeviceMatrix>(v);
+}
+
+cuda::DeviceBuffer<float> upload_vec(const WeightView& w) {
+  if (w.empty()) return {};
+  return cuda::upload_f32(w);
+}
+
+}  // namespace
+
+Linear upload_linear(const WeightView& w, const WeightView& bias, Upload how) {
+  Linear l;
+  l.m = upload_matrix(w, how);
+  l.bias = upload_vec(bias);
+  return l;
+}
+
+void apply(const cuda::DeviceWeight& w, const float* x, int64_t M, float* y, cuda::DenseGemm& gemm,
+           cudaStream_t stream) {
+  if (M == 0) return;
+  if (w.dtype == DType::Q4 || w.dtype == DType::Q4Z || w.dtype == DType::F8E4M3) cuda::qgemv(x, M, w, y, stream);
+  else cuda::dense_gemm(gemm, x, M, w, y, stream);
+}
+
+void apply(const Linear& l, const float* x, int64_t M, float* y, cuda::DenseGemm& gemm, cudaStream_t stream) {
+  apply(l.m->weight(), x, M, y, gemm, stream);
+  if (l.bias.size()) cuda::add_bias(y, l.bias.get(), M, l.m->weight().rows, stream);
+}
+
+GpuWeights upload_weights(const Model& m, bool wide16, const std::function<void(int, int)>& progress) {
+  GpuWeights g;
+  const Upload how = wide16 ? Upload::Wide16 : Upload::AsStored;
+  // The embedding table is gathered by cuda::embed, which reads F32 / F16 / BF16.
+  const bool is16 = m.embed.dtype == DType::F16 || m.embed.dtype == DType::BF16;
+  g.embed = upload_matrix(m.embed, is16 ? how : Upload::F32);
+  if (m.lm_head.data == m.embed.data && m.lm_head.dtype == m.embed.dtype) g.lm_head.m = g.embed;
+  else g.lm_head = upload_linear(m.lm_head, {}, how);
+  g.final_norm = upload_vec(m.final_norm);
+  g.bytes = g.embed->bytes() + (g.lm_head.m == g.embed ? 0 : g.lm_head.bytes()) + int64_t(g.final_norm.bytes());
+  const int n = int(m.layers.size());
+  for (int i = 0; i < n; ++i) {
+    const LayerWeights& L = m.layers[size_t(i)];
+    GpuLayer d;
+    d.attn_norm = upload_vec(L.attn_norm);
+    d.ffn_norm = upload_vec(L.ffn_norm);
+    d.q_norm = upload_vec(L.attn.q_norm);
+    d.k_norm = upload_vec(L.attn.k_norm);
+    d.q = upload_linear(L.attn.q, L.attn.q_bias, how);
+    d.k = upload_linear(L.attn.k, L.attn.k_bias, how);
+    d.v = upload_linear(L.attn.v, L.attn.v_bias, how);
+    d.o = upload_linear(L.attn.o, L.attn.o_bias, how);
+    if (L.kind == FfnKind::Dense) {
+      d.gate = upload_linear(L.dense.gate, {}, how);
+      d.up = upload_linear(L.dense.up, {}, how);
+      d.down = upload_linear(L.dense.down, {}, how);
+    } else {
+      d.router = upload_linear(L.router, {}, Upload::F32);
+      d.shared_gate_proj = upload_linear(L.shared.gate, {}, how);
+      d.shared_up = upload_linear(L.shared.up, {}, how);
+      d.shared_down = upload_linear(L.shared.down, {}, how);
+      d.shared_gate = upload_linear(L.shared_gate, {}, Upload::F32);
+    }
+    for (const Linear* l : {&d.q, &d.k, &d.v, &d.o, &d.gate, &d.up, &d.down, &d.router, &d.shared_gate_proj,
+                            &d.shared_up, &d.shared_down, &d.shared_gate})
+      g.bytes += l->bytes();
+    for (const auto* b : {&d.attn_norm, &d.ffn_norm, &d.q_norm, &d.k_norm}) g.bytes += int64_t(b->bytes());
+    g.layers.push_back(std::move(d));
+    if (progress) progress(i + 1, n);
+  }
+  return g;
+}
+
+}  // namespace moe::gpu

@@ -1,0 +1,57 @@
+// The dense (non-expert) weights of a model on the GPU, uploaded once: embeddings, norms,
+// attention, routers, dense and shared FFNs, LM head. Routed experts are not here: they live
+// in the VRAM tier's slots (storage/vram/vram_tier.h).
+#pragma once
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "kernels/cuda/dense_gemm.h"
+#include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/device_weight.h"
+#include "runtime/model.h"
+
+namespace moe::gpu {
+
+// A projection y = x W^T (+ b) on the device. Q4/Q4Z/F8 run through the fused-dequantization
+// GEMV; BF16/F16/F32 through cuBLAS. INT8 has no GPU kernel: it is widened to F32 at upload
+// (exact, 4x the bytes; a GPU INT8 GEMV would keep it at 1x).
+struct Linear {
+  std::shared_ptr<const cuda::DeviceMatrix> m;  // null: the model has no such projection
+  cuda::DeviceBuffer<float> bias;               // empty: none
+  bool empty() const { return m == nullptr; }
+  int64_t bytes() const { return m ? m->bytes() + int64_t(bias.bytes()) : 0; }
+};
+
+// How a weight is uploaded: as stored (INT8 widened), F16/BF16 widened to F32 too (cuBLAS then
+// multiplies fp32 activations, as the CPU engine does, instead of rounding them to 16 bits), or
+// always F32 (routers: their scores pick experts, so they never see rounded activations).
+enum class Upload { AsStored, Wide16, F32 };
+Linear upload_linear(const WeightView& w, const WeightView& bias = {}, Upload how = Upload::AsStored);
+
+// y[M, rows] = x[M, cols] . W^T (+ bias) on `stream`. x, y device pointers, 16-byte aligned.
+void apply(const cuda::DeviceWeight& w, const float* x, int64_t M, float* y, cuda::DenseGemm& gemm,
+           cudaStream_t stream);
+void apply(const Linear& l, const float* x, int64_t M, float* y, cuda::DenseGemm& gemm, cudaStream_t stream);
+
+struct GpuLayer {
+  cuda::DeviceBuffer<float> attn_norm, ffn_norm, q_norm, k_norm;  // q_norm/k_norm empty when none
+  Linear q, k, v, o;
+  Linear gate, up, down;                    // dense FFN layers
+  Linear router;                            // MoE layers, F32
+  Linear shared_gate_proj, shared_up, shared_down, shared_gate;  // shared expert (empty when none)
+};
+
+struct GpuWeights {
+  std::shared_ptr<const cuda::DeviceMatrix> embed;  // F32 / F16 / BF16 table [vocab, H]
+  Linear lm_head;                                   // shares embed's matrix when they are tied
+  cuda::DeviceBuffer<float> final_norm;
+  std::vector<GpuLayer> layers;
+  int64_t bytes = 0;  // device bytes of all of the above
+};
+
+// Uploads every dense weight of `m` (synchronous). wide16: F16/BF16 matrices as F32 (see
+// Upload). Calls progress(done, total) per layer.
+GpuWeights upload_weights(const Model& m, bool wide16, const std::function<void(int, int)>& progress = {});
+
+}  // namespace moe::gpu

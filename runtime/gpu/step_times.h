@@ -1,0 +1,16 @@
+// Where the GPU engine's host thread spends a step (no CUDA here: tools report it without
+// including the engine).
+#pragma once
+#include <cstdint>
+
+namespace moe::gpu {
+
+// Host seconds, summed since construction or the last reset.
+struct GpuStepTimes {
+  double sync_s = 0;     // waiting for the device at each MoE layer's router read-back
+  double acquire_s = 0;  // acquiring experts: a miss stages its bytes (host copies) before its copy
+  double forward_s = 0;  // whole forward() calls
+  uint64_t forwards = 0;
+};
+
+}  // namespace moe::gpu

@@ -1,0 +1,165 @@
+#include "tools/device_flags.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <stdexcept>
+
+#include "runtime/engine.h"
+#include "runtime/pack_model.h"
+#include "storage/vram/placement.h"
+#include "storage/tier/budget.h"
+#include "runtime/model.h"
+#ifdef MOE_WITH_CUDA
+#include "storage/vram/expert_record.h"
+#endif
+#ifdef MOE_WITH_CUDA
+#include "kernels/cuda/device.h"
+#include "runtime/gpu/gpu_engine.h"
+#endif
+
+namespace moe::cli {
+
+void add_device_flags(CLI::App* c, DeviceFlags& f) {
+  c->add_option("--device", f.device, "cpu, or cuda (the whole forward pass on the GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  c->add_option("--vram-budget", f.vram_budget,
+                "GPU bytes for expert slots: SIZE (e.g. 6GiB) or N% of all expert bytes (default: planned from free VRAM)");
+  c->add_option("--gpu", f.gpu, "CUDA device index")->capture_default_str();
+  c->add_flag("--exact", f.exact, "GPU: widen BF16/F16 weights to F32 so products see fp32 activations (as the CPU)");
+}
+
+#ifdef MOE_WITH_CUDA
+namespace {
+
+// Bytes the GPU engine will hold for `m` besides experts (INT8 is widened to F32 there).
+ModelBytes gpu_model_bytes(const Model& m, uint64_t record_bytes) {
+  const ModelConfig& c = m.cfg;
+  ModelBytes b;
+  for (const DenseTensor& t : dense_tensors(m))
+    b.dense_bytes += uint64_t(t.view.dtype == DType::I8 ? t.view.rows * t.view.cols * 4 : t.view.bytes());
+  int moe_layers = 0;
+  for (const LayerWeights& L : m.layers) moe_layers += L.kind == FfnKind::Moe;
+  b.largest_expert = record_bytes;
+  b.expert_bytes = uint64_t(moe_layers) * uint64_t(c.router.n_experts) * record_bytes;
+  b.top_k = std::max(1, c.router.top_k);
+  b.kv_bytes_per_token = 2 * uint64_t(c.n_layers) * uint64_t(c.n_kv_heads) * uint64_t(c.head_dim) * 4;
+  return b;
+}
+
+uint64_t record_bytes_of(const Model& m) {
+  for (size_t l = 0; l < m.layers.size(); ++l)
+    if (m.layers[l].kind == FfnKind::Moe) {
+      const ExpertWeights w = m.experts->acquire(int(l), 0);
+      m.experts->release(int(l), 0);
+      return expert_record_layout(w).bytes;
+    }
+  return 0;
+}
+
+}  // namespace
+#endif
+
+EngineHandle make_engine(const Model& m, const DeviceFlags& f, int threads, const std::string& policy, bool verbose) {
+  EngineHandle h;
+  if (f.device == "cpu") {
+    if (!f.vram_budget.empty()) throw std::invalid_argument("--vram-budget needs --device cuda");
+    h.engine = std::make_unique<Engine>(m, EngineOptions{threads, 0});
+    return h;
+  }
+  if (f.device != "cuda") throw std::invalid_argument(fmt::format("--device {}: give cpu or cuda", f.device));
+#ifdef MOE_WITH_CUDA
+  if (cuda::device_count() == 0)
+    throw std::invalid_argument("--device cuda: no CUDA device is visible (" + cuda::describe_devices() +
+                                "); run with --device cpu");
+  gpu::GpuEngineOptions o;
+  o.device = f.gpu;
+  o.policy = policy;
+  o.wide16 = f.exact;
+  const uint64_t record = record_bytes_of(m);
+  ModelBytes mb = gpu_model_bytes(m, record);
+  if (!f.vram_budget.empty()) {
+    o.vram_budget_bytes = parse_vram_budget(f.vram_budget, mb.expert_bytes);
+  } else if (mb.expert_bytes > 0) {
+    MachineInfo mi = probe_host_memory();
+    {
+      CudaDevice probe(f.gpu);
+      mi.vram_total = probe.total_bytes();
+      mi.vram_free = probe.free_bytes();
+    }
+    PlacementFlags pf;
+    const Placement p = plan_placement(mi, mb, pf);
+    o.vram_budget_bytes = p.vram_budget;
+    if (verbose) std::fprintf(stderr, "%s", format_plan(p, mi, mb, pf).c_str());
+  }
+  auto e = std::make_unique<gpu::GpuEngine>(m, o);
+  if (e->model().experts && record > 0) {
+    h.vram = &e->experts();
+  }
+  h.device_memory = &e->device();
+  h.copy = &e->device();
+  h.dense_device_bytes = uint64_t(e->dense_bytes());
+  h.times = &e->step_times();
+  h.engine = std::move(e);
+  return h;
+#else
+  (void)threads, (void)policy, (void)verbose;
+  throw std::invalid_argument("--device cuda: this build has no CUDA backend (rebuild with nvcc installed, MOE_CUDA=ON)");
+#endif
+}
+
+LinkCalibration measure_pcie(const EngineHandle& h) {
+  const uint64_t sizes[] = {4ull << 20, 16ull << 20, 64ull << 20};
+  return measure_link(*h.device_memory, *h.copy, sizes, 3);
+}
+
+nlohmann::json gpu_json(const EngineHandle& h, const LinkCalibration& link, uint64_t tokens, double tok_s) {
+  nlohmann::json j = {{"pcie_h2d_bytes_per_s", link.bytes_per_s}, {"pcie_latency_s", link.latency_s},
+                      {"dense_device_bytes", h.dense_device_bytes}};
+  if (h.times && tokens) {
+    j["gpu_forward_ms_per_token"] = h.times->forward_s * 1e3 / double(tokens);
+    j["gpu_sync_ms_per_token"] = h.times->sync_s * 1e3 / double(tokens);
+    j["gpu_acquire_ms_per_token"] = h.times->acquire_s * 1e3 / double(tokens);
+  }
+  if (!h.vram) return j;
+  const VramStats st = h.vram->stats();
+  const uint64_t acquires = st.hits + st.inflight_hits + st.misses;
+  const double copied = tokens ? double(st.bytes_copied) / double(tokens) : 0.0;
+  uint64_t all = 0;
+  for (int l = 0; l < int(h.engine->model().layers.size()); ++l)
+    if (h.engine->model().layers[size_t(l)].kind == FfnKind::Moe) all += uint64_t(h.engine->model().cfg.router.n_experts);
+  j["vram_budget_bytes"] = h.vram->device_bytes();
+  j["vram_slots"] = h.vram->slots();
+  j["vram_budget_share"] = all ? double(h.vram->slots()) / double(all) : 1.0;
+  j["vram_all_resident"] = h.vram->fully_resident();
+  j["vram_hit_rate"] = acquires ? double(st.hits + st.inflight_hits) / double(acquires) : 1.0;
+  j["vram_misses_per_token"] = tokens ? double(st.misses) / double(tokens) : 0.0;
+  j["vram_copied_bytes_per_token"] = copied;
+  j["vram_prefetch_copies"] = st.prefetch_copies;
+  j["vram_prefetch_used"] = st.prefetch_used;
+  j["vram_prefetch_wasted"] = st.prefetch_wasted;
+  j["vram_copy_waits_per_token"] = tokens ? double(st.waits) / double(tokens) : 0.0;
+  // Copies alone at the measured bandwidth: the rate decode cannot beat at this miss rate.
+  j["pcie_bound_tok_s"] = copied > 0 && link.bytes_per_s > 0 ? link.bytes_per_s / copied : 0.0;
+  j["pcie_bound_ratio"] = copied > 0 && link.bytes_per_s > 0 && tok_s > 0 ? (link.bytes_per_s / copied) / tok_s : 0.0;
+  return j;
+}
+
+std::string format_gpu_stats(const EngineHandle& h, uint64_t tokens) {
+  const nlohmann::json j = gpu_json(h, {}, tokens, 0.0);
+  std::string out = fmt::format("gpu: dense weights {} on the device", format_bytes(h.dense_device_bytes));
+  if (j.contains("gpu_forward_ms_per_token"))
+    out += fmt::format(" | per token: forward {:.2f} ms, router sync {:.2f} ms, expert acquire {:.2f} ms",
+                       j["gpu_forward_ms_per_token"].get<double>(), j["gpu_sync_ms_per_token"].get<double>(),
+                       j["gpu_acquire_ms_per_token"].get<double>());
+  if (j.contains("vram_hit_rate"))
+    out += fmt::format(" | VRAM {} ({} slots), hit rate {:.3f}, copied {} per token, copy waits {:.2f} per token",
+                       format_bytes(j["vram_budget_bytes"].get<uint64_t>()), j["vram_slots"].get<uint64_t>(),
+                       j["vram_hit_rate"].get<double>(), format_bytes(uint64_t(j["vram_copied_bytes_per_token"].get<double>())),
+                       j["vram_copy_waits_per_token"].get<double>());
+  return out + "\n";
+}
+
+}  // namespace moe::cli
