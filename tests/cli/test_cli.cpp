@@ -106,6 +106,27 @@ TEST(CliErrors, OneLineMessages) {
   EXPECT_NE(r.code, 0);
 }
 
+// The GPU flags on a machine without a GPU (CI): one line saying what is wrong and what to do.
+// (With a GPU, tests/gpu/test_gpu_engine_cuda.cpp covers the engine itself.)
+TEST(CliErrors, DeviceFlags) {
+  const std::string model = (fixtures() / "qwen3_moe").string();
+  auto r = run("run --model " + model + " --prompt hi -n 2 --vram-budget 50%");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--vram-budget needs --device cuda"), std::string::npos) << r.out;
+  r = run("run --model " + model + " --prompt hi -n 2 --device tpu");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--device"), std::string::npos) << r.out;
+  r = run("bench --model " + model + " --gen-len 2 --prompt-len 2 --device cuda");
+  if (r.code != 0) {  // 0: this machine has a GPU, and the bench ran
+    // A CUDA build without a visible device, or a build without CUDA: either way one clear line.
+    EXPECT_EQ(r.code, 1);
+    const bool no_device = r.out.find("--device cuda: no CUDA device is visible") != std::string::npos;
+    const bool no_cuda = r.out.find("--device cuda: this build has no CUDA backend") != std::string::npos;
+    EXPECT_TRUE(no_device || no_cuda) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
+}
+
 TEST(CliErrors, HelpForEachCommand) {
   for (const char* c : {"run", "logits", "tokenize", "detokenize", "inspect"}) {
     const auto r = run(std::string(c) + " --help");
