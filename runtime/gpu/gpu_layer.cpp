@@ -4,6 +4,7 @@
 // runtime/engine_ffn.cpp step for step.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/ops.h"
 #include "kernels/cuda/attention.h"
@@ -108,13 +109,12 @@ void GpuEngine::moe(int layer, const BatchPlan& plan) {
   // ties to the lower index, optional renormalisation). The sync also means every kernel of
   // the previous layer is done, so its experts' slots can be released now.
   apply(W.router, s.h.get(), T, s.router.get(), *gemm_, stream_);
-  std::vector<float> probs(size_t(T * E));
-  MOE_CUDA_CHECK(cudaMemcpyAsync(probs.data(), s.router.get(), probs.size() * sizeof(float), cudaMemcpyDeviceToHost,
-                                 stream_));
+  float* probs = s.host_probs.as<float>();  // [T, E] pinned: the read-back is a plain DMA
+  MOE_CUDA_CHECK(cudaMemcpyAsync(probs, s.router.get(), size_t(T * E) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
   sync();
   std::vector<int32_t> ids(size_t(T * K));
   std::vector<float> wts(size_t(T * K));
-  cpu::route(probs.data(), T, E, K, c.router.norm_topk_prob, ids.data(), wts.data());
+  cpu::route(probs, T, E, K, c.router.norm_topk_prob, ids.data(), wts.data());
   if (override_) override_(layer, int(T), K, ids.data(), wts.data());
   if (!hooks_.empty()) {
     std::vector<float> h(size_t(T * H)), x(size_t(T * H));
@@ -124,25 +124,31 @@ void GpuEngine::moe(int layer, const BatchPlan& plan) {
     for (const auto& hook : hooks_) hook(ev);
   }
 
-  // Pairs (t, j) grouped by expert, ascending: row r of xg / y holds pair order[r].
+  // Pairs (t, j) grouped by expert, ascending: gathered row r holds the token idx[r]; pair i's
+  // output is row yrow[i]. The previous layer's upload from host_route is done (sync above).
+  const int64_t TK = T * K;
+  int32_t* idx = s.host_route.as<int32_t>();
+  int32_t* yrow = idx + TK;
+  std::memcpy(yrow + TK, wts.data(), size_t(TK) * sizeof(float));  // the gate weights' bits
   std::vector<std::vector<int32_t>> by_expert(static_cast<size_t>(E));
-  for (int64_t i = 0; i < T * K; ++i) by_expert[size_t(ids[size_t(i)])].push_back(int32_t(i));
-  std::vector<int32_t> idx, yrow(size_t(T * K));
+  for (int64_t i = 0; i < TK; ++i) by_expert[size_t(ids[size_t(i)])].push_back(int32_t(i));
   std::vector<int> used;
   std::vector<int64_t> first;  // [used] first row of each used expert
+  int32_t rows = 0;
   for (int e = 0; e < E; ++e) {
     if (by_expert[size_t(e)].empty()) continue;
     used.push_back(e);
-    first.push_back(int64_t(idx.size()));
+    first.push_back(rows);
     for (int32_t i : by_expert[size_t(e)]) {
-      yrow[size_t(i)] = int32_t(idx.size());
-      idx.push_back(i / K);
+      yrow[i] = rows;
+      idx[rows++] = i / K;
     }
   }
-  upload(s.idx, idx, stream_);
-  upload(s.yrow, yrow, stream_);
-  upload(s.wts, wts, stream_);
-  cuda::gather_rows(s.h.get(), s.idx.get(), int64_t(idx.size()), H, s.xg.get(), stream_);
+  MOE_CUDA_CHECK(cudaMemcpyAsync(s.route.get(), idx, size_t(3 * TK) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  const int32_t* d_idx = s.route.get();
+  const int32_t* d_yrow = d_idx + TK;
+  const float* d_wts = reinterpret_cast<const float*>(d_idx + 2 * TK);
+  cuda::gather_rows(s.h.get(), d_idx, TK, H, s.xg.get(), stream_);
 
   // top_k experts at a time (a budget always holds that many). A chunk's slots are released
   // once the device is done with them: at once after a sync when more chunks follow (their
@@ -177,7 +183,7 @@ void GpuEngine::moe(int layer, const BatchPlan& plan) {
     for (size_t u = c0; u < c1; ++u) pending_release_.push_back({layer, used[u]});
     if (!last || !defer) release_pending();
   }
-  cuda::moe_combine(s.y.get(), s.yrow.get(), s.wts.get(), T, K, H, s.f.get(), stream_);
+  cuda::moe_combine(s.y.get(), d_yrow, d_wts, T, K, H, s.f.get(), stream_);
 
   if (c.shared_intermediate > 0) {
     dense_ffn(W.shared_gate_proj, W.shared_up, W.shared_down, T, c.shared_intermediate, s.h.get(), s.sh.get());

@@ -34,14 +34,44 @@ void upload(cuda::DeviceBuffer<T>& b, const std::vector<T>& v, cudaStream_t stre
     MOE_CUDA_CHECK(cudaMemcpyAsync(b.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
 }
 
+// A grow-only page-locked host buffer (cudaMallocHost): copies to and from it are truly
+// asynchronous and skip the driver's staging copy of pageable memory. Grow only while idle.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  ~PinnedBuffer() {
+    if (p_) cudaFreeHost(p_);  // no throw from a destructor
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  void ensure(size_t bytes) {
+    if (bytes <= n_) return;
+    if (p_) MOE_CUDA_CHECK(cudaFreeHost(p_));
+    p_ = nullptr;
+    n_ = 0;
+    MOE_CUDA_CHECK(cudaMallocHost(&p_, bytes));
+    n_ = bytes;
+  }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t n_ = 0;
+};
+
 struct GpuEngine::Scratch {
   cuda::DeviceBuffer<float> x, h, f;         // [T, H]: residual, normed, FFN output
   cuda::DeviceBuffer<float> q, k, v, att, o;  // [T, qd], [T, kvd] x2, [T, qd], [T, H]
   cuda::DeviceBuffer<float> g, u;             // [T * k, I] (or the dense / shared FFN's [T, I'])
   cuda::DeviceBuffer<float> xg, y, sh;        // [T * k, H] gathered rows, expert outputs; [T, H] shared
   cuda::DeviceBuffer<float> router, sgate;    // [T, E], [T]
-  cuda::DeviceBuffer<float> wts;              // [T * k] gate weights
-  cuda::DeviceBuffer<int32_t> idx, yrow;      // [T * k]
+  // Per MoE layer, one upload of [idx | yrow | wts], each [T * k]: the token of each gathered row,
+  // the gathered row of each (token, slot), the gate weights (float bits). Staged in host_route.
+  cuda::DeviceBuffer<int32_t> route;
+  PinnedBuffer host_route, host_probs;        // [3 * T * k] int32, [T, E] router logits read back
   cuda::DeviceBuffer<int32_t> pos, ids, rows, lengths;
   cuda::DeviceBuffer<const float*> kp, vp;    // [layers * seqs] decode K/V tables
   cuda::DeviceBuffer<float> work;             // attention_decode workspace
@@ -60,8 +90,9 @@ struct GpuEngine::Scratch {
     for (auto* b : {&xg, &y}) ensure(*b, T * K * H);
     ensure(router, T * std::max(1, c.router.n_experts));
     ensure(sgate, T);
-    ensure(wts, T * K);
-    for (auto* b : {&idx, &yrow}) ensure(*b, T * K);
+    ensure(route, 3 * T * K);
+    host_route.ensure(size_t(3 * T * K) * sizeof(int32_t));
+    host_probs.ensure(size_t(T * std::max(1, c.router.n_experts)) * sizeof(float));
     for (auto* b : {&pos, &ids, &rows, &lengths}) ensure(*b, T);
     ensure(xr, R * H);
     ensure(logits, R * c.vocab_size);
