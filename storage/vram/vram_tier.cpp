@@ -13,6 +13,7 @@ namespace moe {
 namespace {
 
 constexpr uint64_t kSlotAlign = 256;  // device allocations and kernels' vector loads
+constexpr size_t kDirectLoadDepth = 4;  // load_all with direct copies: host records held at once
 
 uint64_t largest_expert(const HostExpertSource& h) {
   uint64_t m = 0;
@@ -35,8 +36,9 @@ VramTier::VramTier(HostExpertSource& host, DeviceMemory& mem, CopyEngine& copy, 
       mem_(mem),
       copy_(copy),
       policy_(o.policy ? std::move(o.policy) : make_lru_policy()),
-      slot_bytes_(largest_expert(host)),
-      staging_(mem, o.staging_bytes ? o.staging_bytes : 4 * slot_bytes_, slot_bytes_) {
+      slot_bytes_(largest_expert(host)) {
+  if (!host.pinned_records())
+    staging_ = std::make_unique<StagingPool>(mem, o.staging_bytes ? o.staging_bytes : 4 * slot_bytes_, slot_bytes_);
   const size_t total = count_experts(host);
   const size_t need = size_t(std::max(o.top_k, 1));
   n_slots_ = size_t(std::min<uint64_t>(o.budget_bytes / slot_bytes_, total));
@@ -97,11 +99,12 @@ void VramTier::load_all() {
       en.slot = int32_t(index(l, e));
       slot_owner_[size_t(en.slot)] = k;
       en.state = State::Copying;
-      int s = staging_.take();
-      if (s < 0) {
+      // A staging buffer, or (direct copies) a bound on host records held at once.
+      int s = staging_ ? staging_->take() : -1;
+      if (staging_ ? s < 0 : inflight_.size() >= kDirectLoadDepth) {
         copy_.wait(inflight_.front().ticket);
         retire(0);
-        s = staging_.take();
+        if (staging_) s = staging_->take();
       }
       submit(k, s, false);
     }
@@ -115,8 +118,14 @@ void VramTier::load_all() {
 CopyTicket VramTier::submit(ExpertKey k, int s, bool prefetch) {
   Entry& en = entry(k);
   const uint64_t n = host_.bytes(k);
-  host_.copy_to(k, staging_.data(s));
-  const CopyTicket t = copy_.copy_to_device(slot_addr(en.slot), staging_.data(s), n);
+  const uint8_t* src = nullptr;
+  if (staging_) {
+    host_.copy_to(k, staging_->data(s));
+    src = staging_->data(s);
+  } else {
+    src = host_.acquire(k);  // pinned: the engine reads it; released when the copy retires
+  }
+  const CopyTicket t = copy_.copy_to_device(slot_addr(en.slot), src, n);
   en.state = State::Copying;
   en.ticket = t;
   inflight_.push_back({k, t, s, n, prefetch});
@@ -134,7 +143,8 @@ CopyTicket VramTier::submit(ExpertKey k, int s, bool prefetch) {
 void VramTier::retire(size_t i) {
   const InFlight f = inflight_[i];
   inflight_.erase(inflight_.begin() + std::ptrdiff_t(i));
-  staging_.give(f.staging);
+  if (staging_) staging_->give(f.staging);
+  else host_.release(f.key);
   if (f.prefetch) prefetch_inflight_bytes_ -= f.bytes;
   Entry& en = entry(f.key);
   en.state = State::Resident;
@@ -149,13 +159,14 @@ void VramTier::pump() {
       ++i;
   }
   // One staging buffer stays free for demand when there are two or more.
-  const size_t keep = staging_.size() > 1 ? 1 : 0;
-  while (!queue_.empty() && staging_.free_count() > keep) {
+  // Direct copies need no buffer: only the in-flight cap holds prefetches back.
+  const size_t keep = staging_ && staging_->size() > 1 ? 1 : 0;
+  while (!queue_.empty() && (!staging_ || staging_->free_count() > keep)) {
     const ExpertKey k = queue_.front();
     const uint64_t n = host_.bytes(k);
     if (prefetch_inflight_bytes_ > 0 && prefetch_inflight_bytes_ + n > prefetch_cap_) break;
     queue_.pop_front();
-    submit(k, staging_.take(), true);
+    submit(k, staging_ ? staging_->take() : -1, true);
   }
 }
 
@@ -172,8 +183,9 @@ void VramTier::wait_oldest(std::unique_lock<std::mutex>& lk, bool (*pred)(const 
 }
 
 int VramTier::take_demand_staging(std::unique_lock<std::mutex>& lk) {
+  if (!staging_) return -1;  // direct copies
   for (;;) {
-    const int s = staging_.take();
+    const int s = staging_->take();
     if (s >= 0) return s;
     // Every buffer is read by a copy in flight: the oldest finishes first (FIFO engine).
     wait_oldest(lk, [](const InFlight&) { return true; }, stats_.staging_waits);

@@ -41,7 +41,8 @@ namespace moe {
 
 struct VramOptions {
   uint64_t budget_bytes = 0;   // device bytes for expert slots (see placement.h: parse_vram_budget)
-  uint64_t staging_bytes = 0;  // pinned staging buffers; 0: four slots' worth
+  uint64_t staging_bytes = 0;  // pinned staging buffers; 0: four slots' worth (none when the
+                               // host source's records are pinned: copies read them directly)
   // Experts one step pins at once (the router's top-k): the constructor throws when fewer
   // slots fit the budget. <= 0 checks one.
   int top_k = 0;
@@ -123,7 +124,8 @@ class VramTier {
   size_t slots() const { return n_slots_; }
   uint64_t slot_bytes() const { return slot_bytes_; }
   uint64_t device_bytes() const { return uint64_t(n_slots_) * slot_bytes_; }
-  size_t staging_buffers() const { return staging_.size(); }
+  size_t staging_buffers() const { return staging_ ? staging_->size() : 0; }
+  bool direct() const { return !staging_; }  // copies read the host source's pinned records
   VramStats stats() const;
   void reset_stats();
 
@@ -139,7 +141,7 @@ class VramTier {
   struct InFlight {
     ExpertKey key;
     CopyTicket ticket;
-    int staging;
+    int staging;  // -1: a direct copy, the host record stays acquired until it is done
     uint64_t bytes;
     bool prefetch;
   };
@@ -177,7 +179,7 @@ class VramTier {
   std::vector<int> free_slots_;
   std::deque<ExpertKey> queue_;    // Queued prefetches, oldest first
   std::deque<InFlight> inflight_;  // on the copy engine, enqueue order
-  StagingPool staging_;
+  std::unique_ptr<StagingPool> staging_;  // null: direct copies from pinned host records
   uint64_t prefetch_inflight_bytes_ = 0;
   size_t spec_slots_ = 0;  // slots held by speculative entries
   VramStats stats_;
