@@ -12,6 +12,7 @@
 #include "storage/tier/budget.h"
 #include "runtime/model.h"
 #ifdef MOE_WITH_CUDA
+#include "storage/tier/tiered_experts.h"
 #include "storage/vram/expert_record.h"
 #endif
 #ifdef MOE_WITH_CUDA
@@ -49,9 +50,12 @@ ModelBytes gpu_model_bytes(const Model& m, uint64_t record_bytes) {
   return b;
 }
 
+// One expert's bytes in a VRAM slot: a pack's decoded record as it is (the GPU engine copies the
+// RAM tier's records directly), or the repacked record of any other source.
 uint64_t record_bytes_of(const Model& m) {
   for (size_t l = 0; l < m.layers.size(); ++l)
     if (m.layers[l].kind == FfnKind::Moe) {
+      if (auto* ram = dynamic_cast<const TieredExperts*>(m.experts.get())) return ram->catalog().record(int(l), 0).raw_bytes;
       const ExpertWeights w = m.experts->acquire(int(l), 0);
       m.experts->release(int(l), 0);
       return expert_record_layout(w).bytes;

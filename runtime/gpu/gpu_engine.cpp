@@ -52,9 +52,13 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
   const std::vector<int> per_layer = experts_per_layer(model_);
   if (std::any_of(per_layer.begin(), per_layer.end(), [](int n) { return n > 0; })) {
     if (!model_.experts) throw std::invalid_argument("the model has MoE layers but no expert source");
-    records_ = std::make_unique<RecordSource>(*model_.experts, per_layer, opts_.wide16);
-    uint64_t all = 0;
-    for (int n : per_layer) all += uint64_t(n) * ((records_->layout().bytes + 255) / 256 * 256);
+    auto* ram = dynamic_cast<TieredExperts*>(model_.experts.get());
+    if (ram && opts_.direct_ram && !opts_.wide16) records_ = std::make_unique<TierRecordSource>(*ram);
+    else records_ = std::make_unique<RecordSource>(*model_.experts, per_layer, opts_.wide16);
+    uint64_t largest = 0, count = 0;  // the tier's slots are all the largest record's size
+    for (int l = 0; l < int(per_layer.size()); ++l)
+      for (int e = 0; e < per_layer[size_t(l)]; ++e, ++count) largest = std::max(largest, records_->bytes({l, e}));
+    const uint64_t all = count * ((largest + 255) / 256 * 256);
     VramOptions vo;
     vo.budget_bytes = opts_.vram_budget_bytes > 0 ? std::min(opts_.vram_budget_bytes, all) : all;
     vo.top_k = c.router.top_k;

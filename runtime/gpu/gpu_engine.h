@@ -32,6 +32,7 @@
 #include "runtime/sequence_table.h"
 #include "storage/vram/cuda_device.h"
 #include "storage/vram/record_source.h"
+#include "storage/vram/tier_record_source.h"
 #include "storage/vram/vram_tier.h"
 
 namespace moe::gpu {
@@ -46,6 +47,10 @@ struct GpuEngineOptions {
   // fp32 activations as on the CPU (cuBLAS otherwise rounds them to the weight's 16-bit type):
   // the exact mode the CPU-parity tests use; twice the bytes of those weights.
   bool wide16 = false;
+  // A pack's experts (the RAM tier) are copied to the GPU as their decoded records, straight
+  // from the RAM tier's buffers (TierRecordSource: no repacking, no staging copy). false: repack
+  // them like any other source (RecordSource).
+  bool direct_ram = true;
 };
 
 class GpuEngine final : public InferenceEngine {
@@ -95,7 +100,7 @@ class GpuEngine final : public InferenceEngine {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::DenseGemm> gemm_;
   GpuWeights weights_;
-  std::unique_ptr<RecordSource> records_;
+  std::unique_ptr<ExpertRecords> records_;  // RecordSource, or TierRecordSource for a pack
   std::unique_ptr<VramTier> tier_;
   cuda::DeviceBuffer<float> inv_freq_;
   SequenceTable<GpuKv> seqs_;

@@ -66,6 +66,12 @@ WeightView record_view(const WeightView& shape, const void* base, const RecordPi
   return v;
 }
 
+ExpertRecordLayout layout_relative_to(const ExpertWeights& w, const uint8_t* base, uint64_t record_bytes) {
+  auto off = [&](const void* p) { return p ? uint64_t(static_cast<const uint8_t*>(p) - base) : 0; };
+  auto piece = [&](const WeightView& v) { return RecordPiece{off(v.data), off(v.scales), off(v.zeros)}; };
+  return {piece(w.gate), piece(w.up), piece(w.down), record_bytes};
+}
+
 bool same_shape(const ExpertWeights& a, const ExpertWeights& b) {
   return same(a.gate, b.gate) && same(a.up, b.up) && same(a.down, b.down);
 }

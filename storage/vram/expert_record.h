@@ -12,11 +12,13 @@ namespace moe {
 // Byte offsets of one matrix's pieces in a record (scales / zeros: 0 when the format has none).
 struct RecordPiece {
   uint64_t data = 0, scales = 0, zeros = 0;
+  bool operator==(const RecordPiece&) const = default;
 };
 
 struct ExpertRecordLayout {
   RecordPiece gate, up, down;
   uint64_t bytes = 0;  // the whole record, a multiple of 256
+  bool operator==(const ExpertRecordLayout&) const = default;
 };
 
 inline constexpr uint64_t kRecordAlign = 256;
@@ -33,5 +35,9 @@ WeightView record_view(const WeightView& shape, const void* base, const RecordPi
 
 // Same formats, shapes and groups (what lets one layout serve every expert of a model).
 bool same_shape(const ExpertWeights& a, const ExpertWeights& b);
+
+// The layout of w's pieces relative to `base` (w's pointers all inside one record starting
+// there): how a record already in memory (a pack's decoded record) is read on the device.
+ExpertRecordLayout layout_relative_to(const ExpertWeights& w, const uint8_t* base, uint64_t record_bytes);
 
 }  // namespace moe

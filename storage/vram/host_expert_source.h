@@ -20,10 +20,11 @@ class HostExpertSource {
   // pinned staging buffer), valid until release(k). May block on a disk read.
   virtual const uint8_t* acquire(ExpertKey k) = 0;
   virtual void release(ExpertKey k) = 0;
-  // True when acquire(k) returns page-locked memory (e.g. a RAM tier whose buffers are
-  // registered with the device): the VRAM tier then copies straight from it, with no staging
-  // copy, and calls release(k) only once that copy has finished.
-  virtual bool pinned_records() const { return false; }
+  // True when the copy engine may read acquire(k)'s bytes directly: the VRAM tier then copies
+  // from them with no staging copy and calls release(k) only once that copy has finished.
+  // Fastest (and truly asynchronous) when that memory is page-locked; from pageable memory
+  // CUDA stages the bytes itself, which is still correct.
+  virtual bool direct_copy() const { return false; }
   // Writes the record into dst [bytes(k)] (a pinned staging buffer). The default goes through
   // acquire/release; a source that assembles records (RecordSource) writes straight into dst,
   // saving a host copy of every expert moved.

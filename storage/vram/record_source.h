@@ -13,11 +13,11 @@
 
 #include "storage/expert_source.h"
 #include "storage/vram/expert_record.h"
-#include "storage/vram/host_expert_source.h"
+#include "storage/vram/expert_records.h"
 
 namespace moe {
 
-class RecordSource final : public HostExpertSource {
+class RecordSource final : public ExpertRecords {
  public:
   // experts_per_layer[l]: routed experts of layer l (0 for a dense layer). At least one layer
   // has experts. Reads one expert now for the layout (acquire + release on `src`).
@@ -32,8 +32,8 @@ class RecordSource final : public HostExpertSource {
   void release(ExpertKey k) override;
   void copy_to(ExpertKey k, uint8_t* dst) override;  // packs straight into dst
 
-  const ExpertRecordLayout& layout() const { return layout_; }
-  const ExpertWeights& shape() const { return shape_; }  // formats and shapes; pointers meaningless
+  const ExpertRecordLayout& layout() const override { return layout_; }
+  const ExpertWeights& shape() const override { return shape_; }
 
  private:
   ExpertSource& src_;

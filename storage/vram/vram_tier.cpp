@@ -37,7 +37,7 @@ VramTier::VramTier(HostExpertSource& host, DeviceMemory& mem, CopyEngine& copy, 
       copy_(copy),
       policy_(o.policy ? std::move(o.policy) : make_lru_policy()),
       slot_bytes_(largest_expert(host)) {
-  if (!host.pinned_records())
+  if (!host.direct_copy())
     staging_ = std::make_unique<StagingPool>(mem, o.staging_bytes ? o.staging_bytes : 4 * slot_bytes_, slot_bytes_);
   const size_t total = count_experts(host);
   const size_t need = size_t(std::max(o.top_k, 1));

@@ -1,4 +1,4 @@
-// The VRAM tier with a host source whose records are already page-locked (pinned_records()):
+// The VRAM tier with a host source whose records are already page-locked (direct_copy()):
 // copies read the source directly, no staging buffer exists, and each record stays acquired
 // until its copy has finished. FakeDevice applies a copy's bytes only when it completes, and the
 // source below scribbles over a record the moment it is released: releasing early would put
@@ -24,7 +24,7 @@ class PinnedHost final : public HostExpertSource {
   int n_layers() const override { return layers_; }
   int n_experts(int) const override { return experts_; }
   uint64_t bytes(ExpertKey) const override { return kExpert; }
-  bool pinned_records() const override { return true; }
+  bool direct_copy() const override { return true; }
   const uint8_t* acquire(ExpertKey k) override {
     std::lock_guard lk(mu_);
     auto& b = held_[{k.layer, k.expert}];
