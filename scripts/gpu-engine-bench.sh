@@ -26,4 +26,11 @@ timeout "${BENCH_TIMEOUT:-300}" "$moe" bench -m "$pack" --device cuda --vram-bud
 r=$?
 [[ $r == 0 ]] || { echo "gpu-engine-bench: moe bench exited $r"; tail -3 "$out/engine.err"; rc=$r; }
 python3 "$(dirname "$0")/gpu_engine_table.py" "$out/engine.json" || rc=1
+# The grouped expert GEMV (--grouped: one launch per projection instead of one per expert).
+echo "with --grouped:"
+timeout "${BENCH_TIMEOUT:-300}" "$moe" bench -m "$pack" --device cuda --vram-budget 100%,25% --prefetch off --grouped \
+  --warm-ram --prompt-len 16 --gen-len "$gen" --warmup 8 --json >"$out/engine_grouped.json" 2>"$out/engine_grouped.err"
+r=$?
+[[ $r == 0 ]] || { echo "gpu-engine-bench: moe bench --grouped exited $r"; tail -3 "$out/engine_grouped.err"; rc=$r; }
+python3 "$(dirname "$0")/gpu_engine_table.py" "$out/engine_grouped.json" || rc=1
 exit $rc

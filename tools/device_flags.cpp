@@ -30,6 +30,7 @@ void add_device_flags(CLI::App* c, DeviceFlags& f) {
                 "GPU bytes for expert slots: SIZE (e.g. 6GiB) or N% of all expert bytes (default: planned from free VRAM)");
   c->add_option("--gpu", f.gpu, "CUDA device index")->capture_default_str();
   c->add_flag("--exact", f.exact, "GPU: widen BF16/F16 weights to F32 so products see fp32 activations (as the CPU)");
+  c->add_flag("--grouped", f.grouped, "GPU: run a MoE layer's quantized experts as one grouped GEMV per projection");
 }
 
 #ifdef MOE_WITH_CUDA
@@ -82,6 +83,7 @@ EngineHandle make_engine(const Model& m, const DeviceFlags& f, int threads, cons
   o.device = f.gpu;
   o.policy = policy;
   o.wide16 = f.exact;
+  o.grouped_experts = f.grouped;
   const uint64_t record = record_bytes_of(m);
   ModelBytes mb = gpu_model_bytes(m, record);
   if (!f.vram_budget.empty()) {

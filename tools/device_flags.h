@@ -21,6 +21,7 @@ struct DeviceFlags {
   std::string vram_budget;     // SIZE or N% of the expert bytes; empty: planned from free VRAM
   int gpu = 0;                 // CUDA device index
   bool exact = false;          // GpuEngineOptions::wide16
+  bool grouped = false;        // GpuEngineOptions::grouped_experts
 };
 
 void add_device_flags(CLI::App* c, DeviceFlags& f);

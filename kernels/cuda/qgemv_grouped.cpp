@@ -1,13 +1,17 @@
 // QgemvGrouped: validates one layer's work list, splits each expert's tokens into passes of
-// <= kQgemvMaxM, uploads descriptors and index lists; run() is one launch.
+// <= kQgemvMaxM, stages descriptors and index lists in pinned memory and uploads them in one
+// asynchronous copy (grow-only buffers); run() is one launch.
 #include "kernels/cuda/qgemv_grouped.h"
 
 #include <algorithm>
 #include <climits>
+#include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/qgemv.h"
@@ -32,73 +36,179 @@ void check_weights(const std::vector<GroupedExpert>& experts) {
   const DeviceWeight& w0 = experts[0].w;
   for (size_t e = 0; e < experts.size(); ++e) {
     const DeviceWeight& w = experts[e].w;
-    const std::string which = "expert " + std::to_string(e);
+    auto which = [e] { return "expert " + std::to_string(e); };  // built only for a message
     detail::check_weight("qgemv_grouped", w);
     if (w.dtype != w0.dtype || w.group != w0.group || w.rows != w0.rows || w.cols != w0.cols)
-      bad(which + " is " + std::string(dtype_name(w.dtype)) + " [" + std::to_string(w.rows) + ", " +
+      bad(which() + " is " + std::string(dtype_name(w.dtype)) + " [" + std::to_string(w.rows) + ", " +
           std::to_string(w.cols) + "] group " + std::to_string(w.group) + ", expert 0 " +
           std::string(dtype_name(w0.dtype)) + " [" + std::to_string(w0.rows) + ", " + std::to_string(w0.cols) +
           "] group " + std::to_string(w0.group) + ": all experts of a layer must match");
     if (w.cols == 0) bad("K = 0 is not supported");
     if (w.dtype == DType::F8E4M3 && w.cols % 16 != 0)
       bad("F8E4M3 needs K % 16 == 0 (K = " + std::to_string(w.cols) + "); qgemv() handles other K");
-    if (!aligned16(w.data)) bad(which + ": weight data must be 16-byte aligned");
+    if (!aligned16(w.data)) bad(which() + ": weight data must be 16-byte aligned");
   }
 }
 
 }  // namespace
 
-QgemvGrouped::QgemvGrouped(const std::vector<GroupedExpert>& experts, int64_t T, int64_t Y) : T_(T), Y_(Y) {
+namespace detail {
+
+GroupedStaging::~GroupedStaging() {
+  // No throw from a destructor; a failing call has nothing to report to.
+  if (done_) {
+    if (recorded_) cudaEventSynchronize(done_);  // the upload may still be reading p_
+    cudaEventDestroy(done_);
+  }
+  if (p_) cudaFreeHost(p_);
+}
+
+void GroupedStaging::swap(GroupedStaging& o) noexcept {
+  std::swap(p_, o.p_);
+  std::swap(n_, o.n_);
+  std::swap(done_, o.done_);
+  std::swap(recorded_, o.recorded_);
+}
+
+void GroupedStaging::wait() const {
+  if (recorded_) MOE_CUDA_CHECK(cudaEventSynchronize(done_));
+}
+
+void GroupedStaging::reserve(size_t bytes) {
+  if (bytes <= n_) return;
+  if (p_) MOE_CUDA_CHECK(cudaFreeHost(p_));
+  p_ = nullptr, n_ = 0;
+  void* p = nullptr;
+  MOE_CUDA_CHECK(cudaMallocHost(&p, bytes));
+  p_ = static_cast<uint8_t*>(p), n_ = bytes;
+}
+
+void GroupedStaging::record(cudaStream_t stream) {
+  if (!done_) MOE_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+  MOE_CUDA_CHECK(cudaEventRecord(done_, stream));
+  recorded_ = true;
+}
+
+}  // namespace detail
+
+namespace {
+
+size_t align16(size_t n) { return (n + 15) / 16 * 16; }
+
+// Copies n trivially copyable T to byte offset `at` of the staging (no alignment assumed).
+template <class T>
+void put(uint8_t* staging, size_t at, const T* v, size_t n) {
+  if (n) std::memcpy(staging + at, v, n * sizeof(T));
+}
+
+}  // namespace
+
+QgemvGrouped::QgemvGrouped(const std::vector<GroupedExpert>& experts, int64_t T, int64_t Y) {
+  set(experts, T, Y, nullptr);
+  if (n_items_ > 0) MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));  // usable on any stream
+}
+
+void QgemvGrouped::set(const std::vector<GroupedExpert>& experts, int64_t T, int64_t Y, cudaStream_t stream) {
+  // 1. Validate and count. Nothing of the current plan changes until all is accepted.
   if (T < 0 || T > INT_MAX) bad("T = " + std::to_string(T) + " must be in [0, 2^31)");
   if (Y < 0 || Y > INT_MAX) bad("Y = " + std::to_string(Y) + " must be in [0, 2^31)");
-  if (experts.empty()) return;
-  check_weights(experts);
-  dtype_ = experts[0].w.dtype, group_ = experts[0].w.group, N_ = experts[0].w.rows, K_ = experts[0].w.cols;
-
-  std::vector<detail::GroupedDesc> descs;
-  std::vector<detail::GroupedItem> items;
-  std::vector<int32_t> xr, yr;
-  std::vector<uint8_t> written(size_t(Y), 0);  // each output row by one pair only: no races, no order
-  for (size_t e = 0; e < experts.size(); ++e) {
-    const GroupedExpert& g = experts[e];
-    const std::string which = "expert " + std::to_string(e);
-    if (g.x_rows.size() != g.y_rows.size())
-      bad(which + ": " + std::to_string(g.x_rows.size()) + " x rows but " + std::to_string(g.y_rows.size()) + " y rows");
-    if (g.x_rows.empty()) continue;  // no tokens: no descriptor, no work
-    if (xr.size() + g.x_rows.size() > size_t(INT_MAX)) bad("more than 2^31 - 1 (token, expert) pairs");
-    for (size_t i = 0; i < g.x_rows.size(); ++i) {
-      const int32_t t = g.x_rows[i], o = g.y_rows[i];
-      if (t < 0 || t >= T) bad(which + ": token index " + std::to_string(t) + " outside [0, " + std::to_string(T) + ")");
-      if (o < 0 || o >= Y) bad(which + ": output row " + std::to_string(o) + " outside [0, " + std::to_string(Y) + ")");
-      if (written[size_t(o)]++) bad(which + ": output row " + std::to_string(o) + " written twice");
+  size_t n_desc = 0, n_items = 0, n_pairs = 0;
+  int64_t weight_bytes = 0;
+  if (!experts.empty()) {
+    check_weights(experts);
+    written_.assign(size_t(Y), 0);  // each output row by one pair only: no races, no order
+    for (size_t e = 0; e < experts.size(); ++e) {
+      const GroupedExpert& g = experts[e];
+      auto which = [e] { return "expert " + std::to_string(e); };
+      if (g.x_rows.size() != g.y_rows.size())
+        bad(which() + ": " + std::to_string(g.x_rows.size()) + " x rows but " + std::to_string(g.y_rows.size()) +
+            " y rows");
+      if (g.x_rows.empty()) continue;  // no tokens: no descriptor, no work
+      if (n_pairs + g.x_rows.size() > size_t(INT_MAX)) bad("more than 2^31 - 1 (token, expert) pairs");
+      for (size_t i = 0; i < g.x_rows.size(); ++i) {
+        const int32_t t = g.x_rows[i], o = g.y_rows[i];
+        if (t < 0 || t >= T)
+          bad(which() + ": token index " + std::to_string(t) + " outside [0, " + std::to_string(T) + ")");
+        if (o < 0 || o >= Y)
+          bad(which() + ": output row " + std::to_string(o) + " outside [0, " + std::to_string(Y) + ")");
+        if (written_[size_t(o)]++) bad(which() + ": output row " + std::to_string(o) + " written twice");
+      }
+      n_desc += 1;
+      n_items += (g.x_rows.size() + size_t(kQgemvMaxM) - 1) / size_t(kQgemvMaxM);
+      n_pairs += g.x_rows.size();
+      weight_bytes += bytes_of(g.w);
     }
-    const int32_t expert = int32_t(descs.size()), first = int32_t(xr.size()), n = int32_t(g.x_rows.size());
-    descs.push_back({static_cast<const uint8_t*>(g.w.data), g.w.scales, g.w.zeros});
-    for (int32_t m0 = 0; m0 < n; m0 += kQgemvMaxM) items.push_back({expert, first + m0, std::min(kQgemvMaxM, n - m0)});
-    xr.insert(xr.end(), g.x_rows.begin(), g.x_rows.end());
-    yr.insert(yr.end(), g.y_rows.begin(), g.y_rows.end());
-    weight_bytes_ += bytes_of(g.w);
+    const int64_t N = experts[0].w.rows;
+    constexpr int64_t rows_per_block = detail::kWarps * detail::kGroupedRowsPerWarp;  // 16: no variant has fewer
+    if ((N + rows_per_block - 1) / rows_per_block > 65535) bad("N = " + std::to_string(N) + " over the grid's limit");
   }
-  constexpr int64_t rows_per_block = detail::kWarps * detail::kGroupedRowsPerWarp;  // 16: no variant has fewer
-  if ((N_ + rows_per_block - 1) / rows_per_block > 65535) bad("N = " + std::to_string(N_) + " over the grid's limit");
-  pairs_ = int64_t(xr.size());
-  n_items_ = int64_t(items.size());
-  experts_ = DeviceBuffer<detail::GroupedDesc>(descs.size());
-  experts_.upload(descs.data(), descs.size());
-  items_ = DeviceBuffer<detail::GroupedItem>(items.size());
-  items_.upload(items.data(), items.size());
-  x_rows_ = DeviceBuffer<int32_t>(xr.size());
-  x_rows_.upload(xr.data(), xr.size());
-  y_rows_ = DeviceBuffer<int32_t>(yr.size());
-  y_rows_.upload(yr.data(), yr.size());
+
+  // 2. Accepted: the new plan's shape. Until its upload is queued the plan is empty, so a CUDA
+  // error below leaves nothing half-written for run() to read.
+  dtype_ = experts.empty() ? DType::F32 : experts[0].w.dtype;
+  group_ = experts.empty() ? 0 : experts[0].w.group;
+  N_ = experts.empty() ? 0 : experts[0].w.rows;
+  K_ = experts.empty() ? 0 : experts[0].w.cols;
+  T_ = T, Y_ = Y;
+  pairs_ = 0, weight_bytes_ = 0, n_items_ = 0;
+  if (n_items == 0) return;  // nothing to upload: no device needed
+
+  // Layout (qgemv_grouped.h): descs | items | x_rows | y_rows, each at a 16-byte offset.
+  const size_t items_at = align16(n_desc * sizeof(detail::GroupedDesc));
+  const size_t x_rows_at = align16(items_at + n_items * sizeof(detail::GroupedItem));
+  const size_t y_rows_at = align16(x_rows_at + n_pairs * sizeof(int32_t));
+  const size_t total = y_rows_at + n_pairs * sizeof(int32_t);
+
+  // 3. The previous upload must be done with the staging (the contract: this returns at once).
+  staging_.wait();
+  if (total > plan_.size() || total > staging_.size()) {
+    // Grow (slow path): queued runs of the old plan on `stream` may still read plan_.
+    MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
+    const size_t cap = std::max({total, 2 * std::max(plan_.size(), staging_.size()), size_t(4096)});
+    plan_ = DeviceBuffer<uint8_t>();  // free the old one first
+    plan_ = DeviceBuffer<uint8_t>(cap);
+    staging_.reserve(cap);
+  }
+
+  // 4. Fill the staging in the order pass 1 accepted, then one upload.
+  uint8_t* h = staging_.get();
+  int32_t expert = 0, first = 0;
+  size_t item = 0;
+  for (const GroupedExpert& g : experts) {
+    if (g.x_rows.empty()) continue;
+    const int32_t n = int32_t(g.x_rows.size());
+    const detail::GroupedDesc desc{static_cast<const uint8_t*>(g.w.data), g.w.scales, g.w.zeros};
+    put(h, size_t(expert) * sizeof(desc), &desc, 1);
+    for (int32_t m0 = 0; m0 < n; m0 += kQgemvMaxM, ++item) {
+      const detail::GroupedItem it{expert, first + m0, std::min(kQgemvMaxM, n - m0)};
+      put(h, items_at + item * sizeof(it), &it, 1);
+    }
+    put(h, x_rows_at + size_t(first) * sizeof(int32_t), g.x_rows.data(), g.x_rows.size());
+    put(h, y_rows_at + size_t(first) * sizeof(int32_t), g.y_rows.data(), g.y_rows.size());
+    expert += 1, first += n;
+  }
+  MOE_CUDA_CHECK(cudaMemcpyAsync(plan_.get(), h, total, cudaMemcpyHostToDevice, stream));
+  staging_.record(stream);
+
+  items_at_ = items_at, x_rows_at_ = x_rows_at, y_rows_at_ = y_rows_at;
+  pairs_ = int64_t(n_pairs), weight_bytes_ = weight_bytes, n_items_ = int64_t(n_items);
 }
 
 void QgemvGrouped::run(const float* x, float* y, cudaStream_t stream) const {
   if (n_items_ == 0 || N_ == 0) return;
   if (!x || !y) bad("x and y must be set");
   if (!aligned16(x) || !aligned16(y)) bad("x and y must be 16-byte aligned");
-  const detail::GroupedLaunch a{experts_.get(), items_.get(), x_rows_.get(), y_rows_.get(), x, y, n_items_,
-                                int(N_),        int(K_),      int(group_)};
+  const uint8_t* plan = plan_.get();
+  const detail::GroupedLaunch a{reinterpret_cast<const detail::GroupedDesc*>(plan),
+                                reinterpret_cast<const detail::GroupedItem*>(plan + items_at_),
+                                reinterpret_cast<const int32_t*>(plan + x_rows_at_),
+                                reinterpret_cast<const int32_t*>(plan + y_rows_at_),
+                                x,
+                                y,
+                                n_items_,
+                                int(N_),
+                                int(K_),
+                                int(group_)};
   detail::QgemvVariant v = detail::ScopedQgemvVariant::current();  // V0 falls back to v0's launchers
   if (v == detail::QgemvVariant::Auto) v = detail::auto_variant(dtype_ == DType::F8E4M3, 0, /*grouped=*/true);
   if (dtype_ == DType::F8E4M3) detail::launch_grouped_f8_smem(v, a, stream);

@@ -17,13 +17,43 @@
 //
 // The plan is built on the host (the routing is known there) and validated before anything
 // is uploaded: std::invalid_argument for mixed formats or shapes, mismatched list lengths, a
-// token index outside [0, T), an output row outside [0, Y) or written twice. The upload is a
-// synchronous cudaMemcpy; run() is asynchronous on its stream and may be called repeatedly.
-// Output rows no pair names are left untouched.
+// token index outside [0, T), an output row outside [0, Y) or written twice. run() is
+// asynchronous on its stream and may be called repeatedly. Output rows no pair names are left
+// untouched.
+//
+// Re-planning (one object per projection, set() per layer per step):
+//   set(experts, T, Y, stream) validates like the constructor (same errors; on an error the
+//   previous plan stays), writes the plan (expert descriptors, passes, x_rows, y_rows) into a
+//   grow-only page-locked host staging buffer and uploads it with ONE cudaMemcpyAsync on
+//   `stream` into a grow-only device buffer. Once the capacity fits (it grows to the largest
+//   plan seen, at least doubling), set() allocates nothing (host or device) and does not
+//   synchronise: it returns while the upload is still in flight.
+// Contract:
+//   - The staging is reused: call set() again only once the previous set()'s upload has
+//     completed (the engine syncs at each layer's router read-back, after its last run()).
+//     As a safety net set() waits on an event recorded after the previous upload; when the
+//     contract holds that event has fired and the wait returns at once.
+//   - The device plan is overwritten in `stream` order: run() on `stream` after set() sees the
+//     new plan, and runs of the old plan queued earlier on `stream` still see the old one. A
+//     run() on another stream must be ordered after the upload (and earlier runs on other
+//     streams before the next set()) by the caller, e.g. with events.
+//   - Growing (a plan larger than any before) is safe but slow: set() waits for the previous
+//     upload and synchronises `stream` (so runs of the old plan queued there finish; runs on
+//     other streams are the caller's, as above), then frees and reallocates both buffers. The
+//     first upload grows too. A decode step's plan (T = 1) is small: after the first steps, or
+//     after one set() with the largest plan (e.g. a prefill chunk), nothing grows.
+//   - run() reads the plan of the last successful set(). A plan with no pairs uploads nothing
+//     and needs no device (set() and run() do not touch CUDA for it).
+//   - The constructor is set(experts, T, Y, 0) followed by a synchronisation of stream 0 when
+//     something was uploaded: the plan is on the device when it returns, usable on any stream.
+//   - Destroying the object waits for its last upload before freeing the staging; runs that
+//     read its device plan must be done (as for any DeviceBuffer). Not thread-safe; movable,
+//     not copyable.
 // (C++17-clean: bench_gpu.cu includes it and nvcc builds .cu files as C++17 here.)
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -40,10 +70,54 @@ struct GroupedExpert {
   std::vector<int32_t> y_rows;  // [n_e] the row of y [Y, N] each of them writes
 };
 
+namespace detail {
+
+// The grow-only page-locked staging of a QgemvGrouped plan and the event recorded after the
+// upload that last read it. Move-only; the destructor waits for that upload, then frees.
+class GroupedStaging {
+ public:
+  GroupedStaging() = default;
+  ~GroupedStaging();
+  GroupedStaging(GroupedStaging&& o) noexcept { swap(o); }
+  GroupedStaging& operator=(GroupedStaging&& o) noexcept {
+    swap(o);  // o's destructor waits for and frees what this held
+    return *this;
+  }
+  GroupedStaging(const GroupedStaging&) = delete;
+  GroupedStaging& operator=(const GroupedStaging&) = delete;
+
+  // Blocks until the upload recorded last has read the staging; at once when it has.
+  void wait() const;
+  // Frees and reallocates when smaller than `bytes` (call wait() first); contents are lost.
+  void reserve(size_t bytes);
+  // Marks the staging as read by what is queued on `stream` so far.
+  void record(cudaStream_t stream);
+  uint8_t* get() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  void swap(GroupedStaging& o) noexcept;
+  uint8_t* p_ = nullptr;
+  size_t n_ = 0;
+  cudaEvent_t done_ = nullptr;  // created with the first upload
+  bool recorded_ = false;
+};
+
+}  // namespace detail
+
 class QgemvGrouped {
  public:
+  // An empty plan: run() does nothing until set().
+  QgemvGrouped() = default;
   // T: rows of x; Y: rows of y. Experts with no tokens are allowed (and cost nothing).
+  // set(experts, T, Y, 0), then waits for the upload (see the contract above).
   QgemvGrouped(const std::vector<GroupedExpert>& experts, int64_t T, int64_t Y);
+
+  // Replaces the plan; asynchronous on `stream`, allocation-free once the capacity fits. See
+  // the contract above: the previous set()'s upload must have completed. Throws
+  // std::invalid_argument like the constructor (the previous plan then stays), and
+  // std::runtime_error on a CUDA error (the plan is then empty).
+  void set(const std::vector<GroupedExpert>& experts, int64_t T, int64_t Y, cudaStream_t stream);
 
   // x [T, K], y [Y, N]: device pointers, 16-byte aligned. Throws std::invalid_argument on a
   // null or misaligned pointer (when there is work), std::runtime_error on a CUDA error.
@@ -55,15 +129,21 @@ class QgemvGrouped {
   // Weight bytes (data + scales + zero points) of the experts that have tokens: what one run
   // must read at least once.
   int64_t weight_bytes() const { return weight_bytes_; }
+  // Bytes of the plan's staging and device buffers (each): grows only.
+  size_t capacity_bytes() const { return plan_.size(); }
 
  private:
   DType dtype_ = DType::F32;
   int32_t group_ = 0;
   int64_t N_ = 0, K_ = 0, T_ = 0, Y_ = 0, pairs_ = 0, weight_bytes_ = 0;
   int64_t n_items_ = 0;
-  DeviceBuffer<detail::GroupedDesc> experts_;  // [active experts]
-  DeviceBuffer<detail::GroupedItem> items_;    // [passes]: (expert, first pair, count <= 8)
-  DeviceBuffer<int32_t> x_rows_, y_rows_;      // [pairs], expert after expert
+  // One device allocation, byte offsets 16-aligned:
+  //   [active experts] GroupedDesc | [passes] GroupedItem (expert, first pair, count <= 8) |
+  //   [pairs] x_rows | [pairs] y_rows (pairs expert after expert)
+  DeviceBuffer<uint8_t> plan_;
+  size_t items_at_ = 0, x_rows_at_ = 0, y_rows_at_ = 0;
+  detail::GroupedStaging staging_;  // same layout and size as plan_
+  std::vector<uint8_t> written_;    // [Y] set()'s scratch: output rows already named
 };
 
 }  // namespace moe::cuda

@@ -53,7 +53,12 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
   if (std::any_of(per_layer.begin(), per_layer.end(), [](int n) { return n > 0; })) {
     if (!model_.experts) throw std::invalid_argument("the model has MoE layers but no expert source");
     auto* ram = dynamic_cast<TieredExperts*>(model_.experts.get());
-    if (ram && opts_.direct_ram && !opts_.wide16) records_ = std::make_unique<TierRecordSource>(*ram);
+    if (ram && opts_.direct_ram && !opts_.wide16) {
+      records_ = std::make_unique<TierRecordSource>(*ram);
+      // The RAM tier's buffers page-locked as they are handed out, so copies from them are
+      // asynchronous DMA (they stay pinned after this engine: the tier outlives it).
+      ram->set_pinner(cuda_host_pinner());
+    }
     else records_ = std::make_unique<RecordSource>(*model_.experts, per_layer, opts_.wide16);
     uint64_t largest = 0, count = 0;  // the tier's slots are all the largest record's size
     for (int l = 0; l < int(per_layer.size()); ++l)
@@ -65,6 +70,11 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
     vo.policy = make_policy(opts_.policy);
     vo.prefetch_share = opts_.prefetch_share;
     tier_ = std::make_unique<VramTier>(*records_, *dev_, *dev_, std::move(vo));
+    auto groupable = [](const WeightView& w) {
+      return w.dtype == DType::Q4 || w.dtype == DType::Q4Z || (w.dtype == DType::F8E4M3 && w.cols % 16 == 0);
+    };
+    const ExpertWeights& sh = records_->shape();
+    grouped_ok_ = groupable(sh.gate) && groupable(sh.up) && groupable(sh.down);
   }
 }
 

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/qgemv_grouped.h"
 #include "runtime/batch_plan.h"
 #include "runtime/engine_api.h"
 #include "runtime/gpu/gpu_kv.h"
@@ -51,6 +52,10 @@ struct GpuEngineOptions {
   // from the RAM tier's buffers (TierRecordSource: no repacking, no staging copy). false: repack
   // them like any other source (RecordSource).
   bool direct_ram = true;
+  // Quantized experts (Q4/Q4Z, FP8 with K % 16 == 0) run as one grouped GEMV launch per projection
+  // and chunk of experts (kernels/cuda/qgemv_grouped.h) instead of one launch per expert and
+  // projection. Off until it has run on a GPU.
+  bool grouped_experts = false;
 };
 
 class GpuEngine final : public InferenceEngine {
@@ -107,6 +112,9 @@ class GpuEngine final : public InferenceEngine {
   std::vector<RoutingHook> hooks_;
   RoutingOverride override_;
   std::vector<std::pair<int, int>> pending_release_;
+  bool grouped_ok_ = false;         // the experts' formats suit the grouped GEMV
+  cuda::QgemvGrouped grouped_[3];   // gate, up, down plans (set per chunk, reused)
+  std::vector<cuda::GroupedExpert> group_[3];
   GpuStepTimes times_;  // (layer, expert) acquired, kernels maybe queued
 
   // Scratch, grown to the largest batch and kept (allocation synchronises the device).

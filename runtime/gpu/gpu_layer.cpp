@@ -162,6 +162,8 @@ void GpuEngine::moe(int layer, const BatchPlan& plan) {
     const Clock::time_point ta = Clock::now();
     for (size_t u = c0; u < c1; ++u) ve.push_back(tier_->acquire(layer, used[u]));
     times_.acquire_s += seconds_since(ta);
+    const bool grouped = opts_.grouped_experts && grouped_ok_;
+    for (auto& g : group_) g.clear();
     for (size_t u = c0; u < c1; ++u) {
       const VramExpert& x = ve[u - c0];
       if (x.ticket) dev_->stream_wait(x.ticket, stream_);  // compute waits for this copy only
@@ -171,12 +173,31 @@ void GpuEngine::moe(int layer, const BatchPlan& plan) {
         return cuda::DeviceWeight{v.dtype, v.data, v.rows, v.cols, v.scales, v.zeros, v.group};
       };
       const int64_t r0 = first[u], n = int64_t(by_expert[size_t(used[u])].size());
+      if (grouped) {  // this expert's rows of xg -> the same rows of g / u / y
+        std::vector<int32_t> rows(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) rows[size_t(i)] = int32_t(r0 + i);
+        group_[0].push_back({dw(shape.gate, lay.gate), rows, rows});
+        group_[1].push_back({dw(shape.up, lay.up), rows, rows});
+        group_[2].push_back({dw(shape.down, lay.down), rows, rows});
+        continue;
+      }
       float* g = s.g.get() + r0 * I;
       float* up = s.u.get() + r0 * I;
       apply(dw(shape.gate, lay.gate), s.xg.get() + r0 * H, n, g, *gemm_, stream_);
       apply(dw(shape.up, lay.up), s.xg.get() + r0 * H, n, up, *gemm_, stream_);
       cuda::silu_mul(g, up, n * I, g, stream_);
       apply(dw(shape.down, lay.down), g, n, s.y.get() + r0 * H, *gemm_, stream_);
+    }
+    if (grouped) {
+      // The chunk's rows are consecutive: [first[c0], first[c1 - 1] + its tokens).
+      const int64_t R0 = first[c0], R1 = first[c1 - 1] + int64_t(by_expert[size_t(used[c1 - 1])].size());
+      grouped_[0].set(group_[0], TK, TK, stream_);
+      grouped_[0].run(s.xg.get(), s.g.get(), stream_);
+      grouped_[1].set(group_[1], TK, TK, stream_);
+      grouped_[1].run(s.xg.get(), s.u.get(), stream_);
+      cuda::silu_mul(s.g.get() + R0 * I, s.u.get() + R0 * I, (R1 - R0) * I, s.g.get() + R0 * I, stream_);
+      grouped_[2].set(group_[2], TK, TK, stream_);
+      grouped_[2].run(s.g.get(), s.y.get(), stream_);
     }
     const bool last = c1 == used.size();
     if (!last || !defer) sync();

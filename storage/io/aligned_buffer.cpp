@@ -18,6 +18,8 @@ AlignedBuffer::AlignedBuffer(size_t bytes) {
 }
 
 void AlignedBuffer::reset() {
+  if (data_ && unpin_) unpin_(data_, size_);
+  unpin_ = {};
   if (data_) ::munmap(data_, size_);
   data_ = nullptr;
   size_ = 0;

@@ -28,6 +28,7 @@ AlignedBuffer BufferPool::take(uint64_t bytes) {
   }
   in_use_ += n;
   peak_in_use_ = std::max(peak_in_use_, in_use_);
+  if (pinner_ && !b.pinned() && pinner_->pin(b.data(), b.size())) b.set_unpin(pinner_->unpin);
   return b;
 }
 

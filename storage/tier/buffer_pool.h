@@ -7,6 +7,7 @@
 // another size needs the room.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -21,6 +22,9 @@ class BufferPool {
   // budget even with no free buffer kept: the caller evicts and gives a buffer back first.
   AlignedBuffer take(uint64_t bytes);
   void give_back(AlignedBuffer b);
+  // From now on every buffer handed out by take() is page-locked with `p` (once: reused buffers
+  // stay pinned). Null: no more pinning (buffers already pinned stay so until unmapped).
+  void set_pinner(std::shared_ptr<const HostPinner> p) { pinner_ = std::move(p); }
 
   uint64_t budget() const { return budget_; }
   uint64_t in_use() const { return in_use_; }        // held by experts (resident or loading)
@@ -34,6 +38,7 @@ class BufferPool {
   uint64_t in_use_ = 0, allocated_ = 0, peak_in_use_ = 0, peak_allocated_ = 0;
   std::unordered_map<uint64_t, std::vector<AlignedBuffer>> free_;  // by size
   uint64_t free_bytes_ = 0;
+  std::shared_ptr<const HostPinner> pinner_;
 };
 
 }  // namespace moe

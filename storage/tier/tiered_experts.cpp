@@ -428,4 +428,9 @@ void TieredExperts::reset_stats() {
   pool_.reset_peaks();
 }
 
+void TieredExperts::set_pinner(std::shared_ptr<const HostPinner> p) {
+  std::lock_guard lk(mu_);
+  pool_.set_pinner(std::move(p));
+}
+
 }  // namespace moe

@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdio>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -161,6 +162,23 @@ double CudaDevice::elapsed_s(CopyTicket t) {
   float ms = 0;
   MOE_CUDA_CHECK(cudaEventElapsedTime(&ms, as_event(p->start), as_event(p->end)));
   return double(ms) * 1e-3;
+}
+
+std::shared_ptr<const HostPinner> cuda_host_pinner() {
+  auto p = std::make_shared<HostPinner>();
+  p->pin = [](void* ptr, size_t bytes) {
+    const cudaError_t err = cudaHostRegister(ptr, bytes, cudaHostRegisterPortable);
+    if (err == cudaSuccess) return true;
+    cudaGetLastError();  // not sticky; the buffer just stays pageable
+    static std::once_flag logged;
+    std::call_once(logged, [&] {
+      std::fprintf(stderr, "warning: cannot page-lock RAM tier buffers (%s); GPU copies from them are staged\n",
+                   cudaGetErrorString(err));
+    });
+    return false;
+  };
+  p->unpin = [](void* ptr, size_t) { cudaHostUnregister(ptr); };  // at exit the context may be gone: ignore
+  return p;
 }
 
 }  // namespace moe

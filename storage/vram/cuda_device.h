@@ -23,6 +23,7 @@
 #include <mutex>
 #include <vector>
 
+#include "storage/io/aligned_buffer.h"
 #include "storage/vram/device_api.h"
 
 namespace moe {
@@ -71,5 +72,10 @@ class CudaDevice final : public DeviceMemory, public CopyEngine {
   std::vector<EventPair> events_;  // grows to kEventRing
   CopyTicket last_ = 0;            // tickets issued: 1..last_
 };
+
+// Page-locks host buffers for this process's CUDA devices (cudaHostRegister, portable to every
+// device; cudaHostUnregister before they are unmapped). A buffer the driver refuses to register
+// stays pageable (copies from it stay correct, staged by CUDA); the first refusal is logged once.
+std::shared_ptr<const HostPinner> cuda_host_pinner();
 
 }  // namespace moe

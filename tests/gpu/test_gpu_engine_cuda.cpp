@@ -212,9 +212,19 @@ TEST_P(GpuEngineQuantTest, QuantizedExpertsMatchDequantizedCpu) {
   gpu::GpuEngine gpu(qmodel, {.wide16 = true});  // the dense weights stay exact too
   expect_match(greedy(gpu, prompt, V), greedy(cpu, prompt, V), kTol);
   // And with the smallest budget: the same tokens.
-  gpu::GpuEngine small(qmodel, {.vram_budget_bytes = uint64_t(qmodel.cfg.router.top_k) * gpu.experts().slot_bytes(),
-                                .wide16 = true});
-  EXPECT_EQ(greedy(small, prompt, V).tokens, greedy(gpu, prompt, V).tokens);
+  const uint64_t min_budget = uint64_t(qmodel.cfg.router.top_k) * gpu.experts().slot_bytes();
+  gpu::GpuEngine small(qmodel, {.vram_budget_bytes = min_budget, .wide16 = true});
+  const GreedyRun ref = greedy(gpu, prompt, V);
+  EXPECT_EQ(greedy(small, prompt, V).tokens, ref.tokens);
+  // The grouped expert GEMV (one launch per projection and chunk): the same reference, the same
+  // tolerance, and bit-identical whatever the budget.
+  gpu::GpuEngine grouped(qmodel, {.wide16 = true, .grouped_experts = true});
+  const GreedyRun g = greedy(grouped, prompt, V);
+  expect_match(g, greedy(cpu, prompt, V), kTol);
+  gpu::GpuEngine grouped_small(qmodel, {.vram_budget_bytes = min_budget, .wide16 = true, .grouped_experts = true});
+  const GreedyRun gs = greedy(grouped_small, prompt, V);
+  EXPECT_EQ(gs.tokens, g.tokens);
+  EXPECT_EQ(gs.steps, g.steps);
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, GpuEngineQuantTest,

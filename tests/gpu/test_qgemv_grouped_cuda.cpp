@@ -8,7 +8,9 @@
 // Metric: max_i |gpu_i - ref_i| / max_i |ref_i| <= 1e-4, as in test_qgemv_cuda.cpp.
 // Fresh random inputs each run (seed printed, MOE_TEST_SEED=<n> repeats it); y poisoned with
 // NaN and every element must be written; a second run must give the same bits.
-// Without a device the GPU tests skip; the argument checks run on the host.
+// Re-planning: one object set() again and again on a non-blocking stream (QgemvGroupedReplan),
+// each result against the same reference and bit-identical to a freshly constructed plan.
+// Without a device the GPU tests skip; the argument checks (constructor and set()) run on the host.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
@@ -16,11 +18,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <ostream>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gpu/gpu_test.h"
@@ -96,6 +100,48 @@ std::vector<int32_t> random_routing(std::mt19937_64& rng, const Routing& r) {
   return ids;
 }
 
+// The work list of a routing ids [T, k] over the experts w: pair (t, j) reads x row t and
+// writes y row t * k + j. Every expert of w is in the list, with or without tokens.
+std::vector<GroupedExpert> make_work(const std::vector<cuda::DeviceWeight>& w, const std::vector<int32_t>& ids,
+                                     int k) {
+  std::vector<GroupedExpert> work(w.size());
+  for (size_t e = 0; e < w.size(); ++e) work[e].w = w[e];
+  for (size_t i = 0; i < ids.size(); ++i) {
+    work[size_t(ids[i])].x_rows.push_back(int32_t(i / size_t(k)));
+    work[size_t(ids[i])].y_rows.push_back(int32_t(i));
+  }
+  return work;
+}
+
+// Reference y [Y, N]: row y_rows[i] of expert e = x[x_rows[i]] . dequant(W_e)^T in double,
+// rounded to float (gpu_test.h compares against float); rows no pair names are 0.
+std::vector<float> reference(const std::vector<const QuantizedMatrix*>& hostw, const std::vector<GroupedExpert>& work,
+                             const std::vector<float>& x, const Format& f, int64_t Y) {
+  std::vector<double> ref(size_t(Y * f.N), 0.0);
+  std::vector<float> row(static_cast<size_t>(f.K));
+  for (size_t e = 0; e < work.size(); ++e) {
+    const auto& g = work[e];
+    if (g.x_rows.empty()) continue;
+    for (int64_t n = 0; n < f.N; ++n) {
+      dequantize_row(hostw[e]->view(), n, row.data());
+      for (size_t i = 0; i < g.x_rows.size(); ++i) {
+        const float* xt = &x[size_t(int64_t(g.x_rows[i]) * f.K)];
+        double s = 0;
+        for (int64_t c = 0; c < f.K; ++c) s += double(row[size_t(c)]) * double(xt[c]);
+        ref[size_t(int64_t(g.y_rows[i]) * f.N + n)] = s;
+      }
+    }
+  }
+  return std::vector<float>(ref.begin(), ref.end());
+}
+
+std::vector<float> random_x(std::mt19937_64& rng, int64_t T, int64_t K) {
+  std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
+  std::vector<float> x(size_t(T * K));  // [T, K]
+  for (float& v : x) v = ud(rng);
+  return x;
+}
+
 class QgemvGroupedCuda : public ::testing::TestWithParam<std::tuple<Format, Routing, QgemvVariant>> {};
 
 TEST_P(QgemvGroupedCuda, MatchesCpuReference) {
@@ -109,42 +155,24 @@ TEST_P(QgemvGroupedCuda, MatchesCpuReference) {
 
   std::vector<QuantizedMatrix> hostw;
   std::vector<std::unique_ptr<DeviceMatrix>> devw;
+  std::vector<cuda::DeviceWeight> w;
+  std::vector<const QuantizedMatrix*> hw;
+  hostw.reserve(size_t(r.E));
   for (int e = 0; e < r.E; ++e) {
     hostw.push_back(random_expert(rng, f));
     devw.push_back(std::make_unique<DeviceMatrix>(hostw.back().view()));
+    w.push_back(devw.back()->weight());
+    hw.push_back(&hostw.back());
   }
   const std::vector<int32_t> ids = random_routing(rng, r);  // [T, k]
-  std::vector<GroupedExpert> work(size_t(r.E));
-  for (int e = 0; e < r.E; ++e) work[size_t(e)].w = devw[size_t(e)]->weight();
-  for (int64_t i = 0; i < Y; ++i) {
-    work[size_t(ids[size_t(i)])].x_rows.push_back(int32_t(i / r.k));
-    work[size_t(ids[size_t(i)])].y_rows.push_back(int32_t(i));
-  }
+  const std::vector<GroupedExpert> work = make_work(w, ids, r.k);
   if (r.T > 8) {
     ASSERT_GT(work[0].x_rows.size(), 8u) << "the hot expert must need several passes";
   }
   ASSERT_TRUE(work[size_t(r.E - 1)].x_rows.empty());
 
-  std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
-  std::vector<float> x(size_t(r.T * f.K));  // [T, K]
-  for (float& v : x) v = ud(rng);
-
-  // Reference y [Y, N]: row t * k + j = x[t] . dequant(W_ids[t, j])^T in double.
-  std::vector<double> ref(size_t(Y * f.N));
-  std::vector<float> row(static_cast<size_t>(f.K));
-  for (int e = 0; e < r.E; ++e) {
-    const auto& g = work[size_t(e)];
-    if (g.x_rows.empty()) continue;
-    for (int64_t n = 0; n < f.N; ++n) {
-      dequantize_row(hostw[size_t(e)].view(), n, row.data());
-      for (size_t i = 0; i < g.x_rows.size(); ++i) {
-        const float* xt = &x[size_t(int64_t(g.x_rows[i]) * f.K)];
-        double s = 0;
-        for (int64_t c = 0; c < f.K; ++c) s += double(row[size_t(c)]) * double(xt[c]);
-        ref[size_t(int64_t(g.y_rows[i]) * f.N + n)] = s;
-      }
-    }
-  }
+  const std::vector<float> x = random_x(rng, r.T, f.K);
+  const std::vector<float> ref_f = reference(hw, work, x, f, Y);
 
   const QgemvGrouped plan(work, r.T, Y);
   EXPECT_EQ(plan.pairs(), Y);
@@ -158,7 +186,6 @@ TEST_P(QgemvGroupedCuda, MatchesCpuReference) {
     y.resize(dy.size());
     dy.download(y.data(), y.size());
   }
-  std::vector<float> ref_f(ref.begin(), ref.end());  // gpu_test.h compares against float
   moe::test::expect_close(got[0], ref_f, kTolerance);
   EXPECT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0)
       << "two runs of the same plan differ";
@@ -204,46 +231,235 @@ TEST(QgemvGroupedCudaHand, UnnamedRowsUntouched) {
   }
 }
 
-// Bad work lists are refused before anything touches the device (no GPU needed).
-TEST(QgemvGroupedCudaArgs, RejectsBadWorkLists) {
-  alignas(16) static float buf[64];
-  const cuda::DeviceWeight q4{DType::Q4, buf, 4, 32, buf, nullptr, 32};
-  auto make = [&](cuda::DeviceWeight w1, std::vector<int32_t> xr, std::vector<int32_t> yr) {
-    return std::vector<GroupedExpert>{{q4, {0}, {0}}, {w1, std::move(xr), std::move(yr)}};
+// One QgemvGrouped re-planned with set() on a non-blocking stream, as the engine does per layer
+// and decode step: routings, T (1 -> 64 -> 3 ...), expert counts and weights change, plans grow
+// and shrink, some are empty. Each result against the CPU reference and bit-identical to a
+// freshly constructed plan on the same inputs; no growth once the largest plan has been seen.
+// Then the same steps pipelined (set/run after set/run, one sync at the end) on another object.
+struct Step {
+  int T, E, k;  // E = 0: an empty expert list; k = 0: E experts without tokens (Y = 2 T)
+};
+const Step kSteps[] = {{1, 8, 2}, {64, 16, 8}, {3, 8, 6},  {0, 0, 0},  {2, 0, 0}, {17, 16, 8},
+                       {3, 12, 0}, {5, 12, 4}, {1, 12, 8}, {64, 16, 8}, {1, 8, 1}};
+constexpr int kPool = 16;  // device experts to draw each step's E from
+constexpr size_t kLargest = 1;  // index in kSteps of the first largest plan
+
+// Bit-identical (NaN poison included); empty vectors compare equal.
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
+
+class QgemvGroupedReplan : public ::testing::TestWithParam<Format> {};
+
+TEST_P(QgemvGroupedReplan, SetRepeatedlyOnAStream) {
+  SKIP_WITHOUT_GPU();
+  const Format& f = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("MOE_TEST_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+
+  std::vector<QuantizedMatrix> hostw;
+  std::vector<std::unique_ptr<DeviceMatrix>> devw;
+  hostw.reserve(kPool);
+  for (int e = 0; e < kPool; ++e) {
+    hostw.push_back(random_expert(rng, f));
+    devw.push_back(std::make_unique<DeviceMatrix>(hostw.back().view()));
+  }
+  cudaStream_t s = nullptr;
+  MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  const std::unique_ptr<CUstream_st, void (*)(cudaStream_t)> own_s(s, [](cudaStream_t p) { cudaStreamDestroy(p); });
+
+  // Each step's inputs, kept for the pipelined pass.
+  struct Case {
+    std::vector<GroupedExpert> work;
+    int64_t T, Y, pairs;
+    std::unique_ptr<DeviceBuffer<float>> dx;
+    std::vector<float> got;  // y [Y, N] from the re-planned object
   };
-  auto expect_refused = [](const std::vector<GroupedExpert>& work, int64_t T, int64_t Y, const char* what) {
-    try {
-      QgemvGrouped plan(work, T, Y);
-      ADD_FAILURE() << "accepted: " << what;
-    } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+  std::vector<Case> cases;
+  QgemvGrouped plan;
+  EXPECT_NO_THROW(plan.run(nullptr, nullptr, s));  // the empty plan of the default constructor
+  size_t largest_capacity = 0;
+  for (size_t i = 0; i < std::size(kSteps); ++i) {
+    const Step& st = kSteps[i];
+    SCOPED_TRACE("step " + std::to_string(i) + ": T " + std::to_string(st.T) + ", E " + std::to_string(st.E) +
+                 ", k " + std::to_string(st.k));
+    // E distinct experts of the pool in random order: the descriptors change too.
+    std::vector<int> pick(kPool);
+    for (int e = 0; e < kPool; ++e) pick[size_t(e)] = e;
+    std::shuffle(pick.begin(), pick.end(), rng);
+    std::vector<cuda::DeviceWeight> w;
+    std::vector<const QuantizedMatrix*> hw;
+    for (int j = 0; j < st.E; ++j) {
+      w.push_back(devw[size_t(pick[size_t(j)])]->weight());
+      hw.push_back(&hostw[size_t(pick[size_t(j)])]);
     }
+    Case c;
+    c.T = st.T;
+    c.Y = int64_t(st.T) * (st.k ? st.k : 2);
+    c.pairs = int64_t(st.T) * st.k;
+    c.work = st.k ? make_work(w, random_routing(rng, {st.T, st.E, st.k}), st.k) : make_work(w, {}, 1);
+    const std::vector<float> x = random_x(rng, st.T, f.K);
+    const std::vector<float> ref = reference(hw, c.work, x, f, c.Y);
+    c.dx = std::make_unique<DeviceBuffer<float>>(std::max<size_t>(x.size(), 1));
+    if (!x.empty())  // on s: cudaMemcpy from pageable memory may return before its DMA is done
+      MOE_CUDA_CHECK(cudaMemcpyAsync(c.dx->get(), x.data(), x.size() * sizeof(float), cudaMemcpyHostToDevice, s));
+    DeviceBuffer<float> dy(size_t(std::max<int64_t>(c.Y * f.N, 1))), dy_fresh(dy.size());
+
+    MOE_CUDA_CHECK(cudaMemsetAsync(dy.get(), 0xff, dy.bytes(), s));  // 0xffffffff is a NaN
+    MOE_CUDA_CHECK(cudaMemsetAsync(dy_fresh.get(), 0xff, dy_fresh.bytes(), s));
+    plan.set(c.work, c.T, c.Y, s);
+    plan.run(c.dx->get(), dy.get(), s);
+    c.got.resize(size_t(c.Y * f.N));
+    if (!c.got.empty())
+      MOE_CUDA_CHECK(cudaMemcpyAsync(c.got.data(), dy.get(), c.got.size() * sizeof(float), cudaMemcpyDeviceToHost, s));
+    MOE_CUDA_CHECK(cudaStreamSynchronize(s));  // the engine's router read-back: the upload is done
+
+    EXPECT_EQ(plan.pairs(), c.pairs);
+    if (c.pairs > 0) {
+      moe::test::expect_close(c.got, ref, kTolerance);
+    } else {
+      for (size_t j = 0; j < c.got.size(); ++j) ASSERT_TRUE(std::isnan(c.got[j])) << "element " << j << " written";
+    }
+    const QgemvGrouped fresh(c.work, c.T, c.Y);
+    EXPECT_EQ(fresh.pairs(), plan.pairs());
+    EXPECT_EQ(fresh.weight_bytes(), plan.weight_bytes());
+    EXPECT_EQ(fresh.rows(), plan.rows());
+    EXPECT_EQ(fresh.cols(), plan.cols());
+    fresh.run(c.dx->get(), dy_fresh.get(), s);
+    std::vector<float> want(c.got.size());
+    if (!want.empty())
+      MOE_CUDA_CHECK(cudaMemcpyAsync(want.data(), dy_fresh.get(), want.size() * sizeof(float), cudaMemcpyDeviceToHost, s));
+    MOE_CUDA_CHECK(cudaStreamSynchronize(s));
+    EXPECT_TRUE(same_bits(c.got, want)) << "the re-planned object and a fresh one differ";
+
+    if (i == kLargest) largest_capacity = plan.capacity_bytes();
+    if (i >= kLargest) {
+      EXPECT_EQ(plan.capacity_bytes(), largest_capacity) << "grew after the largest plan";
+    }
+    cases.push_back(std::move(c));
+  }
+  ASSERT_GT(largest_capacity, 0u);
+
+  // Pipelined on a fresh object: set() while the previous step's run is still queued (each
+  // set() waits for the previous upload itself; growth synchronises s), one sync at the end.
+  // The plan is overwritten in stream order, so each run sees its own plan.
+  QgemvGrouped piped;
+  std::vector<DeviceBuffer<float>> ys;
+  ys.reserve(cases.size());
+  for (const Case& c : cases) {
+    ys.emplace_back(size_t(std::max<int64_t>(c.Y * f.N, 1)));
+    MOE_CUDA_CHECK(cudaMemsetAsync(ys.back().get(), 0xff, ys.back().bytes(), s));
+    piped.set(c.work, c.T, c.Y, s);
+    piped.run(c.dx->get(), ys.back().get(), s);
+  }
+  MOE_CUDA_CHECK(cudaStreamSynchronize(s));
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::vector<float> y(cases[i].got.size());
+    ys[i].download(y.data(), y.size());
+    EXPECT_TRUE(same_bits(y, cases[i].got)) << "pipelined step " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, QgemvGroupedReplan, ::testing::ValuesIn(kFormats),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// Work lists refused before anything touches the device, and the message each must contain.
+alignas(16) float g_buf[64];
+const cuda::DeviceWeight kQ4{DType::Q4, g_buf, 4, 32, g_buf, nullptr, 32};
+struct BadList {
+  std::vector<GroupedExpert> work;
+  int64_t T, Y;
+  const char* what;
+};
+std::vector<BadList> bad_lists() {
+  auto make = [](cuda::DeviceWeight w1, std::vector<int32_t> xr, std::vector<int32_t> yr) {
+    return std::vector<GroupedExpert>{{kQ4, {0}, {0}}, {w1, std::move(xr), std::move(yr)}};
   };
-  cuda::DeviceWeight other = q4;
+  std::vector<BadList> v;
+  cuda::DeviceWeight other = kQ4;
   other.rows = 8;
-  expect_refused(make(other, {1}, {1}), 2, 2, "must match");  // shape differs
-  other = q4;
+  v.push_back({make(other, {1}, {1}), 2, 2, "must match"});  // shape differs
+  other = kQ4;
   other.group = 0;
   other.dtype = DType::F8E4M3;
-  expect_refused(make(other, {1}, {1}), 2, 2, "must match");  // format differs
-  other = q4;
+  v.push_back({make(other, {1}, {1}), 2, 2, "must match"});  // format differs
+  other = kQ4;
   other.dtype = DType::Q4Z;
-  expect_refused(make(other, {1}, {1}), 2, 2, "zero points");
-  expect_refused(make(q4, {1, 0}, {1}), 2, 3, "y rows");              // lengths differ
-  expect_refused(make(q4, {2}, {1}), 2, 2, "token index 2");          // T = 2
-  expect_refused(make(q4, {-1}, {1}), 2, 2, "token index -1");
-  expect_refused(make(q4, {1}, {2}), 2, 2, "output row 2 outside");  // Y = 2
-  expect_refused(make(q4, {1}, {0}), 2, 2, "written twice");         // expert 0 writes row 0 too
-  other = q4;
-  other.data = reinterpret_cast<const char*>(buf) + 4;
-  expect_refused(make(other, {1}, {1}), 2, 2, "16-byte aligned");
-  const cuda::DeviceWeight f8{DType::F8E4M3, buf, 4, 40, buf, nullptr, 0};  // K % 16 != 0
-  expect_refused({{f8, {0}, {0}}}, 1, 1, "K % 16");
-  expect_refused({{q4, {0}, {0}}}, -1, 1, "T = -1");
-  const cuda::DeviceWeight f32{DType::F32, buf, 4, 32, buf, nullptr, 0};
-  expect_refused({{f32, {0}, {0}}}, 1, 1, "no CUDA kernel");
+  v.push_back({make(other, {1}, {1}), 2, 2, "zero points"});
+  v.push_back({make(kQ4, {1, 0}, {1}), 2, 3, "y rows"});              // lengths differ
+  v.push_back({make(kQ4, {2}, {1}), 2, 2, "token index 2"});          // T = 2
+  v.push_back({make(kQ4, {-1}, {1}), 2, 2, "token index -1"});
+  v.push_back({make(kQ4, {1}, {2}), 2, 2, "output row 2 outside"});  // Y = 2
+  v.push_back({make(kQ4, {1}, {0}), 2, 2, "written twice"});         // expert 0 writes row 0 too
+  other = kQ4;
+  other.data = reinterpret_cast<const char*>(g_buf) + 4;
+  v.push_back({make(other, {1}, {1}), 2, 2, "16-byte aligned"});
+  const cuda::DeviceWeight f8{DType::F8E4M3, g_buf, 4, 40, g_buf, nullptr, 0};  // K % 16 != 0
+  v.push_back({{{f8, {0}, {0}}}, 1, 1, "K % 16"});
+  v.push_back({{{kQ4, {0}, {0}}}, -1, 1, "T = -1"});
+  v.push_back({{{kQ4, {0}, {0}}}, 1, -1, "Y = -1"});
+  const cuda::DeviceWeight f32{DType::F32, g_buf, 4, 32, g_buf, nullptr, 0};
+  v.push_back({{{f32, {0}, {0}}}, 1, 1, "no CUDA kernel"});
+  return v;
+}
+
+// Bad work lists are refused before anything touches the device (no GPU needed).
+TEST(QgemvGroupedCudaArgs, RejectsBadWorkLists) {
+  for (const BadList& b : bad_lists()) {
+    try {
+      QgemvGrouped plan(b.work, b.T, b.Y);
+      ADD_FAILURE() << "accepted: " << b.what;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(b.what), std::string::npos) << e.what();
+    }
+  }
   EXPECT_NO_THROW(QgemvGrouped({}, 0, 0).run(nullptr, nullptr, nullptr));  // nothing to do
-  EXPECT_NO_THROW(QgemvGrouped(std::vector<GroupedExpert>{{q4, {}, {}}}, 3, 3).run(nullptr, nullptr, nullptr));
+  EXPECT_NO_THROW(QgemvGrouped(std::vector<GroupedExpert>{{kQ4, {}, {}}}, 3, 3).run(nullptr, nullptr, nullptr));
+}
+
+// set() refuses what the constructor refuses, with the same message, and keeps the previous
+// plan. Plans without pairs upload nothing, so none of this needs a device.
+TEST(QgemvGroupedCudaArgs, SetRejectsLikeConstructor) {
+  const cuda::DeviceWeight wide{DType::Q4, g_buf, 8, 64, g_buf, nullptr, 32};
+  QgemvGrouped plan;
+  EXPECT_EQ(plan.pairs(), 0);
+  EXPECT_EQ(plan.capacity_bytes(), 0u);
+  plan.set({{wide, {}, {}}, {wide, {}, {}}}, 3, 5, nullptr);  // the previous plan: [8, 64], no pairs
+  for (const BadList& b : bad_lists()) {
+    std::string from_ctor, from_set;
+    try {
+      QgemvGrouped fresh(b.work, b.T, b.Y);
+    } catch (const std::invalid_argument& e) {
+      from_ctor = e.what();
+    }
+    try {
+      plan.set(b.work, b.T, b.Y, nullptr);
+    } catch (const std::invalid_argument& e) {
+      from_set = e.what();
+    }
+    EXPECT_NE(from_ctor.find(b.what), std::string::npos) << from_ctor;
+    EXPECT_EQ(from_set, from_ctor) << b.what;
+    EXPECT_EQ(plan.rows(), 8) << "a refused set() must keep the previous plan";
+    EXPECT_EQ(plan.cols(), 64);
+  }
+  EXPECT_NO_THROW(plan.run(nullptr, nullptr, nullptr));
+  // Accepted plans without pairs: the shape follows the last set().
+  plan.set({{kQ4, {}, {}}}, 2, 2, nullptr);
+  EXPECT_EQ(plan.rows(), 4);
+  EXPECT_EQ(plan.cols(), 32);
+  plan.set({}, 0, 0, nullptr);
+  EXPECT_EQ(plan.rows(), 0);
+  EXPECT_EQ(plan.pairs(), 0);
+  EXPECT_EQ(plan.weight_bytes(), 0);
+  EXPECT_NO_THROW(plan.run(nullptr, nullptr, nullptr));
+  EXPECT_EQ(plan.capacity_bytes(), 0u) << "nothing uploaded, nothing allocated";
+  // Movable (the bench keeps plans in a vector).
+  plan.set({{wide, {}, {}}}, 1, 1, nullptr);
+  QgemvGrouped moved(std::move(plan));
+  EXPECT_EQ(moved.rows(), 8);
+  plan = std::move(moved);
+  EXPECT_EQ(plan.cols(), 64);
 }
 
 }  // namespace
