@@ -52,6 +52,7 @@ fi
 
 # Tests that read fixtures (tests/fixtures, models/) find them here, not at the build machine's path.
 export MOE_SOURCE_DIR="$PWD"
+export MOE_BINARY="$PWD/$build/tools/moe"  # tests that convert a fixture to a pack run it
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 namespace moe::test {
@@ -13,8 +14,15 @@ struct CmdResult {
   std::string out;  // stdout, plus stderr when kept
 };
 
+// $MOE_BINARY when set (a test binary carried to another machine: scripts/gpu-check.sh sets it),
+// else the binary of the tree this test was built from.
+inline std::string moe_binary() {
+  if (const char* env = std::getenv("MOE_BINARY")) return env;
+  return MOE_BINARY;
+}
+
 inline CmdResult moe_cli(const std::string& args, bool keep_stderr = true) {
-  const std::string cmd = std::string(MOE_BINARY) + " " + args + (keep_stderr ? " 2>&1" : " 2>/dev/null");
+  const std::string cmd = moe_binary() + " " + args + (keep_stderr ? " 2>&1" : " 2>/dev/null");
   CmdResult r{0, {}};
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return {127, "popen failed"};
