@@ -17,11 +17,8 @@
 #include "runtime/engine.h"
 #include "runtime/gpu/gpu_engine.h"
 #include "runtime/pack_model.h"
-#include "storage/io/make_reader.h"
-#include "storage/pack_file.h"
-#include "storage/tier/budget.h"
-#include "storage/tier/tiered_experts.h"
 #include "tiers/fake_catalog.h"
+#include "tiers/min_tier.h"
 
 using namespace moe;
 using namespace moe::test;
@@ -270,14 +267,7 @@ class GpuEnginePack : public ::testing::TestWithParam<PackCase> {};
 // same pack, the tolerance is 5e-2: its INT4/FP8 kernels quantize activations to int8.
 Model load_tiered(const std::filesystem::path& path) {
   Model m = load_pack_model(path);
-  auto pack = std::make_shared<const PackFile>(path);
-  uint64_t largest = 0;
-  for (int l = 0; l < pack->n_layers(); ++l)
-    for (int e = 0; e < pack->n_experts(l); ++e) largest = std::max(largest, expert_cache_bytes(pack->record(l, e)));
-  TierOptions o;
-  o.top_k = m.cfg.router.top_k;
-  o.budget_bytes = uint64_t(o.top_k) * largest;
-  m.experts = std::make_unique<TieredExperts>(pack, make_reader("pread", path), std::move(o));
+  m.experts = test::min_budget_tier(path, "pread", m.cfg.router.top_k);
   return m;
 }
 

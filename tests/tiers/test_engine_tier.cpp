@@ -12,6 +12,7 @@
 #include "storage/tier/budget.h"
 #include "storage/tier/tiered_experts.h"
 #include "tiers/fake_catalog.h"
+#include "tiers/min_tier.h"
 
 namespace moe {
 namespace {
@@ -43,14 +44,7 @@ TEST_P(EngineTier, LogitsMatchTheMappedPack) {
   const std::vector<float> want = logits(load_pack_model(path), tokens);
 
   Model m = load_pack_model(path);
-  auto pack = std::make_shared<const PackFile>(path);
-  uint64_t largest = 0;
-  for (int l = 0; l < pack->n_layers(); ++l)
-    for (int e = 0; e < pack->n_experts(l); ++e) largest = std::max(largest, expert_cache_bytes(pack->record(l, e)));
-  TierOptions o;
-  o.top_k = m.cfg.router.top_k;
-  o.budget_bytes = uint64_t(o.top_k) * largest;  // the least check_budget accepts
-  auto tier = std::make_unique<TieredExperts>(pack, make_reader(c.io, path), std::move(o));
+  auto tier = test::min_budget_tier(path, c.io, m.cfg.router.top_k);
   TieredExperts* t = tier.get();
   m.experts = std::move(tier);
   const std::vector<float> got = logits(m, tokens);
