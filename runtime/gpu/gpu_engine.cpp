@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/moe_ops.h"
 #include "kernels/cuda/ops.h"
 #include "runtime/gpu/gpu_scratch.h"
+#include "storage/tier/budget.h"
 
 namespace moe::gpu {
 namespace {
@@ -42,46 +44,62 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
   if (opts_.max_seq_len <= 0) opts_.max_seq_len = c.max_position;
   dev_ = std::make_unique<CudaDevice>(opts_.device);
   MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  gemm_ = std::make_unique<cuda::DenseGemm>(stream_);
-  weights_ = upload_weights(model_, opts_.wide16);
-  const std::vector<float> inv = rope_inv_freq(c.rope, c.head_dim);
-  inv_freq_ = cuda::DeviceBuffer<float>(inv.size());
-  inv_freq_.upload(inv.data(), inv.size());
-  s_ = std::make_unique<Scratch>();
+  try {
+    gemm_ = std::make_unique<cuda::DenseGemm>(stream_);
+    weights_ = upload_weights(model_, opts_.wide16);
+    const std::vector<float> inv = rope_inv_freq(c.rope, c.head_dim);
+    inv_freq_ = cuda::DeviceBuffer<float>(inv.size());
+    inv_freq_.upload(inv.data(), inv.size());
+    s_ = std::make_unique<Scratch>();
 
-  const std::vector<int> per_layer = experts_per_layer(model_);
-  if (std::any_of(per_layer.begin(), per_layer.end(), [](int n) { return n > 0; })) {
-    if (!model_.experts) throw std::invalid_argument("the model has MoE layers but no expert source");
-    auto* ram = dynamic_cast<TieredExperts*>(model_.experts.get());
-    if (ram && opts_.direct_ram && !opts_.wide16) {
-      records_ = std::make_unique<TierRecordSource>(*ram);
-      // The RAM tier's buffers page-locked as they are handed out, so copies from them are
-      // asynchronous DMA (they stay pinned after this engine: the tier outlives it).
-      ram->set_pinner(cuda_host_pinner());
+    const std::vector<int> per_layer = experts_per_layer(model_);
+    if (std::any_of(per_layer.begin(), per_layer.end(), [](int n) { return n > 0; })) {
+      if (!model_.experts) throw std::invalid_argument("the model has MoE layers but no expert source");
+      // Direct copies keep a record pinned in the RAM tier while it crosses the link: only when
+      // the RAM budget holds every expert (the default, 100%), so those pins never lack room.
+      auto* ram = dynamic_cast<TieredExperts*>(model_.experts.get());
+      if (ram && opts_.direct_ram && !opts_.wide16 && ram->budget_bytes() >= total_expert_bytes(ram->catalog())) {
+        records_ = std::make_unique<TierRecordSource>(*ram);
+        // The RAM tier's buffers page-locked as they are handed out, so copies from them are
+        // asynchronous DMA (they stay pinned after this engine: the tier outlives it).
+        ram->set_pinner(cuda_host_pinner(opts_.device));
+      } else {
+        records_ = std::make_unique<RecordSource>(*model_.experts, per_layer, opts_.wide16);
+      }
+      uint64_t largest = 0, count = 0;  // the tier's slots are all the largest record's size
+      for (int l = 0; l < int(per_layer.size()); ++l)
+        for (int e = 0; e < per_layer[size_t(l)]; ++e, ++count) largest = std::max(largest, records_->bytes({l, e}));
+      const uint64_t all = count * ((largest + 255) / 256 * 256);
+      VramOptions vo;
+      vo.budget_bytes = opts_.vram_budget_bytes > 0 ? std::min(opts_.vram_budget_bytes, all) : all;
+      vo.top_k = c.router.top_k;
+      vo.policy = make_policy(opts_.policy);
+      vo.prefetch_share = opts_.prefetch_share;
+      tier_ = std::make_unique<VramTier>(*records_, *dev_, *dev_, std::move(vo));
+      auto groupable = [](const WeightView& w) {
+        return w.dtype == DType::Q4 || w.dtype == DType::Q4Z || (w.dtype == DType::F8E4M3 && w.cols % 16 == 0);
+      };
+      const ExpertWeights& sh = records_->shape();
+      grouped_ok_ = groupable(sh.gate) && groupable(sh.up) && groupable(sh.down);
     }
-    else records_ = std::make_unique<RecordSource>(*model_.experts, per_layer, opts_.wide16);
-    uint64_t largest = 0, count = 0;  // the tier's slots are all the largest record's size
-    for (int l = 0; l < int(per_layer.size()); ++l)
-      for (int e = 0; e < per_layer[size_t(l)]; ++e, ++count) largest = std::max(largest, records_->bytes({l, e}));
-    const uint64_t all = count * ((largest + 255) / 256 * 256);
-    VramOptions vo;
-    vo.budget_bytes = opts_.vram_budget_bytes > 0 ? std::min(opts_.vram_budget_bytes, all) : all;
-    vo.top_k = c.router.top_k;
-    vo.policy = make_policy(opts_.policy);
-    vo.prefetch_share = opts_.prefetch_share;
-    tier_ = std::make_unique<VramTier>(*records_, *dev_, *dev_, std::move(vo));
-    auto groupable = [](const WeightView& w) {
-      return w.dtype == DType::Q4 || w.dtype == DType::Q4Z || (w.dtype == DType::F8E4M3 && w.cols % 16 == 0);
-    };
-    const ExpertWeights& sh = records_->shape();
-    grouped_ok_ = groupable(sh.gate) && groupable(sh.up) && groupable(sh.down);
+  } catch (...) {
+    // Members free their device memory themselves; the stream is the one raw handle.
+    tier_.reset();
+    gemm_.reset();
+    cudaStreamDestroy(stream_);
+    stream_ = nullptr;
+    throw;
   }
 }
 
 GpuEngine::~GpuEngine() {
   if (stream_) {
     cudaStreamSynchronize(stream_);  // no throw from a destructor
-    release_pending();
+    try {
+      release_pending();
+    } catch (...) {
+      // A tier error at shutdown has nobody to report to; the tier is freed below anyway.
+    }
   }
   tier_.reset();  // before the device it copies on
   seqs_.clear();
@@ -111,8 +129,8 @@ int64_t GpuEngine::length(SeqId seq) const { return seqs_.at(seq).length(); }
 int64_t GpuEngine::kv_bytes() const { return seqs_.bytes(); }
 
 void GpuEngine::release_pending() {
-  for (auto [l, e] : pending_release_) tier_->release(l, e);
-  pending_release_.clear();
+  const auto pending = std::exchange(pending_release_, {});  // each released once, even if one throws
+  for (auto [l, e] : pending) tier_->release(l, e);
 }
 
 void GpuEngine::sync() {
@@ -128,6 +146,7 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   const int64_t H = c.hidden, V = c.vocab_size;
   const BatchPlan plan = plan_batch(batch, [&](SeqId s) { return seqs_.at(s).length(); }, opts_.max_seq_len, V);
   const int64_t T = plan.tokens();
+  if (T == 0) return {};  // an empty batch
   for (auto& [id, n] : plan.added) seqs_.at(id).reserve(seqs_.at(id).length() + n, stream_);
 
   Scratch& s = *s_;

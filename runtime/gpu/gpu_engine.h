@@ -11,8 +11,9 @@
 // device has finished reading it (after the next sync), so eviction never overwrites a slot in
 // use. When the budget covers every expert, all are copied in at start and nothing is evicted.
 //
-// Not yet: CPU compute for a missed expert (the cost model is storage/vram/miss_cost.h), CUDA
-// graphs, the grouped expert GEMV (experts run one after another), sliding-window attention.
+// Not yet: CPU compute for a missed expert (the cost model is storage/vram/miss_cost.h), device-
+// side routing and CUDA graphs, sliding-window attention. The grouped expert GEMV is optional
+// (grouped_experts) until it has run on a GPU.
 #pragma once
 #include <cuda_runtime_api.h>
 

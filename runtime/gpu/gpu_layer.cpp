@@ -160,7 +160,11 @@ void GpuEngine::moe(int layer, const BatchPlan& plan) {
     const size_t c1 = std::min(used.size(), c0 + size_t(K));
     std::vector<VramExpert> ve;
     const Clock::time_point ta = Clock::now();
-    for (size_t u = c0; u < c1; ++u) ve.push_back(tier_->acquire(layer, used[u]));
+    for (size_t u = c0; u < c1; ++u) {
+      ve.push_back(tier_->acquire(layer, used[u]));
+      // Listed at once: should anything below throw, the next sync still releases it.
+      pending_release_.push_back({layer, used[u]});
+    }
     times_.acquire_s += seconds_since(ta);
     const bool grouped = opts_.grouped_experts && grouped_ok_;
     for (auto& g : group_) g.clear();
@@ -199,10 +203,9 @@ void GpuEngine::moe(int layer, const BatchPlan& plan) {
       grouped_[2].set(group_[2], TK, TK, stream_);
       grouped_[2].run(s.g.get(), s.y.get(), stream_);
     }
-    const bool last = c1 == used.size();
-    if (!last || !defer) sync();
-    for (size_t u = c0; u < c1; ++u) pending_release_.push_back({layer, used[u]});
-    if (!last || !defer) release_pending();
+    // Released (in sync) once the device is done with them: now when more chunks follow or
+    // the budget cannot spare them, else at the next layer's sync.
+    if (c1 != used.size() || !defer) sync();
   }
   cuda::moe_combine(s.y.get(), d_yrow, d_wts, T, K, H, s.f.get(), stream_);
 

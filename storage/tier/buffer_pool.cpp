@@ -28,8 +28,18 @@ AlignedBuffer BufferPool::take(uint64_t bytes) {
   }
   in_use_ += n;
   peak_in_use_ = std::max(peak_in_use_, in_use_);
-  if (pinner_ && !b.pinned() && pinner_->pin(b.data(), b.size())) b.set_unpin(pinner_->unpin);
+  pin(b);
   return b;
+}
+
+void BufferPool::pin(AlignedBuffer& b) const {
+  if (pinner_ && !b.empty() && !b.pinned() && pinner_->pin(b.data(), b.size())) b.set_unpin(pinner_->unpin);
+}
+
+void BufferPool::set_pinner(std::shared_ptr<const HostPinner> p) {
+  pinner_ = std::move(p);
+  for (auto& [_, bufs] : free_)
+    for (AlignedBuffer& b : bufs) pin(b);
 }
 
 void BufferPool::give_back(AlignedBuffer b) {

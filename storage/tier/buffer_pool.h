@@ -24,7 +24,10 @@ class BufferPool {
   void give_back(AlignedBuffer b);
   // From now on every buffer handed out by take() is page-locked with `p` (once: reused buffers
   // stay pinned). Null: no more pinning (buffers already pinned stay so until unmapped).
-  void set_pinner(std::shared_ptr<const HostPinner> p) { pinner_ = std::move(p); }
+  // Buffers kept free for reuse are pinned at once.
+  void set_pinner(std::shared_ptr<const HostPinner> p);
+  // Pins b now when a pinner is set and b is not pinned yet (buffers handed out before).
+  void pin(AlignedBuffer& b) const;
 
   uint64_t budget() const { return budget_; }
   uint64_t in_use() const { return in_use_; }        // held by experts (resident or loading)

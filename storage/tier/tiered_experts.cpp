@@ -431,6 +431,10 @@ void TieredExperts::reset_stats() {
 void TieredExperts::set_pinner(std::shared_ptr<const HostPinner> p) {
   std::lock_guard lk(mu_);
   pool_.set_pinner(std::move(p));
+  // Experts already resident (a warmed tier) too; buffers of loads in flight are pinned when
+  // they are handed out again.
+  for (Slot& s : slots_)
+    if (s.state == State::Resident) pool_.pin(s.buf);
 }
 
 }  // namespace moe

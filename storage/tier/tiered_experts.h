@@ -82,8 +82,9 @@ class TieredExperts final : public ExpertSource {
   void set_demand_listener(std::function<void(bool)> f) { demand_listener_ = std::move(f); }
   // Evicts every unpinned expert (benchmarks start each variant cold).
   void clear();
-  // Page-locks every expert buffer from now on, as it is handed out (a GPU engine copying
-  // records straight from this tier); buffers stay pinned until unmapped. Null stops it.
+  // Page-locks every expert buffer: the resident and kept ones now, the others as they are
+  // handed out (a GPU engine copying records straight from this tier); buffers stay pinned
+  // until unmapped. Null stops new pinning.
   void set_pinner(std::shared_ptr<const HostPinner> p);
 
   bool resident(int layer, int expert) const;

@@ -93,6 +93,7 @@ const CudaDevice::EventPair* CudaDevice::pair_of(CopyTicket t) const {
 
 CopyTicket CudaDevice::copy_to_device(DeviceAddr dst, const void* src, uint64_t bytes) {
   std::lock_guard lk(mu_);
+  MOE_CUDA_CHECK(cudaSetDevice(device_));  // the prefetch scheduler's thread copies too
   const CopyTicket t = last_ + 1;
   const size_t i = (t - 1) % kEventRing;
   if (i == events_.size()) {
@@ -164,10 +165,11 @@ double CudaDevice::elapsed_s(CopyTicket t) {
   return double(ms) * 1e-3;
 }
 
-std::shared_ptr<const HostPinner> cuda_host_pinner() {
+std::shared_ptr<const HostPinner> cuda_host_pinner(int device) {
   auto p = std::make_shared<HostPinner>();
-  p->pin = [](void* ptr, size_t bytes) {
-    const cudaError_t err = cudaHostRegister(ptr, bytes, cudaHostRegisterPortable);
+  p->pin = [device](void* ptr, size_t bytes) {
+    cudaError_t err = cudaSetDevice(device);
+    if (err == cudaSuccess) err = cudaHostRegister(ptr, bytes, cudaHostRegisterPortable);
     if (err == cudaSuccess) return true;
     cudaGetLastError();  // not sticky; the buffer just stays pageable
     static std::once_flag logged;

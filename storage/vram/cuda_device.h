@@ -74,8 +74,9 @@ class CudaDevice final : public DeviceMemory, public CopyEngine {
 };
 
 // Page-locks host buffers for this process's CUDA devices (cudaHostRegister, portable to every
-// device; cudaHostUnregister before they are unmapped). A buffer the driver refuses to register
+// device; cudaHostUnregister before they are unmapped), making `device` current first on
+// whatever thread pins (the prefetch scheduler's too). A buffer the driver refuses to register
 // stays pageable (copies from it stay correct, staged by CUDA); the first refusal is logged once.
-std::shared_ptr<const HostPinner> cuda_host_pinner();
+std::shared_ptr<const HostPinner> cuda_host_pinner(int device);
 
 }  // namespace moe

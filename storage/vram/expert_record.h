@@ -17,7 +17,7 @@ struct RecordPiece {
 
 struct ExpertRecordLayout {
   RecordPiece gate, up, down;
-  uint64_t bytes = 0;  // the whole record, a multiple of 256
+  uint64_t bytes = 0;  // the whole record (a multiple of 256 for expert_record_layout's)
   bool operator==(const ExpertRecordLayout&) const = default;
 };
 

@@ -1,7 +1,7 @@
-// Where the VRAM tier gets an expert's bytes from: host memory. In the real system this is
-// an adapter over the RAM tier (TieredExperts::acquire pins an expert whose decoded record
-// is one contiguous buffer; the adapter will hand out that buffer; not written yet); tests
-// use a fake that fills each expert with a known pattern.
+// Where the VRAM tier gets an expert's bytes from: host memory. The GPU engine uses
+// TierRecordSource (a pack's decoded records in the RAM tier, handed out as they are) or
+// RecordSource (any ExpertSource, repacked); tests use fakes that fill each expert with a
+// known pattern.
 #pragma once
 #include <cstdint>
 #include <cstring>

@@ -13,7 +13,7 @@ namespace moe {
 namespace {
 
 constexpr uint64_t kSlotAlign = 256;  // device allocations and kernels' vector loads
-constexpr size_t kDirectLoadDepth = 4;  // load_all with direct copies: host records held at once
+constexpr size_t kDirectLoadDepth = 4;  // load_all with direct copies: host records held at once (<= top_k)
 
 uint64_t largest_expert(const HostExpertSource& h) {
   uint64_t m = 0;
@@ -48,6 +48,8 @@ VramTier::VramTier(HostExpertSource& host, DeviceMemory& mem, CopyEngine& copy, 
         format_bytes(o.budget_bytes), o.budget_bytes / slot_bytes_, format_bytes(slot_bytes_), need,
         format_bytes(need * slot_bytes_)));
   all_resident_ = n_slots_ == total;
+  // The host source promised room for one step's top_k records pinned at once, no more.
+  direct_depth_ = std::min<size_t>(kDirectLoadDepth, need);
   prefetch_cap_ = o.max_prefetch_inflight_bytes ? o.max_prefetch_inflight_bytes : slot_bytes_;
   spec_cap_ = size_t(std::clamp(o.prefetch_share, 0.0, 1.0) * double(n_slots_));
 
@@ -101,7 +103,7 @@ void VramTier::load_all() {
       en.state = State::Copying;
       // A staging buffer, or (direct copies) a bound on host records held at once.
       int s = staging_ ? staging_->take() : -1;
-      if (staging_ ? s < 0 : inflight_.size() >= kDirectLoadDepth) {
+      if (staging_ ? s < 0 : inflight_.size() >= direct_depth_) {
         copy_.wait(inflight_.front().ticket);
         retire(0);
         if (staging_) s = staging_->take();
@@ -118,14 +120,28 @@ void VramTier::load_all() {
 CopyTicket VramTier::submit(ExpertKey k, int s, bool prefetch) {
   Entry& en = entry(k);
   const uint64_t n = host_.bytes(k);
-  const uint8_t* src = nullptr;
-  if (staging_) {
-    host_.copy_to(k, staging_->data(s));
-    src = staging_->data(s);
-  } else {
-    src = host_.acquire(k);  // pinned: the engine reads it; released when the copy retires
+  bool held = false;
+  CopyTicket t = 0;
+  try {
+    const uint8_t* src = nullptr;
+    if (staging_) {
+      host_.copy_to(k, staging_->data(s));
+      src = staging_->data(s);
+    } else {
+      src = host_.acquire(k);  // read by the engine; released when the copy retires
+      held = true;
+    }
+    t = copy_.copy_to_device(slot_addr(en.slot), src, n);
+  } catch (...) {
+    // The host could not provide it (a read error, no room to pin it) or the copy failed: the
+    // expert goes back to Absent, giving up its slot and buffer, and the caller gets the error.
+    if (held) host_.release(k);
+    if (staging_ && s >= 0) staging_->give(s);
+    en.pins = 0;
+    evict_slot(k);
+    --stats_.evictions;  // an undo, not an eviction
+    throw;
   }
-  const CopyTicket t = copy_.copy_to_device(slot_addr(en.slot), src, n);
   en.state = State::Copying;
   en.ticket = t;
   inflight_.push_back({k, t, s, n, prefetch});
@@ -166,7 +182,12 @@ void VramTier::pump() {
     const uint64_t n = host_.bytes(k);
     if (prefetch_inflight_bytes_ > 0 && prefetch_inflight_bytes_ + n > prefetch_cap_) break;
     queue_.pop_front();
-    submit(k, staging_ ? staging_->take() : -1, true);
+    try {
+      submit(k, staging_ ? staging_->take() : -1, true);
+    } catch (const std::exception&) {
+      // A prefetch that cannot be read is dropped (submit undid it); a demand miss of the same
+      // expert reads it again and reports the error to its caller.
+    }
   }
 }
 

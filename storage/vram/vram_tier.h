@@ -171,6 +171,7 @@ class VramTier {
   uint64_t prefetch_cap_ = 0;
   size_t spec_cap_ = 0;  // slots prefetched experts not yet used may hold
   bool all_resident_ = false;
+  size_t direct_depth_ = 1;  // load_all with direct copies: host records acquired at once
 
   mutable std::mutex mu_;
   std::vector<size_t> base_;  // [n_layers + 1] first entry of each layer

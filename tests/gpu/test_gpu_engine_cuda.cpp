@@ -260,14 +260,16 @@ struct PackCase {
 
 class GpuEnginePack : public ::testing::TestWithParam<PackCase> {};
 
-// A pack's experts served by the RAM tier (at its smallest budget) and the VRAM tier (at its
-// smallest): copied as the pack's own records straight from the RAM tier's page-locked buffers
-// (direct_ram, the default) or repacked through staging (RecordSource) must give bit-identical
-// logits, since the device computes on the same bytes either way. Against the CPU engine on the
-// same pack, the tolerance is 5e-2: its INT4/FP8 kernels quantize activations to int8.
-Model load_tiered(const std::filesystem::path& path) {
+// A pack's experts served by the VRAM tier at its smallest budget, from a RAM tier that holds
+// them all (the default) and so takes direct copies of its page-locked records (direct_ram, the
+// default), or from one at its smallest budget, which falls back to repacking through staging
+// (RecordSource): bit-identical logits, since the device computes on the same bytes either way.
+// Against the CPU engine on the same pack, the tolerance is 5e-2: its INT4/FP8 kernels quantize
+// activations to int8.
+Model load_tiered(const std::filesystem::path& path, bool full_ram) {
   Model m = load_pack_model(path);
-  m.experts = test::min_budget_tier(path, "pread", m.cfg.router.top_k);
+  const int k = m.cfg.router.top_k;
+  m.experts = full_ram ? test::full_tier(path, "pread", k) : test::min_budget_tier(path, "pread", k);
   return m;
 }
 
@@ -280,15 +282,17 @@ TEST_P(GpuEnginePack, DirectRecordsMatchRepackedOnes) {
   const auto path = tmp.path / (std::string(c.fixture) + ".moepack");
   const auto r = test::moe_cli("convert " + fixture_dir(c.fixture).string() + " " + path.string() + " " + c.flags);
   ASSERT_EQ(r.code, 0) << r.out;
-  Model a = load_tiered(path), b = load_tiered(path);
+  Model a = load_tiered(path, true), b = load_tiered(path, false);
   const int64_t V = a.cfg.vocab_size;
   const auto prompt = test_tokens(9, V, 4);
-  gpu::GpuEngine probe(a);
-  const uint64_t min_budget = uint64_t(a.cfg.router.top_k) * probe.experts().slot_bytes();
-  gpu::GpuEngine direct(a, {.vram_budget_bytes = min_budget});
+  // The smallest VRAM budget of each: one step's top_k slots (the two record layouts differ in size).
+  const uint64_t k = uint64_t(a.cfg.router.top_k);
+  const uint64_t min_a = k * gpu::GpuEngine(a).experts().slot_bytes();
+  const uint64_t min_b = k * gpu::GpuEngine(b).experts().slot_bytes();
+  gpu::GpuEngine direct(a, {.vram_budget_bytes = min_a});
   EXPECT_TRUE(direct.experts().direct());
   const GreedyRun d = greedy(direct, prompt, V);
-  gpu::GpuEngine repacked(b, {.vram_budget_bytes = min_budget, .direct_ram = false});
+  gpu::GpuEngine repacked(b, {.vram_budget_bytes = min_b});  // RAM too small to pin records in flight
   EXPECT_FALSE(repacked.experts().direct());
   const GreedyRun rp = greedy(repacked, prompt, V);
   EXPECT_EQ(d.tokens, rp.tokens);
@@ -296,7 +300,7 @@ TEST_P(GpuEnginePack, DirectRecordsMatchRepackedOnes) {
   EXPECT_EQ(d.steps, rp.steps);
   EXPECT_GT(direct.experts().stats().misses, 0u);
 
-  Model cm = load_tiered(path);
+  Model cm = load_tiered(path, false);
   Engine cpu(cm, {2, 0});
   const SeqId s = cpu.create_sequence();
   const BatchItem it{s, prompt, true};

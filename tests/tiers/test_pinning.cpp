@@ -77,6 +77,34 @@ TEST(TierPinning, EveryExpertBufferPinnedOnceAndUnpinnedBeforeUnmap) {
   EXPECT_TRUE(log.pinned.empty());
 }
 
+// A warmed tier (moe bench --warm-ram runs before the GPU engine sets the pinner): its resident
+// experts' buffers are pinned when the pinner is set, not only buffers handed out later.
+TEST(TierPinning, ResidentBuffersArePinnedWhenThePinnerIsSet) {
+  test::TempDir dir("tier-pinning-warm");
+  auto cat = std::make_shared<test::FakeCatalog>(dir.path / "fake.pack", test::FakeSpec{});
+  PinLog log;
+  {
+    TierOptions o;
+    o.budget_bytes = uint64_t(cat->record(0, 0).raw_bytes + 4096) * 24;  // every expert fits
+    TieredExperts t(cat, make_reader("pread", cat->path()), std::move(o));
+    for (int l = 0; l < 3; ++l)
+      for (int e = 0; e < 8; ++e) {
+        t.acquire(l, e);
+        t.release(l, e);
+      }
+    t.set_pinner(pinner(log, true));
+    EXPECT_EQ(log.pins, 24);
+    for (int l = 0; l < 3; ++l)
+      for (int e = 0; e < 8; ++e) {
+        t.acquire(l, e);  // hits: nothing new to pin
+        t.release(l, e);
+      }
+    EXPECT_EQ(log.pins, 24);
+  }
+  EXPECT_EQ(log.unpins, 24);
+  EXPECT_EQ(log.bad_unpins, 0);
+}
+
 TEST(TierPinning, ARefusedPinLeavesBuffersPageable) {
   test::TempDir dir("tier-pinning-refused");
   auto cat = std::make_shared<test::FakeCatalog>(dir.path / "fake.pack", test::FakeSpec{});

@@ -8,6 +8,8 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
+#include <stdexcept>
 
 #include "storage/vram/fake_device.h"
 #include "storage/vram/vram_tier.h"
@@ -27,6 +29,7 @@ class PinnedHost final : public HostExpertSource {
   bool direct_copy() const override { return true; }
   const uint8_t* acquire(ExpertKey k) override {
     std::lock_guard lk(mu_);
+    if (fail_.count({k.layer, k.expert})) throw std::runtime_error("pinned host: cannot provide this expert");
     auto& b = held_[{k.layer, k.expert}];
     if (!b.empty()) throw std::logic_error("pinned host: acquired twice");
     b = FakeHost::pattern(k, kExpert);
@@ -45,6 +48,11 @@ class PinnedHost final : public HostExpertSource {
     std::lock_guard lk(mu_);
     return held_.size();
   }
+  void set_failing(ExpertKey k, bool fail) {
+    std::lock_guard lk(mu_);
+    if (fail) fail_.insert({k.layer, k.expert});
+    else fail_.erase({k.layer, k.expert});
+  }
   size_t max_held() const {
     std::lock_guard lk(mu_);
     return max_held_;
@@ -55,6 +63,7 @@ class PinnedHost final : public HostExpertSource {
   mutable std::mutex mu_;
   std::map<std::pair<int, int>, std::vector<uint8_t>> held_;
   std::vector<std::vector<uint8_t>> released_;
+  std::set<std::pair<int, int>> fail_;
   size_t max_held_ = 0;
 };
 
@@ -127,6 +136,33 @@ TEST(VramDirect, EverythingFitsLoadsWithABoundedNumberOfRecordsHeld) {
       EXPECT_EQ(d.read(x.addr, x.bytes), FakeHost::pattern({l, e}, kExpert));
       t.release(l, e);
     }
+}
+
+// A record the host cannot provide (a read error, no room to pin it): a demand miss reports the
+// error and leaves the expert absent with its slot free, so a later acquire works; a prefetch of
+// it is dropped without disturbing the demand path.
+TEST(VramDirect, AFailedCopyLeavesTheExpertAbsentAndItsSlotFree) {
+  FakeDevice d({1 << 24, 1000.0, 0.0});
+  PinnedHost h(1, 8);
+  VramTier t(h, d, d, slots(2));
+  h.set_failing({0, 3}, true);
+  EXPECT_THROW(t.acquire(0, 3), std::runtime_error);
+  EXPECT_FALSE(t.present({0, 3}));
+  EXPECT_EQ(t.pins({0, 3}), 0);
+  EXPECT_EQ(t.prefetch(std::vector<ExpertKey>{{0, 3}}), 1u);  // queued, then dropped when it fails
+  t.drain();
+  EXPECT_FALSE(t.present({0, 3}));
+  // Both slots are still usable: two experts at once, then the recovered one.
+  for (int e : {1, 2}) t.acquire(0, e);
+  for (int e : {1, 2}) t.release(0, e);
+  h.set_failing({0, 3}, false);
+  const VramExpert x = t.acquire(0, 3);
+  t.wait(x);
+  d.finish_all();
+  EXPECT_EQ(d.read(x.addr, x.bytes), FakeHost::pattern({0, 3}, kExpert));
+  t.release(0, 3);
+  t.drain();
+  EXPECT_EQ(h.held(), 0u);
 }
 
 }  // namespace
