@@ -24,14 +24,7 @@ void launch(const GroupedLaunch& a, cudaStream_t stream) {
 }  // namespace
 
 void launch_grouped_f8_smem(QgemvVariant v, const GroupedLaunch& a, cudaStream_t stream) {
-  switch (v) {
-    case QgemvVariant::Smem: return launch<CfgSmem>(a, stream);
-    case QgemvVariant::Fast: return launch<CfgFast>(a, stream);
-    case QgemvVariant::FastR2: return launch<CfgFastR2>(a, stream);
-    case QgemvVariant::V0:
-    case QgemvVariant::Auto: break;  // Auto: resolved by the caller (auto_variant) before this
-  }
-  launch_grouped_f8(a, stream);
+  if (!with_smem_config(v, [&](auto cfg) { launch<decltype(cfg)>(a, stream); })) launch_grouped_f8(a, stream);
 }
 
 }  // namespace moe::cuda::detail

@@ -27,14 +27,8 @@ void launch(const GroupedLaunch& a, bool zero_points, cudaStream_t stream) {
 }  // namespace
 
 void launch_grouped_q4_smem(QgemvVariant v, const GroupedLaunch& a, bool zero_points, cudaStream_t stream) {
-  switch (v) {
-    case QgemvVariant::Smem: return launch<CfgSmem>(a, zero_points, stream);
-    case QgemvVariant::Fast: return launch<CfgFast>(a, zero_points, stream);
-    case QgemvVariant::FastR2: return launch<CfgFastR2>(a, zero_points, stream);
-    case QgemvVariant::V0:
-    case QgemvVariant::Auto: break;  // Auto: resolved by the caller (auto_variant) before this
-  }
-  launch_grouped_q4(a, zero_points, stream);
+  if (!with_smem_config(v, [&](auto cfg) { launch<decltype(cfg)>(a, zero_points, stream); }))
+    launch_grouped_q4(a, zero_points, stream);
 }
 
 }  // namespace moe::cuda::detail

@@ -39,14 +39,8 @@ void launch(const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t
 }  // namespace
 
 void launch_q4_smem(QgemvVariant v, const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream) {
-  switch (v) {
-    case QgemvVariant::Smem: return launch<CfgSmem>(x, M, w, y, stream);
-    case QgemvVariant::Fast: return launch<CfgFast>(x, M, w, y, stream);
-    case QgemvVariant::FastR2: return launch<CfgFastR2>(x, M, w, y, stream);
-    case QgemvVariant::V0:
-    case QgemvVariant::Auto: break;  // Auto: resolved by the caller (auto_variant) before this
-  }
-  launch_q4(x, M, w, y, stream);
+  if (!with_smem_config(v, [&](auto cfg) { launch<decltype(cfg)>(x, M, w, y, stream); }))
+    launch_q4(x, M, w, y, stream);
 }
 
 }  // namespace moe::cuda::detail
