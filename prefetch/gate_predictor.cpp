@@ -29,8 +29,7 @@ GatePredictor::GatePredictor(std::vector<LayerRouter> routers, float rms_eps)
     r.norm = {DType::F32, norms_[l].data(), 1, int64_t(norms_[l].size())};
     // Already compact, or a width the int8 kernels do not take (K % 32): keep as is.
     if (is_quantized(r.router.dtype) || r.router.cols % 32 != 0) continue;
-    w.resize(size_t(r.router.rows * r.router.cols));
-    for (int64_t i = 0; i < r.router.rows; ++i) dequantize_row(r.router, i, &w[size_t(i * r.router.cols)]);
+    w = dequantize(r.router);
     QuantOptions q;
     q.dtype = DType::I8;
     compact_[l] = quantize(w.data(), r.router.rows, r.router.cols, q);

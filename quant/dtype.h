@@ -28,7 +28,8 @@ namespace moe {
 enum class DType : uint8_t { F32, F16, BF16, Q4, Q4Z, F8E4M3, I8 };
 
 // Bytes per element of the unquantized types; quantized types are sized by WeightView::bytes().
-MOE_HD constexpr int dtype_size(DType t) { return t == DType::F32 ? 4 : (t == DType::F16 || t == DType::BF16) ? 2 : 1; }
+MOE_HD constexpr bool is_16bit_float(DType t) { return t == DType::F16 || t == DType::BF16; }
+MOE_HD constexpr int dtype_size(DType t) { return t == DType::F32 ? 4 : is_16bit_float(t) ? 2 : 1; }
 MOE_HD constexpr bool is_quantized(DType t) { return t == DType::Q4 || t == DType::Q4Z || t == DType::F8E4M3 || t == DType::I8; }
 std::string_view dtype_name(DType t);
 // Safetensors spelling ("F32", "F16", "BF16", "F8_E4M3"); returns false for anything else.

@@ -194,6 +194,12 @@ QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, const Quant
   return m;
 }
 
+std::vector<float> dequantize(const WeightView& w) {
+  std::vector<float> out(static_cast<size_t>(w.rows * w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) dequantize_row(w, r, out.data() + r * w.cols);
+  return out;
+}
+
 void dequantize_row(const WeightView& w, int64_t row, float* out) {
   const int64_t K = w.cols;
   switch (w.dtype) {

@@ -31,6 +31,8 @@ QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, const Quant
 
 // Row `row` of any WeightView (quantized or not) as fp32 [cols].
 void dequantize_row(const WeightView& w, int64_t row, float* out);
+// The whole matrix as fp32 [rows, cols].
+std::vector<float> dequantize(const WeightView& w);
 
 // Normalised mean squared error sum((a - ref)^2) / sum(ref^2).
 double nmse(const float* ref, const float* approx, int64_t n);

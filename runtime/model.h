@@ -55,4 +55,7 @@ struct ParamCounts {
 };
 ParamCounts count_params(const ModelConfig& c);
 
+// [n_layers] routed experts per layer, 0 for dense ones.
+std::vector<int> experts_per_layer(const Model& m);
+
 }  // namespace moe

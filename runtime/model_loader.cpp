@@ -105,6 +105,12 @@ Model load_hf_model(const std::filesystem::path& dir) {
   return m;
 }
 
+std::vector<int> experts_per_layer(const Model& m) {
+  std::vector<int> n;
+  for (const LayerWeights& L : m.layers) n.push_back(L.kind == FfnKind::Moe ? m.cfg.router.n_experts : 0);
+  return n;
+}
+
 ParamCounts count_params(const ModelConfig& c) {
   const int64_t H = c.hidden, hd = c.head_dim, qd = int64_t(c.n_heads) * hd, kvd = int64_t(c.n_kv_heads) * hd;
   ParamCounts p;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <cstdio>
 #include <map>
+#include <numeric>
 #include <random>
 
 #include <fmt/format.h>
@@ -65,24 +66,17 @@ uint64_t dense_bytes(const Model& m) {
 // when the RAM budget could not keep them all.
 void warm_ram_tier(OpenModel& om) {
   if (!om.tier) return;
-  const Model& m = om.model;
-  uint64_t all = 0;
-  for (size_t l = 0; l < m.layers.size(); ++l)
-    if (m.layers[l].kind == FfnKind::Moe) {
-      const ExpertWeights w = m.experts->acquire(int(l), 0);
-      m.experts->release(int(l), 0);
-      all += uint64_t(m.cfg.router.n_experts) * uint64_t(w.bytes());
-    }
-  Progress bar("warm RAM", all);
-  for (size_t l = 0; l < m.layers.size(); ++l) {
-    if (m.layers[l].kind != FfnKind::Moe) continue;
-    std::vector<int> ids(size_t(m.cfg.router.n_experts));
-    for (int e = 0; e < int(ids.size()); ++e) ids[size_t(e)] = e;
+  const ExpertCatalog& cat = om.tier->catalog();
+  Progress bar("warm RAM", total_expert_bytes(cat));
+  for (int l = 0; l < cat.n_layers(); ++l) {
+    std::vector<int> ids(static_cast<size_t>(cat.n_experts(l)));
+    if (ids.empty()) continue;
+    std::iota(ids.begin(), ids.end(), 0);
     std::vector<ExpertWeights> w(ids.size());
-    m.experts->acquire_many(int(l), ids, w.data());
-    for (size_t i = 0; i < ids.size(); ++i) {
-      bar.add(uint64_t(w[i].bytes()));
-      m.experts->release(int(l), ids[i]);
+    om.tier->acquire_many(l, ids, w.data());
+    for (int e : ids) {
+      bar.add(expert_cache_bytes(cat.record(l, e)));
+      om.tier->release(l, e);
     }
   }
   bar.finish();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <numeric>
 #include <cstdio>
 #include <stdexcept>
 
@@ -33,6 +34,16 @@ void add_device_flags(CLI::App* c, DeviceFlags& f) {
   c->add_flag("--grouped", f.grouped, "GPU: run a MoE layer's quantized experts as one grouped GEMV per projection");
 }
 
+namespace {
+
+// Routed experts of the whole model.
+uint64_t count_experts(const Model& m) {
+  const std::vector<int> n = experts_per_layer(m);
+  return uint64_t(std::accumulate(n.begin(), n.end(), int64_t(0)));
+}
+
+}  // namespace
+
 #ifdef MOE_WITH_CUDA
 namespace {
 
@@ -42,10 +53,8 @@ ModelBytes gpu_model_bytes(const Model& m, uint64_t record_bytes) {
   ModelBytes b;
   for (const DenseTensor& t : dense_tensors(m))
     b.dense_bytes += uint64_t(t.view.dtype == DType::I8 ? t.view.rows * t.view.cols * 4 : t.view.bytes());
-  int moe_layers = 0;
-  for (const LayerWeights& L : m.layers) moe_layers += L.kind == FfnKind::Moe;
   b.largest_expert = record_bytes;
-  b.expert_bytes = uint64_t(moe_layers) * uint64_t(c.router.n_experts) * record_bytes;
+  b.expert_bytes = count_experts(m) * record_bytes;
   b.top_k = std::max(1, c.router.top_k);
   b.kv_bytes_per_token = 2 * uint64_t(c.n_layers) * uint64_t(c.n_kv_heads) * uint64_t(c.head_dim) * 4;
   return b;
@@ -133,9 +142,7 @@ nlohmann::json gpu_json(const EngineHandle& h, const LinkCalibration& link, uint
   const VramStats st = h.vram->stats();
   const uint64_t acquires = st.hits + st.inflight_hits + st.misses;
   const double copied = tokens ? double(st.bytes_copied) / double(tokens) : 0.0;
-  uint64_t all = 0;
-  for (int l = 0; l < int(h.engine->model().layers.size()); ++l)
-    if (h.engine->model().layers[size_t(l)].kind == FfnKind::Moe) all += uint64_t(h.engine->model().cfg.router.n_experts);
+  const uint64_t all = count_experts(h.engine->model());
   j["vram_budget_bytes"] = h.vram->device_bytes();
   j["vram_slots"] = h.vram->slots();
   j["vram_budget_share"] = all ? double(h.vram->slots()) / double(all) : 1.0;

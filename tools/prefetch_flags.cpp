@@ -33,12 +33,6 @@ std::string resolve_prefetch_mode(const OpenModel& m, const PrefetchFlags& f) {
   return "off";
 }
 
-std::vector<int> experts_per_layer(const Model& m) {
-  std::vector<int> n;
-  for (const LayerWeights& L : m.layers) n.push_back(L.kind == FfnKind::Dense ? 0 : int(L.router.rows));
-  return n;
-}
-
 namespace {
 
 PrefetchModelInfo model_info(const OpenModel& om, const std::string& path) {

@@ -38,8 +38,6 @@ std::unique_ptr<PrefetchController> attach_prefetch(OpenModel& m, const std::str
                                                     const PrefetchFlags& f, const std::string& mode = {},
                                                     std::unique_ptr<Predictor> predictor = nullptr,
                                                     PrefetchTarget* target = nullptr);
-// [n_layers] routed experts per layer, 0 for dense ones.
-std::vector<int> experts_per_layer(const Model& m);
 
 // {"prefetch": mode, "lookahead", "predictor_recall": [{"lookahead", "at_k", "at_2k", "samples"}],
 //  "prefetch_precision", "prefetch_recall", "prefetch_wasted_bytes_per_token", "prefetches",

@@ -30,12 +30,6 @@ void check_supported(const ModelConfig& c) {
                                             cuda::kRouterMaxExperts));
 }
 
-std::vector<int> experts_per_layer(const Model& m) {
-  std::vector<int> n;
-  for (const LayerWeights& L : m.layers) n.push_back(L.kind == FfnKind::Moe ? m.cfg.router.n_experts : 0);
-  return n;
-}
-
 }  // namespace
 
 GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model), opts_(std::move(opts)) {

@@ -1,6 +1,5 @@
 #include "runtime/gpu/gpu_weights.h"
 
-#include "kernels/cpu/ops.h"
 #include "kernels/cuda/moe_ops.h"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/qgemv.h"
@@ -11,24 +10,12 @@ namespace {
 
 bool has_gpu_kernel(DType t) { return t != DType::I8; }
 
-// The matrix widened to F32 on the host (rows * cols floats).
-std::vector<float> widen(const WeightView& w) {
-  std::vector<float> out(size_t(w.rows * w.cols));
-  for (int64_t r = 0; r < w.rows; ++r) {
-    float* row = out.data() + r * w.cols;
-    if (is_quantized(w.dtype)) dequantize_row(w, r, row);
-    else cpu::to_f32(w, r * w.cols, w.cols, row);
-  }
-  return out;
-}
-
 std::shared_ptr<const cuda::DeviceMatrix> upload_matrix(const WeightView& w, Upload how) {
   if (w.empty()) return nullptr;
-  const bool is16 = w.dtype == DType::F16 || w.dtype == DType::BF16;
-  const bool to_f32 = how == Upload::F32 || (how == Upload::Wide16 && is16);
+  const bool to_f32 = how == Upload::F32 || (how == Upload::Wide16 && is_16bit_float(w.dtype));
   if (!to_f32 && has_gpu_kernel(w.dtype)) return std::make_shared<cuda::DeviceMatrix>(w);
   if (w.dtype == DType::F32) return std::make_shared<cuda::DeviceMatrix>(w);
-  const std::vector<float> f = widen(w);
+  const std::vector<float> f = dequantize(w);
   WeightView v{DType::F32, f.data(), w.rows, w.cols};
   return std::make_shared<cuda::DeviceMatrix>(v);
 }
@@ -63,8 +50,7 @@ GpuWeights upload_weights(const Model& m, bool wide16, const std::function<void(
   GpuWeights g;
   const Upload how = wide16 ? Upload::Wide16 : Upload::AsStored;
   // The embedding table is gathered by cuda::embed, which reads F32 / F16 / BF16.
-  const bool is16 = m.embed.dtype == DType::F16 || m.embed.dtype == DType::BF16;
-  g.embed = upload_matrix(m.embed, is16 ? how : Upload::F32);
+  g.embed = upload_matrix(m.embed, is_16bit_float(m.embed.dtype) ? how : Upload::F32);
   if (m.lm_head.data == m.embed.data && m.lm_head.dtype == m.embed.dtype) g.lm_head.m = g.embed;
   else g.lm_head = upload_linear(m.lm_head, {}, how);
   g.final_norm = upload_vec(m.final_norm);

@@ -4,17 +4,16 @@
 
 #include <stdexcept>
 
+#include "quant/quantize.h"
+
 namespace moe {
 
 namespace {
 
-bool is16(const WeightView& w) { return w.dtype == DType::F16 || w.dtype == DType::BF16; }
-
 // w as F32 into `buf` when it is F16/BF16, else w itself.
 WeightView widened(const WeightView& w, std::vector<float>& buf) {
-  if (!is16(w)) return w;
-  buf.resize(size_t(w.rows * w.cols));
-  for (int64_t i = 0; i < w.rows * w.cols; ++i) buf[size_t(i)] = load_as_f32(w.dtype, w.data, i);
+  if (!is_16bit_float(w.dtype)) return w;
+  buf = dequantize(w);
   return WeightView{DType::F32, buf.data(), w.rows, w.cols};
 }
 
@@ -30,7 +29,7 @@ RecordSource::RecordSource(ExpertSource& src, std::vector<int> experts_per_layer
   src_.release(first, 0);
   if (wide16_)
     for (WeightView* m : {&shape_.gate, &shape_.up, &shape_.down})
-      if (is16(*m)) *m = WeightView{DType::F32, nullptr, m->rows, m->cols};
+      if (is_16bit_float(m->dtype)) *m = WeightView{DType::F32, nullptr, m->rows, m->cols};
   layout_ = expert_record_layout(shape_);
 }
 

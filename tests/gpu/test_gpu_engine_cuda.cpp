@@ -82,7 +82,7 @@ TEST_P(GpuEngineTest, AsStoredWithinRounding) {
   const int64_t V = model.cfg.vocab_size;
   const auto prompt = test_tokens(13, V, 9);
   const DType t = model.layers[0].attn.q.dtype;
-  const double tol = t == DType::F16 || t == DType::BF16 ? 5e-2 : kTol;
+  const double tol = is_16bit_float(t) ? 5e-2 : kTol;
   Engine cpu(model, {2, 0});
   gpu::GpuEngine gpu(model);
   const SeqId a = cpu.create_sequence(), b = gpu.create_sequence();
@@ -181,12 +181,10 @@ QuantizedExperts quantize_experts(const Model& m, const QuantOptions& opt) {
       ExpertWeights qw, fw;
       for (auto [src, qdst, fdst] : {std::tuple{&w.gate, &qw.gate, &fw.gate}, std::tuple{&w.up, &qw.up, &fw.up},
                                      std::tuple{&w.down, &qw.down, &fw.down}}) {
-        std::vector<float> full(size_t(src->rows * src->cols));
-        for (int64_t r = 0; r < src->rows; ++r) dequantize_row(*src, r, full.data() + r * src->cols);
+        const std::vector<float> full = dequantize(*src);
         out.q.push_back(quantize(full.data(), src->rows, src->cols, opt));
         *qdst = out.q.back().view();
-        auto& deq = out.f.emplace_back(full.size());
-        for (int64_t r = 0; r < src->rows; ++r) dequantize_row(*qdst, r, deq.data() + r * src->cols);
+        const auto& deq = out.f.emplace_back(dequantize(*qdst));
         *fdst = WeightView{DType::F32, deq.data(), src->rows, src->cols};
       }
       m.experts->release(int(l), e);

@@ -46,12 +46,6 @@ Experts make_experts(DType t, int n, int64_t hidden, int64_t inter, uint32_t see
   return ex;
 }
 
-std::vector<float> rows_of(const WeightView& w) {
-  std::vector<float> out(size_t(w.rows * w.cols));
-  for (int64_t r = 0; r < w.rows; ++r) dequantize_row(w, r, out.data() + r * w.cols);
-  return out;
-}
-
 class RecordTest : public ::testing::TestWithParam<DType> {};
 
 TEST_P(RecordTest, PackedRecordReadsBackTheSameMatrices) {
@@ -66,7 +60,7 @@ TEST_P(RecordTest, PackedRecordReadsBackTheSameMatrices) {
   pack_expert_record(w, L, rec.data());
   for (auto [m, p] : {std::pair{&w.gate, &L.gate}, std::pair{&w.up, &L.up}, std::pair{&w.down, &L.down}}) {
     const WeightView v = record_view(*m, rec.data(), *p);
-    EXPECT_EQ(rows_of(v), rows_of(*m));
+    EXPECT_EQ(dequantize(v), dequantize(*m));
   }
   // Every byte outside the pieces is zero padding (none of the poison is left there).
   std::vector<bool> in_piece(rec.size(), false);
@@ -115,7 +109,7 @@ TEST(RecordSource, Wide16RecordsHoldF32) {
   std::vector<uint8_t> rec(size_t(rs.bytes({1, 1})));
   rs.copy_to({1, 1}, rec.data());
   const WeightView v = record_view(rs.shape().down, rec.data(), rs.layout().down);
-  EXPECT_EQ(rows_of(v), rows_of(ex.table[1][1].down));
+  EXPECT_EQ(dequantize(v), dequantize(ex.table[1][1].down));
 }
 
 TEST(RecordSource, RefusesMixedShapesAndUnknownExperts) {

@@ -15,12 +15,6 @@
 namespace moe {
 namespace {
 
-std::vector<float> matrix(const WeightView& w) {
-  std::vector<float> out(size_t(w.rows * w.cols));
-  for (int64_t r = 0; r < w.rows; ++r) dequantize_row(w, r, out.data() + r * w.cols);
-  return out;
-}
-
 TEST(TierRecordSource, SlotsHoldThePackRecordsReadableWithItsLayout) {
   test::TempDir dir("tier-record-source");
   test::FakeSpec spec;
@@ -57,7 +51,7 @@ TEST(TierRecordSource, SlotsHoldThePackRecordsReadableWithItsLayout) {
     for (auto [sh, piece, ref] : {std::tuple{&src.shape().gate, &src.layout().gate, &want.gate},
                                   std::tuple{&src.shape().up, &src.layout().up, &want.up},
                                   std::tuple{&src.shape().down, &src.layout().down, &want.down}})
-      EXPECT_EQ(matrix(record_view(*sh, slot.data(), *piece)), matrix(*ref)) << "layer " << l << " expert " << e;
+      EXPECT_EQ(dequantize(record_view(*sh, slot.data(), *piece)), dequantize(*ref)) << "layer " << l << " expert " << e;
     ram.release(l, e);
     vram.release(l, e);
   }
