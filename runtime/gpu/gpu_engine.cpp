@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -60,12 +61,9 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
       } else {
         records_ = std::make_unique<RecordSource>(*model_.experts, per_layer, opts_.wide16);
       }
-      uint64_t largest = 0, count = 0;  // the tier's slots are all the largest record's size
-      for (int l = 0; l < int(per_layer.size()); ++l)
-        for (int e = 0; e < per_layer[size_t(l)]; ++e, ++count) largest = std::max(largest, records_->bytes({l, e}));
-      const uint64_t all = count * ((largest + 255) / 256 * 256);
       VramOptions vo;
-      vo.budget_bytes = opts_.vram_budget_bytes > 0 ? std::min(opts_.vram_budget_bytes, all) : all;
+      // No budget: every expert (the tier never makes more slots than there are experts).
+      vo.budget_bytes = opts_.vram_budget_bytes > 0 ? opts_.vram_budget_bytes : std::numeric_limits<uint64_t>::max();
       vo.top_k = c.router.top_k;
       vo.policy = make_policy(opts_.policy);
       vo.prefetch_share = opts_.prefetch_share;

@@ -40,7 +40,8 @@
 namespace moe {
 
 struct VramOptions {
-  uint64_t budget_bytes = 0;   // device bytes for expert slots (see placement.h: parse_vram_budget)
+  uint64_t budget_bytes = 0;   // device bytes for expert slots (see placement.h: parse_vram_budget);
+                               // more than every expert needs gives one slot per expert
   uint64_t staging_bytes = 0;  // pinned staging buffers; 0: four slots' worth (none when the
                                // host source's records are pinned: copies read them directly)
   // Experts one step pins at once (the router's top-k): the constructor throws when fewer
