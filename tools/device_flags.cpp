@@ -13,8 +13,6 @@
 #include "storage/tier/budget.h"
 #include "runtime/model.h"
 #ifdef MOE_WITH_CUDA
-#include "storage/tier/tiered_experts.h"
-#include "storage/vram/expert_record.h"
 #endif
 #ifdef MOE_WITH_CUDA
 #include "kernels/cuda/device.h"
@@ -47,30 +45,19 @@ uint64_t count_experts(const Model& m) {
 #ifdef MOE_WITH_CUDA
 namespace {
 
-// Bytes the GPU engine will hold for `m` besides experts (INT8 is widened to F32 there).
-ModelBytes gpu_model_bytes(const Model& m, uint64_t record_bytes) {
+// Bytes the GPU engine will hold for `m` besides experts (matrices widened to F32 by the upload
+// rule count 4 bytes an element).
+ModelBytes gpu_model_bytes(const Model& m, const gpu::GpuEngineOptions& o, uint64_t record_bytes) {
   const ModelConfig& c = m.cfg;
+  const gpu::Upload how = o.wide16 ? gpu::Upload::Wide16 : gpu::Upload::AsStored;
   ModelBytes b;
   for (const DenseTensor& t : dense_tensors(m))
-    b.dense_bytes += uint64_t(t.view.dtype == DType::I8 ? t.view.rows * t.view.cols * 4 : t.view.bytes());
+    b.dense_bytes += uint64_t(gpu::uploads_as_f32(t.view.dtype, how) ? t.view.rows * t.view.cols * 4 : t.view.bytes());
   b.largest_expert = record_bytes;
   b.expert_bytes = count_experts(m) * record_bytes;
   b.top_k = std::max(1, c.router.top_k);
   b.kv_bytes_per_token = 2 * uint64_t(c.n_layers) * uint64_t(c.n_kv_heads) * uint64_t(c.head_dim) * 4;
   return b;
-}
-
-// One expert's bytes in a VRAM slot: a pack's decoded record as it is (the GPU engine copies the
-// RAM tier's records directly), or the repacked record of any other source.
-uint64_t record_bytes_of(const Model& m) {
-  for (size_t l = 0; l < m.layers.size(); ++l)
-    if (m.layers[l].kind == FfnKind::Moe) {
-      if (auto* ram = dynamic_cast<const TieredExperts*>(m.experts.get())) return ram->catalog().record(int(l), 0).raw_bytes;
-      const ExpertWeights w = m.experts->acquire(int(l), 0);
-      m.experts->release(int(l), 0);
-      return expert_record_layout(w).bytes;
-    }
-  return 0;
 }
 
 }  // namespace
@@ -93,8 +80,8 @@ EngineHandle make_engine(const Model& m, const DeviceFlags& f, int threads, cons
   o.policy = policy;
   o.wide16 = f.exact;
   o.grouped_experts = f.grouped;
-  const uint64_t record = record_bytes_of(m);
-  ModelBytes mb = gpu_model_bytes(m, record);
+  const uint64_t record = gpu::expert_slot_bytes(m, o);
+  ModelBytes mb = gpu_model_bytes(m, o, record);
   if (!f.vram_budget.empty()) {
     o.vram_budget_bytes = parse_vram_budget(f.vram_budget, mb.expert_bytes);
   } else if (mb.expert_bytes > 0) {

@@ -33,6 +33,22 @@ void check_supported(const ModelConfig& c) {
 
 }  // namespace
 
+bool uses_direct_records(const Model& m, const GpuEngineOptions& o) {
+  // Direct copies keep a record pinned in the RAM tier while it crosses the link: only when the
+  // RAM budget holds every expert (the default, 100%), so those pins never lack room.
+  const auto* ram = dynamic_cast<const TieredExperts*>(m.experts.get());
+  return ram && o.direct_ram && !o.wide16 && ram->budget_bytes() >= total_expert_bytes(ram->catalog());
+}
+
+uint64_t expert_slot_bytes(const Model& m, const GpuEngineOptions& o) {
+  const std::vector<int> per_layer = experts_per_layer(m);
+  const auto first = std::find_if(per_layer.begin(), per_layer.end(), [](int n) { return n > 0; });
+  if (first == per_layer.end() || !m.experts) return 0;
+  if (uses_direct_records(m, o))
+    return dynamic_cast<const TieredExperts&>(*m.experts).catalog().record(int(first - per_layer.begin()), 0).raw_bytes;
+  return RecordSource(*m.experts, per_layer, o.wide16).layout().bytes;
+}
+
 GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model), opts_(std::move(opts)) {
   const ModelConfig& c = model_.cfg;
   check_supported(c);
@@ -50,14 +66,12 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
     const std::vector<int> per_layer = experts_per_layer(model_);
     if (std::any_of(per_layer.begin(), per_layer.end(), [](int n) { return n > 0; })) {
       if (!model_.experts) throw std::invalid_argument("the model has MoE layers but no expert source");
-      // Direct copies keep a record pinned in the RAM tier while it crosses the link: only when
-      // the RAM budget holds every expert (the default, 100%), so those pins never lack room.
-      auto* ram = dynamic_cast<TieredExperts*>(model_.experts.get());
-      if (ram && opts_.direct_ram && !opts_.wide16 && ram->budget_bytes() >= total_expert_bytes(ram->catalog())) {
-        records_ = std::make_unique<TierRecordSource>(*ram);
+      if (uses_direct_records(model_, opts_)) {
+        auto& ram = dynamic_cast<TieredExperts&>(*model_.experts);
+        records_ = std::make_unique<TierRecordSource>(ram);
         // The RAM tier's buffers page-locked as they are handed out, so copies from them are
         // asynchronous DMA (they stay pinned after this engine: the tier outlives it).
-        ram->set_pinner(cuda_host_pinner(opts_.device));
+        ram.set_pinner(cuda_host_pinner(opts_.device));
       } else {
         records_ = std::make_unique<RecordSource>(*model_.experts, per_layer, opts_.wide16);
       }

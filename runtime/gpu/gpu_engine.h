@@ -59,6 +59,13 @@ struct GpuEngineOptions {
   bool grouped_experts = false;
 };
 
+// Whether the engine copies `m`'s experts to VRAM as the pack's own records straight from the RAM
+// tier (TierRecordSource): a pack whose RAM tier holds every expert, direct_ram on, wide16 off.
+bool uses_direct_records(const Model& m, const GpuEngineOptions& o);
+// One expert's bytes in a VRAM slot with these options, before the slot's rounding: what
+// --vram-budget N% and the placement plan count.
+uint64_t expert_slot_bytes(const Model& m, const GpuEngineOptions& o);
+
 class GpuEngine final : public InferenceEngine {
  public:
   // Uploads the dense weights and sets up the expert slots (copying every expert in when the

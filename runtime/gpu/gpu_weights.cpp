@@ -8,13 +8,9 @@
 namespace moe::gpu {
 namespace {
 
-bool has_gpu_kernel(DType t) { return t != DType::I8; }
-
 std::shared_ptr<const cuda::DeviceMatrix> upload_matrix(const WeightView& w, Upload how) {
   if (w.empty()) return nullptr;
-  const bool to_f32 = how == Upload::F32 || (how == Upload::Wide16 && is_16bit_float(w.dtype));
-  if (!to_f32 && has_gpu_kernel(w.dtype)) return std::make_shared<cuda::DeviceMatrix>(w);
-  if (w.dtype == DType::F32) return std::make_shared<cuda::DeviceMatrix>(w);
+  if (!uploads_as_f32(w.dtype, how) || w.dtype == DType::F32) return std::make_shared<cuda::DeviceMatrix>(w);
   const std::vector<float> f = dequantize(w);
   WeightView v{DType::F32, f.data(), w.rows, w.cols};
   return std::make_shared<cuda::DeviceMatrix>(v);
@@ -26,6 +22,11 @@ cuda::DeviceBuffer<float> upload_vec(const WeightView& w) {
 }
 
 }  // namespace
+
+bool uploads_as_f32(DType t, Upload how) {
+  // INT8 has no GPU kernel: widened whatever `how` says.
+  return how == Upload::F32 || t == DType::I8 || (how == Upload::Wide16 && is_16bit_float(t));
+}
 
 Linear upload_linear(const WeightView& w, const WeightView& bias, Upload how) {
   Linear l;
