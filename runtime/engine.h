@@ -38,6 +38,7 @@ class Engine final : public InferenceEngine {
   std::vector<float> forward(std::span<const BatchItem> batch) override;
 
   void add_routing_hook(RoutingHook hook) override { hooks_.push_back(std::move(hook)); }
+  void add_routing_observer(RoutingHook observer) override { hooks_.push_back(std::move(observer)); }  // at once
   void set_routing_override(RoutingOverride f) override { override_ = std::move(f); }
   const Model& model() const override { return model_; }
   std::string backend() const override { return "cpu"; }

@@ -40,6 +40,8 @@ class InferenceEngine {
   virtual std::vector<float> forward(std::span<const BatchItem> batch) = 0;
 
   virtual void add_routing_hook(RoutingHook hook) = 0;
+  // See routing.h: called for every MoE layer, possibly after forward(), without activations.
+  virtual void add_routing_observer(RoutingHook observer) = 0;
   virtual void set_routing_override(RoutingOverride f) = 0;
   virtual const Model& model() const = 0;
   virtual int64_t kv_bytes() const = 0;

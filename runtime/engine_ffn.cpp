@@ -10,11 +10,7 @@
 namespace moe {
 
 void Engine::dense_ffn(const FfnWeights& w, int64_t n, int64_t inter, const float* h, float* out) {
-  std::vector<float> g(size_t(n * inter)), u(size_t(n * inter));  // [n, inter]
-  cpu::matmul(pool_, h, n, w.gate, g.data());
-  cpu::matmul(pool_, h, n, w.up, u.data());
-  cpu::silu_mul(g.data(), u.data(), n * inter, g.data());
-  cpu::matmul(pool_, g.data(), n, w.down, out);
+  cpu::swiglu_ffn(pool_, w.gate, w.up, w.down, n, inter, h, out);
 }
 
 void Engine::ffn(int layer, const std::vector<Tok>& toks, const std::vector<float>& x, const std::vector<float>& h,

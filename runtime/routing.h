@@ -22,6 +22,10 @@ struct RoutingEvent {
 };
 
 using RoutingHook = std::function<void(const RoutingEvent&)>;
+// An observer (statistics, tracing) takes the same event but needs it neither at once nor with
+// the activations: an engine may deliver it after the step's forward() (layers in order), with
+// hidden and residual null. A hook, unlike an observer, costs the GPU engine a host round trip
+// per layer; an observer costs it one copy per step.
 
 // Benchmarks only: replaces the router's choice. Called after the natural routing with
 // experts/weights [n_tokens, top_k] filled in; may overwrite both.

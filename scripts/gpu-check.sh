@@ -4,17 +4,19 @@
 # summary last, with each executable's wall time. Without the bundle, build-gpu/ must be there.
 # Needs only the CUDA driver (the executables are linked with -DMOE_PORTABLE=ON, glibc >= 2.35) and,
 # for what links cuBLAS, the toolkit's libcublas (found below if the loader does not); < 5 minutes
-# on an H100. When $OUT is set (the device runner's output folder), the logs and the test XML go there.
+# on an H100. When $OUT is set (the device runner's output folder), the logs and the test XML go
+# there as one archive, gpu-check-logs.tgz, with summary.txt beside it.
 #
 #   scripts/gpu-check.sh                 # BUILD_DIR=build-gpu by default
 # Exit status: 0 when every test ran and passed and the benchmarks finished. ENGINE=0 skips the
-# engine benchmark (scripts/gpu-engine-bench.sh, ~3 minutes with its 18 GB synthetic pack).
+# engine benchmark (scripts/gpu-engine-bench.sh, ~1.5 minutes on an H200 with its 18 GB synthetic pack).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 build="${BUILD_DIR:-build-gpu}"
-out="${OUT:-$(mktemp -d)}"
-mkdir -p "$out"
+# Logs go to a temp folder; with $OUT set (the device runner brings back at most 8 files) they
+# end up as $OUT/gpu-check-logs.tgz, beside $OUT/summary.txt.
+out="$(mktemp -d)"
 if [[ -f gpu-bundle.tgz ]]; then
   tar -xzf gpu-bundle.tgz || { echo "gpu-check: could not unpack gpu-bundle.tgz" >&2; exit 1; }
   echo "gpu-check: unpacked gpu-bundle.tgz ($(du -h gpu-bundle.tgz | cut -f1))"
@@ -80,15 +82,17 @@ engine_rc=0
 if [[ "${ENGINE:-1}" != 0 ]]; then
   echo "== engine"
   t0=$(now)
-  scripts/gpu-engine-bench.sh 2>&1 | tee "$out/engine.log"
+  OUT="$out" scripts/gpu-engine-bench.sh 2>&1 | tee "$out/engine.log"
   engine_rc=${PIPESTATUS[0]}
   times+=("engine-bench $(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}') $engine_rc")
 fi
 
 # Summed over the executables (each prints its own "[  PASSED  ] n tests" line).
 count() { grep -oE "^\[ +$1 +\] [0-9]+ test" "$out/tests.log" | grep -oE '[0-9]+' | awk '{s += $1} END {print s + 0}'; }
-passed=$(count PASSED); failed=$(count FAILED); skipped=$(count SKIPPED)
-echo
+passed=$(count PASSED); skipped=$(count SKIPPED)
+# --gtest_brief prints no "[  FAILED  ] n tests" total: count the failed tests' own lines.
+failed=$(grep -E '^\[  FAILED  \] [A-Za-z]' "$out/tests.log" | sed 's/ (.*//' | sort -u | wc -l)
+summary() {
 echo "================ gpu-check summary ================"
 printf 'tests:  %s passed, %s failed, %s skipped (exit %s)\n' "${passed:-0}" "${failed:-0}" "${skipped:-0}" "$test_rc"
 grep -E '^\[  FAILED  \] [A-Za-z]' "$out/tests.log" | sort -u | head -20
@@ -103,6 +107,17 @@ grep -E '^grouped' "$out/bench.log"
 if [[ -f "$out/engine.log" ]]; then
   printf 'engine: exit %s\n' "$engine_rc"
   sed -n '/^ *budget /,$p' "$out/engine.log"
+fi
+
+# Failures last too, so that the end of the output (all a remote runner may show) names them.
+grep -E '^\[  FAILED  \] [A-Za-z]' "$out/tests.log" | sort -u | head -20
+}
+echo
+summary | tee "$out/summary.txt"
+if [[ -n "${OUT:-}" ]]; then
+  mkdir -p "$OUT"
+  cp "$out/summary.txt" "$OUT/summary.txt"
+  tar -czf "$OUT/gpu-check-logs.tgz" -C "$out" . && echo "gpu-check: logs in \$OUT/gpu-check-logs.tgz"
 fi
 
 status=0

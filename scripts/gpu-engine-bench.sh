@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The GPU engine's decode speed on a synthetic Qwen3-30B-A3B INT4 pack (random weights, the real
-# model's shapes), written to this machine's local disk by `moe synth`: VRAM budgets 100%, 50%
-# and 25% of the expert bytes (experts that miss come from RAM over PCIe), prefetch off and gate;
-# each with the measured PCIe host->device bandwidth and the decode rate it allows at the measured
-# copy traffic. Run by scripts/gpu-check.sh (or alone, from the repository root, with build-gpu/).
+# model's shapes), written to this machine's local disk by `moe synth`:
+#   - VRAM budgets 100%, 50% and 25% of the expert bytes (misses come from RAM over PCIe),
+#     prefetch off and gate, each with the measured PCIe host->device bandwidth and the decode
+#     rate it allows at the measured copy traffic;
+#   - --cpu-misses (the start-up-calibrated cost model picks the copy or the CPU per miss) at 50%
+#     and 25%, and --cpu-misses=always (every miss on the CPU) at 25%;
+#   - at 100%, without CUDA graphs (--no-graphs) and with one launch per expert and projection
+#     (--no-grouped, host routing), against the default (device routing, graph replay).
+# Run by scripts/gpu-check.sh (or alone, from the repository root, with build-gpu/).
 #
 #   scripts/gpu-engine-bench.sh            # MOE_GPU_PACK=/tmp/moe-gpu-check-q30.moepack (18 GB)
-# Writes engine.json/.err into $OUT (or a temp folder) and prints the table last.
+# Writes engine*.json/.err into $OUT (or a temp folder) and prints a table per run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 moe="${BUILD_DIR:-build-gpu}/tools/moe"
@@ -19,18 +24,22 @@ if [[ ! -f "$pack" ]]; then
   "$moe" synth --shape qwen3-30b-a3b -o "$pack" 2>&1 | tail -1 || exit 1
 fi
 rc=0
-# One invocation compares every (budget, prefetch) pair, alternating, on one warm RAM tier:
+# bench NAME FLAGS...: one `moe bench` (every --vram-budget x --prefetch pair, alternating, on one
+# engine setup) into $out/NAME.json, then its table.
+bench() {
+  local name=$1
+  shift
+  echo "$name: moe bench $*"
+  timeout "${BENCH_TIMEOUT:-300}" "$moe" bench -m "$pack" --device cuda --prompt-len 16 --gen-len "$gen" --warmup 8 \
+    --json "$@" >"$out/$name.json" 2>"$out/$name.err"
+  local r=$?
+  [[ $r == 0 ]] || { echo "gpu-engine-bench: $name exited $r"; tail -3 "$out/$name.err"; rc=$r; }
+  python3 "$(dirname "$0")/gpu_engine_table.py" "$out/$name.json" || rc=1
+}
 # --warm-ram reads every expert from disk once (untimed), so misses measure the RAM -> GPU hop.
-timeout "${BENCH_TIMEOUT:-300}" "$moe" bench -m "$pack" --device cuda --vram-budget 100%,50%,25% --prefetch off,gate \
-  --warm-ram --prompt-len 16 --gen-len "$gen" --warmup 8 --json >"$out/engine.json" 2>"$out/engine.err"
-r=$?
-[[ $r == 0 ]] || { echo "gpu-engine-bench: moe bench exited $r"; tail -3 "$out/engine.err"; rc=$r; }
-python3 "$(dirname "$0")/gpu_engine_table.py" "$out/engine.json" || rc=1
-# The grouped expert GEMV (--grouped: one launch per projection instead of one per expert).
-echo "with --grouped:"
-timeout "${BENCH_TIMEOUT:-300}" "$moe" bench -m "$pack" --device cuda --vram-budget 100%,25% --prefetch off --grouped \
-  --warm-ram --prompt-len 16 --gen-len "$gen" --warmup 8 --json >"$out/engine_grouped.json" 2>"$out/engine_grouped.err"
-r=$?
-[[ $r == 0 ]] || { echo "gpu-engine-bench: moe bench --grouped exited $r"; tail -3 "$out/engine_grouped.err"; rc=$r; }
-python3 "$(dirname "$0")/gpu_engine_table.py" "$out/engine_grouped.json" || rc=1
+bench engine --vram-budget 100%,50%,25% --prefetch off,gate --warm-ram
+bench engine_cpu --vram-budget 50%,25% --prefetch off --cpu-misses --warm-ram
+bench engine_cpu_always --vram-budget 25% --prefetch off --cpu-misses=always --warm-ram
+bench engine_nographs --vram-budget 100% --prefetch off --no-graphs
+bench engine_single --vram-budget 100% --prefetch off --no-grouped
 exit $rc

@@ -11,10 +11,17 @@ def runs(path):
     return j["runs"] if "runs" in j else [j]
 
 
+def cpu_share(r):
+    m = r.get("cpu_misses")
+    if not m:
+        return "-"
+    return f"{m['on_cpu']}/{m['on_cpu'] + m['waited']}"
+
+
 def main():
     path = sys.argv[1]
     print(f"{'budget':>7} {'prefetch':>8} {'tok/s':>8} {'GB/s':>7} {'vram hit':>8} {'copied/tok':>11} "
-          f"{'pcie GB/s':>9} {'pcie bound':>10} {'x bound':>7} {'sync ms':>8} {'acq ms':>7}")
+          f"{'pcie GB/s':>9} {'pcie bound':>10} {'x bound':>7} {'sync ms':>8} {'acq ms':>7} {'routed':>6} {'graphs':>6} {'miss on cpu':>11}")
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         print("(no result)")
         return 1
@@ -25,7 +32,9 @@ def main():
         print(f"{budget:>7} {r['prefetch']:>8} {tps:8.2f} {r['decode_gb_s']:7.1f} {r.get('vram_hit_rate', 1.0):8.3f} "
               f"{r.get('vram_copied_bytes_per_token', 0) / 1e6:9.1f}MB {r.get('pcie_h2d_bytes_per_s', 0) / 1e9:9.1f} "
               f"{bound:10.2f} {(bound / tps if bound and tps else 0):7.2f} "
-              f"{r.get('gpu_sync_ms_per_token', 0):8.2f} {r.get('gpu_acquire_ms_per_token', 0):7.2f}")
+              f"{r.get('gpu_sync_ms_per_token', 0):8.2f} {r.get('gpu_acquire_ms_per_token', 0):7.2f} "
+              f"{('device' if r.get('gpu_device_routed') else 'host'):>6} {r.get('gpu_graph_steps', 0):>6} "
+              f"{cpu_share(r):>11}")
     print("(x bound: decode time over the time its PCIe copies alone take; target <= 1.5 at 25%. GB/s: weight "
           "bytes a token reads / time)")
     return 0

@@ -43,7 +43,7 @@ std::shared_ptr<const ForcedRouting> install_routing(InferenceEngine& engine, co
   const int E = c.router.n_experts;
   if (stats) {
     stats->counts.assign(size_t(c.n_layers), std::vector<int64_t>(size_t(E), 0));
-    engine.add_routing_hook([stats](const RoutingEvent& ev) {
+    engine.add_routing_observer([stats](const RoutingEvent& ev) {
       for (int i = 0; i < ev.n_tokens * ev.top_k; ++i) ++stats->counts[size_t(ev.layer)][size_t(ev.experts[i])];
     });
   }

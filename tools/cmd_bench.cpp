@@ -231,6 +231,7 @@ Runner add_bench(CLI::App& app) {
       if (om->tier) om->tier->reset_stats();
       if (eh.vram) eh.vram->reset_stats();
       if (eh.times) *eh.times = {};
+      if (eh.misses) *eh.misses = {};
       for (auto& row : routing.counts) std::fill(row.begin(), row.end(), 0);
       t0 = clock_type::now();
       for (int i = 0; i < o->gen_len; ++i) step();

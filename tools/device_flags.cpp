@@ -29,7 +29,17 @@ void add_device_flags(CLI::App* c, DeviceFlags& f) {
                 "GPU bytes for expert slots: SIZE (e.g. 6GiB) or N% of all expert bytes (default: planned from free VRAM)");
   c->add_option("--gpu", f.gpu, "CUDA device index")->capture_default_str();
   c->add_flag("--exact", f.exact, "GPU: widen BF16/F16 weights to F32 so products see fp32 activations (as the CPU)");
-  c->add_flag("--grouped", f.grouped, "GPU: run a MoE layer's quantized experts as one grouped GEMV per projection");
+  c->add_flag("--grouped,!--no-grouped", f.grouped,
+              "GPU: a MoE layer's quantized experts as one grouped GEMV per projection, decode routed on the device "
+              "(default; --no-grouped: one launch per expert and projection)");
+  c->add_flag("--graphs,!--no-graphs", f.graphs,
+              "GPU: replay decode steps that need nothing from the host as CUDA graphs (default; --no-graphs: launch "
+              "every kernel)");
+  c->add_flag("--cpu-misses{auto}", f.cpu_misses,
+              "GPU, partial --vram-budget: run a decode step's missed expert on the CPU when a start-up-calibrated cost "
+              "model says that is sooner than copying it (the CPU rounds INT4 activations to int8: tokens may then "
+              "depend on the budget). --cpu-misses=always sends every miss to the CPU (to measure that path)")
+      ->check(CLI::IsMember({"off", "auto", "always"}));
 }
 
 namespace {
@@ -80,6 +90,16 @@ EngineHandle make_engine(const Model& m, const DeviceFlags& f, int threads, cons
   o.policy = policy;
   o.wide16 = f.exact;
   o.grouped_experts = f.grouped;
+  o.cpu_misses = f.cpu_misses != "off";
+  if (f.cpu_misses == "always") {
+    // A link of one byte a second: the cost model sends every miss to the CPU.
+    MissCalibration always;
+    always.link_bytes_per_s = 1.0;
+    always.activation_bytes = uint64_t(m.cfg.hidden) * sizeof(float);
+    o.miss_calibration = always;
+  }
+  o.cuda_graphs = f.graphs;
+  o.cpu_threads = threads;
   const uint64_t record = gpu::expert_slot_bytes(m, o);
   ModelBytes mb = gpu_model_bytes(m, o, record);
   if (!f.vram_budget.empty()) {
@@ -104,6 +124,11 @@ EngineHandle make_engine(const Model& m, const DeviceFlags& f, int threads, cons
   h.copy = &e->device();
   h.dense_device_bytes = uint64_t(e->dense_bytes());
   h.times = &e->step_times();
+  h.device_routed = e->device_routed();
+  if (e->cpu_misses()) {
+    h.misses = &e->miss_counts();
+    h.miss_calibration = e->miss_calibration();
+  }
   h.engine = std::move(e);
   return h;
 #else
@@ -124,6 +149,22 @@ nlohmann::json gpu_json(const EngineHandle& h, const LinkCalibration& link, uint
     j["gpu_forward_ms_per_token"] = h.times->forward_s * 1e3 / double(tokens);
     j["gpu_sync_ms_per_token"] = h.times->sync_s * 1e3 / double(tokens);
     j["gpu_acquire_ms_per_token"] = h.times->acquire_s * 1e3 / double(tokens);
+    j["gpu_graph_steps"] = h.times->graph_steps;
+  }
+  if (h.engine && h.engine->backend() == "cuda") j["gpu_device_routed"] = h.device_routed;
+  if (h.misses) {
+    const MissPathCounts& m = *h.misses;
+    const MissCalibration& c = h.miss_calibration;
+    j["cpu_misses"] = {{"waited", m.waited},
+                       {"on_cpu", m.on_cpu},
+                       {"tokens_waited", m.tokens_waited},
+                       {"tokens_on_cpu", m.tokens_on_cpu},
+                       {"cpu_share", m.cpu_share()},
+                       {"calibration",
+                        {{"link_bytes_per_s", c.link_bytes_per_s},
+                         {"link_latency_s", c.link_latency_s},
+                         {"cpu_fixed_s", c.cpu_fixed_s},
+                         {"cpu_per_token_s", c.cpu_per_token_s}}}};
   }
   if (!h.vram) return j;
   const VramStats st = h.vram->stats();
@@ -159,6 +200,12 @@ std::string format_gpu_stats(const EngineHandle& h, uint64_t tokens) {
                        format_bytes(j["vram_budget_bytes"].get<uint64_t>()), j["vram_slots"].get<uint64_t>(),
                        j["vram_hit_rate"].get<double>(), format_bytes(uint64_t(j["vram_copied_bytes_per_token"].get<double>())),
                        j["vram_copy_waits_per_token"].get<double>());
+  if (h.misses) {
+    const MissCalibration& c = h.miss_calibration;
+    out += fmt::format(" | {} (link {:.1f} GB/s + {:.0f} us, CPU expert {:.2f} ms + {:.2f} ms/token)",
+                       format_miss_counts(*h.misses), c.link_bytes_per_s / 1e9, c.link_latency_s * 1e6,
+                       c.cpu_fixed_s * 1e3, c.cpu_per_token_s * 1e3);
+  }
   return out + "\n";
 }
 

@@ -12,6 +12,7 @@
 #include "runtime/gpu/step_times.h"
 #include "storage/vram/device_api.h"
 #include "storage/vram/miss_calibration.h"
+#include "storage/vram/miss_cost.h"
 #include "storage/vram/vram_tier.h"
 
 namespace moe::cli {
@@ -21,7 +22,9 @@ struct DeviceFlags {
   std::string vram_budget;     // SIZE or N% of the expert bytes; empty: planned from free VRAM
   int gpu = 0;                 // CUDA device index
   bool exact = false;          // GpuEngineOptions::wide16
-  bool grouped = false;        // GpuEngineOptions::grouped_experts
+  bool grouped = true;         // GpuEngineOptions::grouped_experts
+  std::string cpu_misses = "off";  // off | auto (GpuEngineOptions::cpu_misses) | always (forced)
+  bool graphs = true;          // GpuEngineOptions::cuda_graphs
 };
 
 void add_device_flags(CLI::App* c, DeviceFlags& f);
@@ -34,6 +37,9 @@ struct EngineHandle {
   CopyEngine* copy = nullptr;             // null on the CPU
   uint64_t dense_device_bytes = 0;
   gpu::GpuStepTimes* times = nullptr;  // the GPU engine's step timing (null on the CPU)
+  bool device_routed = false;          // decode experts planned on the device (no host round trip)
+  MissPathCounts* misses = nullptr;    // --cpu-misses with a partial budget: each path's count
+  MissCalibration miss_calibration;    // and the start-up measurements it decides with
 };
 
 // Throws std::invalid_argument for --device cuda in a build without CUDA, or an unknown device.

@@ -51,6 +51,15 @@ void to_f32(const WeightView& w, int64_t offset, int64_t n, float* out) {
   }
 }
 
+void swiglu_ffn(ThreadPool& pool, const WeightView& gate, const WeightView& up, const WeightView& down, int64_t n,
+                int64_t inter, const float* x, float* out) {
+  std::vector<float> g(size_t(n * inter)), u(size_t(n * inter));  // [n, inter]
+  matmul(pool, x, n, gate, g.data());
+  matmul(pool, x, n, up, u.data());
+  silu_mul(g.data(), u.data(), n * inter, g.data());
+  matmul(pool, g.data(), n, down, out);
+}
+
 void matmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, float* y, const WeightView& bias) {
   const int64_t N = w.rows, K = w.cols;
   std::vector<float> b(bias.empty() ? 0 : size_t(N));

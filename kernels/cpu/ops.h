@@ -14,6 +14,11 @@ namespace moe::cpu {
 void matmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, float* y,
             const WeightView& bias = {});
 
+// SwiGLU FFN: out[n, H] = down(silu(gate(x)) * up(x)) for x [n, H], gate/up [inter, H], down
+// [H, inter]: a dense FFN or one routed expert (the CPU engine's, and the GPU engine's misses).
+void swiglu_ffn(ThreadPool& pool, const WeightView& gate, const WeightView& up, const WeightView& down, int64_t n,
+                int64_t inter, const float* x, float* out);
+
 // Dot product of n floats (vectorized, run-time dispatched).
 float dot(const float* a, const float* b, int64_t n);
 

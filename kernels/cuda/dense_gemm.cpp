@@ -61,13 +61,16 @@ cublasContext* DenseGemm::bind(cudaStream_t stream) {
     if (st != CUBLAS_STATUS_SUCCESS) cublasDestroy(h);
     MOE_CUBLAS_CHECK(st);
     handle_ = h;
+    workspace_ = DeviceBuffer<uint8_t>(size_t(32) << 20);  // cuBLAS's advice for Hopper: 32 MiB
     MOE_CUBLAS_CHECK(cublasSetStream(handle_, stream_));
+    MOE_CUBLAS_CHECK(cublasSetWorkspace(handle_, workspace_.get(), workspace_.size()));
   }
   if (stream != stream_) {
     // Work queued on the old stream may still read the scratch that the new stream is about to
     // overwrite: let it finish first (a stream switch is rare; an event per call would cost more).
     MOE_CUDA_CHECK(cudaStreamSynchronize(stream_));
     MOE_CUBLAS_CHECK(cublasSetStream(handle_, stream));
+    MOE_CUBLAS_CHECK(cublasSetWorkspace(handle_, workspace_.get(), workspace_.size()));
     stream_ = stream;
   }
   return handle_;

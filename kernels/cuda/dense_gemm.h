@@ -43,6 +43,8 @@ class DenseGemm {
   void reserve(int64_t elements);
 
   cudaStream_t stream() const { return stream_; }
+  // Where the activation scratch lives (a captured CUDA graph bakes it in: part of its key).
+  const void* scratch_address() const { return scratch_.get(); }
 
  private:
   friend void dense_gemm(DenseGemm&, const float*, int64_t, const DeviceWeight&, float*, cudaStream_t);
@@ -52,6 +54,9 @@ class DenseGemm {
   cublasContext* handle_ = nullptr;
   cudaStream_t stream_ = nullptr;
   DeviceBuffer<uint16_t> scratch_;  // [M, K] activations as bf16 / f16 bits
+  // cuBLAS's workspace, ours rather than its pool's, so that a call inside CUDA graph capture
+  // never allocates (cublasSetWorkspace; set again after every cublasSetStream, which resets it).
+  DeviceBuffer<uint8_t> workspace_;
 };
 
 void dense_gemm(DenseGemm& handle, const float* x /*[M, K]*/, int64_t M, const DeviceWeight& w,

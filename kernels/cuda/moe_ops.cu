@@ -41,6 +41,17 @@ __global__ void add_gated_kernel(float* __restrict__ out, const float* __restric
   }
 }
 
+// Row i of k / v (kvd floats) to row lengths[i] - 1 of sequence i's cache, for the layer's tables.
+__global__ void append_kv_kernel(float* const* __restrict__ kc, float* const* __restrict__ vc,
+                                 const int32_t* __restrict__ lengths, const float* __restrict__ k,
+                                 const float* __restrict__ v, int64_t total, int64_t kvd) {
+  MOE_GRID_STRIDE(i, total) {
+    const int64_t s = i / kvd, d = i % kvd, at = int64_t(lengths[s] - 1) * kvd + d;
+    kc[s][at] = k[i];
+    vc[s][at] = v[i];
+  }
+}
+
 #undef MOE_GRID_STRIDE
 
 using ops_detail::grid_stride_blocks;
@@ -79,6 +90,16 @@ void moe_combine(const float* y, const int32_t* y_row, const float* w, int64_t T
   if (T == 0) return;
   require(y && y_row && w && out, "moe_combine", "null pointer");
   combine_kernel<<<grid_stride_blocks(T * n), kThreads, 0, stream>>>(y, y_row, w, T * n, k, n, out);
+  MOE_CUDA_CHECK_LAUNCH();
+}
+
+void append_kv_decode(float* const* k_cache, float* const* v_cache, const int32_t* lengths, const float* k,
+                      const float* v, int n, int64_t kvd, cudaStream_t stream) {
+  require(n >= 0 && kvd > 0, "append_kv_decode", "n >= 0 and kvd > 0 needed");
+  if (n == 0) return;
+  require(k_cache && v_cache && lengths && k && v, "append_kv_decode", "null pointer");
+  append_kv_kernel<<<grid_stride_blocks(int64_t(n) * kvd), kThreads, 0, stream>>>(k_cache, v_cache, lengths, k, v,
+                                                                                   int64_t(n) * kvd, kvd);
   MOE_CUDA_CHECK_LAUNCH();
 }
 

@@ -26,6 +26,14 @@ void gather_rows(const float* src /*[*, n]*/, const int32_t* idx /*[rows]*/, int
 void moe_combine(const float* y /*[*, n]*/, const int32_t* y_row /*[T * k]*/, const float* w /*[T * k]*/,
                  int64_t T, int k, int64_t n, float* out /*[T, n]*/, cudaStream_t stream);
 
+// A decode step's new keys and values into the caches: row i of k / v [n, kvd] goes to row
+// lengths[i] - 1 of sequence i's cache (k_cache[i], v_cache[i]: device tables of device
+// pointers, lengths on the device, each >= 1 and within its cache: not checked there). Reads
+// every address from the device, so a captured CUDA graph replays it for any step.
+void append_kv_decode(float* const* k_cache /*[n]*/, float* const* v_cache /*[n]*/, const int32_t* lengths /*[n]*/,
+                      const float* k /*[n, kvd]*/, const float* v /*[n, kvd]*/, int n, int64_t kvd,
+                      cudaStream_t stream);
+
 // out[t, :] += g * s[t, :] with g = sigmoid(gate_logit[t]), or 1 when gate_logit is null:
 // the shared expert's contribution (Qwen2-MoE gates it, cpu formula 1 / (1 + exp(-x))).
 void add_gated(float* out /*[T, n]*/, const float* s /*[T, n]*/, const float* gate_logit /*[T] or null*/,

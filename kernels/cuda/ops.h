@@ -64,5 +64,9 @@ void router_topk(const float* logits /*[T, E]*/, int64_t T, int E, int k, bool n
 // return (a copy from pageable memory is staged before cudaMemcpyAsync returns).
 void embed(const DeviceWeight& table, const int32_t* host_ids /*[T]*/, int64_t T, int32_t* ids_scratch /*[T]*/,
            float* out /*[T, H]*/, cudaStream_t stream);
+// The same gather with ids already on the device (a captured decode step): an id outside
+// [0, V) gives a row of NaN instead of an error.
+void embed_device(const DeviceWeight& table, const int32_t* ids /*[T]*/, int64_t T, float* out /*[T, H]*/,
+                  cudaStream_t stream);
 
 }  // namespace moe::cuda

@@ -194,6 +194,40 @@ void QgemvGrouped::set(const std::vector<GroupedExpert>& experts, int64_t T, int
   pairs_ = int64_t(n_pairs), weight_bytes_ = weight_bytes, n_items_ = int64_t(n_items);
 }
 
+void QgemvGrouped::set_pairs(const GroupedDesc* table, const int32_t* ids, int64_t T, int k, bool x_per_pair,
+                             const DeviceWeight& shape, cudaStream_t stream) {
+  if (T < 0 || k < 1 || T * k > INT_MAX)
+    bad("T = " + std::to_string(T) + ", k = " + std::to_string(k) + ": need T >= 0, k >= 1, T * k < 2^31");
+  const int64_t P = T * k;
+  if (P > 0 && (!table || !ids)) bad("set_pairs needs the device table and ids");
+  check_weights({GroupedExpert{shape, {}, {}}});
+  constexpr int64_t rows_per_block = detail::kWarps * detail::kGroupedRowsPerWarp;
+  if ((shape.rows + rows_per_block - 1) / rows_per_block > 65535)
+    bad("N = " + std::to_string(shape.rows) + " over the grid's limit");
+  dtype_ = shape.dtype, group_ = shape.group, N_ = shape.rows, K_ = shape.cols;
+  T_ = x_per_pair ? P : T, Y_ = P;
+  pairs_ = 0, weight_bytes_ = 0, n_items_ = 0;
+  if (P == 0) return;
+
+  const size_t items_at = align16(size_t(P) * sizeof(detail::GroupedDesc));
+  const size_t x_rows_at = align16(items_at + size_t(P) * sizeof(detail::GroupedItem));
+  const size_t y_rows_at = align16(x_rows_at + size_t(P) * sizeof(int32_t));
+  const size_t total = y_rows_at + size_t(P) * sizeof(int32_t);
+  if (total > plan_.size()) {  // grow (slow path): queued runs on `stream` may still read plan_
+    MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
+    const size_t cap = std::max({total, 2 * plan_.size(), size_t(4096)});
+    plan_ = DeviceBuffer<uint8_t>();
+    plan_ = DeviceBuffer<uint8_t>(cap);
+  }
+  uint8_t* plan = plan_.get();
+  detail::launch_pair_plan(table, ids, int(P), x_per_pair ? 1 : k, reinterpret_cast<detail::GroupedDesc*>(plan),
+                           reinterpret_cast<detail::GroupedItem*>(plan + items_at),
+                           reinterpret_cast<int32_t*>(plan + x_rows_at), reinterpret_cast<int32_t*>(plan + y_rows_at),
+                           stream);
+  items_at_ = items_at, x_rows_at_ = x_rows_at, y_rows_at_ = y_rows_at;
+  pairs_ = P, weight_bytes_ = P * bytes_of(shape), n_items_ = P;
+}
+
 void QgemvGrouped::run(const float* x, float* y, cudaStream_t stream) const {
   if (n_items_ == 0 || N_ == 0) return;
   if (!x || !y) bad("x and y must be set");

@@ -63,6 +63,10 @@
 
 namespace moe::cuda {
 
+// A layer's expert as set_pairs' device table holds it: device pointers of its data, scales
+// (fp16 for Q4/Q4Z, fp32 for F8E4M3) and zero points (Q4Z); dtype and shape are the plan's.
+using GroupedDesc = detail::GroupedDesc;
+
 // One active expert of the layer and the tokens routed to it.
 struct GroupedExpert {
   DeviceWeight w;               // device pointers, [N, K]
@@ -119,6 +123,20 @@ class QgemvGrouped {
   // std::runtime_error on a CUDA error (the plan is then empty).
   void set(const std::vector<GroupedExpert>& experts, int64_t T, int64_t Y, cudaStream_t stream);
 
+  // The plan for routing that is already on the device (the GPU engine's decode step with every
+  // expert resident: no host round trip). Pair i = t * k + j (i < T * k) reads x row t (x [T, K]:
+  // the tokens, for gate and up) or, with x_per_pair, x row i (x [T * k, K]: each pair's own
+  // input, for down), and writes y row i (Y = T * k) with the weights table[ids[i]]: one
+  // single-token item per pair, exactly the plan set() makes of one GroupedExpert per pair
+  // ({w, {t or i}, {i}} in pair order), so both give bit-identical y. `shape` gives every entry's dtype, [N, K] and group (validated as set()
+  // validates an expert; its pointers are not used). table: device [E], ids: device [T * k], each
+  // in [0, E): not checked (the device router writes them). Asynchronous: a kernel on `stream`
+  // writes the plan, in stream order with run(). No staging, no host copy; grows (and then
+  // synchronises `stream`) like set() when T * k is the largest plan yet. weight_bytes() counts
+  // every pair's weights (an upper bound: the host does not know which experts repeat).
+  void set_pairs(const GroupedDesc* table, const int32_t* ids, int64_t T, int k, bool x_per_pair,
+                 const DeviceWeight& shape, cudaStream_t stream);
+
   // x [T, K], y [Y, N]: device pointers, 16-byte aligned. Throws std::invalid_argument on a
   // null or misaligned pointer (when there is work), std::runtime_error on a CUDA error.
   void run(const float* x, float* y, cudaStream_t stream) const;
@@ -131,6 +149,8 @@ class QgemvGrouped {
   int64_t weight_bytes() const { return weight_bytes_; }
   // Bytes of the plan's staging and device buffers (each): grows only.
   size_t capacity_bytes() const { return plan_.size(); }
+  // Where the device plan lives (run() bakes it into its launch: a CUDA graph key).
+  const void* plan_address() const { return plan_.get(); }
 
  private:
   DType dtype_ = DType::F32;

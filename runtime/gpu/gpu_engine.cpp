@@ -3,15 +3,19 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <utility>
 
+#include "kernels/cpu/ops.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/moe_ops.h"
 #include "kernels/cuda/ops.h"
 #include "runtime/gpu/gpu_scratch.h"
 #include "storage/tier/budget.h"
+#include "storage/vram/miss_calibration.h"
 
 namespace moe::gpu {
 namespace {
@@ -87,6 +91,11 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
       };
       const ExpertWeights& sh = records_->shape();
       grouped_ok_ = groupable(sh.gate) && groupable(sh.up) && groupable(sh.down);
+      if (grouped_ok_ && opts_.grouped_experts && tier_->fully_resident()) build_device_tables();
+      if (opts_.cpu_misses && !tier_->fully_resident()) {
+        cpu_pool_ = std::make_unique<ThreadPool>(opts_.cpu_threads);
+        calib_ = opts_.miss_calibration ? *opts_.miss_calibration : calibrate_misses();
+      }
     }
   } catch (...) {
     // Members free their device memory themselves; the stream is the one raw handle.
@@ -98,7 +107,115 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
   }
 }
 
+MissCalibration GpuEngine::calibrate_misses() {
+  MissCalibration m;
+  // The link: pinned host -> device copies of 256 KiB .. 4 MiB (an expert record is ~1-10 MB).
+  const uint64_t sizes[] = {uint64_t(256) << 10, uint64_t(1) << 20, uint64_t(4) << 20};
+  const LinkCalibration link = measure_link(*dev_, *dev_, sizes);
+  m.link_bytes_per_s = link.bytes_per_s;
+  m.link_latency_s = link.latency_s;
+  // The CPU: the first MoE layer's expert 0 over 1, 2, 4 and 8 tokens (random activations).
+  const std::vector<int> per_layer = experts_per_layer(model_);
+  const int layer = int(std::find_if(per_layer.begin(), per_layer.end(), [](int n) { return n > 0; }) -
+                        per_layer.begin());
+  const int64_t H = model_.cfg.hidden, I = model_.cfg.moe_intermediate;
+  std::vector<float> x(size_t(8 * H)), y(size_t(8 * H));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+  const ExpertWeights w = model_.experts->acquire(layer, 0);
+  const auto run = [&](int n) { cpu::swiglu_ffn(*cpu_pool_, w.gate, w.up, w.down, n, I, x.data(), y.data()); };
+  const auto now = [] { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); };
+  const int tokens[] = {1, 2, 4, 8};
+  CpuExpertCalibration cpu_fit;
+  try {
+    cpu_fit = measure_cpu_expert(run, tokens, now);
+  } catch (...) {
+    model_.experts->release(layer, 0);
+    throw;
+  }
+  model_.experts->release(layer, 0);
+  m.cpu_fixed_s = cpu_fit.fixed_s;
+  m.cpu_per_token_s = cpu_fit.per_token_s;
+  m.activation_bytes = uint64_t(H) * sizeof(float);
+  return m;
+}
+
+bool GpuEngine::experts_on_device(const BatchPlan& plan, bool decode) const {
+  return decode && hooks_.empty() && !override_ && device_routed() && plan.tokens() <= kPairMaxTokens;
+}
+
+bool GpuEngine::host_free(const BatchPlan& plan, bool decode) const {
+  if (!decode || !hooks_.empty() || override_) return false;
+  return !tier_ || experts_on_device(plan, decode);
+}
+
+std::vector<const void*> GpuEngine::graph_key(int64_t T, int64_t R) const {
+  // The shape and every device address the step bakes into its kernels' arguments.
+  const Scratch& s = *s_;
+  std::vector<const void*> k = {reinterpret_cast<const void*>(T), reinterpret_cast<const void*>(R),
+                                reinterpret_cast<const void*>(intptr_t(decode_max_len_))};
+  for (const void* p : {static_cast<const void*>(s.x.get()), static_cast<const void*>(s.h.get()),
+                        static_cast<const void*>(s.f.get()), static_cast<const void*>(s.q.get()),
+                        static_cast<const void*>(s.k.get()), static_cast<const void*>(s.v.get()),
+                        static_cast<const void*>(s.att.get()), static_cast<const void*>(s.o.get()),
+                        static_cast<const void*>(s.g.get()), static_cast<const void*>(s.u.get()),
+                        static_cast<const void*>(s.y.get()), static_cast<const void*>(s.sh.get()),
+                        static_cast<const void*>(s.router.get()), static_cast<const void*>(s.sgate.get()),
+                        static_cast<const void*>(s.dids.get()), static_cast<const void*>(s.dwts.get()),
+                        static_cast<const void*>(s.iota.get()), static_cast<const void*>(s.pos.get()),
+                        static_cast<const void*>(s.rows.get()), static_cast<const void*>(s.lengths.get()),
+                        static_cast<const void*>(s.kp.get()), static_cast<const void*>(s.vp.get()),
+                        static_cast<const void*>(s.work.get()), static_cast<const void*>(s.xr.get()),
+                        static_cast<const void*>(s.logits.get())})
+    k.push_back(p);
+  for (const auto& g : grouped_) k.push_back(g.plan_address());
+  k.push_back(gemm_->scratch_address());
+  return k;
+}
+
+void GpuEngine::run_graphed(const std::function<void()>& body, const std::vector<const void*>& key) {
+  if (graph_exec_ && key == graph_key_) {
+    MOE_CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
+    ++times_.graph_steps;
+    return;
+  }
+  if (key != warm_key_) {  // a new shape runs once as it is: every buffer and plan has grown by then
+    body();
+    warm_key_ = key;
+    return;
+  }
+  cudaGraph_t g = nullptr;
+  MOE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  std::string why;
+  try {
+    body();
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  const cudaError_t end = cudaStreamEndCapture(stream_, &g);
+  cudaGraphExec_t exec = nullptr;
+  if (why.empty() && end != cudaSuccess) why = cudaGetErrorString(end);
+  if (why.empty()) {
+    const cudaError_t inst = cudaGraphInstantiate(&exec, g, 0);
+    if (inst != cudaSuccess) why = cudaGetErrorString(inst), exec = nullptr;
+  }
+  if (g) cudaGraphDestroy(g);
+  cudaGetLastError();  // a failed capture's error is not the next call's
+  if (!why.empty()) {
+    // Nothing ran while capturing: the step runs as it is, and so do all later ones.
+    std::fprintf(stderr, "moe: CUDA graph capture failed (%s); decode steps run without graphs\n", why.c_str());
+    graphs_failed_ = true;
+    body();
+    return;
+  }
+  if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+  graph_exec_ = exec;
+  graph_key_ = key;
+  MOE_CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
+  ++times_.graph_steps;
+}
+
 GpuEngine::~GpuEngine() {
+  if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
   if (stream_) {
     cudaStreamSynchronize(stream_);  // no throw from a destructor
     try {
@@ -166,7 +283,7 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   for (const auto& it : plan.items) decode = decode && it.n == 1 && plan.added.at(it.seq) == 1;
   if (decode) {
     const int n = int(plan.items.size()), L = c.n_layers;
-    std::vector<const float*> kp(size_t(L * n)), vp(size_t(L * n));
+    std::vector<float*> kp(size_t(L * n)), vp(size_t(L * n));
     std::vector<int32_t> len(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
       const GpuKv& kv = seqs_.at(plan.items[size_t(i)].seq);
@@ -179,28 +296,56 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
     upload(s.kp, kp, stream_);
     upload(s.vp, vp, stream_);
     upload(s.lengths, len, stream_);
-    ensure(s.work, cuda::attention_decode_workspace(attention_shape(c), n, *std::max_element(len.begin(), len.end())));
+    // The attention grid's bound, rounded up: a captured step serves the next 256 positions (the
+    // result does not depend on it: each sequence combines only its own chunks).
+    decode_max_len_ = (*std::max_element(len.begin(), len.end()) + 255) / 256 * 256;
+    ensure(s.work, cuda::attention_decode_workspace(attention_shape(c), n, decode_max_len_));
   }
-
-  for (int l = 0; l < c.n_layers; ++l) {
-    attention(l, plan, decode);
-    cuda::rmsnorm(s.x.get(), weights_.layers[size_t(l)].ffn_norm.get(), float(c.rms_eps), T, H, s.h.get(), stream_);
-    ffn(l, plan);
-    cuda::add_inplace(s.x.get(), s.f.get(), T * H, stream_);
-  }
-  for (auto& [id, n] : plan.added) seqs_.at(id).set_length(seqs_.at(id).length() + n);
 
   // Final norm and LM head only for the rows the caller wants.
   const int64_t R = int64_t(plan.logit_rows.size());
   std::vector<int32_t> rows(plan.logit_rows.begin(), plan.logit_rows.end());
   upload(s.rows, rows, stream_);
-  cuda::gather_rows(s.x.get(), s.rows.get(), R, H, s.xr.get(), stream_);
-  cuda::rmsnorm(s.xr.get(), weights_.final_norm.get(), float(c.rms_eps), R, H, s.xr.get(), stream_);
-  apply(weights_.lm_head, s.xr.get(), R, s.logits.get(), *gemm_, stream_);
+  const auto body = [&] {
+    for (int l = 0; l < c.n_layers; ++l) {
+      attention(l, plan, decode);
+      cuda::rmsnorm(s.x.get(), weights_.layers[size_t(l)].ffn_norm.get(), float(c.rms_eps), T, H, s.h.get(), stream_);
+      ffn(l, plan, decode);
+      cuda::add_inplace(s.x.get(), s.f.get(), T * H, stream_);
+    }
+    cuda::gather_rows(s.x.get(), s.rows.get(), R, H, s.xr.get(), stream_);
+    cuda::rmsnorm(s.xr.get(), weights_.final_norm.get(), float(c.rms_eps), R, H, s.xr.get(), stream_);
+    apply(weights_.lm_head, s.xr.get(), R, s.logits.get(), *gemm_, stream_);
+  };
+  if (host_free(plan, decode) && opts_.cuda_graphs && !graphs_failed_)
+    run_graphed(body, graph_key(T, R));
+  else
+    body();
+  for (auto& [id, n] : plan.added) seqs_.at(id).set_length(seqs_.at(id).length() + n);
+  // Observers of a step whose routing stayed on the device: every layer's, read back once.
+  const bool deferred = !observers_.empty() && tier_ && experts_on_device(plan, decode);
+  const int64_t P = T * std::max(1, c.router.top_k), LP = int64_t(c.n_layers) * P;
+  if (deferred) {
+    MOE_CUDA_CHECK(cudaMemcpyAsync(s.host_obs.as<int32_t>(), s.dids.get(), size_t(LP) * sizeof(int32_t),
+                                   cudaMemcpyDeviceToHost, stream_));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(s.host_obs.as<int32_t>() + LP, s.dwts.get(), size_t(LP) * sizeof(float),
+                                   cudaMemcpyDeviceToHost, stream_));
+  }
+
   std::vector<float> logits(size_t(R * V));
   MOE_CUDA_CHECK(cudaMemcpyAsync(logits.data(), s.logits.get(), logits.size() * sizeof(float), cudaMemcpyDeviceToHost,
                                  stream_));
   sync();
+  if (deferred) {
+    const int32_t* ids = s.host_obs.as<int32_t>();
+    const float* wts = reinterpret_cast<const float*>(ids + LP);
+    for (int l = 0; l < c.n_layers; ++l) {
+      if (model_.layers[size_t(l)].kind != FfnKind::Moe) continue;
+      const RoutingEvent ev{l, int(T), c.router.top_k, ids + l * P, wts + l * P, plan.seq.data(), plan.pos.data(),
+                            nullptr, nullptr};
+      for (const auto& observer : observers_) observer(ev);
+    }
+  }
   times_.forward_s += seconds_since(t0);
   ++times_.forwards;
   return logits;

@@ -4,21 +4,26 @@
 // tier's slots (storage/vram/vram_tier.h) under a byte budget, copied in from host memory (the
 // model's ExpertSource: an mmap'd checkpoint or the RAM tier over a pack) on a copy stream.
 //
-// A step per MoE layer: the router's logits come back to the host (one small copy and a
-// stream sync per layer), the host routes (cpu::route: the CPU engine's exact rule), runs the
-// hooks, acquires the chosen experts (a miss starts its copy; compute waits on that copy's
-// event only), and the experts run on the device. An expert's slot is released only once the
-// device has finished reading it (after the next sync), so eviction never overwrites a slot in
-// use. When the budget covers every expert, all are copied in at start and nothing is evicted.
+// A MoE layer (gpu_moe.cpp) in a decode step with quantized experts: the device routes
+// (cuda::router_topk). With every expert resident (and no hooks) the experts run from device
+// tables with no host round trip at all. Otherwise the chosen ids come back to the host (one
+// small copy and a stream sync per layer), the host runs the hooks and acquires the experts (a
+// miss starts its copy; compute waits on that copy's event only) or, with cpu_misses, runs a
+// missed expert on the CPU when the cost model says that is sooner. Both run every (token,
+// expert) pair through the same grouped kernel, so results do not depend on the budget.
+// Prefill and unquantized experts route on the host (cpu::route). An expert's slot is released
+// only once the device has finished reading it (after the next sync), so eviction never
+// overwrites a slot in use.
 //
-// Not yet: CPU compute for a missed expert (the cost model is storage/vram/miss_cost.h), device-
-// side routing and CUDA graphs, sliding-window attention. The grouped expert GEMV is optional
-// (grouped_experts) until it has run on a GPU.
+// Not yet: CUDA graphs, sliding-window attention.
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <array>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -32,7 +37,9 @@
 #include "runtime/model.h"
 #include "runtime/routing.h"
 #include "runtime/sequence_table.h"
+#include "kernels/cpu/thread_pool.h"
 #include "storage/vram/cuda_device.h"
+#include "storage/vram/miss_cost.h"
 #include "storage/vram/record_source.h"
 #include "storage/vram/tier_record_source.h"
 #include "storage/vram/vram_tier.h"
@@ -56,7 +63,19 @@ struct GpuEngineOptions {
   // Quantized experts (Q4/Q4Z, FP8 with K % 16 == 0) run as one grouped GEMV launch per projection
   // and chunk of experts (kernels/cuda/qgemv_grouped.h) instead of one launch per expert and
   // projection. Off until it has run on a GPU.
-  bool grouped_experts = false;
+  bool grouped_experts = true;
+  // A decode step's missed expert may run on the CPU (from the host expert source, activations
+  // shipped instead of weights) when the cost model (storage/vram/miss_cost.h) says that is
+  // sooner than its copy. Off by default: the CPU kernels round activations to int8 for Q4, so
+  // the tokens may then depend on the budget and on timing. Only with a partial budget.
+  bool cpu_misses = false;
+  std::optional<MissCalibration> miss_calibration = std::nullopt;  // instead of measuring at start-up (tests)
+  int cpu_threads = 0;                              // for CPU misses; 0: the physical cores
+  // Decode steps that need nothing from the host (every expert resident, grouped, no hooks)
+  // replay a captured CUDA graph: one launch instead of ~25 a layer. Recaptured when the batch
+  // shape, a buffer or the 256-position attention bound changes; the first step of a new shape
+  // runs as it is. Results are bit-identical either way.
+  bool cuda_graphs = true;
 };
 
 // Whether the engine copies `m`'s experts to VRAM as the pack's own records straight from the RAM
@@ -88,6 +107,9 @@ class GpuEngine final : public InferenceEngine {
   std::vector<float> forward(std::span<const BatchItem> batch) override;
 
   void add_routing_hook(RoutingHook hook) override { hooks_.push_back(std::move(hook)); }
+  // Delivered at once where the host routes anyway; for decode steps with every expert resident,
+  // after the step (one copy of every layer's ids and weights).
+  void add_routing_observer(RoutingHook observer) override { observers_.push_back(std::move(observer)); }
   void set_routing_override(RoutingOverride f) override { override_ = std::move(f); }
   const Model& model() const override { return model_; }
   std::string backend() const override { return "cuda"; }
@@ -96,14 +118,41 @@ class GpuEngine final : public InferenceEngine {
   VramTier& experts() { return *tier_; }
   CudaDevice& device() { return *dev_; }
   GpuStepTimes& step_times() { return times_; }  // callers may reset it: = {}
+  // With cpu_misses: the calibration in use and how often each path was taken (resettable).
+  const MissCalibration& miss_calibration() const { return calib_; }
+  MissPathCounts& miss_counts() { return miss_counts_; }
+  bool cpu_misses() const { return cpu_pool_ != nullptr; }
+  // Whether decode steps run their experts from the device tables with no host round trip.
+  bool device_routed() const { return tables_.size() > 0; }
 
  private:
   // decode: every item is one token (attention_decode over all sequences in one launch pair).
   void attention(int layer, const BatchPlan& plan, bool decode);
-  void ffn(int layer, const BatchPlan& plan);
-  void moe(int layer, const BatchPlan& plan);
+  void ffn(int layer, const BatchPlan& plan, bool decode);
+  // gpu_moe.cpp: the routed experts of a decode step with quantized experts (device routing,
+  // one grouped launch per projection over (token, expert) pairs), or any other step (host
+  // routing, experts grouped by expert); then the shared expert.
+  void moe(int layer, const BatchPlan& plan, bool decode);
+  void moe_pairs(int layer, const BatchPlan& plan);
+  void moe_general(int layer, const BatchPlan& plan);
+  void shared_expert(int layer, int64_t T);
+  // A chunk's experts, planned in group_ (gate, up, down): gate and up read x [x_rows, H] into
+  // rows of g / u [gu_rows, I], SiLU-and-multiply on rows [r0, r1), down reads g into y [y_rows, H].
+  void grouped_swiglu(const float* x, int64_t x_rows, int64_t gu_rows, int64_t r0, int64_t r1, int64_t y_rows);
+  // The missed experts of a decode step chosen for the CPU: their pairs' rows of y.
+  void run_on_cpu(int layer, std::span<const int> experts, const std::vector<std::vector<int32_t>>& pairs, int K);
+  void build_device_tables();  // every expert resident: the descriptors set_pairs reads
+  MissCalibration calibrate_misses();  // the link and the CPU's expert speed, measured now
   void dense_ffn(const Linear& gate, const Linear& up, const Linear& down, int64_t n, int64_t inter, const float* h,
                  float* out);
+  // Whether this step's MoE layers route and plan on the device (decode, every expert resident,
+  // no hooks or override), and whether the whole step needs no host round trip (then it may be
+  // replayed as a CUDA graph).
+  bool experts_on_device(const BatchPlan& plan, bool decode) const;
+  bool host_free(const BatchPlan& plan, bool decode) const;
+  std::vector<const void*> graph_key(int64_t T, int64_t R) const;
+  // body() captured and replayed as a graph for `key` (see GpuEngineOptions::cuda_graphs).
+  void run_graphed(const std::function<void()>& body, const std::vector<const void*>& key);
   void sync();             // waits for the compute stream, then releases experts it was reading
   void release_pending();  // experts whose kernels have finished
 
@@ -118,12 +167,24 @@ class GpuEngine final : public InferenceEngine {
   cuda::DeviceBuffer<float> inv_freq_;
   SequenceTable<GpuKv> seqs_;
   std::vector<RoutingHook> hooks_;
+  std::vector<RoutingHook> observers_;
   RoutingOverride override_;
   std::vector<std::pair<int, int>> pending_release_;
   bool grouped_ok_ = false;         // the experts' formats suit the grouped GEMV
   cuda::QgemvGrouped grouped_[3];   // gate, up, down plans (set per chunk, reused)
   std::vector<cuda::GroupedExpert> group_[3];
   GpuStepTimes times_;  // (layer, expert) acquired, kernels maybe queued
+  // [layer][gate, up, down][expert] descriptors when every expert is resident, and per layer
+  // one expert's weight per projection (the format and shape set_pairs validates).
+  cuda::DeviceBuffer<cuda::GroupedDesc> tables_;
+  std::vector<std::array<cuda::DeviceWeight, 3>> table_shape_;
+  int decode_max_len_ = 0;  // this decode step's attention bound (a multiple of 256)
+  cudaGraphExec_t graph_exec_ = nullptr;
+  std::vector<const void*> graph_key_, warm_key_;  // the captured step's key; the last uncaptured one
+  bool graphs_failed_ = false;
+  std::unique_ptr<ThreadPool> cpu_pool_;  // cpu_misses with a partial budget
+  MissCalibration calib_;
+  MissPathCounts miss_counts_;
 
   // Scratch, grown to the largest batch and kept (allocation synchronises the device).
   struct Scratch;

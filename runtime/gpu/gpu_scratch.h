@@ -15,6 +15,10 @@ namespace moe::gpu {
 using Clock = std::chrono::steady_clock;
 inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// Decode steps of at most this many tokens run their experts per (token, expert) pair
+// (gpu_moe.cpp); larger steps group by expert, reading each expert's weights once.
+inline constexpr int64_t kPairMaxTokens = 8;
+
 inline cuda::AttentionShape attention_shape(const ModelConfig& c) {
   return {c.n_heads, c.n_kv_heads, c.head_dim, int64_t(c.n_kv_heads) * c.head_dim};
 }
@@ -72,8 +76,15 @@ struct GpuEngine::Scratch {
   // the gathered row of each (token, slot), the gate weights (float bits). Staged in host_route.
   cuda::DeviceBuffer<int32_t> route;
   PinnedBuffer host_route, host_probs;        // [3 * T * k] int32, [T, E] router logits read back
+  // Decode steps routed on the device: ids and gate weights [layers, T * k] (kept for the step's
+  // routing observers, read back once in host_obs [2, layers, T * k]); the identity row map
+  // [T * k] (pair i's output is row i of y); read-backs of h [T, H] and uploads of the rows of y
+  // the CPU computed [T * k, H].
+  cuda::DeviceBuffer<int32_t> dids, iota;
+  cuda::DeviceBuffer<float> dwts;
+  PinnedBuffer host_h, host_y, host_obs;
   cuda::DeviceBuffer<int32_t> pos, ids, rows, lengths;
-  cuda::DeviceBuffer<const float*> kp, vp;    // [layers * seqs] decode K/V tables
+  cuda::DeviceBuffer<float*> kp, vp;          // [layers * seqs] decode K/V tables
   cuda::DeviceBuffer<float> work;             // attention_decode workspace
   cuda::DeviceBuffer<float> xr, logits;       // [R, H], [R, V]
 
@@ -91,6 +102,18 @@ struct GpuEngine::Scratch {
     ensure(router, T * std::max(1, c.router.n_experts));
     ensure(sgate, T);
     ensure(route, 3 * T * K);
+    ensure(dids, c.n_layers * T * K);
+    ensure(dwts, c.n_layers * T * K);
+    if (int64_t(iota.size()) < T * K) {
+      std::vector<int32_t> v(size_t(T * K));
+      for (size_t i = 0; i < v.size(); ++i) v[i] = int32_t(i);
+      iota = cuda::DeviceBuffer<int32_t>(v.size());
+      iota.upload(v.data(), v.size());
+    }
+    const int64_t Tp = std::min(T, kPairMaxTokens);  // only decode steps read back h
+    host_h.ensure(size_t(Tp * H) * sizeof(float));
+    host_y.ensure(size_t(Tp * K * H) * sizeof(float));
+    host_obs.ensure(size_t(2 * c.n_layers * Tp * K) * sizeof(int32_t));
     host_route.ensure(size_t(3 * T * K) * sizeof(int32_t));
     host_probs.ensure(size_t(T * std::max(1, c.router.n_experts)) * sizeof(float));
     for (auto* b : {&pos, &ids, &rows, &lengths}) ensure(*b, T);

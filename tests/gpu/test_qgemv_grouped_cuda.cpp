@@ -463,3 +463,90 @@ TEST(QgemvGroupedCudaArgs, SetRejectsLikeConstructor) {
 }
 
 }  // namespace
+
+// set_pairs: the plan built on the device from routing ids (the GPU engine's resident decode
+// step) against the same routing planned on the host as one single-token expert per pair:
+// bit-identical y, and both against the CPU reference. x per token (gate, up: x [T, K]) and per
+// pair (down: x [T * k, K]); two routings on one object (the second larger: the plan grows),
+// every format and variant.
+TEST(QgemvGroupedCudaPairs, DevicePlanMatchesHostPairPlan) {
+  SKIP_WITHOUT_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("MOE_TEST_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (const Format& f : kFormats) {
+    const int E = 12;
+    std::vector<QuantizedMatrix> hostw;
+    std::vector<std::unique_ptr<DeviceMatrix>> devw;
+    std::vector<cuda::DeviceWeight> w;
+    std::vector<const QuantizedMatrix*> hw;
+    std::vector<cuda::GroupedDesc> table;
+    hostw.reserve(size_t(E));
+    for (int e = 0; e < E; ++e) {
+      hostw.push_back(random_expert(rng, f));
+      devw.push_back(std::make_unique<DeviceMatrix>(hostw.back().view()));
+      w.push_back(devw.back()->weight());
+      hw.push_back(&hostw.back());
+      table.push_back({static_cast<const uint8_t*>(w.back().data), w.back().scales, w.back().zeros});
+    }
+    DeviceBuffer<cuda::GroupedDesc> dtable(table.size());
+    dtable.upload(table.data(), table.size());
+    QgemvGrouped on_device;
+    for (const Routing r : {Routing{1, E, 4}, Routing{5, E, 4}}) {
+      for (const QgemvVariant v : cuda::detail::kQgemvVariants) {
+        for (const bool per_pair_x : {false, true}) {
+          const cuda::detail::ScopedQgemvVariant use(v);
+          SCOPED_TRACE(std::string(f.name) + " T" + std::to_string(r.T) + " " + cuda::detail::variant_name(v) +
+                       (per_pair_x ? " x per pair" : " x per token"));
+          const int64_t Y = int64_t(r.T) * r.k;
+          const std::vector<int32_t> ids = random_routing(rng, r);
+          std::vector<GroupedExpert> per_pair;  // what the engine's host path plans
+          std::vector<const QuantizedMatrix*> pair_w;  // the reference's weights, entry by entry
+          for (size_t i = 0; i < ids.size(); ++i) {
+            per_pair.push_back({w[size_t(ids[i])], {int32_t(per_pair_x ? i : i / size_t(r.k))}, {int32_t(i)}});
+            pair_w.push_back(hw[size_t(ids[i])]);
+          }
+          const int64_t X = per_pair_x ? Y : r.T;  // rows of x
+          const std::vector<float> x = random_x(rng, X, f.K);
+          const std::vector<float> ref = reference(pair_w, per_pair, x, f, Y);
+
+          DeviceBuffer<int32_t> dids(ids.size());
+          dids.upload(ids.data(), ids.size());
+          DeviceBuffer<float> dx(x.size()), dy(size_t(Y * f.N));
+          dx.upload(x.data(), x.size());
+          std::vector<float> got[2];
+          MOE_CUDA_CHECK(cudaMemset(dy.get(), 0xff, dy.bytes()));
+          on_device.set_pairs(dtable.get(), dids.get(), r.T, r.k, per_pair_x, w[0], nullptr);
+          EXPECT_EQ(on_device.pairs(), Y);
+          on_device.run(dx.get(), dy.get(), nullptr);
+          MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+          got[0].resize(dy.size());
+          dy.download(got[0].data(), got[0].size());
+          MOE_CUDA_CHECK(cudaMemset(dy.get(), 0xff, dy.bytes()));
+          QgemvGrouped(per_pair, X, Y).run(dx.get(), dy.get(), nullptr);
+          MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+          got[1].resize(dy.size());
+          dy.download(got[1].data(), got[1].size());
+          moe::test::expect_close(got[0], ref, kTolerance);
+          EXPECT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0)
+              << "the device-built pair plan differs from the host-built one";
+        }
+      }
+    }
+  }
+}
+
+TEST(QgemvGroupedCudaArgs, SetPairsRejectsBadArguments) {
+  QgemvGrouped plan;
+  const cuda::DeviceWeight q4{DType::Q4, g_buf, 8, 64, g_buf, nullptr, 32};
+  const auto* table = reinterpret_cast<const cuda::GroupedDesc*>(g_buf);
+  const auto* ids = reinterpret_cast<const int32_t*>(g_buf);
+  EXPECT_THROW(plan.set_pairs(table, ids, 2, 0, false, q4, nullptr), std::invalid_argument);
+  EXPECT_THROW(plan.set_pairs(nullptr, ids, 2, 2, false, q4, nullptr), std::invalid_argument);
+  cuda::DeviceWeight f32 = q4;
+  f32.dtype = DType::F32;
+  EXPECT_THROW(plan.set_pairs(table, ids, 2, 2, false, f32, nullptr), std::invalid_argument);
+  plan.set_pairs(table, ids, 0, 2, true, q4, nullptr);  // no pairs: nothing to launch
+  EXPECT_EQ(plan.pairs(), 0);
+  EXPECT_EQ(plan.rows(), 8);
+}
