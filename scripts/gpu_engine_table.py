@@ -11,6 +11,13 @@ def runs(path):
     return j["runs"] if "runs" in j else [j]
 
 
+def graphs(r):
+    """Decode steps replayed whole from a CUDA graph, or 'seg' when only layer segments were."""
+    if r.get("gpu_graph_steps", 0):
+        return str(r["gpu_graph_steps"])
+    return "seg" if r.get("gpu_graph_segments", 0) else "0"
+
+
 def cpu_share(r):
     m = r.get("cpu_misses")
     if not m:
@@ -33,7 +40,7 @@ def main():
               f"{r.get('vram_copied_bytes_per_token', 0) / 1e6:9.1f}MB {r.get('pcie_h2d_bytes_per_s', 0) / 1e9:9.1f} "
               f"{bound:10.2f} {(bound / tps if bound and tps else 0):7.2f} "
               f"{r.get('gpu_sync_ms_per_token', 0):8.2f} {r.get('gpu_acquire_ms_per_token', 0):7.2f} "
-              f"{('device' if r.get('gpu_device_routed') else 'host'):>6} {r.get('gpu_graph_steps', 0):>6} "
+              f"{('device' if r.get('gpu_device_routed') else 'host'):>6} {graphs(r):>6} "
               f"{cpu_share(r):>11}")
     print("(x bound: decode time over the time its PCIe copies alone take; target <= 1.5 at 25%. GB/s: weight "
           "bytes a token reads / time)")

@@ -150,6 +150,7 @@ nlohmann::json gpu_json(const EngineHandle& h, const LinkCalibration& link, uint
     j["gpu_sync_ms_per_token"] = h.times->sync_s * 1e3 / double(tokens);
     j["gpu_acquire_ms_per_token"] = h.times->acquire_s * 1e3 / double(tokens);
     j["gpu_graph_steps"] = h.times->graph_steps;
+    j["gpu_graph_segments"] = h.times->graph_segments;
   }
   if (h.engine && h.engine->backend() == "cuda") j["gpu_device_routed"] = h.device_routed;
   if (h.misses) {

@@ -83,30 +83,45 @@ void DenseGemm::reserve(int64_t elements) {
 }
 
 void dense_gemm(DenseGemm& handle, const float* x, int64_t M, const DeviceWeight& w, float* y, cudaStream_t stream) {
-  validate(x, M, w, y);
-  const int64_t N = w.rows, K = w.cols;
-  if (M == 0 || N == 0) return;
-  if (K == 0) {  // empty sums
-    MOE_CUDA_CHECK(cudaMemsetAsync(y, 0, size_t(M * N) * sizeof(float), stream));
-    return;
+  dense_gemm_same_x(handle, x, M, &w, &y, 1, stream);
+}
+
+void dense_gemm_same_x(DenseGemm& handle, const float* x, int64_t M, const DeviceWeight* ws, float* const* ys, size_t n,
+                       cudaStream_t stream) {
+  if (n > 0 && (!ws || !ys)) throw std::invalid_argument("dense_gemm: null weight or output list");
+  for (size_t i = 0; i < n; ++i) {
+    validate(x, M, ws[i], ys[i]);
+    if (ws[i].dtype != ws[0].dtype || ws[i].cols != ws[0].cols)
+      bad(ws[i], "every weight of one input must share its format and K");
   }
+  if (n == 0 || M == 0) return;
+  const int64_t K = ws[0].cols;
   cublasHandle_t h = handle.bind(stream);
   const void* b = x;
-  if (w.dtype != DType::F32) {
+  if (ws[0].dtype != DType::F32 && K > 0) {  // the activations rounded once, for every weight
     handle.reserve(M * K);
-    detail::launch_narrow(x, M * K, w.dtype, handle.scratch_.get(), stream);
+    detail::launch_narrow(x, M * K, ws[0].dtype, handle.scratch_.get(), stream);
     b = handle.scratch_.get();
   }
-  // cuBLAS is column-major; our row-major buffers read column-major are the transposes:
-  //   x [M, K] row-major = x^T [K, M] col-major (ld K), W [N, K] = W^T [K, N] (ld K),
-  //   y [M, N] = y^T [N, M] (ld N).
-  // So y = x . W^T is computed as y^T = W . x^T: m = N, n = M, k = K, A = W^T read with
-  // op T (giving W [N, K]), B = x^T with op N, C = y^T. No copy or transpose is made.
-  const float alpha = 1.0f, beta = 0.0f;
-  const cudaDataType t = cuda_type(w.dtype);
-  MOE_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &alpha, w.data, t,
-                                int(K), b, t, int(K), &beta, y, CUDA_R_32F, int(N), CUBLAS_COMPUTE_32F,
-                                CUBLAS_GEMM_DEFAULT));
+  for (size_t i = 0; i < n; ++i) {
+    const DeviceWeight& w = ws[i];
+    const int64_t N = w.rows;
+    if (N == 0) continue;
+    if (K == 0) {  // empty sums
+      MOE_CUDA_CHECK(cudaMemsetAsync(ys[i], 0, size_t(M * N) * sizeof(float), stream));
+      continue;
+    }
+    // cuBLAS is column-major; our row-major buffers read column-major are the transposes:
+    //   x [M, K] row-major = x^T [K, M] col-major (ld K), W [N, K] = W^T [K, N] (ld K),
+    //   y [M, N] = y^T [N, M] (ld N).
+    // So y = x . W^T is computed as y^T = W . x^T: m = N, n = M, k = K, A = W^T read with
+    // op T (giving W [N, K]), B = x^T with op N, C = y^T. No copy or transpose is made.
+    const float alpha = 1.0f, beta = 0.0f;
+    const cudaDataType t = cuda_type(w.dtype);
+    MOE_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &alpha, w.data, t,
+                                  int(K), b, t, int(K), &beta, ys[i], CUDA_R_32F, int(N), CUBLAS_COMPUTE_32F,
+                                  CUBLAS_GEMM_DEFAULT));
+  }
 }
 
 }  // namespace moe::cuda

@@ -17,6 +17,7 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/cuda/device_buffer.h"
@@ -47,7 +48,8 @@ class DenseGemm {
   const void* scratch_address() const { return scratch_.get(); }
 
  private:
-  friend void dense_gemm(DenseGemm&, const float*, int64_t, const DeviceWeight&, float*, cudaStream_t);
+  friend void dense_gemm_same_x(DenseGemm&, const float*, int64_t, const DeviceWeight*, float* const*, size_t,
+                                cudaStream_t);
   // The handle, created on first use, set to `stream`.
   cublasContext* bind(cudaStream_t stream);
 
@@ -61,5 +63,12 @@ class DenseGemm {
 
 void dense_gemm(DenseGemm& handle, const float* x /*[M, K]*/, int64_t M, const DeviceWeight& w,
                 float* y /*[M, N]*/, cudaStream_t stream);
+
+// Several weights of one format and K applied to the same x (Q, K and V): y_i = x . W_i^T, the
+// activations rounded to the weights' type once for all (one launch fewer per extra weight).
+// Same results as dense_gemm per weight. std::invalid_argument for mismatched lists, formats or K.
+// (Pointer and count, not std::span: bench_gpu.cu includes this header and nvcc builds C++17 here.)
+void dense_gemm_same_x(DenseGemm& handle, const float* x /*[M, K]*/, int64_t M, const DeviceWeight* ws /*[n]*/,
+                       float* const* ys /*[n] of [M, N_i]*/, size_t n, cudaStream_t stream);
 
 }  // namespace moe::cuda

@@ -39,20 +39,13 @@ __global__ void rmsnorm_rows(float* x,                        // [rows, n] (writ
   for (int i = threadIdx.x; i < n; i += blockDim.x) out[base + i] = x[base + i] * inv * w[i];
 }
 
-// About 8 columns per thread, 32..256 threads: head_dim-sized rows get one warp, hidden-sized
-// rows a block whose loads stay coalesced.
-int threads_for(int64_t n) {
-  const int64_t t = (n / 8 + 31) / 32 * 32;
-  return int(std::clamp<int64_t>(t, 32, 256));
-}
-
 void launch(const char* op, bool add, float* x, const float* y, const float* w, float eps, int64_t rows, int64_t n, float* out,
             cudaStream_t stream) {
   require(rows >= 0 && n >= 0, op, "negative shape [" + std::to_string(rows) + ", " + std::to_string(n) + "]");
   require(rows <= INT_MAX && n <= INT_MAX, op, "rows and n must each fit in 31 bits");
   if (rows == 0 || n == 0) return;
   require(x && w && out && (y || !add), op, "null pointer");
-  const int threads = threads_for(n);
+  const int threads = ops_detail::norm_threads(n);
   if (add) rmsnorm_rows<true><<<unsigned(rows), threads, 0, stream>>>(x, y, w, int(n), eps, out);
   else rmsnorm_rows<false><<<unsigned(rows), threads, 0, stream>>>(x, nullptr, w, int(n), eps, out);
   MOE_CUDA_CHECK_LAUNCH();

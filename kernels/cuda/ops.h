@@ -41,6 +41,14 @@ DeviceBuffer<float> upload_f32(const WeightView& host_w);
 void rope(float* v /*[T, heads, head_dim]*/, const int32_t* pos /*[T]*/, const float* inv_freq /*[head_dim / 2]*/,
           int64_t T, int heads, int head_dim, float attention_factor, cudaStream_t stream);
 
+// Per-head QK-norm then RoPE of q and k in one launch (qk_norm_rope.cu): each head row of q
+// [T, n_heads, head_dim] and k [T, n_kv_heads, head_dim] is rmsnorm'd with q_norm / k_norm
+// [head_dim], then rotated as rope() does. Bit-identical to rmsnorm() on the T * heads rows
+// followed by rope(), for q and for k.
+void qk_norm_rope(float* q, float* k, const float* q_norm, const float* k_norm, float eps, const int32_t* pos,
+                  const float* inv_freq, int64_t T, int n_heads, int n_kv_heads, int head_dim, float attention_factor,
+                  cudaStream_t stream);
+
 // ---- Element-wise (elementwise.cu) -------------------------------------------------------
 // out[i] = silu(gate[i]) * up[i] = gate / (1 + exp(-gate)) * up. out may alias gate or up.
 void silu_mul(const float* gate /*[n]*/, const float* up /*[n]*/, int64_t n, float* out /*[n]*/, cudaStream_t stream);

@@ -25,6 +25,11 @@ inline unsigned grid_stride_blocks(int64_t n) {
   return unsigned(std::min<int64_t>((n + kThreads - 1) / kThreads, 4096));
 }
 
+// Threads per block of a row norm over n columns: about 8 columns per thread, 32..256, so
+// head_dim-sized rows get one warp and hidden-sized rows a block whose loads stay coalesced.
+// (norm.cu and qk_norm_rope.cu share it: the same block size gives the same sums.)
+inline int norm_threads(int64_t n) { return int(std::clamp<int64_t>((n / 8 + 31) / 32 * 32, 32, 256)); }
+
 using ::moe::cuda::warp_max;
 using ::moe::cuda::warp_sum;
 

@@ -194,20 +194,26 @@ void QgemvGrouped::set(const std::vector<GroupedExpert>& experts, int64_t T, int
   pairs_ = int64_t(n_pairs), weight_bytes_ = weight_bytes, n_items_ = int64_t(n_items);
 }
 
-void QgemvGrouped::set_pairs(const GroupedDesc* table, const int32_t* ids, int64_t T, int k, bool x_per_pair,
-                             const DeviceWeight& shape, cudaStream_t stream) {
+namespace {
+
+void check_pair_plan(const QgemvGrouped::PairPlan& p, const int32_t* ids, int64_t T, int k) {
   if (T < 0 || k < 1 || T * k > INT_MAX)
     bad("T = " + std::to_string(T) + ", k = " + std::to_string(k) + ": need T >= 0, k >= 1, T * k < 2^31");
-  const int64_t P = T * k;
-  if (P > 0 && (!table || !ids)) bad("set_pairs needs the device table and ids");
-  check_weights({GroupedExpert{shape, {}, {}}});
+  if (T * k > 0 && (!p.table || !ids)) bad("set_pairs needs the device table and ids");
+  check_weights({GroupedExpert{p.shape, {}, {}}});
   constexpr int64_t rows_per_block = detail::kWarps * detail::kGroupedRowsPerWarp;
-  if ((shape.rows + rows_per_block - 1) / rows_per_block > 65535)
-    bad("N = " + std::to_string(shape.rows) + " over the grid's limit");
-  dtype_ = shape.dtype, group_ = shape.group, N_ = shape.rows, K_ = shape.cols;
-  T_ = x_per_pair ? P : T, Y_ = P;
+  if ((p.shape.rows + rows_per_block - 1) / rows_per_block > 65535)
+    bad("N = " + std::to_string(p.shape.rows) + " over the grid's limit");
+}
+
+}  // namespace
+
+bool QgemvGrouped::prepare_pairs(const PairPlan& p, int64_t T, int k, cudaStream_t stream, detail::PairPlanArgs* out) {
+  const int64_t P = T * k;
+  dtype_ = p.shape.dtype, group_ = p.shape.group, N_ = p.shape.rows, K_ = p.shape.cols;
+  T_ = p.x_per_pair ? P : T, Y_ = P;
   pairs_ = 0, weight_bytes_ = 0, n_items_ = 0;
-  if (P == 0) return;
+  if (P == 0) return false;
 
   const size_t items_at = align16(size_t(P) * sizeof(detail::GroupedDesc));
   const size_t x_rows_at = align16(items_at + size_t(P) * sizeof(detail::GroupedItem));
@@ -220,12 +226,32 @@ void QgemvGrouped::set_pairs(const GroupedDesc* table, const int32_t* ids, int64
     plan_ = DeviceBuffer<uint8_t>(cap);
   }
   uint8_t* plan = plan_.get();
-  detail::launch_pair_plan(table, ids, int(P), x_per_pair ? 1 : k, reinterpret_cast<detail::GroupedDesc*>(plan),
-                           reinterpret_cast<detail::GroupedItem*>(plan + items_at),
-                           reinterpret_cast<int32_t*>(plan + x_rows_at), reinterpret_cast<int32_t*>(plan + y_rows_at),
-                           stream);
+  *out = detail::PairPlanArgs{p.table,
+                              reinterpret_cast<detail::GroupedDesc*>(plan),
+                              reinterpret_cast<detail::GroupedItem*>(plan + items_at),
+                              reinterpret_cast<int32_t*>(plan + x_rows_at),
+                              reinterpret_cast<int32_t*>(plan + y_rows_at),
+                              p.x_per_pair ? 1 : k};
   items_at_ = items_at, x_rows_at_ = x_rows_at, y_rows_at_ = y_rows_at;
-  pairs_ = P, weight_bytes_ = P * bytes_of(shape), n_items_ = P;
+  pairs_ = P, weight_bytes_ = P * bytes_of(p.shape), n_items_ = P;
+  return true;
+}
+
+void QgemvGrouped::set_pairs(const GroupedDesc* table, const int32_t* ids, int64_t T, int k, bool x_per_pair,
+                             const DeviceWeight& shape, cudaStream_t stream) {
+  QgemvGrouped* plans[1] = {this};
+  const PairPlan p[1] = {{table, x_per_pair, shape}};
+  set_pairs(plans, p, 1, ids, T, k, stream);
+}
+
+void QgemvGrouped::set_pairs(QgemvGrouped* const* plans, const PairPlan* p, int n, const int32_t* ids, int64_t T, int k,
+                             cudaStream_t stream) {
+  if (n < 1 || n > detail::kMaxPairPlans) bad("set_pairs takes 1 to " + std::to_string(detail::kMaxPairPlans) + " plans");
+  for (int i = 0; i < n; ++i) check_pair_plan(p[i], ids, T, k);  // all, before any plan changes
+  detail::PairPlanArgs args[detail::kMaxPairPlans] = {};
+  bool work = false;
+  for (int i = 0; i < n; ++i) work = plans[i]->prepare_pairs(p[i], T, k, stream, &args[i]);
+  if (work) detail::launch_pair_plans(args, n, ids, int(T * k), stream);
 }
 
 void QgemvGrouped::run(const float* x, float* y, cudaStream_t stream) const {

@@ -136,6 +136,15 @@ class QgemvGrouped {
   // every pair's weights (an upper bound: the host does not know which experts repeat).
   void set_pairs(const GroupedDesc* table, const int32_t* ids, int64_t T, int k, bool x_per_pair,
                  const DeviceWeight& shape, cudaStream_t stream);
+  // set_pairs of up to 3 distinct plans (a layer's gate, up and down) from the same ids, in one
+  // launch. Every plan is validated before any changes (the same errors as set_pairs).
+  struct PairPlan {
+    const GroupedDesc* table;
+    bool x_per_pair;
+    DeviceWeight shape;
+  };
+  static void set_pairs(QgemvGrouped* const* plans, const PairPlan* p, int n, const int32_t* ids, int64_t T, int k,
+                        cudaStream_t stream);
 
   // x [T, K], y [Y, N]: device pointers, 16-byte aligned. Throws std::invalid_argument on a
   // null or misaligned pointer (when there is work), std::runtime_error on a CUDA error.
@@ -163,6 +172,8 @@ class QgemvGrouped {
   DeviceBuffer<uint8_t> plan_;
   size_t items_at_ = 0, x_rows_at_ = 0, y_rows_at_ = 0;
   detail::GroupedStaging staging_;  // same layout and size as plan_
+  // set_pairs' host half, after validation: grows plan_, sets the shape; false without pairs.
+  bool prepare_pairs(const PairPlan& p, int64_t T, int k, cudaStream_t stream, detail::PairPlanArgs* out);
   std::vector<uint8_t> written_;    // [Y] set()'s scratch: output rows already named
 };
 

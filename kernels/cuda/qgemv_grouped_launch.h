@@ -44,10 +44,18 @@ void launch_grouped_f8(const GroupedLaunch& a, cudaStream_t stream);
 // qgemv_grouped_q4_smem.cu, qgemv_grouped_f8_smem.cu.
 void launch_grouped_q4_smem(QgemvVariant v, const GroupedLaunch& a, bool zero_points, cudaStream_t stream);
 void launch_grouped_f8_smem(QgemvVariant v, const GroupedLaunch& a, cudaStream_t stream);
-// QgemvGrouped::set_pairs (qgemv_grouped_pairs.cu): pair i < P gets desc[i] = table[ids[i]],
-// item {i, i, 1}, x row i / x_div (the routing's k: the pair's token; 1: the pair's own row) and
-// y row i.
-void launch_pair_plan(const GroupedDesc* table, const int32_t* ids, int P, int x_div, GroupedDesc* desc,
-                      GroupedItem* items, int32_t* x_rows, int32_t* y_rows, cudaStream_t stream);
+// QgemvGrouped::set_pairs (qgemv_grouped_pairs.cu): in each of n plans, pair i < P gets
+// desc[i] = table[ids[i]], item {i, i, 1}, x row i / x_div (the routing's k: the pair's token;
+// 1: the pair's own row) and y row i. One launch for all n.
+inline constexpr int kMaxPairPlans = 3;
+struct PairPlanArgs {
+  const GroupedDesc* table;
+  GroupedDesc* desc;
+  GroupedItem* items;
+  int32_t* x_rows;
+  int32_t* y_rows;
+  int x_div;
+};
+void launch_pair_plans(const PairPlanArgs* plans, int n, const int32_t* ids, int P, cudaStream_t stream);
 
 }  // namespace moe::cuda::detail

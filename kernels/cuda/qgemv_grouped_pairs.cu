@@ -1,28 +1,33 @@
-// QgemvGrouped::set_pairs' plan writer: one thread per (token, slot) pair fills that pair's
-// descriptor (the routed expert's entry of the table), its one-token item, and its x / y rows.
+// QgemvGrouped::set_pairs' plan writer: one thread per (plan, token-slot pair) fills that pair's
+// descriptor (the routed expert's entry of the plan's table), its one-token item, and its x / y
+// rows. Gate, up and down plans of a layer in one launch (blockIdx.y = plan).
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/qgemv_grouped_launch.h"
 
 namespace moe::cuda::detail {
 namespace {
 
-__global__ void pair_plan_kernel(const GroupedDesc* __restrict__ table, const int32_t* __restrict__ ids, int P,
-                                 int x_div, GroupedDesc* desc, GroupedItem* items, int32_t* x_rows, int32_t* y_rows) {
+struct PairPlans {
+  PairPlanArgs p[kMaxPairPlans];
+};
+
+__global__ void pair_plan_kernel(const PairPlans plans, const int32_t* __restrict__ ids, int P) {
   const int i = int(blockIdx.x) * int(blockDim.x) + int(threadIdx.x);
   if (i >= P) return;
-  desc[i] = table[ids[i]];
-  items[i] = GroupedItem{i, i, 1};
-  x_rows[i] = i / x_div;
-  y_rows[i] = i;
+  const PairPlanArgs& a = plans.p[blockIdx.y];
+  a.desc[i] = a.table[ids[i]];
+  a.items[i] = GroupedItem{i, i, 1};
+  a.x_rows[i] = i / a.x_div;
+  a.y_rows[i] = i;
 }
 
 }  // namespace
 
-void launch_pair_plan(const GroupedDesc* table, const int32_t* ids, int P, int x_div, GroupedDesc* desc,
-                      GroupedItem* items, int32_t* x_rows, int32_t* y_rows, cudaStream_t stream) {
+void launch_pair_plans(const PairPlanArgs* plans, int n, const int32_t* ids, int P, cudaStream_t stream) {
   constexpr int kBlock = 128;
-  pair_plan_kernel<<<unsigned((P + kBlock - 1) / kBlock), kBlock, 0, stream>>>(table, ids, P, x_div, desc, items, x_rows,
-                                                                              y_rows);
+  PairPlans all{};
+  for (int i = 0; i < n; ++i) all.p[i] = plans[i];
+  pair_plan_kernel<<<dim3(unsigned((P + kBlock - 1) / kBlock), unsigned(n)), kBlock, 0, stream>>>(all, ids, P);
   MOE_CUDA_CHECK(cudaGetLastError());
 }
 

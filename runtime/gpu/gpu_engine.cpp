@@ -61,6 +61,7 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
   MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   try {
     gemm_ = std::make_unique<cuda::DenseGemm>(stream_);
+    graphs_ = std::make_unique<GraphCache>(stream_);
     weights_ = upload_weights(model_, opts_.wide16);
     const std::vector<float> inv = rope_inv_freq(c.rope, c.head_dim);
     inv_freq_ = cuda::DeviceBuffer<float>(inv.size());
@@ -172,50 +173,8 @@ std::vector<const void*> GpuEngine::graph_key(int64_t T, int64_t R) const {
   return k;
 }
 
-void GpuEngine::run_graphed(const std::function<void()>& body, const std::vector<const void*>& key) {
-  if (graph_exec_ && key == graph_key_) {
-    MOE_CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
-    ++times_.graph_steps;
-    return;
-  }
-  if (key != warm_key_) {  // a new shape runs once as it is: every buffer and plan has grown by then
-    body();
-    warm_key_ = key;
-    return;
-  }
-  cudaGraph_t g = nullptr;
-  MOE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-  std::string why;
-  try {
-    body();
-  } catch (const std::exception& e) {
-    why = e.what();
-  }
-  const cudaError_t end = cudaStreamEndCapture(stream_, &g);
-  cudaGraphExec_t exec = nullptr;
-  if (why.empty() && end != cudaSuccess) why = cudaGetErrorString(end);
-  if (why.empty()) {
-    const cudaError_t inst = cudaGraphInstantiate(&exec, g, 0);
-    if (inst != cudaSuccess) why = cudaGetErrorString(inst), exec = nullptr;
-  }
-  if (g) cudaGraphDestroy(g);
-  cudaGetLastError();  // a failed capture's error is not the next call's
-  if (!why.empty()) {
-    // Nothing ran while capturing: the step runs as it is, and so do all later ones.
-    std::fprintf(stderr, "moe: CUDA graph capture failed (%s); decode steps run without graphs\n", why.c_str());
-    graphs_failed_ = true;
-    body();
-    return;
-  }
-  if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
-  graph_exec_ = exec;
-  graph_key_ = key;
-  MOE_CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
-  ++times_.graph_steps;
-}
-
 GpuEngine::~GpuEngine() {
-  if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+  graphs_.reset();  // before the stream
   if (stream_) {
     cudaStreamSynchronize(stream_);  // no throw from a destructor
     try {
@@ -306,19 +265,39 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   const int64_t R = int64_t(plan.logit_rows.size());
   std::vector<int32_t> rows(plan.logit_rows.begin(), plan.logit_rows.end());
   upload(s.rows, rows, stream_);
+  // A decode step that needs the host between layers (a partial budget, hooks) still replays
+  // each layer's attention-and-routing segment as a graph; one that does not, the whole step.
+  const bool whole = opts_.cuda_graphs && host_free(plan, decode);
+  const bool segments = opts_.cuda_graphs && decode && !whole;
+  const std::vector<const void*> key = opts_.cuda_graphs && decode ? graph_key(T, R) : std::vector<const void*>{};
   const auto body = [&] {
+    // Each residual add is fused with the norm after it: x += o, h = ffn_norm(x); x += f,
+    // h = the next layer's attn_norm(x).
+    const float eps = float(c.rms_eps);
+    const auto& Ls = weights_.layers;
+    cuda::rmsnorm(s.x.get(), Ls[0].attn_norm.get(), eps, T, H, s.h.get(), stream_);
     for (int l = 0; l < c.n_layers; ++l) {
-      attention(l, plan, decode);
-      cuda::rmsnorm(s.x.get(), weights_.layers[size_t(l)].ffn_norm.get(), float(c.rms_eps), T, H, s.h.get(), stream_);
-      ffn(l, plan, decode);
-      cuda::add_inplace(s.x.get(), s.f.get(), T * H, stream_);
+      const auto segment = [&] {
+        attention(l, plan, decode);  // h -> o
+        cuda::add_rmsnorm(s.x.get(), s.o.get(), Ls[size_t(l)].ffn_norm.get(), eps, T, H, s.h.get(), stream_);
+        if (routes_on_device(l, plan, decode)) route_on_device(l, T);
+      };
+      if (segments)
+        times_.graph_segments += graphs_->run(1 + size_t(l), key, segment);
+      else
+        segment();
+      ffn(l, plan, decode);  // h -> f
+      if (l + 1 < c.n_layers)
+        cuda::add_rmsnorm(s.x.get(), s.f.get(), Ls[size_t(l) + 1].attn_norm.get(), eps, T, H, s.h.get(), stream_);
+      else
+        cuda::add_inplace(s.x.get(), s.f.get(), T * H, stream_);
     }
     cuda::gather_rows(s.x.get(), s.rows.get(), R, H, s.xr.get(), stream_);
     cuda::rmsnorm(s.xr.get(), weights_.final_norm.get(), float(c.rms_eps), R, H, s.xr.get(), stream_);
     apply(weights_.lm_head, s.xr.get(), R, s.logits.get(), *gemm_, stream_);
   };
-  if (host_free(plan, decode) && opts_.cuda_graphs && !graphs_failed_)
-    run_graphed(body, graph_key(T, R));
+  if (whole)
+    times_.graph_steps += graphs_->run(0, key, body);
   else
     body();
   for (auto& [id, n] : plan.added) seqs_.at(id).set_length(seqs_.at(id).length() + n);

@@ -32,6 +32,7 @@
 #include "runtime/batch_plan.h"
 #include "runtime/engine_api.h"
 #include "runtime/gpu/gpu_kv.h"
+#include "runtime/gpu/graph_cache.h"
 #include "runtime/gpu/step_times.h"
 #include "runtime/gpu/gpu_weights.h"
 #include "runtime/model.h"
@@ -133,6 +134,10 @@ class GpuEngine final : public InferenceEngine {
   // one grouped launch per projection over (token, expert) pairs), or any other step (host
   // routing, experts grouped by expert); then the shared expert.
   void moe(int layer, const BatchPlan& plan, bool decode);
+  // Whether layer's experts run per pair from routing on the device (decode, quantized experts,
+  // T <= kPairMaxTokens), and that routing: router GEMM and top-k into dids / dwts [layer].
+  bool routes_on_device(int layer, const BatchPlan& plan, bool decode) const;
+  void route_on_device(int layer, int64_t T);
   void moe_pairs(int layer, const BatchPlan& plan);
   void moe_general(int layer, const BatchPlan& plan);
   void shared_expert(int layer, int64_t T);
@@ -151,8 +156,6 @@ class GpuEngine final : public InferenceEngine {
   bool experts_on_device(const BatchPlan& plan, bool decode) const;
   bool host_free(const BatchPlan& plan, bool decode) const;
   std::vector<const void*> graph_key(int64_t T, int64_t R) const;
-  // body() captured and replayed as a graph for `key` (see GpuEngineOptions::cuda_graphs).
-  void run_graphed(const std::function<void()>& body, const std::vector<const void*>& key);
   void sync();             // waits for the compute stream, then releases experts it was reading
   void release_pending();  // experts whose kernels have finished
 
@@ -179,9 +182,7 @@ class GpuEngine final : public InferenceEngine {
   cuda::DeviceBuffer<cuda::GroupedDesc> tables_;
   std::vector<std::array<cuda::DeviceWeight, 3>> table_shape_;
   int decode_max_len_ = 0;  // this decode step's attention bound (a multiple of 256)
-  cudaGraphExec_t graph_exec_ = nullptr;
-  std::vector<const void*> graph_key_, warm_key_;  // the captured step's key; the last uncaptured one
-  bool graphs_failed_ = false;
+  std::unique_ptr<GraphCache> graphs_;  // slot 0: a whole decode step; 1 + l: layer l's segment
   std::unique_ptr<ThreadPool> cpu_pool_;  // cpu_misses with a partial budget
   MissCalibration calib_;
   MissPathCounts miss_counts_;

@@ -19,29 +19,34 @@ void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
   const ModelConfig& c = model_.cfg;
   const GpuLayer& W = weights_.layers[size_t(layer)];
   Scratch& s = *s_;
-  const int64_t T = plan.tokens(), H = c.hidden, hd = c.head_dim;
+  const int64_t T = plan.tokens(), hd = c.head_dim;
   const int64_t qd = int64_t(c.n_heads) * hd, kvd = int64_t(c.n_kv_heads) * hd;
   const float eps = float(c.rms_eps);
 
-  cuda::rmsnorm(s.x.get(), W.attn_norm.get(), eps, T, H, s.h.get(), stream_);
-  apply(W.q, s.h.get(), T, s.q.get(), *gemm_, stream_);
-  apply(W.k, s.h.get(), T, s.k.get(), *gemm_, stream_);
-  apply(W.v, s.h.get(), T, s.v.get(), *gemm_, stream_);
-  if (c.qk_norm == QkNorm::Full) {
-    cuda::rmsnorm(s.q.get(), W.q_norm.get(), eps, T, qd, s.q.get(), stream_);
-    cuda::rmsnorm(s.k.get(), W.k_norm.get(), eps, T, kvd, s.k.get(), stream_);
-  } else if (c.qk_norm == QkNorm::PerHead) {
-    cuda::rmsnorm(s.q.get(), W.q_norm.get(), eps, T * c.n_heads, hd, s.q.get(), stream_);
-    cuda::rmsnorm(s.k.get(), W.k_norm.get(), eps, T * c.n_kv_heads, hd, s.k.get(), stream_);
-  }
-  if (c.clip_qkv > 0) {  // OLMoE clamps after the norm
-    cuda::clamp(s.q.get(), T * qd, float(c.clip_qkv), stream_);
-    cuda::clamp(s.k.get(), T * kvd, float(c.clip_qkv), stream_);
-    cuda::clamp(s.v.get(), T * kvd, float(c.clip_qkv), stream_);
-  }
+  // h = attn_norm(x) is the caller's (fused with the residual add before it).
+  const Linear* qkv[3] = {&W.q, &W.k, &W.v};
+  float* const out[3] = {s.q.get(), s.k.get(), s.v.get()};
+  apply_same_x(qkv, out, 3, s.h.get(), T, *gemm_, stream_);
   const float af = float(c.rope.attention_factor);
-  cuda::rope(s.q.get(), s.pos.get(), inv_freq_.get(), T, c.n_heads, int(hd), af, stream_);
-  cuda::rope(s.k.get(), s.pos.get(), inv_freq_.get(), T, c.n_kv_heads, int(hd), af, stream_);
+  if (c.qk_norm == QkNorm::PerHead && c.clip_qkv <= 0) {  // Qwen3: norm and RoPE in one launch
+    cuda::qk_norm_rope(s.q.get(), s.k.get(), W.q_norm.get(), W.k_norm.get(), eps, s.pos.get(), inv_freq_.get(), T,
+                       c.n_heads, c.n_kv_heads, int(hd), af, stream_);
+  } else {
+    if (c.qk_norm == QkNorm::Full) {
+      cuda::rmsnorm(s.q.get(), W.q_norm.get(), eps, T, qd, s.q.get(), stream_);
+      cuda::rmsnorm(s.k.get(), W.k_norm.get(), eps, T, kvd, s.k.get(), stream_);
+    } else if (c.qk_norm == QkNorm::PerHead) {
+      cuda::rmsnorm(s.q.get(), W.q_norm.get(), eps, T * c.n_heads, hd, s.q.get(), stream_);
+      cuda::rmsnorm(s.k.get(), W.k_norm.get(), eps, T * c.n_kv_heads, hd, s.k.get(), stream_);
+    }
+    if (c.clip_qkv > 0) {  // OLMoE clamps after the norm
+      cuda::clamp(s.q.get(), T * qd, float(c.clip_qkv), stream_);
+      cuda::clamp(s.k.get(), T * kvd, float(c.clip_qkv), stream_);
+      cuda::clamp(s.v.get(), T * kvd, float(c.clip_qkv), stream_);
+    }
+    cuda::rope(s.q.get(), s.pos.get(), inv_freq_.get(), T, c.n_heads, int(hd), af, stream_);
+    cuda::rope(s.k.get(), s.pos.get(), inv_freq_.get(), T, c.n_kv_heads, int(hd), af, stream_);
+  }
 
   // Append the new keys and values. Decode: one launch that reads each sequence's cache address
   // and length from the device (a captured step replays it). Else an item's rows are
@@ -81,8 +86,7 @@ void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
                               s.att.get() + it.row * qd, stream_);
     }
   }
-  apply(W.o, s.att.get(), T, s.o.get(), *gemm_, stream_);
-  cuda::add_inplace(s.x.get(), s.o.get(), T * H, stream_);
+  apply(W.o, s.att.get(), T, s.o.get(), *gemm_, stream_);  // the caller adds o to x
 }
 
 void GpuEngine::dense_ffn(const Linear& gate, const Linear& up, const Linear& down, int64_t n, int64_t inter,

@@ -59,9 +59,23 @@ void GpuEngine::build_device_tables() {
   tables_.upload(host.data(), host.size());
 }
 
+bool GpuEngine::routes_on_device(int layer, const BatchPlan& plan, bool decode) const {
+  return decode && grouped_ok_ && opts_.grouped_experts && plan.tokens() <= kPairMaxTokens &&
+         model_.layers[size_t(layer)].kind == FfnKind::Moe;
+}
+
+void GpuEngine::route_on_device(int layer, int64_t T) {
+  const ModelConfig& c = model_.cfg;
+  Scratch& s = *s_;
+  const int64_t P = T * c.router.top_k;
+  apply(weights_.layers[size_t(layer)].router, s.h.get(), T, s.router.get(), *gemm_, stream_);
+  cuda::router_topk(s.router.get(), T, c.router.n_experts, c.router.top_k, c.router.norm_topk_prob,
+                    s.dids.get() + layer * P, s.dwts.get() + layer * P, stream_);
+}
+
 void GpuEngine::moe(int layer, const BatchPlan& plan, bool decode) {
-  if (decode && grouped_ok_ && opts_.grouped_experts && plan.tokens() <= kPairMaxTokens)
-    moe_pairs(layer, plan);
+  if (routes_on_device(layer, plan, decode))
+    moe_pairs(layer, plan);  // route_on_device(layer) has run
   else
     moe_general(layer, plan);
   shared_expert(layer, plan.tokens());
@@ -69,24 +83,23 @@ void GpuEngine::moe(int layer, const BatchPlan& plan, bool decode) {
 
 void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
   const ModelConfig& c = model_.cfg;
-  const GpuLayer& W = weights_.layers[size_t(layer)];
   Scratch& s = *s_;
   const int E = c.router.n_experts, K = c.router.top_k;
   const int64_t T = plan.tokens(), H = c.hidden, I = c.moe_intermediate, P = T * K;
-  int32_t* d_ids = s.dids.get() + layer * P;  // this layer's routing, kept for the observers
+  int32_t* d_ids = s.dids.get() + layer * P;  // this layer's routing (route_on_device), kept for the observers
   float* d_wts = s.dwts.get() + layer * P;
-  apply(W.router, s.h.get(), T, s.router.get(), *gemm_, stream_);
-  cuda::router_topk(s.router.get(), T, E, K, c.router.norm_topk_prob, d_ids, d_wts, stream_);
 
   if (experts_on_device(plan, true)) {  // everything on the device
     const cuda::GroupedDesc* tab = tables_.get() + size_t(layer) * 3 * size_t(E);
     const auto& shape = table_shape_[size_t(layer)];
-    grouped_[0].set_pairs(tab, d_ids, T, K, false, shape[0], stream_);
+    cuda::QgemvGrouped* plans[3] = {&grouped_[0], &grouped_[1], &grouped_[2]};
+    const cuda::QgemvGrouped::PairPlan pp[3] = {{tab, false, shape[0]},
+                                                {tab + E, false, shape[1]},
+                                                {tab + 2 * E, true, shape[2]}};  // down reads g row i: pair i's
+    cuda::QgemvGrouped::set_pairs(plans, pp, 3, d_ids, T, K, stream_);
     grouped_[0].run(s.h.get(), s.g.get(), stream_);
-    grouped_[1].set_pairs(tab + E, d_ids, T, K, false, shape[1], stream_);
     grouped_[1].run(s.h.get(), s.u.get(), stream_);
     cuda::silu_mul(s.g.get(), s.u.get(), P * I, s.g.get(), stream_);
-    grouped_[2].set_pairs(tab + 2 * E, d_ids, T, K, true, shape[2], stream_);  // g row i: pair i's
     grouped_[2].run(s.g.get(), s.y.get(), stream_);
     cuda::moe_combine(s.y.get(), s.iota.get(), d_wts, T, K, H, s.f.get(), stream_);
     return;

@@ -47,6 +47,25 @@ void apply(const Linear& l, const float* x, int64_t M, float* y, cuda::DenseGemm
   if (l.bias.size()) cuda::add_bias(y, l.bias.get(), M, l.m->weight().rows, stream);
 }
 
+void apply_same_x(const Linear* const* ls, float* const* ys, size_t n, const float* x, int64_t M, cuda::DenseGemm& gemm,
+                  cudaStream_t stream) {
+  if (M == 0 || n == 0) return;
+  const cuda::DeviceWeight w0 = ls[0]->m->weight();
+  bool shared = !is_quantized(w0.dtype);
+  std::vector<cuda::DeviceWeight> ws;
+  for (size_t i = 0; i < n; ++i) {
+    ws.push_back(ls[i]->m->weight());
+    shared = shared && ws.back().dtype == w0.dtype && ws.back().cols == w0.cols;
+  }
+  if (!shared) {
+    for (size_t i = 0; i < n; ++i) apply(*ls[i], x, M, ys[i], gemm, stream);
+    return;
+  }
+  cuda::dense_gemm_same_x(gemm, x, M, ws.data(), ys, n, stream);
+  for (size_t i = 0; i < n; ++i)
+    if (ls[i]->bias.size()) cuda::add_bias(ys[i], ls[i]->bias.get(), M, ws[i].rows, stream);
+}
+
 GpuWeights upload_weights(const Model& m, bool wide16, const std::function<void(int, int)>& progress) {
   GpuWeights g;
   const Upload how = wide16 ? Upload::Wide16 : Upload::AsStored;

@@ -35,6 +35,10 @@ Linear upload_linear(const WeightView& w, const WeightView& bias = {}, Upload ho
 void apply(const cuda::DeviceWeight& w, const float* x, int64_t M, float* y, cuda::DenseGemm& gemm,
            cudaStream_t stream);
 void apply(const Linear& l, const float* x, int64_t M, float* y, cuda::DenseGemm& gemm, cudaStream_t stream);
+// ys[i] = x . W_i^T (+ bias_i) for n layers reading the same x (Q, K, V): 16-bit or F32 weights of
+// one format and K share one rounding of x (dense_gemm_same_x); otherwise each as apply().
+void apply_same_x(const Linear* const* ls, float* const* ys, size_t n, const float* x, int64_t M, cuda::DenseGemm& gemm,
+                  cudaStream_t stream);
 
 struct GpuLayer {
   cuda::DeviceBuffer<float> attn_norm, ffn_norm, q_norm, k_norm;  // q_norm/k_norm empty when none

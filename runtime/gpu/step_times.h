@@ -11,7 +11,8 @@ struct GpuStepTimes {
   double acquire_s = 0;  // acquiring experts: a miss stages its bytes (host copies) before its copy
   double forward_s = 0;  // whole forward() calls
   uint64_t forwards = 0;
-  uint64_t graph_steps = 0;  // forward() calls replayed from a captured CUDA graph
+  uint64_t graph_steps = 0;     // forward() calls replayed from a captured CUDA graph
+  uint64_t graph_segments = 0;  // layer segments (attention and routing) replayed so, in other steps
 };
 
 }  // namespace moe::gpu

@@ -13,6 +13,8 @@
 #include "cli/moe_cli.h"
 #include "gpu/gpu_test.h"
 #include "model/fixtures.h"
+#include "prefetch/prefetch_controller.h"
+#include "prefetch/vram_target.h"
 #include "quant/quantize.h"
 #include "runtime/engine.h"
 #include "runtime/gpu/gpu_engine.h"
@@ -246,6 +248,7 @@ TEST_P(GpuEngineQuantTest, QuantizedExpertsMatchDequantizedCpu) {
   gpu::GpuEngine grouped_small(qmodel, {.vram_budget_bytes = min_budget, .wide16 = true});
   EXPECT_FALSE(grouped_small.device_routed());
   const GreedyRun gs = greedy(grouped_small, prompt, V);
+  EXPECT_GT(grouped_small.step_times().graph_segments, 0u);
   EXPECT_EQ(gs.tokens, g.tokens);
   EXPECT_EQ(gs.prefill, g.prefill);
   EXPECT_EQ(gs.steps, g.steps);
@@ -347,10 +350,54 @@ TEST(GpuEngineGraphs, BatchedDecodeMatchesEager) {
   EXPECT_GE(graphs.step_times().graph_steps, 8u);
   EXPECT_EQ(eager.step_times().graph_steps, 0u);
   EXPECT_EQ(hooked.step_times().graph_steps, 0u);
+  EXPECT_GT(hooked.step_times().graph_segments, 0u);  // the layers' attention segments still were
+  EXPECT_EQ(eager.step_times().graph_segments, 0u);
   EXPECT_GT(hook_calls, 0);
   EXPECT_FALSE(runs[0].seen.empty());
   EXPECT_EQ(runs[0].seen, runs[1].seen);
   EXPECT_EQ(runs[0].seen, runs[2].seen);
+}
+
+// Prefetch does not change results: the gate predictor's guesses copied RAM -> GPU ahead of use
+// (the scheduler's second hop, VramPrefetchTarget) at the smallest budget give the same logits,
+// bit for bit, as no prefetch, and the prefetches were real (copies issued, some used).
+TEST(GpuEnginePrefetch, SameResultsWithAndWithoutPrefetch) {
+  SKIP_WITHOUT_GPU();
+  Model m = load_hf_model(fixture_dir("qwen3_moe"));
+  QuantizedExperts qe = quantize_experts(m, {DType::Q4, 32});
+  m.experts = std::make_unique<ResidentExperts>(qe.qt);
+  const int64_t V = m.cfg.vocab_size;
+  const auto prompt = test_tokens(12, V, 21);
+  uint64_t min_budget = 0;
+  {
+    gpu::GpuEngine probe(m);
+    min_budget = uint64_t(m.cfg.router.top_k) * probe.experts().slot_bytes();
+  }
+  gpu::GpuEngine plain(m, {.vram_budget_bytes = 2 * min_budget}), fetched(m, {.vram_budget_bytes = 2 * min_budget});
+  PrefetchModelInfo info;
+  info.n_experts = experts_per_layer(m);
+  info.top_k = m.cfg.router.top_k;
+  info.rms_eps = float(m.cfg.rms_eps);
+  for (int l = 0; l < m.cfg.n_layers; ++l) {
+    const LayerWeights& L = m.layers[size_t(l)];
+    const bool moe = info.n_experts[size_t(l)] > 0;
+    info.routers.push_back(moe ? LayerRouter{L.ffn_norm, L.router} : LayerRouter{});
+    info.expert_bytes.push_back(moe ? fetched.experts().copy_bytes({l, 0}) : 0);
+  }
+  PrefetchOptions po;
+  po.lookahead = 1;
+  po.min_recall = 0;  // every guess goes out
+  VramPrefetchTarget target(fetched.experts());
+  PrefetchController pc(info, nullptr, po, nullptr, &target);
+  ASSERT_TRUE(pc.prefetching());
+  fetched.add_routing_hook(pc.hook());
+  const GreedyRun a = greedy(plain, prompt, V), b = greedy(fetched, prompt, V);
+  EXPECT_EQ(b.tokens, a.tokens);
+  EXPECT_EQ(b.prefill, a.prefill);
+  EXPECT_EQ(b.steps, a.steps);
+  fetched.experts().drain();
+  EXPECT_GT(fetched.experts().stats().prefetch_copies, 0u);
+  EXPECT_EQ(plain.experts().stats().prefetch_copies, 0u);
 }
 
 TEST(GpuEngineErrors, BudgetBelowTopKIsRefused) {

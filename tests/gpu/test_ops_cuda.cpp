@@ -193,6 +193,37 @@ TEST(OpsCuda, RopeMatchesCpu) {
       }
 }
 
+// The fused per-head QK-norm + RoPE against the four launches it replaces (rmsnorm over the
+// head rows of q and of k, then rope of each): bit for bit.
+TEST(OpsCuda, QkNormRopeMatchesNormThenRopeExactly) {
+  SKIP_WITHOUT_GPU();
+  SEEDED_RNG(rng);
+  std::uniform_int_distribution<int32_t> pos_dist(0, 40000);
+  for (int64_t T : kTokens)
+    for (auto [nh, nkv, hd] : {std::tuple<int, int, int>{4, 2, 64}, {32, 4, 128}, {3, 3, 96}, {2, 1, 256}}) {
+      SCOPED_TRACE("T=" + std::to_string(T) + " heads=" + std::to_string(nh) + "/" + std::to_string(nkv) +
+                   " head_dim=" + std::to_string(hd));
+      const int half = hd / 2;
+      std::vector<float> inv_freq(static_cast<size_t>(half));
+      for (int i = 0; i < half; ++i) inv_freq[size_t(i)] = float(1.0 / std::pow(1e6, 2.0 * i / hd));
+      std::vector<int32_t> pos(static_cast<size_t>(T));
+      for (int32_t& p : pos) p = pos_dist(rng);
+      const std::vector<float> q = random_vec(rng, T * nh * hd), k = random_vec(rng, T * nkv * hd);
+      const std::vector<float> qw = random_vec(rng, hd), kw = random_vec(rng, hd);
+      const DeviceBuffer<float> dfreq = to_device(inv_freq), dqw = to_device(qw), dkw = to_device(kw);
+      const DeviceBuffer<int32_t> dpos = to_device(pos);
+      DeviceBuffer<float> q1 = to_device(q), k1 = to_device(k), q2 = to_device(q), k2 = to_device(k);
+      cuda::rmsnorm(q1.get(), dqw.get(), kEps, T * nh, hd, q1.get(), nullptr);
+      cuda::rmsnorm(k1.get(), dkw.get(), kEps, T * nkv, hd, k1.get(), nullptr);
+      cuda::rope(q1.get(), dpos.get(), dfreq.get(), T, nh, hd, 1.1f, nullptr);
+      cuda::rope(k1.get(), dpos.get(), dfreq.get(), T, nkv, hd, 1.1f, nullptr);
+      cuda::qk_norm_rope(q2.get(), k2.get(), dqw.get(), dkw.get(), kEps, dpos.get(), dfreq.get(), T, nh, nkv, hd, 1.1f,
+                         nullptr);
+      EXPECT_EQ(to_host(q2), to_host(q1));
+      EXPECT_EQ(to_host(k2), to_host(k1));
+    }
+}
+
 // --- Element-wise ----------------------------------------------------------------------------
 
 TEST(OpsCuda, SiluMulAndAddMatchCpu) {
@@ -330,6 +361,9 @@ TEST(OpsCudaArgs, RefusesBadShapes) {
   static float buf[64];
   static int32_t ids[64];
   EXPECT_THROW(cuda::rope(buf, ids, buf, 1, 1, 7, 1.0f, nullptr), std::invalid_argument);  // odd head_dim
+  EXPECT_THROW(cuda::qk_norm_rope(buf, buf, buf, buf, kEps, ids, buf, 1, 1, 1, 7, 1.0f, nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::qk_norm_rope(buf, nullptr, buf, buf, kEps, ids, buf, 1, 1, 1, 8, 1.0f, nullptr),
+               std::invalid_argument);
   EXPECT_THROW(cuda::rmsnorm(buf, buf, kEps, -1, 8, buf, nullptr), std::invalid_argument);
   EXPECT_THROW(cuda::add_rmsnorm(buf, nullptr, buf, kEps, 1, 8, buf, nullptr), std::invalid_argument);
   EXPECT_THROW(cuda::silu_mul(buf, buf, -1, buf, nullptr), std::invalid_argument);

@@ -536,6 +536,54 @@ TEST(QgemvGroupedCudaPairs, DevicePlanMatchesHostPairPlan) {
   }
 }
 
+// The three plans of a layer set in one launch (gate and up per token, down per pair) run
+// bit-identical to the same plans set one by one.
+TEST(QgemvGroupedCudaPairs, ThreePlansInOneLaunchMatchOneByOne) {
+  SKIP_WITHOUT_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("MOE_TEST_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const Format f{"q4_g32_96x256", DType::Q4, 32, 96, 256};
+  const Routing r{3, 10, 4};
+  const int64_t Y = int64_t(r.T) * r.k;
+  std::vector<QuantizedMatrix> hostw;
+  std::vector<std::unique_ptr<DeviceMatrix>> devw;
+  std::vector<cuda::GroupedDesc> table;
+  hostw.reserve(size_t(r.E));
+  for (int e = 0; e < r.E; ++e) {
+    hostw.push_back(random_expert(rng, f));
+    devw.push_back(std::make_unique<DeviceMatrix>(hostw.back().view()));
+    const cuda::DeviceWeight w = devw.back()->weight();
+    table.push_back({static_cast<const uint8_t*>(w.data), w.scales, w.zeros});
+  }
+  DeviceBuffer<cuda::GroupedDesc> dtable(table.size());
+  dtable.upload(table.data(), table.size());
+  const std::vector<int32_t> ids = random_routing(rng, r);
+  DeviceBuffer<int32_t> dids(ids.size());
+  dids.upload(ids.data(), ids.size());
+  const std::vector<float> x = random_x(rng, Y, f.K);  // Y rows: the per-pair plan reads all
+  DeviceBuffer<float> dx(x.size()), dy(size_t(Y * f.N));
+  dx.upload(x.data(), x.size());
+  const bool per_pair[3] = {false, false, true};
+  std::vector<float> got[2][3];
+  QgemvGrouped together[3], alone[3];
+  QgemvGrouped* plans[3] = {&together[0], &together[1], &together[2]};
+  const cuda::DeviceWeight shape = devw[0]->weight();
+  const QgemvGrouped::PairPlan pp[3] = {{dtable.get(), false, shape}, {dtable.get(), false, shape}, {dtable.get(), true, shape}};
+  QgemvGrouped::set_pairs(plans, pp, 3, dids.get(), r.T, r.k, nullptr);
+  for (int i = 0; i < 3; ++i) alone[i].set_pairs(dtable.get(), dids.get(), r.T, r.k, per_pair[i], shape, nullptr);
+  for (int w = 0; w < 2; ++w)
+    for (int i = 0; i < 3; ++i) {
+      MOE_CUDA_CHECK(cudaMemset(dy.get(), 0xff, dy.bytes()));
+      (w == 0 ? together : alone)[i].run(dx.get(), dy.get(), nullptr);
+      MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+      got[w][i].resize(dy.size());
+      dy.download(got[w][i].data(), got[w][i].size());
+    }
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(got[0][i], got[1][i]) << "plan " << i;
+  EXPECT_NE(got[0][0], got[0][2]) << "per-token and per-pair inputs must differ here";
+}
+
 TEST(QgemvGroupedCudaArgs, SetPairsRejectsBadArguments) {
   QgemvGrouped plan;
   const cuda::DeviceWeight q4{DType::Q4, g_buf, 8, 64, g_buf, nullptr, 32};
@@ -549,4 +597,15 @@ TEST(QgemvGroupedCudaArgs, SetPairsRejectsBadArguments) {
   plan.set_pairs(table, ids, 0, 2, true, q4, nullptr);  // no pairs: nothing to launch
   EXPECT_EQ(plan.pairs(), 0);
   EXPECT_EQ(plan.rows(), 8);
+  // Several plans: one bad plan refuses them all before any changes; more than 3 are refused.
+  QgemvGrouped other;
+  QgemvGrouped* plans[2] = {&other, &plan};
+  cuda::DeviceWeight wide = q4;
+  wide.rows = 16;
+  const QgemvGrouped::PairPlan good_bad[2] = {{table, false, wide}, {table, false, f32}};
+  EXPECT_THROW(QgemvGrouped::set_pairs(plans, good_bad, 2, ids, 0, 2, nullptr), std::invalid_argument);
+  EXPECT_EQ(other.rows(), 0) << "a refused set_pairs changed a plan";
+  QgemvGrouped* four[4] = {&other, &plan, &other, &plan};
+  const QgemvGrouped::PairPlan pp[4] = {{table, false, q4}, {table, false, q4}, {table, false, q4}, {table, false, q4}};
+  EXPECT_THROW(QgemvGrouped::set_pairs(four, pp, 4, ids, 0, 2, nullptr), std::invalid_argument);
 }
