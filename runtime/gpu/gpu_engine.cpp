@@ -93,6 +93,8 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
       const ExpertWeights& sh = records_->shape();
       grouped_ok_ = groupable(sh.gate) && groupable(sh.up) && groupable(sh.down);
       if (grouped_ok_ && opts_.grouped_experts && tier_->fully_resident()) build_device_tables();
+      if (grouped_ok_ && opts_.grouped_experts && !tier_->fully_resident())
+        step_table_ = cuda::DeviceBuffer<cuda::GroupedDesc>(size_t(3) * size_t(std::max(1, c.router.n_experts)));
       if (opts_.cpu_misses && !tier_->fully_resident()) {
         cpu_pool_ = std::make_unique<ThreadPool>(opts_.cpu_threads);
         calib_ = opts_.miss_calibration ? *opts_.miss_calibration : calibrate_misses();
@@ -170,6 +172,7 @@ std::vector<const void*> GpuEngine::graph_key(int64_t T, int64_t R) const {
     k.push_back(p);
   for (const auto& g : grouped_) k.push_back(g.plan_address());
   k.push_back(gemm_->scratch_address());
+  k.push_back(step_table_.get());
   return k;
 }
 
@@ -269,7 +272,9 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   // each layer's attention-and-routing segment as a graph; one that does not, the whole step.
   const bool whole = opts_.cuda_graphs && host_free(plan, decode);
   const bool segments = opts_.cuda_graphs && decode && !whole;
-  const std::vector<const void*> key = opts_.cuda_graphs && decode ? graph_key(T, R) : std::vector<const void*>{};
+  step_key_ = opts_.cuda_graphs && decode ? graph_key(T, R) : std::vector<const void*>{};
+  step_segments_ = segments;
+  const std::vector<const void*>& key = step_key_;
   const auto body = [&] {
     // Each residual add is fused with the norm after it: x += o, h = ffn_norm(x); x += f,
     // h = the next layer's attn_norm(x).

@@ -141,6 +141,10 @@ class GpuEngine final : public InferenceEngine {
   void moe_pairs(int layer, const BatchPlan& plan);
   void moe_general(int layer, const BatchPlan& plan);
   void shared_expert(int layer, int64_t T);
+  // Every (token, expert) pair of the layer's routing (dids) through tab ([gate, up, down][E]
+  // device descriptors; shape: each projection's format, validated): plans written on the
+  // device, then gate, up, SiLU-multiply and down into y rows t * k + j.
+  void pairs_on_device(int layer, int64_t T, const cuda::GroupedDesc* tab, const std::array<cuda::DeviceWeight, 3>& shape);
   // A chunk's experts, planned in group_ (gate, up, down): gate and up read x [x_rows, H] into
   // rows of g / u [gu_rows, I], SiLU-and-multiply on rows [r0, r1), down reads g into y [y_rows, H].
   void grouped_swiglu(const float* x, int64_t x_rows, int64_t gu_rows, int64_t r0, int64_t r1, int64_t y_rows);
@@ -182,7 +186,14 @@ class GpuEngine final : public InferenceEngine {
   cuda::DeviceBuffer<cuda::GroupedDesc> tables_;
   std::vector<std::array<cuda::DeviceWeight, 3>> table_shape_;
   int decode_max_len_ = 0;  // this decode step's attention bound (a multiple of 256)
-  std::unique_ptr<GraphCache> graphs_;  // slot 0: a whole decode step; 1 + l: layer l's segment
+  // Slot 0: a whole decode step; 1 + l: layer l's attention-and-routing segment; 1 + layers + l:
+  // its experts from the step table. step_key_ / step_segments_: this step's key and whether its
+  // segments are replayed.
+  std::unique_ptr<GraphCache> graphs_;
+  std::vector<const void*> step_key_;
+  bool step_segments_ = false;
+  // A partial budget's per-layer descriptors ([gate, up, down][E]), written from host_tab.
+  cuda::DeviceBuffer<cuda::GroupedDesc> step_table_;
   std::unique_ptr<ThreadPool> cpu_pool_;  // cpu_misses with a partial budget
   MissCalibration calib_;
   MissPathCounts miss_counts_;

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <stdexcept>
 
@@ -85,22 +86,12 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
   const ModelConfig& c = model_.cfg;
   Scratch& s = *s_;
   const int E = c.router.n_experts, K = c.router.top_k;
-  const int64_t T = plan.tokens(), H = c.hidden, I = c.moe_intermediate, P = T * K;
+  const int64_t T = plan.tokens(), H = c.hidden, P = T * K;
   int32_t* d_ids = s.dids.get() + layer * P;  // this layer's routing (route_on_device), kept for the observers
   float* d_wts = s.dwts.get() + layer * P;
 
   if (experts_on_device(plan, true)) {  // everything on the device
-    const cuda::GroupedDesc* tab = tables_.get() + size_t(layer) * 3 * size_t(E);
-    const auto& shape = table_shape_[size_t(layer)];
-    cuda::QgemvGrouped* plans[3] = {&grouped_[0], &grouped_[1], &grouped_[2]};
-    const cuda::QgemvGrouped::PairPlan pp[3] = {{tab, false, shape[0]},
-                                                {tab + E, false, shape[1]},
-                                                {tab + 2 * E, true, shape[2]}};  // down reads g row i: pair i's
-    cuda::QgemvGrouped::set_pairs(plans, pp, 3, d_ids, T, K, stream_);
-    grouped_[0].run(s.h.get(), s.g.get(), stream_);
-    grouped_[1].run(s.h.get(), s.u.get(), stream_);
-    cuda::silu_mul(s.g.get(), s.u.get(), P * I, s.g.get(), stream_);
-    grouped_[2].run(s.g.get(), s.y.get(), stream_);
+    pairs_on_device(layer, T, tables_.get() + size_t(layer) * 3 * size_t(E), table_shape_[size_t(layer)]);
     cuda::moe_combine(s.y.get(), s.iota.get(), d_wts, T, K, H, s.f.get(), stream_);
     return;
   }
@@ -147,13 +138,45 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
   const std::vector<int>& on_gpu = split.gpu;
   const std::vector<int>& on_cpu = split.cpu;
 
-  // top_k experts at a time (a budget always holds that many): gate and up read h row t into
-  // the chunk's rows of g / u, down writes pair i's row of y.
   const ExpertRecordLayout& lay = records_->layout();
   const ExpertWeights& shape = records_->shape();
   const bool defer = tier_->fully_resident() || tier_->slots() >= 2 * size_t(K);
+  if (!on_gpu.empty() && on_gpu.size() <= size_t(K)) {
+    // One chunk (every decode step of one token): the experts' descriptors go to the step table,
+    // and the pairs run exactly as with every expert resident (the same plans and kernels).
+    cuda::GroupedDesc* tab = s.host_tab.as<cuda::GroupedDesc>();  // [gate, up, down][E]
+    std::array<cuda::DeviceWeight, 3> first{};
+    const Clock::time_point ta = Clock::now();
+    for (size_t u = 0; u < on_gpu.size(); ++u) {
+      const int e = on_gpu[u];
+      const VramExpert x = tier_->acquire(layer, e);
+      pending_release_.push_back({layer, e});  // released at a sync even if this throws
+      if (x.ticket) dev_->stream_wait(x.ticket, stream_);  // compute waits for this copy only
+      const void* base = reinterpret_cast<const void*>(x.addr);
+      const std::array<cuda::DeviceWeight, 3> w = {device_weight(shape.gate, base, lay.gate),
+                                                   device_weight(shape.up, base, lay.up),
+                                                   device_weight(shape.down, base, lay.down)};
+      for (size_t p = 0; p < 3; ++p) tab[p * size_t(E) + size_t(e)] = desc_of(w[p]);
+      if (u == 0) first = w;
+    }
+    times_.acquire_s += seconds_since(ta);
+    // The CPU's experts: any resident weights, so the GPU computes harmless rows that the
+    // CPU's results replace (below, before the combine).
+    for (const int e : on_cpu)
+      for (size_t p = 0; p < 3; ++p) tab[p * size_t(E) + size_t(e)] = desc_of(first[p]);
+    // The previous layer's upload from host_tab is done: the sync above covered it.
+    MOE_CUDA_CHECK(cudaMemcpyAsync(step_table_.get(), tab, step_table_.bytes(), cudaMemcpyHostToDevice, stream_));
+    const auto run = [&] { pairs_on_device(layer, T, step_table_.get(), first); };
+    if (step_segments_)
+      times_.graph_segments += graphs_->run(1 + size_t(c.n_layers) + size_t(layer), step_key_, run);
+    else
+      run();
+    if (!defer) sync();
+  }
+  // Otherwise top_k experts at a time (a budget always holds that many): gate and up read h row
+  // t into the chunk's rows of g / u, down writes pair i's row of y.
   int32_t row = 0;  // rows of g / u, consecutive over the chunks
-  for (size_t c0 = 0; c0 < on_gpu.size(); c0 += size_t(K)) {
+  for (size_t c0 = 0; on_gpu.size() > size_t(K) && c0 < on_gpu.size(); c0 += size_t(K)) {
     const size_t c1 = std::min(on_gpu.size(), c0 + size_t(K));
     const int32_t r0 = row;
     for (auto& g : group_) g.clear();
@@ -185,6 +208,23 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
     run_on_cpu(layer, on_cpu, pairs, K);  // overlaps the GPU's chunks queued above
   }
   cuda::moe_combine(s.y.get(), s.iota.get(), d_wts, T, K, H, s.f.get(), stream_);
+}
+
+void GpuEngine::pairs_on_device(int layer, int64_t T, const cuda::GroupedDesc* tab,
+                                const std::array<cuda::DeviceWeight, 3>& shape) {
+  const ModelConfig& c = model_.cfg;
+  Scratch& s = *s_;
+  const int E = c.router.n_experts, K = c.router.top_k;
+  const int64_t P = T * K;
+  cuda::QgemvGrouped* plans[3] = {&grouped_[0], &grouped_[1], &grouped_[2]};
+  const cuda::QgemvGrouped::PairPlan pp[3] = {{tab, false, shape[0]},
+                                              {tab + E, false, shape[1]},
+                                              {tab + 2 * E, true, shape[2]}};  // down reads g row i: pair i's
+  cuda::QgemvGrouped::set_pairs(plans, pp, 3, s.dids.get() + layer * P, T, K, stream_);
+  grouped_[0].run(s.h.get(), s.g.get(), stream_);
+  grouped_[1].run(s.h.get(), s.u.get(), stream_);
+  cuda::silu_mul(s.g.get(), s.u.get(), P * c.moe_intermediate, s.g.get(), stream_);
+  grouped_[2].run(s.g.get(), s.y.get(), stream_);
 }
 
 void GpuEngine::grouped_swiglu(const float* x, int64_t x_rows, int64_t gu_rows, int64_t r0, int64_t r1, int64_t y_rows) {

@@ -82,7 +82,7 @@ struct GpuEngine::Scratch {
   // the CPU computed [T * k, H].
   cuda::DeviceBuffer<int32_t> dids, iota;
   cuda::DeviceBuffer<float> dwts;
-  PinnedBuffer host_h, host_y, host_obs;
+  PinnedBuffer host_h, host_y, host_obs, host_tab;  // host_tab: the step table's staging
   cuda::DeviceBuffer<int32_t> pos, ids, rows, lengths;
   cuda::DeviceBuffer<float*> kp, vp;          // [layers * seqs] decode K/V tables
   cuda::DeviceBuffer<float> work;             // attention_decode workspace
@@ -114,6 +114,7 @@ struct GpuEngine::Scratch {
     host_h.ensure(size_t(Tp * H) * sizeof(float));
     host_y.ensure(size_t(Tp * K * H) * sizeof(float));
     host_obs.ensure(size_t(2 * c.n_layers * Tp * K) * sizeof(int32_t));
+    host_tab.ensure(size_t(3 * std::max(1, c.router.n_experts)) * sizeof(cuda::GroupedDesc));
     host_route.ensure(size_t(3 * T * K) * sizeof(int32_t));
     host_probs.ensure(size_t(T * std::max(1, c.router.n_experts)) * sizeof(float));
     for (auto* b : {&pos, &ids, &rows, &lengths}) ensure(*b, T);

@@ -293,6 +293,13 @@ INSTANTIATE_TEST_SUITE_P(Formats, GpuEngineQuantTest,
                            return std::get<0>(info.param) + "_" + std::string(dtype_name(std::get<1>(info.param)));
                          });
 
+// The qwen3_moe fixture with its experts quantized to Q4 (group 32), served from memory.
+struct Q4Qwen3 {
+  Model m = load_hf_model(fixture_dir("qwen3_moe"));
+  QuantizedExperts qe = quantize_experts(m, {DType::Q4, 32});
+  Q4Qwen3() { m.experts = std::make_unique<ResidentExperts>(qe.qt); }
+};
+
 // Batched decode under CUDA graphs: three sequences of different lengths, then a fork joins the
 // batch (a new shape: one eager step, then a new capture), and one sequence crosses a 256-position
 // attention bound (another capture). Every step's logits bit-identical to launching every kernel,
@@ -300,9 +307,8 @@ INSTANTIATE_TEST_SUITE_P(Formats, GpuEngineQuantTest,
 // observers see the same experts in all three: after the step (graphs, eager) or at once (hook).
 TEST(GpuEngineGraphs, BatchedDecodeMatchesEager) {
   SKIP_WITHOUT_GPU();
-  Model m = load_hf_model(fixture_dir("qwen3_moe"));
-  QuantizedExperts qe = quantize_experts(m, {DType::Q4, 32});
-  m.experts = std::make_unique<ResidentExperts>(qe.qt);
+  const Q4Qwen3 q;
+  const Model& m = q.m;
   const int64_t V = m.cfg.vocab_size;
   // Past the fixture's 256 positions (RoPE does not care), so a sequence crosses the bound.
   gpu::GpuEngine graphs(m, {.max_seq_len = 512}), eager(m, {.max_seq_len = 512, .cuda_graphs = false}),
@@ -363,9 +369,8 @@ TEST(GpuEngineGraphs, BatchedDecodeMatchesEager) {
 // bit for bit, as no prefetch, and the prefetches were real (copies issued, some used).
 TEST(GpuEnginePrefetch, SameResultsWithAndWithoutPrefetch) {
   SKIP_WITHOUT_GPU();
-  Model m = load_hf_model(fixture_dir("qwen3_moe"));
-  QuantizedExperts qe = quantize_experts(m, {DType::Q4, 32});
-  m.experts = std::make_unique<ResidentExperts>(qe.qt);
+  const Q4Qwen3 q;
+  const Model& m = q.m;
   const int64_t V = m.cfg.vocab_size;
   const auto prompt = test_tokens(12, V, 21);
   uint64_t min_budget = 0;

@@ -158,22 +158,33 @@ TEST(OpsCuda, AddRmsNormMatchesCpu) {
 
 // --- RoPE ------------------------------------------------------------------------------------
 
+// RoPE inverse frequencies of a 1e6 base, and T positions up to 40000 (long-context angles).
+std::vector<float> rope_freqs(int hd) {
+  std::vector<float> f(static_cast<size_t>(hd / 2));
+  for (int i = 0; i < hd / 2; ++i) f[size_t(i)] = float(1.0 / std::pow(1e6, 2.0 * i / hd));
+  return f;
+}
+template <class Rng>
+std::vector<int32_t> random_positions(Rng& rng, int64_t T) {
+  std::uniform_int_distribution<int32_t> d(0, 40000);
+  std::vector<int32_t> pos(static_cast<size_t>(T));
+  for (int32_t& p : pos) p = d(rng);
+  return pos;
+}
+
 // Positions up to 40000 (long-context angles), a 1e6 base, with and without YaRN's attention
 // factor; the reference computes cos / sin exactly as runtime/engine_attention.cpp does.
 TEST(OpsCuda, RopeMatchesCpu) {
   SKIP_WITHOUT_GPU();
   SEEDED_RNG(rng);
-  std::uniform_int_distribution<int32_t> pos_dist(0, 40000);
   for (float af : {1.0f, 1.2f})
     for (int64_t T : kTokens)
       for (auto [heads, hd] : {std::pair<int, int>{1, 64}, {5, 128}, {3, 96}, {2, 200}}) {
         SCOPED_TRACE("af=" + std::to_string(af) + " T=" + std::to_string(T) + " heads=" + std::to_string(heads) +
                      " head_dim=" + std::to_string(hd));
         const int half = hd / 2;
-        std::vector<float> inv_freq(static_cast<size_t>(half));
-        for (int i = 0; i < half; ++i) inv_freq[size_t(i)] = float(1.0 / std::pow(1e6, 2.0 * i / hd));
-        std::vector<int32_t> pos(static_cast<size_t>(T));
-        for (int32_t& p : pos) p = pos_dist(rng);
+        const std::vector<float> inv_freq = rope_freqs(hd);
+        std::vector<int32_t> pos = random_positions(rng, T);
         pos[0] = 0;  // the identity rotation (scaled by af) is a case too
         std::vector<float> v = random_vec(rng, T * heads * hd);
         DeviceBuffer<float> dv = to_device(v);
@@ -198,16 +209,12 @@ TEST(OpsCuda, RopeMatchesCpu) {
 TEST(OpsCuda, QkNormRopeMatchesNormThenRopeExactly) {
   SKIP_WITHOUT_GPU();
   SEEDED_RNG(rng);
-  std::uniform_int_distribution<int32_t> pos_dist(0, 40000);
   for (int64_t T : kTokens)
     for (auto [nh, nkv, hd] : {std::tuple<int, int, int>{4, 2, 64}, {32, 4, 128}, {3, 3, 96}, {2, 1, 256}}) {
       SCOPED_TRACE("T=" + std::to_string(T) + " heads=" + std::to_string(nh) + "/" + std::to_string(nkv) +
                    " head_dim=" + std::to_string(hd));
-      const int half = hd / 2;
-      std::vector<float> inv_freq(static_cast<size_t>(half));
-      for (int i = 0; i < half; ++i) inv_freq[size_t(i)] = float(1.0 / std::pow(1e6, 2.0 * i / hd));
-      std::vector<int32_t> pos(static_cast<size_t>(T));
-      for (int32_t& p : pos) p = pos_dist(rng);
+      const std::vector<float> inv_freq = rope_freqs(hd);
+      const std::vector<int32_t> pos = random_positions(rng, T);
       const std::vector<float> q = random_vec(rng, T * nh * hd), k = random_vec(rng, T * nkv * hd);
       const std::vector<float> qw = random_vec(rng, hd), kw = random_vec(rng, hd);
       const DeviceBuffer<float> dfreq = to_device(inv_freq), dqw = to_device(qw), dkw = to_device(kw);
