@@ -6,8 +6,9 @@
 #     rate it allows at the measured copy traffic;
 #   - --cpu-misses (the start-up-calibrated cost model picks the copy or the CPU per miss) at 50%
 #     and 25%, and --cpu-misses=always (every miss on the CPU) at 25%;
-#   - at 100%, without CUDA graphs (--no-graphs) and with one launch per expert and projection
-#     (--no-grouped, host routing), against the default (device routing, graph replay).
+#   - without CUDA graphs (--no-graphs, 100% and 25%), and with one launch per expert and
+#     projection (--no-grouped, host routing, 100%), against the default (device routing, graph
+#     replay of whole steps at 100%, of layer segments at partial budgets).
 # Run by scripts/gpu-check.sh (or alone, from the repository root, with build-gpu/).
 #
 #   scripts/gpu-engine-bench.sh            # MOE_GPU_PACK=/tmp/moe-gpu-check-q30.moepack (18 GB)
@@ -40,6 +41,6 @@ bench() {
 bench engine --vram-budget 100%,50%,25% --prefetch off,gate --warm-ram
 bench engine_cpu --vram-budget 50%,25% --prefetch off --cpu-misses --warm-ram
 bench engine_cpu_always --vram-budget 25% --prefetch off --cpu-misses=always --warm-ram
-bench engine_nographs --vram-budget 100% --prefetch off --no-graphs
+bench engine_nographs --vram-budget 100%,25% --prefetch off --no-graphs --warm-ram
 bench engine_single --vram-budget 100% --prefetch off --no-grouped
 exit $rc

@@ -93,7 +93,8 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
       const ExpertWeights& sh = records_->shape();
       grouped_ok_ = groupable(sh.gate) && groupable(sh.up) && groupable(sh.down);
       if (grouped_ok_ && opts_.grouped_experts && tier_->fully_resident()) build_device_tables();
-      if (grouped_ok_ && opts_.grouped_experts && !tier_->fully_resident())
+      // Decode steps that route through the host (a partial budget, or hooks) use it too.
+      if (grouped_ok_ && opts_.grouped_experts)
         step_table_ = cuda::DeviceBuffer<cuda::GroupedDesc>(size_t(3) * size_t(std::max(1, c.router.n_experts)));
       if (opts_.cpu_misses && !tier_->fully_resident()) {
         cpu_pool_ = std::make_unique<ThreadPool>(opts_.cpu_threads);

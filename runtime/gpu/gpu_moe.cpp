@@ -104,8 +104,11 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
   const bool cpu = cpu_pool_ && !tier_->fully_resident();
   MOE_CUDA_CHECK(cudaMemcpyAsync(ids, d_ids, size_t(P) * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
   MOE_CUDA_CHECK(cudaMemcpyAsync(wts, d_wts, size_t(P) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  float* x = s.host_x.as<float>();
   if (cpu || !hooks_.empty())
     MOE_CUDA_CHECK(cudaMemcpyAsync(h, s.h.get(), size_t(T * H) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  if (!hooks_.empty())  // the residual too, in the same round trip
+    MOE_CUDA_CHECK(cudaMemcpyAsync(x, s.x.get(), size_t(T * H) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
   sync();
   if (override_) {  // the changed routing back to the device, where the combine reads it
     override_(layer, int(T), K, ids, wts);
@@ -116,9 +119,7 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
     MOE_CUDA_CHECK(cudaMemcpyAsync(d_wts, wts, size_t(P) * sizeof(float), cudaMemcpyHostToDevice, stream_));
   }
   if (!hooks_.empty()) {
-    std::vector<float> x(size_t(T * H));
-    s.x.download(x.data(), x.size());
-    const RoutingEvent ev{layer, int(T), K, ids, wts, plan.seq.data(), plan.pos.data(), h, x.data()};
+    const RoutingEvent ev{layer, int(T), K, ids, wts, plan.seq.data(), plan.pos.data(), h, x};
     for (const auto& hook : hooks_) hook(ev);
   }
   const RoutingEvent seen{layer, int(T), K, ids, wts, plan.seq.data(), plan.pos.data(), nullptr, nullptr};

@@ -78,11 +78,11 @@ struct GpuEngine::Scratch {
   PinnedBuffer host_route, host_probs;        // [3 * T * k] int32, [T, E] router logits read back
   // Decode steps routed on the device: ids and gate weights [layers, T * k] (kept for the step's
   // routing observers, read back once in host_obs [2, layers, T * k]); the identity row map
-  // [T * k] (pair i's output is row i of y); read-backs of h [T, H] and uploads of the rows of y
-  // the CPU computed [T * k, H].
+  // [T * k] (pair i's output is row i of y); read-backs of h and x [T, H] and uploads of the rows
+  // of y the CPU computed [T * k, H].
   cuda::DeviceBuffer<int32_t> dids, iota;
   cuda::DeviceBuffer<float> dwts;
-  PinnedBuffer host_h, host_y, host_obs, host_tab;  // host_tab: the step table's staging
+  PinnedBuffer host_h, host_x, host_y, host_obs, host_tab;  // host_tab: the step table's staging
   cuda::DeviceBuffer<int32_t> pos, ids, rows, lengths;
   cuda::DeviceBuffer<float*> kp, vp;          // [layers * seqs] decode K/V tables
   cuda::DeviceBuffer<float> work;             // attention_decode workspace
@@ -112,6 +112,7 @@ struct GpuEngine::Scratch {
     }
     const int64_t Tp = std::min(T, kPairMaxTokens);  // only decode steps read back h
     host_h.ensure(size_t(Tp * H) * sizeof(float));
+    host_x.ensure(size_t(Tp * H) * sizeof(float));
     host_y.ensure(size_t(Tp * K * H) * sizeof(float));
     host_obs.ensure(size_t(2 * c.n_layers * Tp * K) * sizeof(int32_t));
     host_tab.ensure(size_t(3 * std::max(1, c.router.n_experts)) * sizeof(cuda::GroupedDesc));
