@@ -33,8 +33,8 @@ void add_device_flags(CLI::App* c, DeviceFlags& f) {
               "GPU: a MoE layer's quantized experts as one grouped GEMV per projection, decode routed on the device "
               "(default; --no-grouped: one launch per expert and projection)");
   c->add_flag("--graphs,!--no-graphs", f.graphs,
-              "GPU: replay decode steps that need nothing from the host as CUDA graphs (default; --no-graphs: launch "
-              "every kernel)");
+              "GPU: replay decode steps as CUDA graphs, whole or (when the host must page experts in) layer by layer "
+              "(default; --no-graphs: launch every kernel)");
   c->add_flag("--cpu-misses{auto}", f.cpu_misses,
               "GPU, partial --vram-budget: run a decode step's missed expert on the CPU when a start-up-calibrated cost "
               "model says that is sooner than copying it (the CPU rounds INT4 activations to int8: tokens may then "
@@ -77,6 +77,7 @@ EngineHandle make_engine(const Model& m, const DeviceFlags& f, int threads, cons
   EngineHandle h;
   if (f.device == "cpu") {
     if (!f.vram_budget.empty()) throw std::invalid_argument("--vram-budget needs --device cuda");
+    if (f.cpu_misses != "off") throw std::invalid_argument("--cpu-misses needs --device cuda (on the CPU every expert runs there)");
     h.engine = std::make_unique<Engine>(m, EngineOptions{threads, 0});
     return h;
   }

@@ -6,16 +6,17 @@
 //
 // A MoE layer (gpu_moe.cpp) in a decode step with quantized experts: the device routes
 // (cuda::router_topk). With every expert resident (and no hooks) the experts run from device
-// tables with no host round trip at all. Otherwise the chosen ids come back to the host (one
-// small copy and a stream sync per layer), the host runs the hooks and acquires the experts (a
-// miss starts its copy; compute waits on that copy's event only) or, with cpu_misses, runs a
-// missed expert on the CPU when the cost model says that is sooner. Both run every (token,
-// expert) pair through the same grouped kernel, so results do not depend on the budget.
-// Prefill and unquantized experts route on the host (cpu::route). An expert's slot is released
-// only once the device has finished reading it (after the next sync), so eviction never
-// overwrites a slot in use.
+// tables with no host round trip at all, and the whole step is replayed as a CUDA graph.
+// Otherwise the chosen ids come back to the host (one small copy and a stream sync per layer),
+// the host runs the hooks and acquires the experts (a miss starts its copy; compute waits on
+// that copy's event only) or, with cpu_misses, runs a missed expert on the CPU when the cost
+// model says that is sooner; the experts' descriptors go to a step table and each layer's
+// segments are replayed as graphs. Both run every (token, expert) pair through the same grouped
+// kernel, so results do not depend on the budget. Prefill and unquantized experts route on the
+// host (cpu::route). An expert's slot is released only once the device has finished reading it
+// (after the next sync), so eviction never overwrites a slot in use.
 //
-// Not yet: CUDA graphs, sliding-window attention.
+// Not yet: sliding-window attention.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -62,8 +63,8 @@ struct GpuEngineOptions {
   // them like any other source (RecordSource).
   bool direct_ram = true;
   // Quantized experts (Q4/Q4Z, FP8 with K % 16 == 0) run as one grouped GEMV launch per projection
-  // and chunk of experts (kernels/cuda/qgemv_grouped.h) instead of one launch per expert and
-  // projection. Off until it has run on a GPU.
+  // (kernels/cuda/qgemv_grouped.h), and decode routes on the device, instead of one launch per
+  // expert and projection with host routing (false: for comparisons).
   bool grouped_experts = true;
   // A decode step's missed expert may run on the CPU (from the host expert source, activations
   // shipped instead of weights) when the cost model (storage/vram/miss_cost.h) says that is
@@ -73,9 +74,10 @@ struct GpuEngineOptions {
   std::optional<MissCalibration> miss_calibration = std::nullopt;  // instead of measuring at start-up (tests)
   int cpu_threads = 0;                              // for CPU misses; 0: the physical cores
   // Decode steps that need nothing from the host (every expert resident, grouped, no hooks)
-  // replay a captured CUDA graph: one launch instead of ~25 a layer. Recaptured when the batch
-  // shape, a buffer or the 256-position attention bound changes; the first step of a new shape
-  // runs as it is. Results are bit-identical either way.
+  // replay a captured CUDA graph: one launch instead of ~20 a layer; other decode steps replay
+  // each layer's segments (runtime/gpu/graph_cache.h). Recaptured when the batch shape, a buffer
+  // or the 256-position attention bound changes; a new key runs once as it is. Results are
+  // bit-identical either way.
   bool cuda_graphs = true;
 };
 

@@ -2,10 +2,12 @@
 //
 // Decode steps with quantized experts (moe_pairs): the device routes (cuda::router_topk) and
 // every (token, expert) pair is one single-token item of a grouped GEMV per projection. With
-// every expert resident the plan is written on the device from the routed ids (set_pairs): no
-// host round trip. Otherwise the ids come back, the host acquires the experts from the VRAM
-// tier (or runs a miss on the CPU) and plans the same pairs (set): the same kernel over the
-// same items, so the budget never changes the numbers.
+// every expert resident the plan is written on the device from the routed ids and per-layer
+// descriptor tables (set_pairs): no host round trip. Otherwise the ids come back, the host
+// acquires the experts from the VRAM tier (or runs a miss on the CPU), writes their descriptors
+// to the step table and runs the same device-planned pairs; past one chunk of top_k experts it
+// plans the same single-token items on the host (set). The same kernel over the same items,
+// so the budget never changes the numbers.
 //
 // Other steps (moe_general): the router's logits come back, the host routes with cpu::route,
 // gathers each expert's rows and runs the experts chunk by chunk (top_k at a time).

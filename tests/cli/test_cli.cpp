@@ -113,6 +113,12 @@ TEST(CliErrors, DeviceFlags) {
   auto r = run("run --model " + model + " --prompt hi -n 2 --vram-budget 50%");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("--vram-budget needs --device cuda"), std::string::npos) << r.out;
+  r = run("run --model " + model + " --prompt hi -n 2 --cpu-misses");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--cpu-misses needs --device cuda"), std::string::npos) << r.out;
+  r = run("run --model " + model + " --prompt hi -n 2 --cpu-misses=sometimes");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--cpu-misses"), std::string::npos) << r.out;
   r = run("run --model " + model + " --prompt hi -n 2 --device tpu");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("--device"), std::string::npos) << r.out;
