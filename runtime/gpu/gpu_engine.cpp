@@ -178,9 +178,9 @@ std::vector<const void*> GpuEngine::graph_key(int64_t T, int64_t R) const {
 }
 
 GpuEngine::~GpuEngine() {
-  graphs_.reset();  // before the stream
   if (stream_) {
-    cudaStreamSynchronize(stream_);  // no throw from a destructor
+    cudaStreamSynchronize(stream_);  // no throw from a destructor; no graph launch in flight after it
+    graphs_.reset();
     try {
       release_pending();
     } catch (...) {
