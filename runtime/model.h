@@ -57,5 +57,7 @@ ParamCounts count_params(const ModelConfig& c);
 
 // [n_layers] routed experts per layer, 0 for dense ones.
 std::vector<int> experts_per_layer(const Model& m);
+// The first layer with routed experts; -1 when every layer is dense.
+int first_moe_layer(const Model& m);
 
 }  // namespace moe

@@ -111,6 +111,12 @@ std::vector<int> experts_per_layer(const Model& m) {
   return n;
 }
 
+int first_moe_layer(const Model& m) {
+  for (size_t l = 0; l < m.layers.size(); ++l)
+    if (m.layers[l].kind == FfnKind::Moe) return int(l);
+  return -1;
+}
+
 ParamCounts count_params(const ModelConfig& c) {
   const int64_t H = c.hidden, hd = c.head_dim, qd = int64_t(c.n_heads) * hd, kvd = int64_t(c.n_kv_heads) * hd;
   ParamCounts p;

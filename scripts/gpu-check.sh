@@ -91,11 +91,12 @@ fi
 count() { grep -oE "^\[ +$1 +\] [0-9]+ test" "$out/tests.log" | grep -oE '[0-9]+' | awk '{s += $1} END {print s + 0}'; }
 passed=$(count PASSED); skipped=$(count SKIPPED)
 # --gtest_brief prints no "[  FAILED  ] n tests" total: count the failed tests' own lines.
-failed=$(grep -E '^\[  FAILED  \] [A-Za-z]' "$out/tests.log" | sed 's/ (.*//' | sort -u | wc -l)
+failures=$(grep -E '^\[  FAILED  \] [A-Za-z]' "$out/tests.log" | sort -u)
+failed=$(sed 's/ (.*//' <<<"$failures" | sort -u | grep -c .)
 summary() {
 echo "================ gpu-check summary ================"
 printf 'tests:  %s passed, %s failed, %s skipped (exit %s)\n' "${passed:-0}" "${failed:-0}" "${skipped:-0}" "$test_rc"
-grep -E '^\[  FAILED  \] [A-Za-z]' "$out/tests.log" | sort -u | head -20
+[[ -z "$failures" ]] || head -20 <<<"$failures"
 for r in "${times[@]}"; do
   read -r name secs rc <<<"$r"
   printf 'time:   %-26s %7s s  (exit %s%s)\n' "$name" "$secs" "$rc" "$([[ $rc == 124 ]] && echo ', timed out')"
@@ -110,7 +111,7 @@ if [[ -f "$out/engine.log" ]]; then
 fi
 
 # Failures last too, so that the end of the output (all a remote runner may show) names them.
-grep -E '^\[  FAILED  \] [A-Za-z]' "$out/tests.log" | sort -u | head -20
+[[ -z "$failures" ]] || head -20 <<<"$failures"
 }
 echo
 summary | tee "$out/summary.txt"

@@ -29,6 +29,23 @@ class ExpertSource {
   }
 };
 
+// acquire() now, release() when this goes out of scope (also when what uses the weights throws;
+// releasing what was acquired does not throw).
+class HeldExpert {
+ public:
+  HeldExpert(ExpertSource& source, int layer, int expert)
+      : source_(source), layer_(layer), expert_(expert), w_(source.acquire(layer, expert)) {}
+  ~HeldExpert() { source_.release(layer_, expert_); }
+  HeldExpert(const HeldExpert&) = delete;
+  HeldExpert& operator=(const HeldExpert&) = delete;
+  const ExpertWeights& weights() const { return w_; }
+
+ private:
+  ExpertSource& source_;
+  int layer_, expert_;
+  ExpertWeights w_;
+};
+
 // Every expert already addressable in memory: nothing to load, nothing to evict.
 class ResidentExperts final : public ExpertSource {
  public:

@@ -32,11 +32,22 @@ __global__ void embed_rows(const void* __restrict__ table,   // [V, H]
   for (int c = threadIdx.x; c < H; c += blockDim.x) row[c] = ok ? widen<D>(table, id * H + c) : __int_as_float(0x7fffffff);
 }
 
-void check_table(const DeviceWeight& table) {
+// Format, shape and T: what both entry points check before anything is copied or launched.
+void check_args(const DeviceWeight& table, int64_t T) {
   const DType d = table.dtype;
   ops_detail::require(d == DType::F32 || d == DType::BF16 || d == DType::F16, "embed",
                       "table must be F32, BF16 or F16, got " + std::string(dtype_name(d)));
   ops_detail::require(table.rows >= 0 && table.cols >= 0 && table.cols <= INT_MAX, "embed", "bad table shape");
+  ops_detail::require(T >= 0 && T <= INT_MAX, "embed", "token count must be in 0..2^31-1");
+}
+
+// The gather itself, arguments checked (T > 0, cols > 0, pointers set).
+void launch_embed(const DeviceWeight& table, const int32_t* ids, int64_t T, float* out, cudaStream_t stream) {
+  const DType d = table.dtype;
+  const int H = int(table.cols), threads = H >= 256 ? 256 : 32 * ((H + 31) / 32);
+  const auto kernel = d == DType::F32 ? embed_rows<DType::F32> : d == DType::BF16 ? embed_rows<DType::BF16> : embed_rows<DType::F16>;
+  kernel<<<unsigned(T), threads, 0, stream>>>(table.data, ids, table.rows, H, out);
+  MOE_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
@@ -44,8 +55,7 @@ void check_table(const DeviceWeight& table) {
 void embed(const DeviceWeight& table, const int32_t* host_ids, int64_t T, int32_t* ids_scratch, float* out,
            cudaStream_t stream) {
   using ops_detail::require;
-  check_table(table);  // all checks before the copy
-  require(T >= 0 && T <= INT_MAX, "embed", "token count must be in 0..2^31-1");
+  check_args(table, T);  // every check before the copy
   if (T == 0) return;
   require(host_ids != nullptr, "embed", "null ids");
   for (int64_t t = 0; t < T; ++t)
@@ -55,20 +65,14 @@ void embed(const DeviceWeight& table, const int32_t* host_ids, int64_t T, int32_
   if (table.cols == 0) return;
   require(table.data && ids_scratch && out, "embed", "null pointer");
   MOE_CUDA_CHECK(cudaMemcpyAsync(ids_scratch, host_ids, size_t(T) * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
-  embed_device(table, ids_scratch, T, out, stream);
+  launch_embed(table, ids_scratch, T, out, stream);
 }
 
 void embed_device(const DeviceWeight& table, const int32_t* ids, int64_t T, float* out, cudaStream_t stream) {
-  using ops_detail::require;
-  check_table(table);
-  const DType d = table.dtype;
-  require(T >= 0 && T <= INT_MAX, "embed", "token count must be in 0..2^31-1");
+  check_args(table, T);
   if (T == 0 || table.cols == 0) return;
-  require(table.data && ids && out, "embed", "null pointer");
-  const int H = int(table.cols), threads = H >= 256 ? 256 : 32 * ((H + 31) / 32);
-  const auto kernel = d == DType::F32 ? embed_rows<DType::F32> : d == DType::BF16 ? embed_rows<DType::BF16> : embed_rows<DType::F16>;
-  kernel<<<unsigned(T), threads, 0, stream>>>(table.data, ids, table.rows, H, out);
-  MOE_CUDA_CHECK_LAUNCH();
+  ops_detail::require(table.data && ids && out, "embed", "null pointer");
+  launch_embed(table, ids, T, out, stream);
 }
 
 }  // namespace moe::cuda

@@ -45,12 +45,10 @@ bool uses_direct_records(const Model& m, const GpuEngineOptions& o) {
 }
 
 uint64_t expert_slot_bytes(const Model& m, const GpuEngineOptions& o) {
-  const std::vector<int> per_layer = experts_per_layer(m);
-  const auto first = std::find_if(per_layer.begin(), per_layer.end(), [](int n) { return n > 0; });
-  if (first == per_layer.end() || !m.experts) return 0;
-  if (uses_direct_records(m, o))
-    return dynamic_cast<const TieredExperts&>(*m.experts).catalog().record(int(first - per_layer.begin()), 0).raw_bytes;
-  return RecordSource(*m.experts, per_layer, o.wide16).layout().bytes;
+  const int first = first_moe_layer(m);
+  if (first < 0 || !m.experts) return 0;
+  if (uses_direct_records(m, o)) return dynamic_cast<const TieredExperts&>(*m.experts).catalog().record(first, 0).raw_bytes;
+  return RecordSource(*m.experts, experts_per_layer(m), o.wide16).layout().bytes;
 }
 
 GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model), opts_(std::move(opts)) {
@@ -68,8 +66,8 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
     inv_freq_.upload(inv.data(), inv.size());
     s_ = std::make_unique<Scratch>();
 
-    const std::vector<int> per_layer = experts_per_layer(model_);
-    if (std::any_of(per_layer.begin(), per_layer.end(), [](int n) { return n > 0; })) {
+    if (first_moe_layer(model_) >= 0) {
+      const std::vector<int> per_layer = experts_per_layer(model_);
       if (!model_.experts) throw std::invalid_argument("the model has MoE layers but no expert source");
       if (uses_direct_records(model_, opts_)) {
         auto& ram = dynamic_cast<TieredExperts&>(*model_.experts);
@@ -119,24 +117,15 @@ MissCalibration GpuEngine::calibrate_misses() {
   m.link_bytes_per_s = link.bytes_per_s;
   m.link_latency_s = link.latency_s;
   // The CPU: the first MoE layer's expert 0 over 1, 2, 4 and 8 tokens (random activations).
-  const std::vector<int> per_layer = experts_per_layer(model_);
-  const int layer = int(std::find_if(per_layer.begin(), per_layer.end(), [](int n) { return n > 0; }) -
-                        per_layer.begin());
   const int64_t H = model_.cfg.hidden, I = model_.cfg.moe_intermediate;
   std::vector<float> x(size_t(8 * H)), y(size_t(8 * H));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float((i * 2654435761u) % 1000) / 500.0f - 1.0f;
-  const ExpertWeights w = model_.experts->acquire(layer, 0);
+  const HeldExpert held(*model_.experts, first_moe_layer(model_), 0);
+  const ExpertWeights& w = held.weights();
   const auto run = [&](int n) { cpu::swiglu_ffn(*cpu_pool_, w.gate, w.up, w.down, n, I, x.data(), y.data()); };
   const auto now = [] { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); };
   const int tokens[] = {1, 2, 4, 8};
-  CpuExpertCalibration cpu_fit;
-  try {
-    cpu_fit = measure_cpu_expert(run, tokens, now);
-  } catch (...) {
-    model_.experts->release(layer, 0);
-    throw;
-  }
-  model_.experts->release(layer, 0);
+  const CpuExpertCalibration cpu_fit = measure_cpu_expert(run, tokens, now);
   m.cpu_fixed_s = cpu_fit.fixed_s;
   m.cpu_per_token_s = cpu_fit.per_token_s;
   m.activation_bytes = uint64_t(H) * sizeof(float);
@@ -157,23 +146,11 @@ std::vector<const void*> GpuEngine::graph_key(int64_t T, int64_t R) const {
   const Scratch& s = *s_;
   std::vector<const void*> k = {reinterpret_cast<const void*>(T), reinterpret_cast<const void*>(R),
                                 reinterpret_cast<const void*>(intptr_t(decode_max_len_))};
-  for (const void* p : {static_cast<const void*>(s.x.get()), static_cast<const void*>(s.h.get()),
-                        static_cast<const void*>(s.f.get()), static_cast<const void*>(s.q.get()),
-                        static_cast<const void*>(s.k.get()), static_cast<const void*>(s.v.get()),
-                        static_cast<const void*>(s.att.get()), static_cast<const void*>(s.o.get()),
-                        static_cast<const void*>(s.g.get()), static_cast<const void*>(s.u.get()),
-                        static_cast<const void*>(s.y.get()), static_cast<const void*>(s.sh.get()),
-                        static_cast<const void*>(s.router.get()), static_cast<const void*>(s.sgate.get()),
-                        static_cast<const void*>(s.dids.get()), static_cast<const void*>(s.dwts.get()),
-                        static_cast<const void*>(s.iota.get()), static_cast<const void*>(s.pos.get()),
-                        static_cast<const void*>(s.rows.get()), static_cast<const void*>(s.lengths.get()),
-                        static_cast<const void*>(s.kp.get()), static_cast<const void*>(s.vp.get()),
-                        static_cast<const void*>(s.work.get()), static_cast<const void*>(s.xr.get()),
-                        static_cast<const void*>(s.logits.get())})
-    k.push_back(p);
+  const auto add = [&k](const auto&... b) { (k.push_back(b.get()), ...); };
+  add(s.x, s.h, s.f, s.q, s.k, s.v, s.att, s.o, s.g, s.u, s.y, s.sh, s.router, s.sgate, s.dids, s.dwts, s.iota, s.pos,
+      s.rows, s.lengths, s.kp, s.vp, s.work, s.xr, s.logits, step_table_);
   for (const auto& g : grouped_) k.push_back(g.plan_address());
   k.push_back(gemm_->scratch_address());
-  k.push_back(step_table_.get());
   return k;
 }
 

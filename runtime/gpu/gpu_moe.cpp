@@ -34,6 +34,15 @@ cuda::DeviceWeight device_weight(const WeightView& shape, const void* base, cons
   return cuda::DeviceWeight{v.dtype, v.data, v.rows, v.cols, v.scales, v.zeros, v.group};
 }
 
+// Gate, up and down of the expert record at `addr` in a VRAM slot.
+std::array<cuda::DeviceWeight, 3> slot_weights(const ExpertRecords& r, DeviceAddr addr) {
+  const void* base = reinterpret_cast<const void*>(addr);
+  const ExpertRecordLayout& lay = r.layout();
+  const ExpertWeights& sh = r.shape();
+  return {device_weight(sh.gate, base, lay.gate), device_weight(sh.up, base, lay.up),
+          device_weight(sh.down, base, lay.down)};
+}
+
 cuda::GroupedDesc desc_of(const cuda::DeviceWeight& w) {
   return {static_cast<const uint8_t*>(w.data), w.scales, w.zeros};
 }
@@ -43,18 +52,13 @@ cuda::GroupedDesc desc_of(const cuda::DeviceWeight& w) {
 void GpuEngine::build_device_tables() {
   const int E = model_.cfg.router.n_experts, L = model_.cfg.n_layers;
   const std::vector<int> per_layer = experts_per_layer(model_);
-  const ExpertRecordLayout& lay = records_->layout();
-  const ExpertWeights& sh = records_->shape();
   std::vector<cuda::GroupedDesc> host(size_t(L) * 3 * size_t(E), cuda::GroupedDesc{nullptr, nullptr, nullptr});
   table_shape_.assign(size_t(L), {});
   for (int l = 0; l < L; ++l) {
     for (int e = 0; e < per_layer[size_t(l)]; ++e) {
-      const VramExpert x = tier_->acquire(l, e);  // resident: a table lookup, no copy
-      const void* base = reinterpret_cast<const void*>(x.addr);
-      const cuda::DeviceWeight w[3] = {device_weight(sh.gate, base, lay.gate), device_weight(sh.up, base, lay.up),
-                                       device_weight(sh.down, base, lay.down)};
-      for (int p = 0; p < 3; ++p) host[(size_t(l) * 3 + size_t(p)) * size_t(E) + size_t(e)] = desc_of(w[p]);
-      if (e == 0) table_shape_[size_t(l)] = {w[0], w[1], w[2]};
+      const auto w = slot_weights(*records_, tier_->acquire(l, e).addr);  // resident: a table lookup, no copy
+      for (size_t p = 0; p < 3; ++p) host[(size_t(l) * 3 + p) * size_t(E) + size_t(e)] = desc_of(w[p]);
+      if (e == 0) table_shape_[size_t(l)] = w;
       tier_->release(l, e);
     }
   }
@@ -103,7 +107,7 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
   int32_t* ids = s.host_route.as<int32_t>();
   float* wts = reinterpret_cast<float*>(ids + P);
   float* h = s.host_h.as<float>();
-  const bool cpu = cpu_pool_ && !tier_->fully_resident();
+  const bool cpu = cpu_misses();  // only ever with a partial budget
   MOE_CUDA_CHECK(cudaMemcpyAsync(ids, d_ids, size_t(P) * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
   MOE_CUDA_CHECK(cudaMemcpyAsync(wts, d_wts, size_t(P) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
   float* x = s.host_x.as<float>();
@@ -141,8 +145,6 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
   const std::vector<int>& on_gpu = split.gpu;
   const std::vector<int>& on_cpu = split.cpu;
 
-  const ExpertRecordLayout& lay = records_->layout();
-  const ExpertWeights& shape = records_->shape();
   const bool defer = tier_->fully_resident() || tier_->slots() >= 2 * size_t(K);
   if (!on_gpu.empty() && on_gpu.size() <= size_t(K)) {
     // One chunk (every decode step of one token): the experts' descriptors go to the step table,
@@ -155,10 +157,7 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
       const VramExpert x = tier_->acquire(layer, e);
       pending_release_.push_back({layer, e});  // released at a sync even if this throws
       if (x.ticket) dev_->stream_wait(x.ticket, stream_);  // compute waits for this copy only
-      const void* base = reinterpret_cast<const void*>(x.addr);
-      const std::array<cuda::DeviceWeight, 3> w = {device_weight(shape.gate, base, lay.gate),
-                                                   device_weight(shape.up, base, lay.up),
-                                                   device_weight(shape.down, base, lay.down)};
+      const auto w = slot_weights(*records_, x.addr);
       for (size_t p = 0; p < 3; ++p) tab[p * size_t(E) + size_t(e)] = desc_of(w[p]);
       if (u == 0) first = w;
     }
@@ -188,14 +187,11 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
       const VramExpert x = tier_->acquire(layer, on_gpu[u]);
       pending_release_.push_back({layer, on_gpu[u]});  // released at a sync even if this throws
       if (x.ticket) dev_->stream_wait(x.ticket, stream_);  // compute waits for this copy only
-      const void* base = reinterpret_cast<const void*>(x.addr);
-      const cuda::DeviceWeight wg = device_weight(shape.gate, base, lay.gate);
-      const cuda::DeviceWeight wu = device_weight(shape.up, base, lay.up);
-      const cuda::DeviceWeight wd = device_weight(shape.down, base, lay.down);
+      const auto w = slot_weights(*records_, x.addr);
       for (const int32_t i : pairs[size_t(on_gpu[u])]) {
-        group_[0].push_back({wg, {int32_t(i / K)}, {row}});
-        group_[1].push_back({wu, {int32_t(i / K)}, {row}});
-        group_[2].push_back({wd, {row}, {i}});
+        group_[0].push_back({w[0], {int32_t(i / K)}, {row}});
+        group_[1].push_back({w[1], {int32_t(i / K)}, {row}});
+        group_[2].push_back({w[2], {row}, {i}});
         ++row;
       }
     }
@@ -255,14 +251,11 @@ void GpuEngine::run_on_cpu(int layer, std::span<const int> experts, const std::v
     xin.resize(size_t(n * H));
     out.resize(size_t(n * H));
     for (int64_t r = 0; r < n; ++r) std::copy_n(h + int64_t(rows[size_t(r)] / K) * H, H, &xin[size_t(r * H)]);
-    const ExpertWeights w = model_.experts->acquire(layer, e);
-    try {
+    {
+      const HeldExpert held(*model_.experts, layer, e);
+      const ExpertWeights& w = held.weights();
       cpu::swiglu_ffn(*cpu_pool_, w.gate, w.up, w.down, n, I, xin.data(), out.data());
-    } catch (...) {
-      model_.experts->release(layer, e);
-      throw;
     }
-    model_.experts->release(layer, e);
     for (int64_t r = 0; r < n; ++r) {
       const int64_t i = rows[size_t(r)];
       std::copy_n(&out[size_t(r * H)], H, y + i * H);
@@ -329,8 +322,6 @@ void GpuEngine::moe_general(int layer, const BatchPlan& plan) {
   // top_k experts at a time (a budget always holds that many). A chunk's slots are released
   // once the device is done with them: at once after a sync when more chunks follow (their
   // acquires may need the slots), else at the next layer's sync.
-  const ExpertRecordLayout& lay = records_->layout();
-  const ExpertWeights& shape = records_->shape();
   const bool defer = tier_->fully_resident() || tier_->slots() >= 2 * size_t(K);
   const bool grouped = opts_.grouped_experts && grouped_ok_;
   for (size_t c0 = 0; c0 < used.size(); c0 += size_t(K)) {
@@ -347,22 +338,20 @@ void GpuEngine::moe_general(int layer, const BatchPlan& plan) {
     for (size_t u = c0; u < c1; ++u) {
       const VramExpert& x = ve[u - c0];
       if (x.ticket) dev_->stream_wait(x.ticket, stream_);  // compute waits for this copy only
-      const void* base = reinterpret_cast<const void*>(x.addr);
+      const auto w = slot_weights(*records_, x.addr);
       const int64_t r0 = first[u], n = int64_t(by_expert[size_t(used[u])].size());
       if (grouped) {  // this expert's rows of xg -> the same rows of g / u / y
         std::vector<int32_t> rows(static_cast<size_t>(n));
         for (int64_t i = 0; i < n; ++i) rows[size_t(i)] = int32_t(r0 + i);
-        group_[0].push_back({device_weight(shape.gate, base, lay.gate), rows, rows});
-        group_[1].push_back({device_weight(shape.up, base, lay.up), rows, rows});
-        group_[2].push_back({device_weight(shape.down, base, lay.down), rows, rows});
+        for (size_t p = 0; p < 3; ++p) group_[p].push_back({w[p], rows, rows});
         continue;
       }
       float* g = s.g.get() + r0 * I;
       float* up = s.u.get() + r0 * I;
-      apply(device_weight(shape.gate, base, lay.gate), s.xg.get() + r0 * H, n, g, *gemm_, stream_);
-      apply(device_weight(shape.up, base, lay.up), s.xg.get() + r0 * H, n, up, *gemm_, stream_);
+      apply(w[0], s.xg.get() + r0 * H, n, g, *gemm_, stream_);
+      apply(w[1], s.xg.get() + r0 * H, n, up, *gemm_, stream_);
       cuda::silu_mul(g, up, n * I, g, stream_);
-      apply(device_weight(shape.down, base, lay.down), g, n, s.y.get() + r0 * H, *gemm_, stream_);
+      apply(w[2], g, n, s.y.get() + r0 * H, *gemm_, stream_);
     }
     if (grouped) {
       // The chunk's rows are consecutive: [first[c0], first[c1 - 1] + its tokens).
