@@ -31,20 +31,14 @@ Runner add_inspect(CLI::App& app) {
     // A pack's size is its file; a directory's, its safetensors shards.
     const uint64_t file_bytes = m.checkpoint ? m.checkpoint->total_bytes() : std::filesystem::file_size(o->model);
     const char* layout = m.checkpoint ? (m.fused_experts ? "fused" : "per-expert") : "pack";
-    const DType expert_dtype = [&] {
-      for (int l = 0; l < cfg.n_layers; ++l)
-        if (cfg.ffn[size_t(l)] == FfnKind::Moe) {
-          const DType d = m.experts->acquire(l, 0).gate.dtype;
-          m.experts->release(l, 0);
-          return d;
-        }
-      return m.embed.dtype;
-    }();
-    const int64_t expert_bytes = m.experts ? [&] {
-      for (int l = 0; l < cfg.n_layers; ++l)
-        if (cfg.ffn[size_t(l)] == FfnKind::Moe) return m.experts->acquire(l, 0).bytes();
-      return int64_t(0);
-    }() : 0;
+    // The first MoE layer's expert 0 (read once) stands for every expert.
+    DType expert_dtype = m.embed.dtype;
+    int64_t expert_bytes = 0;
+    if (const int first = first_moe_layer(m); first >= 0 && m.experts) {
+      const HeldExpert e(*m.experts, first, 0);
+      expert_dtype = e.weights().gate.dtype;
+      expert_bytes = e.weights().bytes();
+    }
     nlohmann::json j = {
         {"architecture", cfg.architecture},
         {"layers", cfg.n_layers},
