@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "storage/tier/eviction_policy.h"
+#include "storage/expert_key.h"
 
 namespace moe {
 

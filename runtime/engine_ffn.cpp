@@ -53,11 +53,10 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
     if (!by_expert[size_t(e)].empty()) used.push_back(e);
   // Acquire top_k experts at a time: a tiered source reads that chunk's misses in one batch,
   // and a budget that holds one token's experts always holds a chunk.
-  std::vector<ExpertWeights> w(static_cast<size_t>(K));
   std::vector<float> xin, y;
   for (size_t c0 = 0; c0 < used.size(); c0 += size_t(K)) {
     const std::span<const int> chunk(used.data() + c0, std::min(used.size() - c0, size_t(K)));
-    model_.experts->acquire_many(layer, chunk, w.data());
+    const HeldExperts w(*model_.experts, layer, chunk);  // released even when a kernel throws
     for (size_t ci = 0; ci < chunk.size(); ++ci) {
       const auto& rows = by_expert[size_t(chunk[ci])];
       const int64_t n = int64_t(rows.size());
@@ -71,7 +70,6 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
         for (int64_t d = 0; d < H; ++d) out[size_t(t * H + d)] += g * y[size_t(r * H + d)];
       }
     }
-    for (int e : chunk) model_.experts->release(layer, e);
   }
 
   if (c.shared_intermediate > 0) {

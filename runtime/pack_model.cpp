@@ -158,7 +158,10 @@ ExpertWeights MappedPackExperts::acquire(int layer, int expert) {
 }
 
 Model load_pack_model(const std::filesystem::path& path, const PackLoadOptions& opt) {
-  auto pack = std::make_shared<const PackFile>(path);
+  return load_pack_model(std::make_shared<const PackFile>(path), opt);
+}
+
+Model load_pack_model(std::shared_ptr<const PackFile> pack, const PackLoadOptions& opt) {
   if (opt.verify_dense) pack->verify_dense();
   Model m;
   m.cfg = pack_model_config(*pack);

@@ -70,6 +70,8 @@ struct PackLoadOptions {
 // Opens and validates a pack and builds the Model. Model::storage keeps the PackFile
 // (and so the mapping the views point into) alive.
 Model load_pack_model(const std::filesystem::path& path, const PackLoadOptions& opt = {});
+// The same from a pack already open (a session opens it once and reads its tokenizer too).
+Model load_pack_model(std::shared_ptr<const PackFile> pack, const PackLoadOptions& opt = {});
 
 // A directory is a Hugging Face checkpoint (load_hf_model), a file a .moepack.
 Model load_model(const std::filesystem::path& path);

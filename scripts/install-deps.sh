@@ -17,6 +17,7 @@ PACKAGES=(
   libzstd-dev          # optional per-expert compression in packs
   libxxhash-dev        # per-record checksums in packs
   clang libclang-rt-14-dev  # libFuzzer targets for the file parsers (scripts/fuzz.sh)
+  strace               # tests/cli/test_open_once.cpp counts how often a command opens a pack
 )
 
 missing=()

@@ -2,14 +2,14 @@
 # Retrain models/tiny-moe from scratch with the committed commands (four chained
 # stages, ~75 min on one CPU thread) and compare the result with the committed
 # model: weights hash and held-out perplexity. Dev-time only: needs
-# tools/requirements-dev.txt and a built `moe` (make build).
+# training/requirements-dev.txt and a built `moe` (make build).
 #   scripts/reproduce-tiny-moe.sh [WORKDIR]     (default /tmp/tiny-moe-repro)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-/tmp/tiny-moe-repro}
 MOE=${MOE:-build/tools/moe}
 mkdir -p "$W"
-T="python3 tools/train_tiny_moe.py --max-train-minutes 600"   # the time valve must not cut a stage short
+T="python3 training/train_tiny_moe.py --max-train-minutes 600"   # the time valve must not cut a stage short
 # The stage arguments are the ones in models/tiny-moe/README.md; --stop-after
 # replays where the wall-time valve stopped stages 3 and 4 originally.
 [ -f "$W/s1/model.safetensors" ] || $T --out "$W/s1"

@@ -23,9 +23,16 @@ class ExpertSource {
   virtual ExpertWeights acquire(int layer, int expert) = 0;
   virtual void release(int layer, int expert) = 0;
   // acquire() of several experts of one layer; a tiered source reads all the missing ones in
-  // one batch so the disk sees them in flight together. out: [experts.size()].
+  // one batch so the disk sees them in flight together. out: [experts.size()]. All or
+  // nothing: when it throws, none of them stays pinned.
   virtual void acquire_many(int layer, std::span<const int> experts, ExpertWeights* out) {
-    for (size_t j = 0; j < experts.size(); ++j) out[j] = acquire(layer, experts[j]);
+    size_t j = 0;
+    try {
+      for (; j < experts.size(); ++j) out[j] = acquire(layer, experts[j]);
+    } catch (...) {
+      while (j > 0) release(layer, experts[--j]);
+      throw;
+    }
   }
 };
 
@@ -44,6 +51,29 @@ class HeldExpert {
   ExpertSource& source_;
   int layer_, expert_;
   ExpertWeights w_;
+};
+
+// acquire_many() now, release() of each expert when this goes out of scope: an exception
+// while computing with the weights (a kernel, an allocation) must not leave them pinned.
+class HeldExperts {
+ public:
+  HeldExperts(ExpertSource& source, int layer, std::span<const int> experts)
+      : source_(source), layer_(layer), experts_(experts.begin(), experts.end()), w_(experts.size()) {
+    source.acquire_many(layer, experts, w_.data());  // all or nothing: a throw here pins none
+  }
+  ~HeldExperts() {
+    for (int e : experts_) source_.release(layer_, e);
+  }
+  HeldExperts(const HeldExperts&) = delete;
+  HeldExperts& operator=(const HeldExperts&) = delete;
+  // [experts.size()], in the order asked for.
+  const ExpertWeights& operator[](size_t i) const { return w_[i]; }
+
+ private:
+  ExpertSource& source_;
+  int layer_;
+  std::vector<int> experts_;
+  std::vector<ExpertWeights> w_;
 };
 
 // Every expert already addressable in memory: nothing to load, nothing to evict.

@@ -5,13 +5,16 @@
 #include <cstdint>
 #include <filesystem>
 
+#include "storage/file_source.h"
+
 namespace moe {
 
 class MappedFile {
  public:
   MappedFile() = default;
-  // Throws std::runtime_error naming the path when it cannot be opened or mapped.
-  explicit MappedFile(const std::filesystem::path& path);
+  // Throws std::runtime_error naming the path when it cannot be opened or mapped. The
+  // descriptor stays open (fd()), so readers of the same file reopen it, not the path.
+  explicit MappedFile(const FileSource& src);
   MappedFile(MappedFile&& o) noexcept;
   MappedFile& operator=(MappedFile&& o) noexcept;
   MappedFile(const MappedFile&) = delete;
@@ -21,9 +24,12 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
+  int fd() const { return fd_; }
+  FileSource source() const { return {path_, fd_}; }
 
  private:
   std::filesystem::path path_;
+  int fd_ = -1;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
 };

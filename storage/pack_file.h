@@ -41,6 +41,9 @@ class PackFile final : public ExpertCatalog {
   // Checksum of the dense region; throws on a mismatch.
   void verify_dense() const;
   size_t file_bytes() const { return file_.size(); }
+  // The open file behind the mapping: readers of the experts reopen it (not the path), so they
+  // read the same inode as the metadata whatever happens to the path.
+  FileSource source() const { return file_.source(); }
 
  private:
   const uint8_t* dense_base() const { return file_.data() + meta_.header.dense_offset; }

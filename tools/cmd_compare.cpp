@@ -9,10 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/engine.h"
+#include "session/session.h"
 #include "tools/commands.h"
-#include "tools/model_files.h"
-#include "tools/storage_flags.h"
 
 namespace moe::cli {
 
@@ -34,7 +32,8 @@ void log_softmax(const float* x, int64_t n, std::vector<double>& out) {
 Runner add_compare(CLI::App& app) {
   struct Opts {
     std::string model, ref, file;
-    int context = 256, threads = 0;
+    int context = 256;
+    SessionOptions session;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -43,29 +42,29 @@ Runner add_compare(CLI::App& app) {
   c->add_option("--ref,-r", o->ref, "Reference model (e.g. the Hugging Face directory)")->required();
   c->add_option("--file,-f", o->file, "UTF-8 text to evaluate on")->required();
   c->add_option("--context,-c", o->context, "Tokens per window; windows do not overlap")->capture_default_str();
-  c->add_option("--threads,-t", o->threads, "CPU threads (0 = physical cores)");
+  c->add_option("--threads,-t", o->session.device.threads, "CPU threads (0 = physical cores)");
   c->add_flag("--json", o->json, "Print one JSON object");
   return [o] {
     std::ifstream in(o->file, std::ios::binary);
     if (!in) throw std::runtime_error(fmt::format("{}: cannot open", o->file));
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (o->context < 2) throw std::invalid_argument("--context must be at least 2");
-    const StorageFlags sf;
-    auto a = open_model(o->model, sf), b = open_model(o->ref, sf);
-    if (a->model.cfg.vocab_size != b->model.cfg.vocab_size)
+    o->session.prefetch.mode = "off";
+    Session a(o->model, o->session), b(o->ref, o->session);
+    if (a.model().cfg.vocab_size != b.model().cfg.vocab_size)
       throw std::invalid_argument(fmt::format("vocabularies differ: {} has {}, {} has {}", o->model,
-                                              a->model.cfg.vocab_size, o->ref, b->model.cfg.vocab_size));
-    const std::vector<int32_t> ids = load_tokenizer(o->ref).encode(text, false);
+                                              a.model().cfg.vocab_size, o->ref, b.model().cfg.vocab_size));
+    const std::vector<int32_t> ids = b.tokenizer().encode(text, false);
     if (ids.size() < 2) throw std::invalid_argument(fmt::format("{}: fewer than 2 tokens of text", o->file));
-    Engine ea(a->model, {o->threads, 0}), eb(b->model, {o->threads, 0});
-    const int64_t V = a->model.cfg.vocab_size;
+    InferenceEngine &ea = a.engine(), &eb = b.engine();
+    const int64_t V = a.model().cfg.vocab_size;
     double kl = 0, kl_max = 0, nll_a = 0, nll_b = 0;
     int64_t agree = 0, n = 0;
     std::vector<double> la, lb;
     for (size_t start = 0; start + 1 < ids.size(); start += size_t(o->context)) {
       const size_t len = std::min(ids.size() - start, size_t(o->context));
       if (len < 2) break;
-      auto run = [&](Engine& e) {
+      auto run = [&](InferenceEngine& e) {
         const SeqId s = e.create_sequence();
         const BatchItem item{s, std::span(ids).subspan(start, len), true};
         auto l = e.forward({&item, 1});

@@ -11,10 +11,10 @@
 #include <fmt/format.h>
 
 #include "runtime/pack_model.h"
+#include "storage/pack_quantize.h"
 #include "storage/pack_writer.h"
 #include "tools/commands.h"
 #include "tools/ordered_pipeline.h"
-#include "tools/pack_quantize.h"
 #include "tools/progress.h"
 
 namespace moe::cli {
@@ -101,6 +101,144 @@ void print_zstd_verdict(const ZstdStats& z, double disk_gbps) {
                    .c_str());
 }
 
+// What the pack will hold, planned before any byte is written: the dense tensors, one record
+// layout per MoE layer, every (layer, expert) record in write order, the source bytes to read.
+struct ConvertPlan {
+  std::vector<DenseTensor> dense;
+  std::vector<pack::LayerLayout> layers;
+  std::vector<std::pair<int, int>> items;
+  uint64_t total = 0;
+};
+
+ConvertPlan plan_outputs(const Model& m, const QuantOptions& et) {
+  const ModelConfig& c = m.cfg;
+  ConvertPlan p;
+  p.dense = dense_tensors(m);
+  for (const auto& d : p.dense) p.total += uint64_t(d.view.bytes());
+  for (int l = 0; l < c.n_layers; ++l) {
+    if (c.ffn[size_t(l)] != FfnKind::Moe) continue;
+    p.layers.push_back(pack::plan_expert_layer(uint32_t(l), uint32_t(c.router.n_experts), c.moe_intermediate, c.hidden, et));
+    for (int e = 0; e < c.router.n_experts; ++e) p.items.push_back({l, e});
+    p.total += uint64_t(HeldExpert(*m.experts, l, 0).weights().bytes()) * uint64_t(c.router.n_experts);
+  }
+  return p;
+}
+
+// The HF files the pack embeds (the tokenizer is required: a pack runs without its source dir).
+nlohmann::json embedded_files(const std::filesystem::path& dir) {
+  nlohmann::json files = nlohmann::json::object();
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"})
+    if (std::filesystem::exists(dir / f)) files[f] = read_text(dir / f);
+  if (!files.contains("tokenizer.json"))
+    throw std::runtime_error(fmt::format("{}: missing; the pack embeds the tokenizer, so the directory needs it",
+                                         (dir / "tokenizer.json").string()));
+  return files;
+}
+
+using ErrorTable = std::map<std::string, pack::ErrorStats>;  // tensor class -> NMSE
+
+void write_dense(pack::PackWriter& w, const std::vector<DenseTensor>& dense, const Opts& o, ErrorTable& stats,
+                 Progress& prog) {
+  for (const auto& d : dense) {
+    const QuantOptions t = dense_target(d, o);
+    const pack::MatrixLayout local = pack::place_alone(t, d.view.rows, d.view.cols);
+    std::vector<uint8_t> buf(local.end(), 0);
+    stats[std::string(tensor_class_name(d.cls))].add(pack::convert_matrix(d.view, t, local, buf.data()));
+    w.add_dense(d.name, local, buf.data());
+    prog.add(uint64_t(d.view.bytes()));
+  }
+}
+
+// One expert record, converted and encoded on a worker thread.
+ExpertItem convert_expert(const Model& m, const pack::LayerLayout& L, int l, int e, const QuantOptions& et,
+                          const pack::RecordEncoding& enc, bool sample_decode) {
+  ExpertItem it;
+  std::vector<uint8_t> raw(L.raw_bytes, 0);
+  {
+    const HeldExpert held(*m.experts, l, e);
+    const ExpertWeights& src = held.weights();
+    it.nmse[0] = pack::convert_matrix(src.gate, et, L.gate, raw.data());
+    it.nmse[1] = pack::convert_matrix(src.up, et, L.up, raw.data());
+    it.nmse[2] = pack::convert_matrix(src.down, et, L.down, raw.data());
+    it.src_bytes = uint64_t(src.bytes());
+  }
+  it.rec = pack::encode_record(std::move(raw), enc);
+  if (it.rec.compressed && sample_decode) {
+    std::vector<uint8_t> back(it.rec.raw_bytes);
+    const auto t0 = std::chrono::steady_clock::now();
+    ZSTD_decompress(back.data(), back.size(), it.rec.stored.data(), it.rec.stored.size());
+    it.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    it.decoded_bytes = back.size();
+  }
+  return it;
+}
+
+// Expert records, converted in parallel and written in plan order; adds their NMSE to stats.
+ZstdStats write_experts(pack::PackWriter& w, const Model& m, const ConvertPlan& p, const QuantOptions& et,
+                        const pack::RecordEncoding& enc, int threads, ErrorTable& stats, Progress& prog) {
+  for (const auto& l : p.layers) w.add_expert_layer(l);
+  std::map<int, const pack::LayerLayout*> layout_of;
+  for (const auto& l : p.layers) layout_of[int(l.layer)] = &l;
+  ZstdStats z;
+  pack::ErrorStats es[3];
+  run_ordered<ExpertItem>(
+      p.items.size(), threads, size_t(threads) * 2,
+      [&](size_t i) {
+        const auto [l, e] = p.items[i];
+        // Sample the decode cost on every 4th record.
+        return convert_expert(m, *layout_of.at(l), l, e, et, enc, i % 4 == 0);
+      },
+      [&](size_t i, ExpertItem& it) {
+        w.add_record(uint32_t(p.items[i].first), uint32_t(p.items[i].second), it.rec);
+        for (int k = 0; k < 3; ++k) es[k].add(it.nmse[k]);
+        z.raw += it.rec.raw_bytes;
+        z.stored += it.rec.stored.size();
+        z.records += 1;
+        z.compressed_records += it.rec.compressed ? 1 : 0;
+        z.compress_s += it.rec.compress_seconds;
+        z.decode_s += it.decode_seconds;
+        z.sampled_bytes += it.decoded_bytes;
+        prog.add(it.src_bytes);
+      });
+  if (!p.items.empty()) {
+    stats["experts.gate"] = es[0];
+    stats["experts.up"] = es[1];
+    stats["experts.down"] = es[2];
+  }
+  return z;
+}
+
+nlohmann::json convert_manifest(const ModelConfig& c, const Opts& o, const QuantOptions& et, nlohmann::json files,
+                                const ErrorTable& stats, const ZstdStats& z) {
+  const bool zstd = o.compress == "zstd";
+  nlohmann::json nm = nlohmann::json::object();
+  for (const auto& [k, s] : stats) nm[k] = {{"tensors", s.tensors}, {"mean", s.mean()}, {"max", s.worst}};
+  return {{"format", "moepack"},
+          {"format_version", pack::kVersion},
+          {"architecture", c.architecture},
+          {"files", std::move(files)},
+          {"quantization",
+           {{"experts", {{"dtype", dtype_name(et.dtype)}, {"group", et.group}, {"clip_search", et.clip_search}}},
+            {"dense", {{"dtype", dtype_name(dense_target({"", TensorClass::Attention, {}}, o).dtype)}}},
+            {"embedding", "BF16"},
+            {"norms_biases_routers", "exact: F32, or BF16 when the checkpoint is BF16"}}},
+          {"compression", {{"experts", zstd ? "zstd" : "none"}, {"zstd_level", zstd ? o.zstd_level : 0},
+                           {"compressed_records", z.compressed_records}, {"raw_bytes", z.raw}, {"stored_bytes", z.stored}}},
+          {"nmse", nm},
+          {"source", {{"kind", "hf"}, {"dir", std::filesystem::absolute(o.hf_dir).string()}}},
+          {"writer", "moe convert"}};
+}
+
+void report(const Opts& o, const ErrorTable& stats, const ZstdStats& z, const ConvertPlan& p, uint64_t bytes_written) {
+  std::fprintf(stderr, "%-20s %8s %12s %12s\n", "tensor class", "tensors", "mean NMSE", "max NMSE");
+  for (const auto& [k, s] : stats)
+    std::fprintf(stderr, "%-20s %8lld %12.3g %12.3g\n", k.c_str(), (long long)s.tensors, s.mean(), s.worst);
+  if (o.compress == "zstd") print_zstd_verdict(z, o.disk_gbps);
+  std::printf("%s\n", fmt::format("wrote {}: {} ({} dense tensors, {} expert records; experts {}, dense {})", o.out,
+                                  human_bytes(double(bytes_written)), p.dense.size(), p.items.size(), o.experts, o.dense)
+                          .c_str());
+}
+
 int run_convert(const Opts& o) {
   const std::filesystem::path dir = o.hf_dir;
   if (o.group && o.experts != "int4")
@@ -112,113 +250,19 @@ int run_convert(const Opts& o) {
     check_fits(et, c.hidden, fmt::format("--experts {}: gate/up [{}, {}]", o.experts, c.moe_intermediate, c.hidden));
     check_fits(et, c.moe_intermediate, fmt::format("--experts {}: down [{}, {}]", o.experts, c.hidden, c.moe_intermediate));
   }
-  nlohmann::json files = nlohmann::json::object();
-  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"})
-    if (std::filesystem::exists(dir / f)) files[f] = read_text(dir / f);
-  if (!files.contains("tokenizer.json"))
-    throw std::runtime_error(fmt::format("{}: missing; the pack embeds the tokenizer, so the directory needs it",
-                                         (dir / "tokenizer.json").string()));
-
-  const std::vector<DenseTensor> dense = dense_tensors(m);
-  std::vector<pack::LayerLayout> layers;
-  std::vector<std::pair<int, int>> items;
-  uint64_t total = 0;
-  for (const auto& d : dense) total += uint64_t(d.view.bytes());
-  for (int l = 0; l < c.n_layers; ++l) {
-    if (c.ffn[size_t(l)] != FfnKind::Moe) continue;
-    layers.push_back(plan_expert_layer(uint32_t(l), uint32_t(c.router.n_experts), c.moe_intermediate, c.hidden, et));
-    for (int e = 0; e < c.router.n_experts; ++e) items.push_back({l, e});
-    total += uint64_t(m.experts->acquire(l, 0).bytes()) * uint64_t(c.router.n_experts);
-  }
+  nlohmann::json files = embedded_files(dir);
+  const ConvertPlan plan = plan_outputs(m, et);
 
   pack::PackWriter w(o.out, uint32_t(c.n_layers));
-  std::map<std::string, ErrorStats> stats;
-  Progress prog("convert", total);
-  uint64_t done = 0;
-  for (const auto& d : dense) {
-    const QuantOptions t = dense_target(d, o);
-    const pack::MatrixLayout local = place_alone(t, d.view.rows, d.view.cols);
-    std::vector<uint8_t> buf(local.end(), 0);
-    stats[std::string(tensor_class_name(d.cls))].add(convert_matrix(d.view, t, local, buf.data()));
-    w.add_dense(d.name, local, buf.data());
-    prog.set(done += uint64_t(d.view.bytes()));
-  }
-  for (const auto& l : layers) w.add_expert_layer(l);
-
+  ErrorTable stats;
+  Progress prog("convert", plan.total);
+  write_dense(w, plan.dense, o, stats, prog);
   const pack::RecordEncoding enc{o.compress == "zstd", o.zstd_level};
   const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  std::map<int, const pack::LayerLayout*> layout_of;
-  for (const auto& l : layers) layout_of[int(l.layer)] = &l;
-  ZstdStats z;
-  ErrorStats es[3];
-  run_ordered<ExpertItem>(
-      items.size(), threads, size_t(threads) * 2,
-      [&](size_t i) {
-        const auto [l, e] = items[i];
-        const pack::LayerLayout& L = *layout_of.at(l);
-        const ExpertWeights src = m.experts->acquire(l, e);
-        ExpertItem it;
-        std::vector<uint8_t> raw(L.raw_bytes, 0);
-        it.nmse[0] = convert_matrix(src.gate, et, L.gate, raw.data());
-        it.nmse[1] = convert_matrix(src.up, et, L.up, raw.data());
-        it.nmse[2] = convert_matrix(src.down, et, L.down, raw.data());
-        m.experts->release(l, e);
-        it.src_bytes = uint64_t(src.bytes());
-        it.rec = pack::encode_record(std::move(raw), enc);
-        if (it.rec.compressed && i % 4 == 0) {  // sample the decode cost on every 4th record
-          std::vector<uint8_t> back(it.rec.raw_bytes);
-          const auto t0 = std::chrono::steady_clock::now();
-          ZSTD_decompress(back.data(), back.size(), it.rec.stored.data(), it.rec.stored.size());
-          it.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          it.decoded_bytes = back.size();
-        }
-        return it;
-      },
-      [&](size_t i, ExpertItem& it) {
-        w.add_record(uint32_t(items[i].first), uint32_t(items[i].second), it.rec);
-        for (int k = 0; k < 3; ++k) es[k].add(it.nmse[k]);
-        z.raw += it.rec.raw_bytes;
-        z.stored += it.rec.stored.size();
-        z.records += 1;
-        z.compressed_records += it.rec.compressed ? 1 : 0;
-        z.compress_s += it.rec.compress_seconds;
-        z.decode_s += it.decode_seconds;
-        z.sampled_bytes += it.decoded_bytes;
-        prog.set(done += it.src_bytes);
-      });
+  const ZstdStats z = write_experts(w, m, plan, et, enc, threads, stats, prog);
   prog.finish();
-  if (!items.empty()) {
-    stats["experts.gate"] = es[0];
-    stats["experts.up"] = es[1];
-    stats["experts.down"] = es[2];
-  }
-
-  nlohmann::json nm = nlohmann::json::object();
-  for (const auto& [k, s] : stats) nm[k] = {{"tensors", s.tensors}, {"mean", s.mean()}, {"max", s.worst}};
-  const nlohmann::json manifest = {
-      {"format", "moepack"},
-      {"format_version", pack::kVersion},
-      {"architecture", c.architecture},
-      {"files", files},
-      {"quantization",
-       {{"experts", {{"dtype", dtype_name(et.dtype)}, {"group", et.group}, {"clip_search", et.clip_search}}},
-        {"dense", {{"dtype", dtype_name(dense_target({"", TensorClass::Attention, {}}, o).dtype)}}},
-        {"embedding", "BF16"},
-        {"norms_biases_routers", "exact: F32, or BF16 when the checkpoint is BF16"}}},
-      {"compression", {{"experts", enc.zstd ? "zstd" : "none"}, {"zstd_level", enc.zstd ? o.zstd_level : 0},
-                       {"compressed_records", z.compressed_records}, {"raw_bytes", z.raw}, {"stored_bytes", z.stored}}},
-      {"nmse", nm},
-      {"source", {{"kind", "hf"}, {"dir", std::filesystem::absolute(dir).string()}}},
-      {"writer", "moe convert"}};
-  w.finish(manifest);
-
-  std::fprintf(stderr, "%-20s %8s %12s %12s\n", "tensor class", "tensors", "mean NMSE", "max NMSE");
-  for (const auto& [k, s] : stats)
-    std::fprintf(stderr, "%-20s %8lld %12.3g %12.3g\n", k.c_str(), (long long)s.tensors, s.mean(), s.worst);
-  if (enc.zstd) print_zstd_verdict(z, o.disk_gbps);
-  std::printf("%s\n", fmt::format("wrote {}: {} ({} dense tensors, {} expert records; experts {}, dense {})", o.out,
-                                  human_bytes(double(w.bytes_written())), dense.size(), items.size(), o.experts, o.dense)
-                          .c_str());
+  w.finish(convert_manifest(c, o, et, std::move(files), stats, z));
+  report(o, stats, z, plan, w.bytes_written());
   return 0;
 }
 

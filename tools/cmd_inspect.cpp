@@ -8,10 +8,8 @@
 #include "runtime/model.h"
 #include "storage/checkpoint.h"
 #include "runtime/pack_model.h"
+#include "session/session.h"
 #include "tools/commands.h"
-#ifdef MOE_WITH_CUDA
-#include "kernels/cuda/device.h"
-#endif
 
 namespace moe::cli {
 
@@ -76,11 +74,7 @@ Runner add_inspect(CLI::App& app) {
     row("parameters", fmt::format("{} total, {} active per token", p.total, p.active));
     row("bytes per expert", fmt::format("{} ({} parameters, {})", expert_bytes, p.per_expert, dtype_name(expert_dtype)));
     row("checkpoint", fmt::format("{} bytes, {} expert layout", file_bytes, layout));
-#ifdef MOE_WITH_CUDA
-    row("cuda", moe::cuda::describe_devices());
-#else
-    row("cuda", "not built (configure with -DMOE_CUDA=ON)");
-#endif
+    row("cuda", describe_cuda_devices());
     return 0;
   };
 }

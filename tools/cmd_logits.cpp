@@ -1,34 +1,35 @@
 // moe logits: the correctness contract. Writes float32 logits as .npy [positions, vocab].
 #include <cstdio>
 
-#include "runtime/engine.h"
+#include "session/session.h"
 #include "storage/npy.h"
-#include "tools/storage_flags.h"
 #include "tools/commands.h"
 #include "tools/model_files.h"
+#include "tools/session_flags.h"
 
 namespace moe::cli {
 
 Runner add_logits(CLI::App& app) {
   struct Opts {
     std::string model, tokens, out;
-    bool all = false;
-    int threads = 0;
-    StorageFlags storage;
+    bool all = false, stats = false;
+    SessionOptions session;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("logits", "Write the logits of a token sequence to a NumPy .npy file");
-  add_storage_flags(c, o->storage);
+  add_storage_flags(c, o->session.storage);
+  add_stats_flag(c, o->stats);
   c->add_option("--model,-m", o->model, "Hugging Face model directory or .moepack file")->required();
   c->add_option("--tokens", o->tokens, "Comma-separated token ids, e.g. 1,2,3")->required();
   c->add_option("--out,-o", o->out, "Output .npy file: float32 [positions, vocab]")->required();
   c->add_flag("--all-positions", o->all, "Logits for every position (default: the last only)");
-  c->add_option("--threads,-t", o->threads, "CPU threads (0 = physical cores)");
+  c->add_option("--threads,-t", o->session.device.threads, "CPU threads (0 = physical cores)");
   return [o] {
     const std::vector<int32_t> ids = parse_token_list(o->tokens);
-    const auto om = open_model(o->model, o->storage);
-    const Model& model = om->model;
-    Engine engine(model, {o->threads, 0});
+    o->session.prefetch.mode = "off";  // one forward pass: nothing to prefetch for
+    Session session(o->model, o->session);
+    const Model& model = session.model();
+    InferenceEngine& engine = session.engine();
     const SeqId s = engine.create_sequence();
     const BatchItem item{s, ids, o->all};
     const std::vector<float> logits = engine.forward({&item, 1});

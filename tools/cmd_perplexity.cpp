@@ -12,41 +12,39 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/engine.h"
-#include "tools/prefetch_flags.h"
-#include "tools/storage_flags.h"
+#include "session/session.h"
 #include "tools/commands.h"
-#include "tools/model_files.h"
+#include "tools/session_flags.h"
 
 namespace moe::cli {
 
 Runner add_perplexity(CLI::App& app) {
   struct Opts {
     std::string model, file;
-    int context = 256, threads = 0;
-    StorageFlags storage;
-    PrefetchFlags prefetch;
+    int context = 256;
+    bool stats = false;
+    SessionOptions session;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("perplexity", "Perplexity of a model on a text file, with a unigram baseline");
-  add_storage_flags(c, o->storage);
-  add_prefetch_flags(c, o->prefetch);
+  add_storage_flags(c, o->session.storage);
+  add_stats_flag(c, o->stats);
+  add_prefetch_flags(c, o->session.prefetch);
   c->add_option("--model,-m", o->model, "Hugging Face model directory or .moepack file")->required();
   c->add_option("--file,-f", o->file, "UTF-8 text file")->required();
   c->add_option("--context,-c", o->context, "Tokens per window; windows do not overlap")->capture_default_str();
-  c->add_option("--threads,-t", o->threads, "CPU threads (0 = physical cores)");
+  c->add_option("--threads,-t", o->session.device.threads, "CPU threads (0 = physical cores)");
   return [o] {
     std::ifstream in(o->file, std::ios::binary);
     if (!in) throw std::runtime_error(fmt::format("{}: cannot open", o->file));
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (o->context < 2) throw std::invalid_argument("--context must be at least 2");
-    const auto om = open_model(o->model, o->storage);
-    const Model& model = om->model;
-    const Tokenizer tok = load_tokenizer(o->model);
+    Session session(o->model, o->session);
+    const Model& model = session.model();
+    const Tokenizer& tok = session.tokenizer();
     const std::vector<int32_t> ids = tok.encode(text, false);
     if (ids.size() < 2) throw std::invalid_argument(fmt::format("{}: fewer than 2 tokens of text", o->file));
-    Engine engine(model, {o->threads, 0});
-    const auto pf = attach_prefetch(*om, o->model, engine, o->prefetch);
+    InferenceEngine& engine = session.engine();
     const int64_t V = model.cfg.vocab_size;
     const auto t0 = std::chrono::steady_clock::now();
     const bool tty = ::isatty(2);  // progress only for people watching
@@ -92,8 +90,8 @@ Runner add_perplexity(CLI::App& app) {
                               {"seconds", secs},
                               {"tokens_per_second", double(ids.size()) / secs}};
     std::printf("%s\n", j.dump().c_str());
-    if (pf) pf->flush_trace();
-    print_stats(*om, o->storage, ids.size(), format_prefetch_stats(pf.get(), *om, ids.size()));
+    session.flush_trace();
+    if (o->stats) std::fputs(session.stats().format(ids.size()).c_str(), stderr);
     return 0;
   };
 }

@@ -6,31 +6,27 @@
 #include <fmt/format.h>
 
 #include "runtime/generate.h"
-#include "tools/prefetch_flags.h"
-#include "tools/storage_flags.h"
+#include "session/session.h"
 #include "tools/commands.h"
-#include "tools/device_flags.h"
-#include "prefetch/vram_target.h"
-#include "tools/model_files.h"
+#include "tools/session_flags.h"
 
 namespace moe::cli {
 
 Runner add_run(CLI::App& app) {
   struct Opts {
     std::string model, prompt, prompt_file;
-    int n = 64, threads = 0, top_k = 0;
+    int n = 64, top_k = 0;
     float temp = 0.8f, top_p = 0.95f, min_p = 0.0f, rep = 1.0f;
     uint64_t seed = 1;
-    bool ignore_eos = false, no_echo = false;
-    StorageFlags storage;
-    PrefetchFlags prefetch;
-    DeviceFlags device;
+    bool ignore_eos = false, no_echo = false, stats = false;
+    SessionOptions session;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("run", "Generate text from a prompt (streams tokens as they are produced)");
-  add_storage_flags(c, o->storage);
-  add_prefetch_flags(c, o->prefetch);
-  add_device_flags(c, o->device);
+  add_storage_flags(c, o->session.storage);
+  add_stats_flag(c, o->stats);
+  add_prefetch_flags(c, o->session.prefetch);
+  add_device_flags(c, o->session.device);
   c->add_option("--model,-m", o->model, "Hugging Face model directory or .moepack file")->required();
   auto* p = c->add_option("--prompt,-p", o->prompt, "Prompt text");
   auto* pf = c->add_option("--prompt-file,-f", o->prompt_file, "Read the prompt from a file");
@@ -43,7 +39,7 @@ Runner add_run(CLI::App& app) {
   c->add_option("--min-p", o->min_p, "Drop tokens below min-p times the top probability (0 = off)")->capture_default_str();
   c->add_option("--repeat-penalty", o->rep, "Repetition penalty over the last 64 tokens (1 = off)")->capture_default_str();
   c->add_option("--seed", o->seed, "Random seed; the same seed gives the same tokens")->capture_default_str();
-  c->add_option("--threads,-t", o->threads, "CPU threads (0 = physical cores)")->capture_default_str();
+  c->add_option("--threads,-t", o->session.device.threads, "CPU threads (0 = physical cores)")->capture_default_str();
   c->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-sequence tokens");
   return [o] {
     if (!o->prompt_file.empty()) {
@@ -52,15 +48,11 @@ Runner add_run(CLI::App& app) {
       o->prompt.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
     if (o->prompt.empty()) throw std::invalid_argument("give a prompt with --prompt TEXT or --prompt-file FILE");
-    const auto om = open_model(o->model, o->storage);
-    const Model& model = om->model;
-    const Tokenizer tok = load_tokenizer(o->model);
-    EngineHandle eh = make_engine(model, o->device, o->threads, o->storage.policy, /*verbose=*/true);
-    InferenceEngine& engine = *eh.engine;
-    // On the GPU with a partial budget, prefetches go to the expert slots (the RAM -> GPU hop).
-    std::unique_ptr<VramPrefetchTarget> vram_target;
-    if (eh.vram && !eh.vram->fully_resident()) vram_target = std::make_unique<VramPrefetchTarget>(*eh.vram);
-    const auto pf = attach_prefetch(*om, o->model, engine, o->prefetch, {}, nullptr, vram_target.get());
+    o->session.verbose = true;  // the VRAM placement plan, when it is planned
+    Session session(o->model, o->session);
+    const Model& model = session.model();
+    const Tokenizer& tok = session.tokenizer();
+    InferenceEngine& engine = session.engine();
     GenerateOptions g;
     g.max_new_tokens = o->n;
     g.sampling = {o->temp, o->top_k, o->top_p, o->min_p, o->rep, 64, o->seed};
@@ -88,10 +80,8 @@ Runner add_run(CLI::App& app) {
                  fmt::format("prompt: {} tokens, {:.1f} tok/s | generation: {} tokens, {:.1f} tok/s",
                              st.prompt_tokens, pre, st.generated_tokens, dec_s).c_str());
     const uint64_t n = uint64_t(st.prompt_tokens + st.generated_tokens);
-    if (pf) pf->flush_trace();
-    std::string extra = format_prefetch_stats(pf.get(), *om, n);
-    if (eh.copy) extra += format_gpu_stats(eh, n);
-    print_stats(*om, o->storage, n, extra);
+    session.flush_trace();
+    if (o->stats) std::fputs(session.stats().format(n).c_str(), stderr);
     return 0;
   };
 }

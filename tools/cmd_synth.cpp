@@ -20,6 +20,7 @@
 
 #include "quant/quantize.h"
 #include "runtime/pack_model.h"
+#include "storage/pack_quantize.h"
 #include "storage/pack_writer.h"
 #include "tools/commands.h"
 #include "tools/ordered_pipeline.h"
@@ -115,102 +116,118 @@ std::vector<uint8_t> synth_dense(const DenseSpec& s, const pack::MatrixLayout& l
   return buf;
 }
 
-int run_synth(const Opts& o) {
-  const json cfg_json = shape_config(o.shape);
-  if (o.experts != "int4" && o.experts != "fp8")
-    throw std::invalid_argument(fmt::format("--experts {}: moe synth writes int4 or fp8 experts", o.experts));
-  const ModelConfig c = parse_model_config(cfg_json, "moe synth --shape " + o.shape);
+// The routed experts' format, checked against the shape's widths.
+QuantOptions synth_expert_target(const Opts& o, const ModelConfig& c) {
   const QuantOptions et = o.experts == "int4" ? QuantOptions{DType::Q4, o.group, false} : QuantOptions{DType::F8E4M3, 0, false};
   if (et.dtype == DType::Q4 && (o.group != 32 && o.group != 64 && o.group != 128))
     throw std::invalid_argument(fmt::format("--group-size {} is not supported; use 32, 64 or 128", o.group));
   if (et.dtype == DType::Q4 && (c.hidden % o.group || c.moe_intermediate % o.group))
     throw std::invalid_argument(fmt::format("--group-size {} does not divide the expert widths {} and {}", o.group,
                                             c.hidden, c.moe_intermediate));
-  const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  return et;
+}
 
-  const std::vector<DenseSpec> specs = dense_specs(c);
-  std::vector<pack::MatrixLayout> dense_layouts;
-  uint64_t total = 0;
-  for (const auto& s : specs) {
-    uint64_t cursor = 0;
-    const DType dt = s.cols == 1 ? DType::F32 : (o.dense == "int8" && follows_dense_flag(s.cls)) ? DType::I8 : DType::BF16;
-    dense_layouts.push_back(pack::place_matrix(dt, 0, s.rows, s.cols, &cursor));
-    total += cursor;
-  }
+// What the pack will hold: dense layouts (in dense_specs order), one record layout per MoE
+// layer, every (layer, expert) record in write order, and the bytes to write.
+struct SynthPlan {
+  std::vector<DenseSpec> specs;
+  std::vector<pack::MatrixLayout> dense;
   std::vector<pack::LayerLayout> layers;
   std::vector<std::pair<int, int>> items;
+  uint64_t total = 0;
+};
+
+SynthPlan plan_outputs(const ModelConfig& c, const Opts& o, const QuantOptions& et) {
+  SynthPlan p;
+  p.specs = dense_specs(c);
+  for (const auto& s : p.specs) {
+    uint64_t cursor = 0;
+    const DType dt = s.cols == 1 ? DType::F32 : (o.dense == "int8" && follows_dense_flag(s.cls)) ? DType::I8 : DType::BF16;
+    p.dense.push_back(pack::place_matrix(dt, 0, s.rows, s.cols, &cursor));
+    p.total += cursor;
+  }
   for (int l = 0; l < c.n_layers; ++l) {
     if (c.ffn[size_t(l)] != FfnKind::Moe) continue;
-    uint64_t cursor = 0;
-    pack::LayerLayout L;
-    L.layer = uint32_t(l);
-    L.n_experts = uint32_t(c.router.n_experts);
-    L.gate = pack::place_matrix(et.dtype, et.group, c.moe_intermediate, c.hidden, &cursor);
-    L.up = pack::place_matrix(et.dtype, et.group, c.moe_intermediate, c.hidden, &cursor);
-    L.down = pack::place_matrix(et.dtype, et.group, c.hidden, c.moe_intermediate, &cursor);
-    L.raw_bytes = cursor;
-    layers.push_back(L);
-    for (int e = 0; e < c.router.n_experts; ++e) items.push_back({l, e});
-    total += pack::align_up(cursor, pack::kPage) * uint64_t(c.router.n_experts);
+    p.layers.push_back(pack::plan_expert_layer(uint32_t(l), uint32_t(c.router.n_experts), c.moe_intermediate, c.hidden, et));
+    for (int e = 0; e < c.router.n_experts; ++e) p.items.push_back({l, e});
+    p.total += pack::align_up(p.layers.back().raw_bytes, pack::kPage) * uint64_t(c.router.n_experts);
   }
+  return p;
+}
 
-  pack::PackWriter w(o.out, uint32_t(c.n_layers));
-  Progress prog("synth", total);
-  for (size_t i = 0; i < specs.size(); ++i) {
-    const auto buf = synth_dense(specs[i], dense_layouts[i], o.seed, i, threads);
-    w.add_dense(specs[i].name, dense_layouts[i], buf.data());
-    prog.set(w.bytes_written());
-  }
-  for (const auto& L : layers) w.add_expert_layer(L);
+// Expert records generated in parallel (each from its own seed) and written in plan order.
+void write_experts(pack::PackWriter& w, const ModelConfig& c, const SynthPlan& p, uint64_t seed, int threads,
+                   Progress& prog) {
+  for (const auto& L : p.layers) w.add_expert_layer(L);
   std::map<int, const pack::LayerLayout*> layout_of;
-  for (const auto& L : layers) layout_of[int(L.layer)] = &L;
+  for (const auto& L : p.layers) layout_of[int(L.layer)] = &L;
   run_ordered<pack::EncodedRecord>(
-      items.size(), threads, size_t(threads) * 4,
+      p.items.size(), threads, size_t(threads) * 4,
       [&](size_t i) {
-        const auto [l, e] = items[i];
+        const auto [l, e] = p.items[i];
         const pack::LayerLayout& L = *layout_of.at(l);
         std::vector<uint8_t> raw(L.raw_bytes, 0);
-        Rng rng(mix_seed(o.seed, (uint64_t(1) << 32) | uint64_t(l), uint64_t(e)));
+        Rng rng(mix_seed(seed, (uint64_t(1) << 32) | uint64_t(l), uint64_t(e)));
         fill_quantized(L.gate, raw.data(), 1.0f / std::sqrt(float(c.hidden)), rng);
         fill_quantized(L.up, raw.data(), 1.0f / std::sqrt(float(c.hidden)), rng);
         fill_quantized(L.down, raw.data(), 1.0f / std::sqrt(float(c.moe_intermediate)), rng);
         return pack::encode_record(std::move(raw), {});
       },
       [&](size_t i, pack::EncodedRecord& rec) {
-        w.add_record(uint32_t(items[i].first), uint32_t(items[i].second), rec);
+        w.add_record(uint32_t(p.items[i].first), uint32_t(p.items[i].second), rec);
         prog.set(w.bytes_written());
       });
-  prog.finish();
+}
 
+json synth_manifest(const ModelConfig& c, const json& cfg_json, const Opts& o, const QuantOptions& et) {
   const json gen = {{"bos_token_id", 1495}, {"eos_token_id", {1497, 1495}}};
-  const json manifest = {
-      {"format", "moepack"},
-      {"format_version", pack::kVersion},
-      {"architecture", c.architecture},
-      {"files",
-       {{"config.json", cfg_json.dump(2)},
-        {"generation_config.json", gen.dump(2)},
-        {"tokenizer.json", std::string(synth_tokenizer_json())},
-        {"tokenizer_config.json", std::string(synth_tokenizer_config_json())}}},
-      {"quantization",
-       {{"experts", {{"dtype", dtype_name(et.dtype)}, {"group", et.group}, {"clip_search", false}}},
-        {"dense", {{"dtype", o.dense == "int8" ? "I8" : "BF16"}}},
-        {"embedding", "BF16"},
-        {"norms_biases_routers", "norms and biases F32, routers BF16"}}},
-      {"compression", {{"experts", "none"}}},
-      {"nmse", json::object()},
-      {"source", {{"kind", "synth"}, {"shape", o.shape}, {"seed", o.seed}}},
-      {"synth",
-       {{"router_logit_std", kRouterLogitStd},
-        {"weights", "matrices N(0, 1/cols), embedding N(0, 1), router N(0, (1.5/sqrt(hidden))^2), norms 1, biases 0"},
-        {"tokenizer", "tests/fixtures/qwen3_moe (byte-level BPE, 1500 ids)"}}},
-      {"writer", "moe synth"}};
-  w.finish(manifest);
+  return {{"format", "moepack"},
+          {"format_version", pack::kVersion},
+          {"architecture", c.architecture},
+          {"files",
+           {{"config.json", cfg_json.dump(2)},
+            {"generation_config.json", gen.dump(2)},
+            {"tokenizer.json", std::string(synth_tokenizer_json())},
+            {"tokenizer_config.json", std::string(synth_tokenizer_config_json())}}},
+          {"quantization",
+           {{"experts", {{"dtype", dtype_name(et.dtype)}, {"group", et.group}, {"clip_search", false}}},
+            {"dense", {{"dtype", o.dense == "int8" ? "I8" : "BF16"}}},
+            {"embedding", "BF16"},
+            {"norms_biases_routers", "norms and biases F32, routers BF16"}}},
+          {"compression", {{"experts", "none"}}},
+          {"nmse", json::object()},
+          {"source", {{"kind", "synth"}, {"shape", o.shape}, {"seed", o.seed}}},
+          {"synth",
+           {{"router_logit_std", kRouterLogitStd},
+            {"weights", "matrices N(0, 1/cols), embedding N(0, 1), router N(0, (1.5/sqrt(hidden))^2), norms 1, biases 0"},
+            {"tokenizer", "tests/fixtures/qwen3_moe (byte-level BPE, 1500 ids)"}}},
+          {"writer", "moe synth"}};
+}
+
+int run_synth(const Opts& o) {
+  const json cfg_json = shape_config(o.shape);
+  if (o.experts != "int4" && o.experts != "fp8")
+    throw std::invalid_argument(fmt::format("--experts {}: moe synth writes int4 or fp8 experts", o.experts));
+  const ModelConfig c = parse_model_config(cfg_json, "moe synth --shape " + o.shape);
+  const QuantOptions et = synth_expert_target(o, c);
+  const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const SynthPlan plan = plan_outputs(c, o, et);
+
+  pack::PackWriter w(o.out, uint32_t(c.n_layers));
+  Progress prog("synth", plan.total);
+  for (size_t i = 0; i < plan.specs.size(); ++i) {
+    const auto buf = synth_dense(plan.specs[i], plan.dense[i], o.seed, i, threads);
+    w.add_dense(plan.specs[i].name, plan.dense[i], buf.data());
+    prog.set(w.bytes_written());
+  }
+  write_experts(w, c, plan, o.seed, threads, prog);
+  prog.finish();
+  w.finish(synth_manifest(c, cfg_json, o, et));
   const double secs = prog.seconds();
   std::printf("%s\n", fmt::format("wrote {}: {} in {:.1f} s ({}/s); {} {} experts x {} layers, seed {}", o.out,
                                   human_bytes(double(w.bytes_written())), secs,
                                   human_bytes(double(w.bytes_written()) / std::max(secs, 1e-9)), o.shape, o.experts,
-                                  layers.size(), o.seed)
+                                  plan.layers.size(), o.seed)
                           .c_str());
   return 0;
 }

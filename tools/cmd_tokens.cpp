@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "session/session.h"
 #include "tools/commands.h"
 #include "tools/model_files.h"
 
@@ -19,7 +20,7 @@ Runner add_tokenize(CLI::App& app) {
   c->add_option("--text", o->text, "Text to encode")->required();
   c->add_flag("--no-special", o->no_special, "Do not add BOS/EOS tokens the tokenizer would add");
   return [o] {
-    const Tokenizer tok = load_tokenizer(o->model);
+    const Tokenizer tok = open_tokenizer(o->model);
     std::printf("[%s]\n", fmt::format("{}", fmt::join(tok.encode(o->text, !o->no_special), ", ")).c_str());
     return 0;
   };
@@ -36,7 +37,7 @@ Runner add_detokenize(CLI::App& app) {
   c->add_option("--tokens", o->tokens, "Comma-separated token ids, e.g. 1,2,3 (a JSON array also works)")->required();
   c->add_flag("--skip-special", o->skip_special, "Leave out special tokens");
   return [o] {
-    const Tokenizer tok = load_tokenizer(o->model);
+    const Tokenizer tok = open_tokenizer(o->model);
     std::string s = o->tokens;
     if (!s.empty() && s.front() == '[') s = s.substr(1, s.find(']') - 1);
     const std::vector<int32_t> ids = parse_token_list(s);

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "prefetch/cache_sim.h"
-#include "storage/tier/budget.h"
+#include "storage/byte_size.h"
 #include "tools/commands.h"
 
 namespace moe::cli {

@@ -5,27 +5,8 @@
 #include <charconv>
 #include <stdexcept>
 
-#include "storage/pack_file.h"
 
 namespace moe::cli {
-
-Tokenizer load_pack_tokenizer(const std::filesystem::path& path) {
-  const PackFile pack(path);
-  const std::string tj = pack.embedded_file("tokenizer.json");
-  if (tj.empty())
-    throw std::runtime_error(fmt::format("{}: the pack embeds no tokenizer.json; re-run moe convert from a directory that has one",
-                                         path.string()));
-  return Tokenizer::from_json(tj, pack.embedded_file("tokenizer_config.json"));
-}
-
-Tokenizer load_tokenizer(const std::filesystem::path& dir) {
-  if (std::filesystem::is_regular_file(dir)) return load_pack_tokenizer(dir);
-  const auto tj = dir / "tokenizer.json";
-  if (!std::filesystem::exists(tj))
-    throw std::runtime_error(fmt::format("{}: missing; the model directory needs its tokenizer.json", tj.string()));
-  const auto cfg = dir / "tokenizer_config.json";
-  return Tokenizer::load(tj, std::filesystem::exists(cfg) ? cfg : std::filesystem::path{});
-}
 
 std::vector<int32_t> parse_token_list(const std::string& s) {
   std::vector<int32_t> out;

@@ -5,17 +5,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
-#include <limits>
 #include <stdexcept>
 #include <utility>
 
-#include "kernels/cpu/ops.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/moe_ops.h"
 #include "kernels/cuda/ops.h"
 #include "runtime/gpu/gpu_scratch.h"
-#include "storage/tier/budget.h"
-#include "storage/vram/miss_calibration.h"
 
 namespace moe::gpu {
 namespace {
@@ -37,24 +33,12 @@ void check_supported(const ModelConfig& c) {
 
 }  // namespace
 
-bool uses_direct_records(const Model& m, const GpuEngineOptions& o) {
-  // Direct copies keep a record pinned in the RAM tier while it crosses the link: only when the
-  // RAM budget holds every expert (the default, 100%), so those pins never lack room.
-  const auto* ram = dynamic_cast<const TieredExperts*>(m.experts.get());
-  return ram && o.direct_ram && !o.wide16 && ram->budget_bytes() >= total_expert_bytes(ram->catalog());
-}
-
-uint64_t expert_slot_bytes(const Model& m, const GpuEngineOptions& o) {
-  const int first = first_moe_layer(m);
-  if (first < 0 || !m.experts) return 0;
-  if (uses_direct_records(m, o)) return dynamic_cast<const TieredExperts&>(*m.experts).catalog().record(first, 0).raw_bytes;
-  return RecordSource(*m.experts, experts_per_layer(m), o.wide16).layout().bytes;
-}
-
 GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model), opts_(std::move(opts)) {
   const ModelConfig& c = model_.cfg;
   check_supported(c);
   if (opts_.max_seq_len <= 0) opts_.max_seq_len = c.max_position;
+  if (opts_.ram_tier && opts_.ram_tier != model_.experts.get())
+    throw std::invalid_argument("GpuEngineOptions::ram_tier must be the model's expert source (model.experts)");
   dev_ = std::make_unique<CudaDevice>(opts_.device);
   MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   try {
@@ -67,78 +51,17 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
     s_ = std::make_unique<Scratch>();
 
     if (first_moe_layer(model_) >= 0) {
-      const std::vector<int> per_layer = experts_per_layer(model_);
       if (!model_.experts) throw std::invalid_argument("the model has MoE layers but no expert source");
-      if (uses_direct_records(model_, opts_)) {
-        auto& ram = dynamic_cast<TieredExperts&>(*model_.experts);
-        records_ = std::make_unique<TierRecordSource>(ram);
-        // The RAM tier's buffers page-locked as they are handed out, so copies from them are
-        // asynchronous DMA (they stay pinned after this engine: the tier outlives it).
-        ram.set_pinner(cuda_host_pinner(opts_.device));
-      } else {
-        records_ = std::make_unique<RecordSource>(*model_.experts, per_layer, opts_.wide16);
-      }
-      VramOptions vo;
-      // No budget: every expert (the tier never makes more slots than there are experts).
-      vo.budget_bytes = opts_.vram_budget_bytes > 0 ? opts_.vram_budget_bytes : std::numeric_limits<uint64_t>::max();
-      vo.top_k = c.router.top_k;
-      vo.policy = make_policy(opts_.policy);
-      vo.prefetch_share = opts_.prefetch_share;
-      tier_ = std::make_unique<VramTier>(*records_, *dev_, *dev_, std::move(vo));
-      auto groupable = [](const WeightView& w) {
-        return w.dtype == DType::Q4 || w.dtype == DType::Q4Z || (w.dtype == DType::F8E4M3 && w.cols % 16 == 0);
-      };
-      const ExpertWeights& sh = records_->shape();
-      grouped_ok_ = groupable(sh.gate) && groupable(sh.up) && groupable(sh.down);
-      if (grouped_ok_ && opts_.grouped_experts && tier_->fully_resident()) build_device_tables();
-      // Decode steps that route through the host (a partial budget, or hooks) use it too.
-      if (grouped_ok_ && opts_.grouped_experts)
-        step_table_ = cuda::DeviceBuffer<cuda::GroupedDesc>(size_t(3) * size_t(std::max(1, c.router.n_experts)));
-      if (opts_.cpu_misses && !tier_->fully_resident()) {
-        cpu_pool_ = std::make_unique<ThreadPool>(opts_.cpu_threads);
-        calib_ = opts_.miss_calibration ? *opts_.miss_calibration : calibrate_misses();
-      }
+      dispatch_ = std::make_unique<ExpertDispatch>(model_, opts_, *dev_, stream_, times_);
     }
   } catch (...) {
     // Members free their device memory themselves; the stream is the one raw handle.
-    tier_.reset();
+    dispatch_.reset();
     gemm_.reset();
     cudaStreamDestroy(stream_);
     stream_ = nullptr;
     throw;
   }
-}
-
-MissCalibration GpuEngine::calibrate_misses() {
-  MissCalibration m;
-  // The link: pinned host -> device copies of 256 KiB .. 4 MiB (an expert record is ~1-10 MB).
-  const uint64_t sizes[] = {uint64_t(256) << 10, uint64_t(1) << 20, uint64_t(4) << 20};
-  const LinkCalibration link = measure_link(*dev_, *dev_, sizes);
-  m.link_bytes_per_s = link.bytes_per_s;
-  m.link_latency_s = link.latency_s;
-  // The CPU: the first MoE layer's expert 0 over 1, 2, 4 and 8 tokens (random activations).
-  const int64_t H = model_.cfg.hidden, I = model_.cfg.moe_intermediate;
-  std::vector<float> x(size_t(8 * H)), y(size_t(8 * H));
-  for (size_t i = 0; i < x.size(); ++i) x[i] = float((i * 2654435761u) % 1000) / 500.0f - 1.0f;
-  const HeldExpert held(*model_.experts, first_moe_layer(model_), 0);
-  const ExpertWeights& w = held.weights();
-  const auto run = [&](int n) { cpu::swiglu_ffn(*cpu_pool_, w.gate, w.up, w.down, n, I, x.data(), y.data()); };
-  const auto now = [] { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); };
-  const int tokens[] = {1, 2, 4, 8};
-  const CpuExpertCalibration cpu_fit = measure_cpu_expert(run, tokens, now);
-  m.cpu_fixed_s = cpu_fit.fixed_s;
-  m.cpu_per_token_s = cpu_fit.per_token_s;
-  m.activation_bytes = uint64_t(H) * sizeof(float);
-  return m;
-}
-
-bool GpuEngine::experts_on_device(const BatchPlan& plan, bool decode) const {
-  return decode && hooks_.empty() && !override_ && device_routed() && plan.tokens() <= kPairMaxTokens;
-}
-
-bool GpuEngine::host_free(const BatchPlan& plan, bool decode) const {
-  if (!decode || !hooks_.empty() || override_) return false;
-  return !tier_ || experts_on_device(plan, decode);
 }
 
 std::vector<const void*> GpuEngine::graph_key(int64_t T, int64_t R) const {
@@ -148,7 +71,8 @@ std::vector<const void*> GpuEngine::graph_key(int64_t T, int64_t R) const {
                                 reinterpret_cast<const void*>(intptr_t(decode_max_len_))};
   const auto add = [&k](const auto&... b) { (k.push_back(b.get()), ...); };
   add(s.x, s.h, s.f, s.q, s.k, s.v, s.att, s.o, s.g, s.u, s.y, s.sh, s.router, s.sgate, s.dids, s.dwts, s.iota, s.pos,
-      s.rows, s.lengths, s.kp, s.vp, s.work, s.xr, s.logits, step_table_);
+      s.rows, s.lengths, s.kp, s.vp, s.work, s.xr, s.logits);
+  k.push_back(dispatch_ ? dispatch_->step_table_address() : nullptr);
   for (const auto& g : grouped_) k.push_back(g.plan_address());
   k.push_back(gemm_->scratch_address());
   return k;
@@ -159,12 +83,12 @@ GpuEngine::~GpuEngine() {
     cudaStreamSynchronize(stream_);  // no throw from a destructor; no graph launch in flight after it
     graphs_.reset();
     try {
-      release_pending();
+      if (dispatch_) dispatch_->release_pending();
     } catch (...) {
       // A tier error at shutdown has nobody to report to; the tier is freed below anyway.
     }
   }
-  tier_.reset();  // before the device it copies on
+  dispatch_.reset();  // its tier before the device it copies on
   seqs_.clear();
   s_.reset();
   gemm_.reset();
@@ -191,16 +115,27 @@ void GpuEngine::free_sequence(SeqId seq) {
 int64_t GpuEngine::length(SeqId seq) const { return seqs_.at(seq).length(); }
 int64_t GpuEngine::kv_bytes() const { return seqs_.bytes(); }
 
-void GpuEngine::release_pending() {
-  const auto pending = std::exchange(pending_release_, {});  // each released once, even if one throws
-  for (auto [l, e] : pending) tier_->release(l, e);
-}
-
 void GpuEngine::sync() {
   const Clock::time_point t0 = Clock::now();
   MOE_CUDA_CHECK(cudaStreamSynchronize(stream_));
   times_.sync_s += seconds_since(t0);
-  release_pending();
+  if (dispatch_) dispatch_->release_pending();
+}
+
+StepInputs GpuEngine::step_inputs(bool decode, int64_t T) const {
+  StepInputs in;
+  in.decode = decode;
+  in.tokens = T;
+  in.pair_max_tokens = kPairMaxTokens;
+  in.grouped = dispatch_ && dispatch_->grouped();
+  in.device_tables = device_routed();
+  in.has_tier = dispatch_ != nullptr;
+  in.hooks = !hooks_.empty();
+  in.override_ = bool(override_);
+  in.observers = !observers_.empty();
+  in.cuda_graphs = opts_.cuda_graphs;
+  for (const LayerWeights& l : model_.layers) in.moe_layer.push_back(l.kind == FfnKind::Moe);
+  return in;
 }
 
 std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
@@ -221,7 +156,10 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   // layer over all sequences; the per-layer K/V tables are uploaded once for the step.
   bool decode = true;
   for (const auto& it : plan.items) decode = decode && it.n == 1 && plan.added.at(it.seq) == 1;
-  if (decode) {
+  // The step's mode, decided once: where each layer routes, whether experts need the host,
+  // which graphs replay, when observers hear of the routing.
+  const StepPlan step = plan_step(step_inputs(decode, T));
+  if (step.decode) {
     const int n = int(plan.items.size()), L = c.n_layers;
     std::vector<float*> kp(size_t(L * n)), vp(size_t(L * n));
     std::vector<int32_t> len(static_cast<size_t>(n));
@@ -248,10 +186,7 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   upload(s.rows, rows, stream_);
   // A decode step that needs the host between layers (a partial budget, hooks) still replays
   // each layer's attention-and-routing segment as a graph; one that does not, the whole step.
-  const bool whole = opts_.cuda_graphs && host_free(plan, decode);
-  const bool segments = opts_.cuda_graphs && decode && !whole;
-  step_key_ = opts_.cuda_graphs && decode ? graph_key(T, R) : std::vector<const void*>{};
-  step_segments_ = segments;
+  step_key_ = step.graphs != GraphMode::None ? graph_key(T, R) : std::vector<const void*>{};
   const std::vector<const void*>& key = step_key_;
   const auto body = [&] {
     // Each residual add is fused with the norm after it: x += o, h = ffn_norm(x); x += f,
@@ -261,15 +196,15 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
     cuda::rmsnorm(s.x.get(), Ls[0].attn_norm.get(), eps, T, H, s.h.get(), stream_);
     for (int l = 0; l < c.n_layers; ++l) {
       const auto segment = [&] {
-        attention(l, plan, decode);  // h -> o
+        attention(l, plan, step.decode);  // h -> o
         cuda::add_rmsnorm(s.x.get(), s.o.get(), Ls[size_t(l)].ffn_norm.get(), eps, T, H, s.h.get(), stream_);
-        if (routes_on_device(l, plan, decode)) route_on_device(l, T);
+        if (step.route[size_t(l)] == RouteSite::Device) route_on_device(l, T);
       };
-      if (segments)
+      if (step.graphs == GraphMode::Segments)
         times_.graph_segments += graphs_->run(1 + size_t(l), key, segment);
       else
         segment();
-      ffn(l, plan, decode);  // h -> f
+      ffn(l, plan, step);  // h -> f
       if (l + 1 < c.n_layers)
         cuda::add_rmsnorm(s.x.get(), s.f.get(), Ls[size_t(l) + 1].attn_norm.get(), eps, T, H, s.h.get(), stream_);
       else
@@ -279,15 +214,14 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
     cuda::rmsnorm(s.xr.get(), weights_.final_norm.get(), float(c.rms_eps), R, H, s.xr.get(), stream_);
     apply(weights_.lm_head, s.xr.get(), R, s.logits.get(), *gemm_, stream_);
   };
-  if (whole)
+  if (step.graphs == GraphMode::WholeStep)
     times_.graph_steps += graphs_->run(0, key, body);
   else
     body();
   for (auto& [id, n] : plan.added) seqs_.at(id).set_length(seqs_.at(id).length() + n);
   // Observers of a step whose routing stayed on the device: every layer's, read back once.
-  const bool deferred = !observers_.empty() && tier_ && experts_on_device(plan, decode);
   const int64_t P = T * std::max(1, c.router.top_k), LP = int64_t(c.n_layers) * P;
-  if (deferred) {
+  if (step.deferred_observers) {
     MOE_CUDA_CHECK(cudaMemcpyAsync(s.host_obs.as<int32_t>(), s.dids.get(), size_t(LP) * sizeof(int32_t),
                                    cudaMemcpyDeviceToHost, stream_));
     MOE_CUDA_CHECK(cudaMemcpyAsync(s.host_obs.as<int32_t>() + LP, s.dwts.get(), size_t(LP) * sizeof(float),
@@ -298,11 +232,11 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   MOE_CUDA_CHECK(cudaMemcpyAsync(logits.data(), s.logits.get(), logits.size() * sizeof(float), cudaMemcpyDeviceToHost,
                                  stream_));
   sync();
-  if (deferred) {
+  if (step.deferred_observers) {
     const int32_t* ids = s.host_obs.as<int32_t>();
     const float* wts = reinterpret_cast<const float*>(ids + LP);
     for (int l = 0; l < c.n_layers; ++l) {
-      if (model_.layers[size_t(l)].kind != FfnKind::Moe) continue;
+      if (step.route[size_t(l)] == RouteSite::None) continue;
       const RoutingEvent ev{l, int(T), c.router.top_k, ids + l * P, wts + l * P, plan.seq.data(), plan.pos.data(),
                             nullptr, nullptr};
       for (const auto& observer : observers_) observer(ev);

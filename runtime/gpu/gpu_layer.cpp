@@ -11,7 +11,6 @@
 #include "kernels/cuda/ops.h"
 #include "runtime/gpu/gpu_engine.h"
 #include "runtime/gpu/gpu_scratch.h"
-#include "storage/vram/expert_record.h"
 
 namespace moe::gpu {
 
@@ -98,13 +97,12 @@ void GpuEngine::dense_ffn(const Linear& gate, const Linear& up, const Linear& do
   apply(down, s.g.get(), n, out, *gemm_, stream_);
 }
 
-void GpuEngine::ffn(int layer, const BatchPlan& plan, bool decode) {
-  const LayerWeights& L = model_.layers[size_t(layer)];
+void GpuEngine::ffn(int layer, const BatchPlan& plan, const StepPlan& step) {
   const GpuLayer& W = weights_.layers[size_t(layer)];
-  if (L.kind == FfnKind::Dense)
+  if (step.route[size_t(layer)] == RouteSite::None)  // a dense layer
     dense_ffn(W.gate, W.up, W.down, plan.tokens(), model_.cfg.dense_intermediate, s_->h.get(), s_->f.get());
   else
-    moe(layer, plan, decode);
+    moe(layer, plan, step);
 }
 
 }  // namespace moe::gpu

@@ -1,16 +1,18 @@
-// The routed experts of a MoE layer on the GPU engine, and its shared expert.
+// The routed experts of a MoE layer on the GPU engine, and its shared expert: router ->
+// dispatch (expert_dispatch.h: where each expert runs, its slot weights) -> grouped GEMV ->
+// combine. Where the layer routes is the step plan's (step_plan.h).
 //
-// Decode steps with quantized experts (moe_pairs): the device routes (cuda::router_topk) and
-// every (token, expert) pair is one single-token item of a grouped GEMV per projection. With
-// every expert resident the plan is written on the device from the routed ids and per-layer
-// descriptor tables (set_pairs): no host round trip. Otherwise the ids come back, the host
-// acquires the experts from the VRAM tier (or runs a miss on the CPU), writes their descriptors
-// to the step table and runs the same device-planned pairs; past one chunk of top_k experts it
-// plans the same single-token items on the host (set). The same kernel over the same items,
-// so the budget never changes the numbers.
+// Routed on the device (moe_pairs: decode steps with quantized experts): every (token, expert)
+// pair is one single-token item of a grouped GEMV per projection. With every expert resident
+// the plan is written on the device from the routed ids and per-layer descriptor tables
+// (set_pairs): no host round trip. Otherwise the ids come back, the dispatch acquires the
+// experts from the VRAM tier (or sends a miss to the CPU) and stages their descriptors in the
+// step table, and the same device-planned pairs run; past one chunk of top_k experts the host
+// plans the same single-token items (set). The same kernel over the same items, so the budget
+// never changes the numbers.
 //
-// Other steps (moe_general): the router's logits come back, the host routes with cpu::route,
-// gathers each expert's rows and runs the experts chunk by chunk (top_k at a time).
+// Routed on the host (moe_general): the router's logits come back, the host routes with
+// cpu::route, gathers each expert's rows and runs the experts chunk by chunk (top_k at a time).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -23,53 +25,8 @@
 #include "kernels/cuda/ops.h"
 #include "runtime/gpu/gpu_engine.h"
 #include "runtime/gpu/gpu_scratch.h"
-#include "storage/vram/expert_record.h"
-#include "storage/vram/miss_split.h"
 
 namespace moe::gpu {
-namespace {
-
-cuda::DeviceWeight device_weight(const WeightView& shape, const void* base, const RecordPiece& p) {
-  const WeightView v = record_view(shape, base, p);
-  return cuda::DeviceWeight{v.dtype, v.data, v.rows, v.cols, v.scales, v.zeros, v.group};
-}
-
-// Gate, up and down of the expert record at `addr` in a VRAM slot.
-std::array<cuda::DeviceWeight, 3> slot_weights(const ExpertRecords& r, DeviceAddr addr) {
-  const void* base = reinterpret_cast<const void*>(addr);
-  const ExpertRecordLayout& lay = r.layout();
-  const ExpertWeights& sh = r.shape();
-  return {device_weight(sh.gate, base, lay.gate), device_weight(sh.up, base, lay.up),
-          device_weight(sh.down, base, lay.down)};
-}
-
-cuda::GroupedDesc desc_of(const cuda::DeviceWeight& w) {
-  return {static_cast<const uint8_t*>(w.data), w.scales, w.zeros};
-}
-
-}  // namespace
-
-void GpuEngine::build_device_tables() {
-  const int E = model_.cfg.router.n_experts, L = model_.cfg.n_layers;
-  const std::vector<int> per_layer = experts_per_layer(model_);
-  std::vector<cuda::GroupedDesc> host(size_t(L) * 3 * size_t(E), cuda::GroupedDesc{nullptr, nullptr, nullptr});
-  table_shape_.assign(size_t(L), {});
-  for (int l = 0; l < L; ++l) {
-    for (int e = 0; e < per_layer[size_t(l)]; ++e) {
-      const auto w = slot_weights(*records_, tier_->acquire(l, e).addr);  // resident: a table lookup, no copy
-      for (size_t p = 0; p < 3; ++p) host[(size_t(l) * 3 + p) * size_t(E) + size_t(e)] = desc_of(w[p]);
-      if (e == 0) table_shape_[size_t(l)] = w;
-      tier_->release(l, e);
-    }
-  }
-  tables_ = cuda::DeviceBuffer<cuda::GroupedDesc>(host.size());
-  tables_.upload(host.data(), host.size());
-}
-
-bool GpuEngine::routes_on_device(int layer, const BatchPlan& plan, bool decode) const {
-  return decode && grouped_ok_ && opts_.grouped_experts && plan.tokens() <= kPairMaxTokens &&
-         model_.layers[size_t(layer)].kind == FfnKind::Moe;
-}
 
 void GpuEngine::route_on_device(int layer, int64_t T) {
   const ModelConfig& c = model_.cfg;
@@ -80,96 +37,46 @@ void GpuEngine::route_on_device(int layer, int64_t T) {
                     s.dids.get() + layer * P, s.dwts.get() + layer * P, stream_);
 }
 
-void GpuEngine::moe(int layer, const BatchPlan& plan, bool decode) {
-  if (routes_on_device(layer, plan, decode))
-    moe_pairs(layer, plan);  // route_on_device(layer) has run
+void GpuEngine::moe(int layer, const BatchPlan& plan, const StepPlan& step) {
+  if (step.route[size_t(layer)] == RouteSite::Device)
+    moe_pairs(layer, plan, step);  // route_on_device(layer) has run
   else
     moe_general(layer, plan);
   shared_expert(layer, plan.tokens());
 }
 
-void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
+void GpuEngine::moe_pairs(int layer, const BatchPlan& plan, const StepPlan& step) {
   const ModelConfig& c = model_.cfg;
   Scratch& s = *s_;
   const int E = c.router.n_experts, K = c.router.top_k;
   const int64_t T = plan.tokens(), H = c.hidden, P = T * K;
-  int32_t* d_ids = s.dids.get() + layer * P;  // this layer's routing (route_on_device), kept for the observers
-  float* d_wts = s.dwts.get() + layer * P;
+  const float* d_wts = s.dwts.get() + layer * P;  // this layer's routing (route_on_device)
 
-  if (experts_on_device(plan, true)) {  // everything on the device
-    pairs_on_device(layer, T, tables_.get() + size_t(layer) * 3 * size_t(E), table_shape_[size_t(layer)]);
+  if (step.experts_on_device) {  // everything on the device
+    pairs_on_device(layer, T, dispatch_->device_table(layer));
     cuda::moe_combine(s.y.get(), s.iota.get(), d_wts, T, K, H, s.f.get(), stream_);
     return;
   }
 
-  // The routing to the host (and h, for the hooks or the CPU). The sync also means every kernel
-  // of the previous layer is done, so its experts' slots can be released now.
-  int32_t* ids = s.host_route.as<int32_t>();
-  float* wts = reinterpret_cast<float*>(ids + P);
-  float* h = s.host_h.as<float>();
-  const bool cpu = cpu_misses();  // only ever with a partial budget
-  MOE_CUDA_CHECK(cudaMemcpyAsync(ids, d_ids, size_t(P) * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
-  MOE_CUDA_CHECK(cudaMemcpyAsync(wts, d_wts, size_t(P) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
-  float* x = s.host_x.as<float>();
-  if (cpu || !hooks_.empty())
-    MOE_CUDA_CHECK(cudaMemcpyAsync(h, s.h.get(), size_t(T * H) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
-  if (!hooks_.empty())  // the residual too, in the same round trip
-    MOE_CUDA_CHECK(cudaMemcpyAsync(x, s.x.get(), size_t(T * H) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
-  sync();
-  if (override_) {  // the changed routing back to the device, where the combine reads it
-    override_(layer, int(T), K, ids, wts);
-    for (int64_t i = 0; i < P; ++i)
-      if (ids[i] < 0 || ids[i] >= E)
-        throw std::invalid_argument(fmt::format("routing override: expert {} outside [0, {})", ids[i], E));
-    MOE_CUDA_CHECK(cudaMemcpyAsync(d_ids, ids, size_t(P) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
-    MOE_CUDA_CHECK(cudaMemcpyAsync(d_wts, wts, size_t(P) * sizeof(float), cudaMemcpyHostToDevice, stream_));
-  }
-  if (!hooks_.empty()) {
-    const RoutingEvent ev{layer, int(T), K, ids, wts, plan.seq.data(), plan.pos.data(), h, x};
-    for (const auto& hook : hooks_) hook(ev);
-  }
-  const RoutingEvent seen{layer, int(T), K, ids, wts, plan.seq.data(), plan.pos.data(), nullptr, nullptr};
-  for (const auto& observer : observers_) observer(seen);
-
+  const int32_t* ids = routing_to_host(layer, plan);  // hooks and observers told, override applied
   // Pairs by expert; a missed expert goes to the CPU when the cost model says that is sooner.
   std::vector<std::vector<int32_t>> pairs(static_cast<size_t>(E));
   for (int64_t i = 0; i < P; ++i) pairs[size_t(ids[i])].push_back(int32_t(i));
   std::vector<RoutedExpert> routed;
   for (int e = 0; e < E; ++e)
     if (!pairs[size_t(e)].empty()) routed.push_back({e, int(pairs[size_t(e)].size())});
-  MissSplit split;
-  if (cpu)
-    split = split_misses(*tier_, layer, routed, calib_, miss_counts_);
-  else
-    for (const RoutedExpert& r : routed) split.gpu.push_back(r.expert);
+  const MissSplit split = dispatch_->split(layer, routed);
   const std::vector<int>& on_gpu = split.gpu;
   const std::vector<int>& on_cpu = split.cpu;
 
-  const bool defer = tier_->fully_resident() || tier_->slots() >= 2 * size_t(K);
+  const bool defer = dispatch_->defer_release();
   if (!on_gpu.empty() && on_gpu.size() <= size_t(K)) {
     // One chunk (every decode step of one token): the experts' descriptors go to the step table,
-    // and the pairs run exactly as with every expert resident (the same plans and kernels).
-    cuda::GroupedDesc* tab = s.host_tab.as<cuda::GroupedDesc>();  // [gate, up, down][E]
-    std::array<cuda::DeviceWeight, 3> first{};
-    const Clock::time_point ta = Clock::now();
-    for (size_t u = 0; u < on_gpu.size(); ++u) {
-      const int e = on_gpu[u];
-      const VramExpert x = tier_->acquire(layer, e);
-      pending_release_.push_back({layer, e});  // released at a sync even if this throws
-      if (x.ticket) dev_->stream_wait(x.ticket, stream_);  // compute waits for this copy only
-      const auto w = slot_weights(*records_, x.addr);
-      for (size_t p = 0; p < 3; ++p) tab[p * size_t(E) + size_t(e)] = desc_of(w[p]);
-      if (u == 0) first = w;
-    }
-    times_.acquire_s += seconds_since(ta);
-    // The CPU's experts: any resident weights, so the GPU computes harmless rows that the
-    // CPU's results replace (below, before the combine).
-    for (const int e : on_cpu)
-      for (size_t p = 0; p < 3; ++p) tab[p * size_t(E) + size_t(e)] = desc_of(first[p]);
-    // The previous layer's upload from host_tab is done: the sync above covered it.
-    MOE_CUDA_CHECK(cudaMemcpyAsync(step_table_.get(), tab, step_table_.bytes(), cudaMemcpyHostToDevice, stream_));
-    const auto run = [&] { pairs_on_device(layer, T, step_table_.get(), first); };
-    if (step_segments_)
+    // and the pairs run exactly as with every expert resident (the same plans and kernels). The
+    // sync above covered the previous layer's upload of it.
+    const ExpertTable tab = dispatch_->stage(layer, split);
+    const auto run = [&] { pairs_on_device(layer, T, tab); };
+    if (step.graphs == GraphMode::Segments)
       times_.graph_segments += graphs_->run(1 + size_t(c.n_layers) + size_t(layer), step_key_, run);
     else
       run();
@@ -182,12 +89,8 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
     const size_t c1 = std::min(on_gpu.size(), c0 + size_t(K));
     const int32_t r0 = row;
     for (auto& g : group_) g.clear();
-    const Clock::time_point ta = Clock::now();
     for (size_t u = c0; u < c1; ++u) {
-      const VramExpert x = tier_->acquire(layer, on_gpu[u]);
-      pending_release_.push_back({layer, on_gpu[u]});  // released at a sync even if this throws
-      if (x.ticket) dev_->stream_wait(x.ticket, stream_);  // compute waits for this copy only
-      const auto w = slot_weights(*records_, x.addr);
+      const SlotWeights w = dispatch_->acquire(layer, on_gpu[u]);
       for (const int32_t i : pairs[size_t(on_gpu[u])]) {
         group_[0].push_back({w[0], {int32_t(i / K)}, {row}});
         group_[1].push_back({w[1], {int32_t(i / K)}, {row}});
@@ -195,30 +98,69 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan) {
         ++row;
       }
     }
-    times_.acquire_s += seconds_since(ta);
     grouped_swiglu(s.h.get(), T, row, r0, row, P);
     if (c1 != on_gpu.size() || !defer) sync();
   }
-  if (!on_cpu.empty()) {
-    // Started now, so later steps find them resident; never ahead of this step's demand copies.
-    std::vector<ExpertKey> keys;
-    for (int e : on_cpu) keys.push_back({layer, e});
-    tier_->prefetch(keys);
-    run_on_cpu(layer, on_cpu, pairs, K);  // overlaps the GPU's chunks queued above
-  }
+  // Overlaps the GPU's chunks queued above; replaces the rows the GPU computed for them.
+  if (!on_cpu.empty())
+    dispatch_->run_on_cpu(layer, on_cpu, pairs, K, s.host_h.as<float>(), s.host_y.as<float>(), s.y.get());
   cuda::moe_combine(s.y.get(), s.iota.get(), d_wts, T, K, H, s.f.get(), stream_);
 }
 
-void GpuEngine::pairs_on_device(int layer, int64_t T, const cuda::GroupedDesc* tab,
-                                const std::array<cuda::DeviceWeight, 3>& shape) {
+// The device's routing of a layer to the host (and h, for the hooks or the CPU; x for the
+// hooks). The sync also means every kernel of the previous layer is done, so its experts' slots
+// can be released now.
+const int32_t* GpuEngine::routing_to_host(int layer, const BatchPlan& plan) {
+  const ModelConfig& c = model_.cfg;
+  Scratch& s = *s_;
+  const int E = c.router.n_experts, K = c.router.top_k;
+  const int64_t T = plan.tokens(), H = c.hidden, P = T * K;
+  int32_t* d_ids = s.dids.get() + layer * P;  // kept on the device for the combine and observers
+  float* d_wts = s.dwts.get() + layer * P;
+  int32_t* ids = s.host_route.as<int32_t>();
+  float* wts = reinterpret_cast<float*>(ids + P);
+  float* h = s.host_h.as<float>();
+  MOE_CUDA_CHECK(cudaMemcpyAsync(ids, d_ids, size_t(P) * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+  MOE_CUDA_CHECK(cudaMemcpyAsync(wts, d_wts, size_t(P) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  float* x = s.host_x.as<float>();
+  if (dispatch_->cpu_misses() || !hooks_.empty())
+    MOE_CUDA_CHECK(cudaMemcpyAsync(h, s.h.get(), size_t(T * H) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  if (!hooks_.empty())  // the residual too, in the same round trip
+    MOE_CUDA_CHECK(cudaMemcpyAsync(x, s.x.get(), size_t(T * H) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  sync();
+  if (override_) {  // the changed routing back to the device, where the combine reads it
+    override_(layer, int(T), K, ids, wts);
+    for (int64_t i = 0; i < P; ++i)
+      if (ids[i] < 0 || ids[i] >= E)
+        throw std::invalid_argument(fmt::format("routing override: expert {} outside [0, {})", ids[i], E));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(d_ids, ids, size_t(P) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(d_wts, wts, size_t(P) * sizeof(float), cudaMemcpyHostToDevice, stream_));
+  }
+  tell_routing(layer, plan, ids, wts, h, x);
+  return ids;
+}
+
+
+void GpuEngine::tell_routing(int layer, const BatchPlan& plan, const int32_t* ids, const float* wts, const float* h,
+                             const float* x) {
+  const int T = int(plan.tokens()), K = model_.cfg.router.top_k;
+  if (!hooks_.empty()) {
+    const RoutingEvent ev{layer, T, K, ids, wts, plan.seq.data(), plan.pos.data(), h, x};
+    for (const auto& hook : hooks_) hook(ev);
+  }
+  const RoutingEvent seen{layer, T, K, ids, wts, plan.seq.data(), plan.pos.data(), nullptr, nullptr};
+  for (const auto& observer : observers_) observer(seen);
+}
+
+void GpuEngine::pairs_on_device(int layer, int64_t T, const ExpertTable& tab) {
   const ModelConfig& c = model_.cfg;
   Scratch& s = *s_;
   const int E = c.router.n_experts, K = c.router.top_k;
   const int64_t P = T * K;
   cuda::QgemvGrouped* plans[3] = {&grouped_[0], &grouped_[1], &grouped_[2]};
-  const cuda::QgemvGrouped::PairPlan pp[3] = {{tab, false, shape[0]},
-                                              {tab + E, false, shape[1]},
-                                              {tab + 2 * E, true, shape[2]}};  // down reads g row i: pair i's
+  const cuda::QgemvGrouped::PairPlan pp[3] = {{tab.descs, false, tab.shape[0]},
+                                              {tab.descs + E, false, tab.shape[1]},
+                                              {tab.descs + 2 * E, true, tab.shape[2]}};  // down reads g row i: pair i's
   cuda::QgemvGrouped::set_pairs(plans, pp, 3, s.dids.get() + layer * P, T, K, stream_);
   grouped_[0].run(s.h.get(), s.g.get(), stream_);
   grouped_[1].run(s.h.get(), s.u.get(), stream_);
@@ -236,33 +178,6 @@ void GpuEngine::grouped_swiglu(const float* x, int64_t x_rows, int64_t gu_rows, 
   cuda::silu_mul(s.g.get() + r0 * I, s.u.get() + r0 * I, (r1 - r0) * I, s.g.get() + r0 * I, stream_);
   grouped_[2].set(group_[2], gu_rows, y_rows, stream_);
   grouped_[2].run(s.g.get(), s.y.get(), stream_);
-}
-
-void GpuEngine::run_on_cpu(int layer, std::span<const int> experts, const std::vector<std::vector<int32_t>>& pairs,
-                           int K) {
-  Scratch& s = *s_;
-  const int64_t H = model_.cfg.hidden, I = model_.cfg.moe_intermediate;
-  const float* h = s.host_h.as<float>();
-  float* y = s.host_y.as<float>();  // [T * k, H]: row i is pair i's
-  std::vector<float> xin, out;
-  for (const int e : experts) {
-    const std::vector<int32_t>& rows = pairs[size_t(e)];
-    const int64_t n = int64_t(rows.size());
-    xin.resize(size_t(n * H));
-    out.resize(size_t(n * H));
-    for (int64_t r = 0; r < n; ++r) std::copy_n(h + int64_t(rows[size_t(r)] / K) * H, H, &xin[size_t(r * H)]);
-    {
-      const HeldExpert held(*model_.experts, layer, e);
-      const ExpertWeights& w = held.weights();
-      cpu::swiglu_ffn(*cpu_pool_, w.gate, w.up, w.down, n, I, xin.data(), out.data());
-    }
-    for (int64_t r = 0; r < n; ++r) {
-      const int64_t i = rows[size_t(r)];
-      std::copy_n(&out[size_t(r * H)], H, y + i * H);
-      MOE_CUDA_CHECK(cudaMemcpyAsync(s.y.get() + i * H, y + i * H, size_t(H) * sizeof(float), cudaMemcpyHostToDevice,
-                                     stream_));
-    }
-  }
 }
 
 void GpuEngine::moe_general(int layer, const BatchPlan& plan) {
@@ -283,15 +198,14 @@ void GpuEngine::moe_general(int layer, const BatchPlan& plan) {
   std::vector<float> wts(size_t(T * K));
   cpu::route(probs, T, E, K, c.router.norm_topk_prob, ids.data(), wts.data());
   if (override_) override_(layer, int(T), K, ids.data(), wts.data());
+  std::vector<float> h, x;  // for the hooks only
   if (!hooks_.empty()) {
-    std::vector<float> h(size_t(T * H)), x(size_t(T * H));
+    h.resize(size_t(T * H));
+    x.resize(size_t(T * H));
     s.h.download(h.data(), h.size());
     s.x.download(x.data(), x.size());
-    const RoutingEvent ev{layer, int(T), K, ids.data(), wts.data(), plan.seq.data(), plan.pos.data(), h.data(), x.data()};
-    for (const auto& hook : hooks_) hook(ev);
   }
-  const RoutingEvent seen{layer, int(T), K, ids.data(), wts.data(), plan.seq.data(), plan.pos.data(), nullptr, nullptr};
-  for (const auto& observer : observers_) observer(seen);
+  tell_routing(layer, plan, ids.data(), wts.data(), h.data(), x.data());
 
   // Pairs (t, j) grouped by expert, ascending: gathered row r holds the token idx[r]; pair i's
   // output is row yrow[i]. The previous layer's upload from host_route is done (sync above).
@@ -322,23 +236,16 @@ void GpuEngine::moe_general(int layer, const BatchPlan& plan) {
   // top_k experts at a time (a budget always holds that many). A chunk's slots are released
   // once the device is done with them: at once after a sync when more chunks follow (their
   // acquires may need the slots), else at the next layer's sync.
-  const bool defer = tier_->fully_resident() || tier_->slots() >= 2 * size_t(K);
-  const bool grouped = opts_.grouped_experts && grouped_ok_;
+  const bool defer = dispatch_->defer_release();
+  const bool grouped = dispatch_->grouped();
   for (size_t c0 = 0; c0 < used.size(); c0 += size_t(K)) {
     const size_t c1 = std::min(used.size(), c0 + size_t(K));
-    std::vector<VramExpert> ve;
-    const Clock::time_point ta = Clock::now();
-    for (size_t u = c0; u < c1; ++u) {
-      ve.push_back(tier_->acquire(layer, used[u]));
-      // Listed at once: should anything below throw, the next sync still releases it.
-      pending_release_.push_back({layer, used[u]});
-    }
-    times_.acquire_s += seconds_since(ta);
+    // The chunk's copies all start before any compute is queued.
+    std::vector<SlotWeights> ws;
+    for (size_t u = c0; u < c1; ++u) ws.push_back(dispatch_->acquire(layer, used[u]));
     for (auto& g : group_) g.clear();
     for (size_t u = c0; u < c1; ++u) {
-      const VramExpert& x = ve[u - c0];
-      if (x.ticket) dev_->stream_wait(x.ticket, stream_);  // compute waits for this copy only
-      const auto w = slot_weights(*records_, x.addr);
+      const SlotWeights& w = ws[u - c0];
       const int64_t r0 = first[u], n = int64_t(by_expert[size_t(used[u])].size());
       if (grouped) {  // this expert's rows of xg -> the same rows of g / u / y
         std::vector<int32_t> rows(static_cast<size_t>(n));

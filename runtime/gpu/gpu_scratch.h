@@ -3,17 +3,14 @@
 // small host -> device uploads of per-step index arrays.
 #pragma once
 #include <algorithm>
-#include <chrono>
 #include <vector>
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/device_buffer.h"
 #include "runtime/gpu/gpu_engine.h"
+#include "runtime/gpu/pinned_buffer.h"
 
 namespace moe::gpu {
-
-using Clock = std::chrono::steady_clock;
-inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Decode steps of at most this many tokens run their experts per (token, expert) pair
 // (gpu_moe.cpp); larger steps group by expert, reading each expert's weights once.
@@ -38,34 +35,6 @@ void upload(cuda::DeviceBuffer<T>& b, const std::vector<T>& v, cudaStream_t stre
     MOE_CUDA_CHECK(cudaMemcpyAsync(b.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
 }
 
-// A grow-only page-locked host buffer (cudaMallocHost): copies to and from it are truly
-// asynchronous and skip the driver's staging copy of pageable memory. Grow only while idle.
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  ~PinnedBuffer() {
-    if (p_) cudaFreeHost(p_);  // no throw from a destructor
-  }
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  void ensure(size_t bytes) {
-    if (bytes <= n_) return;
-    if (p_) MOE_CUDA_CHECK(cudaFreeHost(p_));
-    p_ = nullptr;
-    n_ = 0;
-    MOE_CUDA_CHECK(cudaMallocHost(&p_, bytes));
-    n_ = bytes;
-  }
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(p_);
-  }
-
- private:
-  void* p_ = nullptr;
-  size_t n_ = 0;
-};
-
 struct GpuEngine::Scratch {
   cuda::DeviceBuffer<float> x, h, f;         // [T, H]: residual, normed, FFN output
   cuda::DeviceBuffer<float> q, k, v, att, o;  // [T, qd], [T, kvd] x2, [T, qd], [T, H]
@@ -82,7 +51,7 @@ struct GpuEngine::Scratch {
   // of y the CPU computed [T * k, H].
   cuda::DeviceBuffer<int32_t> dids, iota;
   cuda::DeviceBuffer<float> dwts;
-  PinnedBuffer host_h, host_x, host_y, host_obs, host_tab;  // host_tab: the step table's staging
+  PinnedBuffer host_h, host_x, host_y, host_obs;
   cuda::DeviceBuffer<int32_t> pos, ids, rows, lengths;
   cuda::DeviceBuffer<float*> kp, vp;          // [layers * seqs] decode K/V tables
   cuda::DeviceBuffer<float> work;             // attention_decode workspace
@@ -115,7 +84,6 @@ struct GpuEngine::Scratch {
     host_x.ensure(size_t(Tp * H) * sizeof(float));
     host_y.ensure(size_t(Tp * K * H) * sizeof(float));
     host_obs.ensure(size_t(2 * c.n_layers * Tp * K) * sizeof(int32_t));
-    host_tab.ensure(size_t(3 * std::max(1, c.router.n_experts)) * sizeof(cuda::GroupedDesc));
     host_route.ensure(size_t(3 * T * K) * sizeof(int32_t));
     host_probs.ensure(size_t(T * std::max(1, c.router.n_experts)) * sizeof(float));
     for (auto* b : {&pos, &ids, &rows, &lengths}) ensure(*b, T);

@@ -1,9 +1,13 @@
 // Where the GPU engine's host thread spends a step (no CUDA here: tools report it without
 // including the engine).
 #pragma once
+#include <chrono>
 #include <cstdint>
 
 namespace moe::gpu {
+
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Host seconds, summed since construction or the last reset.
 struct GpuStepTimes {

@@ -14,14 +14,15 @@
 
 namespace moe {
 
-FileHandle::FileHandle(const std::filesystem::path& path, bool want_direct) : path_(path) {
+FileHandle::FileHandle(const FileSource& src, bool want_direct) : path_(src.path) {
+  const std::filesystem::path path = src.open_path();
   buffered_fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (buffered_fd_ < 0) throw std::runtime_error(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
+  if (buffered_fd_ < 0) throw std::runtime_error(fmt::format("{}: cannot open: {}", path_.string(), std::strerror(errno)));
   struct stat st {};
   if (::fstat(buffered_fd_, &st) != 0) {
     const int e = errno;
     ::close(buffered_fd_);
-    throw std::runtime_error(fmt::format("{}: cannot stat: {}", path.string(), std::strerror(e)));
+    throw std::runtime_error(fmt::format("{}: cannot stat: {}", path_.string(), std::strerror(e)));
   }
   size_ = uint64_t(st.st_size);
   // EINVAL means the filesystem has no O_DIRECT; we then read through the page cache, which

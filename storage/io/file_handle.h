@@ -5,13 +5,15 @@
 #include <filesystem>
 #include <string>
 
+#include "storage/file_source.h"
+
 namespace moe {
 
 class FileHandle {
  public:
   // `want_direct` false, or a filesystem that refuses O_DIRECT (tmpfs, some overlays: EINVAL),
   // leaves only the buffered descriptor. Throws std::runtime_error naming the path and errno.
-  FileHandle(const std::filesystem::path& path, bool want_direct);
+  FileHandle(const FileSource& src, bool want_direct);
   FileHandle(const FileHandle&) = delete;
   FileHandle& operator=(const FileHandle&) = delete;
   ~FileHandle();

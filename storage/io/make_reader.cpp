@@ -12,7 +12,7 @@ namespace moe {
 
 namespace {
 
-std::unique_ptr<ExpertReader> open_reader(std::string_view kind, const std::filesystem::path& path,
+std::unique_ptr<ExpertReader> open_reader(std::string_view kind, const FileSource& path,
                                           const ReaderOptions& opts, std::ostream& notice) {
   if (kind == "pread") return std::make_unique<PreadReader>(path, opts.direct);
   if (kind == "mmap") return std::make_unique<MmapReader>(path, opts.mmap_drop_after_copy);
@@ -33,13 +33,13 @@ std::unique_ptr<ExpertReader> open_reader(std::string_view kind, const std::file
 
 }  // namespace
 
-std::unique_ptr<ExpertReader> make_reader(std::string_view kind, const std::filesystem::path& path,
+std::unique_ptr<ExpertReader> make_reader(std::string_view kind, const FileSource& src,
                                           const ReaderOptions& opts) {
   std::ostream& notice = opts.notice ? *opts.notice : std::cerr;
-  auto reader = open_reader(kind, path, opts, notice);
+  auto reader = open_reader(kind, src, opts, notice);
   // Reads still work, but through the page cache, which no budget bounds: say so once.
   if (opts.direct && reader->kind() != "mmap" && !reader->direct())
-    notice << "moe: " << path.string() << ": the filesystem refuses O_DIRECT; reading through the page cache "
+    notice << "moe: " << src.path.string() << ": the filesystem refuses O_DIRECT; reading through the page cache "
            << "(not bounded by --ram-budget)\n";
   return reader;
 }

@@ -20,7 +20,7 @@ struct ReaderOptions {
 // uring kind falls back to pread and prints one line saying so; a filesystem without O_DIRECT
 // gets one line too (reads then use the page cache, outside any budget). Throws
 // std::invalid_argument for an unknown kind and std::runtime_error when the file cannot be opened.
-std::unique_ptr<ExpertReader> make_reader(std::string_view kind, const std::filesystem::path& path,
+std::unique_ptr<ExpertReader> make_reader(std::string_view kind, const FileSource& src,
                                           const ReaderOptions& opts = {});
 
 }  // namespace moe

@@ -10,8 +10,8 @@
 
 namespace moe {
 
-MmapReader::MmapReader(const std::filesystem::path& path, bool drop_after_copy)
-    : map_(path), drop_after_copy_(drop_after_copy) {}
+MmapReader::MmapReader(const FileSource& src, bool drop_after_copy)
+    : map_(src), drop_after_copy_(drop_after_copy) {}
 
 void MmapReader::read(std::span<const ReadRequest> requests) {
   const uint64_t size = map_.size();

@@ -21,7 +21,7 @@ class MmapReader final : public ExpertReader {
  public:
   // `drop_after_copy` false keeps the mapped pages in this process (faster re-reads of
   // the same bytes, RSS grows with everything touched).
-  explicit MmapReader(const std::filesystem::path& path, bool drop_after_copy = true);
+  explicit MmapReader(const FileSource& src, bool drop_after_copy = true);
   std::string_view kind() const override { return "mmap"; }
   bool direct() const override { return false; }
   const std::filesystem::path& path() const override { return map_.path(); }

@@ -8,7 +8,7 @@
 
 namespace moe {
 
-PreadReader::PreadReader(const std::filesystem::path& path, bool direct) : file_(path, direct) {}
+PreadReader::PreadReader(const FileSource& src, bool direct) : file_(src, direct) {}
 
 void PreadReader::read(std::span<const ReadRequest> requests) {
   for (const ReadRequest& r : requests) {

@@ -9,7 +9,7 @@ namespace moe {
 
 class PreadReader final : public ExpertReader {
  public:
-  PreadReader(const std::filesystem::path& path, bool direct);
+  PreadReader(const FileSource& src, bool direct);
   std::string_view kind() const override { return "pread"; }
   bool direct() const override { return file_.direct(); }
   const std::filesystem::path& path() const override { return file_.path(); }

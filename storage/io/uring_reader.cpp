@@ -26,8 +26,8 @@ struct Piece {
 
 }  // namespace
 
-UringReader::UringReader(const std::filesystem::path& path, const UringOptions& opts)
-    : file_(path, opts.direct), opts_(opts), ring_(std::make_unique<Ring>()) {
+UringReader::UringReader(const FileSource& src, const UringOptions& opts)
+    : file_(src, opts.direct), opts_(opts), ring_(std::make_unique<Ring>()) {
   opts_.queue_depth = std::clamp(opts_.queue_depth, 1u, 4096u);
   opts_.chunk_bytes = opts_.chunk_bytes == 0 ? (1ull << 30) : align_up(std::min<uint64_t>(opts_.chunk_bytes, 1ull << 30));
   const int ret = opts.simulate_init_errno ? -opts.simulate_init_errno : io_uring_queue_init(opts_.queue_depth, &ring_->ring, 0);

@@ -36,7 +36,7 @@ class UringUnavailable : public std::runtime_error {
 
 class UringReader final : public ExpertReader {
  public:
-  UringReader(const std::filesystem::path& path, const UringOptions& opts = {});
+  UringReader(const FileSource& src, const UringOptions& opts = {});
   ~UringReader() override;
   std::string_view kind() const override { return "uring"; }
   bool direct() const override { return file_.direct(); }

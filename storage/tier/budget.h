@@ -1,10 +1,11 @@
-// The RAM tier's byte budget: how experts are counted against it, `--ram-budget` parsing,
-// and the check that a budget can hold one step's experts.
+// The RAM tier's byte budget: how experts are counted against it and the check that a budget
+// can hold one step's experts (`--ram-budget` parsing is storage/byte_size.h).
 #pragma once
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "storage/byte_size.h"  // parse_budget, format_bytes
 #include "storage/expert_catalog.h"
 
 namespace moe {
@@ -16,20 +17,11 @@ uint64_t expert_cache_bytes(const ExpertRecordRef& r);
 // Sum of expert_cache_bytes over the catalog: what "100%" of `--ram-budget` means.
 uint64_t total_expert_bytes(const ExpertCatalog& catalog);
 
-// `--ram-budget`: an absolute size ("6GiB", "512MiB", "1.5GB", "4096", "2G") or a percentage
-// of `total_expert_bytes` ("50%"). KiB/MiB/GiB/TiB and bare K/M/G/T are powers of 1024,
-// KB/MB/GB/TB powers of 1000; case-insensitive. Throws std::invalid_argument with a one-line
-// message for garbage, zero, negative or > 100%.
-uint64_t parse_budget(std::string_view text, uint64_t total_expert_bytes);
-
 // Throws std::invalid_argument when `budget` cannot hold `top_k` experts of the layer whose
 // top_k largest experts are biggest (one step pins that many at once); top_k <= 0 checks one
 // expert. Example: "ram budget 1 MiB holds fewer experts than one layer's top-k (8 x 2.4 MiB);
 // raise --ram-budget".
 // Returns those bytes (what one step's pins may need).
 uint64_t check_budget(uint64_t budget, const ExpertCatalog& catalog, int top_k);
-
-// "2.4 MiB", "512 B": for messages and stats.
-std::string format_bytes(uint64_t bytes);
 
 }  // namespace moe

@@ -9,13 +9,9 @@
 #include <optional>
 #include <string>
 
-namespace moe {
+#include "storage/expert_key.h"
 
-struct ExpertKey {
-  int32_t layer = 0, expert = 0;
-  bool operator==(const ExpertKey&) const = default;
-  uint64_t packed() const { return (uint64_t(uint32_t(layer)) << 32) | uint32_t(expert); }
-};
+namespace moe {
 
 class EvictionPolicy {
  public:

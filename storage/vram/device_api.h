@@ -3,7 +3,8 @@
 // is observed through tickets (CUDA: an event recorded after each cudaMemcpyAsync).
 //
 // The tier never includes CUDA headers: it talks to a DeviceMemory and a CopyEngine. The CUDA
-// implementation is storage/vram/cuda_device.h (CudaDevice), built only with MOE_WITH_CUDA;
+// implementation is runtime/gpu/cuda_device.h (CudaDevice, next to the rest of the CUDA host
+// code), built only with MOE_WITH_CUDA;
 // tests use FakeDevice (fake_device.h), whose copies complete when the test
 // advances its virtual clock.
 #pragma once

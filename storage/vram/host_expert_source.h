@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "storage/tier/eviction_policy.h"
+#include "storage/expert_key.h"
 
 namespace moe {
 

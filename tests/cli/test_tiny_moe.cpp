@@ -1,4 +1,4 @@
-// The shipped default model (models/tiny-moe, trained by tools/train_tiny_moe.py): held-out
+// The shipped default model (models/tiny-moe, trained by training/train_tiny_moe.py): held-out
 // perplexity through our engine stays within the committed bound and far below the unigram
 // baseline, and its quantized packs stay close to it. (Logits vs HF and the fixed greedy
 // continuation are checked by HfMatch.*/tiny-moe.)

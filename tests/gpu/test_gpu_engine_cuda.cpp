@@ -437,11 +437,20 @@ class GpuEnginePack : public ::testing::TestWithParam<PackCase> {};
 // 5e-2 for INT4/FP8, whose CPU kernels quantize activations to int8. (As stored, cuBLAS rounds
 // activations to bf16: on the H200 the mixtral BF16 pack's prefill then differed by 0.17, a
 // router near-tie of this random fixture tipped; AsStoredWithinRounding covers that mode.)
-Model load_tiered(const std::filesystem::path& path, bool full_ram) {
-  Model m = load_pack_model(path);
-  const int k = m.cfg.router.top_k;
-  m.experts = full_ram ? test::full_tier(path, "pread", k) : test::min_budget_tier(path, "pread", k);
-  return m;
+// The pack as a model over a RAM tier, and that tier: the engine is told it (ram_tier), as the
+// session does, to take direct records.
+struct TieredModel {
+  Model m;
+  TieredExperts* ram = nullptr;
+};
+
+TieredModel load_tiered(const std::filesystem::path& path, bool full_ram) {
+  TieredModel t{load_pack_model(path)};
+  const int k = t.m.cfg.router.top_k;
+  auto tier = full_ram ? test::full_tier(path, "pread", k) : test::min_budget_tier(path, "pread", k);
+  t.ram = tier.get();
+  t.m.experts = std::move(tier);
+  return t;
 }
 
 }  // namespace
@@ -453,27 +462,29 @@ TEST_P(GpuEnginePack, DirectRecordsMatchRepackedOnes) {
   const auto path = tmp.path / (std::string(c.fixture) + ".moepack");
   const auto r = test::moe_cli("convert " + fixture_dir(c.fixture).string() + " " + path.string() + " " + c.flags);
   ASSERT_EQ(r.code, 0) << r.out;
-  Model a = load_tiered(path, true), b = load_tiered(path, false);
-  const int64_t V = a.cfg.vocab_size;
+  const TieredModel a = load_tiered(path, true), b = load_tiered(path, false);
+  const int64_t V = a.m.cfg.vocab_size;
   const auto prompt = test_tokens(9, V, 4);
   // The smallest VRAM budget of each: one step's top_k slots (the two record layouts differ in size).
-  const uint64_t k = uint64_t(a.cfg.router.top_k);
-  const uint64_t min_a = k * gpu::GpuEngine(a).experts().slot_bytes();
-  const uint64_t min_b = k * gpu::GpuEngine(b).experts().slot_bytes();
-  gpu::GpuEngine direct(a, {.vram_budget_bytes = min_a});
+  const uint64_t k = uint64_t(a.m.cfg.router.top_k);
+  const uint64_t min_a = k * gpu::GpuEngine(a.m, {.ram_tier = a.ram}).experts().slot_bytes();
+  const uint64_t min_b = k * gpu::GpuEngine(b.m, {.ram_tier = b.ram}).experts().slot_bytes();
+  gpu::GpuEngine direct(a.m, {.vram_budget_bytes = min_a, .ram_tier = a.ram});
   EXPECT_TRUE(direct.experts().direct());
   const GreedyRun d = greedy(direct, prompt, V);
-  gpu::GpuEngine repacked(b, {.vram_budget_bytes = min_b});  // RAM too small to pin records in flight
+  // RAM too small to pin records in flight: repacked though the tier is passed.
+  gpu::GpuEngine repacked(b.m, {.vram_budget_bytes = min_b, .ram_tier = b.ram});
   EXPECT_FALSE(repacked.experts().direct());
   const GreedyRun rp = greedy(repacked, prompt, V);
   EXPECT_EQ(d.tokens, rp.tokens);
   EXPECT_EQ(d.prefill, rp.prefill);
   EXPECT_EQ(d.steps, rp.steps);
   EXPECT_GT(direct.experts().stats().misses, 0u);
+  EXPECT_THROW(gpu::GpuEngine(b.m, {.ram_tier = a.ram}), std::invalid_argument);  // not b's expert source
 
-  Model cm = load_tiered(path, false), em = load_tiered(path, false);
-  Engine cpu(cm, {2, 0});
-  gpu::GpuEngine exact(em, {.wide16 = true});
+  const TieredModel cm = load_tiered(path, false), em = load_tiered(path, false);
+  Engine cpu(cm.m, {2, 0});
+  gpu::GpuEngine exact(em.m, {.wide16 = true, .ram_tier = em.ram});
   const GreedyRun ref = forced(cpu, prompt, d.tokens), ex = forced(exact, prompt, d.tokens);
   EXPECT_LE(rel_max_err(ex.prefill, ref.prefill), c.cpu_tol) << "prefill";
   for (size_t i = 0; i < 4; ++i) EXPECT_LE(rel_max_err(ex.steps[i], ref.steps[i]), c.cpu_tol) << "step " << i;

@@ -12,7 +12,7 @@
 
 #include "gpu/gpu_test.h"
 #include "kernels/cuda/check.h"
-#include "storage/vram/cuda_device.h"
+#include "runtime/gpu/cuda_device.h"
 #include "storage/vram/vram_tier.h"
 #include "vram/fake_host.h"
 

@@ -1,5 +1,5 @@
 // The committed HF fixtures (tests/fixtures/<name>/) and their golden outputs, written by
-// tools/make_fixtures.py from HF transformers.
+// training/make_fixtures.py from HF transformers.
 #pragma once
 #include <cctype>
 #include <cstdint>

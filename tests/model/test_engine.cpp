@@ -126,5 +126,43 @@ TEST_P(EngineTest, RejectsBadRequestsWithoutChangingState) {
   EXPECT_EQ(e.length(s), 0);
 }
 
+// Wraps the model's source: counts acquires and releases, and hands out weights the FFN kernel
+// rejects (a Q4 view with no valid group), so forward throws while experts are held.
+class PoisonedExperts final : public ExpertSource {
+ public:
+  explicit PoisonedExperts(std::unique_ptr<ExpertSource> inner) : inner_(std::move(inner)) {}
+  ExpertWeights acquire(int layer, int expert) override {
+    ExpertWeights w = inner_->acquire(layer, expert);
+    ++acquires;
+    w.gate.dtype = DType::Q4;
+    w.gate.group = 0;  // qmatmul checks the group before it reads any byte
+    return w;
+  }
+  void release(int layer, int expert) override {
+    ++releases;
+    inner_->release(layer, expert);
+  }
+  int acquires = 0, releases = 0;
+
+ private:
+  std::unique_ptr<ExpertSource> inner_;
+};
+
+// An exception between acquiring a chunk of experts and computing with it releases the chunk.
+TEST_P(EngineTest, ThrowingExpertKernelReleasesHeldExperts) {
+  Model model = load_hf_model(fixture_dir(GetParam()));
+  if (model.cfg.n_moe_layers() == 0) GTEST_SKIP() << "no MoE layer";
+  auto src = std::make_unique<PoisonedExperts>(std::move(model.experts));
+  PoisonedExperts* counts = src.get();
+  model.experts = std::move(src);
+  Engine e(model, {1, 0});
+  const SeqId s = e.create_sequence();
+  const auto t = test_tokens(4, model.cfg.vocab_size, 7);
+  BatchItem it{s, t, false};
+  EXPECT_THROW(e.forward({&it, 1}), std::invalid_argument);
+  EXPECT_GT(counts->acquires, 0);
+  EXPECT_EQ(counts->releases, counts->acquires);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, EngineTest, ::testing::ValuesIn(fixture_names()), FixtureTestName());
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(EngineTest);

@@ -1,5 +1,5 @@
 // Our engine against HF transformers on the same weights (golden outputs from
-// tools/make_fixtures.py). Metric: max |ours - HF| / max |HF| over all logits.
+// training/make_fixtures.py). Metric: max |ours - HF| / max |HF| over all logits.
 #include <gtest/gtest.h>
 
 #include <cstdio>

@@ -4,7 +4,7 @@
 
 #include "storage/io/make_reader.h"
 #include "storage/tier/budget.h"
-#include "storage/tier/process_memory.h"
+#include "storage/process_memory.h"
 #include "storage/tier/tiered_experts.h"
 #include "tiers/fake_catalog.h"
 

@@ -5,12 +5,12 @@ Exact commands that produced the committed model (four stages; each stage
 starts from the previous stage's saved bf16 weights and keeps its tokenizer;
 stage 1 trains the tokenizer and the model from scratch):
 
-    python3 tools/train_tiny_moe.py --out /tmp/tiny-moe-stage1
-    python3 tools/train_tiny_moe.py --out /tmp/tiny-moe-stage2 --init-from /tmp/tiny-moe-stage1 \
+    python3 training/train_tiny_moe.py --out /tmp/tiny-moe-stage1
+    python3 training/train_tiny_moe.py --out /tmp/tiny-moe-stage2 --init-from /tmp/tiny-moe-stage1 \
         --seed 1235 --code-frac 0.25 --steps 800 --lr 1.5e-3 --warmup 30 --max-train-minutes 27
-    python3 tools/train_tiny_moe.py --out /tmp/tiny-moe-stage3 --init-from /tmp/tiny-moe-stage2 \
+    python3 training/train_tiny_moe.py --out /tmp/tiny-moe-stage3 --init-from /tmp/tiny-moe-stage2 \
         --seed 1236 --code-frac 0.25 --steps 650 --lr 1e-3 --warmup 20 --stop-after 644
-    python3 tools/train_tiny_moe.py --out models/tiny-moe --init-from /tmp/tiny-moe-stage3 \
+    python3 training/train_tiny_moe.py --out models/tiny-moe --init-from /tmp/tiny-moe-stage3 \
         --seed 1237 --code-frac 0.25 --steps 600 --lr 8e-4 --warmup 20 --stop-after 587
 
 Stages 3 and 4 were run with "--max-train-minutes 13" / "--max-train-minutes 11"
@@ -22,15 +22,15 @@ steps; "--stop-after N" reproduces exactly that (the LR schedule still spans
 (stage-1 defaults: --seed 1234 --steps 700 --batch 8 --seq 256 --code-frac 0.5,
 CPU, one thread; see models/tiny-moe/README.md and train_log.json.)
 Versions: Python 3.11.7, torch 2.15.0 (CPU), transformers 5.24.0,
-tokenizers 0.23.3, safetensors 0.8.0, numpy 2.4.6 (tools/requirements-dev.txt).
+tokenizers 0.23.3, safetensors 0.8.0, numpy 2.4.6 (training/requirements-dev.txt).
 
 What it does (all offline, seeded):
   1. corpus: Python 3.11 standard-library sources (PSF licence) + the Python
      3.11 HTML documentation as plain text (Debian python3.11-doc, PSF
      licence), minus held-out files (sha256(path) % 40 == 0), and synthetic
-     tool-call chats (tools/tiny_moe_data.py; 200 held-out chats from a
+     tool-call chats (training/tiny_moe_data.py; 200 held-out chats from a
      separate seed, never trained on);
-  2. a byte-level BPE tokenizer (Qwen2 style, like tools/make_fixtures.py),
+  2. a byte-level BPE tokenizer (Qwen2 style, like training/make_fixtures.py),
      4096 tokens including 7 added tokens;
   3. a Qwen3MoeForCausalLM trained from scratch, 50/50 code+docs and chats by
      tokens, with a per-layer Switch-style load-balancing loss;

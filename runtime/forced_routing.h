@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/engine.h"
+#include "runtime/engine_api.h"
 
-namespace moe::cli {
+namespace moe {
 
 struct RoutingStats {
   // [layer][expert] tokens routed there (all routing modes, measured through the hook).
@@ -34,4 +34,4 @@ struct ForcedRouting {
 std::shared_ptr<const ForcedRouting> install_routing(InferenceEngine& engine, const std::string& spec, uint64_t seed,
                                                      RoutingStats* stats);
 
-}  // namespace moe::cli
+}  // namespace moe

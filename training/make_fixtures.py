@@ -6,9 +6,9 @@ committed, and the C++ tests compare the engine against it.
 
 Regenerate everything with exactly:
 
-    python3 tools/make_fixtures.py --out tests/fixtures
+    python3 training/make_fixtures.py --out tests/fixtures
 
-Versions used to produce the committed fixtures (see tools/requirements-dev.txt):
+Versions used to produce the committed fixtures (see training/requirements-dev.txt):
     Python 3.11.7, torch 2.15.0 (CPU only), transformers 5.24.0,
     tokenizers 0.23.3, safetensors 0.8.0, numpy 2.4.6, huggingface_hub 2.4.0
 

@@ -1,9 +1,10 @@
-#include "tools/pack_quantize.h"
+#include "storage/pack_quantize.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
-namespace moe::cli {
+namespace moe::pack {
 namespace {
 
 // Rows per chunk: a multiple of 128 so block-scaled FP8 chunks start on a block.
@@ -15,25 +16,25 @@ int32_t stored_group(const QuantOptions& t) {
 
 }  // namespace
 
-pack::MatrixLayout place_alone(const QuantOptions& t, int64_t rows, int64_t cols) {
+MatrixLayout place_alone(const QuantOptions& t, int64_t rows, int64_t cols) {
   uint64_t cursor = 0;
-  return pack::place_matrix(t.dtype, stored_group(t), rows, cols, &cursor);
+  return place_matrix(t.dtype, stored_group(t), rows, cols, &cursor);
 }
 
-pack::LayerLayout plan_expert_layer(uint32_t layer, uint32_t n_experts, int64_t inter, int64_t hidden,
-                                    const QuantOptions& t) {
-  pack::LayerLayout l;
+LayerLayout plan_expert_layer(uint32_t layer, uint32_t n_experts, int64_t inter, int64_t hidden,
+                              const QuantOptions& t) {
+  LayerLayout l;
   l.layer = layer;
   l.n_experts = n_experts;
   uint64_t cursor = 0;
-  l.gate = pack::place_matrix(t.dtype, stored_group(t), inter, hidden, &cursor);
-  l.up = pack::place_matrix(t.dtype, stored_group(t), inter, hidden, &cursor);
-  l.down = pack::place_matrix(t.dtype, stored_group(t), hidden, inter, &cursor);
+  l.gate = place_matrix(t.dtype, stored_group(t), inter, hidden, &cursor);
+  l.up = place_matrix(t.dtype, stored_group(t), inter, hidden, &cursor);
+  l.down = place_matrix(t.dtype, stored_group(t), hidden, inter, &cursor);
   l.raw_bytes = cursor;
   return l;
 }
 
-double convert_matrix(const WeightView& src, const QuantOptions& t, const pack::MatrixLayout& dst, uint8_t* base) {
+double convert_matrix(const WeightView& src, const QuantOptions& t, const MatrixLayout& dst, uint8_t* base) {
   const int64_t rows = src.rows, cols = src.cols;
   if (src.dtype == t.dtype && !is_quantized(t.dtype)) {
     // Same float format: a bitwise copy (keeps bf16 checkpoints exact).
@@ -68,4 +69,4 @@ double convert_matrix(const WeightView& src, const QuantOptions& t, const pack::
   return energy > 0 ? err / energy : 0.0;
 }
 
-}  // namespace moe::cli
+}  // namespace moe::pack

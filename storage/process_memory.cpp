@@ -1,4 +1,4 @@
-#include "storage/tier/process_memory.h"
+#include "storage/process_memory.h"
 
 #include <fstream>
 #include <stdexcept>

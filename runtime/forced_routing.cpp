@@ -1,4 +1,4 @@
-#include "tools/bench_routing.h"
+#include "runtime/forced_routing.h"
 
 #include <fmt/format.h>
 
@@ -11,7 +11,9 @@
 #include <random>
 #include <stdexcept>
 
-namespace moe::cli {
+#include "runtime/model.h"
+
+namespace moe {
 
 std::vector<double> RoutingStats::entropy() const { return usage_entropy(counts); }
 
@@ -138,4 +140,4 @@ std::shared_ptr<const ForcedRouting> install_routing(InferenceEngine& engine, co
       fmt::format("--routing '{}': expected natural, uniform, zipf:S or trace:FILE", spec));
 }
 
-}  // namespace moe::cli
+}  // namespace moe

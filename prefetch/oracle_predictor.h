@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "prefetch/predictor.h"
-#include "tools/bench_routing.h"
+#include "runtime/forced_routing.h"
 
-namespace moe::cli {
+namespace moe {
 
 class OraclePredictor final : public Predictor {
  public:
@@ -39,4 +39,4 @@ class OraclePredictor final : public Predictor {
   int last_ = 1 << 30;
 };
 
-}  // namespace moe::cli
+}  // namespace moe

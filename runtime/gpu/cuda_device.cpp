@@ -1,4 +1,4 @@
-#include "storage/vram/cuda_device.h"
+#include "runtime/gpu/cuda_device.h"
 
 #include <cuda_runtime_api.h>
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Evaluate the tiny MoE model in models/tiny-moe (written by tools/train_tiny_moe.py).
+"""Evaluate the tiny MoE model in models/tiny-moe (written by training/train_tiny_moe.py).
 
 Exact command:
 
-    python3 tools/eval_tiny_moe.py --model models/tiny-moe --moe build/tools/moe
+    python3 training/eval_tiny_moe.py --model models/tiny-moe --moe build/tools/moe
 
 Writes into the model directory:
     eval.json                 all measured figures (see models/tiny-moe/README.md)
@@ -316,7 +316,7 @@ def main(argv=None) -> int:
     tok = Tokenizer.from_file(os.path.join(md, "tokenizer.json"))
     epath = os.path.join(md, "eval.json")
     res = json.load(open(epath)) if os.path.exists(epath) else {}
-    res["commands"] = {"eval": "python3 tools/eval_tiny_moe.py --model " + md + " --moe " + a.moe}
+    res["commands"] = {"eval": "python3 training/eval_tiny_moe.py --model " + md + " --moe " + a.moe}
     t0 = time.time()
 
     ref = Qwen3MoeForCausalLM.from_pretrained(md, dtype=torch.float32, attn_implementation="eager",

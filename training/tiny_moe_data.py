@@ -1,6 +1,6 @@
 """Corpus and synthetic tool-call chats for the tiny MoE model (models/tiny-moe).
 
-Shared by tools/train_tiny_moe.py and tools/eval_tiny_moe.py. Everything is
+Shared by training/train_tiny_moe.py and training/eval_tiny_moe.py. Everything is
 deterministic given the seed.
 
 Chat format (Qwen/ChatML style, the chat template of models/tiny-moe):

@@ -1,0 +1,58 @@
+// How a GpuEngine is set up (runtime/gpu/gpu_engine.h), and what those options mean for the
+// expert slots (the CLI sizes budgets with it before building the engine). No CUDA header here.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "runtime/model.h"
+#include "storage/tier/tiered_experts.h"
+#include "storage/vram/miss_cost.h"
+
+namespace moe::gpu {
+
+struct GpuEngineOptions {
+  int device = 0;
+  int64_t max_seq_len = 0;         // 0: the model's max_position_embeddings
+  uint64_t vram_budget_bytes = 0;  // expert slots; 0: every expert resident
+  std::string policy = "lru";      // eviction policy of the slots (make_policy)
+  double prefetch_share = 0.5;     // VramOptions::prefetch_share
+  // F16/BF16 weights (dense and experts) widened to F32 on the device, so every product takes
+  // fp32 activations as on the CPU (cuBLAS otherwise rounds them to the weight's 16-bit type):
+  // the exact mode the CPU-parity tests use; twice the bytes of those weights.
+  bool wide16 = false;
+  // A pack's experts (the RAM tier) are copied to the GPU as their decoded records, straight
+  // from the RAM tier's buffers (TierRecordSource: no repacking, no staging copy). false: repack
+  // them like any other source (RecordSource).
+  bool direct_ram = true;
+  // The pack's RAM tier when model.experts is one (the session passes it); enables direct
+  // records. Passed in rather than found by casting model.experts: the caller knows what it
+  // built. Must be model.experts itself (the constructor checks); null: RecordSource.
+  TieredExperts* ram_tier = nullptr;
+  // Quantized experts (Q4/Q4Z, FP8 with K % 16 == 0) run as one grouped GEMV launch per projection
+  // (kernels/cuda/qgemv_grouped.h), and decode routes on the device, instead of one launch per
+  // expert and projection with host routing (false: for comparisons).
+  bool grouped_experts = true;
+  // A decode step's missed expert may run on the CPU (from the host expert source, activations
+  // shipped instead of weights) when the cost model (storage/vram/miss_cost.h) says that is
+  // sooner than its copy. Off by default: the CPU kernels round activations to int8 for Q4, so
+  // the tokens may then depend on the budget and on timing. Only with a partial budget.
+  bool cpu_misses = false;
+  std::optional<MissCalibration> miss_calibration = std::nullopt;  // instead of measuring at start-up (tests)
+  int cpu_threads = 0;                              // for CPU misses; 0: the physical cores
+  // Decode steps that need nothing from the host (every expert resident, grouped, no hooks)
+  // replay a captured CUDA graph: one launch instead of ~20 a layer; other decode steps replay
+  // each layer's segments (runtime/gpu/graph_cache.h). Recaptured when the batch shape, a buffer
+  // or the 256-position attention bound changes; a new key runs once as it is. Results are
+  // bit-identical either way.
+  bool cuda_graphs = true;
+};
+
+// Whether the engine copies `m`'s experts to VRAM as the pack's own records straight from the RAM
+// tier (TierRecordSource): o.ram_tier is m.experts and holds every expert, direct_ram on, wide16 off.
+bool uses_direct_records(const Model& m, const GpuEngineOptions& o);
+// One expert's bytes in a VRAM slot with these options, before the slot's rounding: what
+// --vram-budget N% and the placement plan count.
+uint64_t expert_slot_bytes(const Model& m, const GpuEngineOptions& o);
+
+}  // namespace moe::gpu

@@ -1,0 +1,69 @@
+#include "tools/session_flags.h"
+
+namespace moe::cli {
+
+void add_storage_flags(CLI::App* cmd, StorageOptions& s) {
+  cmd->add_option("--io", s.io, "How a pack's experts are read: uring (O_DIRECT), pread or mmap")
+      ->check(CLI::IsMember({"uring", "io_uring", "pread", "mmap"}))
+      ->capture_default_str();
+  cmd->add_option("--ram-budget", s.ram_budget,
+                  "RAM for a pack's experts: a size (6GiB, 512MiB) or a percentage of all expert bytes (50%)")
+      ->capture_default_str();
+  cmd->add_option("--policy", s.policy, "RAM tier eviction policy: lru or lfu (frequency with decay)")
+      ->check(CLI::IsMember({"lru", "lfu"}))
+      ->capture_default_str();
+  cmd->add_option("--prefetch-share", s.prefetch_share,
+                  "Share of --ram-budget that prefetched, not yet used experts may hold")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option_function<std::string>(
+         "--cache-split", [&s](const std::string& v) { s.split_per_layer = v == "layer"; },
+         "RAM budget split: layer (an equal share per MoE layer) or global (one pool)")
+      ->check(CLI::IsMember({"layer", "global"}))
+      ->default_str("global");
+}
+
+void add_device_flags(CLI::App* c, DeviceOptions& d) {
+  c->add_option("--device", d.device, "cpu, or cuda (the whole forward pass on the GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  c->add_option("--vram-budget", d.vram_budget,
+                "GPU bytes for expert slots: SIZE (e.g. 6GiB) or N% of all expert bytes (default: planned from free VRAM)");
+  c->add_option("--gpu", d.gpu, "CUDA device index")->capture_default_str();
+  c->add_flag("--exact", d.exact, "GPU: widen BF16/F16 weights to F32 so products see fp32 activations (as the CPU)");
+  c->add_flag("--grouped,!--no-grouped", d.grouped,
+              "GPU: a MoE layer's quantized experts as one grouped GEMV per projection, decode routed on the device "
+              "(default; --no-grouped: one launch per expert and projection)");
+  c->add_flag("--graphs,!--no-graphs", d.graphs,
+              "GPU: replay decode steps as CUDA graphs, whole or (when the host must page experts in) layer by layer "
+              "(default; --no-graphs: launch every kernel)");
+  c->add_flag("--cpu-misses{auto}", d.cpu_misses,
+              "GPU, partial --vram-budget: run a decode step's missed expert on the CPU when a start-up-calibrated cost "
+              "model says that is sooner than copying it (the CPU rounds INT4 activations to int8: tokens may then "
+              "depend on the budget). --cpu-misses=always sends every miss to the CPU (to measure that path)")
+      ->check(CLI::IsMember({"off", "auto", "always"}));
+}
+
+void add_prefetch_flags(CLI::App* cmd, PrefetchSettings& p, bool list) {
+  auto* opt = cmd->add_option("--prefetch", p.mode,
+                              std::string("Expert prefetch: auto (gate when the experts do not all fit in RAM), off, gate "
+                                          "(early routing), history (learned layer-to-layer transitions) or blend") +
+                                  (list ? "; a comma-separated list (off,gate) measures each, alternating" : ""))
+                  ->capture_default_str();
+  if (!list) opt->check(CLI::IsMember({"auto", "off", "gate", "history", "blend"}));
+  cmd->add_option("--lookahead", p.lookahead, "MoE layers ahead to predict and prefetch (1-8)")
+      ->check(CLI::Range(1, 8))
+      ->capture_default_str();
+  cmd->add_option("--prefetch-k", p.prefetch_k, "Experts prefetched per predicted layer and token (0 = the model's top-k)");
+  cmd->add_option("--prefetch-inflight", p.inflight, "Most prefetch bytes being read at once (default: top-k experts)");
+  cmd->add_option("--prefetch-min-recall", p.min_recall,
+                  "Hold back guesses at a lookahead whose recent recall@k is below this (default: max(0.2, 2 x "
+                  "top-k / experts); 0 = never)");
+  cmd->add_option("--trace", p.trace, "Write a routing trace (JSONL: chosen experts, gate weights, predictions)");
+}
+
+void add_stats_flag(CLI::App* cmd, bool& stats) {
+  cmd->add_flag("--stats", stats, "Print expert-cache hits, misses, disk bytes and stall time per token");
+}
+
+}  // namespace moe::cli
