@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <limits>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -86,15 +88,30 @@ void append_ints(std::string& s, const int32_t* v, size_t n) {
 
 // ---- writer ----
 
-TraceWriter::TraceWriter(const std::filesystem::path& path, const TraceHeader& h) : path_(path), header_(h) {
-  if (header_.expert_bytes.empty()) header_.expert_bytes.assign(size_t(std::max(header_.n_layers, 0)), 0);
-  if (auto p = header_problem(header_); !p.empty())
-    throw std::invalid_argument(fmt::format("routing trace {}: bad header: {}", path_.string(), p));
-  out_.open(path_, std::ios::binary | std::ios::trunc);
-  if (!out_)
-    throw std::runtime_error(
-        fmt::format("cannot create routing trace {}: {}; check the directory exists and is writable", path_.string(),
-                    std::strerror(errno)));
+// The header is checked before the file is created: a bad one leaves nothing behind.
+static TraceHeader checked(const std::filesystem::path& path, TraceHeader h) {
+  if (h.expert_bytes.empty()) h.expert_bytes.assign(size_t(std::max(h.n_layers, 0)), 0);
+  if (auto p = header_problem(h); !p.empty())
+    throw std::invalid_argument(fmt::format("routing trace {}: bad header: {}", path.string(), p));
+  return h;
+}
+
+// The model's files count as inputs too: a trace written over the model would destroy it.
+static OutputFile create_trace(const std::filesystem::path& path, const TraceHeader& h,
+                               std::span<const std::filesystem::path> inputs) {
+  std::vector<std::filesystem::path> all(inputs.begin(), inputs.end());
+  if (!h.model.empty())
+    for (auto& f : input_files(h.model)) all.push_back(std::move(f));
+  try {
+    return OutputFile(path, all);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(fmt::format("cannot create routing trace {}", e.what()));
+  }
+}
+
+TraceWriter::TraceWriter(const std::filesystem::path& path, const TraceHeader& h,
+                         std::span<const std::filesystem::path> inputs)
+    : path_(path), header_(checked(path, h)), out_(create_trace(path_, header_, inputs)) {
   nlohmann::ordered_json j = {{"format", kFormat},
                               {"version", kVersion},
                               {"model", header_.model},
@@ -104,8 +121,7 @@ TraceWriter::TraceWriter(const std::filesystem::path& path, const TraceHeader& h
                               {"expert_bytes", header_.expert_bytes},
                               {"lookahead", header_.lookahead},
                               {"predictor", header_.predictor}};
-  out_ << j.dump() << '\n';
-  check_stream("write the header of");
+  buf_ = j.dump() + '\n';
 }
 
 void TraceWriter::write(const TraceRecord& r) {
@@ -113,8 +129,7 @@ void TraceWriter::write(const TraceRecord& r) {
     throw std::invalid_argument(
         fmt::format("routing trace {}: record step {} layer {}: {}", path_.string(), r.step, r.layer, p));
   const size_t n = r.seq.size(), k = size_t(header_.top_k);
-  std::string& s = line_;
-  s.clear();
+  std::string& s = buf_;
   fmt::format_to(std::back_inserter(s), "{{\"step\":{},\"layer\":{},\"seq\":", r.step, r.layer);
   append_ints(s, r.seq.data(), n);
   s += ",\"pos\":";
@@ -141,21 +156,28 @@ void TraceWriter::write(const TraceRecord& r) {
     s += ']';
   }
   s += "}\n";
-  out_.write(s.data(), std::streamsize(s.size()));
-  check_stream("write to");
+  if (s.size() >= (size_t(1) << 20)) drain();
+}
+
+void TraceWriter::drain() {
+  try {
+    out_.write(buf_.data(), buf_.size());
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(fmt::format("cannot write routing trace {}; check free disk space", e.what()));
+  }
+  buf_.clear();
 }
 
 void TraceWriter::flush() {
-  out_.flush();
-  check_stream("flush");
+  drain();
+  out_.commit();  // the first flush publishes the file; later ones only write
 }
 
-TraceWriter::~TraceWriter() { out_.flush(); }
-
-void TraceWriter::check_stream(const char* what) {
-  if (!out_)
-    throw std::runtime_error(fmt::format("cannot {} routing trace {}: {}; check free disk space", what, path_.string(),
-                                         std::strerror(errno)));
+TraceWriter::~TraceWriter() {
+  try {
+    flush();
+  } catch (const std::exception&) {  // documented: call flush() to see errors
+  }
 }
 
 // ---- reader ----
@@ -252,7 +274,10 @@ TraceRecord parse_record(const json& j, const TraceHeader& h) {
       throw BadLine(fmt::format("token {}: weights row has {} values, expected top_k {}", t, wrow.size(), k));
     for (const json& x : wrow) {
       if (!x.is_number()) throw BadLine(fmt::format("token {}: gate weight must be a number, got {}", t, x.dump()));
-      r.weights.push_back(x.get<float>());
+      const double w = x.get<double>();  // narrowed only when it fits: a too-large double to float is UB
+      if (!(std::fabs(w) <= double(std::numeric_limits<float>::max())))
+        throw BadLine(fmt::format("token {}: gate weight {} is out of range", t, x.dump()));
+      r.weights.push_back(float(w));
     }
   }
   if (auto it = j.find("pred"); it != j.end() && !it->is_null())

@@ -5,9 +5,11 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
+#include <span>
 #include <string>
 #include <vector>
+
+#include "storage/output_file.h"
 
 namespace moe {
 
@@ -37,25 +39,31 @@ struct TraceRecord {
 
 // Appends JSON lines to a new file. Used from one thread. Weights are written with 5
 // significant digits: traces stay small and nothing downstream needs more.
+// The trace is streamed into a temporary beside `path` (storage/output_file.h) that flush()
+// renames to `path`; later records append to the renamed file. So `path` only ever holds a
+// whole trace of the run up to a flush, a run killed before its first flush (SIGINT) leaves
+// nothing, and a device, directory or FIFO at `path` is refused before the run starts.
 class TraceWriter {
  public:
   // Throws std::invalid_argument for an inconsistent header, std::runtime_error naming the
-  // path when the file cannot be created or written.
-  TraceWriter(const std::filesystem::path& path, const TraceHeader& h);
+  // path when the file cannot be created (or `path` is not a regular file, or is one of
+  // `inputs`: the model files).
+  TraceWriter(const std::filesystem::path& path, const TraceHeader& h,
+              std::span<const std::filesystem::path> inputs = {});
   // Throws std::invalid_argument when the record does not fit the header (layer, expert ids,
   // row lengths, token counts, non-finite weights), std::runtime_error on a write failure.
   void write(const TraceRecord& r);
-  void flush();
+  void flush();  // writes what is buffered and publishes the file at `path`
   ~TraceWriter();  // flushes; errors there are lost, call flush() to see them
   TraceWriter(const TraceWriter&) = delete;
   TraceWriter& operator=(const TraceWriter&) = delete;
 
  private:
-  void check_stream(const char* what);
+  void drain();  // writes buf_ to the file
   std::filesystem::path path_;
   TraceHeader header_;
-  std::ofstream out_;
-  std::string line_;  // reused buffer for one record
+  OutputFile out_;
+  std::string buf_;  // lines not yet written (up to about 1 MiB)
 };
 
 struct Trace {

@@ -5,107 +5,167 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <numbers>
+#include <sstream>
 #include <stdexcept>
+
+#include "storage/mapped_file.h"
 
 namespace moe {
 namespace {
 
 using nlohmann::json;
 
+// Upper bounds for the sizes a config may declare: far above any released model, low enough
+// that products of a few of them (tensor shapes, parameter counts) cannot overflow int64.
+constexpr int64_t kMaxCount = int64_t(1) << 16;  // layers, heads, experts
+constexpr int64_t kMaxDim = int64_t(1) << 24;    // vocabulary and hidden/intermediate widths
+constexpr int64_t kMaxPos = std::numeric_limits<int32_t>::max();  // positions, token ids
+
+// A value as it appears in the file, cut short so a hostile value cannot flood the message.
+std::string shown(const json& v) {
+  std::string s = v.dump(-1, ' ', true, json::error_handler_t::replace);
+  return s.size() > 40 ? s.substr(0, 40) + "..." : s;
+}
+
 struct Reader {
   const json& j;
   const std::string& file;
+  std::string prefix = "";  // "rope_parameters." for the nested object, so messages name the full field
 
   [[noreturn]] void fail(const std::string& key, const std::string& what) const {
-    throw std::runtime_error(fmt::format("{}: field '{}' {}", file, key, what));
+    throw std::runtime_error(fmt::format("{}: field '{}{}' {}", file, prefix, key, what));
   }
   bool has(const std::string& k) const { return j.contains(k) && !j[k].is_null(); }
-  int64_t integer(const std::string& k) const {
+  // An integer in [lo, hi]: JSON numbers beyond int64 or the field's type never wrap.
+  int64_t integer(const std::string& k, int64_t lo, int64_t hi) const {
     if (!has(k)) fail(k, "is missing");
-    if (!j[k].is_number_integer()) fail(k, "must be an integer");
-    return j[k].get<int64_t>();
+    return in_range(j[k], k, lo, hi);
   }
-  int64_t integer(const std::string& k, int64_t def) const { return has(k) ? integer(k) : def; }
-  int64_t positive(const std::string& k) const {
-    const int64_t v = integer(k);
-    if (v <= 0) fail(k, fmt::format("must be positive, got {}", v));
+  int64_t integer(const std::string& k, int64_t lo, int64_t hi, int64_t def) const {
+    return has(k) ? integer(k, lo, hi) : def;
+  }
+  int64_t in_range(const json& v, const std::string& k, int64_t lo, int64_t hi) const {
+    const auto range = [&] { return fmt::format("must be an integer in [{}, {}]", lo, hi); };
+    if (!v.is_number_integer()) fail(k, fmt::format("{}, got {}", range(), shown(v)));
+    // Unsigned first: a value above INT64_MAX would wrap in get<int64_t>().
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi)) fail(k, fmt::format("{}, got {}", range(), shown(v)));
+    const int64_t x = v.get<int64_t>();
+    if (x < lo || x > hi) fail(k, fmt::format("{}, got {}", range(), shown(v)));
+    return x;
+  }
+  int positive(const std::string& k, int64_t hi = kMaxCount) const { return int(integer(k, 1, hi)); }
+  // A finite number with lo < x (or lo <= x when lo_inclusive) and x <= hi.
+  double number(const std::string& k, double def, double lo, bool lo_inclusive,
+                double hi = std::numeric_limits<double>::max()) const {
+    if (!has(k)) return def;
+    const double v = j[k].is_number() ? j[k].get<double>() : std::nan("");
+    if (!std::isfinite(v) || v < lo || (v == lo && !lo_inclusive) || v > hi)
+      fail(k, fmt::format("must be a finite number {} {}{}, got {}", lo_inclusive ? ">=" : ">", lo,
+                          hi < std::numeric_limits<double>::max() ? fmt::format(" and <= {}", hi) : "", shown(j[k])));
     return v;
   }
   double number(const std::string& k, double def) const {
-    if (!has(k)) return def;
-    if (!j[k].is_number()) fail(k, "must be a number");
-    return j[k].get<double>();
+    return number(k, def, -std::numeric_limits<double>::max(), true);
   }
   bool boolean(const std::string& k, bool def) const {
     if (!has(k)) return def;
-    if (!j[k].is_boolean()) fail(k, "must be true or false");
+    if (!j[k].is_boolean()) fail(k, fmt::format("must be true or false, got {}", shown(j[k])));
     return j[k].get<bool>();
+  }
+  std::string string(const std::string& k, const std::string& def) const {
+    if (!has(k)) return def;
+    if (!j[k].is_string()) fail(k, fmt::format("must be a string, got {}", shown(j[k])));
+    return j[k].get<std::string>();
   }
 };
 
 RopeConfig parse_rope(const Reader& r) {
   // transformers >= 5 writes rope_parameters; older configs rope_theta + rope_scaling.
-  json p = json::object();
-  if (r.has("rope_parameters")) {
-    p = r.j["rope_parameters"];
-  } else {
-    if (r.has("rope_scaling")) p = r.j["rope_scaling"];
-    if (r.has("rope_theta")) p["rope_theta"] = r.j["rope_theta"];
-  }
-  if (!p.is_object()) r.fail("rope_parameters", "must be an object");
-  const Reader pr{p, r.file};
+  const bool v5 = r.has("rope_parameters");
+  const std::string obj = v5 ? "rope_parameters" : "rope_scaling";
+  const json p = r.has(obj) ? r.j[obj] : json::object();
+  if (!p.is_object()) r.fail(obj, fmt::format("must be an object, got {}", shown(p)));
+  const Reader pr{p, r.file, obj + "."};
   RopeConfig rope;
-  rope.theta = pr.number("rope_theta", 10000.0);
-  std::string type = "default";
-  if (pr.has("rope_type")) type = p["rope_type"].get<std::string>();
-  else if (pr.has("type")) type = p["type"].get<std::string>();
+  // theta <= 1 makes every frequency 1 (or inverts them) and yarn divides by log(theta).
+  rope.theta = (v5 ? pr : r).number("rope_theta", 10000.0, 1.0, false);
+  const std::string type = pr.string("rope_type", pr.string("type", "default"));
   if (type == "default") return rope;
-  rope.factor = pr.number("factor", 1.0);
+  rope.factor = pr.number("factor", 1.0, 0.0, false);
   if (type == "linear") {
     rope.type = RopeType::Linear;
   } else if (type == "yarn") {
     rope.type = RopeType::Yarn;
-    rope.original_max_position = pr.integer("original_max_position_embeddings", r.integer("max_position_embeddings"));
-    if (!pr.has("factor")) rope.factor = double(r.integer("max_position_embeddings")) / double(rope.original_max_position);
-    rope.beta_fast = pr.number("beta_fast", 32.0);
-    rope.beta_slow = pr.number("beta_slow", 1.0);
+    const int64_t max_pos = r.integer("max_position_embeddings", 1, kMaxPos);
+    rope.original_max_position = pr.integer("original_max_position_embeddings", 1, kMaxPos, max_pos);
+    if (!pr.has("factor")) rope.factor = double(max_pos) / double(rope.original_max_position);
+    // Both betas are rotation counts: the ramp's bounds divide by them.
+    rope.beta_fast = pr.number("beta_fast", 32.0, 0.0, false);
+    rope.beta_slow = pr.number("beta_slow", 1.0, 0.0, false);
     rope.truncate = pr.boolean("truncate", true);
     auto mscale = [](double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * std::log(scale) + 1.0; };
     const double ms = pr.number("mscale", 0.0), ms_all = pr.number("mscale_all_dim", 0.0);
-    if (pr.has("attention_factor")) rope.attention_factor = pr.number("attention_factor", 1.0);
+    if (pr.has("attention_factor")) rope.attention_factor = pr.number("attention_factor", 1.0, 0.0, false);
     else if (ms != 0.0 && ms_all != 0.0) rope.attention_factor = mscale(rope.factor, ms) / mscale(rope.factor, ms_all);
     else rope.attention_factor = mscale(rope.factor, 1.0);
+    if (!std::isfinite(rope.attention_factor) || rope.attention_factor <= 0)
+      pr.fail("mscale", fmt::format("and mscale_all_dim give the attention factor {}; it must be positive",
+                                    rope.attention_factor));
   } else if (type == "llama3") {
     rope.type = RopeType::Llama3;
-    rope.original_max_position = pr.integer("original_max_position_embeddings");
-    rope.low_freq_factor = pr.number("low_freq_factor", 1.0);
-    rope.high_freq_factor = pr.number("high_freq_factor", 4.0);
+    rope.original_max_position = pr.integer("original_max_position_embeddings", 1, kMaxPos);
+    rope.low_freq_factor = pr.number("low_freq_factor", 1.0, 0.0, false);
+    rope.high_freq_factor = pr.number("high_freq_factor", 4.0, 0.0, false);
+    if (rope.high_freq_factor <= rope.low_freq_factor)  // the smoothing divides by their difference
+      pr.fail("high_freq_factor", fmt::format("({}) must exceed low_freq_factor ({})", rope.high_freq_factor,
+                                              rope.low_freq_factor));
   } else {
-    r.fail("rope_parameters.rope_type",
-           fmt::format("'{}' is not supported (supported: default, linear, yarn, llama3)", type));
+    pr.fail("rope_type", fmt::format("'{}' is not supported (supported: default, linear, yarn, llama3)", type));
   }
   return rope;
 }
 
 // Layer i has routed experts unless listed in mlp_only_layers or skipped by decoder_sparse_step.
 void sparse_layers(ModelConfig& c, const Reader& r) {
-  const int64_t step = r.integer("decoder_sparse_step", 1);
+  const int64_t step = r.integer("decoder_sparse_step", 1, kMaxCount, 1);
   std::vector<int64_t> only;
-  if (r.has("mlp_only_layers")) only = r.j["mlp_only_layers"].get<std::vector<int64_t>>();
+  if (r.has("mlp_only_layers")) {
+    const json& a = r.j["mlp_only_layers"];
+    if (!a.is_array()) r.fail("mlp_only_layers", fmt::format("must be an array of layer indices, got {}", shown(a)));
+    for (const json& v : a) only.push_back(r.in_range(v, "mlp_only_layers", 0, c.n_layers - 1));
+  }
   for (int i = 0; i < c.n_layers; ++i) {
     const bool dense = std::find(only.begin(), only.end(), i) != only.end() || c.router.n_experts == 0 ||
-                       step <= 0 || (i + 1) % step != 0;
+                       (i + 1) % step != 0;
     c.ffn[size_t(i)] = dense ? FfnKind::Dense : FfnKind::Moe;
   }
 }
 
-void read_ids(const json& v, std::vector<int32_t>* out) {
-  if (v.is_number_integer()) out->push_back(v.get<int32_t>());
-  if (v.is_array())
-    for (const auto& x : v)
-      if (x.is_number_integer()) out->push_back(x.get<int32_t>());
+// eos_token_id / bos_token_id: one id or a list of ids, each a valid int32 token id.
+void read_ids(const Reader& r, const std::string& k, std::vector<int32_t>* out) {
+  const json& v = r.j[k];
+  if (v.is_array()) {
+    for (const auto& x : v) out->push_back(int32_t(r.in_range(x, k, 0, kMaxPos)));
+  } else {
+    out->push_back(int32_t(r.in_range(v, k, 0, kMaxPos)));
+  }
+}
+
+// The parsed JSON of a config file; a FIFO or device is refused rather than read forever.
+json read_json_file(const std::filesystem::path& path) {
+  require_regular_file(path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("{}: cannot open", path.string()));
+  std::ostringstream s;
+  s << in.rdbuf();
+  try {
+    return json::parse(s.str());
+  } catch (const json::exception& e) {
+    throw std::runtime_error(fmt::format("{}: invalid JSON ({})", path.string(), e.what()));
+  }
 }
 
 }  // namespace
@@ -116,99 +176,125 @@ std::vector<std::string> supported_architectures() {
   return {"MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "OlmoeForCausalLM"};
 }
 
-ModelConfig parse_model_config(const json& j, const std::string& file) {
+namespace {
+
+ModelConfig parse_fields(const json& j, const std::string& file) {
   const Reader r{j, file};
   if (!j.is_object()) throw std::runtime_error(file + ": not a JSON object");
-  if (!r.has("architectures") || !j["architectures"].is_array() || j["architectures"].empty())
-    r.fail("architectures", "is missing; cannot tell which model this is");
+  if (!r.has("architectures") || !j["architectures"].is_array() || j["architectures"].empty() ||
+      !j["architectures"][0].is_string())
+    r.fail("architectures", "is missing or not a list of class names; cannot tell which model this is");
   ModelConfig c;
   c.architecture = j["architectures"][0].get<std::string>();
   const auto sup = supported_architectures();
   if (std::find(sup.begin(), sup.end(), c.architecture) == sup.end())
     throw std::runtime_error(fmt::format("{}: architecture '{}' is not supported; supported: {}", file, c.architecture,
                                          fmt::join(sup, ", ")));
-  c.model_type = j.value("model_type", "");
-  c.vocab_size = r.positive("vocab_size");
-  c.hidden = r.positive("hidden_size");
-  c.n_layers = int(r.positive("num_hidden_layers"));
-  c.n_heads = int(r.positive("num_attention_heads"));
-  c.n_kv_heads = int(r.integer("num_key_value_heads", c.n_heads));
-  c.head_dim = int(r.integer("head_dim", c.hidden / c.n_heads));
-  c.rms_eps = r.number("rms_norm_eps", 1e-6);
-  c.max_position = r.positive("max_position_embeddings");
+  c.model_type = r.string("model_type", "");
+  c.vocab_size = r.positive("vocab_size", kMaxDim);
+  c.hidden = r.positive("hidden_size", kMaxDim);
+  c.n_layers = r.positive("num_hidden_layers");
+  c.n_heads = r.positive("num_attention_heads");
+  c.n_kv_heads = int(r.integer("num_key_value_heads", 1, kMaxCount, c.n_heads));
+  if (c.n_heads % c.n_kv_heads != 0)
+    r.fail("num_key_value_heads", fmt::format("({}) must divide num_attention_heads ({})", c.n_kv_heads, c.n_heads));
+  if (!r.has("head_dim") && c.hidden / c.n_heads < 2)
+    r.fail("head_dim", fmt::format("is missing and hidden_size / num_attention_heads ({} / {}) is below 2; set it",
+                                   c.hidden, c.n_heads));
+  c.head_dim = int(r.integer("head_dim", 2, kMaxCount, c.hidden / c.n_heads));
+  if (c.head_dim % 2 != 0) r.fail("head_dim", fmt::format("must be even (RoPE rotates pairs), got {}", c.head_dim));
+  // eps < 0 lets the norm divide by zero or a negative number's root; 1 is already absurd.
+  c.rms_eps = r.number("rms_norm_eps", 1e-6, 0.0, true, 1.0);
+  c.max_position = r.integer("max_position_embeddings", 1, kMaxPos);
   c.rope = parse_rope(r);
+  // Each constant can be in range and their mix still overflow (a factor of 1e-300 divides a
+  // float by 0): check the frequencies the engine will use.
+  for (float f : rope_inv_freq(c.rope, c.head_dim))
+    if (!std::isfinite(f) || f < 0)
+      r.fail(r.has("rope_parameters") ? "rope_parameters" : "rope_scaling",
+             fmt::format("gives a non-finite RoPE frequency ({}) for head_dim {}", f, c.head_dim));
   c.tie_embeddings = r.boolean("tie_word_embeddings", false);
   c.ffn.assign(size_t(c.n_layers), FfnKind::Moe);
-  if (c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0)
-    r.fail("num_key_value_heads", fmt::format("({}) must divide num_attention_heads ({})", c.n_kv_heads, c.n_heads));
-  if (c.head_dim <= 0 || c.head_dim % 2 != 0) r.fail("head_dim", fmt::format("must be positive and even, got {}", c.head_dim));
 
   const std::string& a = c.architecture;
+  // transformers >= 5 writes num_local_experts for every family; hub configs num_experts.
+  const auto experts = [&](const char* first, const char* second) {
+    return r.positive(r.has(first) ? first : second);
+  };
   if (a == "MixtralForCausalLM") {
-    c.moe_intermediate = r.positive("intermediate_size");
-    c.router.n_experts = int(r.positive(r.has("num_local_experts") ? "num_local_experts" : "num_experts"));
-    c.router.top_k = int(r.positive("num_experts_per_tok"));
+    c.moe_intermediate = r.positive("intermediate_size", kMaxDim);
+    c.router.n_experts = experts("num_local_experts", "num_experts");
     c.router.norm_topk_prob = true;  // Mixtral always renormalises its top-k
-    c.sliding_window = r.integer("sliding_window", 0);
+    c.sliding_window = r.integer("sliding_window", 0, kMaxPos, 0);
   } else if (a == "Qwen3MoeForCausalLM" || a == "Qwen2MoeForCausalLM") {
-    c.dense_intermediate = r.positive("intermediate_size");
-    c.moe_intermediate = r.positive("moe_intermediate_size");
-    // transformers >= 5 writes num_local_experts for every family; hub configs num_experts.
-    c.router.n_experts = int(r.positive(r.has("num_experts") ? "num_experts" : "num_local_experts"));
-    c.router.top_k = int(r.positive("num_experts_per_tok"));
+    c.dense_intermediate = r.positive("intermediate_size", kMaxDim);
+    c.moe_intermediate = r.positive("moe_intermediate_size", kMaxDim);
+    c.router.n_experts = experts("num_experts", "num_local_experts");
     c.router.norm_topk_prob = r.boolean("norm_topk_prob", false);
-    if (r.boolean("use_sliding_window", false)) c.sliding_window = r.integer("sliding_window", 0);
-    sparse_layers(c, r);
+    if (r.boolean("use_sliding_window", false)) c.sliding_window = r.integer("sliding_window", 0, kMaxPos, 0);
     if (a == "Qwen3MoeForCausalLM") {
       c.qk_norm = QkNorm::PerHead;
       c.qkv_bias = c.o_bias = r.boolean("attention_bias", false);
     } else {
       c.qkv_bias = r.boolean("qkv_bias", true);
-      c.shared_intermediate = r.integer("shared_expert_intermediate_size", 0);
+      c.shared_intermediate = r.integer("shared_expert_intermediate_size", 0, kMaxDim, 0);
       c.shared_expert_gate = c.shared_intermediate > 0;
     }
   } else if (a == "OlmoeForCausalLM") {
-    c.moe_intermediate = r.positive("intermediate_size");
-    // transformers >= 5 writes num_local_experts for every family; hub configs num_experts.
-    c.router.n_experts = int(r.positive(r.has("num_experts") ? "num_experts" : "num_local_experts"));
-    c.router.top_k = int(r.positive("num_experts_per_tok"));
+    c.moe_intermediate = r.positive("intermediate_size", kMaxDim);
+    c.router.n_experts = experts("num_experts", "num_local_experts");
     c.router.norm_topk_prob = r.boolean("norm_topk_prob", false);
     c.qk_norm = QkNorm::Full;
-    c.clip_qkv = r.number("clip_qkv", 0.0);
+    c.clip_qkv = r.number("clip_qkv", 0.0, 0.0, true);  // 0: no clamp; a negative limit would clamp nothing
     c.qkv_bias = c.o_bias = r.boolean("attention_bias", false);
   }
+  c.router.top_k = r.positive("num_experts_per_tok");
   if (c.router.top_k > c.router.n_experts)
     r.fail("num_experts_per_tok", fmt::format("({}) exceeds the number of experts ({})", c.router.top_k, c.router.n_experts));
-  if (r.has("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_id = j["bos_token_id"].get<int32_t>();
-  if (r.has("eos_token_id")) read_ids(j["eos_token_id"], &c.eos_ids);
+  if (a != "MixtralForCausalLM" && a != "OlmoeForCausalLM") sparse_layers(c, r);
+  if (r.has("bos_token_id")) c.bos_id = int32_t(r.integer("bos_token_id", 0, kMaxPos));
+  if (r.has("eos_token_id")) read_ids(r, "eos_token_id", &c.eos_ids);
   return c;
+}
+
+}  // namespace
+
+ModelConfig parse_model_config(const json& j, const std::string& file) {
+  try {
+    return parse_fields(j, file);
+  } catch (const json::exception& e) {  // a type mismatch no check above foresaw: still name the file
+    throw std::runtime_error(fmt::format("{}: unexpected value ({})", file, e.what()));
+  }
+}
+
+ModelConfig parse_model_config_text(std::string_view text, const std::string& file) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw std::runtime_error(fmt::format("{}: invalid JSON ({})", file, e.what()));
+  }
+  return parse_model_config(j, file);
 }
 
 ModelConfig load_model_config(const std::filesystem::path& dir) {
   const auto path = dir / "config.json";
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(fmt::format("{}: cannot open (is '{}' a Hugging Face model directory?)",
-                                                path.string(), dir.string()));
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    throw std::runtime_error(fmt::format("{}: invalid JSON ({})", path.string(), e.what()));
-  }
-  ModelConfig c = parse_model_config(j, path.string());
+  if (!std::filesystem::exists(path))
+    throw std::runtime_error(fmt::format("{}: cannot open (is '{}' a Hugging Face model directory?)", path.string(),
+                                         dir.string()));
+  ModelConfig c = parse_model_config(read_json_file(path), path.string());
   // generation_config.json, when present, has the authoritative stop tokens.
-  std::ifstream gin(dir / "generation_config.json");
-  if (gin) {
-    try {
-      const json g = json::parse(gin);
-      if (g.contains("eos_token_id") && !g["eos_token_id"].is_null()) {
-        c.eos_ids.clear();
-        read_ids(g["eos_token_id"], &c.eos_ids);
-      }
-      if (g.contains("bos_token_id") && g["bos_token_id"].is_number_integer()) c.bos_id = g["bos_token_id"].get<int32_t>();
-    } catch (const json::exception& e) {
-      throw std::runtime_error(fmt::format("{}: invalid JSON ({})", (dir / "generation_config.json").string(), e.what()));
+  const auto gen_path = dir / "generation_config.json";
+  if (std::filesystem::exists(gen_path)) {
+    const json g = read_json_file(gen_path);
+    const std::string gen_file = gen_path.string();
+    const Reader gr{g, gen_file};
+    if (!g.is_object()) throw std::runtime_error(gen_file + ": not a JSON object");
+    if (gr.has("eos_token_id")) {
+      c.eos_ids.clear();
+      read_ids(gr, "eos_token_id", &c.eos_ids);
     }
+    if (gr.has("bos_token_id")) c.bos_id = int32_t(gr.integer("bos_token_id", 0, kMaxPos));
   }
   return c;
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -72,9 +73,13 @@ struct ModelConfig {
 };
 
 // Parses config.json (and generation_config.json next to it when present). Throws
-// std::runtime_error with a one-line message naming the file and the field.
+// std::runtime_error with a one-line message naming the file and the field: a missing or
+// mistyped field, or a value out of its range (a count that does not fit, a non-positive
+// size, a non-finite or nonsensical RoPE/norm constant) never reaches the engine.
 ModelConfig load_model_config(const std::filesystem::path& model_dir);
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& file_for_errors);
+// The same from config.json's text (a pack's embedded copy, the fuzz target).
+ModelConfig parse_model_config_text(std::string_view json_text, const std::string& file_for_errors);
 
 // Inverse frequencies [head_dim / 2] and the cos/sin scale for a RoPE configuration.
 std::vector<float> rope_inv_freq(const RopeConfig& r, int head_dim);

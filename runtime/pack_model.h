@@ -62,7 +62,9 @@ class MappedPackExperts final : public ExpertSource {
 };
 
 struct PackLoadOptions {
-  bool verify_dense = false;    // checksum the dense region at load (moe verify always does)
+  // Checksum the dense region at load: one corrupt byte of a norm or embedding would otherwise
+  // give silently wrong logits. It is read once anyway; xxh64 runs at memory speed (~GB/s).
+  bool verify_dense = true;
   bool verify_experts = true;   // checksum each record when first acquired (MappedPackExperts)
   // The expert source over the pack (e.g. a budgeted TieredExperts); MappedPackExperts when empty.
   std::function<std::unique_ptr<ExpertSource>(std::shared_ptr<const PackFile>)> make_experts;

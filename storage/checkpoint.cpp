@@ -14,6 +14,7 @@ Checkpoint::Checkpoint(const std::filesystem::path& dir) : dir_(dir) {
   const fs::path index = dir / "model.safetensors.index.json";
   const fs::path single = dir / "model.safetensors";
   if (fs::exists(index)) {
+    require_regular_file(index);  // a FIFO would block the read
     nlohmann::json j;
     try {
       std::ifstream in(index);

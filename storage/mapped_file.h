@@ -9,10 +9,15 @@
 
 namespace moe {
 
+// Throws std::runtime_error naming the path unless it is a regular file (or a link to one):
+// a FIFO or device would block or never end when read as a model file.
+void require_regular_file(const std::filesystem::path& path);
+
 class MappedFile {
  public:
   MappedFile() = default;
-  // Throws std::runtime_error naming the path when it cannot be opened or mapped. The
+  // Throws std::runtime_error naming the path when it cannot be opened or mapped, or is not
+  // a regular file (opened non-blocking, so a FIFO fails instead of waiting for a writer). The
   // descriptor stays open (fd()), so readers of the same file reopen it, not the path.
   explicit MappedFile(const FileSource& src);
   MappedFile(MappedFile&& o) noexcept;

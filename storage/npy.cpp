@@ -1,5 +1,7 @@
 #include "storage/npy.h"
 
+#include "storage/output_file.h"
+
 #include <fmt/format.h>
 
 #include <cstring>
@@ -9,7 +11,8 @@
 
 namespace moe {
 
-void write_npy_f32(const std::filesystem::path& path, std::span<const float> data, const std::vector<int64_t>& shape) {
+void write_npy_f32(const std::filesystem::path& path, std::span<const float> data, const std::vector<int64_t>& shape,
+                   std::span<const std::filesystem::path> inputs) {
   std::string dims;
   for (int64_t d : shape) dims += fmt::format("{}, ", d);
   if (shape.size() > 1) dims.resize(dims.size() - 2);  // "(3, 4)" but "(3,)"
@@ -18,15 +21,14 @@ void write_npy_f32(const std::filesystem::path& path, std::span<const float> dat
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw std::runtime_error(fmt::format("{}: cannot open for writing", path.string()));
+  if (header.size() > 0xffff) throw std::invalid_argument(fmt::format("{}: .npy shape too long", path.string()));
+  OutputFile out(path, inputs);
   const uint16_t hlen = uint16_t(header.size());
-  out.write("\x93NUMPY\x01\x00", 8);
-  out.put(char(hlen & 0xff));
-  out.put(char(hlen >> 8));
-  out.write(header.data(), std::streamsize(header.size()));
-  out.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size_bytes()));
-  if (!out) throw std::runtime_error(fmt::format("{}: write failed (disk full?)", path.string()));
+  const char head[10] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, char(hlen & 0xff), char(hlen >> 8)};
+  out.write(head, sizeof head);
+  out.write(header.data(), header.size());
+  out.write(data.data(), data.size_bytes());
+  out.commit();
 }
 
 NpyArray read_npy_f32(const std::filesystem::path& path) {
@@ -59,33 +61,46 @@ NpyArray read_npy_f32(const std::filesystem::path& path) {
   const std::string descr = field("descr", '\'', '\'');
   if (header.find("'fortran_order': True") != std::string::npos)
     throw std::runtime_error(fmt::format("{}: Fortran-order arrays are not supported", path.string()));
+  const size_t elem = descr == "<f4" ? 4 : descr == "<f8" ? 8 : 0;
+  if (elem == 0) throw std::runtime_error(fmt::format("{}: unsupported dtype '{}' (expected '<f4' or '<f8')", path.string(), descr));
+  const char* payload = bytes.data() + hstart + hlen;
+  const size_t avail = bytes.size() - hstart - hlen;
+  // Every dimension and the element count are bounded by the payload actually present, so a
+  // crafted shape can neither overflow nor make us allocate what the file does not hold.
   NpyArray a;
-  int64_t count = 1;
+  size_t count = 1;
   const std::string dims = field("shape", '(', ')');
   for (size_t i = 0; i < dims.size();) {
     if (dims[i] < '0' || dims[i] > '9') {
+      if (dims[i] != ' ' && dims[i] != ',' && dims[i] != 'L')
+        throw std::runtime_error(fmt::format("{}: .npy shape '({})' is not a tuple of sizes", path.string(), dims));
       ++i;
       continue;
     }
-    size_t j = i;
-    while (j < dims.size() && dims[j] >= '0' && dims[j] <= '9') ++j;
-    a.shape.push_back(std::stoll(dims.substr(i, j - i)));
-    count *= a.shape.back();
-    i = j;
+    size_t d = 0;
+    for (; i < dims.size() && dims[i] >= '0' && dims[i] <= '9'; ++i) {
+      d = d * 10 + size_t(dims[i] - '0');
+      if (d > avail) break;  // too big already: reported below, before it can overflow
+    }
+    a.shape.push_back(int64_t(d));
+    if (d > avail || (d != 0 && count > avail / elem / d))
+      throw std::runtime_error(fmt::format("{}: .npy shape '({})' needs more data than the file's {} bytes (truncated?)",
+                                           path.string(), dims, avail));
+    count *= d;
   }
-  const char* payload = bytes.data() + hstart + hlen;
-  const size_t avail = bytes.size() - hstart - hlen;
-  a.data.resize(size_t(count));
-  if (descr == "<f4" && avail >= size_t(count) * 4) {
-    std::memcpy(a.data.data(), payload, size_t(count) * 4);
-  } else if (descr == "<f8" && avail >= size_t(count) * 8) {
-    for (int64_t i = 0; i < count; ++i) {
+  if (count * elem > avail)
+    throw std::runtime_error(fmt::format("{}: .npy data truncated: shape '({})' needs {} bytes, the file has {}", path.string(),
+                                         dims, count * elem, avail));
+  a.data.resize(count);
+  if (count == 0) {  // an empty array: no data pointer to copy into
+  } else if (elem == 4) {
+    std::memcpy(a.data.data(), payload, count * 4);
+  } else {
+    for (size_t i = 0; i < count; ++i) {
       double d;
       std::memcpy(&d, payload + i * 8, 8);
-      a.data[size_t(i)] = float(d);
+      a.data[i] = float(d);
     }
-  } else {
-    throw std::runtime_error(fmt::format("{}: unsupported dtype '{}' or truncated data", path.string(), descr));
   }
   return a;
 }

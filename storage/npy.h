@@ -7,7 +7,10 @@
 
 namespace moe {
 
-void write_npy_f32(const std::filesystem::path& path, std::span<const float> data, const std::vector<int64_t>& shape);
+// Written safely (storage/output_file.h): `path` is the old file or the whole new one, never a
+// truncated one; refused when it is not a regular file or is one of `inputs`.
+void write_npy_f32(const std::filesystem::path& path, std::span<const float> data, const std::vector<int64_t>& shape,
+                   std::span<const std::filesystem::path> inputs = {});
 
 struct NpyArray {
   std::vector<int64_t> shape;

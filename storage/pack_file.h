@@ -38,6 +38,9 @@ class PackFile final : public ExpertCatalog {
   const uint8_t* stored(int layer, int expert) const { return file_.data() + record(layer, expert).offset; }
   // Checksum of a record's stored bytes; throws naming layer and expert on a mismatch.
   void verify_record(int layer, int expert) const;
+  // What `moe verify` checks of a record: its checksum, and that a zstd frame decodes to exactly
+  // raw_bytes, streamed through a small buffer (a crafted size allocates nothing).
+  void verify_decode(int layer, int expert) const;
   // Checksum of the dense region; throws on a mismatch.
   void verify_dense() const;
   size_t file_bytes() const { return file_.size(); }

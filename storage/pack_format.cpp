@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include <bit>
 #include <cstring>
@@ -50,6 +51,18 @@ MatrixLayout get_matrix(const uint8_t* p) {
 }
 
 uint64_t zeros_bytes(const WeightView& v) { return v.dtype == DType::Q4Z ? uint64_t(v.rows * (v.cols / v.group)) : 0; }
+
+// The most bytes a matrix of this dtype and shape takes in a record: its parts back to back,
+// each padded to kPartAlign (what place_matrix lays out).
+uint64_t packed_bytes(const MatrixLayout& m) {
+  const WeightView v = m.shape_view();
+  return align_up(uint64_t(v.data_bytes()), kPartAlign) + align_up(uint64_t(v.scale_bytes()), kPartAlign) +
+         align_up(zeros_bytes(v), kPartAlign);
+}
+
+// A zstd frame cannot expand more than this: every block of at most 128 KiB (ZSTD_BLOCKSIZE_MAX)
+// costs at least 4 bytes (a 3-byte block header and one byte of an RLE block).
+constexpr uint64_t kMaxZstdRatio = (uint64_t(1) << 17) / 4;
 
 struct Checker {
   const std::string& name;
@@ -314,6 +327,11 @@ Metadata parse_metadata(const uint8_t* b, size_t size, const std::string& name) 
     if (l.gate.rows != l.up.rows || l.gate.cols != l.up.cols || l.down.rows != l.gate.cols || l.down.cols != l.gate.rows)
       ck.fail(fmt::format("{}: gate [{}, {}], up [{}, {}], down [{}, {}] do not form a SwiGLU expert", what, l.gate.rows,
                           l.gate.cols, l.up.rows, l.up.cols, l.down.rows, l.down.cols));
+    // Readers allocate raw_bytes per record: it may not claim more than the matrices can take.
+    const uint64_t most = packed_bytes(l.gate) + packed_bytes(l.up) + packed_bytes(l.down);
+    if (l.raw_bytes > most)
+      ck.fail(fmt::format("{}: record size {} exceeds the {} bytes its {} [{}, {}] matrices can take", what, l.raw_bytes,
+                          most, dtype_name(l.gate.dtype), l.gate.rows, l.gate.cols));
     if (!m.layers.empty() && l.layer <= m.layers.back().layer) ck.fail(fmt::format("{}: layers not in ascending order", what));
     expected_records += l.n_experts;
     m.layers.push_back(l);
@@ -345,6 +363,10 @@ Metadata parse_metadata(const uint8_t* b, size_t size, const std::string& name) 
     if ((r.flags & ~kFlagZstd) != 0) ck.fail(fmt::format("{}: unknown flags 0x{:x}", what, r.flags));
     if (!(r.flags & kFlagZstd) && r.stored_bytes != r.raw_bytes)
       ck.fail(fmt::format("{}: uncompressed but stored size {} != decoded size {}", what, r.stored_bytes, r.raw_bytes));
+    if ((r.flags & kFlagZstd) && (r.stored_bytes > ZSTD_compressBound(r.raw_bytes) ||
+                                  r.raw_bytes / kMaxZstdRatio > r.stored_bytes))
+      ck.fail(fmt::format("{}: zstd frame of {} bytes cannot decode to {} bytes (corrupt table)", what, r.stored_bytes,
+                          r.raw_bytes));
     if (r.stored_bytes == 0 || r.offset % kPage != 0 || r.offset < next_free)
       ck.fail(fmt::format("{}: offset {} is not 4096-aligned after the previous record (overlap or corrupt table)", what, r.offset));
     ck.range(r.offset, r.stored_bytes, size, what);

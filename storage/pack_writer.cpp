@@ -31,8 +31,8 @@ EncodedRecord encode_record(std::vector<uint8_t> raw, const RecordEncoding& enc)
   return r;
 }
 
-PackWriter::PackWriter(const std::filesystem::path& out, uint32_t n_layers)
-    : out_(out), tmp_(out.string() + ".tmp"), out_file_(tmp_) {
+PackWriter::PackWriter(const std::filesystem::path& out, uint32_t n_layers, std::span<const std::filesystem::path> inputs)
+    : file_(out, inputs), out_file_(file_.fd(), out) {
   meta_.header.n_layers = n_layers;
   dense_hash_ = XXH64_createState();
   XXH64_reset(dense_hash_, 0);
@@ -42,10 +42,6 @@ PackWriter::PackWriter(const std::filesystem::path& out, uint32_t n_layers)
 
 PackWriter::~PackWriter() {
   if (dense_hash_) XXH64_freeState(dense_hash_);
-  if (!finished_) {
-    std::error_code ec;
-    std::filesystem::remove(tmp_, ec);
-  }
 }
 
 void PackWriter::pad_to(uint64_t offset) {
@@ -122,10 +118,7 @@ void PackWriter::finish(const nlohmann::json& manifest) {
   uint8_t hb[kHeaderBytes];
   encode_header(h, hb);
   out_file_.finish(hb, kHeaderBytes);
-  std::error_code ec;
-  std::filesystem::rename(tmp_, out_, ec);
-  if (ec) throw std::runtime_error(fmt::format("{}: cannot rename to {}: {}", tmp_.string(), out_.string(), ec.message()));
-  finished_ = true;
+  file_.commit();
 }
 
 }  // namespace moe::pack

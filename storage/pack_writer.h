@@ -1,7 +1,7 @@
 // Writes a .moepack front to back: dense tensors, then expert records in (layer, expert)
-// order, then manifest and table; the header is filled in last. Output goes to OUT.tmp and
-// is renamed to OUT only by finish(), so an interrupted run never leaves a half file at OUT
-// and a rerun simply starts over.
+// order, then manifest and table; the header is filled in last. Output goes to a unique
+// temporary (storage/output_file.h) renamed to OUT only by finish(), so an interrupted run
+// never leaves a half file at OUT, nor a temporary behind.
 #pragma once
 #include <xxhash.h>
 
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/output_file.h"
 #include "storage/pack_format.h"
 #include "storage/sequential_writer.h"
 
@@ -33,9 +34,10 @@ EncodedRecord encode_record(std::vector<uint8_t> raw, const RecordEncoding& enc)
 
 class PackWriter {
  public:
-  // Creates `out` + ".tmp" (truncating a leftover of an earlier, interrupted run).
-  PackWriter(const std::filesystem::path& out, uint32_t n_layers);
-  ~PackWriter();  // removes the .tmp unless finish() succeeded
+  // Creates the temporary of `out`; throws when `out` may not be replaced (not a regular file,
+  // or one of `inputs`: the files the pack is made from).
+  PackWriter(const std::filesystem::path& out, uint32_t n_layers, std::span<const std::filesystem::path> inputs = {});
+  ~PackWriter();  // the temporary is removed unless finish() succeeded
   PackWriter(const PackWriter&) = delete;
   PackWriter& operator=(const PackWriter&) = delete;
 
@@ -51,16 +53,15 @@ class PackWriter {
   void finish(const nlohmann::json& manifest);
 
   uint64_t bytes_written() const { return out_file_.pos(); }
-  const std::filesystem::path& tmp_path() const { return tmp_; }
 
  private:
   void write(const void* p, size_t n) { out_file_.write(p, n); }
   void pad_to(uint64_t offset);
   uint64_t pos() const { return out_file_.pos(); }
 
-  std::filesystem::path out_, tmp_;
-  SequentialWriter out_file_;
-  bool in_experts_ = false, finished_ = false;
+  OutputFile file_;
+  SequentialWriter out_file_;  // writes file_'s descriptor
+  bool in_experts_ = false;
   Metadata meta_;
   XXH64_state_t* dense_hash_ = nullptr;
 };

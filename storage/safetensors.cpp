@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
+#include <tuple>
 
 namespace moe {
 namespace {
@@ -36,14 +39,28 @@ std::map<std::string, SafetensorsEntry> SafetensorsFile::parse(const uint8_t* by
   const uint64_t data_size = size - 8 - header_len;
 
   nlohmann::json header;
+  // nlohmann keeps the last of repeated keys silently: a second "w" would replace the first
+  // tensor unseen. A stack of key sets, one per open object, catches repeats at any depth.
+  std::vector<std::set<std::string>> keys;
+  std::string repeated;
+  const auto cb = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json& v) {
+    using E = nlohmann::json::parse_event_t;
+    if (ev == E::object_start) keys.emplace_back();
+    if (ev == E::object_end && !keys.empty()) keys.pop_back();
+    if (ev == E::key && !keys.empty() && !keys.back().insert(v.get<std::string>()).second && repeated.empty())
+      repeated = v.get<std::string>();
+    return true;
+  };
   try {
-    header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
+    header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len, cb);
   } catch (const nlohmann::json::exception& e) {
     bad(file, fmt::format("header is not valid JSON ({})", e.what()));
   }
   if (!header.is_object()) bad(file, "header is not a JSON object");
+  if (!repeated.empty()) bad(file, fmt::format("key '{}' appears twice in the header", repeated));
 
   std::map<std::string, SafetensorsEntry> out;
+  std::vector<std::tuple<uint64_t, uint64_t, std::string>> spans;  // [begin, end) of each non-empty tensor
   for (const auto& item : header.items()) {
     // Not a structured binding: clang 14 (the fuzz build) cannot capture those in lambdas.
     const std::string& name = item.key();
@@ -85,8 +102,16 @@ std::map<std::string, SafetensorsEntry> SafetensorsFile::parse(const uint8_t* by
                              count * uint64_t(eb), end - begin));
     e.data = data + begin;
     e.nbytes = end - begin;
+    if (e.nbytes > 0) spans.emplace_back(begin, end, name);
     out.emplace(name, std::move(e));
   }
+  // Two tensors sharing bytes would alias each other's data: a writer never produces that.
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); ++i)
+    if (std::get<0>(spans[i]) < std::get<1>(spans[i - 1]))
+      bad(file, fmt::format("tensors '{}' [{}, {}) and '{}' [{}, {}) overlap in the data section",
+                            std::get<2>(spans[i - 1]), std::get<0>(spans[i - 1]), std::get<1>(spans[i - 1]),
+                            std::get<2>(spans[i]), std::get<0>(spans[i]), std::get<1>(spans[i])));
   return out;
 }
 

@@ -16,17 +16,12 @@ constexpr size_t kStage = size_t(16) << 20;  // a multiple of every O_DIRECT blo
 constexpr size_t kBlock = 4096;
 }  // namespace
 
-SequentialWriter::SequentialWriter(const std::filesystem::path& path) : path_(path) {
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
-  direct_ = fd_ >= 0;
-  if (fd_ < 0 && errno == EINVAL) fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0)
-    throw std::runtime_error(fmt::format("{}: cannot create: {}; check the directory exists and is writable", path.string(),
-                                         std::strerror(errno)));
+SequentialWriter::SequentialWriter(int fd, const std::filesystem::path& path) : path_(path), fd_(fd) {
+  const int fl = ::fcntl(fd_, F_GETFL);
+  direct_ = fl >= 0 && ::fcntl(fd_, F_SETFL, fl | O_DIRECT) == 0;  // refused by tmpfs: buffered writes
   for (auto& b : bufs_) {
     b = static_cast<uint8_t*>(std::aligned_alloc(kBlock, kStage));
     if (!b) {
-      ::close(fd_);
       std::free(bufs_[0]);
       throw std::bad_alloc();
     }
@@ -42,7 +37,6 @@ SequentialWriter::~SequentialWriter() {
   }
   cv_.notify_all();
   thread_.join();
-  if (fd_ >= 0) ::close(fd_);
   for (auto* b : bufs_) std::free(b);
 }
 
@@ -145,9 +139,6 @@ void SequentialWriter::finish(const void* head, size_t n) {
   std::memcpy(block, head, n);
   if (::pwrite(fd_, block, kBlock, 0) != ssize_t(kBlock))
     throw std::runtime_error(fmt::format("{}: cannot write the header: {}", path_.string(), std::strerror(errno)));
-  if (::fsync(fd_) != 0) throw std::runtime_error(fmt::format("{}: fsync failed: {}", path_.string(), std::strerror(errno)));
-  ::close(fd_);
-  fd_ = -1;
 }
 
 }  // namespace moe

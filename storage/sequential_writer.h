@@ -16,16 +16,17 @@ namespace moe {
 
 class SequentialWriter {
  public:
-  // Creates or truncates `path`. Throws std::runtime_error naming it.
-  explicit SequentialWriter(const std::filesystem::path& path);
+  // Writes to `fd` (an empty file opened for writing, owned by the caller: an OutputFile);
+  // `path` names it in errors.
+  SequentialWriter(int fd, const std::filesystem::path& path);
   ~SequentialWriter();
   SequentialWriter(const SequentialWriter&) = delete;
   SequentialWriter& operator=(const SequentialWriter&) = delete;
 
   void write(const void* p, size_t n);
   uint64_t pos() const { return pos_; }
-  // Flushes everything, sets the exact size, rewrites the first 4096 bytes as `head` (n <= 4096
-  // bytes) followed by zeros, fsyncs and closes.
+  // Flushes everything, sets the exact size and rewrites the first 4096 bytes as `head` (n <=
+  // 4096 bytes) followed by zeros; the owner of the fd fsyncs it (OutputFile::commit).
   void finish(const void* head, size_t n);
   bool direct() const { return direct_; }
 

@@ -290,8 +290,8 @@ Runner add_bench(CLI::App& app) {
   c->add_option("--gen-len", o->gen_len, "Timed decode tokens")->capture_default_str();
   c->add_option("--warmup", o->warmup, "Untimed decode tokens between prefill and the timed decode")->capture_default_str();
   c->add_option("--routing", o->routing, "natural | uniform | zipf:S | trace:FILE (forced expert choice)")->capture_default_str();
-  c->add_option("--seed", o->seed, "Seed for prompt tokens and forced routing")->capture_default_str();
-  c->add_option("--threads,-t", o->session.device.threads, "CPU threads (0 = physical cores)");
+  add_seed_flag(c, o->seed, "Seed for prompt tokens and forced routing");
+  add_threads_flag(c, o->session.device.threads);
   c->add_option("--rounds", o->rounds, "Repeat every --prefetch variant this many times, alternating (medians reported)")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();

@@ -11,6 +11,8 @@
 
 #include "session/session.h"
 #include "tools/commands.h"
+#include "tools/model_files.h"
+#include "tools/session_flags.h"
 
 namespace moe::cli {
 
@@ -42,12 +44,10 @@ Runner add_compare(CLI::App& app) {
   c->add_option("--ref,-r", o->ref, "Reference model (e.g. the Hugging Face directory)")->required();
   c->add_option("--file,-f", o->file, "UTF-8 text to evaluate on")->required();
   c->add_option("--context,-c", o->context, "Tokens per window; windows do not overlap")->capture_default_str();
-  c->add_option("--threads,-t", o->session.device.threads, "CPU threads (0 = physical cores)");
+  add_threads_flag(c, o->session.device.threads);
   c->add_flag("--json", o->json, "Print one JSON object");
   return [o] {
-    std::ifstream in(o->file, std::ios::binary);
-    if (!in) throw std::runtime_error(fmt::format("{}: cannot open", o->file));
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string text = read_text_file(o->file, "--file");
     if (o->context < 2) throw std::invalid_argument("--context must be at least 2");
     o->session.prefetch.mode = "off";
     Session a(o->model, o->session), b(o->ref, o->session);

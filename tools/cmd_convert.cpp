@@ -57,8 +57,13 @@ QuantOptions dense_target(const DenseTensor& d, const Opts& o) {
   return {DType::BF16, 0, false};
 }
 
-// Runs the quantizer's own shape check on one row, before any byte is written.
-void check_fits(const QuantOptions& t, int64_t cols, const std::string& what) {
+// Refuses, before any byte is written, a matrix the quantizer or the matmul kernels cannot take:
+// the quantizer's own shape check on one row, and K (cols) a multiple of 32, which every
+// quantized CPU kernel needs (kernels/cpu/qmatmul.h) and `moe run` would otherwise reject.
+void check_fits(const QuantOptions& t, int64_t cols, const std::string& what, const char* instead) {
+  if (is_quantized(t.dtype) && cols % 32 != 0)
+    throw std::invalid_argument(fmt::format("{}: K ({}) is not a multiple of 32, which {} needs; use {}", what, cols,
+                                            dtype_name(t.dtype), instead));
   std::vector<float> row(size_t(cols), 0.0f);
   try {
     (void)quantize(row.data(), 1, cols, t);
@@ -243,17 +248,28 @@ int run_convert(const Opts& o) {
   const std::filesystem::path dir = o.hf_dir;
   if (o.group && o.experts != "int4")
     throw std::invalid_argument(fmt::format("--group-size applies to --experts int4 only (got --experts {})", o.experts));
+  if (o.zstd_level < 1 || o.zstd_level > ZSTD_maxCLevel())
+    throw std::invalid_argument(
+        fmt::format("--zstd-level {} is out of range: zstd levels are 1 to {}", o.zstd_level, ZSTD_maxCLevel()));
+  const std::vector<std::filesystem::path> inputs = input_files(dir);
+  check_output_target(o.out, inputs);  // before the work: a bad OUT fails at once
   const QuantOptions et = expert_target(o);
   const Model m = load_hf_model(dir);
   const ModelConfig& c = m.cfg;
   if (c.n_moe_layers() > 0) {
-    check_fits(et, c.hidden, fmt::format("--experts {}: gate/up [{}, {}]", o.experts, c.moe_intermediate, c.hidden));
-    check_fits(et, c.moe_intermediate, fmt::format("--experts {}: down [{}, {}]", o.experts, c.hidden, c.moe_intermediate));
+    const char* instead = "--experts bf16";
+    check_fits(et, c.hidden, fmt::format("--experts {}: expert gate/up [{}, {}]", o.experts, c.moe_intermediate, c.hidden), instead);
+    check_fits(et, c.moe_intermediate, fmt::format("--experts {}: expert down [{}, {}]", o.experts, c.hidden, c.moe_intermediate),
+               instead);
   }
   nlohmann::json files = embedded_files(dir);
   const ConvertPlan plan = plan_outputs(m, et);
+  for (const auto& d : plan.dense)
+    if (is_quantized(dense_target(d, o).dtype))
+      check_fits(dense_target(d, o), d.view.cols,
+                 fmt::format("--dense {}: tensor '{}' [{}, {}]", o.dense, d.name, d.view.rows, d.view.cols), "--dense bf16");
 
-  pack::PackWriter w(o.out, uint32_t(c.n_layers));
+  pack::PackWriter w(o.out, uint32_t(c.n_layers), inputs);
   ErrorTable stats;
   Progress prog("convert", plan.total);
   write_dense(w, plan.dense, o, stats, prog);
@@ -272,7 +288,7 @@ Runner add_convert(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("convert", "Convert a Hugging Face checkpoint into a quantized expert pack (.moepack)");
   c->add_option("HF_DIR", o->hf_dir, "Hugging Face model directory")->required();
-  c->add_option("OUT", o->out, "Output .moepack file (written to OUT.tmp, renamed when complete)")->required();
+  c->add_option("OUT", o->out, "Output .moepack file (written to a temporary beside it, renamed when complete)")->required();
   c->add_option("--experts", o->experts, "Routed expert format: int4 (Q4 group-wise), fp8 (e4m3, per-row scales), bf16")
       ->check(CLI::IsMember({"int4", "fp8", "bf16"}))->capture_default_str();
   c->add_option("--group-size", o->group, "INT4 group size: 32, 64 or 128 (default 128)");
@@ -280,7 +296,7 @@ Runner add_convert(CLI::App& app) {
       ->check(CLI::IsMember({"bf16", "int8", "fp8"}))->capture_default_str();
   c->add_option("--compress", o->compress, "Per-expert-record compression: none or zstd")
       ->check(CLI::IsMember({"none", "zstd"}))->capture_default_str();
-  c->add_option("--zstd-level", o->zstd_level, "zstd level")->capture_default_str();
+  c->add_option("--zstd-level", o->zstd_level, fmt::format("zstd level, 1 to {}", ZSTD_maxCLevel()))->capture_default_str();
   c->add_flag("--clip-search", o->clip, "INT4: search a clipping ratio per group (slower, lower error)");
   c->add_flag("--fp8-block", o->fp8_block, "FP8: 128x128 block scales instead of per-row scales");
   c->add_option("--threads,-t", o->threads, "Worker threads (0 = all cores)");

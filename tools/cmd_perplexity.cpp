@@ -14,6 +14,7 @@
 
 #include "session/session.h"
 #include "tools/commands.h"
+#include "tools/model_files.h"
 #include "tools/session_flags.h"
 
 namespace moe::cli {
@@ -33,11 +34,9 @@ Runner add_perplexity(CLI::App& app) {
   c->add_option("--model,-m", o->model, "Hugging Face model directory or .moepack file")->required();
   c->add_option("--file,-f", o->file, "UTF-8 text file")->required();
   c->add_option("--context,-c", o->context, "Tokens per window; windows do not overlap")->capture_default_str();
-  c->add_option("--threads,-t", o->session.device.threads, "CPU threads (0 = physical cores)");
+  add_threads_flag(c, o->session.device.threads);
   return [o] {
-    std::ifstream in(o->file, std::ios::binary);
-    if (!in) throw std::runtime_error(fmt::format("{}: cannot open", o->file));
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string text = read_text_file(o->file, "--file");
     if (o->context < 2) throw std::invalid_argument("--context must be at least 2");
     Session session(o->model, o->session);
     const Model& model = session.model();

@@ -1,13 +1,14 @@
 // moe run: stream a completion of a prompt, then report prompt and generation speed.
 #include <cstdio>
-#include <fstream>
-#include <iterator>
+#include <limits>
+#include <string_view>
 
 #include <fmt/format.h>
 
 #include "runtime/generate.h"
 #include "session/session.h"
 #include "tools/commands.h"
+#include "tools/model_files.h"
 #include "tools/session_flags.h"
 
 namespace moe::cli {
@@ -29,24 +30,22 @@ Runner add_run(CLI::App& app) {
   add_device_flags(c, o->session.device);
   c->add_option("--model,-m", o->model, "Hugging Face model directory or .moepack file")->required();
   auto* p = c->add_option("--prompt,-p", o->prompt, "Prompt text");
-  auto* pf = c->add_option("--prompt-file,-f", o->prompt_file, "Read the prompt from a file");
+  auto* pf = c->add_option("--prompt-file,-f", o->prompt_file, "Read the prompt from a file (at most 64 MiB)");
   p->excludes(pf);
   c->add_flag("--no-echo", o->no_echo, "Print only the generated text, not the prompt");
-  c->add_option("-n,--n-tokens", o->n, "Maximum number of tokens to generate")->capture_default_str();
+  c->add_option("-n,--n-tokens", o->n, "Maximum number of tokens to generate")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()))
+      ->capture_default_str();
   c->add_option("--temp", o->temp, "Sampling temperature (0 = greedy)")->capture_default_str();
   c->add_option("--top-k", o->top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
   c->add_option("--top-p", o->top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
   c->add_option("--min-p", o->min_p, "Drop tokens below min-p times the top probability (0 = off)")->capture_default_str();
   c->add_option("--repeat-penalty", o->rep, "Repetition penalty over the last 64 tokens (1 = off)")->capture_default_str();
-  c->add_option("--seed", o->seed, "Random seed; the same seed gives the same tokens")->capture_default_str();
-  c->add_option("--threads,-t", o->session.device.threads, "CPU threads (0 = physical cores)")->capture_default_str();
+  add_seed_flag(c, o->seed, "Random seed; the same seed gives the same tokens");
+  add_threads_flag(c, o->session.device.threads)->capture_default_str();
   c->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-sequence tokens");
   return [o] {
-    if (!o->prompt_file.empty()) {
-      std::ifstream in(o->prompt_file, std::ios::binary);
-      if (!in) throw std::runtime_error(fmt::format("{}: cannot open", o->prompt_file));
-      o->prompt.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    if (!o->prompt_file.empty()) o->prompt = read_text_file(o->prompt_file, "--prompt-file");
     if (o->prompt.empty()) throw std::invalid_argument("give a prompt with --prompt TEXT or --prompt-file FILE");
     o->session.verbose = true;  // the VRAM placement plan, when it is planned
     Session session(o->model, o->session);
@@ -62,15 +61,17 @@ Runner add_run(CLI::App& app) {
     }
     const std::vector<int32_t> prompt = tok.encode(o->prompt, true);
     if (prompt.empty()) throw std::invalid_argument("the prompt encodes to no tokens; give a non-empty --prompt");
-    if (!o->no_echo) std::fputs(o->prompt.c_str(), stdout);
+    // fwrite, not fputs: text may hold NUL bytes, which must come out, not end the output.
+    const auto out = [](std::string_view s) { std::fwrite(s.data(), 1, s.size(), stdout); };
+    if (!o->no_echo) out(o->prompt);
     std::fflush(stdout);
     StreamDecoder dec(tok, true);
     GenerateStats st;
     generate(engine, {prompt}, g, [&](size_t, int32_t id) {
-      std::fputs(dec.push(id).c_str(), stdout);
+      out(dec.push(id));
       std::fflush(stdout);
     }, &st);
-    std::fputs(dec.finish().c_str(), stdout);
+    out(dec.finish());
     std::fputs("\n", stdout);
     std::fflush(stdout);  // the speed line (stderr) must come after the text
     // The first generated token comes out of the prefill pass; decode speed counts the rest.

@@ -44,7 +44,8 @@ Runner add_detokenize(CLI::App& app) {
     for (int32_t id : ids)
       if (id < 0 || id >= tok.vocab_size())
         throw std::invalid_argument(fmt::format("token id {} is outside the vocabulary [0, {})", id, tok.vocab_size()));
-    std::printf("%s\n", tok.decode(ids, o->skip_special).c_str());
+    const std::string text = tok.decode(ids, o->skip_special) + "\n";
+    std::fwrite(text.data(), 1, text.size(), stdout);  // not printf: a decoded NUL must not end the text
     return 0;
   };
 }

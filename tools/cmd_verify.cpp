@@ -1,7 +1,6 @@
 // moe verify: every checksum of a pack (header, manifest, table, dense region, each expert
 // record, and each zstd frame decodes). A corrupt part fails with one line naming it.
 #include <cstdio>
-#include <vector>
 
 #include <fmt/format.h>
 
@@ -20,17 +19,11 @@ Runner add_verify(CLI::App& app) {
     Progress prog("verify", pack.file_bytes());
     pack.verify_dense();
     uint64_t done = pack.metadata().header.dense_bytes, records = 0, compressed = 0;
-    std::vector<uint8_t> raw;
     for (int l = 0; l < pack.n_layers(); ++l)
       for (int e = 0; e < pack.n_experts(l); ++e) {
         const ExpertRecordRef& r = pack.record(l, e);
-        if (r.compressed) {  // checksum, then the frame must decode to its stated size
-          raw.resize(r.raw_bytes);
-          pack.decode(l, e, pack.stored(l, e), raw.data(), true);
-          ++compressed;
-        } else {
-          pack.verify_record(l, e);
-        }
+        pack.verify_decode(l, e);  // checksum; a zstd frame must decode to its stated size
+        compressed += r.compressed ? 1 : 0;
         ++records;
         prog.set(done += r.stored_bytes);
       }

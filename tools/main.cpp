@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "storage/truncation_guard.h"
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
       {"compare", moe::cli::add_compare(app)},     {"trace-sim", moe::cli::add_trace_sim(app)},
   };
   CLI11_PARSE(app, argc, argv);
+  moe::install_truncation_reporter();  // a model file truncated under us: one error line, not a bus error
   try {
     for (const auto& [name, run] : runners)
       if (app.got_subcommand(name)) return run();

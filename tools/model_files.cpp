@@ -3,10 +3,29 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 
 namespace moe::cli {
+
+std::string read_text_file(const std::string& path, const std::string& flag) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw std::invalid_argument(fmt::format("{} {}: is a directory; give a text file", flag, path));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("{} {}: cannot open", flag, path));
+  // Pipes (/dev/stdin) stay usable: the bound is on bytes read, not on the file's kind.
+  std::string out;
+  char buf[1 << 16];
+  while (out.size() <= kMaxTextBytes && in.read(buf, sizeof buf).gcount() > 0) out.append(buf, size_t(in.gcount()));
+  if (out.size() > kMaxTextBytes)
+    throw std::invalid_argument(fmt::format("{} {}: longer than {} MiB (the most read as text); give a shorter file",
+                                            flag, path, kMaxTextBytes >> 20));
+  if (in.bad()) throw std::runtime_error(fmt::format("{} {}: read error", flag, path));
+  return out;
+}
 
 std::vector<int32_t> parse_token_list(const std::string& s) {
   std::vector<int32_t> out;

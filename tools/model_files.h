@@ -6,6 +6,12 @@
 
 namespace moe::cli {
 
+// The whole of a text input file (a prompt, an evaluation text). At most kMaxTextBytes are
+// read, so /dev/zero or an endless pipe is an error, not an unbounded read; `flag` (e.g.
+// "--prompt-file") is named in the messages.
+constexpr size_t kMaxTextBytes = size_t(64) << 20;
+std::string read_text_file(const std::string& path, const std::string& flag);
+
 // "1,2,3" -> {1, 2, 3}; throws with the offending item on bad input.
 std::vector<int32_t> parse_token_list(const std::string& s);
 

@@ -1,6 +1,27 @@
 #include "tools/session_flags.h"
 
+#include <charconv>
+
 namespace moe::cli {
+
+CLI::Option* add_threads_flag(CLI::App* cmd, int& threads) {
+  return cmd->add_option("--threads,-t", threads,
+                         "CPU threads (0 = physical cores; at most " + std::to_string(kMaxThreads) + ")")
+      ->check(CLI::Range(0, kMaxThreads));
+}
+
+CLI::Option* add_seed_flag(CLI::App* cmd, uint64_t& seed, const std::string& help) {
+  const CLI::Validator u64(
+      [](std::string& v) -> std::string {
+        uint64_t x = 0;
+        const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+        if (v.empty() || ec != std::errc() || p != v.data() + v.size())
+          return "'" + v + "' is not an integer in [0, 18446744073709551615]";
+        return "";
+      },
+      "UINT64");
+  return cmd->add_option("--seed", seed, help)->check(u64)->capture_default_str();
+}
 
 void add_storage_flags(CLI::App* cmd, StorageOptions& s) {
   cmd->add_option("--io", s.io, "How a pack's experts are read: uring (O_DIRECT), pread or mmap")

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -25,10 +26,22 @@ int ThreadPool::physical_cores() {
 
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = physical_cores();
-  for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { worker(i); });
+  try {
+    workers_.reserve(size_t(n_threads - 1));
+    for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { worker(i); });
+  } catch (const std::exception& e) {
+    // Out of threads or memory for their stacks: the destructor will not run, so stop and
+    // join the workers already started here (destroying them joinable would terminate).
+    stop_workers();
+    throw std::runtime_error("cannot start " + std::to_string(n_threads) + " CPU threads (started " +
+                             std::to_string(workers_.size() + 1) + "): " + e.what() +
+                             "; use fewer --threads or raise the process/memory limits");
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;

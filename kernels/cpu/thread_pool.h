@@ -12,7 +12,9 @@ namespace moe {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int n_threads);  // n_threads <= 0: physical cores
+  // n_threads <= 0: physical cores. Throws std::runtime_error (with every thread it started
+  // joined) when the system cannot create that many threads.
+  explicit ThreadPool(int n_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -25,6 +27,7 @@ class ThreadPool {
 
  private:
   void worker(int index);
+  void stop_workers();
 
   std::vector<std::thread> workers_;
   std::mutex mu_;

@@ -156,6 +156,9 @@ std::vector<TextSplit> AddedVocabulary::find(std::string_view s, const Matcher& 
   if (m.nodes.size() > 1) {
     size_t start_offset = 0;
     size_t pos = 0;
+    // [space_from, space_end): a whitespace run found by rstrip, reused so that many matches
+    // inside one long run (a whitespace added token) do not each rescan it to its end.
+    size_t space_from = 0, space_end = 0;
     while (pos < s.size()) {
       auto [index, len] = m.longest_at(s, pos);
       if (index < 0) {
@@ -170,8 +173,19 @@ std::vector<TextSplit> AddedVocabulary::find(std::string_view s, const Matcher& 
         bool stop_space = stop == s.size() || !is_word_char(first_char(s.substr(stop)));
         if (!start_space || !stop_space) continue;
       }
-      if (t.lstrip) start = std::max(trailing_space_start(s.substr(0, start)), start_offset);
-      if (t.rstrip) stop += leading_space_len(s.substr(stop));
+      // lstrip looks back no further than start_offset (what lies before is already split off).
+      if (t.lstrip) {
+        start = start <= start_offset
+                    ? start_offset
+                    : start_offset + trailing_space_start(s.substr(start_offset, start - start_offset));
+      }
+      if (t.rstrip) {
+        if (stop < space_from || stop >= space_end) {
+          space_from = stop;
+          space_end = stop + leading_space_len(s.substr(stop));
+        }
+        stop = space_end;
+      }
       if (start_offset < start) splits.push_back({start_offset, start, -1});
       splits.push_back({start, stop, t.id});
       start_offset = stop;

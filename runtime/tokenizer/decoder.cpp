@@ -201,8 +201,9 @@ char32_t one_char(const std::string& s, const std::string& where) {
 
 }  // namespace
 
-std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j) {
+std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j, int depth) {
   if (j.is_null()) return nullptr;
+  check_component_depth(depth, "decoder");
   std::string type = component_type(j, "decoder");
   if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
   if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
@@ -227,8 +228,8 @@ std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j) {
   if (type == "BPEDecoder") return std::make_unique<BpeDecoder>(get_or<std::string>(j, "suffix", "</w>"));
   if (type == "Sequence") {
     std::vector<std::unique_ptr<Decoder>> items;
-    for (const auto& d : get_required<nlohmann::json>(j, "decoders", "Sequence decoder")) {
-      if (auto x = make_decoder(d)) items.push_back(std::move(x));
+    for (const auto& d : required_array(j, "decoders", "Sequence decoder")) {
+      if (auto x = make_decoder(d, depth + 1)) items.push_back(std::move(x));
     }
     return std::make_unique<SequenceDecoder>(std::move(items));
   }

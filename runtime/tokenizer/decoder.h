@@ -17,6 +17,7 @@ class Decoder {
 };
 
 // nullptr for JSON null. Throws std::runtime_error for unsupported decoders.
-std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j);
+// `depth`: how many Sequences enclose `j` (bounded by kMaxComponentDepth).
+std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j, int depth = 0);
 
 }  // namespace moe::tok

@@ -42,16 +42,48 @@ std::optional<std::string> config_token(const nlohmann::json& cfg, const char* k
   throw std::runtime_error(std::string("\"") + key + "\" must be a string or a token object");
 }
 
+// Deepest JSON nesting accepted. nlohmann's parser recurses once per level, so a hostile file
+// nested 100,000 deep would overflow the stack: the bracket depth is checked before parsing.
+// kMaxComponentDepth Sequences take about two levels each, well within this.
+constexpr size_t kMaxJsonDepth = 512;
+
+nlohmann::json parse_bounded(std::string_view text) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        throw std::runtime_error("JSON nested more than " + std::to_string(kMaxJsonDepth) +
+                                 " levels deep (at byte " + std::to_string(i) +
+                                 "); the file is corrupt or hostile");
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return nlohmann::json::parse(text.begin(), text.end());
+}
+
 }  // namespace
 
 std::shared_ptr<TokenizerImpl> parse_tokenizer(std::string_view text) {
-  nlohmann::json root = nlohmann::json::parse(text.begin(), text.end());
+  nlohmann::json root = parse_bounded(text);
   if (!root.is_object()) throw std::runtime_error("top level must be a JSON object");
   auto impl = std::make_shared<TokenizerImpl>();
   impl->model = make_model(root);
-  auto get = [&](const char* key) {
+  static const nlohmann::json kNull;
+  auto get = [&](const char* key) -> const nlohmann::json& {
     auto it = root.find(key);
-    return it == root.end() ? nlohmann::json() : *it;
+    return it == root.end() ? kNull : *it;
   };
   impl->normalizer = make_normalizer(get("normalizer"));
   impl->pre_tokenizer = make_pre_tokenizer(get("pre_tokenizer"));
@@ -63,12 +95,13 @@ std::shared_ptr<TokenizerImpl> parse_tokenizer(std::string_view text) {
   int32_t max_id = impl->model->max_id();
   for (const auto& t : impl->added.tokens()) max_id = std::max(max_id, t.id);
   impl->vocab_size = max_id + 1;
+  if (impl->post_processor) impl->post_processor->check_ids(impl->vocab_size);
   if (impl->post_processor) impl->bos = impl->post_processor->leading_special();
   return impl;
 }
 
 void apply_config(TokenizerImpl& impl, std::string_view text) {
-  nlohmann::json cfg = nlohmann::json::parse(text.begin(), text.end());
+  nlohmann::json cfg = parse_bounded(text);
   if (!cfg.is_object()) throw std::runtime_error("top level must be a JSON object");
   auto lookup = [&](const std::string& token, const char* key) -> std::optional<int32_t> {
     if (auto id = impl.added.token_to_id(token)) return id;
@@ -85,7 +118,7 @@ void apply_config(TokenizerImpl& impl, std::string_view text) {
       for (const auto& t : *it) {
         if (!t.is_object() || !t.contains("template")) continue;
         if (impl.chat_template.empty() || get_or<std::string>(t, "name", "") == "default") {
-          impl.chat_template = t["template"].get<std::string>();
+          impl.chat_template = get_field<std::string>(t["template"], "template");
         }
       }
     } else {

@@ -123,8 +123,9 @@ class SequenceNormalizer final : public Normalizer {
 
 }  // namespace
 
-std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j) {
+std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j, int depth) {
   if (j.is_null()) return nullptr;
+  check_component_depth(depth, "normalizer");
   std::string type = component_type(j, "normalizer");
   if (type == "NFC") return std::make_unique<UnicodeNormalizer>(NormalForm::NFC);
   if (type == "NFD") return std::make_unique<UnicodeNormalizer>(NormalForm::NFD);
@@ -145,8 +146,8 @@ std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j) {
   }
   if (type == "Sequence") {
     std::vector<std::unique_ptr<Normalizer>> items;
-    for (const auto& n : get_required<nlohmann::json>(j, "normalizers", "Sequence normalizer")) {
-      if (auto p = make_normalizer(n)) items.push_back(std::move(p));
+    for (const auto& n : required_array(j, "normalizers", "Sequence normalizer")) {
+      if (auto p = make_normalizer(n, depth + 1)) items.push_back(std::move(p));
     }
     return std::make_unique<SequenceNormalizer>(std::move(items));
   }

@@ -19,6 +19,7 @@ class Normalizer {
 
 // Builds the normalizer described by `j`; nullptr for JSON null. Throws std::runtime_error for an
 // unsupported or malformed normalizer.
-std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j);
+// `depth`: how many Sequences enclose `j` (bounded by kMaxComponentDepth).
+std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j, int depth = 0);
 
 }  // namespace moe::tok

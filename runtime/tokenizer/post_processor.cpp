@@ -28,6 +28,17 @@ class Surround final : public PostProcessor {
     if (before_.empty()) return std::nullopt;
     return before_.front();
   }
+  void check_ids(int32_t vocab_size) const override {
+    for (const auto* v : {&before_, &after_}) {
+      for (int32_t id : *v) {
+        if (id >= vocab_size) {
+          throw std::runtime_error("post_processor: special token id " + std::to_string(id) +
+                                   " is outside the vocabulary (" + std::to_string(vocab_size) +
+                                   " tokens); fix the id in tokenizer.json");
+        }
+      }
+    }
+  }
 
  private:
   std::vector<int32_t> before_, after_;
@@ -52,15 +63,30 @@ class SequenceProcessor final : public PostProcessor {
     }
     return std::nullopt;
   }
+  void check_ids(int32_t vocab_size) const override {
+    for (const auto& p : items_) p->check_ids(vocab_size);
+  }
 
  private:
   std::vector<std::unique_ptr<PostProcessor>> items_;
 };
 
+// A token id: a non-negative integer that fits int32 (range against the vocabulary: check_ids).
+int32_t token_id(const nlohmann::json& v, const std::string& where) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX) {
+    throw std::runtime_error(where + ": token id " + v.dump().substr(0, 40) +
+                             " is not a non-negative 32-bit integer");
+  }
+  return static_cast<int32_t>(v.get<int64_t>());
+}
+
 std::unique_ptr<PostProcessor> make_template(const nlohmann::json& j) {
   const std::string where = "TemplateProcessing post_processor";
-  const auto& single = get_required<nlohmann::json>(j, "single", where);
-  auto special_tokens = get_or<nlohmann::json>(j, "special_tokens", nlohmann::json::object());
+  const auto& single = required_array(j, "single", where);
+  static const nlohmann::json kNoTokens = nlohmann::json::object();
+  auto st_it = j.find("special_tokens");
+  const nlohmann::json& special_tokens = st_it == j.end() || st_it->is_null() ? kNoTokens : *st_it;
+  if (!special_tokens.is_object()) throw std::runtime_error(where + ": \"special_tokens\" must be an object");
   std::vector<int32_t> before, after;
   bool seen_sequence = false;
   for (const auto& piece : single) {
@@ -74,11 +100,10 @@ std::unique_ptr<PostProcessor> make_template(const nlohmann::json& j) {
       if (tok == special_tokens.end()) {
         throw std::runtime_error(where + ": special token '" + name + "' is not in special_tokens");
       }
-      auto ids = get_required<std::vector<int32_t>>(*tok, "ids", where);
       auto& dst = seen_sequence ? after : before;
-      dst.insert(dst.end(), ids.begin(), ids.end());
+      for (const auto& id : required_array(*tok, "ids", where)) dst.push_back(token_id(id, where));
     } else {
-      throw std::runtime_error(where + ": unknown template piece " + piece.dump());
+      throw std::runtime_error(where + ": unknown template piece " + piece.dump().substr(0, 200));
     }
   }
   return std::make_unique<Surround>(std::move(before), std::move(after));
@@ -86,17 +111,18 @@ std::unique_ptr<PostProcessor> make_template(const nlohmann::json& j) {
 
 // "cls": ["<s>", 0] style entries of Bert/Roberta processors.
 int32_t token_pair_id(const nlohmann::json& j, const char* key, const std::string& where) {
-  auto v = get_required<nlohmann::json>(j, key, where);
-  if (!v.is_array() || v.size() != 2 || !v[1].is_number_integer()) {
+  const nlohmann::json& v = required_field(j, key, where);
+  if (!v.is_array() || v.size() != 2) {
     throw std::runtime_error(where + ": \"" + key + "\" must be [token, id]");
   }
-  return v[1].get<int32_t>();
+  return token_id(v[1], where);
 }
 
 }  // namespace
 
-std::unique_ptr<PostProcessor> make_post_processor(const nlohmann::json& j) {
+std::unique_ptr<PostProcessor> make_post_processor(const nlohmann::json& j, int depth) {
   if (j.is_null()) return nullptr;
+  check_component_depth(depth, "post_processor");
   std::string type = component_type(j, "post_processor");
   if (type == "TemplateProcessing") return make_template(j);
   if (type == "ByteLevel") return std::make_unique<Identity>();
@@ -107,8 +133,8 @@ std::unique_ptr<PostProcessor> make_post_processor(const nlohmann::json& j) {
   }
   if (type == "Sequence") {
     std::vector<std::unique_ptr<PostProcessor>> items;
-    for (const auto& p : get_required<nlohmann::json>(j, "processors", "Sequence post_processor")) {
-      if (auto x = make_post_processor(p)) items.push_back(std::move(x));
+    for (const auto& p : required_array(j, "processors", "Sequence post_processor")) {
+      if (auto x = make_post_processor(p, depth + 1)) items.push_back(std::move(x));
     }
     return std::make_unique<SequenceProcessor>(std::move(items));
   }

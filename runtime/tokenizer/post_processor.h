@@ -17,9 +17,12 @@ class PostProcessor {
   virtual std::vector<int32_t> process(std::vector<int32_t> ids) const = 0;
   // The first special token id placed before the sequence, if any (used as a BOS fallback).
   virtual std::optional<int32_t> leading_special() const { return std::nullopt; }
+  // Throws std::runtime_error if a token id it adds is not below `vocab_size`.
+  virtual void check_ids(int32_t /*vocab_size*/) const {}
 };
 
 // nullptr for JSON null. Throws std::runtime_error for unsupported processors.
-std::unique_ptr<PostProcessor> make_post_processor(const nlohmann::json& j);
+// `depth`: how many Sequences enclose `j` (bounded by kMaxComponentDepth).
+std::unique_ptr<PostProcessor> make_post_processor(const nlohmann::json& j, int depth = 0);
 
 }  // namespace moe::tok

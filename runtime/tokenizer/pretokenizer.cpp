@@ -243,13 +243,14 @@ char32_t single_char(const std::string& s, const std::string& where) {
 
 }  // namespace
 
-std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j) {
+std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j, int depth) {
   if (j.is_null()) return nullptr;
+  check_component_depth(depth, "pre_tokenizer");
   std::string type = component_type(j, "pre_tokenizer");
   if (type == "Sequence") {
     std::vector<std::unique_ptr<PreTokenizer>> items;
-    for (const auto& p : get_required<nlohmann::json>(j, "pretokenizers", "Sequence pre_tokenizer")) {
-      if (auto x = make_pre_tokenizer(p)) items.push_back(std::move(x));
+    for (const auto& p : required_array(j, "pretokenizers", "Sequence pre_tokenizer")) {
+      if (auto x = make_pre_tokenizer(p, depth + 1)) items.push_back(std::move(x));
     }
     return std::make_unique<SequencePreTokenizer>(std::move(items));
   }

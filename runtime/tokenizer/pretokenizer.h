@@ -24,6 +24,7 @@ class PreTokenizer {
 };
 
 // Builds the pre-tokenizer described by `j`; nullptr for JSON null. Throws std::runtime_error.
-std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j);
+// `depth`: how many Sequences enclose `j` (bounded by kMaxComponentDepth).
+std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j, int depth = 0);
 
 }  // namespace moe::tok

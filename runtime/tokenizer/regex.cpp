@@ -3,6 +3,8 @@
 
 #include <pcre2.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
 #include "runtime/tokenizer/unicode.h"
@@ -137,28 +139,79 @@ Regex::Regex(std::string_view pattern) : code_(std::make_shared<Code>()), source
                              reinterpret_cast<const char*>(msg) + " at offset " +
                              std::to_string(err_off));
   }
-  // JIT is an optimisation only; the interpreter is used if it is unavailable.
-  pcre2_jit_compile(code_->code, PCRE2_JIT_COMPLETE);
+  // JIT is an optimisation only; the interpreter is used if it is unavailable. Windowed searches
+  // (Regex::search) match in hard partial mode, which has its own JIT code.
+  pcre2_jit_compile(code_->code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
+}
+
+namespace {
+
+// A search first sees only the next kWindow bytes of the subject, so that each match costs what
+// it reads near its position rather than what lies up to the end of the text.
+constexpr size_t kWindow = 4096;
+
+}  // namespace
+
+// The leftmost match at or after `pos`, exactly as a search of the whole of `s` finds it. PCRE2 is
+// given a prefix of `s` (the window) with PCRE2_PARTIAL_HARD: a complete match within it is only
+// reported when no path of the search reached the window's end, so it is the whole-text match;
+// otherwise the window doubles. `rescanned` counts the bytes of windows that had to be redone.
+bool Regex::search(std::string_view s, size_t pos, Span& m, size_t& rescanned) const {
+  ThreadMatchState& st = thread_state();
+  const auto* subject = reinterpret_cast<PCRE2_SPTR>(s.data());
+  // Leftmost-first search is quadratic for some patterns (`\w*\d|.` rescans a word from every
+  // position: Hugging Face tokenizers too, 108 s for 120k letters). The work allowed is linear in
+  // the text (about a second at most beyond it); past it the pattern is refused, not run for hours.
+  const size_t budget = 256 * s.size() + (size_t{256} << 20);
+  size_t win = kWindow;
+  for (;;) {
+    size_t wend = s.size() - pos <= win ? s.size() : pos + win;
+    while (wend < s.size() && (static_cast<unsigned char>(s[wend]) & 0xC0) == 0x80) ++wend;
+    bool whole = wend == s.size();
+    // Linear patterns backtrack a bounded number of times per byte; the limit only stops runaway
+    // (exponential) patterns, and grows with the window so that long texts never hit it.
+    pcre2_set_match_limit(st.mctx, static_cast<uint32_t>(std::min<size_t>(
+                                       UINT32_MAX, 10'000'000 + 256 * (wend - pos))));
+    int rc = pcre2_match(code_->code, subject, wend, pos,
+                         PCRE2_NO_UTF_CHECK | (whole ? 0 : PCRE2_PARTIAL_HARD), st.md, st.mctx);
+    if (rc == PCRE2_ERROR_NOMATCH) {
+      if (whole) return false;
+      pos = wend;  // no match starts before the window's end
+      continue;
+    }
+    PCRE2_SIZE* ov = pcre2_get_ovector_pointer(st.md);
+    if (rc == PCRE2_ERROR_PARTIAL || (rc >= 0 && !whole && ov[1] >= wend)) {
+      rescanned += wend - pos;
+      if (rescanned > budget) {
+        throw std::runtime_error("regex '" + source_ + "' backtracks quadratically on this text (" +
+                                 std::to_string(rescanned) + " bytes rescanned for " +
+                                 std::to_string(s.size()) +
+                                 "); simplify the pattern in tokenizer.json");
+      }
+      win *= 2;
+      continue;
+    }
+    if (rc < 0) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(rc, msg, sizeof msg);
+      throw std::runtime_error("regex '" + source_ + "' failed on a text of " +
+                               std::to_string(s.size()) + " bytes: " +
+                               reinterpret_cast<const char*>(msg));
+    }
+    m = {ov[0], ov[1]};
+    return true;
+  }
 }
 
 std::vector<Span> Regex::find_all(std::string_view s) const {
   std::vector<Span> out;
-  ThreadMatchState& st = thread_state();
-  const auto* subject = reinterpret_cast<PCRE2_SPTR>(s.data());
-  size_t pos = 0;
+  size_t pos = 0, rescanned = 0;
   bool have_last = false;
   size_t last_end = 0;
+  Span found;
   while (pos <= s.size()) {
-    int rc = pcre2_match(code_->code, subject, s.size(), pos, PCRE2_NO_UTF_CHECK, st.md, st.mctx);
-    if (rc == PCRE2_ERROR_NOMATCH) break;
-    if (rc < 0) {
-      PCRE2_UCHAR msg[256];
-      pcre2_get_error_message(rc, msg, sizeof msg);
-      throw std::runtime_error("regex '" + source_ +
-                               "' failed: " + reinterpret_cast<const char*>(msg));
-    }
-    PCRE2_SIZE* ov = pcre2_get_ovector_pointer(st.md);
-    size_t ms = ov[0], me = ov[1];
+    if (!search(s, pos, found, rescanned)) break;
+    size_t ms = found.start, me = found.end;
     if (ms == me && have_last && last_end == me) {
       // Oniguruma-style: never accept an empty match right where the previous match ended.
       pos += pos < s.size() ? utf8_seq_len(static_cast<unsigned char>(s[pos])) : 1;

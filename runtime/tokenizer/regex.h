@@ -36,6 +36,7 @@ class Regex {
   const std::string& source() const { return source_; }
 
  private:
+  bool search(std::string_view s, size_t pos, Span& m, size_t& rescanned) const;
   struct Code;
   std::shared_ptr<Code> code_;
   std::string source_;

@@ -39,7 +39,12 @@ std::string StreamDecoder::push(int32_t id) {
   window_.push_back(id);
   std::string text = tok_.decode(window_, skip_special_);
   size_t from = new_text_start(text, prefix_);
-  if (text.size() <= from || ends_with_replacement(text)) return {};
+  // A trailing U+FFFD may be a character still arriving; but a UTF-8 character spans at most 4
+  // byte tokens, so past kMaxHeldIds it is final. Without the bound a run of invalid byte tokens
+  // was held forever, each push decoding the whole growing window (quadratic).
+  constexpr size_t kMaxHeldIds = 8;
+  bool held = ends_with_replacement(text) && window_.size() - prefix_count_ <= kMaxHeldIds;
+  if (text.size() <= from || held) return {};
   std::string fresh = text.substr(from);
   // Keep the ids after the old prefix as context for the next step.
   window_.erase(window_.begin(), window_.begin() + static_cast<std::ptrdiff_t>(prefix_count_));

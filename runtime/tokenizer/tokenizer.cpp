@@ -1,7 +1,6 @@
 #include "runtime/tokenizer/tokenizer.h"
 
 #include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "runtime/tokenizer/tokenizer_impl.h"
@@ -22,13 +21,33 @@ std::string one_line(std::string s) {
   throw std::runtime_error("tokenizer: " + file + ": " + one_line(what));
 }
 
+// Largest tokenizer file read (the largest real tokenizer.json files are ~30 MB).
+constexpr uintmax_t kMaxFileBytes = uintmax_t{256} << 20;
+
+// Reads a regular file of at most kMaxFileBytes: a FIFO or a device such as /dev/zero would
+// otherwise be read without bound.
 std::string read_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st)) fail(path.string(), "cannot open file (does it exist?)");
+  if (!std::filesystem::is_regular_file(st)) {
+    fail(path.string(), "not a regular file (a FIFO, device or directory); give the path of a file");
+  }
+  if (std::filesystem::file_size(path, ec) > kMaxFileBytes && !ec) {
+    fail(path.string(), "larger than 256 MiB; this is not a tokenizer file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path.string(), "cannot open file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
+  std::string out;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    out.append(buf, static_cast<size_t>(in.gcount()));
+    if (out.size() > kMaxFileBytes) {  // checked while reading: the file may grow meanwhile
+      fail(path.string(), "larger than 256 MiB; this is not a tokenizer file");
+    }
+  }
   if (in.bad()) fail(path.string(), "read error");
-  return ss.str();
+  return out;
 }
 
 }  // namespace
@@ -94,20 +113,22 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   // 1. Added tokens that match the raw text; 2. normalization of the text between them;
   // 3. added tokens that match normalized text; 4. pre-tokenization; 5. the model.
   for (const tok::TextSplit& raw : t.added.split_raw(text)) {
+    // HF drops empty splits, even those of an added token (an lstrip/rstrip match inside the
+    // whitespace that the previous match already took).
+    if (raw.end <= raw.start) continue;
     if (raw.id >= 0) {
       ids.push_back(raw.id);
       continue;
     }
-    if (raw.end <= raw.start) continue;
     std::string normalized(text.substr(raw.start, raw.end - raw.start));
     bool at_origin = raw.start == 0;
     if (t.normalizer) t.normalizer->normalize(normalized, at_origin);
     for (const tok::TextSplit& sub : t.added.split_normalized(normalized)) {
+      if (sub.end <= sub.start) continue;
       if (sub.id >= 0) {
         ids.push_back(sub.id);
         continue;
       }
-      if (sub.end <= sub.start) continue;
       pieces.clear();
       pieces.push_back({normalized.substr(sub.start, sub.end - sub.start), at_origin && sub.start == 0});
       if (t.pre_tokenizer) t.pre_tokenizer->pre_tokenize(pieces);

@@ -46,6 +46,12 @@ void FileHandle::check_range(uint64_t offset, uint64_t length) const {
                                          path_.string(), length, offset, size_));
 }
 
+std::string FileHandle::truncated_error(uint64_t offset) const {
+  return fmt::format("{}: the file ends before offset {} although it had {} bytes when opened: it was truncated "
+                     "while in use; do not modify a model file while moe runs (write a new one and rename it)",
+                     path_.string(), offset, size_);
+}
+
 std::string FileHandle::read_error(uint64_t offset, uint64_t length, int err) const {
   return fmt::format("{}: read of {} bytes at offset {} failed: {} (errno {})", path_.string(), length, offset,
                      std::strerror(err), err);

@@ -29,6 +29,8 @@ class FileHandle {
   // Throws when [offset, offset + length) reaches beyond the file's last 4 KiB block: such a
   // read cannot be padding of the final record, so the file is truncated or the catalog wrong.
   void check_range(uint64_t offset, uint64_t length) const;
+  // One-line message for a read that found the file shorter than when it was opened.
+  std::string truncated_error(uint64_t offset) const;
   // One-line message for a failed read (errno `err`).
   std::string read_error(uint64_t offset, uint64_t length, int err) const;
 

@@ -1,6 +1,7 @@
 #include "storage/io/mmap_reader.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
@@ -15,6 +16,12 @@ MmapReader::MmapReader(const FileSource& src, bool drop_after_copy)
 
 void MmapReader::read(std::span<const ReadRequest> requests) {
   const uint64_t size = map_.size();
+  // Copying from pages a truncation removed raises SIGBUS: check the file first (one fstat).
+  struct stat st {};
+  if (::fstat(map_.fd(), &st) == 0 && uint64_t(st.st_size) < size)
+    throw std::runtime_error(fmt::format("{}: the file has {} bytes although it had {} when opened: it was truncated "
+                                         "while in use; do not modify a model file while moe runs (write a new one "
+                                         "and rename it)", map_.path().string(), uint64_t(st.st_size), size));
   for (const ReadRequest& r : requests) {
     if (r.offset + r.length < r.offset || r.offset + r.length > align_up(size))
       throw std::runtime_error(fmt::format("{}: read of {} bytes at offset {} goes past the end of the file ({} bytes); "

@@ -23,7 +23,8 @@ void PreadReader::read(std::span<const ReadRequest> requests) {
         if (errno == EINTR || errno == EAGAIN) continue;
         throw std::runtime_error(file_.read_error(off, len, errno));
       }
-      if (n == 0) {  // end of file: the rest is padding of the last block (check_range)
+      if (n == 0) {  // end of file: the rest is padding of the last block (check_range) ...
+        if (off < file_.size()) throw std::runtime_error(file_.truncated_error(off));  // ... unless it shrank
         std::memset(r.dst + done, 0, len);
         break;
       }

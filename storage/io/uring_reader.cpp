@@ -126,7 +126,7 @@ void UringReader::read(std::span<const ReadRequest> requests) {
         p.dst += res;
         p.length -= uint64_t(res);
         if (p.offset >= file_.size()) std::memset(p.dst, 0, p.length);
-        else if (res == 0 && error.empty()) error = file_.read_error(p.offset, p.length, EIO);
+        else if (res == 0 && error.empty()) error = file_.truncated_error(p.offset);
         else todo.push_back(i);
       }
     }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -28,6 +29,16 @@ inline std::filesystem::path pack_tmp(const std::string& tag) {
   std::filesystem::create_directories(d);
   dirs.made.insert(d);
   return d;
+}
+
+// What `f` throws; empty when it does not.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
 }
 
 inline std::vector<uint8_t> read_bytes(const std::filesystem::path& p) {

@@ -204,14 +204,49 @@ TEST(PackFormat, InterruptedWriteLeavesNoFile) {
   fs::remove(p);
   {
     pack::PackWriter w(p, 1);
-    EXPECT_TRUE(fs::exists(w.tmp_path()));
   }  // destroyed without finish(): as if the run died
   EXPECT_FALSE(fs::exists(p));
   EXPECT_FALSE(fs::exists(p.string() + ".tmp"));
-  // A leftover .tmp of a killed run is overwritten by the next one.
+  // A file named like the old fixed temporary is neither used nor touched.
   write_bytes(p.string() + ".tmp", std::vector<uint8_t>(10, 1));
   write_small_pack(p);
   EXPECT_NO_THROW(PackFile{p});
+  EXPECT_EQ(read_bytes(p.string() + ".tmp"), std::vector<uint8_t>(10, 1));
+}
+
+// A table that claims more decoded bytes than a record's matrices can take, or more than its
+// zstd frame can expand to, is refused at open: readers (moe verify) allocate raw_bytes.
+TEST(PackFormat, RecordSizeClaimsAreBoundedAtOpen) {
+  const fs::path dir = pack_tmp("fmt");
+  auto write_claim = [&](const fs::path& p, const pack::LayerLayout& L, uint64_t claim) {
+    pack::PackWriter w(p, 1);
+    uint64_t cur = 0;
+    const auto norm = pack::place_matrix(DType::F32, 0, 4, 1, &cur);
+    std::vector<uint8_t> b(norm.end(), 0);
+    w.add_dense("final_norm", norm, b.data());
+    pack::LayerLayout big = L;
+    big.raw_bytes = claim;
+    big.n_experts = 1;
+    w.add_expert_layer(big);
+    pack::EncodedRecord rec = pack::encode_record(std::vector<uint8_t>(1 << 16, 0), {true, 3});
+    ASSERT_TRUE(rec.compressed);
+    rec.raw_bytes = claim;
+    w.add_record(0, 0, rec);
+    w.finish(small_manifest());
+  };
+  // The small layout's matrices take a few KB; the record claims 64 GiB.
+  write_claim(dir / "claim.moepack", small_layout(0), uint64_t(1) << 36);
+  EXPECT_NE(open_error(dir / "claim.moepack").find("record size 68719476736 exceeds the"), std::string::npos)
+      << open_error(dir / "claim.moepack");
+  // Matrices that could take 24 GiB, but a frame of a few bytes cannot expand that far.
+  pack::LayerLayout huge;
+  uint64_t cur = 0;
+  huge.gate = pack::place_matrix(DType::BF16, 0, 65536, 65536, &cur);
+  huge.up = pack::place_matrix(DType::BF16, 0, 65536, 65536, &cur);
+  huge.down = pack::place_matrix(DType::BF16, 0, 65536, 65536, &cur);
+  write_claim(dir / "bomb.moepack", huge, cur);
+  EXPECT_NE(open_error(dir / "bomb.moepack").find("cannot decode to 25769803776 bytes"), std::string::npos)
+      << open_error(dir / "bomb.moepack");
 }
 
 TEST(PackFormat, LargeWritesCrossStagingBuffers) {

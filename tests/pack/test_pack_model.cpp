@@ -55,14 +55,6 @@ std::vector<float> logits(const Model& m, const std::vector<int32_t>& tokens) {
   return engine.forward({&item, 1});
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 

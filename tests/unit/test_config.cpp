@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "runtime/model_config.h"
@@ -122,4 +124,73 @@ TEST(Config, YarnAttentionFactorAndRamp) {
   const auto inv = rope_inv_freq(c.rope, 32), base = rope_inv_freq(RopeConfig{}, 32);
   EXPECT_FLOAT_EQ(inv[0], base[0]);                 // high frequencies are kept (extrapolated)
   EXPECT_NEAR(inv[15], base[15] / 4.0f, 1e-12);     // low frequencies are interpolated
+}
+
+// Integers that do not fit their field were truncated mod 2^32: 2^32 heads became 0 and the
+// default head_dim divided by it (SIGFPE); 2^32 top-k became 0. Every integer is range-checked.
+TEST(Config, OversizedIntegersAreRejectedNotTruncated) {
+  const std::vector<std::pair<std::string, json>> cases = {
+      {"num_attention_heads", json(4294967296LL)}, {"num_experts_per_tok", json(4294967296LL)},
+      {"num_experts", json(4294967304LL)},         {"num_hidden_layers", json(18446744073709551615ULL)},
+      {"vocab_size", json(-5)},                    {"num_key_value_heads", json(0)},
+      {"max_position_embeddings", json(0)},        {"decoder_sparse_step", json(-1)},
+      {"bos_token_id", json(4294967296LL)},        {"eos_token_id", json::array({5, -1})},
+      {"mlp_only_layers", json::array({4294967297LL})}};
+  for (const auto& [field, value] : cases) {
+    json j = qwen3();
+    j[field] = value;
+    if (field == "num_attention_heads") j["head_dim"] = nullptr;
+    const std::string e = error_of(j);
+    EXPECT_NE(e.find("config.json: field '" + field + "' must be an integer in ["), std::string::npos)
+        << field << " = " << value << ": " << e;
+  }
+}
+
+// Values that parsed but made NaN or silently wrong logits: each float is range-checked.
+TEST(Config, NonsensicalNumbersAreRejected) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<std::tuple<std::string, json, std::string>> cases = {
+      {"rope_theta", 0.0, "rope_parameters.rope_theta"},
+      {"rope_theta", inf, "rope_parameters.rope_theta"},
+      {"rms_norm_eps", -1e-6, "rms_norm_eps"},
+      {"rms_norm_eps", inf, "rms_norm_eps"},
+      {"linear factor", 0.0, "rope_parameters.factor"},
+      {"linear factor", -2.0, "rope_parameters.factor"},
+      {"beta_fast", 0.0, "rope_parameters.beta_fast"},
+      {"beta_slow", 0.0, "rope_parameters.beta_slow"},
+      {"shared_expert_intermediate_size", -1, "shared_expert_intermediate_size"},
+      {"clip_qkv", -1.0, "clip_qkv"}};
+  for (const auto& [what, value, field] : cases) {
+    json j = qwen3();
+    auto& rope = j["rope_parameters"];
+    if (what == "rope_theta") rope["rope_theta"] = value;
+    else if (what == "linear factor") rope = {{"rope_type", "linear"}, {"factor", value}, {"rope_theta", 1e4}};
+    else if (what.starts_with("beta")) rope = {{"rope_type", "yarn"}, {"factor", 4.0}, {what, value}, {"rope_theta", 1e4}};
+    else j[what] = value;
+    if (what == "shared_expert_intermediate_size") j["architectures"] = {"Qwen2MoeForCausalLM"};
+    if (what == "clip_qkv") j["architectures"] = {"OlmoeForCausalLM"};
+    const std::string e = error_of(j);
+    EXPECT_NE(e.find("config.json: field '" + field + "' must be "), std::string::npos) << what << " = " << value << ": " << e;
+  }
+  json j = qwen3();  // each constant in range, the frequencies not: 1/1e-300 overflows a float
+  j["rope_parameters"] = {{"rope_type", "linear"}, {"factor", 1e-300}, {"rope_theta", 1e4}};
+  EXPECT_NE(error_of(j).find("field 'rope_parameters' gives a non-finite RoPE frequency"), std::string::npos)
+      << error_of(j);
+}
+
+// A field of the wrong JSON type is named with its file (nlohmann's own message names neither).
+TEST(Config, TypeErrorsNameFileAndField) {
+  const std::vector<std::pair<std::string, json>> cases = {{"hidden_size", "abc"},  {"model_type", 5},
+                                                           {"mlp_only_layers", "1"}, {"eos_token_id", "x"},
+                                                           {"rope_parameters", 3},   {"architectures", {7}}};
+  for (const auto& [field, value] : cases) {
+    json j = qwen3();
+    j[field] = value;
+    const std::string e = error_of(j);
+    EXPECT_NE(e.find("config.json: field '" + field + "'"), std::string::npos) << field << ": " << e;
+  }
+  json j = qwen3();
+  j["rope_parameters"]["rope_type"] = 5;
+  EXPECT_NE(error_of(j).find("config.json: field 'rope_parameters.rope_type' must be a string"), std::string::npos)
+      << error_of(j);
 }

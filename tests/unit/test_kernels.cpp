@@ -1,7 +1,12 @@
 // CPU kernels against straightforward double-precision references.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstring>
+#include <fstream>
 #include <random>
 
 #include "kernels/cpu/attention.h"
@@ -135,4 +140,32 @@ TEST(ThreadPool, CoversRangeExactlyOnce) {
     });
     for (int h : hits) ASSERT_EQ(h, 1);
   }
+}
+
+// When the system cannot create the threads (here: an address-space limit too small for
+// their stacks), the pool must throw a clear error, not hang or terminate. Runs in a child
+// process so the limit does not touch the test runner; alarm() turns a hang into a failure.
+TEST(ThreadPool, ThreadCreationFailureThrows) {
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(30);
+    size_t vm_pages = 0;
+    std::ifstream("/proc/self/statm") >> vm_pages;
+    const rlim_t limit = rlim_t(vm_pages) * rlim_t(sysconf(_SC_PAGESIZE)) + (rlim_t(128) << 20);
+    const rlimit rl{limit, limit};
+    if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(4);
+    try {
+      ThreadPool pool(1000);  // 1000 stacks of 8 MiB cannot fit in 128 MiB more
+      _exit(2);
+    } catch (const std::runtime_error& e) {
+      _exit(std::strstr(e.what(), "cannot start 1000 CPU threads") ? 0 : 3);
+    } catch (...) {
+      _exit(5);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: no error, 3: wrong message, 4: setrlimit failed, 5: other exception";
 }

@@ -104,6 +104,36 @@ TEST(Safetensors, ReversedOffsets) {
   EXPECT_NE(error_of([&] { parse(out + hs + std::string(4, '\0')); }).find("reversed"), std::string::npos);
 }
 
+// A header built by hand (JSON text as written, so keys may repeat) over `data_bytes` zeros.
+static std::string raw_safetensors(const std::string& header, size_t data_bytes) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[size_t(i)] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);
+  return out + header + std::string(data_bytes, '\0');
+}
+
+// nlohmann keeps the last of two equal keys: the first tensor vanished without a word.
+TEST(Safetensors, DuplicateNamesAreRejected) {
+  const std::string t = R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]})";
+  const std::string e = error_of([&] { parse(raw_safetensors("{\"w\":" + t + ",\"w\":" + t + "}", 4)); });
+  EXPECT_NE(e.find("x.safetensors: not a valid safetensors file: key 'w' appears twice in the header"), std::string::npos)
+      << e;
+  const std::string inner = R"({"w":{"dtype":"F32","dtype":"F16","shape":[1],"data_offsets":[0,4]}})";
+  EXPECT_NE(error_of([&] { parse(raw_safetensors(inner, 4)); }).find("key 'dtype' appears twice"), std::string::npos);
+}
+
+// Two tensors over the same bytes alias each other (writing one changes the other).
+TEST(Safetensors, OverlappingTensorsAreRejected) {
+  const std::string h = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                        R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})";
+  const std::string e = error_of([&] { parse(raw_safetensors(h, 12)); });
+  EXPECT_NE(e.find("tensors 'a' [0, 8) and 'b' [4, 12) overlap"), std::string::npos) << e;
+  // Adjacent and empty tensors are fine.
+  const std::string ok = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                         R"("e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},)"
+                         R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})";
+  EXPECT_EQ(parse(raw_safetensors(ok, 12)).size(), 3u);
+}
+
 TEST(Checkpoint, SingleFileLookupAndValidation) {
   const auto d = temp_dir("ckpt1");
   write_file(d / "model.safetensors", safetensors_bytes({f32_tensor("w", {3, 2}, 0.5f), f32_tensor("n", {3})}));
