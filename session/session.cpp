@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <numeric>
 #include <stdexcept>
 #include <vector>
@@ -179,15 +180,16 @@ uint64_t Session::warm_ram(const std::function<void(uint64_t)>& progress) {
   TieredExperts* t = p_->ram;
   if (!t) return 0;
   const ExpertCatalog& cat = t->catalog();
-  for (int l = 0; l < cat.n_layers(); ++l) {  // one reader batch per layer
-    std::vector<int> ids(static_cast<size_t>(cat.n_experts(l)));
-    if (ids.empty()) continue;
-    std::iota(ids.begin(), ids.end(), 0);
-    std::vector<ExpertWeights> w(ids.size());
-    t->acquire_many(l, ids, w.data());
-    for (int e : ids) {
-      if (progress) progress(expert_cache_bytes(cat.record(l, e)));
-      t->release(l, e);
+  // top_k experts per reader batch: a budget always holds that many pinned at once, so a budget
+  // below every expert evicts (and the caller reports it) instead of running out of room.
+  const size_t chunk = size_t(std::max(1, model_->cfg.router.top_k));
+  for (int l = 0; l < cat.n_layers(); ++l) {
+    for (int e0 = 0; e0 < cat.n_experts(l); e0 += int(chunk)) {
+      std::vector<int> ids(std::min(chunk, size_t(cat.n_experts(l) - e0)));
+      std::iota(ids.begin(), ids.end(), e0);
+      const HeldExperts held(*t, l, ids);
+      for (int e : ids)
+        if (progress) progress(expert_cache_bytes(cat.record(l, e)));
     }
   }
   return t->stats().evictions;

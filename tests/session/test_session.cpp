@@ -127,6 +127,15 @@ TEST(Session, RestartKeepsTheModelAndItsRamTier) {
   EXPECT_EQ(s.stats().ram->resident_experts, 0u);
 }
 
+// Warming a RAM budget below every expert reads them all and evicts (moe bench --warm-ram
+// then warns); it used to pin a whole layer at once and fail with "full of pinned experts".
+TEST(Session, WarmingASmallRamBudgetEvictsInsteadOfFailing) {
+  Session s(pack_of("qwen3_moe"), pack_options("40%"));
+  uint64_t seen = 0;
+  EXPECT_GT(s.warm_ram([&](uint64_t b) { seen += b; }), 0u);
+  EXPECT_EQ(seen, s.ram_expert_bytes());
+}
+
 TEST(Session, NoEngineUntilOneIsStarted) {
   SessionOptions o;
   o.start_engine = false;
