@@ -193,7 +193,7 @@ Model load_pack_model(std::shared_ptr<const PackFile> pack, const PackLoadOption
       bad_pack(*pack, fmt::format("layer {} experts are [{}, {}], expected [{}, {}]", i, it->gate.rows, it->gate.cols,
                                   c.moe_intermediate, c.hidden));
   }
-  m.experts = opt.make_experts ? opt.make_experts(pack) : std::make_unique<MappedPackExperts>(pack, opt.verify_experts);
+  m.experts = opt.make_experts ? opt.make_experts(pack, m.cfg) : std::make_unique<MappedPackExperts>(pack, opt.verify_experts);
   m.storage = pack;
   return m;
 }

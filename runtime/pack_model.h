@@ -67,7 +67,8 @@ struct PackLoadOptions {
   bool verify_dense = true;
   bool verify_experts = true;   // checksum each record when first acquired (MappedPackExperts)
   // The expert source over the pack (e.g. a budgeted TieredExperts); MappedPackExperts when empty.
-  std::function<std::unique_ptr<ExpertSource>(std::shared_ptr<const PackFile>)> make_experts;
+  // It gets the pack and the config parsed from it (the tier needs top_k).
+  std::function<std::unique_ptr<ExpertSource>(std::shared_ptr<const PackFile>, const ModelConfig&)> make_experts;
 };
 // Opens and validates a pack and builds the Model. Model::storage keeps the PackFile
 // (and so the mapping the views point into) alive.

@@ -32,12 +32,11 @@ namespace {
 
 // A pack: opened once; its experts behind a RAM tier whose reader reopens the same file.
 std::unique_ptr<Model> open_pack(std::shared_ptr<const PackFile> pack, const StorageOptions& s, TieredExperts*& ram) {
-  const int top_k = pack_model_config(*pack).router.top_k;
   PackLoadOptions lo;
-  lo.make_experts = [&](std::shared_ptr<const PackFile> p) -> std::unique_ptr<ExpertSource> {
+  lo.make_experts = [&](std::shared_ptr<const PackFile> p, const ModelConfig& cfg) -> std::unique_ptr<ExpertSource> {
     TierOptions t;
     t.budget_bytes = parse_budget(s.ram_budget, total_expert_bytes(*p));
-    t.top_k = top_k;
+    t.top_k = cfg.router.top_k;
     t.policy = make_policy(s.policy);
     t.prefetch_share = s.prefetch_share;
     t.split_per_layer = s.split_per_layer;
