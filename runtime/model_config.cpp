@@ -154,18 +154,22 @@ void read_ids(const Reader& r, const std::string& k, std::vector<int32_t>* out) 
   }
 }
 
-// The parsed JSON of a config file; a FIFO or device is refused rather than read forever.
-json read_json_file(const std::filesystem::path& path) {
+json parse_json(std::string_view text, const std::string& file) {
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw std::runtime_error(fmt::format("{}: invalid JSON ({})", file, e.what()));
+  }
+}
+
+// The text of a config file; a FIFO or device is refused rather than read forever.
+std::string read_text(const std::filesystem::path& path) {
   require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(fmt::format("{}: cannot open", path.string()));
   std::ostringstream s;
   s << in.rdbuf();
-  try {
-    return json::parse(s.str());
-  } catch (const json::exception& e) {
-    throw std::runtime_error(fmt::format("{}: invalid JSON ({})", path.string(), e.what()));
-  }
+  return s.str();
 }
 
 }  // namespace
@@ -268,13 +272,18 @@ ModelConfig parse_model_config(const json& j, const std::string& file) {
 }
 
 ModelConfig parse_model_config_text(std::string_view text, const std::string& file) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw std::runtime_error(fmt::format("{}: invalid JSON ({})", file, e.what()));
+  return parse_model_config(parse_json(text, file), file);
+}
+
+void apply_generation_config_text(ModelConfig& c, std::string_view text, const std::string& file) {
+  const json g = parse_json(text, file);
+  const Reader gr{g, file};
+  if (!g.is_object()) throw std::runtime_error(file + ": not a JSON object");
+  if (gr.has("eos_token_id")) {
+    c.eos_ids.clear();
+    read_ids(gr, "eos_token_id", &c.eos_ids);
   }
-  return parse_model_config(j, file);
+  if (gr.has("bos_token_id")) c.bos_id = int32_t(gr.integer("bos_token_id", 0, kMaxPos));
 }
 
 ModelConfig load_model_config(const std::filesystem::path& dir) {
@@ -282,20 +291,10 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
   if (!std::filesystem::exists(path))
     throw std::runtime_error(fmt::format("{}: cannot open (is '{}' a Hugging Face model directory?)", path.string(),
                                          dir.string()));
-  ModelConfig c = parse_model_config(read_json_file(path), path.string());
+  ModelConfig c = parse_model_config_text(read_text(path), path.string());
   // generation_config.json, when present, has the authoritative stop tokens.
   const auto gen_path = dir / "generation_config.json";
-  if (std::filesystem::exists(gen_path)) {
-    const json g = read_json_file(gen_path);
-    const std::string gen_file = gen_path.string();
-    const Reader gr{g, gen_file};
-    if (!g.is_object()) throw std::runtime_error(gen_file + ": not a JSON object");
-    if (gr.has("eos_token_id")) {
-      c.eos_ids.clear();
-      read_ids(gr, "eos_token_id", &c.eos_ids);
-    }
-    if (gr.has("bos_token_id")) c.bos_id = int32_t(gr.integer("bos_token_id", 0, kMaxPos));
-  }
+  if (std::filesystem::exists(gen_path)) apply_generation_config_text(c, read_text(gen_path), gen_path.string());
   return c;
 }
 

@@ -80,6 +80,9 @@ ModelConfig load_model_config(const std::filesystem::path& model_dir);
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& file_for_errors);
 // The same from config.json's text (a pack's embedded copy, the fuzz target).
 ModelConfig parse_model_config_text(std::string_view json_text, const std::string& file_for_errors);
+// generation_config.json's text (a directory's file or a pack's embedded copy): its stop and
+// start token ids, when present, replace the config's; range-checked like config.json's.
+void apply_generation_config_text(ModelConfig& c, std::string_view json_text, const std::string& file_for_errors);
 
 // Inverse frequencies [head_dim / 2] and the cos/sin scale for a RoPE configuration.
 std::vector<float> rope_inv_freq(const RopeConfig& r, int head_dim);

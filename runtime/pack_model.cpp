@@ -104,29 +104,12 @@ std::vector<DenseSpec> dense_specs(const ModelConfig& cfg) {
 }
 
 ModelConfig pack_model_config(const PackFile& pack) {
-  const std::string name = pack.path().string() + " (embedded config.json)";
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(pack.embedded_file("config.json"));
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(fmt::format("{}: invalid JSON ({})", name, e.what()));
-  }
-  ModelConfig c = parse_model_config(j, name);
+  ModelConfig c = parse_model_config_text(pack.embedded_file("config.json"),
+                                          pack.path().string() + " (embedded config.json)");
   // generation_config.json, when embedded, has the authoritative stop tokens (as for a directory).
   const std::string gen = pack.embedded_file("generation_config.json");
-  if (!gen.empty()) {
-    const nlohmann::json g = nlohmann::json::parse(gen, nullptr, false);
-    if (g.is_object() && g.contains("eos_token_id") && !g["eos_token_id"].is_null()) {
-      c.eos_ids.clear();
-      const auto& v = g["eos_token_id"];
-      if (v.is_number_integer()) c.eos_ids.push_back(v.get<int32_t>());
-      if (v.is_array())
-        for (const auto& x : v)
-          if (x.is_number_integer()) c.eos_ids.push_back(x.get<int32_t>());
-    }
-    if (g.is_object() && g.contains("bos_token_id") && g["bos_token_id"].is_number_integer())
-      c.bos_id = g["bos_token_id"].get<int32_t>();
-  }
+  if (!gen.empty())
+    apply_generation_config_text(c, gen, pack.path().string() + " (embedded generation_config.json)");
   return c;
 }
 

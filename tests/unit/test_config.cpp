@@ -194,3 +194,22 @@ TEST(Config, TypeErrorsNameFileAndField) {
   EXPECT_NE(error_of(j).find("config.json: field 'rope_parameters.rope_type' must be a string"), std::string::npos)
       << error_of(j);
 }
+
+// generation_config.json (a directory's, or a pack's embedded copy: one function serves both)
+// replaces the stop and start ids, with the same range checks as config.json; a pack's copy used
+// to keep only the low 32 bits of 4294967301.
+TEST(Config, GenerationConfigIdsAreRangeChecked) {
+  ModelConfig c = parse_model_config(qwen3(), "config.json");
+  apply_generation_config_text(c, R"({"eos_token_id": [7, 9], "bos_token_id": 1})", "generation_config.json");
+  EXPECT_EQ(c.eos_ids, (std::vector<int32_t>{7, 9}));
+  EXPECT_EQ(c.bos_id, 1);
+  for (const char* bad : {R"({"eos_token_id": 4294967301})", R"({"eos_token_id": [3, -1]})",
+                          R"({"bos_token_id": "one"})", R"([1, 2])", "{not json"}) {
+    try {
+      apply_generation_config_text(c, bad, "pack (embedded generation_config.json)");
+      ADD_FAILURE() << bad << ": accepted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("pack (embedded generation_config.json)"), std::string::npos) << e.what();
+    }
+  }
+}
