@@ -63,9 +63,10 @@ gpu::GpuEngineOptions gpu_options(const Model& m, const DeviceOptions& d, const 
 }
 
 // The slots' budget: the flag's, or planned from the machine (printed when `verbose`).
-uint64_t vram_budget_bytes(const Model& m, const gpu::GpuEngineOptions& o, const std::string& flag, int gpu_index,
-                           bool verbose) {
-  const ModelBytes mb = gpu_model_bytes(m, o, gpu::expert_slot_bytes(m, o));
+// `record`: one expert's slot bytes (gpu::expert_slot_bytes).
+uint64_t vram_budget_bytes(const Model& m, const gpu::GpuEngineOptions& o, uint64_t record, const std::string& flag,
+                           int gpu_index, bool verbose) {
+  const ModelBytes mb = gpu_model_bytes(m, o, record);
   if (!flag.empty()) return parse_vram_budget(flag, mb.expert_bytes);
   if (mb.expert_bytes == 0) return 0;
   MachineInfo mi = probe_host_memory();
@@ -113,11 +114,12 @@ BuiltEngine build_gpu_engine(const Model& m, const DeviceOptions& d, const std::
     throw std::invalid_argument("--device cuda: no CUDA device is visible (" + cuda::describe_devices() +
                                 "); run with --device cpu");
   gpu::GpuEngineOptions o = gpu_options(m, d, policy, ram);
-  o.vram_budget_bytes = vram_budget_bytes(m, o, budget, d.gpu, verbose);
+  const uint64_t record = gpu::expert_slot_bytes(m, o);
+  o.vram_budget_bytes = vram_budget_bytes(m, o, record, budget, d.gpu, verbose);
   auto e = std::make_unique<gpu::GpuEngine>(m, o);
   gpu::GpuEngine* g = e.get();
   BuiltEngine b;
-  const bool experts = m.experts && first_moe_layer(m) >= 0 && gpu::expert_slot_bytes(m, o) > 0;
+  const bool experts = m.experts && first_moe_layer(m) >= 0 && record > 0;
   if (experts && !g->experts().fully_resident()) b.partial_vram = &g->experts();
   b.report = [g] { return report_of(*g); };
   b.reset_stats = [g, experts] {

@@ -7,7 +7,6 @@
 #include <fstream>
 #include <stdexcept>
 
-
 namespace moe::cli {
 
 std::string read_text_file(const std::string& path, const std::string& flag) {
