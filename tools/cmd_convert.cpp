@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/cpu/qmatmul.h"
 #include "runtime/pack_model.h"
 #include "storage/pack_quantize.h"
 #include "storage/pack_writer.h"
@@ -61,9 +62,9 @@ QuantOptions dense_target(const DenseTensor& d, const Opts& o) {
 // the quantizer's own shape check on one row, and K (cols) a multiple of 32, which every
 // quantized CPU kernel needs (kernels/cpu/qmatmul.h) and `moe run` would otherwise reject.
 void check_fits(const QuantOptions& t, int64_t cols, const std::string& what, const char* instead) {
-  if (is_quantized(t.dtype) && cols % 32 != 0)
-    throw std::invalid_argument(fmt::format("{}: K ({}) is not a multiple of 32, which {} needs; use {}", what, cols,
-                                            dtype_name(t.dtype), instead));
+  if (is_quantized(t.dtype) && cols % cpu::kQuantizedKMultiple != 0)
+    throw std::invalid_argument(fmt::format("{}: K ({}) is not a multiple of {}, which {} needs; use {}", what, cols,
+                                            cpu::kQuantizedKMultiple, dtype_name(t.dtype), instead));
   std::vector<float> row(size_t(cols), 0.0f);
   try {
     (void)quantize(row.data(), 1, cols, t);

@@ -58,8 +58,9 @@ void qmatmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, f
              Isa isa) {
   if (!is_quantized(w.dtype))
     throw std::invalid_argument("qmatmul: " + std::string(dtype_name(w.dtype)) + " is not a quantized dtype");
-  if (w.cols % 32 != 0)
-    throw std::invalid_argument("qmatmul: K (" + std::to_string(w.cols) + ") must be a multiple of 32");
+  if (w.cols % kQuantizedKMultiple != 0)
+    throw std::invalid_argument("qmatmul: K (" + std::to_string(w.cols) + ") must be a multiple of " +
+                                std::to_string(kQuantizedKMultiple));
   if ((w.dtype == DType::Q4 || w.dtype == DType::Q4Z) &&
       ((w.group != 32 && w.group != 64 && w.group != 128) || w.cols % w.group != 0))
     throw std::invalid_argument("qmatmul: Q4 group " + std::to_string(w.group) + " does not divide K (" +

@@ -27,6 +27,10 @@
 
 namespace moe::cpu {
 
+// K of a quantized matrix must be a multiple of this (the int8 activation blocks); converters
+// check it so a pack never holds a matrix these kernels refuse.
+constexpr int64_t kQuantizedKMultiple = 32;
+
 enum class Isa : uint8_t { Scalar, Avx2, Avx512 };
 
 const char* isa_name(Isa isa);
