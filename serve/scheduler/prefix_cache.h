@@ -1,0 +1,66 @@
+// Prefix reuse across requests: finished sequences are kept (their KV stays in the engine) and
+// indexed by hashed blocks of their tokens; a new prompt forks the cached sequence sharing its
+// longest prefix instead of recomputing it. Bounded in KV bytes, least recently used evicted.
+// Agent loops resend the same system prompt, tools and history each turn: turn n+1 extends
+// turn n, whose entry it then replaces, so one conversation holds one entry.
+#pragma once
+#include <cstdint>
+#include <list>
+#include <optional>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/engine_api.h"
+
+namespace moe::serve {
+
+class PrefixCache {
+ public:
+  static constexpr int64_t kBlock = 16;  // tokens per hashed block: shorter shared prefixes are not reused
+
+  // bytes_per_token: the engine's KV bytes per cached token (accounting of the bound).
+  PrefixCache(InferenceEngine& engine, uint64_t max_bytes, int64_t bytes_per_token);
+  ~PrefixCache();  // frees every cached sequence
+  PrefixCache(const PrefixCache&) = delete;
+  PrefixCache& operator=(const PrefixCache&) = delete;
+
+  struct Hit {
+    SeqId seq;       // a new sequence holding the prompt's first `tokens` tokens
+    int64_t tokens;  // < prompt.size(): at least one token is left to compute
+  };
+  std::optional<Hit> acquire(std::span<const int32_t> prompt);
+  // Takes a finished sequence whose KV holds exactly `tokens`: keeps it, or frees it when it
+  // does not fit or adds nothing to what is cached.
+  void release(SeqId seq, std::vector<int32_t> tokens);
+  void clear();
+
+  uint64_t bytes() const { return bytes_; }
+  size_t entries() const { return entries_.size(); }
+  int64_t hits() const { return hits_; }
+  int64_t lookups() const { return lookups_; }
+  int64_t evictions() const { return evictions_; }
+
+ private:
+  struct Entry {
+    SeqId seq;
+    std::vector<int32_t> tokens;
+    std::vector<uint64_t> block_hashes;  // chained: hash i covers tokens [0, (i+1) * kBlock)
+  };
+  using Lru = std::list<Entry>;  // most recently used first
+  void erase(Lru::iterator it);
+  void index(Lru::iterator it);
+
+  InferenceEngine& engine_;
+  uint64_t max_bytes_;
+  int64_t bytes_per_token_;
+  uint64_t bytes_ = 0;
+  Lru entries_;
+  std::unordered_multimap<uint64_t, Lru::iterator> by_hash_;
+  int64_t hits_ = 0, lookups_ = 0, evictions_ = 0;
+};
+
+// Chained block hashes of `tokens` (one per whole block).
+std::vector<uint64_t> block_hashes(std::span<const int32_t> tokens, int64_t block);
+
+}  // namespace moe::serve

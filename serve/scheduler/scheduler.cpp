@@ -1,0 +1,369 @@
+#include "serve/scheduler/scheduler.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "runtime/model.h"
+#include "serve/scheduler/prefix_cache.h"
+#include "serve/scheduler/request_state.h"
+
+namespace moe::serve {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::stop: return "stop";
+    case FinishReason::length: return "length";
+    case FinishReason::cancelled: return "cancelled";
+    case FinishReason::error: return "error";
+    case FinishReason::none: break;
+  }
+  return "none";
+}
+
+namespace {
+
+// Expert-usage counts filled by a routing observer; shared so that the observer, which the
+// engine keeps, never outlives what it writes to.
+struct RoutingCounts {
+  std::mutex m;
+  std::vector<std::vector<int64_t>> tokens;  // [layer][expert]
+};
+
+int64_t kv_bytes_per_token(const Model& m) {
+  // Both engines keep K and V in fp32 rows of n_kv_heads * head_dim per layer.
+  return int64_t(m.cfg.n_layers) * 2 * m.cfg.n_kv_heads * m.cfg.head_dim * int64_t(sizeof(float));
+}
+
+}  // namespace
+
+struct Scheduler::Impl {
+  InferenceEngine& engine;
+  Tokenizer tok;
+  SchedulerOptions o;
+  int64_t context = 0;
+  int64_t vocab = 0;
+
+  std::mutex m;
+  std::condition_variable wake;       // the loop: work arrived
+  std::condition_variable idle;       // drain(): nothing left
+  std::deque<std::shared_ptr<RequestState>> queue;
+  std::vector<std::shared_ptr<RequestState>> running;  // admission order
+  std::deque<std::pair<std::function<void()>, std::shared_ptr<std::promise<void>>>> tasks;
+  bool stop = false, draining = false;
+  SchedulerStats st;                  // guarded by m (copied out by stats())
+  std::shared_ptr<RoutingCounts> routing = std::make_shared<RoutingCounts>();
+  std::unique_ptr<PrefixCache> cache;
+  std::thread thread;
+
+  Impl(InferenceEngine& e, const Tokenizer& t, SchedulerOptions opts) : engine(e), tok(t), o(opts) {
+    const Model& model = e.model();
+    context = o.context > 0 ? o.context : model.cfg.max_position;
+    vocab = model.cfg.vocab_size;
+    if (o.parallel < 1) throw std::invalid_argument("parallel must be >= 1");
+    if (o.prefill_chunk < 1) throw std::invalid_argument("prefill chunk must be >= 1");
+    if (o.step_tokens < o.parallel) o.step_tokens = o.parallel;
+    if (o.prefix_cache_bytes > 0)
+      cache = std::make_unique<PrefixCache>(e, o.prefix_cache_bytes, kv_bytes_per_token(model));
+    auto counts = routing;
+    e.add_routing_observer([counts](const RoutingEvent& ev) {
+      std::lock_guard lk(counts->m);
+      if (size_t(ev.layer) >= counts->tokens.size()) counts->tokens.resize(size_t(ev.layer) + 1);
+      auto& row = counts->tokens[size_t(ev.layer)];
+      for (int i = 0; i < ev.n_tokens * ev.top_k; ++i) {
+        const int32_t x = ev.experts[i];
+        if (x < 0) continue;
+        if (size_t(x) >= row.size()) row.resize(size_t(x) + 1);
+        ++row[size_t(x)];
+      }
+    });
+    thread = std::thread([this] { loop(); });
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lk(m);
+      stop = true;
+    }
+    wake.notify_all();
+    thread.join();
+    for (auto& r : running) finish(*r, FinishReason::cancelled, "the server is shutting down");
+    for (auto& r : queue) r->channel->close_with(FinishReason::cancelled, "the server is shutting down", *r);
+    cache.reset();
+  }
+
+  void loop();
+  bool step();
+  void admit();
+  void finish(RequestState& r, FinishReason why, const std::string& error = {});
+  void on_token(RequestState& r, std::span<const float> logits);
+};
+
+void Scheduler::Impl::loop() {
+  for (;;) {
+    {
+      std::unique_lock lk(m);
+      wake.wait(lk, [&] { return stop || !queue.empty() || st.running > 0 || !tasks.empty(); });
+      if (stop) return;
+    }
+    // Tasks run between steps, with no lock held (they may read stats()).
+    for (;;) {
+      std::pair<std::function<void()>, std::shared_ptr<std::promise<void>>> t;
+      {
+        std::lock_guard lk(m);
+        if (tasks.empty()) break;
+        t = std::move(tasks.front());
+        tasks.pop_front();
+      }
+      try {
+        t.first();
+        t.second->set_value();
+      } catch (...) {
+        t.second->set_exception(std::current_exception());
+      }
+    }
+    admit();
+    step();
+    std::lock_guard lk(m);
+    if (queue.empty() && st.running == 0) idle.notify_all();
+  }
+}
+
+// Moves queued requests into the running set (up to `parallel`), forking cached prefixes.
+void Scheduler::Impl::admit() {
+  // Cancelled requests leave first: their sequences are freed before the next step.
+  for (size_t i = 0; i < running.size();) {
+    if (running[i]->channel->cancelled()) {
+      finish(*running[i], FinishReason::cancelled);
+      running.erase(running.begin() + ptrdiff_t(i));
+      std::lock_guard lk(m);
+      st.running = int64_t(running.size());
+    } else {
+      ++i;
+    }
+  }
+  for (;;) {
+    std::shared_ptr<RequestState> r;
+    {
+      std::lock_guard lk(m);
+      while (!queue.empty() && queue.front()->channel->cancelled()) {
+        queue.front()->channel->close_with(FinishReason::cancelled, {}, *queue.front());
+        queue.pop_front();
+      }
+      if (queue.empty() || int(running.size()) >= o.parallel) break;
+      r = queue.front();
+      queue.pop_front();
+      ++st.running;  // counted while still under the lock: drain() never sees it in transit
+    }
+    const auto& prompt = r->req.prompt;
+    std::optional<PrefixCache::Hit> hit;
+    if (cache && !r->req.prompt_logprobs) hit = cache->acquire(prompt);
+    if (hit) {
+      r->seq = hit->seq;
+      r->fed = hit->tokens;
+      r->cached = hit->tokens;
+    } else {
+      r->seq = engine.create_sequence();
+    }
+    r->started = RequestState::clock::now();
+    running.push_back(r);
+    std::lock_guard lk(m);
+    st.cached_tokens += r->cached;
+    st.prompt_tokens += int64_t(prompt.size());
+  }
+}
+
+bool Scheduler::Impl::step() {
+  if (running.empty()) return false;
+  // Decodes first (one token each), then prompt chunks in admission order with what is left.
+  std::vector<BatchItem> batch;
+  std::vector<RequestState*> owner;
+  std::vector<int64_t> chunk_len;
+  int64_t budget = o.step_tokens;
+  for (auto& r : running)
+    if (r->decoding()) {
+      batch.push_back({r->seq, std::span<const int32_t>(&r->next, 1), false});
+      owner.push_back(r.get());
+      chunk_len.push_back(1);
+      --budget;
+    }
+  for (auto& r : running) {
+    if (r->decoding() || budget <= 0) continue;
+    const int64_t left = int64_t(r->req.prompt.size()) - r->fed;
+    const int64_t n = std::min({left, int64_t(o.prefill_chunk), budget});
+    batch.push_back({r->seq, std::span(r->req.prompt).subspan(size_t(r->fed), size_t(n)), r->req.prompt_logprobs});
+    owner.push_back(r.get());
+    chunk_len.push_back(n);
+    budget -= n;
+  }
+  if (batch.empty()) return false;
+  const auto t0 = RequestState::clock::now();
+  std::vector<float> logits;
+  try {
+    logits = engine.forward(batch);
+  } catch (const std::exception& e) {
+    // A failed step (out of memory, a bug) ends the requests in it, with the reason.
+    for (auto* r : owner) finish(*r, FinishReason::error, fmt::format("the engine failed: {}", e.what()));
+    std::erase_if(running, [](const auto& r) { return r->done; });
+    std::lock_guard lk(m);
+    st.running = int64_t(running.size());
+    return true;
+  }
+  const double secs = std::chrono::duration<double>(RequestState::clock::now() - t0).count();
+  size_t row = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    RequestState& r = *owner[i];
+    const size_t rows = batch[i].all_logits ? size_t(chunk_len[i]) : 1;
+    auto row_at = [&](size_t k) { return std::span<const float>(logits).subspan((row + k) * size_t(vocab), size_t(vocab)); };
+    if (r.decoding()) {
+      on_token(r, row_at(0));
+    } else {
+      if (r.req.prompt_logprobs)
+        for (size_t k = 0; k < rows && size_t(r.fed) + k + 1 < r.req.prompt.size(); ++k)
+          r.add_prompt_logprob(token_logprob(row_at(k), r.req.prompt[size_t(r.fed) + k + 1], std::max(0, r.req.logprobs)), tok);
+      r.fed += chunk_len[i];
+      if (r.fed == int64_t(r.req.prompt.size())) on_token(r, row_at(rows - 1));
+    }
+    row += rows;
+  }
+  std::erase_if(running, [](const auto& r) { return r->done; });
+  const int64_t kv = engine.kv_bytes();
+  std::lock_guard lk(m);
+  st.running = int64_t(running.size());
+  ++st.steps;
+  st.busy_seconds += secs;
+  st.kv_bytes = kv;
+  if (cache) {
+    st.prefix_cache_bytes = int64_t(cache->bytes());
+    st.prefix_cache_entries = int64_t(cache->entries());
+    st.prefix_cache_hits = cache->hits();
+    st.prefix_cache_lookups = cache->lookups();
+    st.prefix_cache_evictions = cache->evictions();
+  }
+  return true;
+}
+
+void Scheduler::Impl::on_token(RequestState& r, std::span<const float> logits) {
+  const int32_t t = r.sampler->sample(logits);
+  if (r.req.logprobs >= 0) r.pending_logprobs.push_back(token_logprob(logits, t, r.req.logprobs));
+  r.generated.push_back(t);
+  r.next = t;
+  {
+    std::lock_guard lk(m);
+    ++st.generated_tokens;
+  }
+  const bool stop_token = std::find(r.req.stop_ids.begin(), r.req.stop_ids.end(), t) != r.req.stop_ids.end();
+  if (stop_token) return finish(r, FinishReason::stop);
+  if (!r.pending_logprobs.empty()) r.pending_logprobs.back().text = tok.decode(std::span(&t, 1));
+  r.pending_text += r.stops.push(r.decoder.push(t));
+  if (r.stops.stopped()) return finish(r, FinishReason::stop);
+  if (r.req.constraint && r.req.constraint->done()) return finish(r, FinishReason::stop);
+  // The KV holds prompt + generated - 1 tokens; the next step feeds one more.
+  const int64_t kv = int64_t(r.req.prompt.size() + r.generated.size());
+  if (int64_t(r.generated.size()) >= r.req.max_tokens || kv >= context) return finish(r, FinishReason::length);
+  r.emit(false);
+}
+
+void Scheduler::Impl::finish(RequestState& r, FinishReason why, const std::string& error) {
+  if (r.done) return;
+  if (why == FinishReason::stop || why == FinishReason::length) {
+    if (!r.stops.stopped()) r.pending_text += r.stops.push(r.decoder.finish());
+    r.pending_text += r.stops.finish();
+  }
+  r.done = true;
+  if (r.seq >= 0) {
+    // The KV holds the prompt and every generated token but the last (never fed).
+    const int64_t n = engine.length(r.seq);
+    if (cache && why != FinishReason::error && n == r.fed + std::max<int64_t>(0, int64_t(r.generated.size()) - 1) &&
+        r.fed == int64_t(r.req.prompt.size())) {
+      std::vector<int32_t> toks(r.req.prompt);
+      toks.insert(toks.end(), r.generated.begin(), r.generated.end() - (r.generated.empty() ? 0 : 1));
+      cache->release(r.seq, std::move(toks));
+    } else {
+      engine.free_sequence(r.seq);
+    }
+    r.seq = -1;
+  }
+  r.finish_reason = why;
+  r.error = error;
+  r.emit(true);
+}
+
+Scheduler::Scheduler(InferenceEngine& engine, const Tokenizer& tok, SchedulerOptions o)
+    : o_(o), impl_(std::make_unique<Impl>(engine, tok, o)) {}
+
+Scheduler::~Scheduler() = default;
+
+int64_t Scheduler::context() const { return impl_->context; }
+
+std::shared_ptr<RequestHandle> Scheduler::submit(GenerationRequest req) {
+  using K = SchedulerError::Kind;
+  Impl& s = *impl_;
+  if (req.prompt.empty()) throw SchedulerError(K::invalid, "the prompt is empty: there is nothing to continue");
+  for (int32_t t : req.prompt)
+    if (t < 0 || t >= s.vocab)
+      throw SchedulerError(K::invalid, fmt::format("prompt token id {} is outside the vocabulary [0, {})", t, s.vocab));
+  if (req.max_tokens < 1) throw SchedulerError(K::invalid, "max_tokens must be at least 1");
+  const int64_t total = int64_t(req.prompt.size()) + req.max_tokens;
+  if (total > s.context)
+    throw SchedulerError(K::too_long, fmt::format("the context is {} tokens, but {} were requested ({} in the prompt, {} to generate)",
+                                                  s.context, total, req.prompt.size(), req.max_tokens));
+  std::shared_ptr<RequestState> r;
+  try {
+    r = std::make_shared<RequestState>(std::move(req), s.vocab, s.tok);
+  } catch (const std::invalid_argument& e) {
+    throw SchedulerError(K::invalid, e.what());
+  }
+  {
+    std::lock_guard lk(s.m);
+    if (s.draining || s.stop) throw SchedulerError(K::draining, "the server is shutting down and takes no new requests");
+    if (int64_t(s.queue.size()) >= o_.max_queue)
+      throw SchedulerError(K::queue_full, fmt::format("{} requests are already waiting; try again later", s.queue.size()));
+    s.queue.push_back(r);
+  }
+  s.wake.notify_all();
+  return r->channel;
+}
+
+void Scheduler::drain() {
+  Impl& s = *impl_;
+  std::unique_lock lk(s.m);
+  s.draining = true;
+  s.idle.wait(lk, [&] { return s.queue.empty() && s.st.running == 0; });
+}
+
+void Scheduler::run_between_steps(const std::function<void()>& f) {
+  Impl& s = *impl_;
+  if (std::this_thread::get_id() == s.thread.get_id()) return f();
+  auto done = std::make_shared<std::promise<void>>();
+  auto fut = done->get_future();
+  {
+    std::lock_guard lk(s.m);
+    s.tasks.emplace_back(f, done);
+  }
+  s.wake.notify_all();
+  fut.get();
+}
+
+SchedulerStats Scheduler::stats() const {
+  Impl& s = *impl_;
+  SchedulerStats out;
+  {
+    std::lock_guard lk(s.m);
+    out = s.st;
+    out.queued = int64_t(s.queue.size());
+  }
+  {
+    std::lock_guard lk(s.routing->m);
+    out.expert_tokens = s.routing->tokens;
+  }
+  out.router_entropy = usage_entropy(out.expert_tokens);
+  return out;
+}
+
+}  // namespace moe::serve

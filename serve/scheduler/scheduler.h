@@ -1,0 +1,90 @@
+// Continuous batching over one InferenceEngine. Requests join and leave the running batch
+// between engine steps; each step decodes one token for every running sequence and prefills
+// waiting prompts in chunks with what is left of the step's token budget, so long prompts never
+// stall running decodes. Finished sequences go to the prefix cache; a new request forks the
+// longest cached prefix of its prompt instead of recomputing it. The engine runs on the
+// scheduler's own thread: callers submit requests and read events from their handle.
+// A request gives the same tokens alone as among others: its sampler and seed are its own and
+// the engine's rows do not depend on the batch.
+#pragma once
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "runtime/engine_api.h"
+#include "runtime/tokenizer/tokenizer.h"
+#include "serve/scheduler/request.h"
+
+namespace moe::serve {
+
+struct SchedulerOptions {
+  int64_t context = 0;           // tokens per sequence, prompt + generated (0: the model's maximum)
+  int parallel = 8;              // sequences running at once; more wait in the queue
+  int max_queue = 256;           // waiting requests beyond this are refused
+  int prefill_chunk = 512;       // prompt tokens per sequence per step
+  int64_t step_tokens = 2048;    // tokens per engine step, decodes and prefill chunks together
+  uint64_t prefix_cache_bytes = 0;  // KV the prefix cache may keep (0: no prefix reuse)
+};
+
+class SchedulerError : public std::runtime_error {
+ public:
+  enum class Kind { queue_full, too_long, draining, invalid };
+  SchedulerError(Kind k, const std::string& msg) : std::runtime_error(msg), kind(k) {}
+  Kind kind;
+};
+
+// The caller's end of one request.
+class RequestHandle {
+ public:
+  virtual ~RequestHandle() = default;
+  // The next event, waiting at most `timeout`; nullopt on timeout. After the last event
+  // (finish != none) it returns nullopt at once.
+  virtual std::optional<GenerationEvent> next(std::chrono::milliseconds timeout) = 0;
+  // Stops generating and frees the sequence at the next step (a client went away).
+  virtual void cancel() = 0;
+};
+
+struct SchedulerStats {
+  int64_t queued = 0, running = 0;             // requests
+  int64_t steps = 0;                           // engine steps run
+  int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;  // totals
+  int64_t kv_bytes = 0;                        // the engine's KV, running and cached sequences
+  int64_t prefix_cache_bytes = 0, prefix_cache_entries = 0;
+  int64_t prefix_cache_hits = 0, prefix_cache_lookups = 0, prefix_cache_evictions = 0;
+  double busy_seconds = 0;                     // time inside engine steps
+  std::vector<std::vector<int64_t>> expert_tokens;  // [layer][expert] tokens routed
+  std::vector<double> router_entropy;          // per layer, nats (routing.h usage_entropy)
+};
+
+class Scheduler {
+ public:
+  // The engine and tokenizer must outlive the scheduler. Starts the scheduler thread.
+  Scheduler(InferenceEngine& engine, const Tokenizer& tok, SchedulerOptions o);
+  ~Scheduler();  // cancels what runs and joins the thread
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Throws SchedulerError: queue_full, too_long (prompt + max_tokens over the context; the
+  // message gives both numbers), draining (after drain()), invalid (empty prompt, bad ids,
+  // bad sampling values).
+  std::shared_ptr<RequestHandle> submit(GenerationRequest r);
+  // Refuses new requests and waits until every accepted one has finished.
+  void drain();
+  SchedulerStats stats() const;
+  // Runs f on the scheduler thread between two steps and waits for it (to read engine or
+  // session state that the step loop also touches).
+  void run_between_steps(const std::function<void()>& f);
+  const SchedulerOptions& options() const { return o_; }
+  int64_t context() const;  // the resolved context length
+
+ private:
+  struct Impl;
+  SchedulerOptions o_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace moe::serve

@@ -1,0 +1,125 @@
+// Prefix reuse (serve/scheduler/prefix_cache.h): a request that extends a finished one forks
+// its KV; outputs are the same with and without the cache; the byte bound evicts LRU entries.
+#include "scheduler_util.h"
+
+#include "serve/scheduler/prefix_cache.h"
+
+using namespace moe;
+using namespace moe::serve;
+using test::collect;
+using test::request;
+using test::Result;
+
+namespace {
+
+std::vector<int32_t> chat(int turns) {
+  std::string s = "<|im_start|>system\nYou are a helpful assistant. Tools: calculator, median, mean, convert, date_diff, lookup.<|im_end|>\n";
+  for (int i = 0; i < turns; ++i)
+    s += "<|im_start|>user\nWhat is " + std::to_string(12 + i) + "*7+3?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"" +
+         std::to_string(12 + i) + "*7+3\"}}\n</tool_call><|im_end|>\n";
+  s += "<|im_start|>user\nAnd the mean of 4, 8, 15?<|im_end|>\n<|im_start|>assistant\n";
+  return test::tiny_session().tokenizer().encode(s, false);
+}
+
+SchedulerOptions with_cache(uint64_t bytes) {
+  SchedulerOptions o;
+  o.parallel = 4;
+  o.prefix_cache_bytes = bytes;
+  return o;
+}
+
+}  // namespace
+
+TEST(PrefixCache, BlockHashesAreChained) {
+  std::vector<int32_t> a(40), b(40);
+  for (int i = 0; i < 40; ++i) a[size_t(i)] = b[size_t(i)] = i;
+  b[20] = 99;
+  const auto ha = block_hashes(a, 16), hb = block_hashes(b, 16);
+  ASSERT_EQ(ha.size(), 2u);
+  EXPECT_EQ(ha[0], hb[0]);
+  EXPECT_NE(ha[1], hb[1]);
+  std::vector<int32_t> c(a);
+  c[0] = 7;  // an earlier block changes every later hash
+  EXPECT_NE(block_hashes(c, 16)[1], ha[1]);
+}
+
+// An agent loop: each turn resends the whole conversation (the model's own tokens included)
+// plus one more user message; the cache must give the tokens a cold run gives.
+namespace {
+
+std::vector<Result> agent_loop(Scheduler& sch, int turns) {
+  const Tokenizer& tok = test::tiny_session().tokenizer();
+  std::vector<int32_t> conv = chat(0);
+  std::vector<Result> out;
+  for (int t = 0; t < turns; ++t) {
+    out.push_back(collect(*sch.submit(request(conv, 16, 0.7f, 40 + t))));
+    conv.insert(conv.end(), out.back().tokens.begin(), out.back().tokens.end());
+    const auto more = tok.encode("<|im_end|>\n<|im_start|>user\nWhat is " + std::to_string(t) + "+1?<|im_end|>\n<|im_start|>assistant\n", false);
+    conv.insert(conv.end(), more.begin(), more.end());
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(PrefixCache, AgentTurnsReuseTheConversationAndGiveTheSameTokens) {
+  Session& s = test::tiny_session();
+  std::vector<Result> off;
+  {
+    Scheduler sch(s.engine(), s.tokenizer(), with_cache(0));
+    off = agent_loop(sch, 4);
+  }
+  Scheduler sch(s.engine(), s.tokenizer(), with_cache(256ull << 20));
+  const std::vector<Result> on = agent_loop(sch, 4);
+  for (size_t t = 0; t < 4; ++t) {
+    EXPECT_EQ(on[t].tokens, off[t].tokens) << "turn " << t;
+    EXPECT_EQ(off[t].cached_tokens, 0);
+  }
+  // Turn t+1 reuses all of turn t: its prompt and the tokens it generated, but the last.
+  for (size_t t = 1; t < 4; ++t)
+    EXPECT_EQ(on[t].cached_tokens, on[t - 1].prompt_tokens + on[t - 1].completion_tokens - 1) << "turn " << t;
+  const auto st = test::settled_stats(sch);
+  EXPECT_EQ(st.prefix_cache_lookups, 4);
+  EXPECT_EQ(st.prefix_cache_hits, 3);
+  EXPECT_EQ(st.prefix_cache_entries, 1);  // each turn replaced the one it extended
+  // A request that shares only the system prompt and first question forks the same entry.
+  const auto other = collect(*sch.submit(request(chat(2), 8, 0.0f, 1)));
+  EXPECT_GE(other.cached_tokens, PrefixCache::kBlock);
+  EXPECT_EQ(test::settled_stats(sch).prefix_cache_entries, 2);
+}
+
+TEST(PrefixCache, BoundEvictsLeastRecentlyUsed) {
+  Session& s = test::tiny_session();
+  const auto& c = s.model().cfg;
+  const uint64_t per_token = uint64_t(c.n_layers) * 2 * c.n_kv_heads * c.head_dim * sizeof(float);
+  // Room for about 1.5 conversations of chat(1)'s length.
+  const uint64_t bound = uint64_t(double(chat(1).size() + 16) * 1.5 * double(per_token));
+  Scheduler sch(s.engine(), s.tokenizer(), with_cache(bound));
+  auto p1 = chat(1), p2 = chat(1);
+  p2[3] = p2[3] == 5 ? 6 : 5;  // a different conversation from the 4th token on
+  collect(*sch.submit(request(p1, 16, 0.0f, 1)));
+  collect(*sch.submit(request(p2, 16, 0.0f, 1)));
+  auto st = test::settled_stats(sch);
+  EXPECT_EQ(st.prefix_cache_entries, 1);
+  EXPECT_EQ(st.prefix_cache_evictions, 1);
+  EXPECT_LE(uint64_t(st.prefix_cache_bytes), bound);
+  // p2 is still there; p1 was evicted.
+  EXPECT_GT(collect(*sch.submit(request(p2, 4, 0.0f, 1))).cached_tokens, 0);
+  EXPECT_EQ(collect(*sch.submit(request(p1, 4, 0.0f, 1))).cached_tokens, 0);
+}
+
+TEST(PrefixCache, OffMeansNoSequenceIsKept) {
+  Session& s = test::tiny_session();
+  const size_t before = s.engine().n_sequences();
+  {
+    Scheduler sch(s.engine(), s.tokenizer(), with_cache(0));
+    collect(*sch.submit(request(chat(1), 4, 0.0f, 1)));
+    EXPECT_EQ(s.engine().n_sequences(), before);
+  }
+  {
+    Scheduler sch(s.engine(), s.tokenizer(), with_cache(64ull << 20));
+    collect(*sch.submit(request(chat(1), 4, 0.0f, 1)));
+    EXPECT_EQ(s.engine().n_sequences(), before + 1);
+  }
+  EXPECT_EQ(s.engine().n_sequences(), before);  // the cache frees its sequences when it goes
+}
