@@ -57,6 +57,9 @@ std::unique_ptr<OutputParser> make_output_parser(const ParserOptions& o);
 std::vector<std::string> output_parser_families();
 // The family a chat template writes tool calls in ("none" when it writes none we know).
 std::string detect_parser_family(std::string_view chat_template);
+// Whether a rendered prompt ends inside a thinking block ("<think>", Mistral's "[THINK]"), as
+// DeepSeek-V3.1/R1 and Qwen3-Thinking-2507 generation prompts do: ParserOptions::starts_in_reasoning.
+bool prompt_ends_in_reasoning(std::string_view rendered_prompt, std::string_view family);
 
 // A whole output at once (non-streamed responses, batch jobs): the deltas merged.
 struct ParsedMessage {
