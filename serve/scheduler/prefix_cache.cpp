@@ -108,7 +108,11 @@ void PrefixCache::release(SeqId seq, std::vector<int32_t> tokens) {
     erase(std::prev(entries_.end()));
     ++evictions_;
   }
-  entries_.push_front(Entry{seq, std::move(tokens), hashes});
+  // A running sequence's KV grows by doubling; a cached one is copied to its exact length so
+  // that the bound counts what is really held.
+  const SeqId compact = engine_.fork_sequence(seq, int64_t(tokens.size()));
+  engine_.free_sequence(seq);
+  entries_.push_front(Entry{compact, std::move(tokens), hashes});
   bytes_ += need;
   index(entries_.begin());
 }

@@ -33,6 +33,9 @@ namespace {
 struct RoutingCounts {
   std::mutex m;
   std::vector<std::vector<int64_t>> tokens;  // [layer][expert]
+  int64_t expert_reads = 0;                  // distinct (layer, expert) pairs per step, summed
+  std::vector<int64_t> seen;                 // scratch: the step an expert was last counted in
+  int64_t events = 0;
 };
 
 int64_t kv_bytes_per_token(const Model& m) {
@@ -75,11 +78,18 @@ struct Scheduler::Impl {
       std::lock_guard lk(counts->m);
       if (size_t(ev.layer) >= counts->tokens.size()) counts->tokens.resize(size_t(ev.layer) + 1);
       auto& row = counts->tokens[size_t(ev.layer)];
+      // One event is one layer of one step: an expert chosen by several of its tokens is read once.
+      ++counts->events;
       for (int i = 0; i < ev.n_tokens * ev.top_k; ++i) {
         const int32_t x = ev.experts[i];
         if (x < 0) continue;
         if (size_t(x) >= row.size()) row.resize(size_t(x) + 1);
+        if (size_t(x) >= counts->seen.size()) counts->seen.resize(size_t(x) + 1, 0);
         ++row[size_t(x)];
+        if (counts->seen[size_t(x)] != counts->events) {
+          counts->seen[size_t(x)] = counts->events;
+          ++counts->expert_reads;
+        }
       }
     });
     thread = std::thread([this] { loop(); });
@@ -361,6 +371,7 @@ SchedulerStats Scheduler::stats() const {
   {
     std::lock_guard lk(s.routing->m);
     out.expert_tokens = s.routing->tokens;
+    out.expert_reads = s.routing->expert_reads;
   }
   out.router_entropy = usage_entropy(out.expert_tokens);
   return out;

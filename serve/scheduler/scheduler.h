@@ -57,6 +57,9 @@ struct SchedulerStats {
   int64_t prefix_cache_hits = 0, prefix_cache_lookups = 0, prefix_cache_evictions = 0;
   double busy_seconds = 0;                     // time inside engine steps
   std::vector<std::vector<int64_t>> expert_tokens;  // [layer][expert] tokens routed
+  // Experts a batched step needs, summed over steps: each (layer, expert) once per step however
+  // many of the step's tokens chose it. Bytes read = steps x dense bytes + this x expert size.
+  int64_t expert_reads = 0;
   std::vector<double> router_entropy;          // per layer, nats (routing.h usage_entropy)
 };
 

@@ -103,6 +103,7 @@ TEST(PrefixCache, BoundEvictsLeastRecentlyUsed) {
   EXPECT_EQ(st.prefix_cache_entries, 1);
   EXPECT_EQ(st.prefix_cache_evictions, 1);
   EXPECT_LE(uint64_t(st.prefix_cache_bytes), bound);
+  EXPECT_LE(uint64_t(st.kv_bytes), bound);  // nothing runs: the engine holds only the cache's KV
   // p2 is still there; p1 was evicted.
   EXPECT_GT(collect(*sch.submit(request(p2, 4, 0.0f, 1))).cached_tokens, 0);
   EXPECT_EQ(collect(*sch.submit(request(p1, 4, 0.0f, 1))).cached_tokens, 0);

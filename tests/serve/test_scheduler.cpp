@@ -211,4 +211,11 @@ TEST(Scheduler, RoutingStatsCountEveryToken) {
   // Every token fed (the prompt and 7 of the 8 drawn) went to top_k experts of the last layer.
   EXPECT_EQ(sum, int64_t(ids.size() + 7) * cfg.router.top_k);
   for (double h : st.router_entropy) EXPECT_GE(h, 0.0);
+  // Expert reads: 7 one-token decode steps read top_k experts per MoE layer each; the prompt's
+  // step reads each chosen expert once, however many of its tokens chose it.
+  const int64_t layers = int64_t(st.expert_tokens.size()), E = int64_t(st.expert_tokens.back().size());
+  const int64_t prompt_reads = st.expert_reads - 7 * layers * cfg.router.top_k;
+  EXPECT_GE(prompt_reads, layers * cfg.router.top_k);
+  EXPECT_LE(prompt_reads, layers * E);
+  EXPECT_LT(prompt_reads, int64_t(ids.size()) * layers * cfg.router.top_k);
 }
