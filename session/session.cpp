@@ -211,6 +211,18 @@ double Session::decode_bytes_per_token() const {
   return b;
 }
 
+double Session::expert_bytes() const {
+  const Model& m = *model_;
+  double b = 0;
+  int n = 0;
+  for (int l = 0; l < m.cfg.n_layers; ++l)
+    if (m.layers[size_t(l)].kind == FfnKind::Moe) {
+      b += double(HeldExpert(*m.experts, l, 0).weights().bytes());
+      ++n;
+    }
+  return n ? b / n : 0.0;
+}
+
 uint64_t Session::dense_bytes() const {
   uint64_t b = 0;
   for (const DenseTensor& t : dense_tensors(*model_)) b += uint64_t(t.view.bytes());

@@ -84,6 +84,8 @@ class Session {
   // at the average expert size): the bandwidth bound's numerator. And the non-expert bytes.
   double decode_bytes_per_token() const;
   uint64_t dense_bytes() const;
+  // One routed expert's bytes, averaged over the MoE layers (0 without any).
+  double expert_bytes() const;
 
   // GPU: host -> device copies timed on the device, measured once and kept for stats(); a
   // no-op on the CPU.
