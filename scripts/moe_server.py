@@ -20,9 +20,6 @@ import time
 
 SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MOE = os.path.join(SOURCE_DIR, "models", "tiny-moe")
-# The tiny model's chat format with tools, tool calls and tool results (its tokenizer_config.json
-# template only knows role + content). Used together with --tool-parser hermes.
-TINY_MOE_TOOLS_TEMPLATE = os.path.join(SOURCE_DIR, "examples", "tiny-moe-tools.jinja")
 
 
 class ServerStartError(RuntimeError):

@@ -116,15 +116,34 @@ def contains_value(text: str, value: str) -> bool:
     return value.lower() in text.lower()
 
 
-def eval_tool_calls(moe: str, model_dir: str, chats: list[dict], workers: int, log_path: str) -> dict:
+class ChatTemplate:
+    """The prompts go through the model's own chat template (tokenizer_config.json, rendered by transformers'
+    apply_chat_template, as an OpenAI-compatible server would), checked against tiny_moe_data.render(), the
+    function that made the training text."""
+
+    def __init__(self, model_dir: str):
+        from transformers import AutoTokenizer
+        self.tok = AutoTokenizer.from_pretrained(model_dir)
+
+    def __call__(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
+        s = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        if s != D.render(messages, add_generation_prompt=add_generation_prompt):
+            raise RuntimeError(f"chat template and tiny_moe_data.render() disagree on {messages!r}")
+        return s
+
+
+def eval_tool_calls(moe: str, model_dir: str, chats: list[dict], workers: int, log_path: str,
+                    template: ChatTemplate) -> dict:
+    prompts = [(template(c["messages"][:c["target"]["prefix_messages"]], add_generation_prompt=True),
+                template(c["messages"][:c["target"]["prefix_messages"] + 2], add_generation_prompt=True))
+               for c in chats]
+
     def one(i_chat):
         i, chat = i_chat
         t = chat["target"]
-        msgs = chat["messages"]
-        p1 = D.render(msgs[:t["prefix_messages"]], add_generation_prompt=True)
+        p1, p2 = prompts[i]
         out1 = engine_generate(moe, model_dir, p1, 96, 1)
         name, args = parse_tool_call(out1)
-        p2 = D.render(msgs[:t["prefix_messages"] + 2], add_generation_prompt=True)
         out2 = engine_generate(moe, model_dir, p2, 64, 1)
         return {
             "i": i, "tool": t["name"], "expected_arguments": t["arguments"], "result": t["result"],
@@ -322,6 +341,7 @@ def main(argv=None) -> int:
     ref = Qwen3MoeForCausalLM.from_pretrained(md, dtype=torch.float32, attn_implementation="eager",
                                               experts_implementation="eager")
     ref.eval()
+    template = ChatTemplate(md)
     edir = os.path.join(md, "eval")
     held = {"code": os.path.join(edir, "heldout_code.txt"), "docs": os.path.join(edir, "heldout_docs.txt"),
             "chats": os.path.join(edir, "heldout_chats.txt")}
@@ -342,10 +362,11 @@ def main(argv=None) -> int:
 
     if "tools" not in a.skip:
         chats = [json.loads(l) for l in open(os.path.join(edir, "heldout_chats.jsonl"), encoding="utf-8")][:a.n_chats]
-        r = eval_tool_calls(a.moe, md, chats, a.workers, os.path.join(edir, "tool_calls.jsonl"))
+        r = eval_tool_calls(a.moe, md, chats, a.workers, os.path.join(edir, "tool_calls.jsonl"), template)
         r["command"] = (f"{a.moe} run --model {md} --prompt-file PROMPT --no-echo --temp 0 -n 96 -t 1  "
-                        "(call; PROMPT = chat up to the user turn + '<|im_start|>assistant\\n') and -n 64 for the "
-                        "answer (PROMPT also holds the expected tool call and the true tool response)")
+                        "(call; PROMPT = the chat template's rendering of the chat up to the user turn, with the generation "
+                        "prompt '<|im_start|>assistant\\n') and -n 64 for the answer (PROMPT also holds the expected "
+                        "tool call and the true tool response)")
         res["tool_calls"] = r
         print(f"tools: call {r['tool_call_accuracy']:.3f} answer {r['final_answer_accuracy']:.3f} "
               f"({time.time()-t0:.0f}s)", flush=True)
@@ -355,7 +376,7 @@ def main(argv=None) -> int:
     doc_prompt = "The json module provides functions to"
     chats = [json.loads(l) for l in open(os.path.join(edir, "heldout_chats.jsonl"), encoding="utf-8")]
     c0 = chats[0]
-    chat_prompt = D.render(c0["messages"][:c0["target"]["prefix_messages"]], add_generation_prompt=True)
+    chat_prompt = template(c0["messages"][:c0["target"]["prefix_messages"]], add_generation_prompt=True)
 
     if "routing" not in a.skip:
         rs = {}
@@ -368,7 +389,7 @@ def main(argv=None) -> int:
             "import os\nimport sys\n\nfor name in sorted(os.listdir('.')):\n    print(name)\n",
             doc_prompt + " encode and decode JSON data.",
             chat_prompt,
-            D.render(c1["messages"]),
+            template(c1["messages"]),
         ]
         write_trace(ref, tok, trace_prompts, os.path.join(md, "trace"))
         print(f"routing done ({time.time()-t0:.0f}s)", flush=True)
@@ -376,7 +397,7 @@ def main(argv=None) -> int:
 
     if "golden" not in a.skip:
         seq_texts = ["import os\n\ndef main(argv):\n    for arg in argv[1:]:\n        print(os.path.abspath(arg))\n",
-                     D.render(chats[2]["messages"][:chats[2]["target"]["prefix_messages"] + 1])]
+                     template(chats[2]["messages"][:chats[2]["target"]["prefix_messages"] + 1])]
         g = write_golden(md, tok, ref, code_prompt, chat_prompt, seq_texts)
         # engine vs HF on the golden logits
         diffs = []
@@ -400,7 +421,7 @@ def main(argv=None) -> int:
         os.makedirs(sdir, exist_ok=True)
         samples = {}
         c3 = chats[3]
-        tool_prompt = D.render(c3["messages"][:c3["target"]["prefix_messages"]], add_generation_prompt=True)
+        tool_prompt = template(c3["messages"][:c3["target"]["prefix_messages"]], add_generation_prompt=True)
         for name, prompt, n in (("code", code_prompt, 80), ("doc", doc_prompt, 60), ("tool_chat", tool_prompt, 64)):
             pf = os.path.join(sdir, f"{name}.prompt.txt")
             with open(pf, "w", encoding="utf-8") as f:

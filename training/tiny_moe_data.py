@@ -498,20 +498,122 @@ SMALLTALK = [
     ("Good morning.", "Good morning! How can I help?"),
 ]
 
-SYSTEM_PROMPT = ("You are a helpful assistant. Tools: calculator, median, mean, convert, date_diff, lookup.")
+TOOL_DESCRIPTIONS = {
+    "calculator": ("Evaluate an arithmetic expression (+, -, *, / and parentheses).",
+                   {"expression": {"type": "string", "description": "for example 12*7+3"}}),
+    "median": ("Median of a list of numbers.", {"numbers": {"type": "array", "items": {"type": "number"}}}),
+    "mean": ("Arithmetic mean of a list of numbers.", {"numbers": {"type": "array", "items": {"type": "number"}}}),
+    "convert": ("Convert a value between units (km/mi, kg/lb, m/ft, c/f, l/gal, cm/in).",
+                {"value": {"type": "number"}, "from": {"type": "string"}, "to": {"type": "string"}}),
+    "date_diff": ("Number of days from start to end (ISO dates).",
+                  {"start": {"type": "string"}, "end": {"type": "string"}}),
+    "lookup": ("Look up a fact by key, e.g. capital_of_france, currency_of_japan, language_of_peru, "
+               "atomic_number_of_gold, moons_of_mars.", {"key": {"type": "string"}}),
+}
+
+# The tools in the OpenAI "tools" request format (what an OpenAI client sends to `moe serve`).
+TOOLS = [{"type": "function", "function": {"name": n, "description": TOOL_DESCRIPTIONS[n][0],
+                                           "parameters": {"type": "object", "properties": TOOL_DESCRIPTIONS[n][1],
+                                                          "required": list(TOOL_DESCRIPTIONS[n][1])}}}
+         for n in TOOL_NAMES]
 
 
-def tool_call_text(name: str, args: dict) -> str:
-    return "<tool_call>\n" + json.dumps({"name": name, "arguments": args}) + "\n</tool_call>"
+def system_prompt_for(names: list[str]) -> str:
+    """The system message the chat template writes when a request has tools but no system message."""
+    return "You are a helpful assistant. Tools: " + ", ".join(names) + "."
+
+
+SYSTEM_PROMPT = system_prompt_for(TOOL_NAMES)
+assert SYSTEM_PROMPT == "You are a helpful assistant. Tools: calculator, median, mean, convert, date_diff, lookup."
+
+# The chat template of models/tiny-moe (tokenizer_config.json, written by train_tiny_moe.py).
+# OpenAI message shapes: assistant messages with "tool_calls" (content null or text; function.arguments a
+# JSON string as OpenAI sends it, or a mapping, which is written with tojson), "tool" messages with the raw
+# result (the template wraps it in <tool_response>), content as a string, null or a list of text parts,
+# and a "tools" list: without a system message the template writes one naming the tools. render() below
+# is the same function in Python; training/check_chat_template.py checks that the two agree.
+CHAT_TEMPLATE = (
+    "{%- if tools and (messages | length == 0 or messages[0]['role'] != 'system') -%}"
+    "{{- '<|im_start|>system\\nYou are a helpful assistant. Tools: ' -}}"
+    "{%- for t in tools -%}"
+    "{%- if t['function'] is defined -%}{{- t['function']['name'] -}}{%- else -%}{{- t['name'] -}}{%- endif -%}"
+    "{%- if not loop.last -%}{{- ', ' -}}{%- endif -%}"
+    "{%- endfor -%}"
+    "{{- '.<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['content'] is string -%}{%- set content = message['content'] -%}"
+    "{%- elif message['content'] is iterable and message['content'] is not mapping -%}"
+    "{%- set content = message['content'] | map(attribute='text') | join('') -%}"
+    "{%- else -%}{%- set content = '' -%}{%- endif -%}"
+    "{%- if message['role'] == 'tool' -%}"
+    "{{- '<|im_start|>tool\\n<tool_response>\\n' + content + '\\n</tool_response><|im_end|>\\n' -}}"
+    "{%- elif message['role'] == 'assistant' and message['tool_calls'] is defined and message['tool_calls'] -%}"
+    "{{- '<|im_start|>assistant\\n' -}}"
+    "{%- if content -%}{{- content + '\\n' -}}{%- endif -%}"
+    "{%- for tool_call in message['tool_calls'] -%}"
+    "{%- if tool_call['function'] is defined -%}{%- set call = tool_call['function'] -%}"
+    "{%- else -%}{%- set call = tool_call -%}{%- endif -%}"
+    "{%- if not loop.first -%}{{- '\\n' -}}{%- endif -%}"
+    "{{- '<tool_call>\\n{\"name\": ' + (call['name'] | tojson) + ', \"arguments\": ' -}}"
+    "{%- if call['arguments'] is string -%}{{- call['arguments'] -}}"
+    "{%- else -%}{{- call['arguments'] | tojson -}}{%- endif -%}"
+    "{{- '}\\n</tool_call>' -}}"
+    "{%- endfor -%}"
+    "{{- '<|im_end|>\\n' -}}"
+    "{%- else -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + content + '<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+
+
+def tool_call_text(name: str, args) -> str:
+    """How the model writes one call: args is a mapping, or a JSON string (OpenAI's function.arguments)."""
+    a = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+    return "<tool_call>\n{\"name\": " + json.dumps(name, ensure_ascii=False) + ", \"arguments\": " + a + "}\n</tool_call>"
 
 
 def tool_response_text(result: str) -> str:
     return "<tool_response>\n" + result + "\n</tool_response>"
 
 
-def render(messages: list[dict], add_generation_prompt: bool = False) -> str:
-    """Same output as the chat template in tokenizer_config.json."""
-    s = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+def tool_call_message(name: str, args: dict) -> dict:
+    """An assistant message that calls one tool, as an OpenAI client sends it back (arguments: JSON string)."""
+    return {"role": "assistant", "content": None,
+            "tool_calls": [{"type": "function", "function": {"name": name, "arguments": json.dumps(args)}}]}
+
+
+def tool_result_message(result: str) -> dict:
+    return {"role": "tool", "content": result}
+
+
+def _content(m: dict) -> str:
+    c = m.get("content")
+    if isinstance(c, str):
+        return c
+    if isinstance(c, (list, tuple)):
+        return "".join(p.get("text", "") if isinstance(p, dict) else "" for p in c)
+    return ""
+
+
+def render(messages: list[dict], add_generation_prompt: bool = False, tools: list[dict] | None = None) -> str:
+    """Same output as CHAT_TEMPLATE (the chat template in tokenizer_config.json)."""
+    s = ""
+    if tools and (not messages or messages[0]["role"] != "system"):
+        s += "<|im_start|>system\n" + system_prompt_for(
+            [t["function"]["name"] if "function" in t else t["name"] for t in tools]) + "<|im_end|>\n"
+    for m in messages:
+        c = _content(m)
+        if m["role"] == "tool":
+            s += "<|im_start|>tool\n" + tool_response_text(c) + "<|im_end|>\n"
+        elif m["role"] == "assistant" and m.get("tool_calls"):
+            calls = [tc.get("function", tc) for tc in m["tool_calls"]]
+            s += "<|im_start|>assistant\n" + (c + "\n" if c else "") + \
+                "\n".join(tool_call_text(f["name"], f["arguments"]) for f in calls) + "<|im_end|>\n"
+        else:
+            s += f"<|im_start|>{m['role']}\n{c}<|im_end|>\n"
     if add_generation_prompt:
         s += "<|im_start|>assistant\n"
     return s
@@ -534,8 +636,8 @@ def make_chat(rng: random.Random) -> dict:
         result = run_tool(name, args)
         prefix_len = len(msgs) + 1  # messages up to and including the user turn
         msgs.append({"role": "user", "content": q})
-        msgs.append({"role": "assistant", "content": tool_call_text(name, args)})
-        msgs.append({"role": "tool", "content": tool_response_text(result)})
+        msgs.append(tool_call_message(name, args))
+        msgs.append(tool_result_message(result))
         final = ans(result)
         msgs.append({"role": "assistant", "content": final})
         target = {"prefix_messages": prefix_len, "name": name, "arguments": args, "result": result,
@@ -546,9 +648,58 @@ def make_chat(rng: random.Random) -> dict:
     return {"messages": msgs, "target": target}
 
 
-def make_chats(n: int, seed: int) -> list[dict]:
+# Chat mix 2 (stage 5, training only; the held-out chats are always mix 1): the tools the model got
+# wrong most often (calculator operators, long lists of 3-digit numbers, similar country names) more
+# often, up to 3 tool exchanges per chat, and sometimes the system message the chat template writes
+# for a request's "tools" list, with the tools in another order or only some of them.
+MIX2_TOOL_WEIGHTS = {"calculator": 3.0, "median": 1.5, "mean": 1.5, "convert": 1.0, "date_diff": 0.5, "lookup": 2.0}
+
+
+def make_chat_mix2(rng: random.Random) -> dict:
+    gens = [g for _, g in GENERATORS]
+    weights = [MIX2_TOOL_WEIGHTS[n] for n, _ in GENERATORS]
+    r = rng.random()
+    n_ex = 1 if r < 0.5 else (2 if r < 0.85 else 3)
+    exchanges = []
+    for _ in range(n_ex):
+        q, name, args, ans = rng.choices(gens, weights)[0](rng)
+        result = run_tool(name, args)
+        exchanges.append((q, name, args, result, ans(result)))
+    msgs = []
+    r = rng.random()
+    if r < 0.25:
+        msgs.append({"role": "system", "content": SYSTEM_PROMPT})
+    elif r < 0.35:
+        used = sorted({e[1] for e in exchanges}, key=TOOL_NAMES.index)
+        names = used + [n for n in TOOL_NAMES if n not in used and rng.random() < 0.5]
+        rng.shuffle(names)
+        msgs.append({"role": "system", "content": system_prompt_for(names)})
+    if rng.random() < 0.15:
+        u, a = rng.choice(SMALLTALK[:2] + SMALLTALK[4:])
+        msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+    target = None
+    for q, name, args, result, final in exchanges:
+        prefix_len = len(msgs) + 1
+        msgs += [{"role": "user", "content": q}, tool_call_message(name, args), tool_result_message(result),
+                 {"role": "assistant", "content": final}]
+        target = {"prefix_messages": prefix_len, "name": name, "arguments": args, "result": result,
+                  "final": final}
+    if rng.random() < 0.1:
+        u, a = rng.choice(SMALLTALK[2:4])
+        msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+    return {"messages": msgs, "target": target}
+
+
+def make_chats(n: int, seed: int, mix: int = 1) -> list[dict]:
     rng = random.Random(seed)
-    return [make_chat(rng) for _ in range(n)]
+    make = make_chat if mix == 1 else make_chat_mix2
+    return [make(rng) for _ in range(n)]
+
+
+def chat_questions(chat: dict) -> list[str]:
+    """The user turns that ask for a tool (each is followed by an assistant tool call)."""
+    m = chat["messages"]
+    return [m[i]["content"] for i in range(len(m) - 1) if m[i]["role"] == "user" and m[i + 1].get("tool_calls")]
 
 
 TEST_SEED = 987654  # held-out chats: separate generator seed, and de-duplicated against training
