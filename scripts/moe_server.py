@@ -12,6 +12,7 @@ and waits (then SIGKILL), also when the `with` body raised.
 """
 import http.client
 import os
+import json
 import signal
 import socket
 import subprocess
@@ -185,3 +186,33 @@ def rss_kib(pid):
     except (OSError, ValueError, TypeError):
         return None
     return None
+
+
+def parse_metrics(text):
+    """{series: value} of a Prometheus text page (labels kept in the key)."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
+    return out
+
+
+def sse_events(response):
+    """The JSON events of an OpenAI SSE stream ("data: {json}" lines), until "data: [DONE]" (then
+    a final None is yielded) or the end of the response."""
+    while True:
+        line = response.readline()
+        if not line:
+            return
+        line = line.strip()
+        if not line.startswith(b"data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            yield None
+            return
+        yield json.loads(payload)

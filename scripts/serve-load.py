@@ -35,7 +35,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from moe_server import MoeServer, default_moe_binary, rss_kib  # noqa: E402
+from moe_server import MoeServer, default_moe_binary, parse_metrics, rss_kib, sse_events  # noqa: E402
 
 SHORT_QUESTIONS = [
     "Hello!", "Who are you?", "What can you do?", "What is the median of 3, 10, 4 and 9?",
@@ -115,17 +115,7 @@ class Target:
             st, body = self.get("/metrics")
         except OSError:
             return {}
-        out = {}
-        if st != 200:
-            return out
-        for line in body.decode("utf-8", "replace").splitlines():
-            if line and not line.startswith("#"):
-                k, _, v = line.rpartition(" ")
-                try:
-                    out[k] = float(v)
-                except ValueError:
-                    pass
-        return out
+        return parse_metrics(body.decode("utf-8", "replace")) if st == 200 else {}
 
 
 class Stats:
@@ -190,18 +180,10 @@ def one_request(target, endpoint, body, disconnect_after, stats, timeout):
         # SSE: "data: {json}" events, then "data: [DONE]"
         first, last, events, usage, done, finishes = None, None, 0, None, False, 0
         gaps = []
-        while True:
-            line = r.readline()
-            if not line:
-                break
-            line = line.strip()
-            if not line.startswith(b"data:"):
-                continue
-            payload = line[5:].strip()
-            if payload == b"[DONE]":
+        for ev in sse_events(r):
+            if ev is None:
                 done = True
                 break
-            ev = json.loads(payload)
             if ev.get("usage"):
                 usage = ev["usage"]
             for ch in ev.get("choices") or []:

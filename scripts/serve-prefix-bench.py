@@ -28,7 +28,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from moe_server import MoeServer, default_moe_binary  # noqa: E402
+from moe_server import MoeServer, default_moe_binary, parse_metrics, sse_events  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -132,15 +132,7 @@ class Client:
             text = c.getresponse().read().decode()
         finally:
             c.close()
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                k, _, v = line.rpartition(" ")
-                try:
-                    out[k] = float(v)
-                except ValueError:
-                    pass
-        return out
+        return parse_metrics(text)
 
     def chat(self, messages, max_tokens=1, stream=False):
         """(ttft seconds, usage, status) of one chat request; ttft None when not streamed."""
@@ -159,17 +151,9 @@ class Client:
             if not stream:
                 return None, json.loads(r.read())["usage"]
             ttft, usage = None, None
-            while True:
-                line = r.readline()
-                if not line:
+            for ev in sse_events(r):
+                if ev is None:
                     break
-                line = line.strip()
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    break
-                ev = json.loads(payload)
                 if ev.get("usage"):
                     usage = ev["usage"]
                 for ch in ev.get("choices") or []:

@@ -93,17 +93,7 @@ class ChatStream final : public StreamJob {
     const std::string chunk = chunks_.delta(d, lp);
     return chunk.empty() || send(sink, chunk);
   }
-  // A failed write: the client is gone; cancel now so its sequence is freed at the next step.
-  bool send(ChunkSink& sink, const std::string& bytes) {
-    if (sink.write(bytes)) return true;
-    if (!pump_.finished) {
-      s_.handle->cancel();
-      pump_.finished = true;
-      cx_.metrics.disconnect();
-      log_->finish = "disconnected";
-    }
-    return false;
-  }
+  bool send(ChunkSink& sink, const std::string& bytes) { return pump_.send(sink, bytes); }
 
   ServeContext& cx_;
   ChatSetup s_;

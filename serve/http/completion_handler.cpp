@@ -101,16 +101,7 @@ class CompletionStream final : public StreamJob {
   }
 
  private:
-  bool send(ChunkSink& sink, const std::string& bytes) {
-    if (sink.write(bytes)) return true;
-    if (!pump_.finished) {
-      s_.handle->cancel();
-      pump_.finished = true;
-      cx_.metrics.disconnect();
-      log_->finish = "disconnected";
-    }
-    return false;
-  }
+  bool send(ChunkSink& sink, const std::string& bytes) { return pump_.send(sink, bytes); }
 
   ServeContext& cx_;
   CompletionSetup s_;

@@ -105,4 +105,15 @@ bool ends_in_reasoning(std::string_view prompt) {
   return true;
 }
 
+bool EventPump::send(ChunkSink& sink, const std::string& bytes) {
+  if (sink.write(bytes)) return true;
+  if (!finished) {
+    h->cancel();
+    finished = true;
+    cx.metrics.disconnect();
+    log.finish = "disconnected";
+  }
+  return false;
+}
+
 }  // namespace moe::serve::http

@@ -104,6 +104,9 @@ struct EventPump {
   bool finished = false;
   std::optional<GenerationEvent> next(const std::function<bool()>& gone);
   void on_finish(const GenerationEvent& ev);  // usage into the log, metrics
+  // Writes a stream's bytes; a failed write means the client is gone: the request is cancelled
+  // at once (its sequence freed at the next step) and false returned.
+  bool send(ChunkSink& sink, const std::string& bytes);
 };
 
 // POST /v1/chat/completions and /v1/completions. Throw ApiError for what the client must fix.

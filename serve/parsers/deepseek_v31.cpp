@@ -101,21 +101,9 @@ class DeepSeekV31 final : public ToolStream {
         return true;
       }
       case St::between: {
-        if (!skip_ws()) {
-          if (!at_end_) return false;
-          st_ = St::text;
-          return true;
-        }
-        const Lit next = match_lit(rest(), kCallBegin), end = match_lit(rest(), kCallsEnd);
-        if ((next == Lit::more || end == Lit::more) && !at_end_) return false;
-        if (next == Lit::yes) {
-          open_call(kCallBegin.size());
-          st_ = St::name;
-          return true;
-        }
-        if (end == Lit::yes) pos_ += kCallsEnd.size();
-        else if (end == Lit::more || next == Lit::more) pos_ = buf_.size();
-        st_ = St::text;
+        const AfterCall a = after_call(kCallBegin, kCallsEnd);
+        if (a == AfterCall::wait) return false;
+        st_ = a == AfterCall::next_call ? St::name : St::text;
         return true;
       }
     }

@@ -88,21 +88,9 @@ class KimiK2 final : public ToolStream {
         return true;
       }
       case St::between: {
-        if (!skip_ws()) {
-          if (!at_end_) return false;
-          st_ = St::text;
-          return true;
-        }
-        const Lit next = match_lit(rest(), kCallBegin), end = match_lit(rest(), kSectionEnd);
-        if ((next == Lit::more || end == Lit::more) && !at_end_) return false;
-        if (next == Lit::yes) {
-          open_call(kCallBegin.size());
-          st_ = St::id;
-          return true;
-        }
-        if (end == Lit::yes) pos_ += kSectionEnd.size();
-        else if (end == Lit::more || next == Lit::more) pos_ = buf_.size();
-        st_ = St::text;
+        const AfterCall a = after_call(kCallBegin, kSectionEnd);
+        if (a == AfterCall::wait) return false;
+        st_ = a == AfterCall::next_call ? St::id : St::text;
         return true;
       }
     }

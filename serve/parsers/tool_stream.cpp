@@ -31,6 +31,19 @@ bool ToolStream::skip_ws() {
   return pos_ < buf_.size();
 }
 
+ToolStream::AfterCall ToolStream::after_call(std::string_view call_begin, std::string_view section_end) {
+  if (!skip_ws()) return at_end_ ? AfterCall::text : AfterCall::wait;
+  const Lit next = match_lit(rest(), call_begin), end = match_lit(rest(), section_end);
+  if ((next == Lit::more || end == Lit::more) && !at_end_) return AfterCall::wait;
+  if (next == Lit::yes) {
+    open_call(call_begin.size());
+    return AfterCall::next_call;
+  }
+  if (end == Lit::yes) pos_ += section_end.size();
+  else if (end == Lit::more || next == Lit::more) pos_ = buf_.size();
+  return AfterCall::text;
+}
+
 Lit ToolStream::lit(std::string_view marker) {
   const Lit r = match_lit(rest(), marker);
   if (r == Lit::yes) pos_ += marker.size();

@@ -39,6 +39,11 @@ class ToolStream : public BodyParser {
   void truncated(Emitter& e);   // the output ended inside the call
   bool committed() const { return committed_; }
   const ParserOptions& options() const { return opt_; }
+  // After a call of a section (DeepSeek, Kimi): whitespace, then the next call's start marker
+  // (next_call: the call is opened), the section's end marker or anything else (text: the end
+  // marker is consumed), or not yet decidable (wait).
+  enum class AfterCall { wait, next_call, text };
+  AfterCall after_call(std::string_view call_begin, std::string_view section_end);
 
  protected:
   virtual bool step(Emitter& e) = 0;  // false when nothing more can be decided now

@@ -15,7 +15,7 @@ import unittest
 
 SOURCE_DIR = os.environ.get("MOE_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(SOURCE_DIR, "scripts"))
-from moe_server import MoeServer, default_moe_binary  # noqa: E402
+from moe_server import MoeServer, default_moe_binary, parse_metrics  # noqa: E402, F401
 
 try:
     import openai  # noqa: F401

@@ -13,7 +13,7 @@ import unittest
 
 import openai
 
-from common import MOE_BIN, MoeServer, ServerTestCase, main, make_client, raw_request, run_concurrently, tiny_args, user
+from common import MOE_BIN, parse_metrics, MoeServer, ServerTestCase, main, make_client, raw_request, run_concurrently, tiny_args, user
 
 CODE = user('def read_config(path):\n    """Read a configuration file."""\n    with open(path')
 WHO = user("Who are you?")
@@ -22,15 +22,7 @@ WHO = user("Who are you?")
 def metrics(server):
     """{series: value} of GET /metrics (labels kept in the key)."""
     st, _, body = raw_request(server, "GET", "/metrics", None)
-    out = {}
-    for line in body.decode().splitlines():
-        if line and not line.startswith("#"):
-            k, _, v = line.rpartition(" ")
-            try:
-                out[k] = float(v)
-            except ValueError:
-                pass
-    return out
+    return parse_metrics(body.decode())
 
 
 class Disconnects(ServerTestCase):
