@@ -201,6 +201,8 @@ def main():
     ap.add_argument("--prefix-tokens", type=int, default=3000, help="target size of the turn-10 prompt")
     ap.add_argument("--reps", type=int, default=7, help="timed turn-10 requests per server")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--guidelines", type=int, default=None,
+                    help="guideline lines in the system prompt (skips sizing the transcript, which costs full prefills)")
     ap.add_argument("--all-turns-when-off", action="store_true",
                     help="send turns 1-9 to the server without a prefix cache too (default: only turn 9)")
     args = ap.parse_args()
@@ -213,6 +215,9 @@ def main():
         srv.start()
         try:
             client = Client(srv.base_url)
+            if n_guidelines is None and args.guidelines is not None:
+                n_guidelines = args.guidelines
+                print(f"model {client.model}: {n_guidelines} guideline lines (given)")
             if n_guidelines is None:  # sized on the cache-off server, so that nothing is cached by it
                 context = int(client.metrics().get("moe_context_tokens", 0)) or 4096
                 target = min(args.prefix_tokens, context - 64)

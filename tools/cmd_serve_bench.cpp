@@ -1,0 +1,200 @@
+// moe serve-bench: the server's batching measured without HTTP (so it also runs in builds
+// without cpp-httplib, such as the GPU bundle). For each client count N, N clients each send
+// --requests requests of --prompt-len random tokens and --gen-len generated tokens (no stop
+// token) through the serve Scheduler; decode throughput, inter-token latency percentiles, and
+// what the batched steps read: the dense weights once per step and each routed expert once per
+// step, whatever the number of its tokens. That byte count over the time is the achieved
+// bandwidth; tokens/s against a ceiling (GB/s, --ceiling) gives the bound.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/forced_routing.h"
+#include "serve/scheduler/scheduler.h"
+#include "session/session.h"
+#include "tools/commands.h"
+#include "tools/model_files.h"
+#include "tools/session_flags.h"
+
+namespace moe::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct ServeBenchOpts {
+  std::string model, clients = "1,4,16", routing = "natural";
+  int prompt_len = 128, gen_len = 64, requests = 2, prefill_chunk = 512;
+  uint64_t seed = 1;
+  double ceiling_gbs = 0;
+  bool json = false, warm_ram = false;
+  SessionOptions session;
+};
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, size_t(p * double(v.size() - 1) + 0.5))];
+}
+
+nlohmann::json run_clients(Session& session, const ServeBenchOpts& o, int n) {
+  session.restart_engine();
+  InferenceEngine& engine = session.engine();
+  install_routing(engine, o.routing, o.seed, nullptr);
+  serve::SchedulerOptions so;
+  so.parallel = n;
+  so.prefill_chunk = o.prefill_chunk;
+  so.context = o.prompt_len + o.gen_len + 1;
+  serve::Scheduler sched(engine, session.tokenizer(), so);
+  const int64_t vocab = session.model().cfg.vocab_size;
+  const size_t nc = size_t(n);
+  std::vector<std::vector<double>> gaps(nc);
+  std::vector<int64_t> decoded(nc, 0);
+  std::vector<std::string> errors(nc);
+  serve::SchedulerStats before;
+  Clock::time_point t_start;
+  // Decode phase: from when every client has its first token until the first client finishes
+  // its last request would cut the tail; instead all clients' decode tokens over the span
+  // from the first first-token to the last last-token.
+  std::vector<Clock::time_point> first_tok(nc), last_tok(nc);
+  auto client = [&](int c) {
+    std::mt19937_64 rng(o.seed * 7919 + uint64_t(c));
+    for (int r = 0; r < o.requests; ++r) {
+      serve::GenerationRequest req;
+      for (int i = 0; i < o.prompt_len; ++i) req.prompt.push_back(int32_t(rng() % uint64_t(vocab)));
+      req.max_tokens = o.gen_len;
+      req.sampling.temperature = 0;
+      req.logprobs = 0;  // one event per token: exact inter-token gaps
+      auto h = sched.submit(std::move(req));
+      Clock::time_point prev{};
+      for (;;) {
+        auto ev = h->next(std::chrono::seconds(600));
+        if (!ev) {
+          errors[size_t(c)] = "no event within 600 s";
+          return;
+        }
+        const auto now = Clock::now();
+        if (!ev->first && prev != Clock::time_point{}) gaps[size_t(c)].push_back(std::chrono::duration<double>(now - prev).count());
+        if (ev->first && r == 0) first_tok[size_t(c)] = now;
+        prev = now;
+        decoded[size_t(c)] += int64_t(ev->logprobs.size());
+        if (ev->finish != serve::FinishReason::none) {
+          if (ev->finish != serve::FinishReason::length) errors[size_t(c)] = ev->error;
+          last_tok[size_t(c)] = now;
+          break;
+        }
+      }
+    }
+  };
+  sched.run_between_steps([&] {
+    session.reset_stats();
+    before = sched.stats();
+  });
+  t_start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < n; ++c) threads.emplace_back(client, c);
+  for (auto& t : threads) t.join();
+  const double wall = std::chrono::duration<double>(Clock::now() - t_start).count();
+  serve::SchedulerStats after;
+  sched.run_between_steps([&] { after = sched.stats(); });
+  for (const auto& e : errors)
+    if (!e.empty()) throw std::runtime_error("serve-bench: a request failed: " + e);
+
+  std::vector<double> all;
+  for (auto& g : gaps) all.insert(all.end(), g.begin(), g.end());
+  int64_t tokens = 0;
+  for (int64_t d : decoded) tokens += d;
+  const double span = std::chrono::duration<double>(*std::max_element(last_tok.begin(), last_tok.end()) -
+                                                    *std::min_element(first_tok.begin(), first_tok.end())).count();
+  const int64_t steps = after.steps - before.steps, reads = after.expert_reads - before.expert_reads;
+  const double expert_b = session.expert_bytes();
+  const ModelConfig& cfg = session.model().cfg;
+  const int64_t moe_layers = std::count(cfg.ffn.begin(), cfg.ffn.end(), FfnKind::Moe);
+  const double dense_b = session.decode_bytes_per_token() - double(moe_layers * cfg.router.top_k) * expert_b;
+  const double bytes = double(steps) * dense_b + double(reads) * expert_b;
+  const double busy = after.busy_seconds - before.busy_seconds;
+  nlohmann::json j = {{"clients", n},
+                      {"requests", n * o.requests},
+                      {"generated_tokens", tokens},
+                      {"wall_s", wall},
+                      {"tok_s", double(tokens) / span},
+                      {"itl_p50_ms", 1e3 * percentile(all, 0.5)},
+                      {"itl_p99_ms", 1e3 * percentile(all, 0.99)},
+                      {"steps", steps},
+                      {"busy_s", busy},
+                      {"expert_reads_per_step", steps ? double(reads) / double(steps) : 0.0},
+                      {"bytes_per_step", steps ? bytes / double(steps) : 0.0},
+                      {"bytes_per_token", tokens ? bytes / double(tokens) : 0.0},
+                      {"achieved_gb_s", busy > 0 ? bytes / busy / 1e9 : 0.0}};
+  if (o.ceiling_gbs > 0 && tokens > 0) {
+    // The bound: the same bytes read at the ceiling, over the engine steps of the run.
+    const double bound_tok_s = double(tokens) / (bytes / (o.ceiling_gbs * 1e9));
+    j["bound_tok_s"] = bound_tok_s;
+    j["bound_ratio"] = bound_tok_s / (double(tokens) / busy);
+  }
+  return j;
+}
+
+}  // namespace
+
+Runner add_serve_bench(CLI::App& app) {
+  auto o = std::make_shared<ServeBenchOpts>();
+  CLI::App* c = app.add_subcommand("serve-bench", "The server's continuous batching without HTTP: throughput, "
+                                                  "inter-token latency and bytes read per step at 1, 4, 16 clients");
+  c->add_option("--model,-m", o->model, "Hugging Face model directory or .moepack file")->required();
+  c->add_option("--clients", o->clients, "Client counts, comma-separated")->capture_default_str();
+  c->add_option("--prompt-len", o->prompt_len, "Prompt tokens of each request")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  c->add_option("--gen-len", o->gen_len, "Tokens each request generates")->check(CLI::Range(2, 1 << 20))->capture_default_str();
+  c->add_option("--requests", o->requests, "Requests per client, one after another")->check(CLI::Range(1, 1000))->capture_default_str();
+  c->add_option("--prefill-chunk", o->prefill_chunk, "Prompt tokens per sequence per step")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  c->add_option("--routing", o->routing, "natural | uniform | zipf:S (forced expert choice, as moe bench)")->capture_default_str();
+  c->add_option("--ceiling", o->ceiling_gbs, "Memory bandwidth ceiling in GB/s (measured beside this run): prints the bound")
+      ->check(CLI::Range(0.0, 1e6));
+  add_seed_flag(c, o->seed, "Seed of the prompts and of forced routing");
+  c->add_flag("--json", o->json, "One JSON object per client count");
+  c->add_flag("--warm-ram", o->warm_ram, "Read every expert into the RAM tier first (the budget must hold them all)");
+  add_storage_flags(c, o->session.storage);
+  add_prefetch_flags(c, o->session.prefetch);
+  add_device_flags(c, o->session.device);
+  add_threads_flag(c, o->session.device.threads)->capture_default_str();
+  return [o] {
+    std::vector<int> counts;
+    for (int32_t v : parse_token_list(o->clients)) {
+      if (v < 1 || v > 1024) throw std::invalid_argument(fmt::format("--clients: {} is not in [1, 1024]", v));
+      counts.push_back(int(v));
+    }
+    SessionOptions so = o->session;
+    so.start_engine = false;
+    Session session(o->model, so);
+    if (o->warm_ram && session.warm_ram() > 0)
+      throw std::invalid_argument("--warm-ram: the RAM budget does not hold every expert");
+    if (!o->json)
+      std::printf("%s\n", fmt::format("{:>7} {:>9} {:>10} {:>10} {:>7} {:>13} {:>12} {:>9}{}", "clients", "tok/s", "ITL p50 ms",
+                                       "ITL p99 ms", "steps", "experts/step", "MB/step", "GB/s",
+                                       o->ceiling_gbs > 0 ? "  bound tok/s  bound/actual" : "")
+                              .c_str());
+    for (int n : counts) {
+      const nlohmann::json j = run_clients(session, *o, n);
+      if (o->json) {
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::string row = fmt::format("{:>7} {:>9.2f} {:>10.2f} {:>10.2f} {:>7} {:>13.1f} {:>12.1f} {:>9.2f}", n,
+                                      j["tok_s"].get<double>(), j["itl_p50_ms"].get<double>(), j["itl_p99_ms"].get<double>(),
+                                      j["steps"].get<int64_t>(), j["expert_reads_per_step"].get<double>(),
+                                      j["bytes_per_step"].get<double>() / 1e6, j["achieved_gb_s"].get<double>());
+        if (j.contains("bound_tok_s"))
+          row += fmt::format("  {:>11.2f}  {:>12.2f}", j["bound_tok_s"].get<double>(), j["bound_ratio"].get<double>());
+        std::printf("%s\n", row.c_str());
+      }
+      std::fflush(stdout);
+    }
+    return 0;
+  };
+}
+
+}  // namespace moe::cli
