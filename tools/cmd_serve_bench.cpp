@@ -69,7 +69,7 @@ nlohmann::json run_clients(Session& session, const ServeBenchOpts& o, int n) {
       for (int i = 0; i < o.prompt_len; ++i) req.prompt.push_back(int32_t(rng() % uint64_t(vocab)));
       req.max_tokens = o.gen_len;
       req.sampling.temperature = 0;
-      req.logprobs = 0;  // one event per token: exact inter-token gaps
+      req.event_per_token = true;  // exact inter-token gaps, without the cost of logprobs
       auto h = sched.submit(std::move(req));
       Clock::time_point prev{};
       for (;;) {
@@ -82,8 +82,8 @@ nlohmann::json run_clients(Session& session, const ServeBenchOpts& o, int n) {
         if (!ev->first && prev != Clock::time_point{}) gaps[size_t(c)].push_back(std::chrono::duration<double>(now - prev).count());
         if (ev->first && r == 0) first_tok[size_t(c)] = now;
         prev = now;
-        decoded[size_t(c)] += int64_t(ev->logprobs.size());
         if (ev->finish != serve::FinishReason::none) {
+          decoded[size_t(c)] += ev->completion_tokens;
           if (ev->finish != serve::FinishReason::length) errors[size_t(c)] = ev->error;
           last_tok[size_t(c)] = now;
           break;

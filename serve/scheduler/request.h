@@ -44,6 +44,7 @@ struct GenerationRequest {
   std::vector<int32_t> stop_ids;   // stop tokens (EOS, <|im_end|>): not in the text, finish "stop"
   int logprobs = -1;               // -1: none; else the generated tokens' logprobs with this many top alternatives
   bool prompt_logprobs = false;    // also the prompt tokens' logprobs (completions with echo)
+  bool event_per_token = false;    // one event per drawn token even when it adds no text (benchmarks)
   std::shared_ptr<LogitsProcessor> constraint;
 };
 

@@ -86,7 +86,7 @@ struct RequestState {
 
   // Sends what is pending: always the first event (time to first token) and the last.
   void emit(bool last) {
-    if (!last && sent_first && pending_text.empty() && pending_logprobs.empty()) return;
+    if (!last && sent_first && pending_text.empty() && pending_logprobs.empty() && !req.event_per_token) return;
     GenerationEvent e;
     e.text = std::move(pending_text);
     e.logprobs = std::move(pending_logprobs);

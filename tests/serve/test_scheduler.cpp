@@ -77,6 +77,18 @@ TEST(Scheduler, SameTokensAloneAndAmongOthers) {
   EXPECT_EQ(test::settled_stats(sch).generated_tokens, int64_t(20 * kPrompts.size()));
 }
 
+TEST(Scheduler, EventPerTokenWithoutLogprobs) {
+  Session& s = test::tiny_session();
+  Scheduler sch(s.engine(), s.tokenizer(), opts(2, 64, 256));
+  auto req = request(prompt_of(kPrompts[0]), 12, 0.0f, 1);
+  req.logprobs = -1;
+  req.event_per_token = true;
+  const auto r = collect(*sch.submit(req));
+  EXPECT_TRUE(r.tokens.empty());  // no logprobs asked
+  EXPECT_EQ(r.completion_tokens, 12);
+  EXPECT_EQ(r.events, 12);  // the first token's event, 10 more, and the last
+}
+
 TEST(Scheduler, StopTokenStopStringAndLength) {
   Session& s = test::tiny_session();
   Scheduler sch(s.engine(), s.tokenizer(), opts(2, 64, 256));
