@@ -21,6 +21,8 @@ void swiglu_ffn(ThreadPool& pool, const WeightView& gate, const WeightView& up, 
 
 // Dot product of n floats (vectorized, run-time dispatched).
 float dot(const float* a, const float* b, int64_t n);
+// out[r] = dot(a[r], b, n) for r < 4, bit for bit, computed together (dense matmuls of several tokens).
+void dot4(const float* const a[4], const float* b, int64_t n, float out[4]);
 
 // out[n] = x[n] / sqrt(mean(x^2) + eps) * w[n]   (HF RMSNorm; in place allowed)
 void rmsnorm(const float* x, const WeightView& w, float eps, int64_t n, float* out);

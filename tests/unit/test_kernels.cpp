@@ -72,6 +72,38 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
                                             ::testing::Values(1, 3, 17), ::testing::Values(1, 33, 257),
                                             ::testing::Values(7, 64, 1000)));
 
+// A token's row must not depend on how many tokens share the matmul (batch invariance): dot4
+// sums each row exactly as dot does, so 1, 4 or 7 rows give bit-identical results.
+TEST(Kernels, Dot4IsFourDotsBitForBit) {
+  for (int64_t n : {1, 15, 16, 17, 100, 2048}) {
+    const auto a = randn(size_t(4 * n), 3), b = randn(size_t(n), 4);
+    const float* rows[4] = {a.data(), a.data() + n, a.data() + 2 * n, a.data() + 3 * n};
+    float out[4];
+    cpu::dot4(rows, b.data(), n, out);
+    for (int r = 0; r < 4; ++r) EXPECT_EQ(out[r], cpu::dot(rows[r], b.data(), n)) << "n " << n << " row " << r;
+  }
+}
+
+TEST(Kernels, DenseMatmulRowsDoNotDependOnTheBatch) {
+  ThreadPool pool(2);
+  const int64_t N = 37, K = 96, M = 7;
+  const auto wf = randn(size_t(N * K), 5), x = randn(size_t(M * K), 6);
+  std::vector<uint16_t> wb(wf.size());
+  for (size_t i = 0; i < wf.size(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, &wf[i], 4);
+    wb[i] = uint16_t(u >> 16);
+  }
+  const WeightView w{DType::BF16, wb.data(), N, K};
+  std::vector<float> all(size_t(M * N));
+  std::vector<float> one(static_cast<size_t>(N));
+  cpu::matmul(pool, x.data(), M, w, all.data());
+  for (int64_t m = 0; m < M; ++m) {
+    cpu::matmul(pool, x.data() + m * K, 1, w, one.data());
+    for (int64_t n = 0; n < N; ++n) EXPECT_EQ(all[size_t(m * N + n)], one[size_t(n)]) << m << "," << n;
+  }
+}
+
 TEST(Kernels, RmsNormMatchesFormula) {
   const auto x = randn(37, 4), w = randn(37, 5);
   std::vector<float> out(37);
