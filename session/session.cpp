@@ -194,33 +194,29 @@ uint64_t Session::warm_ram(const std::function<void(uint64_t)>& progress) {
   return t->stats().evictions;
 }
 
-double Session::decode_bytes_per_token() const {
+Session::StepBytes Session::step_bytes() const {
   const Model& m = *model_;
-  const ModelConfig& c = m.cfg;
-  double b = double(m.lm_head.bytes());
-  for (int l = 0; l < c.n_layers; ++l) {
+  StepBytes s;
+  s.dense = double(m.lm_head.bytes());
+  int moe_layers = 0;
+  for (int l = 0; l < m.cfg.n_layers; ++l) {
     const LayerWeights& L = m.layers[size_t(l)];
-    b += double(L.attn.q.bytes() + L.attn.k.bytes() + L.attn.v.bytes() + L.attn.o.bytes());
+    s.dense += double(L.attn.q.bytes() + L.attn.k.bytes() + L.attn.v.bytes() + L.attn.o.bytes());
     if (L.kind == FfnKind::Dense) {
-      b += double(L.dense.gate.bytes() + L.dense.up.bytes() + L.dense.down.bytes());
+      s.dense += double(L.dense.gate.bytes() + L.dense.up.bytes() + L.dense.down.bytes());
     } else {
-      b += double(L.router.bytes() + L.shared.gate.bytes() + L.shared.up.bytes() + L.shared.down.bytes());
-      b += double(c.router.top_k) * double(HeldExpert(*m.experts, l, 0).weights().bytes());
+      s.dense += double(L.router.bytes() + L.shared.gate.bytes() + L.shared.up.bytes() + L.shared.down.bytes());
+      s.experts_per_token += double(m.cfg.router.top_k) * double(HeldExpert(*m.experts, l, 0).weights().bytes());
+      ++moe_layers;
     }
   }
-  return b;
+  if (moe_layers > 0) s.expert = s.experts_per_token / (double(m.cfg.router.top_k) * moe_layers);
+  return s;
 }
 
-double Session::expert_bytes() const {
-  const Model& m = *model_;
-  double b = 0;
-  int n = 0;
-  for (int l = 0; l < m.cfg.n_layers; ++l)
-    if (m.layers[size_t(l)].kind == FfnKind::Moe) {
-      b += double(HeldExpert(*m.experts, l, 0).weights().bytes());
-      ++n;
-    }
-  return n ? b / n : 0.0;
+double Session::decode_bytes_per_token() const {
+  const StepBytes s = step_bytes();
+  return s.dense + s.experts_per_token;
 }
 
 uint64_t Session::dense_bytes() const {

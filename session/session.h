@@ -80,12 +80,18 @@ class Session {
   uint64_t ram_expert_bytes() const;  // every expert's bytes in the RAM tier (0 without a tier)
   uint64_t warm_ram(const std::function<void(uint64_t bytes)>& progress = {});
 
-  // Bytes one decode token reads at least (dense weights it uses + top_k experts per MoE layer
-  // at the average expert size): the bandwidth bound's numerator. And the non-expert bytes.
+  // What an engine step reads at least: `dense`, the weights every token uses (attention,
+  // routers, shared experts, dense FFNs, LM head), once per step; `expert`, one routed expert on
+  // average over the MoE layers, once per distinct (layer, expert) the step routes to; and
+  // `experts_per_token`, the top_k experts of every MoE layer that one token reads.
+  struct StepBytes {
+    double dense = 0, expert = 0, experts_per_token = 0;
+  };
+  StepBytes step_bytes() const;
+  // Bytes one decode token reads at least (step_bytes: dense + experts_per_token): the bandwidth
+  // bound's numerator. And the non-expert bytes.
   double decode_bytes_per_token() const;
   uint64_t dense_bytes() const;
-  // One routed expert's bytes, averaged over the MoE layers (0 without any).
-  double expert_bytes() const;
 
   // GPU: host -> device copies timed on the device, measured once and kept for stats(); a
   // no-op on the CPU.

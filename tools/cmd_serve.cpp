@@ -1,7 +1,6 @@
 // moe serve: an OpenAI-compatible HTTP server over one model (serve/http): flags -> Session ->
 // Scheduler -> HttpServer. SIGINT/SIGTERM drain: new requests get 503, running ones finish,
 // then the process exits 0 (a second signal exits at once).
-#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -153,12 +152,9 @@ Runner add_serve(CLI::App& app) {
     http::ServeContext cx{sched, tok, chat, o->served_name.empty() ? model_stem(session.path()) : o->served_name,
                           stop_ids, o->max_tokens, http::RequestLimits{.vocab_size = tok.vocab_size()}, metrics};
     http::ServerInfo info{cx.model_id, engine.backend(), sched.context(), o->sched.parallel};
-    {
-      const ModelConfig& cfg = session.model().cfg;
-      const int64_t moe_layers = std::count(cfg.ffn.begin(), cfg.ffn.end(), FfnKind::Moe);
-      info.expert_bytes = session.expert_bytes();
-      info.dense_bytes = session.decode_bytes_per_token() - double(moe_layers * cfg.router.top_k) * info.expert_bytes;
-    }
+    const Session::StepBytes sb = session.step_bytes();
+    info.dense_bytes = sb.dense;
+    info.expert_bytes = sb.expert;
     http::HttpServer srv(
         cx, info,
         [&]() -> std::optional<SessionStats> {

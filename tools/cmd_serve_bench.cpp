@@ -112,11 +112,8 @@ nlohmann::json run_clients(Session& session, const ServeBenchOpts& o, int n) {
   const double span = std::chrono::duration<double>(*std::max_element(last_tok.begin(), last_tok.end()) -
                                                     *std::min_element(first_tok.begin(), first_tok.end())).count();
   const int64_t steps = after.steps - before.steps, reads = after.expert_reads - before.expert_reads;
-  const double expert_b = session.expert_bytes();
-  const ModelConfig& cfg = session.model().cfg;
-  const int64_t moe_layers = std::count(cfg.ffn.begin(), cfg.ffn.end(), FfnKind::Moe);
-  const double dense_b = session.decode_bytes_per_token() - double(moe_layers * cfg.router.top_k) * expert_b;
-  const double bytes = double(steps) * dense_b + double(reads) * expert_b;
+  const Session::StepBytes sb = session.step_bytes();
+  const double bytes = double(steps) * sb.dense + double(reads) * sb.expert;
   const double busy = after.busy_seconds - before.busy_seconds;
   nlohmann::json j = {{"clients", n},
                       {"requests", n * o.requests},

@@ -38,11 +38,7 @@ class Hermes final : public ToolStream {
       }
       case St::after: {
         // "\n</tool_call>"; when it is missing the call still stands (a stop string cut it).
-        const bool more_text = skip_ws();
-        const Lit l = more_text ? lit(kClose) : Lit::more;
-        if (l == Lit::more && !at_end_) return false;
-        if (l == Lit::more) pos_ = buf_.size();
-        close_call(e);
+        if (close_at(e, kClose) == Lit::more) return false;
         st_ = St::text;
         return true;
       }

@@ -80,10 +80,8 @@ class KimiK2 final : public ToolStream {
         return true;
       }
       case St::call_end: {  // missing at the end, the call stands
-        const Lit l = skip_ws() ? lit(kCallEnd) : Lit::more;
-        if (l == Lit::more && !at_end_) return false;
-        if (l == Lit::more) pos_ = buf_.size();
-        close_call(e);
+        const Lit l = close_at(e, kCallEnd);
+        if (l == Lit::more) return false;
         st_ = l == Lit::yes ? St::between : St::text;
         return true;
       }

@@ -134,10 +134,7 @@ class Qwen3Coder final : public ToolStream {
         return true;
       }
       case St::after: {
-        const Lit l = skip_ws() ? lit(kClose) : Lit::more;
-        if (l == Lit::more && !at_end_) return false;
-        if (l == Lit::more) pos_ = buf_.size();
-        close_call(e);
+        if (close_at(e, kClose) == Lit::more) return false;
         st_ = St::text;
         return true;
       }

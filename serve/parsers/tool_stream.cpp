@@ -44,6 +44,17 @@ ToolStream::AfterCall ToolStream::after_call(std::string_view call_begin, std::s
   return AfterCall::text;
 }
 
+Lit ToolStream::close_at(Emitter& e, std::string_view end_marker) {
+  Lit l = skip_ws() ? lit(end_marker) : Lit::more;
+  if (l == Lit::more) {
+    if (!at_end_) return Lit::more;
+    pos_ = buf_.size();
+    l = Lit::no;
+  }
+  close_call(e);
+  return l;
+}
+
 Lit ToolStream::lit(std::string_view marker) {
   const Lit r = match_lit(rest(), marker);
   if (r == Lit::yes) pos_ += marker.size();

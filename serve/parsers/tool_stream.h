@@ -35,6 +35,10 @@ class ToolStream : public BodyParser {
   void commit(Emitter& e, std::string name, std::string id = {});
   void args(Emitter& e, std::string_view fragment) { e.call_args(index_, fragment); }
   void close_call(Emitter& e);  // complete; whitespace after it is a separator, not content
+  // A call's end marker, after whitespace. Lit::more: not decided yet, nothing done. Otherwise the
+  // call is closed and the result says whether the marker was there (missing at the end of the
+  // output, a stop string cut it: the call stands, and what is left is dropped).
+  Lit close_at(Emitter& e, std::string_view end_marker);
   void fail(Emitter& e);        // not a call (or, committed, invalid from pos_ on): rescan as text
   void truncated(Emitter& e);   // the output ended inside the call
   bool committed() const { return committed_; }
