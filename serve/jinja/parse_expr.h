@@ -133,7 +133,7 @@ class ExprParser {
     ExprPtr e = (this->*operand)();
     int links = 0;
     while (is_name(word)) {
-      if (depth_ + ++links > kMaxParseDepth) error("expression nested too deeply (more than " + std::to_string(kMaxParseDepth) + " levels)");
+      check_links(++links);
       auto n = make(k, cur().line);
       next();
       n->a = std::move(e);
@@ -188,7 +188,7 @@ class ExprParser {
     int links = 0;
     for (;;) {
       if (cur().type != Tok::Op || std::find(ops.begin(), ops.end(), cur().text) == ops.end()) break;
-      if (depth_ + ++links > kMaxParseDepth) error("expression nested too deeply (more than " + std::to_string(kMaxParseDepth) + " levels)");
+      check_links(++links);
       auto n = make(ExprKind::Binary, cur().line);
       n->name = cur().text;
       next();
@@ -302,6 +302,12 @@ class ExprParser {
     error("unexpected " + what());
   }
 
+  // One more link of a chain (a.b.c, a | f | g, a + b + c) deepens the tree: bounded like nesting.
+  void check_links(int links) {
+    if (depth_ + links > kMaxParseDepth)
+      error("expression nested too deeply (more than " + std::to_string(kMaxParseDepth) + " levels)");
+  }
+
   ExprPtr literal(Value v, int line) {
     auto e = make(ExprKind::Literal, line);
     e->value = std::move(v);
@@ -313,7 +319,7 @@ class ExprParser {
     int links = 0;
     for (;;) {
       if (!is_op(".") && !is_op("[") && !is_op("(")) break;
-      if (depth_ + ++links > kMaxParseDepth) error("expression nested too deeply (more than " + std::to_string(kMaxParseDepth) + " levels)");
+      check_links(++links);
       depth_ += links;
       e = is_op("(") ? call(std::move(e)) : subscript(std::move(e));
       depth_ -= links;
@@ -325,7 +331,7 @@ class ExprParser {
     int links = 0;
     for (;;) {
       if (!is_op("|") && !is_name("is") && !is_op("(")) break;
-      if (depth_ + ++links > kMaxParseDepth) error("expression nested too deeply (more than " + std::to_string(kMaxParseDepth) + " levels)");
+      check_links(++links);
       depth_ += links;
       if (is_op("|"))
         e = filter_chain(std::move(e), true);
