@@ -27,11 +27,18 @@ std::vector<std::vector<int32_t>> generate(InferenceEngine& engine, const std::v
   GenerateStats st;
   std::vector<size_t> active;
   std::vector<int32_t> next(n);
+  std::vector<float> row;
   auto emit = [&](const std::vector<float>& logits, const std::vector<size_t>& which) {
     std::vector<size_t> still;
     for (size_t r = 0; r < which.size(); ++r) {
       const size_t i = which[r];
-      const int32_t tok = samplers[i].sample(std::span(logits).subspan(r * size_t(V), size_t(V)), history[i]);
+      std::span<const float> l = std::span(logits).subspan(r * size_t(V), size_t(V));
+      if (opts.constrain) {
+        row.assign(l.begin(), l.end());
+        opts.constrain(i, row);
+        l = row;
+      }
+      const int32_t tok = samplers[i].sample(l, history[i]);
       out[i].push_back(tok);
       history[i].push_back(tok);
       next[i] = tok;

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <vector>
 
 #include "runtime/engine.h"
@@ -14,6 +15,9 @@ struct GenerateOptions {
   int max_new_tokens = 64;
   SamplingParams sampling;          // sequence i uses seed sampling.seed + i
   std::vector<int32_t> stop_ids;    // end a sequence when it samples one of these
+  // Called with a copy of sequence i's logits before each draw (constrained decoding sets the
+  // tokens that may not come next to -infinity); the drawn token reaches on_token.
+  std::function<void(size_t i, std::span<float> logits)> constrain;
 };
 
 struct GenerateStats {

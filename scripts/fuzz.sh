@@ -9,7 +9,7 @@ SECS="${1:-20}"
 BUILD="${FUZZ_BUILD:-build-fuzz}"
 # The targets, in the order they run. Seeds: tests/fuzz/seeds/<name>/ when it exists, plus what
 # seed_<name> (below) writes.
-TARGETS=(pack safetensors config tokenizer_json tokenizer_text npy trace verify openai_request jinja)
+TARGETS=(pack safetensors config tokenizer_json tokenizer_text npy trace verify openai_request jinja grammar)
 [ -n "${FUZZ_ONLY:-}" ] && read -r -a TARGETS <<<"$FUZZ_ONLY"
 if ! command -v clang++ >/dev/null; then
   echo "fuzz.sh: clang++ not found; install clang and libclang-rt-14-dev (apt-get install clang libclang-rt-14-dev)" >&2

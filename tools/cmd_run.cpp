@@ -1,13 +1,18 @@
 // moe run: stream a completion of a prompt, then report prompt and generation speed.
+#include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <limits>
 #include <string_view>
 
 #include <fmt/format.h>
 
 #include "runtime/generate.h"
+#include "serve/grammar/token_vocab.h"
+#include "serve/scheduler/grammar_constraint.h"
 #include "session/session.h"
 #include "tools/commands.h"
+#include "tools/constraint_flags.h"
 #include "tools/model_files.h"
 #include "tools/session_flags.h"
 
@@ -21,6 +26,7 @@ Runner add_run(CLI::App& app) {
     uint64_t seed = 1;
     bool ignore_eos = false, no_echo = false, stats = false;
     SessionOptions session;
+    ConstraintFlags constraint;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("run", "Generate text from a prompt (streams tokens as they are produced)");
@@ -44,7 +50,10 @@ Runner add_run(CLI::App& app) {
   add_seed_flag(c, o->seed, "Random seed; the same seed gives the same tokens");
   add_threads_flag(c, o->session.device.threads)->capture_default_str();
   c->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-sequence tokens");
+  add_constraint_flags(c, o->constraint);
   return [o] {
+    std::optional<grammar::Grammar> constraint = constraint_grammar(o->constraint);  // before the model loads
+    if (constraint && o->ignore_eos) throw std::invalid_argument("--ignore-eos cannot be combined with a constraint: the constrained text ends with an end-of-sequence token");
     if (!o->prompt_file.empty()) o->prompt = read_text_file(o->prompt_file, "--prompt-file");
     if (o->prompt.empty()) throw std::invalid_argument("give a prompt with --prompt TEXT or --prompt-file FILE");
     o->session.verbose = true;  // the VRAM placement plan, when it is planned
@@ -65,9 +74,17 @@ Runner add_run(CLI::App& app) {
     const auto out = [](std::string_view s) { std::fwrite(s.data(), 1, s.size(), stdout); };
     if (!o->no_echo) out(o->prompt);
     std::fflush(stdout);
+    std::unique_ptr<serve::GrammarConstraint> gc;
+    if (constraint) {
+      if (g.stop_ids.empty()) throw std::invalid_argument("the model has no end-of-sequence token to end a constrained text");
+      gc = std::make_unique<serve::GrammarConstraint>(
+          grammar::CompiledGrammar::compile(std::move(*constraint), grammar::TokenVocab::from_tokenizer(tok, g.stop_ids)));
+      g.constrain = [&](size_t, std::span<float> logits) { gc->apply(logits); };
+    }
     StreamDecoder dec(tok, true);
     GenerateStats st;
     generate(engine, {prompt}, g, [&](size_t, int32_t id) {
+      if (gc) gc->accept(id);
       out(dec.push(id));
       std::fflush(stdout);
     }, &st);
@@ -80,6 +97,15 @@ Runner add_run(CLI::App& app) {
     std::fprintf(stderr, "%s\n",
                  fmt::format("prompt: {} tokens, {:.1f} tok/s | generation: {} tokens, {:.1f} tok/s",
                              st.prompt_tokens, pre, st.generated_tokens, dec_s).c_str());
+    if (gc) {
+      std::vector<double> ms = gc->mask_seconds();
+      std::sort(ms.begin(), ms.end());
+      const auto pct = [&](double p) { return ms.empty() ? 0.0 : ms[std::min(ms.size() - 1, size_t(p * double(ms.size() - 1) + 0.5))] * 1e3; };
+      std::fprintf(stderr, "%s\n",
+                   fmt::format("constraint: compiled in {:.1f} ms | mask per token p50 {:.3f} ms, p99 {:.3f} ms{}",
+                               gc->compiled().stats().seconds * 1e3, pct(0.5), pct(0.99),
+                               gc->done() ? "" : " | the text is not complete (token limit)").c_str());
+    }
     const uint64_t n = uint64_t(st.prompt_tokens + st.generated_tokens);
     session.flush_trace();
     if (o->stats) std::fputs(session.stats().format(n).c_str(), stderr);

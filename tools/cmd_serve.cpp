@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "serve/grammar/token_vocab.h"
 #include "serve/http/auth.h"
 #include "serve/http/chat_renderer.h"
 #include "serve/http/server.h"
@@ -151,6 +152,7 @@ Runner add_serve(CLI::App& app) {
     if (auto e = tok.eos_id()) stop_ids.push_back(*e);
     http::ServeContext cx{sched, tok, chat, o->served_name.empty() ? model_stem(session.path()) : o->served_name,
                           stop_ids, o->max_tokens, http::RequestLimits{.vocab_size = tok.vocab_size()}, metrics};
+    cx.grammars = std::make_shared<grammar::GrammarCache>(grammar::TokenVocab::from_tokenizer(tok, stop_ids));
     http::ServerInfo info{cx.model_id, engine.backend(), sched.context(), o->sched.parallel};
     const Session::StepBytes sb = session.step_bytes();
     info.dense_bytes = sb.dense;

@@ -29,6 +29,11 @@ class ByteLevelDecoder final : public Decoder {
     out.push_back(utf8_lossy(bytes));
     return out;
   }
+  std::vector<std::string> raw_chain(std::vector<std::string> tokens) const override {
+    for (auto& t : tokens)
+      if (auto b = unicode_to_bytes(t)) t = std::move(*b);
+    return tokens;
+  }
 };
 
 class ReplaceDecoder final : public Decoder {
@@ -86,6 +91,11 @@ class ByteFallbackDecoder final : public Decoder {
     flush();
     return out;
   }
+  std::vector<std::string> raw_chain(std::vector<std::string> tokens) const override {
+    for (auto& t : tokens)
+      if (auto b = byte_token(t)) t = std::string(1, static_cast<char>(*b));
+    return tokens;
+  }
 };
 
 class FuseDecoder final : public Decoder {
@@ -103,6 +113,7 @@ class FuseDecoder final : public Decoder {
 class StripDecoder final : public Decoder {
  public:
   StripDecoder(char32_t content, size_t start, size_t stop) : content_(content), start_(start), stop_(stop) {}
+  std::vector<std::string> raw_chain(std::vector<std::string> tokens) const override { return tokens; }
   std::vector<std::string> decode_chain(std::vector<std::string> tokens) const override {
     for (auto& t : tokens) {
       std::vector<std::pair<size_t, char32_t>> chars;  // (byte offset, char)
@@ -138,6 +149,9 @@ class StripDecoder final : public Decoder {
 class MetaspaceDecoder final : public Decoder {
  public:
   MetaspaceDecoder(char32_t replacement, bool prepend) : replacement_(replacement), prepend_(prepend) {}
+  std::vector<std::string> raw_chain(std::vector<std::string> tokens) const override {
+    return MetaspaceDecoder(replacement_, false).decode_chain(std::move(tokens));
+  }
   std::vector<std::string> decode_chain(std::vector<std::string> tokens) const override {
     for (size_t k = 0; k < tokens.size(); ++k) {
       const std::string& t = tokens[k];
@@ -166,6 +180,11 @@ class MetaspaceDecoder final : public Decoder {
 class BpeDecoder final : public Decoder {
  public:
   explicit BpeDecoder(std::string suffix) : suffix_(std::move(suffix)) {}
+  std::vector<std::string> raw_chain(std::vector<std::string> tokens) const override {
+    if (!suffix_.empty())
+      for (auto& t : tokens) t = Pattern::literal(suffix_).replace_all(t, " ");
+    return tokens;
+  }
   std::vector<std::string> decode_chain(std::vector<std::string> tokens) const override {
     if (suffix_.empty()) return tokens;
     for (size_t k = 0; k < tokens.size(); ++k) {
@@ -184,6 +203,10 @@ class SequenceDecoder final : public Decoder {
   explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> items) : items_(std::move(items)) {}
   std::vector<std::string> decode_chain(std::vector<std::string> tokens) const override {
     for (const auto& d : items_) tokens = d->decode_chain(std::move(tokens));
+    return tokens;
+  }
+  std::vector<std::string> raw_chain(std::vector<std::string> tokens) const override {
+    for (const auto& d : items_) tokens = d->raw_chain(std::move(tokens));
     return tokens;
   }
 

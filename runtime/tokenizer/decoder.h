@@ -14,6 +14,12 @@ class Decoder {
   virtual ~Decoder() = default;
   // HF decode_chain: transforms the list of token strings; the final text is their concatenation.
   virtual std::vector<std::string> decode_chain(std::vector<std::string> tokens) const = 0;
+  // The bytes the tokens add in the middle of a text (for grammars): like decode_chain, but
+  // invalid UTF-8 stays as it is (a token may hold part of a character) and nothing is stripped
+  // because it starts or ends the text.
+  virtual std::vector<std::string> raw_chain(std::vector<std::string> tokens) const {
+    return decode_chain(std::move(tokens));
+  }
 };
 
 // nullptr for JSON null. Throws std::runtime_error for unsupported decoders.

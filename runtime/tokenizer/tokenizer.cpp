@@ -166,6 +166,17 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
   return out;
 }
 
+std::string Tokenizer::token_bytes(int32_t id) const {
+  const tok::TokenizerImpl& t = *impl_;
+  if (const tok::AddedToken* a = t.added.by_id(id)) return a->decode_form;  // added tokens are text
+  const std::string* s = t.model->id_to_token(id);
+  if (!s) return {};
+  if (!t.decoder) return *s;
+  std::string out;
+  for (const auto& piece : t.decoder->raw_chain({*s})) out += piece;
+  return out;
+}
+
 int32_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
 std::optional<int32_t> Tokenizer::bos_id() const { return impl_->bos; }
 std::optional<int32_t> Tokenizer::eos_id() const { return impl_->eos; }

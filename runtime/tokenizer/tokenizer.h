@@ -45,6 +45,11 @@ class Tokenizer {
   // == HF Tokenizer.decode(ids, skip_special_tokens=...). Unknown ids are skipped, as in HF.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
 
+  // The bytes token `id` adds in the middle of a text (for grammars): raw, so a token holding
+  // part of a UTF-8 character gives those bytes, and no leading space is stripped. Empty for an
+  // unknown id.
+  std::string token_bytes(int32_t id) const;
+
   int32_t vocab_size() const;             // largest id + 1, including added tokens
   std::optional<int32_t> bos_id() const;  // tokenizer_config.json bos_token, else the post-processor's
   std::optional<int32_t> eos_id() const;  // tokenizer_config.json eos_token

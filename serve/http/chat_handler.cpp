@@ -3,6 +3,7 @@
 // chunks.
 #include <utility>
 
+#include "serve/http/constraint_setup.h"
 #include "serve/http/handler_common.h"
 #include "serve/parsers/output_parser.h"
 
@@ -48,6 +49,7 @@ ChatSetup start_chat(ServeContext& cx, const std::string& body) {
   po.tools_enabled = s.req.tools_enabled;
   po.starts_in_reasoning = ends_in_reasoning(prompt);
   if (!s.req.tools.is_null()) po.tools = nlohmann::json::parse(s.req.tools.dump());  // the parser's JSON type
+  g.constraint = make_constraint(cx, s.req.constraint, s.req.tools, po.starts_in_reasoning);
   s.parser = make_output_parser(po);
   s.handle = submit(cx, std::move(g));
   return s;

@@ -4,6 +4,7 @@
 // prompt's tokens too, the first without a logprob).
 #include <utility>
 
+#include "serve/http/constraint_setup.h"
 #include "serve/http/handler_common.h"
 
 namespace moe::serve::http {
@@ -38,6 +39,7 @@ CompletionSetup start_completion(ServeContext& cx, const std::string& body) {
   g.stop_ids = cx.stop_ids;
   g.logprobs = s.req.logprobs;
   g.prompt_logprobs = s.req.echo && s.req.logprobs >= 0;
+  g.constraint = make_constraint(cx, s.req.constraint, nullptr, false);
   s.prompt = g.prompt;
   // Legacy text_offset counts from the prompt's start, echoed or not.
   s.prompt_chars = s.req.echo ? 0 : utf8_length(s.req.token_prompt ? cx.tok.decode(g.prompt, false) : s.req.prompt);

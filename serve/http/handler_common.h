@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/tokenizer/tokenizer.h"
+#include "serve/grammar/constraint_spec.h"
 #include "serve/http/metrics.h"
 #include "serve/http/openai_request.h"
 #include "serve/http/openai_response.h"
@@ -40,6 +41,8 @@ struct ServeContext {
   RequestLimits limits;
   Metrics& metrics;
   std::atomic<bool> draining{false};
+  // Compiled grammars over this vocabulary (end tokens: stop_ids); null: constraints are refused.
+  std::shared_ptr<grammar::GrammarCache> grammars;
 };
 
 // Where a stream's bytes go. write() false: the client is gone. gone(): it hung up even

@@ -112,6 +112,17 @@ void Metrics::finish_reason(const std::string& reason) {
   ++finishes_[reason];
 }
 
+void Metrics::constrained(const std::string& kind, bool compiled, double seconds) {
+  std::lock_guard lk(m_);
+  ++constrained_[kind];
+  if (compiled) {
+    ++grammar_compiles_;
+    grammar_compile_seconds_ += seconds;
+  } else {
+    ++grammar_hits_;
+  }
+}
+
 std::string Metrics::render(const ServerInfo& info, const SchedulerStats& s, const SessionStats* ss) const {
   PromWriter w;
   using L = std::vector<std::pair<std::string, std::string>>;
@@ -127,6 +138,14 @@ std::string Metrics::render(const ServerInfo& info, const SchedulerStats& s, con
     for (const auto& [k, n] : requests_) w.sample("moe_requests_total", double(n), {{"endpoint", k.first}, {"status", std::to_string(k.second)}});
     w.family("moe_request_finish_total", "counter", "Generations finished, by finish reason.");
     for (const auto& [k, n] : finishes_) w.sample("moe_request_finish_total", double(n), {{"reason", k}});
+    w.family("moe_constrained_requests_total", "counter", "Requests whose output a grammar enforced, by kind.");
+    for (const auto& [k, n] : constrained_) w.sample("moe_constrained_requests_total", double(n), {{"kind", k}});
+    w.family("moe_grammar_compiles_total", "counter", "Grammars compiled over the vocabulary (cache misses).");
+    w.sample("moe_grammar_compiles_total", double(grammar_compiles_));
+    w.family("moe_grammar_cache_hits_total", "counter", "Constrained requests whose grammar was already compiled.");
+    w.sample("moe_grammar_cache_hits_total", double(grammar_hits_));
+    w.family("moe_grammar_compile_seconds_total", "counter", "Time spent compiling grammars.");
+    w.sample("moe_grammar_compile_seconds_total", grammar_compile_seconds_);
   }
   w.family("moe_client_disconnects_total", "counter", "Requests cancelled because the client went away.");
   w.sample("moe_client_disconnects_total", double(disconnects_.load(std::memory_order_relaxed)));

@@ -74,6 +74,9 @@ class Metrics {
   void inter_token_latency(double seconds) { itl_.observe(seconds); }
   void request_duration(double seconds) { e2e_.observe(seconds); }
   void disconnect() { disconnects_.fetch_add(1, std::memory_order_relaxed); }
+  // A constrained request ("json_schema", "tool_calls", ...) and its grammar: compiled now
+  // (`seconds`) or found in the cache.
+  void constrained(const std::string& kind, bool compiled, double seconds);
 
   // The whole exposition. `session` may be null (not read, e.g. in tests).
   std::string render(const ServerInfo& info, const SchedulerStats& sched, const SessionStats* session) const;
@@ -82,6 +85,9 @@ class Metrics {
   mutable std::mutex m_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
   std::map<std::string, uint64_t> finishes_;
+  std::map<std::string, uint64_t> constrained_;
+  uint64_t grammar_compiles_ = 0, grammar_hits_ = 0;
+  double grammar_compile_seconds_ = 0;
   Histogram ttft_, itl_, e2e_;
   std::atomic<uint64_t> disconnects_{0};
 };

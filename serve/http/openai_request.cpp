@@ -1,5 +1,6 @@
 #include "serve/http/openai_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -88,10 +89,6 @@ const std::string& string(const json& v, const std::string& param) {
   return v.get_ref<const std::string&>();
 }
 
-[[noreturn]] void unsupported(const std::string& what, const std::string& param) {
-  throw bad_request(what + ": constrained decoding is not implemented yet.", param, "unsupported_parameter");
-}
-
 void parse_common(const json& b, CommonRequest& r, const RequestLimits& L) {
   if (const json* v = field(b, "model")) r.model = string(*v, "model");
   if (const json* v = field(b, "stream")) r.stream = boolean(*v, "stream");
@@ -154,16 +151,52 @@ void parse_common(const json& b, CommonRequest& r, const RequestLimits& L) {
   if (field(b, "functions") || field(b, "function_call"))
     throw bad_request("'functions' and 'function_call' are deprecated and not supported; use 'tools' and 'tool_choice'.",
                       field(b, "functions") ? "functions" : "function_call");
+  auto set_constraint = [&](OutputConstraint::Kind kind, std::string text, const std::string& param) {
+    if (r.constraint.kind != OutputConstraint::Kind::none)
+      throw bad_request("Only one output constraint per request: '" + r.constraint.param + "' and '" + param +
+                            "' were both given.",
+                        param);
+    r.constraint.kind = kind;
+    r.constraint.text = std::move(text);
+    r.constraint.param = param;
+  };
   if (const json* v = field(b, "response_format")) {
     if (!v->is_object()) wrong_type("response_format", "an object", *v);
     const json* t = field(*v, "type");
     if (!t) throw bad_request("Missing required parameter: 'response_format.type'.", "response_format.type");
     const std::string& type = string(*t, "response_format.type");
-    if (type == "json_object" || type == "json_schema") unsupported("response_format '" + type + "'", "response_format");
-    if (type != "text")
+    if (type == "json_object") {
+      set_constraint(OutputConstraint::Kind::json_object, "", "response_format");
+    } else if (type == "json_schema") {
+      const json* js = field(*v, "json_schema");
+      if (!js) throw bad_request("Missing required parameter: 'response_format.json_schema'.", "response_format.json_schema");
+      if (!js->is_object()) wrong_type("response_format.json_schema", "an object", *js);
+      if (const json* st = field(*js, "strict")) boolean(*st, "response_format.json_schema.strict");
+      const json* schema = field(*js, "schema");
+      if (schema && !schema->is_object() && !schema->is_boolean())
+        wrong_type("response_format.json_schema.schema", "an object", *schema);
+      set_constraint(OutputConstraint::Kind::json_schema, schema ? schema->dump() : "{}", "response_format.json_schema.schema");
+    } else if (type != "text") {
       throw bad_request("Invalid 'response_format.type': expected 'text', 'json_object' or 'json_schema', but got '" +
                             type.substr(0, 32) + "'.",
                         "response_format.type");
+    }
+  }
+  // Extensions (llama.cpp's `grammar`; vLLM's guided_* names).
+  for (const char* name : {"grammar", "guided_grammar"})
+    if (const json* v = field(b, name)) set_constraint(OutputConstraint::Kind::grammar, string(*v, name), name);
+  for (const char* name : {"regex", "guided_regex"})
+    if (const json* v = field(b, name)) set_constraint(OutputConstraint::Kind::regex, string(*v, name), name);
+  if (const json* v = field(b, "guided_json")) {
+    if (v->is_string()) {
+      json parsed = json::parse(v->get_ref<const std::string&>(), nullptr, false);
+      if (parsed.is_discarded()) throw bad_request("Invalid 'guided_json': not a JSON schema's text.", "guided_json");
+      set_constraint(OutputConstraint::Kind::json_schema, parsed.dump(), "guided_json");
+    } else if (v->is_object() || v->is_boolean()) {
+      set_constraint(OutputConstraint::Kind::json_schema, v->dump(), "guided_json");
+    } else {
+      wrong_type("guided_json", "an object", *v);
+    }
   }
 }
 
@@ -320,20 +353,46 @@ ChatRequest parse_chat_request(std::string_view body, const RequestLimits& L) {
   parse_common(b, r, L);
   r.messages = messages_of(b);
   std::string choice = "auto";
+  std::optional<std::string> named;
   if (const json* v = field(b, "tool_choice")) {
-    if (v->is_object()) unsupported("tool_choice naming a function", "tool_choice");
-    choice = string(*v, "tool_choice");
-    if (choice == "required") unsupported("tool_choice 'required'", "tool_choice");
-    if (choice != "auto" && choice != "none")
-      throw bad_request("Invalid value for 'tool_choice': '" + choice.substr(0, 32) +
-                            "'. Supported values are: 'none', 'auto', 'required' or a function.",
-                        "tool_choice");
+    if (v->is_object()) {
+      const json* fn = field(*v, "function");
+      const json* name = fn && fn->is_object() ? field(*fn, "name") : nullptr;
+      if (!name) throw bad_request("Missing required parameter: 'tool_choice.function.name'.", "tool_choice.function.name");
+      named = string(*name, "tool_choice.function.name");
+      choice = "named";
+    } else {
+      choice = string(*v, "tool_choice");
+      if (choice != "auto" && choice != "none" && choice != "required")
+        throw bad_request("Invalid value for 'tool_choice': '" + choice.substr(0, 32) +
+                              "'. Supported values are: 'none', 'auto', 'required' or a function.",
+                          "tool_choice");
+    }
   }
-  if (const json* v = field(b, "tools"); v && !tools_of(*v).empty()) {
-    r.tools = *v;
+  std::vector<std::string> names;
+  if (const json* v = field(b, "tools"))
+    for (const json& t : tools_of(*v)) names.push_back(t["function"]["name"].get<std::string>());
+  if (!names.empty()) {
+    r.tools = *field(b, "tools");
     r.tools_enabled = choice != "none";
   }
-  if (const json* v = field(b, "parallel_tool_calls")) boolean(*v, "parallel_tool_calls");
+  bool parallel = true;
+  if (const json* v = field(b, "parallel_tool_calls")) parallel = boolean(*v, "parallel_tool_calls");
+  if (choice == "required" || choice == "named") {
+    if (names.empty())
+      throw bad_request("'tool_choice' is '" + (named ? "a function" : choice) + "' but no tools were given.", "tool_choice");
+    if (named && std::find(names.begin(), names.end(), *named) == names.end())
+      throw bad_request("Invalid 'tool_choice': no tool named '" + named->substr(0, 64) + "' in 'tools'.",
+                        "tool_choice.function.name");
+    if (r.constraint.kind != OutputConstraint::Kind::none)
+      throw bad_request("Only one output constraint per request: 'tool_choice' and '" + r.constraint.param +
+                            "' were both given.",
+                        "tool_choice");
+    r.constraint.kind = OutputConstraint::Kind::tool_calls;
+    r.constraint.param = "tool_choice";
+    r.constraint.function = named;
+    r.constraint.parallel = parallel && !named;
+  }
   if (const json* v = field(b, "logprobs")) r.logprobs = boolean(*v, "logprobs");
   if (const json* v = field(b, "top_logprobs")) {
     r.top_logprobs = int(integer_in(*v, "top_logprobs", 0, L.max_top_logprobs));

@@ -6,9 +6,12 @@
 // Accepted and refused, on purpose:
 //   - unknown fields are ignored (as local servers do); `functions`/`function_call` (the
 //     deprecated form of tools) are refused, since ignoring them would silently disable calls;
-//   - `n` and `best_of` must be 1; `tool_choice` "required" or a named function and
-//     `response_format` json_object/json_schema are refused: constrained decoding is not
-//     implemented yet;
+//   - `n` and `best_of` must be 1;
+//   - constraints: `response_format` json_object / json_schema (strict or not: both enforced),
+//     `tool_choice` "required" or a named function (chat), and the extensions `grammar` (GBNF)
+//     and `regex`, also under vLLM's names `guided_json`, `guided_grammar`, `guided_regex`;
+//     one constraint per request (400 for two). The schema or grammar itself is compiled by the
+//     handler (serve/grammar), which answers its errors with a 400 too;
 //   - JSON null counts as absent for every optional field;
 //   - `developer` messages are rendered as `system` (templates rarely know the role).
 #pragma once
@@ -31,6 +34,16 @@ struct RequestLimits {
   int max_top_logprobs = 20;
 };
 
+// What the output must follow.
+struct OutputConstraint {
+  enum class Kind { none, json_object, json_schema, grammar, regex, tool_calls };
+  Kind kind = Kind::none;
+  std::string text;                     // json_schema: the schema (JSON); grammar: GBNF; regex: the pattern
+  std::string param;                    // the field it came from, for errors
+  std::optional<std::string> function;  // tool_calls: the function tool_choice names
+  bool parallel = true;                 // tool_calls: parallel_tool_calls
+};
+
 // Fields both endpoints share.
 struct CommonRequest {
   std::string model;                  // as sent (any name is accepted; responses name ours)
@@ -39,6 +52,7 @@ struct CommonRequest {
   std::optional<int64_t> max_tokens;  // max_completion_tokens, else max_tokens; >= 1
   SamplingOptions sampling;
   std::vector<std::string> stop;      // non-empty strings
+  OutputConstraint constraint;
 };
 
 struct ChatRequest : CommonRequest {

@@ -154,18 +154,57 @@ TEST(OpenAIRequest, RangesName400Param) {
   expect_param({{"logprobs", true}, {"top_logprobs", 21}}, "top_logprobs");
 }
 
-TEST(OpenAIRequest, ConstrainedDecodingIsRefusedClearly) {
-  for (const json& extra : {json{{"tool_choice", "required"}},
-                            json{{"tool_choice", {{"type", "function"}, {"function", {{"name", "f"}}}}}},
-                            json{{"response_format", {{"type", "json_object"}}}},
-                            json{{"response_format", {{"type", "json_schema"}, {"json_schema", json::object()}}}}}) {
-    const ApiError e = chat_error(chat_body(extra));
-    EXPECT_EQ(e.status, 400);
-    EXPECT_NE(std::string(e.what()).find("constrained decoding is not implemented yet"), std::string::npos) << e.what();
-  }
+json tools_json() {
+  return json::array({{{"type", "function"},
+                       {"function", {{"name", "f"}, {"parameters", {{"type", "object"}}}}}},
+                      {{"type", "function"}, {"function", {{"name", "g"}}}}});
+}
+
+TEST(OpenAIRequest, ConstraintsParse) {
+  using K = OutputConstraint::Kind;
+  auto chat = [](const json& extra) { return parse_chat_request(chat_body(extra), kLimits).constraint; };
+  EXPECT_EQ(chat(json::object()).kind, K::none);
+  EXPECT_EQ(chat({{"response_format", {{"type", "text"}}}}).kind, K::none);
+  EXPECT_EQ(chat({{"response_format", {{"type", "json_object"}}}}).kind, K::json_object);
+  const OutputConstraint s = chat({{"response_format", {{"type", "json_schema"},
+                                    {"json_schema", {{"name", "x"}, {"strict", true}, {"schema", {{"type", "object"}, {"required", {"b", "a"}}}}}}}}});
+  EXPECT_EQ(s.kind, K::json_schema);
+  EXPECT_EQ(s.text, R"({"type":"object","required":["b","a"]})");  // the client's key order
+  EXPECT_EQ(s.param, "response_format.json_schema.schema");
+  EXPECT_EQ(chat({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "x"}}}}}}).text, "{}");
+  EXPECT_EQ(chat({{"grammar", "root ::= \"a\""}}).kind, K::grammar);
+  EXPECT_EQ(chat({{"guided_regex", "[0-9]+"}}).kind, K::regex);
+  EXPECT_EQ(chat({{"guided_json", R"({"type":"integer"})"}}).text, R"({"type":"integer"})");
+  EXPECT_EQ(chat({{"guided_json", {{"type", "integer"}}}}).kind, K::json_schema);
+  const OutputConstraint req = chat({{"tools", tools_json()}, {"tool_choice", "required"}});
+  EXPECT_EQ(req.kind, K::tool_calls);
+  EXPECT_FALSE(req.function);
+  EXPECT_TRUE(req.parallel);
+  EXPECT_FALSE(chat({{"tools", tools_json()}, {"tool_choice", "required"}, {"parallel_tool_calls", false}}).parallel);
+  const OutputConstraint named =
+      chat({{"tools", tools_json()}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "g"}}}}}});
+  EXPECT_EQ(named.kind, K::tool_calls);
+  EXPECT_EQ(named.function.value_or(""), "g");
+  EXPECT_EQ(chat({{"tools", tools_json()}, {"tool_choice", "auto"}}).kind, K::none);
+  // completions take the same response_format and extensions
+  json cb = {{"model", "m"}, {"prompt", "hi"}, {"regex", "a+"}};
+  EXPECT_EQ(parse_completion_request(cb.dump(), kLimits).constraint.kind, K::regex);
+}
+
+TEST(OpenAIRequest, ConstraintErrorsNameTheField) {
+  expect_param({{"tool_choice", "required"}}, "tool_choice");  // no tools
+  expect_param({{"tools", tools_json()}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "nope"}}}}}},
+               "tool_choice.function.name");
+  expect_param({{"tools", tools_json()}, {"tool_choice", {{"type", "function"}}}}, "tool_choice.function.name");
   expect_param({{"tool_choice", "sometimes"}}, "tool_choice");
   expect_param({{"response_format", {{"type", "yaml"}}}}, "response_format.type");
-  EXPECT_NO_THROW(parse_chat_request(chat_body({{"response_format", {{"type", "text"}}}}), kLimits));
+  expect_param({{"response_format", {{"type", "json_schema"}}}}, "response_format.json_schema");
+  expect_param({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"schema", "x"}}}}}},
+               "response_format.json_schema.schema");
+  expect_param({{"response_format", {{"type", "json_object"}}}, {"grammar", "root ::= \"a\""}}, "grammar");
+  expect_param({{"tools", tools_json()}, {"tool_choice", "required"}, {"regex", "a"}}, "tool_choice");
+  expect_param({{"guided_json", "{not json"}}, "guided_json");
+  expect_param({{"grammar", 3}}, "grammar");
   expect_param({{"functions", json::array()}}, "functions");
 }
 

@@ -1,0 +1,207 @@
+#include "serve/grammar/constraint_spec.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "serve/grammar/gbnf.h"
+#include "serve/grammar/json_schema.h"
+#include "serve/grammar/regex.h"
+#include "serve/grammar/token_vocab.h"
+
+namespace moe::grammar {
+
+using json = nlohmann::ordered_json;
+
+const char* kind_name(GrammarSpec::Kind k) {
+  switch (k) {
+    case GrammarSpec::Kind::json_schema: return "json_schema";
+    case GrammarSpec::Kind::json_object: return "json_object";
+    case GrammarSpec::Kind::gbnf: return "grammar";
+    case GrammarSpec::Kind::regex: return "regex";
+  }
+  return "?";
+}
+
+namespace {
+JsonSchemaOptions json_options(bool flexible) {
+  JsonSchemaOptions o;
+  o.whitespace = flexible ? JsonSchemaOptions::Whitespace::flexible : JsonSchemaOptions::Whitespace::compact;
+  return o;
+}
+}  // namespace
+
+namespace {
+// Adds rules for "up to n spaces/newlines, then the root" and returns that rule (the root itself
+// when n is 0). The grammar's root is unchanged.
+uint32_t with_leading_whitespace_root(Grammar& g, int n) {
+  if (n <= 0) return g.root;
+  ByteSet ws;
+  ws.set(' ');
+  ws.set('\n');
+  const uint32_t set = uint32_t(g.byte_sets.size());
+  g.byte_sets.push_back(ws);
+  const Element space{Element::Kind::bytes, set};
+  uint32_t prev = 0;
+  for (int k = 1; k <= n; ++k) {  // O_k ::= ws O_{k-1} | ""
+    std::vector<Element> s{space};
+    if (k > 1) s.push_back({Element::Kind::rule, prev});
+    g.rules.push_back({"leading_ws", {std::move(s), {}}});
+    prev = uint32_t(g.rules.size() - 1);
+  }
+  g.rules.push_back({"start", {{Element{Element::Kind::rule, prev}, Element{Element::Kind::rule, g.root}}}});
+  return uint32_t(g.rules.size() - 1);
+}
+}  // namespace
+
+Grammar with_leading_whitespace(Grammar g, int n) {
+  g.root = with_leading_whitespace_root(g, n);
+  return g;
+}
+
+Grammar with_reasoning(Grammar g, std::string_view open, std::string_view close, bool inside, int ws) {
+  if (close.empty()) throw GrammarError("reasoning: the closing marker is empty");
+  const size_t m = close.size();
+  auto add_set = [&](const ByteSet& s) {
+    g.byte_sets.push_back(s);
+    return Element{Element::Kind::bytes, uint32_t(g.byte_sets.size() - 1)};
+  };
+  const uint32_t answer = with_leading_whitespace_root(g, ws);
+  // S_k: k bytes of `close` matched (KMP states); any byte that does not complete it loops.
+  std::vector<size_t> fail(m, 0);
+  for (size_t i = 1, k = 0; i < m; ++i) {
+    while (k && close[i] != close[k]) k = fail[k - 1];
+    if (close[i] == close[k]) ++k;
+    fail[i] = k;
+  }
+  auto delta = [&](size_t k, uint8_t b) {
+    while (k && uint8_t(close[k]) != b) k = fail[k - 1];
+    return uint8_t(close[k]) == b ? k + 1 : 0;
+  };
+  const uint32_t first = uint32_t(g.rules.size());
+  for (size_t k = 0; k < m; ++k) g.rules.push_back({"thinking", {}});
+  for (size_t k = 0; k < m; ++k) {
+    std::vector<ByteSet> to(m + 1);
+    for (int b = 0; b < 256; ++b) to[delta(k, uint8_t(b))].set(uint8_t(b));
+    auto& alts = g.rules[first + k].alternatives;
+    for (size_t t = 0; t < m; ++t)
+      if (!to[t].empty()) alts.push_back({add_set(to[t]), Element{Element::Kind::rule, uint32_t(first + t)}});
+    if (!to[m].empty()) alts.push_back({add_set(to[m]), Element{Element::Kind::rule, answer}});
+  }
+  std::vector<Element> think;
+  if (!inside)
+    for (unsigned char c : open) {
+      ByteSet s;
+      s.set(c);
+      think.push_back(add_set(s));
+    }
+  think.push_back({Element::Kind::rule, first});
+  Rule start{"reasoning_then_answer", {std::move(think)}};
+  if (!inside) start.alternatives.push_back({Element{Element::Kind::rule, g.root}});
+  g.rules.push_back(std::move(start));
+  g.root = uint32_t(g.rules.size() - 1);
+  return g;
+}
+
+Grammar build_grammar(const GrammarSpec& spec) {
+  Grammar g;
+  switch (spec.kind) {
+    case GrammarSpec::Kind::json_schema: {
+      json schema;
+      try {
+        schema = json::parse(spec.text);
+      } catch (const json::exception& e) {
+        throw GrammarError(std::string("json_schema: not valid JSON: ") + e.what());
+      }
+      g = json_schema_grammar(schema, json_options(spec.flexible_whitespace));
+      break;
+    }
+    case GrammarSpec::Kind::json_object: g = json_object_grammar(json_options(spec.flexible_whitespace)); break;
+    case GrammarSpec::Kind::gbnf: g = gbnf_grammar(spec.text); break;
+    case GrammarSpec::Kind::regex: g = regex_grammar(spec.text); break;
+  }
+  return with_leading_whitespace(std::move(g), spec.leading_whitespace);
+}
+
+Grammar tool_call_grammar(const json& tools, const ToolCallFormat& format, const std::optional<std::string>& function,
+                          bool parallel, int leading_whitespace) {
+  if (!tools.is_array() || tools.empty()) throw GrammarError("tool calls: no tools to call");
+  Builder b;
+  const JsonSchemaOptions opts = json_options(false);
+  const Expr sp = opt(lit(" "));
+  std::vector<Expr> calls;
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const json& t = tools[i];
+    const json* fn = t.is_object() && t.contains("function") ? &t["function"] : nullptr;
+    if (!fn || !fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string())
+      throw GrammarError(fmt::format("tool calls: tools[{}] has no function name", i));
+    const std::string name = (*fn)["name"].get<std::string>();
+    if (function && name != *function) continue;
+    json params = fn->contains("parameters") && !(*fn)["parameters"].is_null() ? (*fn)["parameters"]
+                                                                               : json{{"type", "object"}};
+    RuleId args;
+    try {
+      args = add_json_schema(b, params, opts);
+    } catch (const GrammarError& e) {
+      throw GrammarError(fmt::format("tool '{}': {}", name, e.what()));
+    }
+    calls.push_back(seq({lit(format.begin), lit("{\"name\":"), sp, lit(json(name).dump()), lit(","), sp,
+                         lit("\"arguments\":"), sp, ref(args), lit("}"), lit(format.end)}));
+  }
+  if (calls.empty()) throw GrammarError(fmt::format("tool calls: no tool named '{}'", function.value_or("")));
+  const RuleId call = b.rule("tool_call", alt(std::move(calls)));
+  const RuleId root =
+      parallel ? b.rule("tool_calls", seq({ref(call), star(seq({lit(format.separator), ref(call)}))})) : call;
+  return with_leading_whitespace(b.build(root), leading_whitespace);
+}
+
+GrammarCache::GrammarCache(std::shared_ptr<const TokenVocab> vocab, size_t capacity)
+    : vocab_(std::move(vocab)), capacity_(std::max<size_t>(capacity, 1)) {}
+
+std::shared_ptr<const CompiledGrammar> GrammarCache::get(const GrammarSpec& spec, bool* compiled) {
+  const std::string key = fmt::format("{}|{}|{}|{}", kind_name(spec.kind), spec.flexible_whitespace,
+                                      spec.leading_whitespace, spec.text);
+  return get(key, [&] { return build_grammar(spec); }, compiled);
+}
+
+std::shared_ptr<const CompiledGrammar> GrammarCache::get(const std::string& key, const std::function<Grammar()>& build,
+                                                         bool* compiled) {
+  if (compiled) *compiled = false;
+  {
+    std::lock_guard lk(m_);
+    if (auto it = index_.find(key); it != index_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+      ++hits_;
+      return it->second->second;
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto cg = CompiledGrammar::compile(build(), vocab_);
+  if (compiled) *compiled = true;
+  std::lock_guard lk(m_);
+  ++compiles_;
+  compile_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (auto it = index_.find(key); it != index_.end()) return it->second->second;
+  lru_.emplace_front(key, cg);
+  index_[key] = lru_.begin();
+  while (lru_.size() > capacity_) {
+    index_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+  return cg;
+}
+
+uint64_t GrammarCache::hits() const {
+  std::lock_guard lk(m_);
+  return hits_;
+}
+uint64_t GrammarCache::compiles() const {
+  std::lock_guard lk(m_);
+  return compiles_;
+}
+double GrammarCache::compile_seconds() const {
+  std::lock_guard lk(m_);
+  return compile_seconds_;
+}
+
+}  // namespace moe::grammar

@@ -1,0 +1,83 @@
+// What a request asks to constrain, compiled once per vocabulary and reused: agents send the
+// same schema with every request, and a compile walks the whole vocabulary.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "serve/grammar/grammar.h"
+#include "serve/grammar/matcher.h"
+
+namespace moe::grammar {
+
+class TokenVocab;
+
+struct GrammarSpec {
+  enum class Kind { json_schema, json_object, gbnf, regex };
+  Kind kind = Kind::json_object;
+  std::string text;                // json_schema: the schema (JSON text); gbnf: the grammar; regex: the pattern
+  bool flexible_whitespace = false;  // JSON: allow [ \t\n\r]{0,20} between tokens (default: compact)
+  int leading_whitespace = 0;      // allow up to this many spaces/newlines before the text
+};
+const char* kind_name(GrammarSpec::Kind k);  // "json_schema", ...
+
+// The grammar of a spec. Throws GrammarError.
+Grammar build_grammar(const GrammarSpec& spec);
+
+// How a model family writes tool calls whose arguments are JSON: each call is
+// begin + {"name": "<function>", "arguments": <object>} + end, calls joined by `separator`.
+struct ToolCallFormat {
+  std::string begin = "<tool_call>\n";
+  std::string end = "\n</tool_call>";
+  std::string separator = "\n";
+};
+
+// Tool calls only: one of `tools` (OpenAI tool objects: {"type": "function", "function":
+// {"name", "parameters"}}), or only `function` when given; several when `parallel`. Each
+// call's arguments follow its function's parameters schema. Throws GrammarError (unknown
+// function, unsupported schema keyword: named with the tool).
+Grammar tool_call_grammar(const nlohmann::ordered_json& tools, const ToolCallFormat& format,
+                          const std::optional<std::string>& function, bool parallel, int leading_whitespace = 0);
+
+// Allows up to `n` spaces or newlines before the grammar's text.
+Grammar with_leading_whitespace(Grammar g, int n);
+
+// A reasoning model thinks first: the text may begin with `open`, then anything that does not
+// contain `close`, then `close` and up to `ws` spaces or newlines, before the grammar's text.
+// `inside`: the prompt already opened the block, so the text starts in the thinking and the
+// block is not optional. Only the answer is constrained; the thinking is free.
+Grammar with_reasoning(Grammar g, std::string_view open, std::string_view close, bool inside, int ws = 4);
+
+// Compiled grammars by key, least recently used dropped past `capacity`. Thread-safe; a compile
+// runs outside the lock (two threads may compile the same key once each).
+class GrammarCache {
+ public:
+  GrammarCache(std::shared_ptr<const TokenVocab> vocab, size_t capacity = 64);
+  // `compiled`, when given, says whether this call compiled (else it was cached).
+  std::shared_ptr<const CompiledGrammar> get(const GrammarSpec& spec, bool* compiled = nullptr);
+  std::shared_ptr<const CompiledGrammar> get(const std::string& key, const std::function<Grammar()>& build,
+                                             bool* compiled = nullptr);
+  const std::shared_ptr<const TokenVocab>& vocab() const { return vocab_; }
+  uint64_t hits() const;
+  uint64_t compiles() const;
+  double compile_seconds() const;
+
+ private:
+  std::shared_ptr<const TokenVocab> vocab_;
+  size_t capacity_;
+  mutable std::mutex m_;
+  std::list<std::pair<std::string, std::shared_ptr<const CompiledGrammar>>> lru_;
+  std::unordered_map<std::string, decltype(lru_)::iterator> index_;
+  uint64_t hits_ = 0, compiles_ = 0;
+  double compile_seconds_ = 0;
+};
+
+}  // namespace moe::grammar
