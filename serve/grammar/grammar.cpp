@@ -464,7 +464,9 @@ Grammar Builder::build(RuleId root, size_t max_rules) const {
   if (root >= exprs_.size()) throw GrammarError("grammar: no root rule");
   for (size_t i = 0; i < exprs_.size(); ++i)
     if (!defined_[i]) throw GrammarError(fmt::format("grammar: rule '{}' is used but never defined", names_[i]));
-  Grammar g = Lowering(names_, exprs_, max_rules).run(root);
+  Builder fixed = *this;
+  fixed.fix_nullable_repeats();
+  Grammar g = Lowering(fixed.names_, fixed.exprs_, max_rules).run(root);
   validate(g);
   inline_before_tail(g);  // keeps the language; cannot create left recursion (X is not nullable)
   return g;

@@ -99,6 +99,9 @@ class Builder {
   Grammar build(RuleId root, size_t max_rules = 200000) const;
 
  private:
+  // x* over an x that can match "" would lower to left recursion: such repeats become repeats
+  // of x's non-empty part (grammar_nullable.cpp).
+  void fix_nullable_repeats();
   std::vector<std::string> names_;
   std::vector<Expr> exprs_;
   std::vector<bool> defined_;

@@ -30,19 +30,17 @@ struct Frame {
   bool rej = true;        // every token of the subtree so far is rejected, none after a pop
   bool popped = false;    // the walk left the start rule at or before this node
   size_t cand_begin = 0;  // decided nodes of this subtree start here
-  const StepResult* state = nullptr;
-  StepResult scratch;     // the state when it has several stacks
+  Stacks::StateId state = Stacks::kDead;
 };
 
-// One walk of the vocabulary trie from position `pos` over kLocal.
-PositionCache walk_position(Stacks& st, const TokenVocab& v, uint32_t pos) {
+// One walk of the vocabulary trie from `start`: a top position over its parent frame over
+// kLocal, or over kBottom (nothing below: every token is decided).
+PositionCache walk_position(Stacks& st, const TokenVocab& v, Stacks::StateId start) {
   PositionCache c;
   std::vector<int32_t> accepted;
   std::vector<uint32_t> decided;
   std::vector<Frame> frames(v.max_depth() + 1);  // frames[d]: the node at depth d on the path
-  StepResult start;
-  start.tops = {st.local(pos)};
-  frames[0].state = &start;
+  frames[0].state = start;
   size_t depth = 0;  // frames[1..depth] are open
   auto settle = [&](uint32_t node, bool acc, bool rej, Frame& up) {
     if (acc || rej) {
@@ -64,8 +62,9 @@ PositionCache walk_position(Stacks& st, const TokenVocab& v, uint32_t pos) {
     const TokenVocab::Node& n = v.node(i);
     close(n.depth - 1);
     Frame& up = frames[n.depth - 1];
-    const StepResult* r = st.step(up.state->tops, n.byte, frames[n.depth].scratch);
-    const bool ok = !r->tops.empty() || r->pop;  // a pop on the last byte: accepted anywhere
+    const Stacks::StateId next = st.step(up.state, n.byte);
+    const StepResult* r = &st.state(next);
+    const bool ok = !r->tops.empty() || r->pop || r->accept;  // a pop on the last byte: accepted anywhere
     bool acc = true, rej = true;
     if (n.token_count) {
       if (ok) {
@@ -94,7 +93,7 @@ PositionCache walk_position(Stacks& st, const TokenVocab& v, uint32_t pos) {
     f.rej = rej;
     f.popped = popped;
     f.cand_begin = decided.size();
-    f.state = r;
+    f.state = next;
     depth = n.depth;
     ++i;
   }
@@ -111,12 +110,6 @@ PositionCache walk_position(Stacks& st, const TokenVocab& v, uint32_t pos) {
   return c;
 }
 
-uint64_t state_hash(const std::vector<uint32_t>& tops, bool accept) {
-  uint64_t h = 1469598103934665603ull ^ uint64_t(accept);
-  for (uint32_t t : tops) h = (h ^ t) * 1099511628211ull;
-  return h;
-}
-
 constexpr size_t kMaskCacheBytes = size_t(32) << 20;
 // Past this many interned stacks, a runtime with no live matcher starts afresh (recursive
 // grammars can intern new stacks for as long as they generate).
@@ -129,35 +122,43 @@ struct SharedRuntime {
   explicit SharedRuntime(std::shared_ptr<const StackMachine> m, size_t depth) : stacks(m), walker(m) {
     initial = stacks.initial();
     frames.resize(depth + 1);
-    caches.resize(m->positions());
   }
   Stacks stacks;
   Stacks walker;  // the stacks of the per-position walks (over kLocal)
-  std::vector<std::unique_ptr<PositionCache>> caches;  // per position id, walked on first use
+  Stacks::StateId initial = Stacks::kDead;
+  // By (top position, parent position): walked the first time a stack has them on top.
+  std::unordered_map<uint64_t, std::unique_ptr<PositionCache>> caches;
   WalkStats walks;
-  StepResult initial;
-  struct Cached {
-    std::vector<uint32_t> tops;
-    bool accept = false;
-    std::vector<uint64_t> mask;
-  };
-  std::list<Cached> lru;  // front: most recent
-  std::unordered_map<uint64_t, std::list<Cached>::iterator> by_hash;
+  // Masks by state, least recently used dropped.
+  std::list<std::pair<Stacks::StateId, std::vector<uint64_t>>> lru;  // front: most recent
+  std::unordered_map<Stacks::StateId, decltype(lru)::iterator> by_state;
   std::vector<Frame> frames;
-  StepResult scratch;
   size_t live = 0;  // matchers using it
 };
 
 namespace {
-const PositionCache& cache_for(SharedRuntime& rt, const TokenVocab& v, uint32_t p) {
-  if (!rt.caches[p]) {
+// The cache of a top position with a given parent position (kNoParent: the root's frame).
+// Two frames, not one: the rule on top is often tiny (a bounded string's count, a character),
+// and a walk that knows what follows it (the closing quote) decides most tokens itself.
+constexpr uint32_t kNoParent = UINT32_MAX;
+
+const PositionCache& cache_for(SharedRuntime& rt, const TokenVocab& v, uint32_t p, uint32_t q) {
+  auto& slot = rt.caches[(uint64_t(p) << 32) | q];
+  if (!slot) {
     const auto t0 = std::chrono::steady_clock::now();
-    rt.caches[p] = std::make_unique<PositionCache>(walk_position(rt.walker, v, p));
+    Stacks& w = rt.walker;
+    const Stacks::StateId start = q == kNoParent ? w.start_at(p, Stacks::kBottom) : w.start_at(p, w.chain(q, Stacks::kLocal));
+    slot = std::make_unique<PositionCache>(walk_position(w, v, start));
     ++rt.walks.walked;
-    rt.walks.uncertain += rt.caches[p]->uncertain;
+    rt.walks.uncertain += slot->uncertain;
     rt.walks.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  return *rt.caches[p];
+  return *slot;
+}
+
+const PositionCache& cache_of_top(SharedRuntime& rt, const TokenVocab& v, uint32_t top) {
+  const uint32_t parent = rt.stacks.parent(top);
+  return cache_for(rt, v, rt.stacks.position(top), parent == Stacks::kBottom ? kNoParent : rt.stacks.position(parent));
 }
 }  // namespace
 
@@ -191,14 +192,21 @@ WalkStats CompiledGrammar::walk_stats() const {
 void CompiledGrammar::walk_all() const {
   std::lock_guard lk(mu_);
   SharedRuntime& rt = runtime();
-  for (uint32_t p : positions_->top_positions()) cache_for(rt, *vocab_, p);
+  for (const auto& [p, q] : positions_->top_pairs()) cache_for(rt, *vocab_, p, q == StackMachine::kNoParent ? kNoParent : q);
 }
 
 // ---------------------------------------------------------------------------------------------
 
 struct GrammarMatcher::State {
-  StepResult now;      // current stacks (sorted) and whether the text is complete
-  bool ended = false;  // an end token was accepted
+  Stacks::StateId now = Stacks::kDead;
+  bool accept = false;    // the text so far is complete
+  bool any_top = false;   // and may go on
+  bool ended = false;     // an end token was accepted
+  void set(Stacks::StateId id, const StepResult& r) {
+    now = id;
+    accept = r.accept;
+    any_top = !r.tops.empty();
+  }
 };
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> g) : g_(std::move(g)) {
@@ -228,13 +236,14 @@ GrammarMatcher::GrammarMatcher(GrammarMatcher&&) noexcept = default;
 void GrammarMatcher::reset() {
   std::lock_guard lk(g_->mu_);
   s_ = std::make_unique<State>();
-  s_->now = g_->rt_->initial;
+  SharedRuntime& rt = g_->runtime();
+  s_->set(rt.initial, rt.stacks.state(rt.initial));
 }
 
 size_t GrammarMatcher::mask_words() const { return (size_t(g_->vocab_->size()) + 63) / 64; }
 
-bool GrammarMatcher::can_finish() const { return s_->now.accept || s_->ended; }
-bool GrammarMatcher::finished() const { return s_->ended || (s_->now.accept && s_->now.tops.empty()); }
+bool GrammarMatcher::can_finish() const { return s_->accept || s_->ended; }
+bool GrammarMatcher::finished() const { return s_->ended || (s_->accept && !s_->any_top); }
 
 void GrammarMatcher::fill_mask(std::span<uint64_t> mask) {
   const State& s = *s_;
@@ -244,19 +253,17 @@ void GrammarMatcher::fill_mask(std::span<uint64_t> mask) {
   if (s.ended) return;
   std::lock_guard lk(g_->mu_);
   SharedRuntime& rt = *g_->rt_;
-  const uint64_t h = state_hash(s.now.tops, s.now.accept);
-  if (auto it = rt.by_hash.find(h);
-      it != rt.by_hash.end() && it->second->tops == s.now.tops && it->second->accept == s.now.accept) {
+  if (auto it = rt.by_state.find(s.now); it != rt.by_state.end()) {
     rt.lru.splice(rt.lru.begin(), rt.lru, it->second);
-    std::memcpy(mask.data(), it->second->mask.data(), words * 8);
+    std::memcpy(mask.data(), it->second->second.data(), words * 8);
     return;
   }
-  std::vector<uint32_t> done_pos;
-  for (uint32_t top : s.now.tops) {
-    const uint32_t p = rt.stacks.position(top);
-    const PositionCache& c = cache_for(rt, v, p);
-    if (std::find(done_pos.begin(), done_pos.end(), p) == done_pos.end()) {
-      done_pos.push_back(p);
+  const std::vector<uint32_t> tops = rt.stacks.state(s.now).tops;  // a copy: walks add states
+  std::vector<const PositionCache*> done_pos;
+  for (uint32_t top : tops) {
+    const PositionCache& c = cache_of_top(rt, v, top);
+    if (std::find(done_pos.begin(), done_pos.end(), &c) == done_pos.end()) {
+      done_pos.push_back(&c);
       if (!c.bits.empty()) {
         for (size_t w = 0; w < words; ++w) mask[w] |= c.bits[w];
       } else {
@@ -267,8 +274,7 @@ void GrammarMatcher::fill_mask(std::span<uint64_t> mask) {
     // The tokens that depend on what lies below: walk the trie from the real stack, skipping
     // the subtrees the cache decided.
     auto& fr = rt.frames;
-    rt.scratch.tops = {top};
-    fr[0].state = &rt.scratch;
+    fr[0].state = rt.stacks.intern_one(top);
     size_t k = 0;
     for (uint32_t i = 0; i < v.nodes();) {
       while (k < c.skip.size() && c.skip[k] < i) ++k;
@@ -277,27 +283,28 @@ void GrammarMatcher::fill_mask(std::span<uint64_t> mask) {
         i = n.subtree_end;
         continue;
       }
-      const StepResult* r = rt.stacks.step(fr[n.depth - 1].state->tops, n.byte, fr[n.depth].scratch);
-      if (n.token_count && (!r->tops.empty() || r->accept))
+      const Stacks::StateId next = rt.stacks.step(fr[n.depth - 1].state, n.byte);
+      const StepResult& r = rt.stacks.state(next);
+      if (n.token_count && (!r.tops.empty() || r.accept))
         for (uint16_t t = 0; t < n.token_count; ++t) set_bit(mask, v.tokens_at(i)[t]);
-      if (r->tops.empty()) {
+      if (r.tops.empty()) {
         i = n.subtree_end;
         continue;
       }
-      fr[n.depth].state = r;
+      fr[n.depth].state = next;
       ++i;
     }
   }
-  if (s.now.accept)
+  if (rt.stacks.state(s.now).accept)
     for (int32_t e : v.end_tokens()) set_bit(mask, e);
   // Remember it.
   const size_t max_entries = std::max<size_t>(16, kMaskCacheBytes / (words * 8));
   if (rt.lru.size() >= max_entries) {
-    rt.by_hash.erase(state_hash(rt.lru.back().tops, rt.lru.back().accept));
+    rt.by_state.erase(rt.lru.back().first);
     rt.lru.pop_back();
   }
-  rt.lru.push_front({s.now.tops, s.now.accept, std::vector<uint64_t>(mask.begin(), mask.begin() + ptrdiff_t(words))});
-  rt.by_hash[h] = rt.lru.begin();
+  rt.lru.emplace_front(s.now, std::vector<uint64_t>(mask.begin(), mask.begin() + ptrdiff_t(words)));
+  rt.by_state[s.now] = rt.lru.begin();
 }
 
 bool GrammarMatcher::accept_bytes(std::string_view bytes) {
@@ -305,15 +312,14 @@ bool GrammarMatcher::accept_bytes(std::string_view bytes) {
   if (s.ended) return bytes.empty();
   std::lock_guard lk(g_->mu_);
   Stacks& st = g_->rt_->stacks;
-  StepResult cur = s.now, next;
+  Stacks::StateId cur = s.now;
   for (unsigned char b : bytes) {
-    if (cur.tops.empty()) return false;
-    st.advance_set(cur.tops, b, next);
-    std::swap(cur, next);
+    if (st.state(cur).tops.empty()) return false;
+    cur = st.step(cur, b);
   }
-  if (cur.tops.empty() && !cur.accept) return false;
-  cur.pop = false;
-  s.now = std::move(cur);
+  const StepResult& r = st.state(cur);
+  if (r.tops.empty() && !r.accept) return false;
+  s.set(cur, r);
   return true;
 }
 
@@ -333,13 +339,12 @@ bool GrammarMatcher::accept_token(int32_t id) {
 namespace {
 StepResult run_bytes(const Grammar& g, std::string_view text) {
   Stacks st(std::make_shared<const StackMachine>(g));
-  StepResult cur = st.initial(), next;
+  Stacks::StateId cur = st.initial();
   for (unsigned char b : text) {
-    if (cur.tops.empty()) return StepResult{};
-    st.advance_set(cur.tops, b, next);
-    std::swap(cur, next);
+    if (st.state(cur).tops.empty()) return StepResult{};
+    cur = st.step(cur, b);
   }
-  return cur;
+  return st.state(cur);
 }
 }  // namespace
 

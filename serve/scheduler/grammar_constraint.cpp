@@ -1,5 +1,7 @@
 #include "serve/scheduler/grammar_constraint.h"
 
+#include <algorithm>
+#include <bit>
 #include <chrono>
 #include <limits>
 
@@ -16,14 +18,18 @@ void GrammarConstraint::apply(std::span<float> logits) {
   m_.fill_mask(mask_);
   const float ninf = -std::numeric_limits<float>::infinity();
   const size_t vocab = size_t(g_->vocab().size());
-  // Whole words at a time: most are all-zero (nothing allowed) or all-one (a string's content).
-  for (size_t w = 0; w < mask_.size(); ++w) {
-    const uint64_t bits = mask_[w];
+  // Whole words at a time: most are all-zero (nothing allowed) or all-one (a string's content);
+  // in the others only the disallowed bits are visited.
+  const size_t n = std::min(vocab, logits.size());
+  for (size_t w = 0; w * 64 < n; ++w) {
     const size_t base = w * 64;
-    const size_t end = std::min(base + 64, std::min(vocab, logits.size()));
-    if (bits == ~uint64_t(0)) continue;
-    for (size_t i = base; i < end; ++i)
-      if (!((bits >> (i - base)) & 1)) logits[i] = ninf;
+    uint64_t off = ~mask_[w];
+    if (base + 64 > n) off &= (uint64_t(1) << (n - base)) - 1;
+    if (off == ~uint64_t(0)) {
+      std::fill_n(logits.begin() + ptrdiff_t(base), 64, ninf);
+      continue;
+    }
+    for (; off; off &= off - 1) logits[base + size_t(std::countr_zero(off))] = ninf;
   }
   // Rows past the tokenizer's vocabulary (padding in the embedding) never come out.
   for (size_t i = vocab; i < logits.size(); ++i) logits[i] = ninf;

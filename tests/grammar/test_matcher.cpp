@@ -74,6 +74,30 @@ TEST(GrammarBuild, RejectsLeftRecursionAndEmptyLanguages) {
   EXPECT_THROW(d.build(y), GrammarError);  // never defined
 }
 
+TEST(GrammarBuild, RepeatsOfNullableItems) {
+  // ("a"?)* , ("b"*)+ , ws* with ws ::= "" | " " | "\t": no left recursion, the same languages.
+  Builder b;
+  RuleId ws = b.rule("ws", alt({empty(), lit(" "), lit("\t")}));
+  RuleId r = b.rule("root", seq({star(opt(lit("a"))), lit("|"), plus(star(lit("b"))), lit("|"), star(ref(ws)),
+                                 lit("|"), repeat(seq({opt(lit("x")), opt(lit("y"))}), 0, 2)}));
+  Grammar g = b.build(r);
+  EXPECT_TRUE(accepts(g, "|||"));
+  EXPECT_TRUE(accepts(g, "aaa|bbbb| \t  |xyx"));
+  EXPECT_TRUE(accepts(g, "|b||yy"));
+  EXPECT_TRUE(accepts(g, "|||xyxy"));
+  EXPECT_FALSE(accepts(g, "|||xyxyx"));  // at most two (x? y?) groups
+  EXPECT_FALSE(accepts(g, "|c||"));
+  // A recursive nullable rule repeated.
+  Builder c;
+  RuleId n = c.declare("n");
+  c.define(n, alt({empty(), seq({lit("("), ref(n), lit(")")})}));
+  RuleId top = c.rule("top", star(ref(n)));
+  Grammar h = c.build(top);
+  EXPECT_TRUE(accepts(h, ""));
+  EXPECT_TRUE(accepts(h, "()(())"));
+  EXPECT_FALSE(accepts(h, "(()"));
+}
+
 // Tokens of a byte-level vocabulary that straddle JSON syntax, as real ones do.
 std::vector<std::string> test_vocab() {
   std::vector<std::string> v = {"\"", "\",", "\", \"", "\"]", "\"]]", "[\"", "[[", "[", "]", ",", ", ", " ",
