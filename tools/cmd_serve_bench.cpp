@@ -4,21 +4,27 @@
 // token) through the serve Scheduler; decode throughput, inter-token latency percentiles, and
 // what the batched steps read: the dense weights once per step and each routed expert once per
 // step, whatever the number of its tokens. That byte count over the time is the achieved
-// bandwidth; tokens/s against a ceiling (GB/s, --ceiling) gives the bound.
+// bandwidth; tokens/s against a ceiling (GB/s, --ceiling) gives the bound. With a constraint
+// (--json-schema, --grammar, ...) every request is constrained: the mask's time per token and its
+// share of the engine's busy time are printed beside (decode speed with a schema on vs off).
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <numeric>
 #include <random>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "runtime/forced_routing.h"
+#include "serve/grammar/token_vocab.h"
+#include "serve/scheduler/grammar_constraint.h"
 #include "serve/scheduler/scheduler.h"
 #include "session/session.h"
 #include "tools/commands.h"
+#include "tools/constraint_flags.h"
 #include "tools/model_files.h"
 #include "tools/session_flags.h"
 
@@ -34,6 +40,9 @@ struct ServeBenchOpts {
   double ceiling_gbs = 0;
   bool json = false, warm_ram = false;
   SessionOptions session;
+  ConstraintFlags constraint;  // every request constrained (the grammar's cost beside a decode step)
+  std::shared_ptr<const grammar::CompiledGrammar> grammar;
+  std::vector<int32_t> end_ids;
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -62,6 +71,7 @@ nlohmann::json run_clients(Session& session, const ServeBenchOpts& o, int n) {
   // its last request would cut the tail; instead all clients' decode tokens over the span
   // from the first first-token to the last last-token.
   std::vector<Clock::time_point> first_tok(nc), last_tok(nc);
+  std::vector<std::vector<double>> mask_s(nc);
   auto client = [&](int c) {
     std::mt19937_64 rng(o.seed * 7919 + uint64_t(c));
     for (int r = 0; r < o.requests; ++r) {
@@ -70,6 +80,12 @@ nlohmann::json run_clients(Session& session, const ServeBenchOpts& o, int n) {
       req.max_tokens = o.gen_len;
       req.sampling.temperature = 0;
       req.event_per_token = true;  // exact inter-token gaps, without the cost of logprobs
+      std::shared_ptr<serve::GrammarConstraint> gc;
+      if (o.grammar) {
+        gc = std::make_shared<serve::GrammarConstraint>(o.grammar);
+        req.constraint = gc;
+        req.stop_ids = o.end_ids;
+      }
       auto h = sched.submit(std::move(req));
       Clock::time_point prev{};
       for (;;) {
@@ -84,7 +100,9 @@ nlohmann::json run_clients(Session& session, const ServeBenchOpts& o, int n) {
         prev = now;
         if (ev->finish != serve::FinishReason::none) {
           decoded[size_t(c)] += ev->completion_tokens;
-          if (ev->finish != serve::FinishReason::length) errors[size_t(c)] = ev->error;
+          const bool ok = ev->finish == serve::FinishReason::length || (gc && ev->finish == serve::FinishReason::stop);
+          if (!ok) errors[size_t(c)] = ev->error.empty() ? serve::finish_reason_name(ev->finish) : ev->error;
+          if (gc) mask_s[size_t(c)].insert(mask_s[size_t(c)].end(), gc->mask_seconds().begin(), gc->mask_seconds().end());
           last_tok[size_t(c)] = now;
           break;
         }
@@ -128,6 +146,13 @@ nlohmann::json run_clients(Session& session, const ServeBenchOpts& o, int n) {
                       {"bytes_per_step", steps ? bytes / double(steps) : 0.0},
                       {"bytes_per_token", tokens ? bytes / double(tokens) : 0.0},
                       {"achieved_gb_s", busy > 0 ? bytes / busy / 1e9 : 0.0}};
+  if (o.grammar) {
+    std::vector<double> m;
+    for (auto& v : mask_s) m.insert(m.end(), v.begin(), v.end());
+    j["mask_p50_ms"] = 1e3 * percentile(m, 0.5);
+    j["mask_p99_ms"] = 1e3 * percentile(m, 0.99);
+    j["mask_share"] = busy > 0 ? std::accumulate(m.begin(), m.end(), 0.0) / busy : 0.0;
+  }
   if (o.ceiling_gbs > 0 && tokens > 0) {
     // The bound: the same bytes read at the ceiling, over the engine steps of the run.
     const double bound_tok_s = double(tokens) / (bytes / (o.ceiling_gbs * 1e9));
@@ -159,7 +184,9 @@ Runner add_serve_bench(CLI::App& app) {
   add_prefetch_flags(c, o->session.prefetch);
   add_device_flags(c, o->session.device);
   add_threads_flag(c, o->session.device.threads)->capture_default_str();
+  add_constraint_flags(c, o->constraint);
   return [o] {
+    std::optional<grammar::Grammar> constraint = constraint_grammar(o->constraint);
     std::vector<int> counts;
     for (int32_t v : parse_token_list(o->clients)) {
       if (v < 1 || v > 1024) throw std::invalid_argument(fmt::format("--clients: {} is not in [1, 1024]", v));
@@ -170,6 +197,13 @@ Runner add_serve_bench(CLI::App& app) {
     Session session(o->model, so);
     if (o->warm_ram && session.warm_ram() > 0)
       throw std::invalid_argument("--warm-ram: the RAM budget does not hold every expert");
+    if (constraint) {
+      o->end_ids = session.model().cfg.eos_ids;
+      if (auto e = session.tokenizer().eos_id()) o->end_ids.push_back(*e);
+      if (o->end_ids.empty()) throw std::invalid_argument("the model has no end-of-sequence token to end a constrained text");
+      o->grammar = grammar::CompiledGrammar::compile(std::move(*constraint),
+                                                      grammar::TokenVocab::from_tokenizer(session.tokenizer(), o->end_ids));
+    }
     if (!o->json)
       std::printf("%s\n", fmt::format("{:>7} {:>9} {:>10} {:>10} {:>7} {:>13} {:>12} {:>9}{}", "clients", "tok/s", "ITL p50 ms",
                                        "ITL p99 ms", "steps", "experts/step", "MB/step", "GB/s",
@@ -184,6 +218,9 @@ Runner add_serve_bench(CLI::App& app) {
                                       j["tok_s"].get<double>(), j["itl_p50_ms"].get<double>(), j["itl_p99_ms"].get<double>(),
                                       j["steps"].get<int64_t>(), j["expert_reads_per_step"].get<double>(),
                                       j["bytes_per_step"].get<double>() / 1e6, j["achieved_gb_s"].get<double>());
+        if (j.contains("mask_p50_ms"))
+          row += fmt::format("  mask p50 {:.3f} ms p99 {:.3f} ms ({:.2f}% of busy time)", j["mask_p50_ms"].get<double>(),
+                             j["mask_p99_ms"].get<double>(), 100 * j["mask_share"].get<double>());
         if (j.contains("bound_tok_s"))
           row += fmt::format("  {:>11.2f}  {:>12.2f}", j["bound_tok_s"].get<double>(), j["bound_ratio"].get<double>());
         std::printf("%s\n", row.c_str());

@@ -10,7 +10,9 @@
 //   flexible  [ \t\n\r]{0,max_whitespace} between all structural tokens, and before and after
 //             the root value.
 // Lexical forms: strings are `"` (any scalar value except `"`, `\` and controls, or an escape
-// \" \\ \/ \b \f \n \r \t \uXXXX, hex in any case) `"`; numbers
+// \" \\ \/ \b \f \n \r \t \uXXXX, hex in any case; a surrogate pair written as two escapes is one
+// character, a lone surrogate escape is refused) `"`; declared keys, enum/const values and
+// pattern-constrained strings are written in one form (raw UTF-8, the escapes JSON requires); numbers
 // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, integers -?(0|[1-9][0-9]*). Digit runs are
 // unbounded (max_tokens bounds the output).
 //

@@ -522,13 +522,27 @@ class Parser {
 }  // namespace
 
 Expr json_string_char() {
-  ByteSet esc, hex;
+  ByteSet esc, hex, lead, d, low3, hi_sur, lo_sur;
   for (char c : std::string_view("\"\\/bfnrt")) esc.set(uint8_t(c));
   hex.set_range('0', '9');
   hex.set_range('a', 'f');
   hex.set_range('A', 'F');
-  return alt({chars(kJsonUnsafe, true),
-              seq({lit("\\"), alt({byte_set(esc), seq({lit("u"), byte_set(hex), byte_set(hex), byte_set(hex), byte_set(hex)})})})});
+  lead.set_range('0', '9');  // a first hex digit other than d: never a surrogate
+  lead.set_range('a', 'c');
+  lead.set_range('A', 'C');
+  lead.set_range('e', 'f');
+  lead.set_range('E', 'F');
+  d.set('d');
+  d.set('D');
+  low3.set_range('0', '7');
+  for (char c : std::string_view("89abAB")) hi_sur.set(uint8_t(c));
+  for (char c : std::string_view("cdefCDEF")) lo_sur.set(uint8_t(c));
+  const Expr h = byte_set(hex);
+  // One character: a surrogate pair written as two escapes is one code point (as JSON Schema
+  // counts lengths); a lone surrogate escape is not text and is refused.
+  const Expr u = alt({seq({byte_set(lead), h, h, h}), seq({byte_set(d), byte_set(low3), h, h}),
+                      seq({byte_set(d), byte_set(hi_sur), h, h, lit("\\u"), byte_set(d), byte_set(lo_sur), h, h})});
+  return alt({chars(kJsonUnsafe, true), seq({lit("\\"), alt({byte_set(esc), seq({lit("u"), u})})})});
 }
 
 Expr regex_expr(std::string_view pattern, const RegexOptions& options) { return Parser(pattern, options).run(); }
