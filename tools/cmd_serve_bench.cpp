@@ -203,6 +203,7 @@ Runner add_serve_bench(CLI::App& app) {
       if (o->end_ids.empty()) throw std::invalid_argument("the model has no end-of-sequence token to end a constrained text");
       o->grammar = grammar::CompiledGrammar::compile(std::move(*constraint),
                                                       grammar::TokenVocab::from_tokenizer(session.tokenizer(), o->end_ids));
+      o->grammar->walk_all(0.05);  // as the server does
     }
     if (!o->json)
       std::printf("%s\n", fmt::format("{:>7} {:>9} {:>10} {:>10} {:>7} {:>13} {:>12} {:>9}{}", "clients", "tok/s", "ITL p50 ms",

@@ -155,8 +155,8 @@ Grammar tool_call_grammar(const json& tools, const ToolCallFormat& format, const
   return with_leading_whitespace(b.build(root), leading_whitespace);
 }
 
-GrammarCache::GrammarCache(std::shared_ptr<const TokenVocab> vocab, size_t capacity)
-    : vocab_(std::move(vocab)), capacity_(std::max<size_t>(capacity, 1)) {}
+GrammarCache::GrammarCache(std::shared_ptr<const TokenVocab> vocab, size_t capacity, double walk_budget)
+    : vocab_(std::move(vocab)), capacity_(std::max<size_t>(capacity, 1)), walk_budget_(walk_budget) {}
 
 std::shared_ptr<const CompiledGrammar> GrammarCache::get(const GrammarSpec& spec, bool* compiled) {
   const std::string key = fmt::format("{}|{}|{}|{}", kind_name(spec.kind), spec.flexible_whitespace,
@@ -177,6 +177,7 @@ std::shared_ptr<const CompiledGrammar> GrammarCache::get(const std::string& key,
   }
   const auto t0 = std::chrono::steady_clock::now();
   auto cg = CompiledGrammar::compile(build(), vocab_);
+  if (walk_budget_ > 0) cg->walk_all(walk_budget_);
   if (compiled) *compiled = true;
   std::lock_guard lk(m_);
   ++compiles_;

@@ -57,10 +57,12 @@ Grammar with_leading_whitespace(Grammar g, int n);
 Grammar with_reasoning(Grammar g, std::string_view open, std::string_view close, bool inside, int ws = 4);
 
 // Compiled grammars by key, least recently used dropped past `capacity`. Thread-safe; a compile
-// runs outside the lock (two threads may compile the same key once each).
+// runs outside the lock (two threads may compile the same key once each). A new grammar's
+// vocabulary walks are done at once within `walk_budget` seconds (the rest on first use), so
+// the first request's tokens do not pay for them.
 class GrammarCache {
  public:
-  GrammarCache(std::shared_ptr<const TokenVocab> vocab, size_t capacity = 64);
+  GrammarCache(std::shared_ptr<const TokenVocab> vocab, size_t capacity = 64, double walk_budget = 0.05);
   // `compiled`, when given, says whether this call compiled (else it was cached).
   std::shared_ptr<const CompiledGrammar> get(const GrammarSpec& spec, bool* compiled = nullptr);
   std::shared_ptr<const CompiledGrammar> get(const std::string& key, const std::function<Grammar()>& build,
@@ -73,6 +75,7 @@ class GrammarCache {
  private:
   std::shared_ptr<const TokenVocab> vocab_;
   size_t capacity_;
+  double walk_budget_;
   mutable std::mutex m_;
   std::list<std::pair<std::string, std::shared_ptr<const CompiledGrammar>>> lru_;
   std::unordered_map<std::string, decltype(lru_)::iterator> index_;

@@ -189,10 +189,15 @@ WalkStats CompiledGrammar::walk_stats() const {
   return w;
 }
 
-void CompiledGrammar::walk_all() const {
+bool CompiledGrammar::walk_all(double budget_seconds) const {
+  const auto t0 = std::chrono::steady_clock::now();
   std::lock_guard lk(mu_);
   SharedRuntime& rt = runtime();
-  for (const auto& [p, q] : positions_->top_pairs()) cache_for(rt, *vocab_, p, q == StackMachine::kNoParent ? kNoParent : q);
+  for (const auto& [p, q] : positions_->top_pairs()) {
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > budget_seconds) return false;
+    cache_for(rt, *vocab_, p, q == StackMachine::kNoParent ? kNoParent : q);
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -61,8 +61,9 @@ class CompiledGrammar {
   const TokenVocab& vocab() const { return *vocab_; }
   const CompileStats& stats() const { return stats_; }
   WalkStats walk_stats() const;
-  // Walks every position now (benchmarks, and servers that prefer paying at compile time).
-  void walk_all() const;
+  // Walks the positions now rather than on first use, within `budget_seconds` (the rest stay
+  // lazy); true when all were walked. Servers call it once per compiled grammar.
+  bool walk_all(double budget_seconds = 1e30) const;
 
  private:
   friend class GrammarMatcher;
