@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "serve/grammar/constraint_spec.h"
 #include "serve/grammar/grammar.h"
 #include "serve/grammar/matcher.h"
 #include "serve/grammar/token_vocab.h"
@@ -96,6 +97,45 @@ TEST(GrammarBuild, RepeatsOfNullableItems) {
   EXPECT_TRUE(accepts(h, ""));
   EXPECT_TRUE(accepts(h, "()(())"));
   EXPECT_FALSE(accepts(h, "(()"));
+}
+
+TEST(GrammarReasoning, ThinkingIsFreeAndTheAnswerIsEnforced) {
+  const Grammar answer = json_like();
+  const Grammar optional = with_reasoning(answer, "<think>", "</think>", false, 2);
+  EXPECT_TRUE(accepts(optional, "[1]"));                                   // no thinking at all
+  EXPECT_TRUE(accepts(optional, "<think>x < y, </thin </think>\n\n[1]"));  // markers' prefixes inside
+  EXPECT_TRUE(accepts(optional, "<think></think>[1]"));
+  EXPECT_TRUE(accepts_prefix(optional, "<think>anything {not json"));
+  EXPECT_FALSE(accepts(optional, "<think>x</think>\n\nnot json"));
+  EXPECT_FALSE(accepts(optional, "<think>x</think>\n\n\n[1]"));  // at most 2 blanks after it
+  EXPECT_FALSE(accepts(optional, "hello [1]"));
+  EXPECT_FALSE(accepts(optional, "<think>x</think>[1]</think>"));
+  const Grammar inside = with_reasoning(answer, "<think>", "</think>", true, 2);
+  EXPECT_TRUE(accepts(inside, "still thinking</think>\n[true]"));
+  EXPECT_FALSE(accepts(inside, "[true]"));  // the prompt opened the block: it must close
+  const Grammar ws = with_leading_whitespace(answer, 3);
+  EXPECT_TRUE(accepts(ws, " \n [1]"));
+  EXPECT_FALSE(accepts(ws, "    [1]"));
+}
+
+TEST(GrammarToolCalls, HermesSyntaxWithEachToolsSchema) {
+  const auto tools = nlohmann::ordered_json::parse(R"([
+    {"type": "function", "function": {"name": "median", "parameters": {"type": "object",
+      "properties": {"numbers": {"type": "array", "items": {"type": "number"}}}, "required": ["numbers"]}}},
+    {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object",
+      "properties": {"key": {"type": "string"}}, "required": ["key"]}}}])");
+  const Grammar one = tool_call_grammar(tools, {}, std::nullopt, false);
+  EXPECT_TRUE(accepts(one, "<tool_call>\n{\"name\": \"median\", \"arguments\": {\"numbers\": [3, 1.5]}}\n</tool_call>"));
+  EXPECT_TRUE(accepts(one, "<tool_call>\n{\"name\":\"lookup\",\"arguments\":{\"key\":\"x\"}}\n</tool_call>"));
+  EXPECT_FALSE(accepts(one, "<tool_call>\n{\"name\": \"median\", \"arguments\": {\"key\": \"x\"}}\n</tool_call>"));
+  EXPECT_FALSE(accepts(one, "<tool_call>\n{\"name\": \"nope\", \"arguments\": {}}\n</tool_call>"));
+  const std::string call = "<tool_call>\n{\"name\": \"lookup\", \"arguments\": {\"key\": \"a\"}}\n</tool_call>";
+  EXPECT_FALSE(accepts(one, call + "\n" + call));  // parallel calls not allowed
+  const Grammar many = tool_call_grammar(tools, {}, std::nullopt, true);
+  EXPECT_TRUE(accepts(many, call + "\n" + call));
+  const Grammar named = tool_call_grammar(tools, {}, std::string("median"), false);
+  EXPECT_FALSE(accepts(named, call));
+  EXPECT_THROW(tool_call_grammar(tools, {}, std::string("missing"), false), GrammarError);
 }
 
 // Tokens of a byte-level vocabulary that straddle JSON syntax, as real ones do.
