@@ -17,6 +17,9 @@ void add_constraint_flags(CLI::App* c, ConstraintFlags& f) {
   c->add_option("--tool-calls", f.tools, "JSON file of OpenAI tools: the output is <tool_call> JSON calling one of them");
   c->add_option("--tool", f.tool, "With --tool-calls: only this function");
   c->add_flag("--parallel-calls", f.parallel, "With --tool-calls: one or more calls");
+  c->add_option("--tool-syntax", f.tool_syntax, "With --tool-calls: hermes (<tool_call> JSON) or qwen3_coder (<function=...> XML)")
+      ->check(CLI::IsMember({"hermes", "qwen3_coder"}))
+      ->capture_default_str();
   c->add_flag("--flexible-whitespace", f.flexible, "JSON: allow up to 20 whitespace characters between tokens (default compact)");
 }
 
@@ -38,7 +41,8 @@ std::optional<grammar::Grammar> constraint_grammar(const ConstraintFlags& f) {
         throw std::invalid_argument(fmt::format("--tool-calls {}: not valid JSON: {}", f.tools, e.what()));
       }
       if (tools.is_object() && tools.contains("tools")) tools = tools["tools"];
-      return grammar::tool_call_grammar(tools, {}, f.tool.empty() ? std::nullopt : std::optional(f.tool), f.parallel);
+      const auto syntax = f.tool_syntax == "qwen3_coder" ? grammar::ToolSyntax::qwen3_coder : grammar::ToolSyntax::hermes;
+      return grammar::tool_call_grammar(tools, syntax, f.tool.empty() ? std::nullopt : std::optional(f.tool), f.parallel);
     }
     GrammarSpec spec;
     spec.flexible_whitespace = f.flexible;

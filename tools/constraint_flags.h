@@ -1,5 +1,5 @@
 // The constraint flags of `moe run` and `moe grammar`: --json-schema, --json-object, --grammar,
-// --regex, --tool-calls (with --tool, --parallel), --flexible-whitespace.
+// --regex, --tool-calls (with --tool, --parallel-calls, --tool-syntax), --flexible-whitespace.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <optional>
@@ -10,7 +10,7 @@
 namespace moe::cli {
 
 struct ConstraintFlags {
-  std::string schema, gbnf, regex, tools, tool;
+  std::string schema, gbnf, regex, tools, tool, tool_syntax = "hermes";
   bool json_object = false, flexible = false, parallel = false;
 };
 

@@ -123,38 +123,6 @@ Grammar build_grammar(const GrammarSpec& spec) {
   return with_leading_whitespace(std::move(g), spec.leading_whitespace);
 }
 
-Grammar tool_call_grammar(const json& tools, const ToolCallFormat& format, const std::optional<std::string>& function,
-                          bool parallel, int leading_whitespace) {
-  if (!tools.is_array() || tools.empty()) throw GrammarError("tool calls: no tools to call");
-  Builder b;
-  const JsonSchemaOptions opts = json_options(false);
-  const Expr sp = opt(lit(" "));
-  std::vector<Expr> calls;
-  for (size_t i = 0; i < tools.size(); ++i) {
-    const json& t = tools[i];
-    const json* fn = t.is_object() && t.contains("function") ? &t["function"] : nullptr;
-    if (!fn || !fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string())
-      throw GrammarError(fmt::format("tool calls: tools[{}] has no function name", i));
-    const std::string name = (*fn)["name"].get<std::string>();
-    if (function && name != *function) continue;
-    json params = fn->contains("parameters") && !(*fn)["parameters"].is_null() ? (*fn)["parameters"]
-                                                                               : json{{"type", "object"}};
-    RuleId args;
-    try {
-      args = add_json_schema(b, params, opts);
-    } catch (const GrammarError& e) {
-      throw GrammarError(fmt::format("tool '{}': {}", name, e.what()));
-    }
-    calls.push_back(seq({lit(format.begin), lit("{\"name\":"), sp, lit(json(name).dump()), lit(","), sp,
-                         lit("\"arguments\":"), sp, ref(args), lit("}"), lit(format.end)}));
-  }
-  if (calls.empty()) throw GrammarError(fmt::format("tool calls: no tool named '{}'", function.value_or("")));
-  const RuleId call = b.rule("tool_call", alt(std::move(calls)));
-  const RuleId root =
-      parallel ? b.rule("tool_calls", seq({ref(call), star(seq({lit(format.separator), ref(call)}))})) : call;
-  return with_leading_whitespace(b.build(root), leading_whitespace);
-}
-
 GrammarCache::GrammarCache(std::shared_ptr<const TokenVocab> vocab, size_t capacity, double walk_budget)
     : vocab_(std::move(vocab)), capacity_(std::max<size_t>(capacity, 1)), walk_budget_(walk_budget) {}
 

@@ -32,19 +32,18 @@ const char* kind_name(GrammarSpec::Kind k);  // "json_schema", ...
 // The grammar of a spec. Throws GrammarError.
 Grammar build_grammar(const GrammarSpec& spec);
 
-// How a model family writes tool calls whose arguments are JSON: each call is
-// begin + {"name": "<function>", "arguments": <object>} + end, calls joined by `separator`.
-struct ToolCallFormat {
-  std::string begin = "<tool_call>\n";
-  std::string end = "\n</tool_call>";
-  std::string separator = "\n";
-};
+// How a model family writes tool calls (what serve/parsers reads back):
+//   hermes       <tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>   (Qwen2.5, Qwen3, tiny-moe)
+//   qwen3_coder  <tool_call>\n<function=f>\n<parameter=p>\nVALUE\n</parameter>\n</function>\n</tool_call>
+//                (Qwen3-Coder): a string parameter's VALUE is raw text, any other is JSON.
+// Calls are joined by "\n".
+enum class ToolSyntax { hermes, qwen3_coder };
 
 // Tool calls only: one of `tools` (OpenAI tool objects: {"type": "function", "function":
 // {"name", "parameters"}}), or only `function` when given; several when `parallel`. Each
 // call's arguments follow its function's parameters schema. Throws GrammarError (unknown
-// function, unsupported schema keyword: named with the tool).
-Grammar tool_call_grammar(const nlohmann::ordered_json& tools, const ToolCallFormat& format,
+// function, unsupported schema keyword: named with the tool). tool_grammar.cpp.
+Grammar tool_call_grammar(const nlohmann::ordered_json& tools, ToolSyntax syntax,
                           const std::optional<std::string>& function, bool parallel, int leading_whitespace = 0);
 
 // Allows up to `n` spaces or newlines before the grammar's text.

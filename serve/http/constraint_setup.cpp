@@ -60,15 +60,16 @@ std::shared_ptr<LogitsProcessor> make_constraint(ServeContext& cx, const OutputC
   std::function<grammar::Grammar()> build;
   if (c.kind == OutputConstraint::Kind::tool_calls) {
     // Tool calls are enforced in the syntax the output parser reads back.
-    if (family != "hermes")
+    if (family != "hermes" && family != "qwen3_coder")
       throw ApiError(400, "invalid_request_error",
                      fmt::format("tool_choice '{}' needs tool calls we can enforce; this model writes them in the '{}' "
-                                 "syntax, where only 'hermes' (<tool_call> JSON: Qwen2.5, Qwen3, tiny-moe) is "
-                                 "supported so far. Use tool_choice 'auto'.",
+                                 "syntax, where 'hermes' (<tool_call> JSON: Qwen2.5, Qwen3, tiny-moe) and "
+                                 "'qwen3_coder' (<function=...> XML) are supported so far. Use tool_choice 'auto'.",
                                  c.function ? "a named function" : "required", family),
                      "tool_choice", "unsupported_parameter");
+    const auto syntax = family == "hermes" ? grammar::ToolSyntax::hermes : grammar::ToolSyntax::qwen3_coder;
     key += fmt::format("|{}|{}|{}", c.function.value_or(""), c.parallel, tools.dump());
-    build = [&] { return finish(grammar::tool_call_grammar(tools, {}, c.function, c.parallel)); };
+    build = [&, syntax] { return finish(grammar::tool_call_grammar(tools, syntax, c.function, c.parallel)); };
   } else {
     GrammarSpec spec;
     spec.kind = c.kind == OutputConstraint::Kind::json_object   ? GrammarSpec::Kind::json_object

@@ -8,6 +8,7 @@
 #include "serve/grammar/grammar.h"
 #include "serve/grammar/matcher.h"
 #include "serve/grammar/token_vocab.h"
+#include "serve/parsers/output_parser.h"
 
 namespace moe::grammar {
 namespace {
@@ -124,18 +125,84 @@ TEST(GrammarToolCalls, HermesSyntaxWithEachToolsSchema) {
       "properties": {"numbers": {"type": "array", "items": {"type": "number"}}}, "required": ["numbers"]}}},
     {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object",
       "properties": {"key": {"type": "string"}}, "required": ["key"]}}}])");
-  const Grammar one = tool_call_grammar(tools, {}, std::nullopt, false);
+  const Grammar one = tool_call_grammar(tools, ToolSyntax::hermes, std::nullopt, false);
   EXPECT_TRUE(accepts(one, "<tool_call>\n{\"name\": \"median\", \"arguments\": {\"numbers\": [3, 1.5]}}\n</tool_call>"));
   EXPECT_TRUE(accepts(one, "<tool_call>\n{\"name\":\"lookup\",\"arguments\":{\"key\":\"x\"}}\n</tool_call>"));
   EXPECT_FALSE(accepts(one, "<tool_call>\n{\"name\": \"median\", \"arguments\": {\"key\": \"x\"}}\n</tool_call>"));
   EXPECT_FALSE(accepts(one, "<tool_call>\n{\"name\": \"nope\", \"arguments\": {}}\n</tool_call>"));
   const std::string call = "<tool_call>\n{\"name\": \"lookup\", \"arguments\": {\"key\": \"a\"}}\n</tool_call>";
   EXPECT_FALSE(accepts(one, call + "\n" + call));  // parallel calls not allowed
-  const Grammar many = tool_call_grammar(tools, {}, std::nullopt, true);
+  const Grammar many = tool_call_grammar(tools, ToolSyntax::hermes, std::nullopt, true);
   EXPECT_TRUE(accepts(many, call + "\n" + call));
-  const Grammar named = tool_call_grammar(tools, {}, std::string("median"), false);
+  const Grammar named = tool_call_grammar(tools, ToolSyntax::hermes, std::string("median"), false);
   EXPECT_FALSE(accepts(named, call));
-  EXPECT_THROW(tool_call_grammar(tools, {}, std::string("missing"), false), GrammarError);
+  EXPECT_THROW(tool_call_grammar(tools, ToolSyntax::hermes, std::string("missing"), false), GrammarError);
+}
+
+TEST(GrammarToolCalls, Qwen3CoderXmlSyntaxReadsBackThroughItsParser) {
+  const auto tools = nlohmann::ordered_json::parse(R"([{"type": "function", "function": {"name": "edit",
+    "parameters": {"type": "object", "properties": {"path": {"type": "string"}, "line": {"type": "integer"},
+      "mode": {"enum": ["r", "w"]}, "flags": {"type": "array", "items": {"type": "string"}}},
+      "required": ["path", "line", "mode"]}}}])");
+  const Grammar g = tool_call_grammar(tools, ToolSyntax::qwen3_coder, std::nullopt, true);
+  const std::string call =
+      "<tool_call>\n<function=edit>\n<parameter=path>\nsrc/a b.py\nline two </param\n</parameter>\n"
+      "<parameter=line>\n42\n</parameter>\n<parameter=mode>\nw\n</parameter>\n</function>\n</tool_call>";
+  EXPECT_TRUE(accepts(g, call));
+  EXPECT_TRUE(accepts(g, call + "\n" + call));
+  std::string no_line = call;
+  no_line.erase(no_line.find("<parameter=line>"), std::string("<parameter=line>\n42\n</parameter>\n").size());
+  EXPECT_FALSE(accepts(g, no_line));  // required
+  std::string bad_int = call;
+  bad_int.replace(bad_int.find("42"), 2, "4x");
+  EXPECT_FALSE(accepts(g, bad_int));
+  std::string bad_enum = call;
+  bad_enum.replace(bad_enum.find("\nw\n"), 3, "\nx\n");
+  EXPECT_FALSE(accepts(g, bad_enum));
+  // What the grammar allows, the parser reads back as the arguments.
+  serve::ParserOptions po;
+  po.family = "qwen3_coder";
+  po.tools_enabled = true;
+  po.tools = nlohmann::json::parse(tools.dump());
+  const serve::ParsedMessage m = serve::parse_output(po, call);
+  ASSERT_EQ(m.tool_calls.size(), 1u);
+  EXPECT_EQ(m.tool_calls[0].name, "edit");
+  EXPECT_EQ(nlohmann::json::parse(m.tool_calls[0].arguments),
+            nlohmann::json::parse(R"({"path": "src/a b.py\nline two </param", "line": 42, "mode": "w"})"));
+  // Random documents through the mask parse into arguments of the right types.
+  std::vector<std::string> words = {"<tool_call>", "\n", "<function=edit>", "<parameter=", "path", "line", "mode",
+                                    "flags", ">", "</parameter>", "</function>", "</tool_call>", "a", "b c", "1", "42",
+                                    "w", "r", "[\"", "\"]", "\",", "</", "param", "eter>", "\n</"};
+  for (char c = ' '; c < 0x7F; ++c) words.push_back(std::string(1, c));  // every byte has a token, as in BPE
+  words.push_back("");
+  auto vocab = TokenVocab::create(words, {int32_t(words.size() - 1)});
+  auto cg = CompiledGrammar::compile(g, vocab);
+  std::mt19937 rng(3);
+  std::vector<uint64_t> mask;
+  for (int doc = 0; doc < 30; ++doc) {
+    GrammarMatcher mt(cg);
+    mask.assign(mt.mask_words(), 0);
+    std::string text;
+    for (int step = 0; step < 120 && !mt.finished(); ++step) {
+      mt.fill_mask(mask);
+      std::vector<int32_t> ok;
+      for (int32_t t = 0; t < vocab->size(); ++t)
+        if (bit(mask, t)) ok.push_back(t);
+      ASSERT_FALSE(ok.empty());
+      const int32_t t = ok[rng() % ok.size()];
+      ASSERT_TRUE(mt.accept_token(t));
+      if (vocab->is_end(t)) break;
+      text += vocab->bytes(t);
+    }
+    if (!mt.can_finish()) continue;
+    const serve::ParsedMessage pm = serve::parse_output(po, text);
+    ASSERT_FALSE(pm.tool_calls.empty()) << text;
+    for (const auto& tc : pm.tool_calls) {
+      const auto a = nlohmann::json::parse(tc.arguments);
+      EXPECT_TRUE(a["path"].is_string() && a["line"].is_number_integer() && (a["mode"] == "r" || a["mode"] == "w"))
+          << text << " -> " << tc.arguments;
+    }
+  }
 }
 
 // Tokens of a byte-level vocabulary that straddle JSON syntax, as real ones do.
