@@ -14,13 +14,11 @@ import concurrent.futures as cf
 import importlib.util
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOL_RE = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.S)
 
 
 def load_tools():
@@ -31,14 +29,10 @@ def load_tools():
 
 
 def parse_call(text):
-    m = TOOL_RE.search(text)
-    if not m:
-        return None, None
-    try:
-        obj = json.loads(m.group(1))
-    except json.JSONDecodeError:
-        return None, None
-    return (obj.get("name"), obj.get("arguments")) if isinstance(obj, dict) else (None, None)
+    """(name, arguments) of the first <tool_call>, as training/eval_tiny_moe.py reads it."""
+    sys.path.insert(0, os.path.join(ROOT, "training"))
+    from eval_tiny_moe import parse_tool_call  # noqa: E402 (imports torch: only when run)
+    return parse_tool_call(text)
 
 
 def run(moe, model, prompt, extra):

@@ -67,26 +67,15 @@ Grammar with_reasoning(Grammar g, std::string_view open, std::string_view close,
     return Element{Element::Kind::bytes, uint32_t(g.byte_sets.size() - 1)};
   };
   const uint32_t answer = with_leading_whitespace_root(g, ws);
-  // S_k: k bytes of `close` matched (KMP states); any byte that does not complete it loops.
-  std::vector<size_t> fail(m, 0);
-  for (size_t i = 1, k = 0; i < m; ++i) {
-    while (k && close[i] != close[k]) k = fail[k - 1];
-    if (close[i] == close[k]) ++k;
-    fail[i] = k;
-  }
-  auto delta = [&](size_t k, uint8_t b) {
-    while (k && uint8_t(close[k]) != b) k = fail[k - 1];
-    return uint8_t(close[k]) == b ? k + 1 : 0;
-  };
+  // S_k: k bytes of `close` matched; any byte that does not complete it loops.
+  const auto steps = marker_steps(close);
   const uint32_t first = uint32_t(g.rules.size());
   for (size_t k = 0; k < m; ++k) g.rules.push_back({"thinking", {}});
   for (size_t k = 0; k < m; ++k) {
-    std::vector<ByteSet> to(m + 1);
-    for (int b = 0; b < 256; ++b) to[delta(k, uint8_t(b))].set(uint8_t(b));
     auto& alts = g.rules[first + k].alternatives;
-    for (size_t t = 0; t < m; ++t)
-      if (!to[t].empty()) alts.push_back({add_set(to[t]), Element{Element::Kind::rule, uint32_t(first + t)}});
-    if (!to[m].empty()) alts.push_back({add_set(to[m]), Element{Element::Kind::rule, answer}});
+    for (size_t t = 0; t <= m; ++t)
+      if (!steps[k][t].empty())
+        alts.push_back({add_set(steps[k][t]), Element{Element::Kind::rule, t == m ? answer : uint32_t(first + t)}});
   }
   std::vector<Element> think;
   if (!inside)

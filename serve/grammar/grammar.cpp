@@ -26,6 +26,24 @@ void append_utf8(std::string& out, char32_t c) {
   }
 }
 
+std::vector<std::vector<ByteSet>> marker_steps(std::string_view marker, int limit) {
+  const size_t m = marker.size();
+  std::vector<size_t> fail(m, 0);
+  for (size_t i = 1, k = 0; i < m; ++i) {
+    while (k && marker[i] != marker[k]) k = fail[k - 1];
+    if (marker[i] == marker[k]) ++k;
+    fail[i] = k;
+  }
+  std::vector<std::vector<ByteSet>> steps(m, std::vector<ByteSet>(m + 1));
+  for (size_t k = 0; k < m; ++k)
+    for (int b = 0; b < limit; ++b) {
+      size_t j = k;
+      while (j && uint8_t(marker[j]) != b) j = fail[j - 1];
+      steps[k][uint8_t(marker[j]) == b ? j + 1 : 0].set(uint8_t(b));
+    }
+  return steps;
+}
+
 Expr lit(std::string_view bytes) {
   Expr e;
   e.kind = Expr::Kind::literal;

@@ -107,6 +107,11 @@ class Builder {
   std::vector<bool> defined_;
 };
 
+// The automaton that finds `marker` in a byte stream (Knuth-Morris-Pratt), for grammars of "any
+// text up to a marker": for each count k of marker bytes matched so far (0 <= k < size), the
+// bytes below `limit` grouped by the count they lead to (index size: the marker is complete).
+std::vector<std::vector<ByteSet>> marker_steps(std::string_view marker, int limit = 256);
+
 // Appends the UTF-8 encoding of `c`.
 void append_utf8(std::string& out, char32_t c);
 

@@ -49,29 +49,18 @@ Expr hermes_call(Builder& b, const Tool& t) {
               ref(args), lit("}\n</tool_call>")});
 }
 
-// Any UTF-8 text that does not contain `marker` (ASCII), then the marker, then `then`: KMP states
-// of the marker as rules, each character moving between them by a tail call.
+// Any UTF-8 text that does not contain `marker` (ASCII), then the marker, then `then`: the marker
+// automaton's states as rules, each character moving between them by a tail call.
 Expr text_until(Builder& b, const std::string& marker, const Expr& then) {
   const size_t m = marker.size();
-  std::vector<size_t> fail(m, 0);
-  for (size_t i = 1, k = 0; i < m; ++i) {
-    while (k && marker[i] != marker[k]) k = fail[k - 1];
-    if (marker[i] == marker[k]) ++k;
-    fail[i] = k;
-  }
-  auto delta = [&](size_t k, uint8_t c) {
-    while (k && uint8_t(marker[k]) != c) k = fail[k - 1];
-    return uint8_t(marker[k]) == c ? k + 1 : 0;
-  };
+  const auto steps = marker_steps(marker, 0x80);
   std::vector<RuleId> st(m);
   for (size_t k = 0; k < m; ++k) st[k] = b.declare("text_until");
   const RuleId done = b.rule("after_text", then);
   for (size_t k = 0; k < m; ++k) {
-    std::vector<ByteSet> to(m + 1);
-    for (int c = 0; c < 0x80; ++c) to[delta(k, uint8_t(c))].set(uint8_t(c));
     std::vector<Expr> alts;
     for (size_t t = 0; t <= m; ++t)
-      if (!to[t].empty()) alts.push_back(seq({byte_set(to[t]), ref(t == m ? done : st[t])}));
+      if (!steps[k][t].empty()) alts.push_back(seq({byte_set(steps[k][t]), ref(t == m ? done : st[t])}));
     alts.push_back(seq({chars({{0x80, 0x10FFFF}}), ref(st[0])}));  // the marker is ASCII
     b.define(st[k], alt(std::move(alts)));
   }
