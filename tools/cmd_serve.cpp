@@ -20,19 +20,12 @@
 #include "session/session.h"
 #include "storage/byte_size.h"
 #include "tools/commands.h"
+#include "tools/model_files.h"
 #include "tools/session_flags.h"
 
 namespace moe::cli {
 
 namespace {
-
-// The model's name when --served-model-name is not given: the path's last part without
-// .moepack ("models/tiny-moe/" -> "tiny-moe").
-std::string model_stem(const std::filesystem::path& p) {
-  std::filesystem::path q = p.lexically_normal();
-  if (q.filename().empty()) q = q.parent_path();
-  return q.extension() == ".moepack" ? q.stem().string() : q.filename().string();
-}
 
 uint64_t parse_size_flag(const std::string& v, const char* flag) {
   if (v == "0") return 0;
@@ -150,7 +143,7 @@ Runner add_serve(CLI::App& app) {
     http::Metrics metrics;
     std::vector<int32_t> stop_ids = session.model().cfg.eos_ids;
     if (auto e = tok.eos_id()) stop_ids.push_back(*e);
-    http::ServeContext cx{sched, tok, chat, o->served_name.empty() ? model_stem(session.path()) : o->served_name,
+    http::ServeContext cx{sched, tok, chat, o->served_name.empty() ? model_stem(session.path().string()) : o->served_name,
                           stop_ids, o->max_tokens, http::RequestLimits{.vocab_size = tok.vocab_size()}, metrics};
     cx.grammars = std::make_shared<grammar::GrammarCache>(grammar::TokenVocab::from_tokenizer(tok, stop_ids));
     http::ServerInfo info{cx.model_id, engine.backend(), sched.context(), o->sched.parallel};

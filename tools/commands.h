@@ -22,7 +22,8 @@ Runner add_compare(CLI::App& app);
 Runner add_trace_sim(CLI::App& app);  // prefetch issue: replay a routing trace against cache policies
 Runner add_chat_template(CLI::App& app);  // a chat rendered with the model's Jinja chat template
 Runner add_serve_bench(CLI::App& app);  // the serve scheduler's batching measured without HTTP
-Runner add_grammar(CLI::App& app);  // constrained decoding without a model: samples, checks, mask timing
+Runner add_grammar(CLI::App& app);
+Runner add_batch(CLI::App& app);  // OpenAI batch JSONL through the model, resumable  // constrained decoding without a model: samples, checks, mask timing
 #ifdef MOE_WITH_SERVE
 Runner add_serve(CLI::App& app);  // OpenAI-compatible HTTP server (needs httplib: not in MOE_PORTABLE builds)
 #endif

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
       {"synth", moe::cli::add_synth(app)},         {"bench", moe::cli::add_bench(app)},
       {"compare", moe::cli::add_compare(app)},     {"trace-sim", moe::cli::add_trace_sim(app)},
       {"chat-template", moe::cli::add_chat_template(app)}, {"serve-bench", moe::cli::add_serve_bench(app)},
-      {"grammar", moe::cli::add_grammar(app)},
+      {"grammar", moe::cli::add_grammar(app)},     {"batch", moe::cli::add_batch(app)},
 #ifdef MOE_WITH_SERVE
       {"serve", moe::cli::add_serve(app)},
 #endif

@@ -46,4 +46,10 @@ std::vector<int32_t> parse_token_list(const std::string& s) {
   return out;
 }
 
+std::string model_stem(const std::string& path) {
+  std::filesystem::path q = std::filesystem::path(path).lexically_normal();
+  if (q.filename().empty()) q = q.parent_path();
+  return q.extension() == ".moepack" ? q.stem().string() : q.filename().string();
+}
+
 }  // namespace moe::cli

@@ -12,6 +12,10 @@ namespace moe::cli {
 constexpr size_t kMaxTextBytes = size_t(64) << 20;
 std::string read_text_file(const std::string& path, const std::string& flag);
 
+// A model's name for responses: the path's last part without .moepack ("models/tiny-moe/" ->
+// "tiny-moe").
+std::string model_stem(const std::string& path);
+
 // "1,2,3" -> {1, 2, 3}; throws with the offending item on bad input.
 std::vector<int32_t> parse_token_list(const std::string& s);
 

@@ -1,0 +1,171 @@
+// moe batch: an OpenAI batch JSONL file through the model (serve/batch): each request runs through
+// the server's own handlers (chat template, constraints, output parser), many at once through one
+// continuous-batching scheduler; results are appended as they finish; --resume continues a job.
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "serve/batch/batch_job.h"
+#include "serve/grammar/token_vocab.h"
+#include "serve/http/chat_renderer.h"
+#include "serve/http/handler_common.h"
+#include "serve/http/openai_response.h"
+#include "session/session.h"
+#include "storage/byte_size.h"
+#include "tools/commands.h"
+#include "tools/model_files.h"
+#include "tools/session_flags.h"
+
+namespace moe::cli {
+
+namespace {
+
+std::string duration(double s) {
+  if (!(s >= 0) || s > 1e7) return "?";
+  const int64_t t = int64_t(s + 0.5);
+  return t >= 3600 ? fmt::format("{}h{:02}m", t / 3600, t / 60 % 60) : fmt::format("{}m{:02}s", t / 60, t % 60);
+}
+
+// One progress line: requests done/total, prompt and generated tokens/s, ETA.
+std::string progress_line(const serve::batch::Progress& p, double secs) {
+  const int64_t done = p.done, total = p.total - p.skipped;
+  const double rate = secs > 0 ? double(done) / secs : 0;
+  return fmt::format("moe batch: {}/{} requests{}{} | prompt {:.1f} tok/s | generated {:.1f} tok/s | {} elapsed, ETA {}", done,
+                     total, p.errors ? fmt::format(" ({} errors)", int64_t(p.errors)) : "",
+                     p.skipped ? fmt::format(" ({} already done)", int64_t(p.skipped)) : "",
+                     secs > 0 ? double(p.prompt_tokens) / secs : 0.0, secs > 0 ? double(p.completion_tokens) / secs : 0.0,
+                     duration(secs), rate > 0 ? duration(double(total - done) / rate) : "?");
+}
+
+}  // namespace
+
+Runner add_batch(CLI::App& app) {
+  struct Opts {
+    std::string model, input, output, chat_template, tool_parser, prefix_cache = "1GiB";
+    int max_batch = 64;
+    int64_t max_tokens = 0;
+    bool resume = false, json = false;
+    serve::SchedulerOptions sched;
+    SessionOptions session;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* c = app.add_subcommand("batch", "Run an OpenAI batch file (JSONL of /v1/chat/completions and /v1/completions requests); resumable");
+  c->add_option("--model,-m", o->model, "Hugging Face model directory or .moepack file")->required();
+  c->add_option("--input,-i", o->input, "Batch input: one {custom_id, method, url, body} per line")->required();
+  c->add_option("--output,-o", o->output, "Results, one line per request as each finishes (+ OUTPUT.state.json)")->required();
+  c->add_flag("--resume", o->resume, "Continue a job that was stopped: skip the requests already in --output");
+  c->add_option("--max-batch", o->max_batch, "Requests in flight at once (sequences per engine step)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  c->add_option("--ctx", o->sched.context, "Context length per sequence, prompt + completion (0: the model's maximum)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 24));
+  c->add_option("--prefill-chunk", o->sched.prefill_chunk, "Prompt tokens per sequence per step")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  c->add_option("--step-tokens", o->sched.step_tokens, "Tokens per engine step, decodes and prefill chunks together")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24))
+      ->capture_default_str();
+  c->add_option("--prefix-cache", o->prefix_cache, "KV memory for reusing shared prompt prefixes (a size; 0: off)")->capture_default_str();
+  c->add_option("--max-tokens", o->max_tokens, "Most tokens one request may generate (0: the rest of the context)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+  c->add_option("--chat-template", o->chat_template, "Jinja chat template file (default: the model's)");
+  c->add_option("--tool-parser", o->tool_parser, "Tool-call / reasoning syntax of the outputs (default: detected): " +
+                                                    serve::http::tool_parser_names());
+  c->add_flag("--json", o->json, "The final summary as one JSON line on stdout");
+  add_storage_flags(c, o->session.storage);
+  add_prefetch_flags(c, o->session.prefetch);
+  add_device_flags(c, o->session.device);
+  add_threads_flag(c, o->session.device.threads)->capture_default_str();
+  return [o] {
+    namespace http = serve::http;
+    namespace batch = serve::batch;
+    // Everything about the files first: a bad input fails before the model loads.
+    const auto lines = batch::read_input(o->input);
+    const auto id = batch::identify(o->input, o->model, batch::model_fingerprint(o->model));
+    o->sched.prefix_cache_bytes = o->prefix_cache == "0" ? 0 : parse_budget(o->prefix_cache, 0);
+    o->sched.parallel = o->max_batch;
+    o->sched.max_queue = 1 << 20;  // the workers never exceed --max-batch; nothing is refused
+    Session session(o->model, o->session);
+    const Tokenizer& tok = session.tokenizer();
+    http::ChatRenderer chat = http::make_chat_renderer(session.path(), tok, o->chat_template, o->tool_parser);
+    serve::Scheduler sched(session.engine(), tok, o->sched);
+    http::Metrics metrics;
+    std::vector<int32_t> stop_ids = session.model().cfg.eos_ids;
+    if (auto e = tok.eos_id()) stop_ids.push_back(*e);
+    http::ServeContext cx{sched,   tok, chat, model_stem(o->model), stop_ids, o->max_tokens,
+                          http::RequestLimits{.vocab_size = tok.vocab_size()}, metrics};
+    cx.grammars = std::make_shared<grammar::GrammarCache>(grammar::TokenVocab::from_tokenizer(tok, stop_ids));
+    const batch::Handler handle = [&](const std::string& url, const std::string& body) -> std::pair<int, std::string> {
+      auto log = std::make_shared<http::RequestLog>();
+      try {
+        nlohmann::json b = nlohmann::json::parse(body);
+        if (b.value("stream", false))
+          throw http::bad_request("'stream' is not supported in a batch: each result is written whole.", "stream");
+        const http::HandlerResult r = url == "/v1/chat/completions" ? http::handle_chat(cx, body, log, [] { return false; })
+                                                                    : http::handle_completion(cx, body, log, [] { return false; });
+        return {r.status, r.body};
+      } catch (const http::ApiError& e) {
+        return {e.status, http::error_json(e).dump()};
+      } catch (const std::exception& e) {
+        return {500, http::error_json(http::ApiError(500, "server_error", std::string("Internal error: ") + e.what())).dump()};
+      }
+    };
+    batch::Progress progress;
+    batch::JobOptions jo{o->output, o->resume, o->max_batch};
+    const auto t0 = std::chrono::steady_clock::now();
+    auto secs = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    std::mutex m;
+    std::condition_variable cv;
+    bool finished = false;
+    const bool tty = ::isatty(2);
+    std::thread bar([&] {  // progress on stderr: in place on a terminal, a line every 10 s otherwise
+      std::unique_lock lk(m);
+      while (!cv.wait_for(lk, std::chrono::milliseconds(tty ? 500 : 10000), [&] { return finished; }))
+        std::fprintf(stderr, tty ? "\r%s\033[K" : "%s\n", progress_line(progress, secs()).c_str());
+    });
+    struct StopBar {
+      std::mutex& m;
+      std::condition_variable& cv;
+      bool& finished;
+      std::thread& t;
+      ~StopBar() {
+        {
+          std::lock_guard lk(m);
+          finished = true;
+        }
+        cv.notify_all();
+        t.join();
+      }
+    };
+    {
+      StopBar stop{m, cv, finished, bar};
+      batch::run_job(lines, id, jo, handle, progress);
+    }
+    sched.drain();
+    const double wall = secs();
+    if (tty) std::fputs("\n", stderr);
+    std::fprintf(stderr, "%s\n", progress_line(progress, wall).c_str());
+    if (o->json) {
+      nlohmann::json s = {{"requests", progress.total},      {"done", int64_t(progress.done)},
+                          {"already_done", int64_t(progress.skipped)}, {"errors", int64_t(progress.errors)},
+                          {"prompt_tokens", int64_t(progress.prompt_tokens)},
+                          {"completion_tokens", int64_t(progress.completion_tokens)}, {"seconds", wall},
+                          {"prompt_tok_s", wall > 0 ? double(progress.prompt_tokens) / wall : 0.0},
+                          {"generated_tok_s", wall > 0 ? double(progress.completion_tokens) / wall : 0.0},
+                          {"output", o->output}};
+      std::printf("%s\n", s.dump().c_str());
+    }
+    return 0;
+  };
+}
+
+}  // namespace moe::cli
