@@ -22,6 +22,7 @@
 #include "session/session.h"
 #include "storage/byte_size.h"
 #include "tools/commands.h"
+#include "tools/scheduler_flags.h"
 #include "tools/model_files.h"
 #include "tools/session_flags.h"
 
@@ -66,14 +67,6 @@ Runner add_batch(CLI::App& app) {
   c->add_option("--max-batch", o->max_batch, "Requests in flight at once (sequences per engine step)")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  c->add_option("--ctx", o->sched.context, "Context length per sequence, prompt + completion (0: the model's maximum)")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 24));
-  c->add_option("--prefill-chunk", o->sched.prefill_chunk, "Prompt tokens per sequence per step")
-      ->check(CLI::Range(1, 1 << 20))
-      ->capture_default_str();
-  c->add_option("--step-tokens", o->sched.step_tokens, "Tokens per engine step, decodes and prefill chunks together")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 24))
-      ->capture_default_str();
   c->add_option("--prefix-cache", o->prefix_cache, "KV memory for reusing shared prompt prefixes (a size; 0: off)")->capture_default_str();
   c->add_option("--max-tokens", o->max_tokens, "Most tokens one request may generate (0: the rest of the context)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
@@ -81,6 +74,7 @@ Runner add_batch(CLI::App& app) {
   c->add_option("--tool-parser", o->tool_parser, "Tool-call / reasoning syntax of the outputs (default: detected): " +
                                                     serve::http::tool_parser_names());
   c->add_flag("--json", o->json, "The final summary as one JSON line on stdout");
+  add_scheduler_flags(c, o->sched);
   add_storage_flags(c, o->session.storage);
   add_prefetch_flags(c, o->session.prefetch);
   add_device_flags(c, o->session.device);

@@ -20,6 +20,7 @@
 #include "session/session.h"
 #include "storage/byte_size.h"
 #include "tools/commands.h"
+#include "tools/scheduler_flags.h"
 #include "tools/model_files.h"
 #include "tools/session_flags.h"
 
@@ -49,6 +50,7 @@ Runner add_serve(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("serve", "Serve the model over an OpenAI-compatible HTTP API "
                                             "(/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)");
+  add_scheduler_flags(c, o->sched);
   add_storage_flags(c, o->session.storage);
   add_prefetch_flags(c, o->session.prefetch);
   add_device_flags(c, o->session.device);
@@ -61,18 +63,9 @@ Runner add_serve(CLI::App& app) {
   c->add_option("--chat-template", o->chat_template, "Jinja chat template file (default: the model's)");
   c->add_option("--tool-parser", o->tool_parser, "Tool-call / reasoning syntax of the outputs (default: detected from the chat template): " +
                                                     serve::http::tool_parser_names());
-  c->add_option("--ctx", o->sched.context, "Context length per sequence, prompt + completion (0: the model's maximum)")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 24))
-      ->capture_default_str();
   c->add_option("--parallel", o->sched.parallel, "Sequences decoded at once")->check(CLI::Range(1, 1024))->capture_default_str();
   c->add_option("--max-queue", o->sched.max_queue, "Requests waiting beyond --parallel; more get 429")
       ->check(CLI::Range(0, 100000))
-      ->capture_default_str();
-  c->add_option("--prefill-chunk", o->sched.prefill_chunk, "Prompt tokens per sequence per step")
-      ->check(CLI::Range(1, 1 << 20))
-      ->capture_default_str();
-  c->add_option("--step-tokens", o->sched.step_tokens, "Tokens per engine step, decodes and prefill chunks together")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 24))
       ->capture_default_str();
   c->add_option("--prefix-cache", o->prefix_cache, "KV memory for reusing cached prompt prefixes (a size; 0: off)")->capture_default_str();
   c->add_option("--max-tokens", o->max_tokens, "Most tokens one request may generate (0: the rest of the context)")
