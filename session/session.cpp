@@ -126,6 +126,12 @@ Tokenizer open_tokenizer(const std::filesystem::path& model) {
   return std::filesystem::is_regular_file(model, ec) ? pack_tokenizer(PackFile(model)) : dir_tokenizer(model);
 }
 
+std::vector<int32_t> Session::stop_ids() const {
+  std::vector<int32_t> ids = model().cfg.eos_ids;
+  if (auto e = tokenizer().eos_id()) ids.push_back(*e);
+  return ids;
+}
+
 const Tokenizer& Session::tokenizer() const {
   if (!p_->tokenizer)
     p_->tokenizer = std::make_unique<Tokenizer>(p_->pack ? pack_tokenizer(*p_->pack) : dir_tokenizer(path_));

@@ -62,6 +62,8 @@ class Session {
   // The model's tokenizer: the pack's embedded one (read from the same open file) or the
   // directory's tokenizer.json; loaded on first use. Throws when the model has none.
   const Tokenizer& tokenizer() const;
+  // Tokens that end a generation: the model's EOS ids (generation config), then the tokenizer's.
+  std::vector<int32_t> stop_ids() const;
   // Throws std::logic_error before the first engine is started.
   InferenceEngine& engine();
   const InferenceEngine& engine() const;

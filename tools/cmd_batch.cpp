@@ -83,8 +83,8 @@ Runner add_batch(CLI::App& app) {
     namespace http = serve::http;
     namespace batch = serve::batch;
     // Everything about the files first: a bad input fails before the model loads.
-    const auto lines = batch::read_input(o->input);
-    const auto id = batch::identify(o->input, o->model, batch::model_fingerprint(o->model));
+    const batch::BatchInput in = batch::read_input(o->input);
+    const batch::JobIdentity id{o->input, in.xxh64, o->model, batch::model_fingerprint(o->model)};
     o->sched.prefix_cache_bytes = o->prefix_cache == "0" ? 0 : parse_budget(o->prefix_cache, 0);
     o->sched.parallel = o->max_batch;
     o->sched.max_queue = 1 << 20;  // the workers never exceed --max-batch; nothing is refused
@@ -93,8 +93,7 @@ Runner add_batch(CLI::App& app) {
     http::ChatRenderer chat = http::make_chat_renderer(session.path(), tok, o->chat_template, o->tool_parser);
     serve::Scheduler sched(session.engine(), tok, o->sched);
     http::Metrics metrics;
-    std::vector<int32_t> stop_ids = session.model().cfg.eos_ids;
-    if (auto e = tok.eos_id()) stop_ids.push_back(*e);
+    const std::vector<int32_t> stop_ids = session.stop_ids();
     http::ServeContext cx{sched,   tok, chat, model_stem(o->model), stop_ids, o->max_tokens,
                           http::RequestLimits{.vocab_size = tok.vocab_size()}, metrics};
     cx.grammars = std::make_shared<grammar::GrammarCache>(grammar::TokenVocab::from_tokenizer(tok, stop_ids));
@@ -142,7 +141,7 @@ Runner add_batch(CLI::App& app) {
     };
     {
       StopBar stop{m, cv, finished, bar};
-      batch::run_job(lines, id, jo, handle, progress);
+      batch::run_job(in.lines, id, jo, handle, progress);
     }
     sched.drain();
     const double wall = secs();

@@ -15,6 +15,7 @@
 #include "serve/scheduler/grammar_explore.h"
 #include "session/session.h"
 #include "tools/commands.h"
+#include "tools/percentile.h"
 #include "tools/constraint_flags.h"
 #include "tools/model_files.h"
 
@@ -22,12 +23,6 @@ namespace moe::cli {
 namespace {
 
 using json = nlohmann::ordered_json;
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, size_t(p * double(v.size() - 1) + 0.5))];
-}
 
 // EOS and the usual end-of-turn tokens the vocabulary has.
 std::vector<int32_t> end_tokens(const Tokenizer& tok) {

@@ -12,6 +12,7 @@
 #include "serve/scheduler/grammar_constraint.h"
 #include "session/session.h"
 #include "tools/commands.h"
+#include "tools/percentile.h"
 #include "tools/constraint_flags.h"
 #include "tools/model_files.h"
 #include "tools/session_flags.h"
@@ -58,15 +59,13 @@ Runner add_run(CLI::App& app) {
     if (o->prompt.empty()) throw std::invalid_argument("give a prompt with --prompt TEXT or --prompt-file FILE");
     o->session.verbose = true;  // the VRAM placement plan, when it is planned
     Session session(o->model, o->session);
-    const Model& model = session.model();
     const Tokenizer& tok = session.tokenizer();
     InferenceEngine& engine = session.engine();
     GenerateOptions g;
     g.max_new_tokens = o->n;
     g.sampling = {o->temp, o->top_k, o->top_p, o->min_p, o->rep, 64, o->seed};
     if (!o->ignore_eos) {
-      g.stop_ids = model.cfg.eos_ids;
-      if (auto e = tok.eos_id()) g.stop_ids.push_back(*e);
+      g.stop_ids = session.stop_ids();
     }
     const std::vector<int32_t> prompt = tok.encode(o->prompt, true);
     if (prompt.empty()) throw std::invalid_argument("the prompt encodes to no tokens; give a non-empty --prompt");
@@ -78,7 +77,7 @@ Runner add_run(CLI::App& app) {
     if (constraint) {
       if (g.stop_ids.empty()) throw std::invalid_argument("the model has no end-of-sequence token to end a constrained text");
       auto cg = grammar::CompiledGrammar::compile(std::move(*constraint), grammar::TokenVocab::from_tokenizer(tok, g.stop_ids));
-      cg->walk_all(0.05);  // the vocabulary walks now (50 ms at most), the rest on first use
+      cg->walk_all(grammar::kCompileWalkBudgetSeconds);  // as the server does
       gc = std::make_unique<serve::GrammarConstraint>(std::move(cg));
       g.constrain = [&](size_t, std::span<float> logits) { gc->apply(logits); };
     }
@@ -99,9 +98,8 @@ Runner add_run(CLI::App& app) {
                  fmt::format("prompt: {} tokens, {:.1f} tok/s | generation: {} tokens, {:.1f} tok/s",
                              st.prompt_tokens, pre, st.generated_tokens, dec_s).c_str());
     if (gc) {
-      std::vector<double> ms = gc->mask_seconds();
-      std::sort(ms.begin(), ms.end());
-      const auto pct = [&](double p) { return ms.empty() ? 0.0 : ms[std::min(ms.size() - 1, size_t(p * double(ms.size() - 1) + 0.5))] * 1e3; };
+      const std::vector<double>& ms = gc->mask_seconds();
+      const auto pct = [&](double p) { return percentile(ms, p) * 1e3; };
       std::fprintf(stderr, "%s\n",
                    fmt::format("constraint: compiled in {:.1f} ms, vocabulary walks {:.1f} ms | mask per token p50 {:.3f} ms, p99 {:.3f} ms{}",
                                gc->compiled().stats().seconds * 1e3, gc->compiled().walk_stats().seconds * 1e3, pct(0.5), pct(0.99),

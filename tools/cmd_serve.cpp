@@ -134,8 +134,7 @@ Runner add_serve(CLI::App& app) {
     http::ChatRenderer chat = http::make_chat_renderer(session.path(), tok, o->chat_template, o->tool_parser);
     serve::Scheduler sched(engine, tok, o->sched);
     http::Metrics metrics;
-    std::vector<int32_t> stop_ids = session.model().cfg.eos_ids;
-    if (auto e = tok.eos_id()) stop_ids.push_back(*e);
+    const std::vector<int32_t> stop_ids = session.stop_ids();
     http::ServeContext cx{sched, tok, chat, o->served_name.empty() ? model_stem(session.path().string()) : o->served_name,
                           stop_ids, o->max_tokens, http::RequestLimits{.vocab_size = tok.vocab_size()}, metrics};
     cx.grammars = std::make_shared<grammar::GrammarCache>(grammar::TokenVocab::from_tokenizer(tok, stop_ids));

@@ -24,6 +24,7 @@
 #include "serve/scheduler/scheduler.h"
 #include "session/session.h"
 #include "tools/commands.h"
+#include "tools/percentile.h"
 #include "tools/constraint_flags.h"
 #include "tools/model_files.h"
 #include "tools/session_flags.h"
@@ -44,12 +45,6 @@ struct ServeBenchOpts {
   std::shared_ptr<const grammar::CompiledGrammar> grammar;
   std::vector<int32_t> end_ids;
 };
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, size_t(p * double(v.size() - 1) + 0.5))];
-}
 
 nlohmann::json run_clients(Session& session, const ServeBenchOpts& o, int n) {
   session.restart_engine();
@@ -198,12 +193,11 @@ Runner add_serve_bench(CLI::App& app) {
     if (o->warm_ram && session.warm_ram() > 0)
       throw std::invalid_argument("--warm-ram: the RAM budget does not hold every expert");
     if (constraint) {
-      o->end_ids = session.model().cfg.eos_ids;
-      if (auto e = session.tokenizer().eos_id()) o->end_ids.push_back(*e);
+      o->end_ids = session.stop_ids();
       if (o->end_ids.empty()) throw std::invalid_argument("the model has no end-of-sequence token to end a constrained text");
       o->grammar = grammar::CompiledGrammar::compile(std::move(*constraint),
                                                       grammar::TokenVocab::from_tokenizer(session.tokenizer(), o->end_ids));
-      o->grammar->walk_all(0.05);  // as the server does
+      o->grammar->walk_all(grammar::kCompileWalkBudgetSeconds);  // as the server does
     }
     if (!o->json)
       std::printf("%s\n", fmt::format("{:>7} {:>9} {:>10} {:>10} {:>7} {:>13} {:>12} {:>9}{}", "clients", "tok/s", "ITL p50 ms",

@@ -38,7 +38,7 @@ std::string line_id(size_t line) { return "batch_req_" + std::to_string(line); }
 
 }  // namespace
 
-std::vector<BatchLine> read_input(const fs::path& input) {
+BatchInput read_input(const fs::path& input) {
   std::error_code ec;
   if (fs::is_directory(input, ec)) throw std::invalid_argument(fmt::format("--input {}: is a directory", input.string()));
   const std::string text = read_all(input, "--input");
@@ -85,12 +85,7 @@ std::vector<BatchLine> read_input(const fs::path& input) {
     out.push_back(std::move(l));
   }
   if (out.empty()) throw std::invalid_argument(fmt::format("--input {}: no requests (the file is empty)", input.string()));
-  return out;
-}
-
-JobIdentity identify(const fs::path& input, const std::string& model, const std::string& model_id) {
-  const std::string text = read_all(input, "--input");
-  return {input.string(), fmt::format("{:016x}", XXH64(text.data(), text.size(), 0)), model, model_id};
+  return {std::move(out), fmt::format("{:016x}", XXH64(text.data(), text.size(), 0))};
 }
 
 std::string model_fingerprint(const fs::path& model) {

@@ -28,9 +28,13 @@ struct BatchLine {
   std::string error;       // why the line cannot run ("" when it can)
 };
 
+struct BatchInput {
+  std::vector<BatchLine> lines;
+  std::string xxh64;  // of the file's bytes (hex): what --resume checks
+};
 // Reads and checks the input. Throws std::invalid_argument for an unreadable or empty input,
 // or duplicate custom_ids (naming both lines).
-std::vector<BatchLine> read_input(const std::filesystem::path& input);
+BatchInput read_input(const std::filesystem::path& input);
 
 // What a resumed job must match.
 struct JobIdentity {
@@ -39,7 +43,6 @@ struct JobIdentity {
   std::string model;       // the model path as given
   std::string model_id;    // what the model is (e.g. its config's hash): a different model refuses
 };
-JobIdentity identify(const std::filesystem::path& input, const std::string& model, const std::string& model_id);
 // A model's fingerprint for JobIdentity::model_id: a directory's config.json and weight file
 // sizes, or a file's size and first 64 KiB.
 std::string model_fingerprint(const std::filesystem::path& model);

@@ -1,8 +1,6 @@
 #include "serve/grammar/constraint_spec.h"
 
-#include <fmt/format.h>
 
-#include <chrono>
 
 #include "serve/grammar/gbnf.h"
 #include "serve/grammar/json_schema.h"
@@ -12,16 +10,6 @@
 namespace moe::grammar {
 
 using json = nlohmann::ordered_json;
-
-const char* kind_name(GrammarSpec::Kind k) {
-  switch (k) {
-    case GrammarSpec::Kind::json_schema: return "json_schema";
-    case GrammarSpec::Kind::json_object: return "json_object";
-    case GrammarSpec::Kind::gbnf: return "grammar";
-    case GrammarSpec::Kind::regex: return "regex";
-  }
-  return "?";
-}
 
 namespace {
 JsonSchemaOptions json_options(bool flexible) {
@@ -109,17 +97,11 @@ Grammar build_grammar(const GrammarSpec& spec) {
     case GrammarSpec::Kind::gbnf: g = gbnf_grammar(spec.text); break;
     case GrammarSpec::Kind::regex: g = regex_grammar(spec.text); break;
   }
-  return with_leading_whitespace(std::move(g), spec.leading_whitespace);
+  return g;
 }
 
 GrammarCache::GrammarCache(std::shared_ptr<const TokenVocab> vocab, size_t capacity, double walk_budget)
     : vocab_(std::move(vocab)), capacity_(std::max<size_t>(capacity, 1)), walk_budget_(walk_budget) {}
-
-std::shared_ptr<const CompiledGrammar> GrammarCache::get(const GrammarSpec& spec, bool* compiled) {
-  const std::string key = fmt::format("{}|{}|{}|{}", kind_name(spec.kind), spec.flexible_whitespace,
-                                      spec.leading_whitespace, spec.text);
-  return get(key, [&] { return build_grammar(spec); }, compiled);
-}
 
 std::shared_ptr<const CompiledGrammar> GrammarCache::get(const std::string& key, const std::function<Grammar()>& build,
                                                          bool* compiled) {
@@ -128,17 +110,13 @@ std::shared_ptr<const CompiledGrammar> GrammarCache::get(const std::string& key,
     std::lock_guard lk(m_);
     if (auto it = index_.find(key); it != index_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second);
-      ++hits_;
       return it->second->second;
     }
   }
-  const auto t0 = std::chrono::steady_clock::now();
   auto cg = CompiledGrammar::compile(build(), vocab_);
   if (walk_budget_ > 0) cg->walk_all(walk_budget_);
   if (compiled) *compiled = true;
   std::lock_guard lk(m_);
-  ++compiles_;
-  compile_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (auto it = index_.find(key); it != index_.end()) return it->second->second;
   lru_.emplace_front(key, cg);
   index_[key] = lru_.begin();
@@ -147,19 +125,6 @@ std::shared_ptr<const CompiledGrammar> GrammarCache::get(const std::string& key,
     lru_.pop_back();
   }
   return cg;
-}
-
-uint64_t GrammarCache::hits() const {
-  std::lock_guard lk(m_);
-  return hits_;
-}
-uint64_t GrammarCache::compiles() const {
-  std::lock_guard lk(m_);
-  return compiles_;
-}
-double GrammarCache::compile_seconds() const {
-  std::lock_guard lk(m_);
-  return compile_seconds_;
 }
 
 }  // namespace moe::grammar

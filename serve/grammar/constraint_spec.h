@@ -25,9 +25,7 @@ struct GrammarSpec {
   Kind kind = Kind::json_object;
   std::string text;                // json_schema: the schema (JSON text); gbnf: the grammar; regex: the pattern
   bool flexible_whitespace = false;  // JSON: allow [ \t\n\r]{0,20} between tokens (default: compact)
-  int leading_whitespace = 0;      // allow up to this many spaces/newlines before the text
 };
-const char* kind_name(GrammarSpec::Kind k);  // "json_schema", ...
 
 // The grammar of a spec. Throws GrammarError.
 Grammar build_grammar(const GrammarSpec& spec);
@@ -44,7 +42,7 @@ enum class ToolSyntax { hermes, qwen3_coder };
 // call's arguments follow its function's parameters schema. Throws GrammarError (unknown
 // function, unsupported schema keyword: named with the tool). tool_grammar.cpp.
 Grammar tool_call_grammar(const nlohmann::ordered_json& tools, ToolSyntax syntax,
-                          const std::optional<std::string>& function, bool parallel, int leading_whitespace = 0);
+                          const std::optional<std::string>& function, bool parallel);
 
 // Allows up to `n` spaces or newlines before the grammar's text.
 Grammar with_leading_whitespace(Grammar g, int n);
@@ -61,15 +59,11 @@ Grammar with_reasoning(Grammar g, std::string_view open, std::string_view close,
 // the first request's tokens do not pay for them.
 class GrammarCache {
  public:
-  GrammarCache(std::shared_ptr<const TokenVocab> vocab, size_t capacity = 64, double walk_budget = 0.05);
-  // `compiled`, when given, says whether this call compiled (else it was cached).
-  std::shared_ptr<const CompiledGrammar> get(const GrammarSpec& spec, bool* compiled = nullptr);
+  GrammarCache(std::shared_ptr<const TokenVocab> vocab, size_t capacity = 64, double walk_budget = kCompileWalkBudgetSeconds);
+  // The grammar `build` makes, compiled, by `key` (the request's text). `compiled`, when given,
+  // says whether this call compiled (else it was cached).
   std::shared_ptr<const CompiledGrammar> get(const std::string& key, const std::function<Grammar()>& build,
                                              bool* compiled = nullptr);
-  const std::shared_ptr<const TokenVocab>& vocab() const { return vocab_; }
-  uint64_t hits() const;
-  uint64_t compiles() const;
-  double compile_seconds() const;
 
  private:
   std::shared_ptr<const TokenVocab> vocab_;
@@ -78,8 +72,6 @@ class GrammarCache {
   mutable std::mutex m_;
   std::list<std::pair<std::string, std::shared_ptr<const CompiledGrammar>>> lru_;
   std::unordered_map<std::string, decltype(lru_)::iterator> index_;
-  uint64_t hits_ = 0, compiles_ = 0;
-  double compile_seconds_ = 0;
 };
 
 }  // namespace moe::grammar

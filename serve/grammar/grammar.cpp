@@ -346,28 +346,45 @@ class Lowering {
   std::map<std::string, RuleId> char_rules_;
 };
 
-void validate(const Grammar& g) {
-  const size_t n = g.rules.size();
-  // Productive: a rule with an alternative of productive elements only.
-  std::vector<bool> productive(n, false), nullable(n, false);
+// Nullable rules (those that can match the empty string).
+std::vector<bool> nullable_rules(const Grammar& g) {
+  std::vector<bool> nullable(g.rules.size(), false);
   for (bool changed = true; changed;) {
     changed = false;
-    for (size_t r = 0; r < n; ++r) {
+    for (size_t r = 0; r < g.rules.size(); ++r) {
+      if (nullable[r]) continue;
       for (const auto& a : g.rules[r].alternatives) {
-        bool p = true, nu = true;
-        for (const auto& el : a) {
-          if (el.kind == Element::Kind::bytes) {
-            nu = false;
-          } else {
-            p = p && productive[el.index];
-            nu = nu && nullable[el.index];
-          }
+        bool nu = true;
+        for (const auto& el : a) nu = nu && el.kind == Element::Kind::rule && nullable[el.index];
+        if (nu) {
+          nullable[r] = changed = true;
+          break;
         }
-        if (p && !productive[r]) productive[r] = changed = true;
-        if (nu && !nullable[r]) nullable[r] = changed = true;
       }
     }
   }
+  return nullable;
+}
+
+void validate(const Grammar& g) {
+  const size_t n = g.rules.size();
+  // Productive: a rule with an alternative of productive elements only.
+  std::vector<bool> productive(n, false);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t r = 0; r < n; ++r) {
+      if (productive[r]) continue;
+      for (const auto& a : g.rules[r].alternatives) {
+        bool p = true;
+        for (const auto& el : a) p = p && (el.kind == Element::Kind::bytes || productive[el.index]);
+        if (p) {
+          productive[r] = changed = true;
+          break;
+        }
+      }
+    }
+  }
+  const std::vector<bool> nullable = nullable_rules(g);
   for (size_t r = 0; r < n; ++r)
     if (!productive[r])
       throw GrammarError(fmt::format("grammar: rule '{}' can never finish (every alternative recurses forever)",
@@ -412,26 +429,6 @@ void validate(const Grammar& g) {
       }
     }
   }
-}
-
-// Nullable rules (those that can match the empty string).
-std::vector<bool> nullable_rules(const Grammar& g) {
-  std::vector<bool> nullable(g.rules.size(), false);
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (size_t r = 0; r < g.rules.size(); ++r) {
-      if (nullable[r]) continue;
-      for (const auto& a : g.rules[r].alternatives) {
-        bool nu = true;
-        for (const auto& el : a) nu = nu && el.kind == Element::Kind::rule && nullable[el.index];
-        if (nu) {
-          nullable[r] = changed = true;
-          break;
-        }
-      }
-    }
-  }
-  return nullable;
 }
 
 // `... X T` where X and T are rule calls (T last: a tail call) becomes one alternative per
@@ -499,7 +496,10 @@ std::string Grammar::to_string() const {
       while (e + 1 < 256 && s.has(uint8_t(e + 1))) ++e;
       auto one = [](int c) { return c >= 0x21 && c < 0x7F && c != ']' && c != '\\' && c != '-' ? std::string(1, char(c)) : fmt::format("\\x{:02X}", c); };
       out += one(b);
-      if (e > b) out += "-" + one(e);
+      if (e > b) {
+        out += '-';  // appended apart: GCC 12 warns falsely (-Wrestrict) on "-" + std::string
+        out += one(e);
+      }
       b = e;
     }
     return out + "]";
@@ -510,9 +510,11 @@ std::string Grammar::to_string() const {
     for (size_t a = 0; a < rules[r].alternatives.size(); ++a) {
       if (a) out += " |";
       if (rules[r].alternatives[a].empty()) out += " \"\"";
-      for (const auto& el : rules[r].alternatives[a])
-        out += " " + (el.kind == Element::Kind::bytes ? set_str(byte_sets[el.index])
-                                                      : fmt::format("{}_{}", rules[el.index].name, el.index));
+      for (const auto& el : rules[r].alternatives[a]) {
+        out += ' ';
+        out += el.kind == Element::Kind::bytes ? set_str(byte_sets[el.index])
+                                               : fmt::format("{}_{}", rules[el.index].name, el.index);
+      }
     }
     out += "\n";
   }

@@ -36,6 +36,10 @@ struct SharedRuntime;
 bool accepts(const Grammar& g, std::string_view text);
 bool accepts_prefix(const Grammar& g, std::string_view text);
 
+// How long a new grammar's vocabulary walks may take at compile time before the rest are left
+// to first use (servers, moe run): the first request's tokens then rarely pay for walks.
+inline constexpr double kCompileWalkBudgetSeconds = 0.05;
+
 struct CompileStats {
   double seconds = 0;        // compile(): the position table
   size_t positions = 0;      // byte-class positions that can be on top of a stack

@@ -171,12 +171,6 @@ Stacks::StateId Stacks::initial() {
   return intern_state(std::move(r));
 }
 
-Stacks::StateId Stacks::local(uint32_t pos) {
-  StepResult r;
-  r.tops.push_back(intern(pos, kLocal));
-  return intern_state(std::move(r));
-}
-
 Stacks::StateId Stacks::intern_one(uint32_t top) {
   StepResult r;
   r.tops.push_back(top);

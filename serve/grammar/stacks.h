@@ -88,13 +88,10 @@ class Stacks {
   static constexpr StateId kDead = 0;  // no stack, not complete
   explicit Stacks(std::shared_ptr<const StackMachine> m);
 
-  const StackMachine& machine() const { return *m_; }
   uint32_t position(uint32_t node) const { return nodes_[node].pos; }
   uint32_t parent(uint32_t node) const { return nodes_[node].parent; }
   // The state before any byte (the root's alternatives).
   StateId initial();
-  // The one-stack state of a byte-class position over kLocal.
-  StateId local(uint32_t pos);
   // The state of one stack (a top node).
   StateId intern_one(uint32_t top);
   // A frame (position over parent node) as a node, and the state of the stack `pos` over it.
@@ -108,7 +105,6 @@ class Stacks {
   }
   const StepResult& state(StateId s) const { return states_[s]; }
   size_t node_count() const { return nodes_.size(); }
-  size_t state_count() const { return states_.size(); }
 
  private:
   struct Node {

@@ -127,14 +127,14 @@ Expr coder_call(Builder& b, const Tool& t) {
 }  // namespace
 
 Grammar tool_call_grammar(const json& tools, ToolSyntax syntax, const std::optional<std::string>& function,
-                          bool parallel, int leading_whitespace) {
+                          bool parallel) {
   Builder b;
   std::vector<Expr> calls;
   for (const Tool& t : tools_of(tools, function))
     calls.push_back(syntax == ToolSyntax::hermes ? hermes_call(b, t) : coder_call(b, t));
   const RuleId call = b.rule("tool_call", alt(std::move(calls)));
   const RuleId root = parallel ? b.rule("tool_calls", seq({ref(call), star(seq({lit("\n"), ref(call)}))})) : call;
-  return with_leading_whitespace(b.build(root), leading_whitespace);
+  return b.build(root);
 }
 
 }  // namespace moe::grammar

@@ -42,7 +42,7 @@ struct ServeContext {
   Metrics& metrics;
   std::atomic<bool> draining{false};
   // Compiled grammars over this vocabulary (end tokens: stop_ids); null: constraints are refused.
-  std::shared_ptr<grammar::GrammarCache> grammars;
+  std::shared_ptr<grammar::GrammarCache> grammars{};
 };
 
 // Where a stream's bytes go. write() false: the client is gone. gone(): it hung up even

@@ -16,12 +16,7 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-std::vector<int32_t> stop_ids() {
-  Session& s = test::tiny_session();
-  std::vector<int32_t> ids = s.model().cfg.eos_ids;
-  if (auto e = s.tokenizer().eos_id()) ids.push_back(*e);
-  return ids;
-}
+std::vector<int32_t> stop_ids() { return test::tiny_session().stop_ids(); }
 
 std::shared_ptr<const grammar::CompiledGrammar> schema_grammar() {
   static auto g = [] {
@@ -109,6 +104,9 @@ TEST(GrammarConstraint, MaskTimesAreRecorded) {
   size_t finite = 0;
   for (float x : logits) finite += std::isfinite(x);
   EXPECT_GE(finite, 1u);
-  for (size_t i = 0; i < logits.size(); ++i)
-    if (std::isfinite(logits[i])) EXPECT_EQ(test::tiny_session().tokenizer().token_bytes(int32_t(i))[0], '{');
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (std::isfinite(logits[i])) {
+      EXPECT_EQ(test::tiny_session().tokenizer().token_bytes(int32_t(i))[0], '{');
+    }
+  }
 }
