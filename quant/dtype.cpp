@@ -12,6 +12,7 @@ std::string_view dtype_name(DType t) {
     case DType::Q4: return "Q4";
     case DType::Q4Z: return "Q4Z";
     case DType::F8E4M3: return "F8E4M3";
+    case DType::MXFP4: return "MXFP4";
     case DType::I8: return "I8";
   }
   return "?";

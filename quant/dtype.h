@@ -12,6 +12,11 @@
 //        scales fp32 per row [rows] (group == 0) or per 128x128 block
 //        [ceil(rows / 128), ceil(cols / 128)] (group == 128, DeepSeek-V3's native layout).
 //   I8   INT8 per output channel: w = q * scale, scales fp32 [rows].
+//   MXFP4 OCP microscaling FP4 (gpt-oss's experts as shipped): blocks of 32 consecutive columns,
+//        e2m1 values (code & 7 indexes 0, .5, 1, 1.5, 2, 3, 4, 6; bit 3 the sign) times one
+//        e8m0 scale 2^(s - 127) per block. Byte i of a block's 16 holds column 2i in its low
+//        nibble and 2i + 1 in its high nibble. data [rows, cols / 2], scales [rows, cols / 32] u8.
+//        Every value is exact in fp32 (and in bf16 unless the scale over/underflows it).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -25,12 +30,15 @@
 
 namespace moe {
 
-enum class DType : uint8_t { F32, F16, BF16, Q4, Q4Z, F8E4M3, I8 };
+// Append only: the codes are stored in packs.
+enum class DType : uint8_t { F32, F16, BF16, Q4, Q4Z, F8E4M3, I8, MXFP4 };
 
 // Bytes per element of the unquantized types; quantized types are sized by WeightView::bytes().
 MOE_HD constexpr bool is_16bit_float(DType t) { return t == DType::F16 || t == DType::BF16; }
 MOE_HD constexpr int dtype_size(DType t) { return t == DType::F32 ? 4 : is_16bit_float(t) ? 2 : 1; }
-MOE_HD constexpr bool is_quantized(DType t) { return t == DType::Q4 || t == DType::Q4Z || t == DType::F8E4M3 || t == DType::I8; }
+MOE_HD constexpr bool is_quantized(DType t) {
+  return t == DType::Q4 || t == DType::Q4Z || t == DType::F8E4M3 || t == DType::I8 || t == DType::MXFP4;
+}
 std::string_view dtype_name(DType t);
 // Safetensors spelling ("F32", "F16", "BF16", "F8_E4M3"); returns false for anything else.
 bool dtype_from_safetensors(std::string_view s, DType* out);
@@ -94,5 +102,17 @@ MOE_HD int q4_code(const uint8_t* row, int64_t c) {
 
 // f32 -> FP8 e4m3fn, round to nearest even, saturating to +-448 (NaN stays NaN).
 uint8_t f32_to_f8e4m3(float f);
+
+// MXFP4: one e2m1 code (low 4 bits) and one e8m0 block scale, exactly.
+MOE_HD float e2m1_to_f32(uint8_t code) {
+  const uint8_t m = code & 7u;
+  const float mag = m < 4 ? 0.5f * float(m) : float(1u << ((m - 2u) >> 1)) * (m & 1u ? 1.5f : 1.0f);
+  return code & 8u ? -mag : mag;
+}
+MOE_HD float e8m0_to_f32(uint8_t s) {
+  // 2^(s - 127): s = 0 is 2^-127, a float subnormal; 255 is NaN in the spec (never written).
+  return s == 0 ? bits_to_f32(0x00400000u) : bits_to_f32(uint32_t(s) << 23);
+}
+MOE_HD int mxfp4_code(const uint8_t* row, int64_t c) { return (row[c / 2] >> ((c & 1) * 4)) & 0xf; }
 
 }  // namespace moe

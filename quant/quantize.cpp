@@ -130,6 +130,34 @@ void quantize_i8(const float* w, int64_t rows, int64_t cols, QuantizedMatrix& m)
   }
 }
 
+// MXFP4: per 32-column block the smallest power-of-two scale that fits amax in e2m1's range
+// (6), then each value to the nearest e2m1 code (ties to the even code, as round-to-nearest).
+void quantize_mxfp4(const float* w, int64_t rows, int64_t cols, QuantizedMatrix& m) {
+  m.data.assign(size_t(rows * cols / 2), 0);
+  m.scales.resize(size_t(rows * cols / 32));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      const float* x = w + r * cols + b * 32;
+      float amax = 0.0f;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+      int e = amax > 0.0f ? int(std::ceil(std::log2(amax / 6.0f))) : -127;
+      e = std::clamp(e, -127, 127);
+      m.scales[size_t(r * (cols / 32) + b)] = uint8_t(e + 127);
+      const float inv = std::ldexp(1.0f, -e);
+      uint8_t* out = &m.data[size_t((r * cols + b * 32) / 2)];
+      for (int i = 0; i < 32; ++i) {
+        const float v = x[i] * inv;
+        int best = 0;
+        float err = std::fabs(v - e2m1_to_f32(0));
+        for (int code = 1; code < 16; ++code) {
+          const float d = std::fabs(v - e2m1_to_f32(uint8_t(code)));
+          if (d < err) err = d, best = code;
+        }
+        out[i / 2] |= uint8_t(best << ((i & 1) * 4));
+      }
+    }
+}
+
 void check_shape(int64_t rows, int64_t cols, const QuantOptions& opt) {
   if (rows < 0 || cols < 0) throw std::invalid_argument("quantize: negative shape");
   switch (opt.dtype) {
@@ -147,6 +175,10 @@ void check_shape(int64_t rows, int64_t cols, const QuantOptions& opt) {
       if (opt.group != 0 && opt.group != 128)
         throw std::invalid_argument("F8E4M3 group must be 0 (per-row scales) or 128 (128x128 blocks), got " +
                                     std::to_string(opt.group));
+      break;
+    case DType::MXFP4:
+      if (cols % 32 != 0)
+        throw std::invalid_argument("MXFP4 needs cols (" + std::to_string(cols) + ") to be a multiple of 32");
       break;
     default: break;
   }
@@ -172,13 +204,16 @@ QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, const Quant
   m.dtype = opt.dtype;
   m.rows = rows;
   m.cols = cols;
-  m.group = (opt.dtype == DType::Q4 || opt.dtype == DType::Q4Z || opt.dtype == DType::F8E4M3) ? opt.group : 0;
+  m.group = (opt.dtype == DType::Q4 || opt.dtype == DType::Q4Z || opt.dtype == DType::F8E4M3) ? opt.group
+            : opt.dtype == DType::MXFP4                                                      ? 32
+                                                                                              : 0;
   const int64_t n = rows * cols;
   switch (opt.dtype) {
     case DType::Q4:
     case DType::Q4Z: quantize_q4(w, rows, cols, opt, m); break;
     case DType::F8E4M3: quantize_f8(w, rows, cols, opt.group, m); break;
     case DType::I8: quantize_i8(w, rows, cols, m); break;
+    case DType::MXFP4: quantize_mxfp4(w, rows, cols, m); break;
     case DType::F32:
       m.data.resize(size_t(n * 4));
       if (n) std::memcpy(m.data.data(), w, size_t(n * 4));
@@ -233,6 +268,12 @@ void dequantize_row(const WeightView& w, int64_t row, float* out) {
       const int8_t* d = static_cast<const int8_t*>(w.data) + row * K;
       const float s = static_cast<const float*>(w.scales)[row];
       for (int64_t c = 0; c < K; ++c) out[c] = float(d[c]) * s;
+      return;
+    }
+    case DType::MXFP4: {
+      const uint8_t* d = static_cast<const uint8_t*>(w.data) + row * K / 2;
+      const uint8_t* sc = static_cast<const uint8_t*>(w.scales) + row * (K / 32);
+      for (int64_t c = 0; c < K; ++c) out[c] = e2m1_to_f32(uint8_t(mxfp4_code(d, c))) * e8m0_to_f32(sc[c / 32]);
       return;
     }
   }

@@ -10,6 +10,7 @@ int64_t WeightView::scale_bytes() const {
     case DType::Q4Z: return rows * (cols / group) * 2;
     case DType::F8E4M3: return group == 0 ? rows * 4 : ((rows + 127) / 128) * ((cols + 127) / 128) * 4;
     case DType::I8: return rows * 4;
+    case DType::MXFP4: return rows * (cols / 32);
     default: return 0;
   }
 }
@@ -36,6 +37,7 @@ WeightView WeightView::row_slice(int64_t r0, int64_t n) const {
       }
       break;
     case DType::I8: v.scales = static_cast<const float*>(scales) + r0; break;
+    case DType::MXFP4: v.scales = static_cast<const uint8_t*>(scales) + r0 * (cols / 32); break;
     default: break;
   }
   return v;

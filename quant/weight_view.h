@@ -16,11 +16,13 @@ struct WeightView {
   int64_t cols = 0;  // input features
   const void* scales = nullptr;   // quantized formats only (layout in quant/dtype.h)
   const uint8_t* zeros = nullptr;  // Q4Z only
-  int32_t group = 0;               // Q4/Q4Z: columns per scale; F8E4M3: 0 per-row, 128 block scales
+  int32_t group = 0;               // Q4/Q4Z: columns per scale; F8E4M3: 0 per-row, 128 block scales; MXFP4: 32
 
   bool empty() const { return data == nullptr; }
   // Bytes of the packed values alone.
-  int64_t data_bytes() const { return dtype == DType::Q4 || dtype == DType::Q4Z ? rows * cols / 2 : rows * cols * dtype_size(dtype); }
+  int64_t data_bytes() const {
+    return dtype == DType::Q4 || dtype == DType::Q4Z || dtype == DType::MXFP4 ? rows * cols / 2 : rows * cols * dtype_size(dtype);
+  }
   int64_t scale_bytes() const;
   // Everything the view points at: values, scales and zero points.
   int64_t bytes() const { return data_bytes() + scale_bytes() + (dtype == DType::Q4Z ? rows * (cols / group) : 0); }

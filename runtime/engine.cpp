@@ -10,13 +10,21 @@
 namespace moe {
 
 Engine::Engine(const Model& model, EngineOptions opts)
-    : model_(model), opts_(opts), pool_(opts.threads), inv_freq_(rope_inv_freq(model.cfg.rope, model.cfg.head_dim)) {
+    : model_(model), opts_(opts), pool_(opts.threads), inv_freq_(rope_inv_freq(model.cfg.rope, model.cfg.rotary_dim)) {
   if (opts_.max_seq_len <= 0) opts_.max_seq_len = model.cfg.max_position;
+  if (model.cfg.is_mla())
+    for (const LayerWeights& L : model.layers) {
+      const WeightView& w = L.attn.kv_b;
+      mla_kvb_.emplace_back(size_t(w.rows * w.cols));
+      cpu::to_f32(w, 0, w.rows * w.cols, mla_kvb_.back().data());
+    }
 }
 
 SeqId Engine::create_sequence() {
   const ModelConfig& c = model_.cfg;
-  return seqs_.add(std::make_unique<KvCache>(c.n_layers, int64_t(c.n_kv_heads) * c.head_dim));
+  if (c.is_mla()) return seqs_.add(std::make_unique<KvCache>(c.n_layers, c.kv_floats_per_layer(), 0));
+  const int64_t w = int64_t(c.n_kv_heads) * c.head_dim;
+  return seqs_.add(std::make_unique<KvCache>(c.n_layers, w, w));
 }
 
 SeqId Engine::fork_sequence(SeqId src, int64_t n) {

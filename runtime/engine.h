@@ -52,17 +52,21 @@ class Engine final : public InferenceEngine {
     int32_t pos;
   };
   void attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x);
+  void mla_attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x);
   // x: [T, H] residual stream after attention; h: [T, H] its FFN-normed form; out: [T, H].
   void ffn(int layer, const std::vector<Tok>& toks, const std::vector<float>& x, const std::vector<float>& h,
            std::vector<float>& out);
   void moe(int layer, const std::vector<Tok>& toks, const std::vector<float>& x, const std::vector<float>& h,
            std::vector<float>& out);
   void dense_ffn(const FfnWeights& w, int64_t n, int64_t inter, const float* h, float* out);
+  void biased_expert(const LayerWeights& L, int e, const ExpertWeights& w, int64_t n, const float* x, float* out);
 
   const Model& model_;
   EngineOptions opts_;
   ThreadPool pool_;
-  std::vector<float> inv_freq_;  // [head_dim / 2]
+  std::vector<float> inv_freq_;  // [rotary_dim / 2]
+  // MLA: each layer's kv_b_proj widened to fp32 once, read per (token, head) in absorbed form.
+  std::vector<std::vector<float>> mla_kvb_;
   SequenceTable<KvCache> seqs_;
   std::vector<RoutingHook> hooks_;
   RoutingOverride override_;

@@ -10,6 +10,7 @@
 namespace moe {
 
 void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x) {
+  if (model_.cfg.is_mla()) return mla_attention(layer, toks, x);
   const ModelConfig& c = model_.cfg;
   const AttentionWeights& A = model_.layers[size_t(layer)].attn;
   const int64_t T = int64_t(toks.size()), H = c.hidden, hd = c.head_dim;
@@ -40,7 +41,7 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
   }
 
   // RoPE at each token's own position; cos/sin scaled by YaRN's attention factor.
-  const int half = int(hd / 2);
+  const int half = c.rotary_dim / 2;
   const float af = float(c.rope.attention_factor);
   std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
   for (int64_t t = 0; t < T; ++t) {
@@ -49,8 +50,8 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
       cs[size_t(i)] = std::cos(ang) * af;
       sn[size_t(i)] = std::sin(ang) * af;
     }
-    cpu::rope(&q[size_t(t * qd)], c.n_heads, int(hd), cs.data(), sn.data());
-    cpu::rope(&k[size_t(t * kvd)], c.n_kv_heads, int(hd), cs.data(), sn.data());
+    cpu::rope_dims(&q[size_t(t * qd)], c.n_heads, int(hd), c.rotary_dim, c.rope_interleaved, cs.data(), sn.data());
+    cpu::rope_dims(&k[size_t(t * kvd)], c.n_kv_heads, int(hd), c.rotary_dim, c.rope_interleaved, cs.data(), sn.data());
     KvCache& kv = *toks[size_t(t)].kv;
     std::copy_n(&k[size_t(t * kvd)], kvd, kv.k(layer, toks[size_t(t)].pos));
     std::copy_n(&v[size_t(t * kvd)], kvd, kv.v(layer, toks[size_t(t)].pos));
@@ -58,7 +59,12 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
 
   // Each (token, head) pair is independent once the cache holds every key of the batch.
   std::vector<float> out(size_t(T * qd));
-  const cpu::AttentionShape shape{1, 1, int(hd), 1.0f / std::sqrt(float(hd))};
+  const int64_t window = c.window(layer);
+  std::vector<float> sinks;
+  if (!A.sinks.empty()) {
+    sinks.resize(size_t(c.n_heads));
+    cpu::to_f32(A.sinks, 0, c.n_heads, sinks.data());
+  }
   const int group = c.n_heads / c.n_kv_heads;
   pool_.parallel_for(T * c.n_heads, 1, [&](int64_t b, int64_t e) {
     std::vector<float> scratch;
@@ -66,8 +72,9 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
       const int64_t t = i / c.n_heads;
       const int head = int(i % c.n_heads), kvh = head / group;
       const Tok& tk = toks[size_t(t)];
-      const int64_t first = c.sliding_window > 0 ? std::max<int64_t>(0, tk.pos - c.sliding_window + 1) : 0;
+      const int64_t first = window > 0 ? std::max<int64_t>(0, tk.pos - window + 1) : 0;
       scratch.resize(size_t(tk.pos + 1));
+      const cpu::AttentionShape shape{1, 1, int(hd), float(c.attention_scale), sinks.empty() ? nullptr : &sinks[size_t(head)]};
       cpu::attend(&q[size_t(t * qd + head * hd)], tk.kv->k(layer) + kvh * hd, tk.kv->v(layer) + kvh * hd, kvd, first,
                   tk.pos, shape, &out[size_t(t * qd + head * hd)], scratch.data());
     }

@@ -5,12 +5,36 @@
 #include <cmath>
 
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/routing.h"
 #include "runtime/engine.h"
 
 namespace moe {
 
 void Engine::dense_ffn(const FfnWeights& w, int64_t n, int64_t inter, const float* h, float* out) {
   cpu::swiglu_ffn(pool_, w.gate, w.up, w.down, n, inter, h, out);
+}
+
+// gpt-oss's expert: biases on gate, up and down, and the clamped SwiGLU (model_config.h).
+void Engine::biased_expert(const LayerWeights& L, int e, const ExpertWeights& w, int64_t n, const float* x, float* out) {
+  const ModelConfig& c = model_.cfg;
+  const int64_t H = c.hidden, I = c.moe_intermediate;
+  const auto bias_of = [](const WeightView& all, int64_t offset, int64_t len) {
+    return all.empty() ? WeightView{} : WeightView{all.dtype, static_cast<const char*>(all.data) + offset * dtype_size(all.dtype), len, 1};
+  };
+  std::vector<float> g(size_t(n * I)), u(size_t(n * I));
+  cpu::matmul(pool_, x, n, w.gate, g.data(), bias_of(L.expert_gate_bias, int64_t(e) * I, I));
+  cpu::matmul(pool_, x, n, w.up, u.data(), bias_of(L.expert_up_bias, int64_t(e) * I, I));
+  const ExpertActivation& a = c.expert_act;
+  const float lim = float(a.limit), alpha = float(a.alpha);
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (a.clamped) {
+      const float gate = std::min(g[i], lim), up = std::clamp(u[i], -lim, lim);
+      g[i] = (up + 1.0f) * (gate / (1.0f + std::exp(-gate * alpha)));
+    } else {
+      g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    }
+  }
+  cpu::matmul(pool_, g.data(), n, w.down, out, bias_of(L.expert_down_bias, int64_t(e) * H, H));
 }
 
 void Engine::ffn(int layer, const std::vector<Tok>& toks, const std::vector<float>& x, const std::vector<float>& h,
@@ -27,12 +51,28 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
   const int E = c.router.n_experts, K = c.router.top_k;
   const int64_t T = int64_t(toks.size()), H = c.hidden, I = c.moe_intermediate;
 
-  // Router: softmax over all experts, top-k, optional renormalisation.
+  // Router: scores (softmax or sigmoid), the group limit, top-k, renormalisation, scaling.
   std::vector<float> probs(size_t(T * E));  // [T, E]
-  cpu::matmul(pool_, h.data(), T, L.router, probs.data());
+  cpu::matmul(pool_, h.data(), T, L.router, probs.data(), L.router_logit_bias);
   std::vector<int32_t> ids(size_t(T * K));  // [T, K]
   std::vector<float> wts(size_t(T * K));    // [T, K]
-  cpu::route(probs.data(), T, E, K, c.router.norm_topk_prob, ids.data(), wts.data());
+  std::vector<float> bias;
+  if (!L.router_bias.empty()) {
+    bias.resize(size_t(E));
+    cpu::to_f32(L.router_bias, 0, E, bias.data());
+  }
+  const RouterConfig& rc = c.router;
+  const cpu::RouterSpec spec{.n_experts = E,
+                             .top_k = K,
+                             .sigmoid = rc.scoring == RouterScoring::Sigmoid,
+                             .softmax_after_topk = rc.scoring == RouterScoring::TopKSoftmax,
+                             .bias = bias.empty() ? nullptr : bias.data(),
+                             .n_groups = rc.n_groups,
+                             .topk_groups = rc.topk_groups,
+                             .group_top2_sum = rc.group_score == GroupScore::TopTwoSum,
+                             .renorm = rc.norm_topk_prob,
+                             .scale = float(rc.routed_scaling)};
+  cpu::route_ex(probs.data(), T, spec, ids.data(), wts.data());
   if (override_) override_(layer, int(T), K, ids.data(), wts.data());
   if (!hooks_.empty()) {
     std::vector<int32_t> seq(static_cast<size_t>(T)), pos(static_cast<size_t>(T));
@@ -63,7 +103,8 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
       xin.resize(size_t(n * H));
       y.resize(size_t(n * H));
       for (int64_t r = 0; r < n; ++r) std::copy_n(&h[size_t(rows[size_t(r)] / K * H)], H, &xin[size_t(r * H)]);
-      dense_ffn({w[ci].gate, w[ci].up, w[ci].down}, n, I, xin.data(), y.data());
+      if (c.expert_biases || c.expert_act.clamped) biased_expert(L, chunk[ci], w[ci], n, xin.data(), y.data());
+      else dense_ffn({w[ci].gate, w[ci].up, w[ci].down}, n, I, xin.data(), y.data());
       for (int64_t r = 0; r < n; ++r) {
         const int64_t t = rows[size_t(r)] / K;
         const float g = wts[size_t(rows[size_t(r)])];

@@ -172,12 +172,152 @@ std::string read_text(const std::filesystem::path& path) {
   return s.str();
 }
 
+
+// DeepSeek-V2/V3 (and Kimi-K2, which is V3) and GLM-4.5: fine-grained routed experts plus
+// ungated shared ones, the first layers dense, group-limited routing; DeepSeek with MLA,
+// GLM with partial rotary. Defaults are transformers' where a hub config may omit a field.
+void parse_deepseek_like(ModelConfig& c, const Reader& r) {
+  const std::string& a = c.architecture;
+  const bool v3 = a == "DeepseekV3ForCausalLM", glm = a == "Glm4MoeForCausalLM";
+  c.dense_intermediate = r.positive("intermediate_size", kMaxDim);
+  c.moe_intermediate = r.positive("moe_intermediate_size", kMaxDim);
+  const char* experts_key = r.has("n_routed_experts") ? "n_routed_experts"
+                            : r.has("num_local_experts") ? "num_local_experts" : "num_experts";
+  c.router.n_experts = int(r.integer(experts_key, 0, kMaxCount, glm ? 128 : v3 ? 256 : 64));
+  c.shared_intermediate = r.integer("n_shared_experts", 0, kMaxCount, glm || v3 ? 1 : 2) * c.moe_intermediate;
+  c.router.routed_scaling = r.number("routed_scaling_factor", v3 ? 2.5 : 1.0, 0.0, false);
+  c.router.norm_topk_prob = r.boolean("norm_topk_prob", glm || v3);
+  if (v3 || glm) {
+    // transformers' V3 and GLM routers are always sigmoid + correction bias + groups scored by
+    // their two best experts, whatever scoring_func/topk_method say.
+    const std::string scoring = r.string("scoring_func", "sigmoid");
+    if (scoring != "sigmoid") r.fail("scoring_func", fmt::format("'{}' is not supported for {} (only sigmoid)", scoring, a));
+    c.router.scoring = RouterScoring::Sigmoid;
+    c.router.correction_bias = true;
+    c.router.group_score = GroupScore::TopTwoSum;
+    c.router.n_groups = int(r.integer("n_group", 1, kMaxCount, v3 ? 8 : 1));
+    c.router.topk_groups = int(r.integer("topk_group", 1, c.router.n_groups, v3 ? std::min(4, c.router.n_groups) : 1));
+  } else {
+    const std::string method = r.string("topk_method", "greedy");
+    if (method == "group_limited_greedy") {
+      c.router.n_groups = int(r.integer("n_group", 1, kMaxCount));
+      c.router.topk_groups = int(r.integer("topk_group", 1, c.router.n_groups));
+    } else if (method != "greedy") {
+      r.fail("topk_method", fmt::format("'{}' is not supported for {} (greedy, group_limited_greedy)", method, a));
+    }
+    // transformers' V2 router never renormalises (norm_topk_prob is read but unused).
+    c.router.norm_topk_prob = false;
+  }
+  if (c.router.n_groups > 1) {
+    if (c.router.n_experts % c.router.n_groups != 0)
+      r.fail("n_group", fmt::format("({}) must divide the number of routed experts ({})", c.router.n_groups,
+                                    c.router.n_experts));
+    if (c.router.group_score == GroupScore::TopTwoSum && c.router.n_experts / c.router.n_groups < 2)
+      r.fail("n_group", fmt::format("({}) leaves fewer than 2 experts per group; a group's score is its two best",
+                                    c.router.n_groups));
+  }
+  const int64_t first_dense = r.integer("first_k_dense_replace", 0, kMaxCount, v3 ? 3 : glm ? 1 : 0);
+  const int64_t freq = r.integer("moe_layer_freq", 1, kMaxCount, 1);
+  for (int i = 0; i < c.n_layers; ++i)
+    c.ffn[size_t(i)] = c.router.n_experts > 0 && i >= first_dense && i % freq == 0 ? FfnKind::Moe : FfnKind::Dense;
+  c.mtp_layers = int(r.integer(r.has("num_nextn_predict_layers") ? "num_nextn_predict_layers" : "num_mtp_layers", 0,
+                               kMaxCount, 0));
+  c.qkv_bias = r.boolean("attention_bias", false);
+  if (glm) {
+    c.o_bias = false;  // GLM's o_proj never has a bias
+    if (r.boolean("use_qk_norm", false)) c.qk_norm = QkNorm::PerHead;
+    const Reader rp{r.has("rope_parameters") ? r.j["rope_parameters"] : r.j, r.file,
+                    r.has("rope_parameters") ? "rope_parameters." : ""};
+    const double partial = (rp.has("partial_rotary_factor") ? rp : r).number("partial_rotary_factor", 0.5, 0.0, false, 1.0);
+    c.rotary_dim = int(double(c.head_dim) * partial);
+    if (c.rotary_dim < 2 || c.rotary_dim % 2 != 0)
+      r.fail("partial_rotary_factor", fmt::format("({}) of head_dim {} must give an even number of rotary dims", partial,
+                                                  c.head_dim));
+    return;
+  }
+  // MLA. The V3 q path may skip the low-rank bottleneck (q_lora_rank null), as V2-Lite does.
+  c.mla.q_lora_rank = int(r.integer("q_lora_rank", 0, kMaxDim, 0));
+  c.mla.kv_lora_rank = int(r.integer("kv_lora_rank", 1, kMaxDim));
+  c.mla.qk_nope_head_dim = int(r.integer("qk_nope_head_dim", 1, kMaxCount));
+  c.mla.qk_rope_head_dim = int(r.integer("qk_rope_head_dim", 2, kMaxCount));
+  c.mla.v_head_dim = int(r.integer("v_head_dim", 1, kMaxCount));
+  if (c.mla.qk_rope_head_dim % 2 != 0)
+    r.fail("qk_rope_head_dim", fmt::format("must be even (RoPE rotates pairs), got {}", c.mla.qk_rope_head_dim));
+  c.head_dim = c.mla.qk_head_dim();
+  c.n_kv_heads = c.n_heads;  // every head has its own key and value, expanded from the latent
+  c.rotary_dim = c.mla.qk_rope_head_dim;
+  // V2 rotates complex pairs; V3 follows rope_interleave (default true).
+  c.rope_interleaved = v3 ? r.boolean("rope_interleave", true) : true;
+  if (c.qkv_bias) r.fail("attention_bias", "is true; multi-head latent attention with biases is not supported");
+  // The softmax scale grows with YaRN's mscale_all_dim (squared), as in DeepSeek's code.
+  c.attention_scale = 1.0 / std::sqrt(double(c.head_dim));
+  if (c.rope.type == RopeType::Yarn) {
+    const json p = r.has("rope_parameters") ? r.j["rope_parameters"] : r.j["rope_scaling"];
+    const Reader pr{p, r.file, r.has("rope_parameters") ? "rope_parameters." : "rope_scaling."};
+    const double all = pr.number("mscale_all_dim", 0.0);
+    if (all != 0.0 && c.rope.factor > 1.0) {
+      const double m = 0.1 * all * std::log(c.rope.factor) + 1.0;
+      c.attention_scale *= m * m;
+    }
+  }
+}
+
+// gpt-oss: every layer MoE, experts with biases and the clamped SwiGLU, router with a bias
+// (top-k of the logits, softmax over them), attention with biases and sinks, sliding and full
+// layers alternating (layer_types; transformers' default: even layers slide).
+void parse_gpt_oss(ModelConfig& c, const Reader& r) {
+  c.moe_intermediate = r.positive("intermediate_size", kMaxDim);
+  c.router.n_experts = r.positive(r.has("num_local_experts") ? "num_local_experts" : "num_experts");
+  c.router.scoring = RouterScoring::TopKSoftmax;
+  c.router_bias = c.expert_biases = true;
+  c.expert_act.clamped = true;
+  c.expert_act.limit = r.number("swiglu_limit", 7.0, 0.0, false);
+  c.expert_act.alpha = r.number("swiglu_alpha", 1.702, 0.0, false);
+  c.qkv_bias = c.o_bias = r.boolean("attention_bias", true);
+  c.attention_sinks = true;
+  const int64_t window = r.integer("sliding_window", 0, kMaxPos, 128);
+  c.layer_window.assign(size_t(c.n_layers), 0);
+  if (r.has("layer_types")) {
+    const json& t = r.j["layer_types"];
+    if (!t.is_array() || t.size() != size_t(c.n_layers))
+      r.fail("layer_types", fmt::format("must list one type per layer ({}), got {}", c.n_layers, shown(t)));
+    for (int i = 0; i < c.n_layers; ++i) {
+      const json& v = t[size_t(i)];
+      if (v == "sliding_attention") c.layer_window[size_t(i)] = window;
+      else if (v != "full_attention")
+        r.fail("layer_types", fmt::format("entry {} is {}; expected \"sliding_attention\" or \"full_attention\"", i,
+                                          shown(v)));
+    }
+  } else {
+    for (int i = 0; i < c.n_layers; ++i) c.layer_window[size_t(i)] = i % 2 == 0 ? window : 0;
+  }
+}
+
 }  // namespace
 
 int ModelConfig::n_moe_layers() const { return int(std::count(ffn.begin(), ffn.end(), FfnKind::Moe)); }
 
 std::vector<std::string> supported_architectures() {
-  return {"MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "OlmoeForCausalLM"};
+  return {"MixtralForCausalLM",    "Qwen2MoeForCausalLM",   "Qwen3MoeForCausalLM", "OlmoeForCausalLM",
+          "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "Glm4MoeForCausalLM",  "GptOssForCausalLM"};
+}
+
+int64_t ModelConfig::kv_floats_per_layer() const {
+  if (is_mla()) return int64_t(mla.kv_lora_rank) + mla.qk_rope_head_dim;
+  return 2 * int64_t(n_kv_heads) * head_dim;
+}
+
+std::string ModelConfig::gpu_unsupported() const {
+  if (is_mla()) return "multi-head latent attention (DeepSeek MLA)";
+  if (attention_sinks) return "attention sinks (gpt-oss)";
+  if (expert_biases || expert_act.clamped || router_bias) return "gpt-oss's expert biases and clamped SwiGLU";
+  if (router.scoring != RouterScoring::Sigmoid && router.n_groups > 1) return "group-limited routing";
+  if (router.scoring == RouterScoring::Sigmoid) return "sigmoid routing with a correction bias";
+  if (rotary_dim != head_dim) return fmt::format("partial rotary embeddings ({} of {} dims)", rotary_dim, head_dim);
+  if (rope_interleaved) return "interleaved rotary embeddings";
+  if (router.routed_scaling != 1.0) return "a routed scaling factor";
+  if (shared_intermediate > 0 && !shared_expert_gate) return "an ungated shared expert";
+  return "";
 }
 
 namespace {
@@ -211,14 +351,10 @@ ModelConfig parse_fields(const json& j, const std::string& file) {
   c.rms_eps = r.number("rms_norm_eps", 1e-6, 0.0, true, 1.0);
   c.max_position = r.integer("max_position_embeddings", 1, kMaxPos);
   c.rope = parse_rope(r);
-  // Each constant can be in range and their mix still overflow (a factor of 1e-300 divides a
-  // float by 0): check the frequencies the engine will use.
-  for (float f : rope_inv_freq(c.rope, c.head_dim))
-    if (!std::isfinite(f) || f < 0)
-      r.fail(r.has("rope_parameters") ? "rope_parameters" : "rope_scaling",
-             fmt::format("gives a non-finite RoPE frequency ({}) for head_dim {}", f, c.head_dim));
   c.tie_embeddings = r.boolean("tie_word_embeddings", false);
   c.ffn.assign(size_t(c.n_layers), FfnKind::Moe);
+  c.rotary_dim = c.head_dim;
+  c.attention_scale = double(1.0f / std::sqrt(float(c.head_dim)));  // as the float the engines always used
 
   const std::string& a = c.architecture;
   // transformers >= 5 writes num_local_experts for every family; hub configs num_experts.
@@ -252,10 +388,24 @@ ModelConfig parse_fields(const json& j, const std::string& file) {
     c.clip_qkv = r.number("clip_qkv", 0.0, 0.0, true);  // 0: no clamp; a negative limit would clamp nothing
     c.qkv_bias = c.o_bias = r.boolean("attention_bias", false);
   }
+  if (a == "GptOssForCausalLM") parse_gpt_oss(c, r);
+  const bool deepseek_like = a == "DeepseekV2ForCausalLM" || a == "DeepseekV3ForCausalLM" || a == "Glm4MoeForCausalLM";
+  if (deepseek_like) parse_deepseek_like(c, r);
   c.router.top_k = r.positive("num_experts_per_tok");
   if (c.router.top_k > c.router.n_experts)
     r.fail("num_experts_per_tok", fmt::format("({}) exceeds the number of experts ({})", c.router.top_k, c.router.n_experts));
-  if (a != "MixtralForCausalLM" && a != "OlmoeForCausalLM") sparse_layers(c, r);
+  if (c.router.n_groups > 1 &&
+      int64_t(c.router.top_k) > int64_t(c.router.topk_groups) * (c.router.n_experts / c.router.n_groups))
+    r.fail("num_experts_per_tok", fmt::format("({}) exceeds the experts of the topk_group ({}) groups it may choose from",
+                                              c.router.top_k, c.router.topk_groups));
+  if (!deepseek_like && a != "MixtralForCausalLM" && a != "OlmoeForCausalLM" && a != "GptOssForCausalLM")
+    sparse_layers(c, r);
+  // Each constant can be in range and their mix still overflow (a factor of 1e-300 divides a
+  // float by 0): check the frequencies the engine will use.
+  for (float f : rope_inv_freq(c.rope, c.rotary_dim))
+    if (!std::isfinite(f) || f < 0)
+      r.fail(r.has("rope_parameters") ? "rope_parameters" : "rope_scaling",
+             fmt::format("gives a non-finite RoPE frequency ({}) for {} rotary dims", f, c.rotary_dim));
   if (r.has("bos_token_id")) c.bos_id = int32_t(r.integer("bos_token_id", 0, kMaxPos));
   if (r.has("eos_token_id")) read_ids(r, "eos_token_id", &c.eos_ids);
   return c;

@@ -25,16 +25,33 @@ void visit_dense(M& m, F&& f) {
     const std::string p = fmt::format("layers.{}.", i);
     f(p + "attn_norm", TC::Norm, L.attn_norm, H, 1);
     f(p + "ffn_norm", TC::Norm, L.ffn_norm, H, 1);
-    f(p + "attn.q", TC::Attention, L.attn.q, qd, H);
-    f(p + "attn.k", TC::Attention, L.attn.k, kvd, H);
-    f(p + "attn.v", TC::Attention, L.attn.v, kvd, H);
-    f(p + "attn.o", TC::Attention, L.attn.o, H, qd);
+    if (c.is_mla()) {
+      const MlaConfig& ml = c.mla;
+      const int64_t nh = c.n_heads;
+      if (ml.q_lora_rank > 0) {
+        f(p + "attn.q_a", TC::Attention, L.attn.q_a, ml.q_lora_rank, H);
+        f(p + "attn.q_a_norm", TC::Norm, L.attn.q_a_norm, ml.q_lora_rank, 1);
+        f(p + "attn.q_b", TC::Attention, L.attn.q_b, nh * ml.qk_head_dim(), ml.q_lora_rank);
+      } else {
+        f(p + "attn.q", TC::Attention, L.attn.q, nh * ml.qk_head_dim(), H);
+      }
+      f(p + "attn.kv_a", TC::Attention, L.attn.kv_a, int64_t(ml.kv_lora_rank) + ml.qk_rope_head_dim, H);
+      f(p + "attn.kv_a_norm", TC::Norm, L.attn.kv_a_norm, ml.kv_lora_rank, 1);
+      f(p + "attn.kv_b", TC::Attention, L.attn.kv_b, nh * (int64_t(ml.qk_nope_head_dim) + ml.v_head_dim), ml.kv_lora_rank);
+      f(p + "attn.o", TC::Attention, L.attn.o, H, nh * ml.v_head_dim);
+    } else {
+      f(p + "attn.q", TC::Attention, L.attn.q, qd, H);
+      f(p + "attn.k", TC::Attention, L.attn.k, kvd, H);
+      f(p + "attn.v", TC::Attention, L.attn.v, kvd, H);
+      f(p + "attn.o", TC::Attention, L.attn.o, H, qd);
+    }
     if (c.qkv_bias) {
       f(p + "attn.q_bias", TC::Bias, L.attn.q_bias, qd, 1);
       f(p + "attn.k_bias", TC::Bias, L.attn.k_bias, kvd, 1);
       f(p + "attn.v_bias", TC::Bias, L.attn.v_bias, kvd, 1);
     }
     if (c.o_bias) f(p + "attn.o_bias", TC::Bias, L.attn.o_bias, H, 1);
+    if (c.attention_sinks) f(p + "attn.sinks", TC::Bias, L.attn.sinks, int64_t(c.n_heads), 1);
     if (c.qk_norm != QkNorm::None) {
       const bool per_head = c.qk_norm == QkNorm::PerHead;
       f(p + "attn.q_norm", TC::Norm, L.attn.q_norm, per_head ? hd : qd, 1);
@@ -48,6 +65,14 @@ void visit_dense(M& m, F&& f) {
       continue;
     }
     f(p + "router", TC::Router, L.router, int64_t(c.router.n_experts), H);
+    if (c.router.correction_bias) f(p + "router_bias", TC::Bias, L.router_bias, int64_t(c.router.n_experts), 1);
+    if (c.router_bias) f(p + "router_logit_bias", TC::Bias, L.router_logit_bias, int64_t(c.router.n_experts), 1);
+    if (c.expert_biases) {
+      const int64_t E = c.router.n_experts, I = c.moe_intermediate;
+      f(p + "experts.gate_bias", TC::Bias, L.expert_gate_bias, E * I, 1);
+      f(p + "experts.up_bias", TC::Bias, L.expert_up_bias, E * I, 1);
+      f(p + "experts.down_bias", TC::Bias, L.expert_down_bias, E * H, 1);
+    }
     if (c.shared_intermediate > 0) {
       const int64_t S = c.shared_intermediate;
       f(p + "shared.gate", TC::SharedExpert, L.shared.gate, S, H);

@@ -78,8 +78,36 @@ const SafetensorsEntry& Checkpoint::require(const std::string& name, const std::
   return *e;
 }
 
+// DeepSeek-V3's FP8 layout: e4m3 values and an fp32 `<name>_scale_inv` of one scale per
+// 128x128 block (w = f8 * scale), which is F8E4M3 with group 128 as it stands: no copy.
+WeightView Checkpoint::fp8_block_matrix(const std::string& name, int64_t rows, int64_t cols) const {
+  const SafetensorsFile* file = nullptr;
+  const SafetensorsEntry* e = find(name, &file);
+  if (e->shape != std::vector<int64_t>{rows, cols})
+    throw std::runtime_error(fmt::format("{}: tensor '{}' has shape {}, expected {} from config.json",
+                                         file->path().string(), name, shape_str(e->shape), shape_str({rows, cols})));
+  const std::string sname = name + "_scale_inv";
+  const SafetensorsFile* sfile = nullptr;
+  const SafetensorsEntry* s = find(sname, &sfile);
+  const std::vector<int64_t> sshape{(rows + 127) / 128, (cols + 127) / 128};
+  if (!s)
+    throw std::runtime_error(fmt::format("{}: FP8 tensor '{}' has no '{}' (block scales); only DeepSeek-V3's 128x128 "
+                                         "block-scaled FP8 layout is supported",
+                                         file->path().string(), name, sname));
+  if (s->shape != sshape || s->dtype_name != "F32")
+    throw std::runtime_error(fmt::format("{}: '{}' is {} {}, expected F32 {} (one scale per 128x128 block; other "
+                                         "weight_block_size values are not supported)",
+                                         sfile->path().string(), sname, s->dtype_name, shape_str(s->shape),
+                                         shape_str(sshape)));
+  WeightView w{DType::F8E4M3, e->data, rows, cols};
+  w.scales = s->data;
+  w.group = 128;
+  return w;
+}
+
 WeightView Checkpoint::matrix(const std::string& name, int64_t rows, int64_t cols) const {
   const SafetensorsEntry* e = find(name);
+  if (e && e->dtype == DType::F8E4M3 && cols > 1) return fp8_block_matrix(name, rows, cols);
   const bool vector_ok = cols == 1 && e && e->shape.size() == 1;
   const SafetensorsEntry& r = vector_ok ? require(name, {rows}) : require(name, {rows, cols});
   return WeightView{*r.dtype, r.data, rows, cols};

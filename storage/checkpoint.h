@@ -24,12 +24,15 @@ class Checkpoint {
   // A tensor of exactly `shape` in a float dtype; throws naming the file, the tensor and
   // what was expected when it is missing or differs.
   const SafetensorsEntry& require(const std::string& name, const std::vector<int64_t>& shape) const;
-  // 2-D weight [rows, cols] (also accepts a 1-D [rows] tensor when cols == 1).
+  // 2-D weight [rows, cols] (also accepts a 1-D [rows] tensor when cols == 1). FP8 e4m3 weights
+  // come with their DeepSeek-V3 block scales (`<name>_scale_inv`), as F8E4M3 group 128.
   WeightView matrix(const std::string& name, int64_t rows, int64_t cols) const;
   std::vector<std::string> names() const;
   uint64_t total_bytes() const;
 
  private:
+  WeightView fp8_block_matrix(const std::string& name, int64_t rows, int64_t cols) const;
+
   std::filesystem::path dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> shards_;
 };

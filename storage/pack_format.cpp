@@ -40,7 +40,7 @@ void put_matrix(uint8_t* p, const MatrixLayout& m) {
 MatrixLayout get_matrix(const uint8_t* p) {
   MatrixLayout m;
   const uint8_t d = get<uint8_t>(p, 0);
-  m.dtype = d <= uint8_t(DType::I8) ? DType(d) : DType(255);  // 255: rejected by check_matrix
+  m.dtype = d <= uint8_t(DType::MXFP4) ? DType(d) : DType(255);  // 255: rejected by check_matrix
   m.group = get<int32_t>(p, 4);
   m.rows = get<int64_t>(p, 8);
   m.cols = get<int64_t>(p, 16);
@@ -76,13 +76,14 @@ struct Checker {
   }
   // Shape, dtype and group consistent, parts aligned and inside [0, limit).
   void matrix(const MatrixLayout& m, uint64_t limit, const std::string& what) const {
-    if (uint8_t(m.dtype) > uint8_t(DType::I8)) fail(fmt::format("{}: unknown dtype code", what));
+    if (uint8_t(m.dtype) > uint8_t(DType::MXFP4)) fail(fmt::format("{}: unknown dtype code", what));
     if (m.rows <= 0 || m.cols <= 0 || m.rows > (int64_t(1) << 32) || m.cols > (int64_t(1) << 32) ||
         m.rows * m.cols > (int64_t(1) << 44))
       fail(fmt::format("{}: implausible shape [{}, {}]", what, m.rows, m.cols));
     const bool q4 = m.dtype == DType::Q4 || m.dtype == DType::Q4Z;
     const bool ok_group = q4 ? ((m.group == 32 || m.group == 64 || m.group == 128) && m.cols % m.group == 0)
                           : m.dtype == DType::F8E4M3 ? (m.group == 0 || m.group == 128)
+                          : m.dtype == DType::MXFP4  ? (m.group == 32 && m.cols % 32 == 0)
                                                      : m.group == 0;
     if (!ok_group) fail(fmt::format("{}: group {} does not fit {} [{}, {}]", what, m.group, dtype_name(m.dtype), m.rows, m.cols));
     const WeightView v = m.shape_view();

@@ -11,6 +11,7 @@ namespace {
 constexpr int64_t kChunkRows = 128;
 
 int32_t stored_group(const QuantOptions& t) {
+  if (t.dtype == DType::MXFP4) return 32;
   return (t.dtype == DType::Q4 || t.dtype == DType::Q4Z || t.dtype == DType::F8E4M3) ? t.group : 0;
 }
 
@@ -39,6 +40,13 @@ double convert_matrix(const WeightView& src, const QuantOptions& t, const Matrix
   if (src.dtype == t.dtype && !is_quantized(t.dtype)) {
     // Same float format: a bitwise copy (keeps bf16 checkpoints exact).
     std::memcpy(base + dst.data_offset, src.data, size_t(src.data_bytes()));
+    return 0.0;
+  }
+  if ((src.dtype == DType::F8E4M3 && t.dtype == DType::F8E4M3 && src.group == 128 && t.group == 128) ||
+      (src.dtype == DType::MXFP4 && t.dtype == DType::MXFP4)) {
+    // DeepSeek-V3's FP8 blocks or gpt-oss's MXFP4 into the same layout: values and scales as shipped.
+    std::memcpy(base + dst.data_offset, src.data, size_t(src.data_bytes()));
+    std::memcpy(base + dst.scales_offset, src.scales, size_t(src.scale_bytes()));
     return 0.0;
   }
   std::vector<float> ref, back(static_cast<size_t>(cols));

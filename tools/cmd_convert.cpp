@@ -37,6 +37,7 @@ std::string read_text(const std::filesystem::path& p) {
 QuantOptions expert_target(const Opts& o) {
   if (o.experts == "int4") return {DType::Q4, o.group ? o.group : 128, o.clip};
   if (o.experts == "fp8") return {DType::F8E4M3, o.fp8_block ? 128 : 0, false};
+  if (o.experts == "mxfp4") return {DType::MXFP4, 32, false};
   return {DType::BF16, 0, false};
 }
 
@@ -54,7 +55,8 @@ QuantOptions dense_target(const DenseTensor& d, const Opts& o) {
     default: break;
   }
   if (o.dense == "int8") return {DType::I8, 0, false};
-  if (o.dense == "fp8") return {DType::F8E4M3, 0, false};
+  // A block-scaled FP8 source (DeepSeek-V3) stays as shipped rather than re-quantized per row.
+  if (o.dense == "fp8") return {DType::F8E4M3, d.view.dtype == DType::F8E4M3 && d.view.group == 128 ? 128 : 0, false};
   return {DType::BF16, 0, false};
 }
 
@@ -254,9 +256,14 @@ int run_convert(const Opts& o) {
         fmt::format("--zstd-level {} is out of range: zstd levels are 1 to {}", o.zstd_level, ZSTD_maxCLevel()));
   const std::vector<std::filesystem::path> inputs = input_files(dir);
   check_output_target(o.out, inputs);  // before the work: a bad OUT fails at once
-  const QuantOptions et = expert_target(o);
+  QuantOptions et = expert_target(o);
   const Model m = load_hf_model(dir);
   const ModelConfig& c = m.cfg;
+  // --experts fp8 on a block-scaled FP8 checkpoint (DeepSeek-V3) keeps its blocks as shipped.
+  if (et.dtype == DType::F8E4M3 && c.n_moe_layers() > 0) {
+    const HeldExpert first(*m.experts, first_moe_layer(m), 0);
+    if (first.weights().gate.dtype == DType::F8E4M3 && first.weights().gate.group == 128) et.group = 128;
+  }
   if (c.n_moe_layers() > 0) {
     const char* instead = "--experts bf16";
     check_fits(et, c.hidden, fmt::format("--experts {}: expert gate/up [{}, {}]", o.experts, c.moe_intermediate, c.hidden), instead);
@@ -265,8 +272,11 @@ int run_convert(const Opts& o) {
   }
   nlohmann::json files = embedded_files(dir);
   const ConvertPlan plan = plan_outputs(m, et);
+  // MLA's kv_b is widened to fp32 once at load (runtime/engine_mla.cpp), never multiplied by the
+  // quantized kernels, so their K rule does not bind it.
+  const auto widened = [](const DenseTensor& d) { return d.name.size() > 10 && d.name.ends_with(".attn.kv_b"); };
   for (const auto& d : plan.dense)
-    if (is_quantized(dense_target(d, o).dtype))
+    if (is_quantized(dense_target(d, o).dtype) && !widened(d))
       check_fits(dense_target(d, o), d.view.cols,
                  fmt::format("--dense {}: tensor '{}' [{}, {}]", o.dense, d.name, d.view.rows, d.view.cols), "--dense bf16");
 
@@ -290,8 +300,10 @@ Runner add_convert(CLI::App& app) {
   CLI::App* c = app.add_subcommand("convert", "Convert a Hugging Face checkpoint into a quantized expert pack (.moepack)");
   c->add_option("HF_DIR", o->hf_dir, "Hugging Face model directory")->required();
   c->add_option("OUT", o->out, "Output .moepack file (written to a temporary beside it, renamed when complete)")->required();
-  c->add_option("--experts", o->experts, "Routed expert format: int4 (Q4 group-wise), fp8 (e4m3, per-row scales), bf16")
-      ->check(CLI::IsMember({"int4", "fp8", "bf16"}))->capture_default_str();
+  c->add_option("--experts", o->experts,
+                "Routed expert format: int4 (Q4 group-wise), fp8 (e4m3, per-row scales; an FP8-block checkpoint keeps its "
+                "blocks), mxfp4 (gpt-oss's own format, copied as shipped), bf16")
+      ->check(CLI::IsMember({"int4", "fp8", "mxfp4", "bf16"}))->capture_default_str();
   c->add_option("--group-size", o->group, "INT4 group size: 32, 64 or 128 (default 128)");
   c->add_option("--dense", o->dense, "Attention, shared-expert, dense-FFN and LM-head format: bf16, int8, fp8")
       ->check(CLI::IsMember({"bf16", "int8", "fp8"}))->capture_default_str();

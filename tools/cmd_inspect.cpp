@@ -10,8 +10,38 @@
 #include "runtime/pack_model.h"
 #include "session/session.h"
 #include "tools/commands.h"
+#include "tools/progress.h"
 
 namespace moe::cli {
+namespace {
+
+std::string router_summary(const ModelConfig& c) {
+  const RouterConfig& r = c.router;
+  std::string s = r.scoring == RouterScoring::Sigmoid       ? "sigmoid"
+                  : r.scoring == RouterScoring::TopKSoftmax ? "top-k of the logits, softmax over them"
+                                                            : "softmax";
+  if (c.router_bias) s += " (+ logit bias)";
+  if (r.correction_bias) s += " + correction bias";
+  if (r.n_groups > 1)
+    s += fmt::format(", best {} of {} groups ({})", r.topk_groups, r.n_groups,
+                     r.group_score == GroupScore::TopTwoSum ? "top-2 sum" : "max");
+  s += fmt::format(", top-{}", r.top_k);
+  if (r.norm_topk_prob) s += ", renormalised";
+  if (r.routed_scaling != 1.0) s += fmt::format(", x{}", r.routed_scaling);
+  return s;
+}
+
+// ", window W on N of L layers" when some layers slide.
+std::string window_summary(const ModelConfig& c) {
+  int n = 0;
+  int64_t w = 0;
+  for (int l = 0; l < c.n_layers; ++l)
+    if (c.window(l) > 0) ++n, w = c.window(l);
+  return n ? fmt::format(", window {} on {} of {} layers", w, n, c.n_layers) : "";
+}
+
+}  // namespace
+
 
 Runner add_inspect(CLI::App& app) {
   struct Opts {
@@ -37,6 +67,15 @@ Runner add_inspect(CLI::App& app) {
       expert_dtype = e.weights().gate.dtype;
       expert_bytes = e.weights().bytes();
     }
+    // KV cache per token (the engines keep fp32); MLA's uncompressed equivalent is full K and V
+    // per head, as a cache of expanded keys and values would hold.
+    const int64_t kv_token = int64_t(cfg.n_layers) * cfg.kv_floats_per_layer() * 4;
+    const int64_t kv_expanded =
+        cfg.is_mla() ? int64_t(cfg.n_layers) * cfg.n_heads * (int64_t(cfg.mla.qk_head_dim()) + cfg.mla.v_head_dim) * 4
+                     : kv_token;
+    int64_t dense_bytes = 0;
+    for (const DenseTensor& d : dense_tensors(m)) dense_bytes += d.view.bytes();
+    const int64_t all_experts = expert_bytes * int64_t(cfg.n_moe_layers()) * cfg.router.n_experts;
     nlohmann::json j = {
         {"architecture", cfg.architecture},
         {"layers", cfg.n_layers},
@@ -58,7 +97,16 @@ Runner add_inspect(CLI::App& app) {
         {"expert_layout", layout},
         {"weight_dtype", std::string(dtype_name(m.embed.dtype))},
         {"expert_dtype", std::string(dtype_name(expert_dtype))},
+        {"kv_bytes_per_token", kv_token},
+        {"kv_bytes_per_token_uncompressed", kv_expanded},
+        {"dense_bytes", dense_bytes},
+        {"expert_bytes_total", all_experts},
+        {"router", router_summary(cfg)},
     };
+    if (cfg.is_mla())
+      j["mla"] = {{"q_lora_rank", cfg.mla.q_lora_rank},           {"kv_lora_rank", cfg.mla.kv_lora_rank},
+                  {"qk_nope_head_dim", cfg.mla.qk_nope_head_dim}, {"qk_rope_head_dim", cfg.mla.qk_rope_head_dim},
+                  {"v_head_dim", cfg.mla.v_head_dim}};
     if (o->json) {
       std::printf("%s\n", j.dump(2).c_str());
       return 0;
@@ -67,13 +115,27 @@ Runner add_inspect(CLI::App& app) {
     row("architecture", cfg.architecture);
     row("layers", fmt::format("{} ({} with routed experts)", cfg.n_layers, cfg.n_moe_layers()));
     row("hidden / vocab", fmt::format("{} / {}", cfg.hidden, cfg.vocab_size));
-    row("attention", fmt::format("{} heads, {} kv heads, head_dim {}", cfg.n_heads, cfg.n_kv_heads, cfg.head_dim));
+    if (cfg.is_mla())
+      row("attention", fmt::format("MLA, {} heads, q rank {}, kv rank {}, qk {}+{} (rope), v {}", cfg.n_heads,
+                                   cfg.mla.q_lora_rank, cfg.mla.kv_lora_rank, cfg.mla.qk_nope_head_dim,
+                                   cfg.mla.qk_rope_head_dim, cfg.mla.v_head_dim));
+    else
+      row("attention", fmt::format("{} heads, {} kv heads, head_dim {}{}{}{}", cfg.n_heads, cfg.n_kv_heads, cfg.head_dim,
+                                   cfg.rotary_dim != cfg.head_dim ? fmt::format(" ({} rotary)", cfg.rotary_dim) : "",
+                                   cfg.attention_sinks ? ", sinks" : "", window_summary(cfg)));
+    row("router", router_summary(cfg));
     row("experts", fmt::format("{} per layer, top-{}, width {}{}", cfg.router.n_experts, cfg.router.top_k,
                                cfg.moe_intermediate,
                                cfg.shared_intermediate ? fmt::format(", shared expert width {}", cfg.shared_intermediate) : ""));
     row("parameters", fmt::format("{} total, {} active per token", p.total, p.active));
     row("bytes per expert", fmt::format("{} ({} parameters, {})", expert_bytes, p.per_expert, dtype_name(expert_dtype)));
     row("checkpoint", fmt::format("{} bytes, {} expert layout", file_bytes, layout));
+    row("kv cache / token", cfg.is_mla() ? fmt::format("{} (fp32; {} uncompressed, {:.1f}x smaller)", human_bytes(double(kv_token)),
+                                                       human_bytes(double(kv_expanded)), double(kv_expanded) / double(kv_token))
+                                         : fmt::format("{} (fp32)", human_bytes(double(kv_token))));
+    row("memory plan", fmt::format("dense {} resident, experts {} (RAM tier or disk), KV {} per 4096-token sequence",
+                                   human_bytes(double(dense_bytes)), human_bytes(double(all_experts)),
+                                   human_bytes(double(kv_token) * 4096)));
     row("cuda", describe_cuda_devices());
     return 0;
   };

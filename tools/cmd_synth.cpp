@@ -34,6 +34,10 @@ constexpr float kRouterLogitStd = 1.5f;
 
 using nlohmann::json;
 
+constexpr const char* kShapes =
+    "qwen3-30b-a3b, mixtral-8x7b, olmoe-1b-7b, deepseek-v3, kimi-k2, deepseek-v2-lite, glm-4.5, glm-4.5-air, "
+    "gpt-oss-120b, gpt-oss-20b, tiny";
+
 json shape_config(const std::string& shape) {
   if (shape == "qwen3-30b-a3b")
     return {{"architectures", {"Qwen3MoeForCausalLM"}}, {"model_type", "qwen3_moe"}, {"vocab_size", 151936},
@@ -65,15 +69,79 @@ json shape_config(const std::string& shape) {
             {"mlp_only_layers", {1}}, {"max_position_embeddings", 512}, {"rope_theta", 1000000.0},
             {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false}, {"attention_bias", false}, {"hidden_act", "silu"},
             {"bos_token_id", 1495}, {"eos_token_id", 1497}, {"torch_dtype", "bfloat16"}};
+  const auto yarn = [](double factor, double mscale) {
+    return json{{"type", "yarn"}, {"factor", factor}, {"original_max_position_embeddings", 4096}, {"beta_fast", 32},
+                {"beta_slow", 1}, {"mscale", mscale}, {"mscale_all_dim", mscale}};
+  };
+  // DeepSeek-V3 family: MLA, 256-384 sigmoid-routed experts plus one shared, first layers dense.
+  const auto deepseek_v3 = [&](int64_t vocab, int heads, int experts, int groups, int topk_groups, double scaling,
+                               int first_dense, double yarn_factor, int64_t max_pos) {
+    return json{{"architectures", {"DeepseekV3ForCausalLM"}}, {"model_type", "deepseek_v3"}, {"vocab_size", vocab},
+                {"hidden_size", 7168}, {"intermediate_size", 18432}, {"moe_intermediate_size", 2048},
+                {"num_hidden_layers", 61}, {"num_attention_heads", heads}, {"num_key_value_heads", heads},
+                {"q_lora_rank", 1536}, {"kv_lora_rank", 512}, {"qk_nope_head_dim", 128}, {"qk_rope_head_dim", 64},
+                {"v_head_dim", 128}, {"n_routed_experts", experts}, {"n_shared_experts", 1}, {"num_experts_per_tok", 8},
+                {"n_group", groups}, {"topk_group", topk_groups}, {"topk_method", "noaux_tc"},
+                {"scoring_func", "sigmoid"}, {"norm_topk_prob", true}, {"routed_scaling_factor", scaling},
+                {"first_k_dense_replace", first_dense}, {"moe_layer_freq", 1}, {"num_nextn_predict_layers", 1},
+                {"rope_theta", 10000.0}, {"rope_scaling", yarn(yarn_factor, 1.0)}, {"max_position_embeddings", max_pos},
+                {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false}, {"attention_bias", false},
+                {"hidden_act", "silu"}, {"bos_token_id", 0}, {"eos_token_id", 1}, {"torch_dtype", "bfloat16"}};
+  };
+  if (shape == "deepseek-v3") return deepseek_v3(129280, 128, 256, 8, 4, 2.5, 3, 40.0, 163840);
+  if (shape == "kimi-k2") return deepseek_v3(163840, 64, 384, 1, 1, 2.827, 1, 32.0, 131072);
   if (shape == "deepseek-v2-lite")
-    throw std::invalid_argument("--shape deepseek-v2-lite: not supported yet: needs MLA attention (DeepSeek issue)");
-  throw std::invalid_argument(fmt::format(
-      "--shape '{}' is unknown; choose qwen3-30b-a3b, mixtral-8x7b, olmoe-1b-7b or tiny", shape));
+    return {{"architectures", {"DeepseekV2ForCausalLM"}}, {"model_type", "deepseek_v2"}, {"vocab_size", 102400},
+            {"hidden_size", 2048}, {"intermediate_size", 10944}, {"moe_intermediate_size", 1408},
+            {"num_hidden_layers", 27}, {"num_attention_heads", 16}, {"num_key_value_heads", 16},
+            {"q_lora_rank", nullptr}, {"kv_lora_rank", 512}, {"qk_nope_head_dim", 128}, {"qk_rope_head_dim", 64},
+            {"v_head_dim", 128}, {"n_routed_experts", 64}, {"n_shared_experts", 2}, {"num_experts_per_tok", 6},
+            {"topk_method", "greedy"}, {"norm_topk_prob", false}, {"routed_scaling_factor", 1.0},
+            {"first_k_dense_replace", 1}, {"moe_layer_freq", 1}, {"rope_theta", 10000.0},
+            {"rope_scaling", yarn(40.0, 0.707)}, {"max_position_embeddings", 163840}, {"rms_norm_eps", 1e-6},
+            {"tie_word_embeddings", false}, {"attention_bias", false}, {"hidden_act", "silu"},
+            {"bos_token_id", 100000}, {"eos_token_id", 100001}, {"torch_dtype", "bfloat16"}};
+  // GLM-4.5 family: GQA with partial rotary and qkv bias, sigmoid routing, one shared expert.
+  const auto glm = [](int64_t hidden, int64_t inter, int64_t moe_inter, int layers, int experts, int first_dense,
+                      double scaling, bool qk_norm) {
+    return json{{"architectures", {"Glm4MoeForCausalLM"}}, {"model_type", "glm4_moe"}, {"vocab_size", 151552},
+                {"hidden_size", hidden}, {"intermediate_size", inter}, {"moe_intermediate_size", moe_inter},
+                {"num_hidden_layers", layers}, {"num_attention_heads", 96}, {"num_key_value_heads", 8},
+                {"head_dim", 128}, {"partial_rotary_factor", 0.5}, {"attention_bias", true}, {"use_qk_norm", qk_norm},
+                {"n_routed_experts", experts}, {"n_shared_experts", 1}, {"num_experts_per_tok", 8}, {"n_group", 1},
+                {"topk_group", 1}, {"norm_topk_prob", true}, {"routed_scaling_factor", scaling},
+                {"first_k_dense_replace", first_dense}, {"num_nextn_predict_layers", 1}, {"rope_theta", 1000000.0},
+                {"max_position_embeddings", 131072}, {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", false},
+                {"hidden_act", "silu"}, {"bos_token_id", nullptr}, {"eos_token_id", {151329, 151336, 151338}},
+                {"torch_dtype", "bfloat16"}};
+  };
+  // gpt-oss: MXFP4 experts with biases, alternating sliding (128) and full attention, sinks.
+  const auto gpt_oss = [](int layers, int experts) {
+    json types = json::array();
+    for (int i = 0; i < layers; ++i) types.push_back(i % 2 == 0 ? "sliding_attention" : "full_attention");
+    return json{{"architectures", {"GptOssForCausalLM"}}, {"model_type", "gpt_oss"}, {"vocab_size", 201088},
+                {"hidden_size", 2880}, {"intermediate_size", 2880}, {"num_hidden_layers", layers},
+                {"num_attention_heads", 64}, {"num_key_value_heads", 8}, {"head_dim", 64},
+                {"num_local_experts", experts}, {"num_experts_per_tok", 4}, {"experts_per_token", 4},
+                {"sliding_window", 128}, {"layer_types", types}, {"attention_bias", true}, {"swiglu_limit", 7.0},
+                {"rope_theta", 150000.0},
+                {"rope_scaling", {{"rope_type", "yarn"}, {"factor", 32.0}, {"beta_fast", 32.0}, {"beta_slow", 1.0},
+                                  {"truncate", false}, {"original_max_position_embeddings", 4096}}},
+                {"max_position_embeddings", 131072}, {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", false},
+                {"hidden_act", "silu"}, {"bos_token_id", 199998}, {"eos_token_id", 200002}, {"pad_token_id", 199999},
+                {"torch_dtype", "bfloat16"}};
+  };
+  if (shape == "gpt-oss-120b") return gpt_oss(36, 128);
+  if (shape == "gpt-oss-20b") return gpt_oss(24, 32);
+  if (shape == "glm-4.5") return glm(5120, 12288, 1536, 92, 160, 3, 2.5, true);
+  if (shape == "glm-4.5-air") return glm(4096, 10944, 1408, 46, 128, 1, 1.0, false);
+  throw std::invalid_argument(fmt::format("--shape '{}' is unknown; choose one of: {}", shape, kShapes));
 }
 
 struct Opts {
-  std::string shape, experts = "int4", out;
+  std::string shape, experts = "auto", out;
   uint64_t seed = 1;
+  int layers = 0;  // 0: the shape's own count
   int group = 128, threads = 0;
   std::string dense = "bf16";
 };
@@ -118,7 +186,9 @@ std::vector<uint8_t> synth_dense(const DenseSpec& s, const pack::MatrixLayout& l
 
 // The routed experts' format, checked against the shape's widths.
 QuantOptions synth_expert_target(const Opts& o, const ModelConfig& c) {
-  const QuantOptions et = o.experts == "int4" ? QuantOptions{DType::Q4, o.group, false} : QuantOptions{DType::F8E4M3, 0, false};
+  const QuantOptions et = o.experts == "int4"  ? QuantOptions{DType::Q4, o.group, false}
+                          : o.experts == "mxfp4" ? QuantOptions{DType::MXFP4, 32, false}
+                                                 : QuantOptions{DType::F8E4M3, 0, false};
   if (et.dtype == DType::Q4 && (o.group != 32 && o.group != 64 && o.group != 128))
     throw std::invalid_argument(fmt::format("--group-size {} is not supported; use 32, 64 or 128", o.group));
   if (et.dtype == DType::Q4 && (c.hidden % o.group || c.moe_intermediate % o.group))
@@ -196,7 +266,7 @@ json synth_manifest(const ModelConfig& c, const json& cfg_json, const Opts& o, c
             {"norms_biases_routers", "norms and biases F32, routers BF16"}}},
           {"compression", {{"experts", "none"}}},
           {"nmse", json::object()},
-          {"source", {{"kind", "synth"}, {"shape", o.shape}, {"seed", o.seed}}},
+          {"source", {{"kind", "synth"}, {"shape", o.shape}, {"layers", c.n_layers}, {"seed", o.seed}}},
           {"synth",
            {{"router_logit_std", kRouterLogitStd},
             {"weights", "matrices N(0, 1/cols), embedding N(0, 1), router N(0, (1.5/sqrt(hidden))^2), norms 1, biases 0"},
@@ -204,11 +274,23 @@ json synth_manifest(const ModelConfig& c, const json& cfg_json, const Opts& o, c
           {"writer", "moe synth"}};
 }
 
-int run_synth(const Opts& o) {
-  const json cfg_json = shape_config(o.shape);
-  if (o.experts != "int4" && o.experts != "fp8")
-    throw std::invalid_argument(fmt::format("--experts {}: moe synth writes int4 or fp8 experts", o.experts));
-  const ModelConfig c = parse_model_config(cfg_json, "moe synth --shape " + o.shape);
+int run_synth(const Opts& opts) {
+  json cfg_json = shape_config(opts.shape);
+  if (opts.layers > 0) {
+    const int real = cfg_json["num_hidden_layers"].get<int>();
+    if (opts.layers > real)
+      throw std::invalid_argument(fmt::format("--layers {}: the {} shape has {} layers", opts.layers, opts.shape, real));
+    cfg_json["num_hidden_layers"] = opts.layers;  // the first N layers: their shapes stay real
+    if (cfg_json.contains("layer_types")) {
+      json& t = cfg_json["layer_types"];
+      t.erase(t.begin() + opts.layers, t.end());
+    }
+  }
+  const ModelConfig c = parse_model_config(cfg_json, "moe synth --shape " + opts.shape);
+  Opts o = opts;
+  if (o.experts == "auto") o.experts = c.architecture == "GptOssForCausalLM" ? "mxfp4" : "int4";  // as each ships
+  if (o.experts != "int4" && o.experts != "fp8" && o.experts != "mxfp4")
+    throw std::invalid_argument(fmt::format("--experts {}: moe synth writes int4, fp8 or mxfp4 experts", o.experts));
   const QuantOptions et = synth_expert_target(o, c);
   const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   const SynthPlan plan = plan_outputs(c, o, et);
@@ -237,8 +319,12 @@ int run_synth(const Opts& o) {
 Runner add_synth(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("synth", "Write a random-weight .moepack with a real model's dimensions (for benchmarks)");
-  c->add_option("--shape", o->shape, "qwen3-30b-a3b, mixtral-8x7b, olmoe-1b-7b or tiny")->required();
-  c->add_option("--experts", o->experts, "Expert format: int4 or fp8")->capture_default_str();
+  c->add_option("--shape", o->shape, kShapes)->required();
+  c->add_option("--layers", o->layers,
+                "Keep the first N decoder layers (a 671B shape's per-layer figures on a small disk)")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--experts", o->experts, "Expert format: int4, fp8 or mxfp4 (auto: mxfp4 for gpt-oss, else int4)")
+      ->capture_default_str();
   c->add_option("--group-size", o->group, "INT4 group size: 32, 64 or 128")->capture_default_str();
   c->add_option("--out,-o", o->out, "Output .moepack file")->required();
   c->add_option("--dense", o->dense, "Format of attention, LM-head and shared-expert matrices: bf16 or int8")

@@ -136,8 +136,14 @@ void fill_quantized(const pack::MatrixLayout& m, uint8_t* base, float stddev, Rn
     const float s = stddev / (127.0f / std::sqrt(3.0f));
     auto* sc = reinterpret_cast<float*>(base + m.scales_offset);
     for (int64_t g = 0; g < v.scale_bytes() / 4; ++g) sc[g] = s;
+  } else if (m.dtype == DType::MXFP4) {
+    // Uniform codes (all 16: e2m1 values of RMS sqrt(68.5 / 8)); the e8m0 block scale is the power
+    // of two nearest the wanted std over that RMS (within a factor sqrt(2) of it).
+    fill_random(data, nd, rng);
+    const int e = int(std::lround(std::log2(stddev / std::sqrt(68.5f / 8.0f))));
+    std::memset(base + m.scales_offset, std::clamp(e + 127, 1, 254), size_t(v.scale_bytes()));
   } else {
-    throw std::invalid_argument("moe synth: quantized weights must be int4, fp8 or int8");
+    throw std::invalid_argument("moe synth: quantized weights must be int4, fp8, mxfp4 or int8");
   }
 }
 

@@ -1,6 +1,7 @@
 #include "kernels/cpu/attention.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/cpu/ops.h"
 
@@ -15,7 +16,16 @@ void attend(const float* q, const float* k, const float* v, int64_t kv_stride, i
     const float* qh = q + int64_t(h) * s.head_dim;
     for (int64_t t = 0; t < n; ++t)
       scratch[t] = dot(qh, k + (first + t) * kv_stride + int64_t(kvh) * s.head_dim, s.head_dim) * s.scale;
-    softmax(scratch, n);
+    if (s.sinks) {
+      float mx = s.sinks[h];
+      for (int64_t t = 0; t < n; ++t) mx = std::max(mx, scratch[t]);
+      float sum = std::exp(s.sinks[h] - mx);
+      for (int64_t t = 0; t < n; ++t) sum += (scratch[t] = std::exp(scratch[t] - mx));
+      const float inv = 1.0f / sum;
+      for (int64_t t = 0; t < n; ++t) scratch[t] *= inv;
+    } else {
+      softmax(scratch, n);
+    }
     float* oh = out + int64_t(h) * s.head_dim;
     std::fill(oh, oh + s.head_dim, 0.0f);
     for (int64_t t = 0; t < n; ++t) {

@@ -9,6 +9,9 @@ struct AttentionShape {
   int n_kv_heads = 0;  // query head h reads kv head h / (n_heads / n_kv_heads)
   int head_dim = 0;
   float scale = 0.0f;  // usually 1/sqrt(head_dim)
+  // [n_heads] or nullptr: one extra logit per head that joins the softmax and is then dropped
+  // (gpt-oss's attention sinks: they take probability mass without adding a value).
+  const float* sinks = nullptr;
 };
 
 // q: [n_heads, head_dim] of the token at position `pos`.

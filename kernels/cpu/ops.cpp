@@ -146,6 +146,21 @@ void rope(float* v, int n_heads, int head_dim, const float* cos, const float* si
   }
 }
 
+void rope_dims(float* v, int n_heads, int head_stride, int rot_dims, bool interleaved, const float* cos,
+               const float* sin) {
+  const int half = rot_dims / 2;
+  for (int h = 0; h < n_heads; ++h) {
+    float* p = v + int64_t(h) * head_stride;
+    for (int i = 0; i < half; ++i) {
+      float& x = interleaved ? p[2 * i] : p[i];
+      float& y = interleaved ? p[2 * i + 1] : p[i + half];
+      const float a = x, b = y;
+      x = a * cos[i] - b * sin[i];
+      y = b * cos[i] + a * sin[i];
+    }
+  }
+}
+
 void softmax(float* x, int64_t n) {
   const float mx = *std::max_element(x, x + n);
   float s = 0.0f;

@@ -30,6 +30,11 @@ void rmsnorm(const float* x, const WeightView& w, float eps, int64_t n, float* o
 // Rotates pairs (i, i + d/2) of each head (HF rotate_half convention).
 // v: [n_heads, head_dim]; cos, sin: [head_dim / 2].
 void rope(float* v, int n_heads, int head_dim, const float* cos, const float* sin);
+// The same on the first `rot_dims` values of each head (partial rotary; heads `head_stride`
+// apart), pairing (i, i + rot_dims/2), or adjacent values (2i, 2i+1) when `interleaved`
+// (DeepSeek). cos/sin: [rot_dims / 2].
+void rope_dims(float* v, int n_heads, int head_stride, int rot_dims, bool interleaved, const float* cos,
+               const float* sin);
 
 // In-place softmax over n values.
 void softmax(float* x, int64_t n);

@@ -52,5 +52,6 @@ void run_q4_mlanes(ThreadPool& pool, const Job& job);
 // I8 and F8E4M3, any M (qgemm_avx512_i8f8.cpp).
 void run_i8_avx512(ThreadPool& pool, const Job& job);
 void run_f8_avx512(ThreadPool& pool, const Job& job);
+void run_mx4_avx512(ThreadPool& pool, const Job& job);
 
 }  // namespace moe::cpu::qk

@@ -361,6 +361,7 @@ void run_avx512(ThreadPool& pool, const Job& job) {
     }
     case DType::I8: run_i8_avx512(pool, job); break;
     case DType::F8E4M3: run_f8_avx512(pool, job); break;
+    case DType::MXFP4: run_mx4_avx512(pool, job); break;
     default: break;
   }
 }

@@ -64,12 +64,25 @@ float dot_f8(const WeightView& w, int64_t n, const float* x) {
   return acc;
 }
 
+float dot_mx4(const WeightView& w, int64_t n, const float* x) {
+  const int64_t K = w.cols;
+  const uint8_t* row = static_cast<const uint8_t*>(w.data) + n * K / 2;
+  const uint8_t* sc = static_cast<const uint8_t*>(w.scales) + n * (K / 32);
+  float acc = 0.0f;
+  for (int64_t b = 0; b < K; b += 32) {
+    float s = 0.0f;
+    for (int64_t c = b; c < b + 32; ++c) s += e2m1_to_f32(uint8_t(mxfp4_code(row, c))) * x[c];
+    acc += e8m0_to_f32(sc[b / 32]) * s;
+  }
+  return acc;
+}
+
 }  // namespace
 
 void run_scalar(ThreadPool& pool, const Job& job) {
   const WeightView& w = job.w;
   const int64_t N = w.rows, K = w.cols, M = job.M;
-  const bool int8_acts = w.dtype != DType::F8E4M3;
+  const bool int8_acts = w.dtype != DType::F8E4M3 && w.dtype != DType::MXFP4;
   std::vector<int8_t> xq(int8_acts ? size_t(M * K) : 0);
   std::vector<float> d(int8_acts ? size_t(M * K / 32) : 0);
   if (int8_acts) quantize_acts(job.x, M, K, xq.data(), d.data());
@@ -78,6 +91,7 @@ void run_scalar(ThreadPool& pool, const Job& job) {
       for (int64_t m = 0; m < M; ++m) {
         float v;
         if (w.dtype == DType::F8E4M3) v = dot_f8(w, n, job.x + m * K);
+        else if (w.dtype == DType::MXFP4) v = dot_mx4(w, n, job.x + m * K);
         else if (w.dtype == DType::I8) v = dot_i8(w, n, &xq[size_t(m * K)], &d[size_t(m * K / 32)]);
         else v = dot_q4(w, n, &xq[size_t(m * K)], &d[size_t(m * K / 32)]);
         job.y[m * N + n] = v + (job.bias ? job.bias[n] : 0.0f);

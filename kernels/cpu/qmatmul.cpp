@@ -65,6 +65,8 @@ void qmatmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, f
       ((w.group != 32 && w.group != 64 && w.group != 128) || w.cols % w.group != 0))
     throw std::invalid_argument("qmatmul: Q4 group " + std::to_string(w.group) + " does not divide K (" +
                                 std::to_string(w.cols) + ") or is not 32, 64 or 128");
+  if (w.dtype == DType::MXFP4 && w.group != 32)
+    throw std::invalid_argument("qmatmul: MXFP4 group must be 32, got " + std::to_string(w.group));
   if (w.dtype == DType::F8E4M3 && w.group != 0 && w.group != 128)
     throw std::invalid_argument("qmatmul: F8E4M3 group must be 0 or 128, got " + std::to_string(w.group));
   if (!isa_supported(isa)) throw std::runtime_error(std::string("qmatmul: this CPU does not support ") + isa_name(isa));

@@ -1,4 +1,5 @@
-// Fused-dequantization matmul for the quantized formats of quant/dtype.h (Q4, Q4Z, F8E4M3, I8):
+// Fused-dequantization matmul for the quantized formats of quant/dtype.h (Q4, Q4Z, F8E4M3, I8,
+// MXFP4):
 //   y[M, N] = x[M, K] . W[N, K]^T (+ bias[N])
 // The weights are decoded inside the dot products; no dequantized copy of W is ever made.
 //
@@ -16,6 +17,8 @@
 //   * F8E4M3: fp32 activations, y = sum_blocks s_blk * sum_k f8(w_k) x_k (one block per row when
 //     group == 0, 128 columns per block when group == 128). NaN codes (0x7f/0xff) are not
 //     supported by the SIMD variants (the quantizer never produces them).
+//   * MXFP4: fp32 activations, y = sum_blocks 2^(e_blk - 127) * sum_{k in blk} e2m1(w_k) x_k,
+//     32 columns per block (AVX-512 vpermps decode; AVX2 runs the scalar loop for now).
 // Variants (qgemm_<isa>.cpp): scalar (reference), avx2 (vpmaddubsw), avx512 (VNNI; Q4 GEMV
 // 512 columns per step, Q4 GEMM with M >= 12 puts 16 rows of x in the vector lanes). All split
 // the N output rows over the pool's threads and software-prefetch the weight stream.

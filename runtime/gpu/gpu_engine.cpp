@@ -17,6 +17,9 @@ namespace moe::gpu {
 namespace {
 
 void check_supported(const ModelConfig& c) {
+  if (const std::string what = c.gpu_unsupported(); !what.empty())
+    throw std::invalid_argument(fmt::format("the GPU engine has no {} yet ({}); run on the CPU (--device cpu)", what,
+                                            c.architecture));
   if (c.sliding_window > 0)
     throw std::invalid_argument(fmt::format(
         "the GPU engine has no sliding-window attention yet (model window {}); run on the CPU", c.sliding_window));

@@ -39,8 +39,8 @@ struct RoutingCounts {
 };
 
 int64_t kv_bytes_per_token(const Model& m) {
-  // Both engines keep K and V in fp32 rows of n_kv_heads * head_dim per layer.
-  return int64_t(m.cfg.n_layers) * 2 * m.cfg.n_kv_heads * m.cfg.head_dim * int64_t(sizeof(float));
+  // Both engines keep fp32 K and V rows (MLA: latent + rotary key) per layer.
+  return int64_t(m.cfg.n_layers) * m.cfg.kv_floats_per_layer() * int64_t(sizeof(float));
 }
 
 }  // namespace

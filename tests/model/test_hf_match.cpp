@@ -71,3 +71,26 @@ TEST_P(HfMatch, ParameterCounts) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, HfMatch, ::testing::ValuesIn(fixture_names()), FixtureTestName());
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(HfMatch);
+
+// GLM-4.5 ships its multi-token-prediction layer after the last decoder layer; transformers
+// ignores it, we keep it (validated) for speculative decoding.
+TEST(Mtp, GlmMtpLayerIsLoadedAndKept) {
+  const std::string fx = "glm4_moe";
+  if (!std::filesystem::exists(fixture_dir(fx))) GTEST_SKIP() << "no " << fx << " fixture";
+  const auto g = golden(fx);
+  const Model m = load_hf_model(fixture_dir(fx));
+  ASSERT_EQ(m.cfg.mtp_layers, 1);
+  ASSERT_EQ(m.mtp.size(), 1u);
+  const MtpLayer& t = m.mtp[0];
+  EXPECT_EQ(t.eh_proj.rows, m.cfg.hidden);
+  EXPECT_EQ(t.eh_proj.cols, 2 * m.cfg.hidden);
+  EXPECT_EQ(t.layer.kind, FfnKind::Moe);
+  EXPECT_EQ(int(t.experts.size()), m.cfg.router.n_experts);
+  EXPECT_FALSE(t.layer.router_bias.empty());
+  EXPECT_FALSE(t.layer.shared.gate.empty());
+  EXPECT_FALSE(t.head_norm.empty());
+  // The fixture's MTP tensors are exactly those the loader reads: eh_proj, enorm, hnorm and the
+  // head norm; 2 layer norms; q/k/v/o weights and q/k/v biases; q/k norms; router weight and
+  // correction bias; the shared expert's 3 and each routed expert's 3 matrices.
+  EXPECT_EQ(g["mtp_tensors"].size(), size_t(4 + 2 + 7 + 2 + 2 + 3 + 3 * m.cfg.router.n_experts));
+}

@@ -44,11 +44,12 @@ struct Format {
   DType dtype;
   int32_t group;
   std::string name() const { return std::string(dtype_name(dtype)) + "_g" + std::to_string(group); }
-  bool int8_acts() const { return dtype != DType::F8E4M3; }
+  bool int8_acts() const { return dtype != DType::F8E4M3 && dtype != DType::MXFP4; }
 };
 
-const Format kFormats[] = {{DType::Q4, 32},  {DType::Q4, 64},       {DType::Q4, 128},       {DType::Q4Z, 32},
-                           {DType::Q4Z, 128}, {DType::F8E4M3, 0}, {DType::F8E4M3, 128}, {DType::I8, 0}};
+const Format kFormats[] = {{DType::Q4, 32},        {DType::Q4, 64},      {DType::Q4, 128},
+                           {DType::Q4Z, 32},       {DType::Q4Z, 128},    {DType::F8E4M3, 0},
+                           {DType::F8E4M3, 128},   {DType::I8, 0},       {DType::MXFP4, 32}};
 
 // Runs one variant on NaN-poisoned output and checks every element was written.
 std::vector<float> run(ThreadPool& pool, Isa isa, const std::vector<float>& x, int64_t M, const WeightView& w,
@@ -153,6 +154,23 @@ TEST(QMatmulSemantics, HandWorkedQ4Case) {
     float y = NAN;
     cpu::qmatmul(pool, x.data(), 1, w, &y, nullptr, isa);
     EXPECT_NEAR(y, 16.0f, 1e-5) << cpu::isa_name(isa);
+  }
+}
+
+TEST(QMatmulSemantics, HandWorkedMxfp4Case) {
+  // Columns 2i get code 0x3 (1.5), columns 2i+1 code 0xC (-2): byte 0xC3. Scale byte 126 is
+  // 2^-1. x = 1 for even columns, 2 for odd: y = 0.5 * 16 * (1.5 * 1 + (-2) * 2) = -20.
+  std::vector<uint8_t> data(16, 0xC3);
+  const uint8_t scale = 126;
+  WeightView w{DType::MXFP4, data.data(), 1, 32, &scale, nullptr, 32};
+  std::vector<float> x(32);
+  for (int c = 0; c < 32; ++c) x[size_t(c)] = c % 2 ? 2.0f : 1.0f;
+  ThreadPool pool(1);
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (!cpu::isa_supported(isa)) continue;
+    float y = NAN;
+    cpu::qmatmul(pool, x.data(), 1, w, &y, nullptr, isa);
+    EXPECT_FLOAT_EQ(y, -20.0f) << cpu::isa_name(isa);
   }
 }
 

@@ -91,6 +91,29 @@ TEST(Quantize, F8RoundTripIsExactForRepresentableValues) {
   }
 }
 
+TEST(Quantize, Mxfp4RoundTripIsExactForRepresentableValues) {
+  // e2m1 codes times a power-of-two block scale, with 6 (code 7) or -6 in every block: the
+  // chosen scale is then that power of two and every value maps back to its code.
+  std::mt19937_64 g(5);
+  const int64_t rows = 9, cols = 128;
+  std::vector<float> w(size_t(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const int e = int(r % 5) - 2;  // scales 2^-2 .. 2^2
+      uint8_t code = uint8_t(g() % 16);
+      if (c % 32 == 5) code = r % 2 ? 0x7 : 0xF;
+      w[size_t(r * cols + c)] = std::ldexp(e2m1_to_f32(code), e);
+    }
+  const QuantizedMatrix m = quantize(w.data(), rows, cols, {DType::MXFP4, 32, false});
+  const std::vector<float> back = dequantize(m.view());
+  for (size_t i = 0; i < w.size(); ++i) EXPECT_EQ(back[i], w[i] == 0.0f ? 0.0f : w[i]) << i;  // -0 may come back +0
+  EXPECT_EQ(e2m1_to_f32(0x7), 6.0f);
+  EXPECT_EQ(e2m1_to_f32(0xA), -1.0f);
+  EXPECT_EQ(e8m0_to_f32(127), 1.0f);
+  EXPECT_EQ(e8m0_to_f32(130), 8.0f);
+  EXPECT_EQ(e8m0_to_f32(0), std::ldexp(1.0f, -127));
+}
+
 TEST(Quantize, I8AndPlainFormatsRoundTrip) {
   std::mt19937_64 g(4);
   const int64_t rows = 3, cols = 64;

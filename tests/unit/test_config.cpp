@@ -35,6 +35,9 @@ std::string error_of(const json& j) {
 
 TEST(Config, Qwen3MoeFields) {
   const ModelConfig c = parse_model_config(qwen3(), "config.json");
+  EXPECT_EQ(c.gpu_unsupported(), "");  // the GPU engine runs the original four families
+  EXPECT_EQ(c.rotary_dim, c.head_dim);
+  EXPECT_EQ(c.kv_floats_per_layer(), 2 * 2 * 32);
   EXPECT_EQ(c.head_dim, 32);
   EXPECT_EQ(c.qk_norm, QkNorm::PerHead);
   EXPECT_TRUE(c.router.norm_topk_prob);
@@ -212,4 +215,139 @@ TEST(Config, GenerationConfigIdsAreRangeChecked) {
       EXPECT_NE(std::string(e.what()).find("pack (embedded generation_config.json)"), std::string::npos) << e.what();
     }
   }
+}
+
+namespace {
+
+// DeepSeek-V3's hub config.json, cut to 6 layers (field names and values as shipped).
+json deepseek_v3() {
+  return json::parse(R"({
+    "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3", "vocab_size": 129280,
+    "hidden_size": 7168, "intermediate_size": 18432, "moe_intermediate_size": 2048, "num_hidden_layers": 6,
+    "num_attention_heads": 128, "num_key_value_heads": 128, "n_shared_experts": 1, "n_routed_experts": 256,
+    "routed_scaling_factor": 2.5, "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64,
+    "v_head_dim": 128, "qk_nope_head_dim": 128, "topk_method": "noaux_tc", "n_group": 8, "topk_group": 4,
+    "num_experts_per_tok": 8, "moe_layer_freq": 1, "first_k_dense_replace": 3, "norm_topk_prob": true,
+    "scoring_func": "sigmoid", "max_position_embeddings": 163840, "rms_norm_eps": 1e-06, "rope_theta": 10000,
+    "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0,
+                     "original_max_position_embeddings": 4096, "type": "yarn"},
+    "num_nextn_predict_layers": 1, "attention_bias": false, "bos_token_id": 0, "eos_token_id": 1})");
+}
+
+}  // namespace
+
+TEST(Config, DeepseekV3Fields) {
+  const ModelConfig c = parse_model_config(deepseek_v3(), "config.json");
+  EXPECT_TRUE(c.is_mla());
+  EXPECT_EQ(c.head_dim, 192);
+  EXPECT_EQ(c.rotary_dim, 64);
+  EXPECT_TRUE(c.rope_interleaved);
+  EXPECT_EQ(c.kv_floats_per_layer(), 576);  // latent 512 + rotary key 64
+  EXPECT_EQ(c.router.scoring, RouterScoring::Sigmoid);
+  EXPECT_TRUE(c.router.correction_bias);
+  EXPECT_EQ(c.router.n_groups, 8);
+  EXPECT_EQ(c.router.topk_groups, 4);
+  EXPECT_EQ(c.router.group_score, GroupScore::TopTwoSum);
+  EXPECT_DOUBLE_EQ(c.router.routed_scaling, 2.5);
+  EXPECT_EQ(c.shared_intermediate, 2048);
+  EXPECT_FALSE(c.shared_expert_gate);
+  EXPECT_EQ(c.mtp_layers, 1);
+  EXPECT_EQ(c.ffn, (std::vector<FfnKind>{FfnKind::Dense, FfnKind::Dense, FfnKind::Dense, FfnKind::Moe, FfnKind::Moe,
+                                         FfnKind::Moe}));
+  // Softmax scale: 1/sqrt(192) * mscale(40, 1.0)^2.
+  const double m = 0.1 * std::log(40.0) + 1.0;
+  EXPECT_NEAR(c.attention_scale, m * m / std::sqrt(192.0), 1e-12);
+  EXPECT_FALSE(c.gpu_unsupported().empty());
+}
+
+TEST(Config, DeepseekV2LiteAndGroupLimitedGreedy) {
+  json j = deepseek_v3();
+  j["architectures"] = {"DeepseekV2ForCausalLM"};
+  j["q_lora_rank"] = nullptr;
+  j["topk_method"] = "greedy";
+  j.erase("scoring_func");
+  ModelConfig c = parse_model_config(j, "config.json");
+  EXPECT_EQ(c.mla.q_lora_rank, 0);
+  EXPECT_EQ(c.router.scoring, RouterScoring::Softmax);
+  EXPECT_EQ(c.router.n_groups, 1);
+  EXPECT_FALSE(c.router.norm_topk_prob);  // transformers' V2 router never renormalises
+  j["topk_method"] = "group_limited_greedy";
+  c = parse_model_config(j, "config.json");
+  EXPECT_EQ(c.router.n_groups, 8);
+  EXPECT_EQ(c.router.group_score, GroupScore::Max);
+  j["topk_method"] = "noaux_tc";
+  EXPECT_NE(error_of(j).find("topk_method"), std::string::npos);
+}
+
+TEST(Config, Glm4MoePartialRotaryBothSpellings) {
+  json j = deepseek_v3();
+  j["architectures"] = {"Glm4MoeForCausalLM"};
+  for (const char* k : {"q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "v_head_dim", "qk_nope_head_dim"}) j.erase(k);
+  j["num_key_value_heads"] = 8;
+  j["head_dim"] = 128;
+  j["n_group"] = 1;
+  j["topk_group"] = 1;
+  j["first_k_dense_replace"] = 1;
+  j["attention_bias"] = true;
+  j["use_qk_norm"] = true;
+  j["partial_rotary_factor"] = 0.5;
+  ModelConfig c = parse_model_config(j, "config.json");
+  EXPECT_FALSE(c.is_mla());
+  EXPECT_EQ(c.rotary_dim, 64);
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_FALSE(c.o_bias);
+  EXPECT_EQ(c.qk_norm, QkNorm::PerHead);
+  EXPECT_EQ(c.kv_floats_per_layer(), 2 * 8 * 128);
+  // transformers 5 moves the factor into rope_parameters.
+  j.erase("partial_rotary_factor");
+  j.erase("rope_scaling");
+  j.erase("rope_theta");
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e6}, {"partial_rotary_factor", 0.25}};
+  c = parse_model_config(j, "config.json");
+  EXPECT_EQ(c.rotary_dim, 32);
+}
+
+TEST(Config, DeepseekErrorsNameTheField) {
+  json j = deepseek_v3();
+  j["n_group"] = 7;  // does not divide 256
+  EXPECT_NE(error_of(j).find("'n_group' (7) must divide"), std::string::npos) << error_of(j);
+  j = deepseek_v3();
+  j["num_experts_per_tok"] = 200;  // more than 4 groups x 32 experts
+  EXPECT_NE(error_of(j).find("num_experts_per_tok"), std::string::npos) << error_of(j);
+  j = deepseek_v3();
+  j["attention_bias"] = true;
+  EXPECT_NE(error_of(j).find("attention_bias"), std::string::npos) << error_of(j);
+  j = deepseek_v3();
+  j["scoring_func"] = "softmax";
+  EXPECT_NE(error_of(j).find("scoring_func"), std::string::npos) << error_of(j);
+  j = deepseek_v3();
+  j["qk_rope_head_dim"] = 63;
+  EXPECT_NE(error_of(j).find("qk_rope_head_dim"), std::string::npos) << error_of(j);
+  j = deepseek_v3();
+  j.erase("kv_lora_rank");
+  EXPECT_NE(error_of(j).find("kv_lora_rank' is missing"), std::string::npos) << error_of(j);
+}
+
+TEST(Config, GptOssLayerTypesAndDefaults) {
+  json j = json::parse(R"({
+    "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "vocab_size": 1000, "hidden_size": 64,
+    "intermediate_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+    "head_dim": 16, "num_local_experts": 8, "num_experts_per_tok": 2, "sliding_window": 4,
+    "max_position_embeddings": 256, "rope_theta": 150000,
+    "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "truncate": false}})");
+  ModelConfig c = parse_model_config(j, "config.json");
+  EXPECT_EQ(c.layer_window, (std::vector<int64_t>{4, 0, 4, 0}));  // transformers' default: even layers slide
+  EXPECT_TRUE(c.attention_sinks && c.router_bias && c.expert_biases && c.expert_act.clamped);
+  EXPECT_DOUBLE_EQ(c.expert_act.limit, 7.0);
+  EXPECT_DOUBLE_EQ(c.expert_act.alpha, 1.702);
+  EXPECT_EQ(c.router.scoring, RouterScoring::TopKSoftmax);
+  EXPECT_FALSE(c.rope.truncate);
+  EXPECT_FALSE(c.gpu_unsupported().empty());
+  j["layer_types"] = {"full_attention", "full_attention", "sliding_attention", "full_attention"};
+  c = parse_model_config(j, "config.json");
+  EXPECT_EQ(c.layer_window, (std::vector<int64_t>{0, 0, 4, 0}));
+  j["layer_types"] = {"full_attention"};
+  EXPECT_NE(error_of(j).find("'layer_types' must list one type per layer (4)"), std::string::npos) << error_of(j);
+  j["layer_types"] = {"full_attention", "chunked_attention", "full_attention", "full_attention"};
+  EXPECT_NE(error_of(j).find("entry 1"), std::string::npos) << error_of(j);
 }

@@ -1,0 +1,102 @@
+// Multi-head latent attention (DeepSeek-V2/V3) of one layer for all tokens of a batch, in the
+// absorbed form: each head's query is mapped into the latent space (q_nope through W_UK), scored
+// against the cached latents plus the shared rotary key, and the attention-weighted latent goes
+// through W_UV. The cache holds [kv_lora_rank + qk_rope_head_dim] floats per token and layer,
+// instead of 2 * n_heads * head_dim. Same values as expanding K and V (transformers does that),
+// up to summation order.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/ops.h"
+#include "runtime/engine.h"
+
+namespace moe {
+namespace {
+// transformers' DeepseekV2/V3RMSNorm for q_a_layernorm / kv_a_layernorm is built without the
+// config's eps, so it keeps its default.
+constexpr float kLatentNormEps = 1e-6f;
+}  // namespace
+
+void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x) {
+  const ModelConfig& c = model_.cfg;
+  const MlaConfig& m = c.mla;
+  const AttentionWeights& A = model_.layers[size_t(layer)].attn;
+  const int64_t T = int64_t(toks.size()), H = c.hidden, nh = c.n_heads;
+  const int64_t nope = m.qk_nope_head_dim, rope = m.qk_rope_head_dim, qk = m.qk_head_dim(), vd = m.v_head_dim;
+  const int64_t R = m.kv_lora_rank, row = R + rope;  // cache row: latent, then rotary key
+  const float eps = float(c.rms_eps);
+
+  std::vector<float> h(size_t(T * H));
+  for (int64_t t = 0; t < T; ++t)
+    cpu::rmsnorm(&x[size_t(t * H)], model_.layers[size_t(layer)].attn_norm, eps, H, &h[size_t(t * H)]);
+  std::vector<float> q(size_t(T * nh * qk));  // [T, nh, nope + rope]
+  if (m.q_lora_rank > 0) {
+    std::vector<float> qa(size_t(T * m.q_lora_rank));
+    cpu::matmul(pool_, h.data(), T, A.q_a, qa.data());
+    for (int64_t t = 0; t < T; ++t)
+      cpu::rmsnorm(&qa[size_t(t * m.q_lora_rank)], A.q_a_norm, kLatentNormEps, m.q_lora_rank, &qa[size_t(t * m.q_lora_rank)]);
+    cpu::matmul(pool_, qa.data(), T, A.q_b, q.data());
+  } else {
+    cpu::matmul(pool_, h.data(), T, A.q, q.data());
+  }
+  std::vector<float> ckv(size_t(T * row));  // [T, latent + rotary key]
+  cpu::matmul(pool_, h.data(), T, A.kv_a, ckv.data());
+
+  const float af = float(c.rope.attention_factor);
+  std::vector<float> cs(size_t(rope / 2)), sn(size_t(rope / 2));
+  for (int64_t t = 0; t < T; ++t) {
+    float* kv_row = &ckv[size_t(t * row)];
+    cpu::rmsnorm(kv_row, A.kv_a_norm, kLatentNormEps, R, kv_row);
+    for (int64_t i = 0; i < rope / 2; ++i) {
+      const float ang = float(toks[size_t(t)].pos) * inv_freq_[size_t(i)];
+      cs[size_t(i)] = std::cos(ang) * af;
+      sn[size_t(i)] = std::sin(ang) * af;
+    }
+    cpu::rope_dims(&q[size_t(t * nh * qk + nope)], int(nh), int(qk), int(rope), c.rope_interleaved, cs.data(), sn.data());
+    cpu::rope_dims(kv_row + R, 1, int(rope), int(rope), c.rope_interleaved, cs.data(), sn.data());
+    std::copy_n(kv_row, row, toks[size_t(t)].kv->k(layer, toks[size_t(t)].pos));
+  }
+
+  // kv_b rows per head: nope rows of W_UK, then vd rows of W_UV, each [R] (fp32, widened once).
+  const float* kvb = mla_kvb_[size_t(layer)].data();
+  const float scale = float(c.attention_scale);
+  std::vector<float> out(size_t(T * nh * vd));
+  pool_.parallel_for(T * nh, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> ql(static_cast<size_t>(R)), ol(static_cast<size_t>(R)), sc;
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t t = i / nh, hh = i % nh;
+      const Tok& tk = toks[size_t(t)];
+      const float* qh = &q[size_t((t * nh + hh) * qk)];
+      const float* wk = kvb + hh * (nope + vd) * R;
+      std::fill(ql.begin(), ql.end(), 0.0f);
+      for (int64_t d = 0; d < nope; ++d) {
+        const float qd = qh[d];
+        const float* w = wk + d * R;
+        for (int64_t r = 0; r < R; ++r) ql[size_t(r)] += qd * w[r];
+      }
+      const int64_t first = c.window(layer) > 0 ? std::max<int64_t>(0, tk.pos - c.window(layer) + 1) : 0;
+      const int64_t n = tk.pos - first + 1;
+      sc.resize(size_t(n));
+      const float* cache = tk.kv->k(layer);
+      for (int64_t s = 0; s < n; ++s) {
+        const float* cr = cache + (first + s) * row;
+        sc[size_t(s)] = (cpu::dot(ql.data(), cr, R) + cpu::dot(qh + nope, cr + R, rope)) * scale;
+      }
+      cpu::softmax(sc.data(), n);
+      std::fill(ol.begin(), ol.end(), 0.0f);
+      for (int64_t s = 0; s < n; ++s) {
+        const float p = sc[size_t(s)];
+        const float* cr = cache + (first + s) * row;
+        for (int64_t r = 0; r < R; ++r) ol[size_t(r)] += p * cr[r];
+      }
+      const float* wv = wk + nope * R;
+      float* oh = &out[size_t((t * nh + hh) * vd)];
+      for (int64_t d = 0; d < vd; ++d) oh[d] = cpu::dot(wv + d * R, ol.data(), R);
+    }
+  });
+  std::vector<float> o(size_t(T * H));
+  cpu::matmul(pool_, out.data(), T, A.o, o.data());
+  for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+}
+
+}  // namespace moe
