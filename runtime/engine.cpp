@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <stdexcept>
 
 #include "kernels/cpu/ops.h"
@@ -12,6 +13,22 @@ namespace moe {
 Engine::Engine(const Model& model, EngineOptions opts)
     : model_(model), opts_(opts), pool_(opts.threads), inv_freq_(rope_inv_freq(model.cfg.rope, model.cfg.rotary_dim)) {
   if (opts_.max_seq_len <= 0) opts_.max_seq_len = model.cfg.max_position;
+  if (model.cfg.norm_plus_one) {
+    auto add = [&](const WeightView& w) {
+      if (w.empty() || offset_norms_.count(w.data)) return;
+      std::vector<float> v(size_t(w.rows * w.cols));
+      cpu::to_f32(w, 0, w.rows * w.cols, v.data());
+      for (float& e : v) e += 1.0f;
+      offset_norms_[w.data] = std::move(v);
+    };
+    add(model.final_norm);
+    for (const LayerWeights& L : model.layers) {
+      add(L.attn_norm);
+      add(L.ffn_norm);
+      add(L.attn.q_norm);
+      add(L.attn.k_norm);
+    }
+  }
   if (model.cfg.is_mla())
     for (const LayerWeights& L : model.layers) {
       const WeightView& w = L.attn.kv_b;
@@ -20,18 +37,48 @@ Engine::Engine(const Model& model, EngineOptions opts)
     }
 }
 
+WeightView Engine::norm(const WeightView& w) const {
+  const auto it = offset_norms_.find(w.data);
+  return it == offset_norms_.end() ? w : WeightView{DType::F32, it->second.data(), w.rows, w.cols};
+}
+
 SeqId Engine::create_sequence() {
   const ModelConfig& c = model_.cfg;
+  if (c.n_linear_layers() > 0) {
+    const int64_t w = int64_t(c.n_kv_heads) * c.head_dim;
+    return seqs_.add(std::make_unique<KvCache>(c.n_layers, w, w, c.linear_layers, c.linear.state_floats()));
+  }
   if (c.is_mla()) return seqs_.add(std::make_unique<KvCache>(c.n_layers, c.kv_floats_per_layer(), 0));
   const int64_t w = int64_t(c.n_kv_heads) * c.head_dim;
   return seqs_.add(std::make_unique<KvCache>(c.n_layers, w, w));
 }
 
 SeqId Engine::fork_sequence(SeqId src, int64_t n) {
-  return seqs_.add(std::make_unique<KvCache>(seqs_.prefix_of(src, n).prefix(n)));
+  const KvCache& from = seqs_.prefix_of(src, n);
+  auto kv = std::make_unique<KvCache>(from.prefix(n));
+  if (!from.has_state()) return seqs_.add(std::move(kv));
+  // The recurrent state exists at the source's length only (and at its snapshots).
+  kv->copy_states_from(from, n);
+  if (n == from.length()) return seqs_.add(std::move(kv));
+  const SeqId id = seqs_.add(std::move(kv));
+  rewind(id, n);
+  return id;
 }
 
-void Engine::truncate(SeqId seq, int64_t n) { seqs_.truncate(seq, n); }
+void Engine::truncate(SeqId seq, int64_t n) {
+  KvCache& kv = seqs_.prefix_of(seq, n);
+  if (!kv.has_state() || n == kv.length()) return seqs_.truncate(seq, n);
+  rewind(seq, n);
+}
+
+void Engine::rewind(SeqId seq, int64_t n) {
+  KvCache& kv = seqs_.at(seq);
+  const std::vector<int32_t> redo(kv.tokens().begin() + kv.restore_at_or_before(n), kv.tokens().begin() + n);
+  kv.set_length(n - int64_t(redo.size()));
+  if (redo.empty()) return;
+  const BatchItem item{seq, redo, false};
+  forward({&item, 1});
+}
 void Engine::free_sequence(SeqId seq) { seqs_.erase(seq); }
 int64_t Engine::length(SeqId seq) const { return seqs_.at(seq).length(); }
 int64_t Engine::kv_bytes() const { return seqs_.bytes(); }
@@ -53,22 +100,31 @@ std::vector<float> Engine::forward(std::span<const BatchItem> batch) {
 
   std::vector<float> x(size_t(T * H));  // [T, H] residual stream
   for (int64_t t = 0; t < T; ++t) cpu::to_f32(model_.embed, int64_t(plan.ids[size_t(t)]) * H, H, &x[size_t(t * H)]);
+  if (c.n_linear_layers() > 0)  // a run that starts a sequence starts from the zero state
+    for (int64_t t = 0; t < T; ++t)
+      if (toks[size_t(t)].pos == 0) toks[size_t(t)].kv->zero_states();
 
   std::vector<float> h(size_t(T * H)), f(size_t(T * H));
   for (int l = 0; l < c.n_layers; ++l) {
-    attention(l, toks, x);
+    auto t0 = std::chrono::steady_clock::now();
+    if (c.is_linear(l)) linear_attention(l, toks, x);
+    else attention(l, toks, x);
+    auto t1 = std::chrono::steady_clock::now();
+    (c.is_linear(l) ? times_.linear : times_.attention) += std::chrono::duration<double>(t1 - t0).count();
     const LayerWeights& L = model_.layers[size_t(l)];
-    for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(&x[size_t(t * H)], L.ffn_norm, float(c.rms_eps), H, &h[size_t(t * H)]);
+    for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(&x[size_t(t * H)], norm(L.ffn_norm), float(c.rms_eps), H, &h[size_t(t * H)]);
     ffn(l, toks, x, h, f);
+    times_.ffn += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     for (size_t i = 0; i < x.size(); ++i) x[i] += f[i];
   }
   for (auto& [id, n] : plan.added) seqs_.at(id).set_length(seqs_.at(id).length() + n);
+  for (const BatchItem& item : batch) seqs_.at(item.seq).append_tokens(item.tokens);
 
   // Final norm and LM head only for the rows the caller wants.
   const std::vector<int64_t>& rows = plan.logit_rows;
   std::vector<float> normed(rows.size() * size_t(H));
   for (size_t r = 0; r < rows.size(); ++r)
-    cpu::rmsnorm(&x[size_t(rows[r] * H)], model_.final_norm, float(c.rms_eps), H, &normed[r * size_t(H)]);
+    cpu::rmsnorm(&x[size_t(rows[r] * H)], norm(model_.final_norm), float(c.rms_eps), H, &normed[r * size_t(H)]);
   std::vector<float> logits(rows.size() * size_t(V));
   cpu::matmul(pool_, normed.data(), int64_t(rows.size()), model_.lm_head, logits.data());
   return logits;

@@ -21,6 +21,15 @@ namespace moe {
 struct EngineOptions {
   int threads = 0;          // 0: physical cores
   int64_t max_seq_len = 0;  // 0: the model's max_position_embeddings
+  // Gated DeltaNet models: a sequence keeps its recurrent state every this many tokens, so a
+  // fork or truncate recomputes at most this many (0: never; then from the start).
+  int64_t state_snapshot_every = 256;
+};
+
+// Seconds forward() spent per kind of block since the last reset (what `moe bench` reports as
+// shares: how much of a step is gated DeltaNet, attention, FFN).
+struct LayerTimes {
+  double attention = 0, linear = 0, ffn = 0;
 };
 
 class Engine final : public InferenceEngine {
@@ -44,6 +53,8 @@ class Engine final : public InferenceEngine {
   std::string backend() const override { return "cpu"; }
   int threads() const override { return pool_.size(); }
   int64_t kv_bytes() const override;
+  LayerTimes layer_times() const { return times_; }
+  void reset_layer_times() { times_ = {}; }
 
  private:
   struct Tok {
@@ -53,6 +64,12 @@ class Engine final : public InferenceEngine {
   };
   void attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x);
   void mla_attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x);
+  void linear_attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x);
+  // A norm weight as the engine applies it: (1 + w) for Qwen3-Next's centred norms, else w.
+  WeightView norm(const WeightView& w) const;
+  // Recurrent models: bring `seq`'s state to length n (<= its length) from the nearest snapshot,
+  // recomputing the tokens after it.
+  void rewind(SeqId seq, int64_t n);
   // x: [T, H] residual stream after attention; h: [T, H] its FFN-normed form; out: [T, H].
   void ffn(int layer, const std::vector<Tok>& toks, const std::vector<float>& x, const std::vector<float>& h,
            std::vector<float>& out);
@@ -67,9 +84,11 @@ class Engine final : public InferenceEngine {
   std::vector<float> inv_freq_;  // [rotary_dim / 2]
   // MLA: each layer's kv_b_proj widened to fp32 once, read per (token, head) in absorbed form.
   std::vector<std::vector<float>> mla_kvb_;
+  std::map<const void*, std::vector<float>> offset_norms_;  // norm_plus_one: w's data -> 1 + w
   SequenceTable<KvCache> seqs_;
   std::vector<RoutingHook> hooks_;
   RoutingOverride override_;
+  LayerTimes times_;
 };
 
 }  // namespace moe

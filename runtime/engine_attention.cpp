@@ -19,9 +19,20 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
 
   std::vector<float> h(size_t(T * H));
   for (int64_t t = 0; t < T; ++t)
-    cpu::rmsnorm(&x[size_t(t * H)], model_.layers[size_t(layer)].attn_norm, eps, H, &h[size_t(t * H)]);
+    cpu::rmsnorm(&x[size_t(t * H)], norm(model_.layers[size_t(layer)].attn_norm), eps, H, &h[size_t(t * H)]);
   std::vector<float> q(size_t(T * qd)), k(size_t(T * kvd)), v(size_t(T * kvd));  // [T, qd], [T, kvd] x2
-  cpu::matmul(pool_, h.data(), T, A.q, q.data(), A.q_bias);
+  std::vector<float> gate;  // [T, qd] Qwen3-Next's output gate: q_proj gives [q, gate] per head
+  if (c.attn_output_gate) {
+    std::vector<float> qg(size_t(T * 2 * qd));
+    cpu::matmul(pool_, h.data(), T, A.q, qg.data(), A.q_bias);
+    gate.resize(size_t(T * qd));
+    for (int64_t i = 0; i < T * c.n_heads; ++i) {
+      std::copy_n(&qg[size_t(i * 2 * hd)], hd, &q[size_t(i * hd)]);
+      std::copy_n(&qg[size_t(i * 2 * hd + hd)], hd, &gate[size_t(i * hd)]);
+    }
+  } else {
+    cpu::matmul(pool_, h.data(), T, A.q, q.data(), A.q_bias);
+  }
   cpu::matmul(pool_, h.data(), T, A.k, k.data(), A.k_bias);
   cpu::matmul(pool_, h.data(), T, A.v, v.data(), A.v_bias);
 
@@ -31,8 +42,9 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
       cpu::rmsnorm(&k[size_t(t * kvd)], A.k_norm, eps, kvd, &k[size_t(t * kvd)]);
     }
   } else if (c.qk_norm == QkNorm::PerHead) {
-    for (int64_t i = 0; i < T * c.n_heads; ++i) cpu::rmsnorm(&q[size_t(i * hd)], A.q_norm, eps, hd, &q[size_t(i * hd)]);
-    for (int64_t i = 0; i < T * c.n_kv_heads; ++i) cpu::rmsnorm(&k[size_t(i * hd)], A.k_norm, eps, hd, &k[size_t(i * hd)]);
+    const WeightView qn = norm(A.q_norm), kn = norm(A.k_norm);
+    for (int64_t i = 0; i < T * c.n_heads; ++i) cpu::rmsnorm(&q[size_t(i * hd)], qn, eps, hd, &q[size_t(i * hd)]);
+    for (int64_t i = 0; i < T * c.n_kv_heads; ++i) cpu::rmsnorm(&k[size_t(i * hd)], kn, eps, hd, &k[size_t(i * hd)]);
   }
   if (c.clip_qkv > 0) {  // OLMoE clamps after the norm
     const float lim = float(c.clip_qkv);
@@ -79,6 +91,7 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
                   tk.pos, shape, &out[size_t(t * qd + head * hd)], scratch.data());
     }
   });
+  for (size_t i = 0; i < gate.size(); ++i) out[i] *= 1.0f / (1.0f + std::exp(-gate[i]));
   std::vector<float> o(size_t(T * H));
   cpu::matmul(pool_, out.data(), T, A.o, o.data(), A.o_bias);
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];

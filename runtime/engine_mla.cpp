@@ -28,7 +28,7 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
 
   std::vector<float> h(size_t(T * H));
   for (int64_t t = 0; t < T; ++t)
-    cpu::rmsnorm(&x[size_t(t * H)], model_.layers[size_t(layer)].attn_norm, eps, H, &h[size_t(t * H)]);
+    cpu::rmsnorm(&x[size_t(t * H)], norm(model_.layers[size_t(layer)].attn_norm), eps, H, &h[size_t(t * H)]);
   std::vector<float> q(size_t(T * nh * qk));  // [T, nh, nope + rope]
   if (m.q_lora_rank > 0) {
     std::vector<float> qa(size_t(T * m.q_lora_rank));

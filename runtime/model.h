@@ -24,6 +24,18 @@ struct AttentionWeights {
   WeightView sinks;               // [n_heads] gpt-oss attention sinks (empty when none)
 };
 
+// A gated DeltaNet layer, in one layout whatever the checkpoint's: qkv rows q (all key heads),
+// k, then v (all value heads); conv channels in that order.
+struct LinearAttnWeights {
+  WeightView qkv;       // [2 * nk * dk + nv * dv, H]
+  WeightView z;         // [nv * dv, H] the output gate
+  WeightView b, a;      // [nv, H] beta and decay inputs
+  WeightView conv;      // [conv_dim, conv_kernel] depthwise causal conv
+  WeightView dt_bias, a_log;  // [nv]
+  WeightView norm;      // [dv] gated RMSNorm (weight used as is)
+  WeightView out;       // [H, nv * dv]
+};
+
 struct FfnWeights {
   WeightView gate, up, down;  // [I, H], [I, H], [H, I]
 };
@@ -31,6 +43,7 @@ struct FfnWeights {
 struct LayerWeights {
   WeightView attn_norm, ffn_norm;  // [H]
   AttentionWeights attn;
+  LinearAttnWeights linear;  // gated DeltaNet layers (attn unused there)
   FfnKind kind = FfnKind::Dense;
   FfnWeights dense;         // kind == Dense
   WeightView router;        // [n_experts, H]

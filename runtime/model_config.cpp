@@ -262,6 +262,23 @@ void parse_deepseek_like(ModelConfig& c, const Reader& r) {
   }
 }
 
+// layer_types, when present: per layer, whether it is `other` rather than "full_attention" (an
+// empty vector when the config leaves it to the family's default pattern).
+std::vector<bool> layer_types(const Reader& r, int n_layers, const char* other) {
+  if (!r.has("layer_types")) return {};
+  const json& t = r.j["layer_types"];
+  if (!t.is_array() || t.size() != size_t(n_layers))
+    r.fail("layer_types", fmt::format("must list one type per layer ({}), got {}", n_layers, shown(t)));
+  std::vector<bool> out(static_cast<size_t>(n_layers));
+  for (int i = 0; i < n_layers; ++i) {
+    const json& v = t[size_t(i)];
+    if (v != other && v != "full_attention")
+      r.fail("layer_types", fmt::format("entry {} is {}; expected \"{}\" or \"full_attention\"", i, shown(v), other));
+    out[size_t(i)] = v == other;
+  }
+  return out;
+}
+
 // gpt-oss: every layer MoE, experts with biases and the clamped SwiGLU, router with a bias
 // (top-k of the logits, softmax over them), attention with biases and sinks, sliding and full
 // layers alternating (layer_types; transformers' default: even layers slide).
@@ -277,19 +294,46 @@ void parse_gpt_oss(ModelConfig& c, const Reader& r) {
   c.attention_sinks = true;
   const int64_t window = r.integer("sliding_window", 0, kMaxPos, 128);
   c.layer_window.assign(size_t(c.n_layers), 0);
-  if (r.has("layer_types")) {
-    const json& t = r.j["layer_types"];
-    if (!t.is_array() || t.size() != size_t(c.n_layers))
-      r.fail("layer_types", fmt::format("must list one type per layer ({}), got {}", c.n_layers, shown(t)));
-    for (int i = 0; i < c.n_layers; ++i) {
-      const json& v = t[size_t(i)];
-      if (v == "sliding_attention") c.layer_window[size_t(i)] = window;
-      else if (v != "full_attention")
-        r.fail("layer_types", fmt::format("entry {} is {}; expected \"sliding_attention\" or \"full_attention\"", i,
-                                          shown(v)));
-    }
-  } else {
-    for (int i = 0; i < c.n_layers; ++i) c.layer_window[size_t(i)] = i % 2 == 0 ? window : 0;
+  const std::vector<bool> sliding = layer_types(r, c.n_layers, "sliding_attention");
+  for (int i = 0; i < c.n_layers; ++i)
+    if (sliding.empty() ? i % 2 == 0 : sliding[size_t(i)]) c.layer_window[size_t(i)] = window;
+}
+
+// Qwen3-Next / Qwen3.5-MoE (text): gated DeltaNet layers with gated full attention every
+// `full_attention_interval`-th layer (or as layer_types says), partial rotary, (1 + w) norms,
+// routed experts plus a sigmoid-gated shared expert.
+void parse_qwen3_next(ModelConfig& c, const Reader& r) {
+  c.dense_intermediate = r.integer("intermediate_size", 0, kMaxDim, 0);
+  c.moe_intermediate = r.positive("moe_intermediate_size", kMaxDim);
+  c.router.n_experts = r.positive(r.has("num_experts") ? "num_experts" : "num_local_experts");
+  c.router.norm_topk_prob = r.boolean("norm_topk_prob", true);
+  c.shared_intermediate = r.integer("shared_expert_intermediate_size", 0, kMaxDim, 0);
+  c.shared_expert_gate = c.shared_intermediate > 0;
+  c.qk_norm = QkNorm::PerHead;
+  c.qkv_bias = c.o_bias = r.boolean("attention_bias", false);
+  c.attn_output_gate = true;
+  c.norm_plus_one = true;
+  const Reader rp{r.has("rope_parameters") ? r.j["rope_parameters"] : r.j, r.file,
+                  r.has("rope_parameters") ? "rope_parameters." : ""};
+  const double partial = (rp.has("partial_rotary_factor") ? rp : r).number("partial_rotary_factor", 0.25, 0.0, false, 1.0);
+  c.rotary_dim = int(double(c.head_dim) * partial);
+  if (c.rotary_dim < 2 || c.rotary_dim % 2 != 0)
+    r.fail("partial_rotary_factor", fmt::format("({}) of head_dim {} must give an even number of rotary dims", partial,
+                                                c.head_dim));
+  LinearAttnConfig& l = c.linear;
+  l.n_k_heads = r.positive("linear_num_key_heads");
+  l.n_v_heads = r.positive("linear_num_value_heads");
+  l.k_dim = r.positive("linear_key_head_dim");
+  l.v_dim = r.positive("linear_value_head_dim");
+  l.conv_kernel = int(r.integer("linear_conv_kernel_dim", 1, 64, 4));
+  if (l.n_v_heads % l.n_k_heads != 0)
+    r.fail("linear_num_value_heads", fmt::format("({}) must be a multiple of linear_num_key_heads ({})", l.n_v_heads,
+                                                 l.n_k_heads));
+  c.linear_layers = layer_types(r, c.n_layers, "linear_attention");
+  if (c.linear_layers.empty()) {
+    c.linear_layers.assign(size_t(c.n_layers), false);
+    const int64_t every = r.integer("full_attention_interval", 1, kMaxCount, 4);
+    for (int i = 0; i < c.n_layers; ++i) c.linear_layers[size_t(i)] = (i + 1) % every != 0;
   }
 }
 
@@ -299,7 +343,18 @@ int ModelConfig::n_moe_layers() const { return int(std::count(ffn.begin(), ffn.e
 
 std::vector<std::string> supported_architectures() {
   return {"MixtralForCausalLM",    "Qwen2MoeForCausalLM",   "Qwen3MoeForCausalLM", "OlmoeForCausalLM",
-          "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "Glm4MoeForCausalLM",  "GptOssForCausalLM"};
+          "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "Glm4MoeForCausalLM",  "GptOssForCausalLM",
+          "Qwen3NextForCausalLM",  "Qwen3_5MoeForCausalLM"};
+}
+
+int ModelConfig::n_linear_layers() const { return int(std::count(linear_layers.begin(), linear_layers.end(), true)); }
+
+int64_t ModelConfig::kv_bytes_per_token() const {
+  return int64_t(n_layers - n_linear_layers()) * kv_floats_per_layer() * int64_t(sizeof(float));
+}
+
+int64_t ModelConfig::state_bytes_per_sequence() const {
+  return int64_t(n_linear_layers()) * linear.state_floats() * int64_t(sizeof(float));
 }
 
 int64_t ModelConfig::kv_floats_per_layer() const {
@@ -309,6 +364,7 @@ int64_t ModelConfig::kv_floats_per_layer() const {
 
 std::string ModelConfig::gpu_unsupported() const {
   if (is_mla()) return "multi-head latent attention (DeepSeek MLA)";
+  if (n_linear_layers() > 0) return "gated DeltaNet linear attention (Qwen3-Next / Qwen3.5)";
   if (attention_sinks) return "attention sinks (gpt-oss)";
   if (expert_biases || expert_act.clamped || router_bias) return "gpt-oss's expert biases and clamped SwiGLU";
   if (router.scoring != RouterScoring::Sigmoid && router.n_groups > 1) return "group-limited routing";
@@ -389,6 +445,8 @@ ModelConfig parse_fields(const json& j, const std::string& file) {
     c.qkv_bias = c.o_bias = r.boolean("attention_bias", false);
   }
   if (a == "GptOssForCausalLM") parse_gpt_oss(c, r);
+  const bool hybrid = a == "Qwen3NextForCausalLM" || a == "Qwen3_5MoeForCausalLM";
+  if (hybrid) parse_qwen3_next(c, r);
   const bool deepseek_like = a == "DeepseekV2ForCausalLM" || a == "DeepseekV3ForCausalLM" || a == "Glm4MoeForCausalLM";
   if (deepseek_like) parse_deepseek_like(c, r);
   c.router.top_k = r.positive("num_experts_per_tok");
@@ -400,6 +458,9 @@ ModelConfig parse_fields(const json& j, const std::string& file) {
                                               c.router.top_k, c.router.topk_groups));
   if (!deepseek_like && a != "MixtralForCausalLM" && a != "OlmoeForCausalLM" && a != "GptOssForCausalLM")
     sparse_layers(c, r);
+  for (int i = 0; i < c.n_layers; ++i)
+    if (c.ffn[size_t(i)] == FfnKind::Dense && c.dense_intermediate <= 0)
+      r.fail("intermediate_size", fmt::format("is missing or 0, but layer {} has a dense FFN", i));
   // Each constant can be in range and their mix still overflow (a factor of 1e-300 divides a
   // float by 0): check the frequencies the engine will use.
   for (float f : rope_inv_freq(c.rope, c.rotary_dim))

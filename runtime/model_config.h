@@ -76,6 +76,18 @@ struct MlaConfig {
   int qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
 };
 
+// Gated DeltaNet linear attention (Qwen3-Next, Qwen3.5-MoE): per layer a causal depthwise conv
+// over the last `conv_kernel` q/k/v inputs and a [k_dim, v_dim] state per value head, instead of
+// a KV cache that grows with the sequence.
+struct LinearAttnConfig {
+  int n_k_heads = 0, n_v_heads = 0;
+  int k_dim = 0, v_dim = 0;
+  int conv_kernel = 0;
+  int64_t conv_dim() const { return 2 * int64_t(n_k_heads) * k_dim + int64_t(n_v_heads) * v_dim; }
+  // fp32 values of one sequence's state in one layer: the conv window, then the delta-rule state.
+  int64_t state_floats() const { return conv_dim() * (conv_kernel - 1) + int64_t(n_v_heads) * k_dim * v_dim; }
+};
+
 struct ModelConfig {
   std::string architecture;  // e.g. "Qwen3MoeForCausalLM"
   std::string model_type;    // e.g. "qwen3_moe"
@@ -88,6 +100,10 @@ struct ModelConfig {
   int rotary_dim = 0;     // leading dims of each head RoPE rotates (partial rotary; MLA: qk_rope)
   bool rope_interleaved = false;  // RoPE rotates adjacent pairs (DeepSeek) instead of halves
   MlaConfig mla;          // kv_lora_rank > 0: multi-head latent attention
+  std::vector<bool> linear_layers;  // per layer: gated DeltaNet instead of attention (empty: none)
+  LinearAttnConfig linear;
+  bool attn_output_gate = false;    // q_proj also yields a per-head gate: out * sigmoid(gate) (Qwen3-Next)
+  bool norm_plus_one = false;       // RMSNorm scales by (1 + w), weights stored centred on 0 (Qwen3-Next)
   double attention_scale = 0;  // softmax scale of q.k; 1/sqrt(head_dim) unless the family says
   double rms_eps = 1e-6;
   int64_t max_position = 0;
@@ -118,6 +134,12 @@ struct ModelConfig {
   int n_moe_layers() const;
   int64_t window(int layer) const { return layer_window.empty() ? sliding_window : layer_window[size_t(layer)]; }
   bool is_mla() const { return mla.kv_lora_rank > 0; }
+  bool is_linear(int layer) const { return !linear_layers.empty() && linear_layers[size_t(layer)]; }
+  int n_linear_layers() const;
+  // KV bytes one token adds (fp32, attention layers only) and the fixed recurrent state of one
+  // sequence (linear layers), as the engines keep them.
+  int64_t kv_bytes_per_token() const;
+  int64_t state_bytes_per_sequence() const;
   // fp32 values the KV cache holds per token and layer: K and V rows, or MLA's latent + rotary key.
   int64_t kv_floats_per_layer() const;
   // What the GPU engine cannot run yet (empty when it can); the CPU engine runs everything parsed.

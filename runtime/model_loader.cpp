@@ -3,6 +3,7 @@
 
 #include "runtime/model.h"
 #include "runtime/model_loader_gpt_oss.h"
+#include "runtime/model_loader_linear.h"
 #include "storage/checkpoint.h"
 
 namespace moe {
@@ -31,11 +32,12 @@ WeightView optional(const Checkpoint& ck, bool present, const std::string& name,
 
 void load_attention(const Checkpoint& ck, const ModelConfig& c, const std::string& a, AttentionWeights& w) {
   const int64_t H = c.hidden, hd = c.head_dim, qd = int64_t(c.n_heads) * hd, kvd = int64_t(c.n_kv_heads) * hd;
-  w.q = ck.matrix(a + "q_proj.weight", qd, H);
+  // With an output gate, q_proj yields [q, gate] per head: twice the rows.
+  w.q = ck.matrix(a + "q_proj.weight", c.attn_output_gate ? 2 * qd : qd, H);
   w.k = ck.matrix(a + "k_proj.weight", kvd, H);
   w.v = ck.matrix(a + "v_proj.weight", kvd, H);
   w.o = ck.matrix(a + "o_proj.weight", H, qd);
-  w.q_bias = optional(ck, c.qkv_bias, a + "q_proj.bias", qd);
+  w.q_bias = optional(ck, c.qkv_bias, a + "q_proj.bias", c.attn_output_gate ? 2 * qd : qd);
   w.k_bias = optional(ck, c.qkv_bias, a + "k_proj.bias", kvd);
   w.v_bias = optional(ck, c.qkv_bias, a + "v_proj.bias", kvd);
   w.o_bias = optional(ck, c.o_bias, a + "o_proj.bias", H);
@@ -77,16 +79,17 @@ namespace {
 
 // Decoder layer `i` (or an MTP layer past the last) with its FFN of kind `kind`; routed experts
 // go to `row`.
-LayerWeights load_layer(const Checkpoint& ck, const ModelConfig& c, int i, FfnKind kind, const Names& nm, bool fused,
-                        std::vector<ExpertWeights>& row, OwnedTensors& owned) {
+LayerWeights load_layer(const Checkpoint& ck, const ModelConfig& c, const std::string& base, int i, FfnKind kind,
+                        const Names& nm, bool fused, std::vector<ExpertWeights>& row, OwnedTensors& owned) {
   const int64_t H = c.hidden;
-  const std::string p = fmt::format("model.layers.{}.", i);
+  const std::string p = fmt::format("{}layers.{}.", base, i);
   LayerWeights L;
   L.attn_norm = ck.matrix(p + "input_layernorm.weight", H, 1);
   L.ffn_norm = ck.matrix(p + "post_attention_layernorm.weight", H, 1);
   const std::string a = p + "self_attn.";
   L.kind = kind;
-  if (c.is_mla()) load_mla(ck, c, a, L.attn);
+  if (i < c.n_layers && c.is_linear(i)) L.linear = load_linear_attn(ck, c, p + "linear_attn.", owned);
+  else if (c.is_mla()) load_mla(ck, c, a, L.attn);
   else load_attention(ck, c, a, L.attn);
   if (L.kind == FfnKind::Dense) {
     L.dense = ffn(ck, p + "mlp.", c.dense_intermediate, H);
@@ -132,8 +135,10 @@ Model load_hf_model(const std::filesystem::path& dir) {
   const ModelConfig& c = m.cfg;
   const int64_t H = c.hidden;
 
-  m.embed = ck->matrix("model.embed_tokens.weight", c.vocab_size, H);
-  m.final_norm = ck->matrix("model.norm.weight", H, 1);
+  // Qwen3.5's multimodal checkpoints keep the text model under model.language_model.
+  const std::string base = ck->has("model.language_model.embed_tokens.weight") ? "model.language_model." : "model.";
+  m.embed = ck->matrix(base + "embed_tokens.weight", c.vocab_size, H);
+  m.final_norm = ck->matrix(base + "norm.weight", H, 1);
   if (c.tie_embeddings && !ck->has("lm_head.weight")) m.lm_head = m.embed;
   else m.lm_head = ck->matrix("lm_head.weight", c.vocab_size, H);
 
@@ -142,21 +147,21 @@ Model load_hf_model(const std::filesystem::path& dir) {
   // Layout is a property of the file: look at the first MoE layer.
   for (int i = 0; i < c.n_layers; ++i)
     if (c.ffn[size_t(i)] == FfnKind::Moe) {
-      m.fused_experts = ck->has(fmt::format("model.layers.{}.mlp.experts.gate_up_proj", i));
+      m.fused_experts = ck->has(fmt::format("{}layers.{}.mlp.experts.gate_up_proj", base, i));
       break;
     }
   const Names nm = names_for(c, m.fused_experts);
 
   std::vector<std::vector<ExpertWeights>> experts(size_t(c.n_layers));
   for (int i = 0; i < c.n_layers; ++i)
-    m.layers.push_back(load_layer(*ck, c, i, c.ffn[size_t(i)], nm, m.fused_experts, experts[size_t(i)], *owned));
+    m.layers.push_back(load_layer(*ck, c, base, i, c.ffn[size_t(i)], nm, m.fused_experts, experts[size_t(i)], *owned));
   m.experts = std::make_unique<ResidentExperts>(std::move(experts));
 
   // Multi-token-prediction layers (DeepSeek-V3, GLM-4.5) follow the last decoder layer. They are
   // kept, validated, for speculative decoding; many converted checkpoints drop them.
   for (int k = 0; k < c.mtp_layers; ++k) {
     const int i = c.n_layers + k;
-    const std::string p = fmt::format("model.layers.{}.", i);
+    const std::string p = fmt::format("{}layers.{}.", base, i);
     if (!ck->has(p + "eh_proj.weight")) break;
     MtpLayer t;
     t.eh_proj = ck->matrix(p + "eh_proj.weight", H, 2 * H);
@@ -164,7 +169,7 @@ Model load_hf_model(const std::filesystem::path& dir) {
     t.hnorm = ck->matrix(p + "hnorm.weight", H, 1);
     t.head_norm = ck->matrix(p + "shared_head.norm.weight", H, 1);
     const FfnKind kind = c.router.n_experts > 0 ? FfnKind::Moe : FfnKind::Dense;
-    t.layer = load_layer(*ck, c, i, kind, nm, m.fused_experts, t.experts, *owned);
+    t.layer = load_layer(*ck, c, base, i, kind, nm, m.fused_experts, t.experts, *owned);
     m.mtp.push_back(std::move(t));
   }
   return m;
@@ -192,19 +197,26 @@ ParamCounts count_params(const ModelConfig& c) {
   const int64_t nh = c.n_heads;
   for (int i = 0; i < c.n_layers; ++i) {
     total += 2 * H;
-    if (c.is_mla()) {
+    if (c.is_linear(i)) {
+      const LinearAttnConfig& l = c.linear;
+      const int64_t kd = int64_t(l.n_k_heads) * l.k_dim, vd = int64_t(l.n_v_heads) * l.v_dim;
+      total += (2 * kd + vd) * H + vd * H + 2 * int64_t(l.n_v_heads) * H + l.conv_dim() * l.conv_kernel +
+               2 * l.n_v_heads + l.v_dim + H * vd;
+    } else if (c.is_mla()) {
       total += m.q_lora_rank > 0 ? H * m.q_lora_rank + m.q_lora_rank + int64_t(m.q_lora_rank) * nh * m.qk_head_dim()
                                  : H * nh * m.qk_head_dim();
       total += H * (int64_t(m.kv_lora_rank) + m.qk_rope_head_dim) + m.kv_lora_rank;
       total += int64_t(m.kv_lora_rank) * nh * (int64_t(m.qk_nope_head_dim) + m.v_head_dim) + nh * m.v_head_dim * H;
     } else {
-      total += qd * H + 2 * kvd * H + H * qd;
+      total += (c.attn_output_gate ? 2 : 1) * qd * H + 2 * kvd * H + H * qd;
     }
-    if (c.qkv_bias) total += qd + 2 * kvd;
-    if (c.attention_sinks) total += c.n_heads;
-    if (c.o_bias) total += H;
-    if (c.qk_norm == QkNorm::PerHead) total += 2 * hd;
-    if (c.qk_norm == QkNorm::Full) total += qd + kvd;
+    if (!c.is_linear(i)) {
+      if (c.qkv_bias) total += (c.attn_output_gate ? 2 : 1) * qd + 2 * kvd;
+      if (c.attention_sinks) total += c.n_heads;
+      if (c.o_bias) total += H;
+      if (c.qk_norm == QkNorm::PerHead) total += 2 * hd;
+      if (c.qk_norm == QkNorm::Full) total += qd + kvd;
+    }
     if (c.ffn[size_t(i)] == FfnKind::Dense) {
       total += 3 * H * c.dense_intermediate;
     } else {

@@ -10,17 +10,9 @@
 #include <vector>
 
 #include "runtime/model.h"
+#include "runtime/owned_tensors.h"
 
 namespace moe {
-
-// Bytes a model owns beyond its mappings (copied or rearranged tensors).
-struct OwnedTensors {
-  std::vector<std::unique_ptr<std::vector<uint8_t>>> buffers;
-  uint8_t* add(size_t bytes) {
-    buffers.push_back(std::make_unique<std::vector<uint8_t>>(bytes));
-    return buffers.back()->data();
-  }
-};
 
 // Fills `row` with layer `layer`'s experts and L's expert biases; `prefix` is "model.layers.N.mlp.".
 void load_gpt_oss_experts(const Checkpoint& ck, const ModelConfig& c, const std::string& prefix, LayerWeights& L,

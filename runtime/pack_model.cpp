@@ -25,7 +25,20 @@ void visit_dense(M& m, F&& f) {
     const std::string p = fmt::format("layers.{}.", i);
     f(p + "attn_norm", TC::Norm, L.attn_norm, H, 1);
     f(p + "ffn_norm", TC::Norm, L.ffn_norm, H, 1);
-    if (c.is_mla()) {
+    if (c.is_linear(i)) {
+      const LinearAttnConfig& l = c.linear;
+      const int64_t kd = int64_t(l.n_k_heads) * l.k_dim, vd = int64_t(l.n_v_heads) * l.v_dim;
+      auto& w = L.linear;
+      f(p + "linear.qkv", TC::Attention, w.qkv, 2 * kd + vd, H);
+      f(p + "linear.z", TC::Attention, w.z, vd, H);
+      f(p + "linear.b", TC::Router, w.b, int64_t(l.n_v_heads), H);  // tiny and gating: kept exact
+      f(p + "linear.a", TC::Router, w.a, int64_t(l.n_v_heads), H);
+      f(p + "linear.conv", TC::Norm, w.conv, l.conv_dim(), int64_t(l.conv_kernel));
+      f(p + "linear.dt_bias", TC::Bias, w.dt_bias, int64_t(l.n_v_heads), 1);
+      f(p + "linear.a_log", TC::Bias, w.a_log, int64_t(l.n_v_heads), 1);
+      f(p + "linear.norm", TC::Norm, w.norm, int64_t(l.v_dim), 1);
+      f(p + "linear.out", TC::Attention, w.out, H, vd);
+    } else if (c.is_mla()) {
       const MlaConfig& ml = c.mla;
       const int64_t nh = c.n_heads;
       if (ml.q_lora_rank > 0) {
@@ -40,19 +53,19 @@ void visit_dense(M& m, F&& f) {
       f(p + "attn.kv_b", TC::Attention, L.attn.kv_b, nh * (int64_t(ml.qk_nope_head_dim) + ml.v_head_dim), ml.kv_lora_rank);
       f(p + "attn.o", TC::Attention, L.attn.o, H, nh * ml.v_head_dim);
     } else {
-      f(p + "attn.q", TC::Attention, L.attn.q, qd, H);
+      f(p + "attn.q", TC::Attention, L.attn.q, c.attn_output_gate ? 2 * qd : qd, H);
       f(p + "attn.k", TC::Attention, L.attn.k, kvd, H);
       f(p + "attn.v", TC::Attention, L.attn.v, kvd, H);
       f(p + "attn.o", TC::Attention, L.attn.o, H, qd);
     }
-    if (c.qkv_bias) {
-      f(p + "attn.q_bias", TC::Bias, L.attn.q_bias, qd, 1);
+    if (c.qkv_bias && !c.is_linear(i)) {
+      f(p + "attn.q_bias", TC::Bias, L.attn.q_bias, c.attn_output_gate ? 2 * qd : qd, 1);
       f(p + "attn.k_bias", TC::Bias, L.attn.k_bias, kvd, 1);
       f(p + "attn.v_bias", TC::Bias, L.attn.v_bias, kvd, 1);
     }
-    if (c.o_bias) f(p + "attn.o_bias", TC::Bias, L.attn.o_bias, H, 1);
+    if (c.o_bias && !c.is_linear(i)) f(p + "attn.o_bias", TC::Bias, L.attn.o_bias, H, 1);
     if (c.attention_sinks) f(p + "attn.sinks", TC::Bias, L.attn.sinks, int64_t(c.n_heads), 1);
-    if (c.qk_norm != QkNorm::None) {
+    if (c.qk_norm != QkNorm::None && !c.is_linear(i)) {
       const bool per_head = c.qk_norm == QkNorm::PerHead;
       f(p + "attn.q_norm", TC::Norm, L.attn.q_norm, per_head ? hd : qd, 1);
       f(p + "attn.k_norm", TC::Norm, L.attn.k_norm, per_head ? hd : kvd, 1);

@@ -38,7 +38,7 @@ ModelBytes gpu_model_bytes(const Model& m, const gpu::GpuEngineOptions& o, uint6
   b.largest_expert = record_bytes;
   b.expert_bytes = count_experts(m) * record_bytes;
   b.top_k = std::max(1, c.router.top_k);
-  b.kv_bytes_per_token = uint64_t(c.n_layers) * uint64_t(c.kv_floats_per_layer()) * 4;
+  b.kv_bytes_per_token = uint64_t(c.kv_bytes_per_token());
   return b;
 }
 

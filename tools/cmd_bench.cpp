@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "prefetch/oracle_predictor.h"
+#include "runtime/engine.h"
 #include "runtime/forced_routing.h"
 #include "runtime/sampler.h"
 #include "session/session.h"
@@ -141,11 +142,14 @@ nlohmann::json measure(Session& session, const BenchOpts& o, const Variant& v, i
   std::vector<int32_t> prompt(size_t(o.prompt_len));
   for (auto& t : prompt) t = int32_t(rng() % uint64_t(m.cfg.vocab_size));
   const SeqId s = engine.create_sequence();
+  auto* cpu_engine = dynamic_cast<Engine*>(&engine);  // per-block times: the CPU engine keeps them
+  if (cpu_engine) cpu_engine->reset_layer_times();
   auto t0 = clock_type::now();
   BatchItem pre{s, prompt, false};
   std::vector<float> logits = engine.forward({&pre, 1});
   const double prefill_s = since(t0);
   const SessionStats prefill = session.stats();
+  const LayerTimes prefill_times = cpu_engine ? cpu_engine->layer_times() : LayerTimes{};
 
   int32_t next = argmax(logits);
   auto step = [&] {
@@ -156,9 +160,11 @@ nlohmann::json measure(Session& session, const BenchOpts& o, const Variant& v, i
   for (int i = 0; i < o.warmup; ++i) step();
   session.reset_stats();
   for (auto& row : routing.counts) std::fill(row.begin(), row.end(), 0);
+  if (cpu_engine) cpu_engine->reset_layer_times();
   t0 = clock_type::now();
   for (int i = 0; i < o.gen_len; ++i) step();
   const double decode_s = since(t0);
+  const LayerTimes decode_times = cpu_engine ? cpu_engine->layer_times() : LayerTimes{};
   session.flush_trace();
 
   const double decode_tps = o.gen_len / decode_s;
@@ -189,6 +195,13 @@ nlohmann::json measure(Session& session, const BenchOpts& o, const Variant& v, i
     j["prefill_ram_hit_rate"] = prefill.ram->total.hit_rate();
   }
   j["prefetch"] = session.prefetch_mode();
+  if (cpu_engine) {
+    const auto shares = [](const LayerTimes& t, double s) {
+      return nlohmann::json{{"attention", t.attention / s}, {"linear_attention", t.linear / s}, {"ffn", t.ffn / s}};
+    };
+    j["prefill_time_share"] = shares(prefill_times, prefill_s);
+    j["decode_time_share"] = shares(decode_times, decode_s);
+  }
   if (!v.budget.empty()) j["vram_budget_flag"] = v.budget;
   return j;
 }

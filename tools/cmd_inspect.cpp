@@ -69,7 +69,7 @@ Runner add_inspect(CLI::App& app) {
     }
     // KV cache per token (the engines keep fp32); MLA's uncompressed equivalent is full K and V
     // per head, as a cache of expanded keys and values would hold.
-    const int64_t kv_token = int64_t(cfg.n_layers) * cfg.kv_floats_per_layer() * 4;
+    const int64_t kv_token = cfg.kv_bytes_per_token();
     const int64_t kv_expanded =
         cfg.is_mla() ? int64_t(cfg.n_layers) * cfg.n_heads * (int64_t(cfg.mla.qk_head_dim()) + cfg.mla.v_head_dim) * 4
                      : kv_token;
@@ -99,6 +99,8 @@ Runner add_inspect(CLI::App& app) {
         {"expert_dtype", std::string(dtype_name(expert_dtype))},
         {"kv_bytes_per_token", kv_token},
         {"kv_bytes_per_token_uncompressed", kv_expanded},
+        {"state_bytes_per_sequence", cfg.state_bytes_per_sequence()},
+        {"linear_attention_layers", cfg.n_linear_layers()},
         {"dense_bytes", dense_bytes},
         {"expert_bytes_total", all_experts},
         {"router", router_summary(cfg)},
@@ -133,6 +135,10 @@ Runner add_inspect(CLI::App& app) {
     row("kv cache / token", cfg.is_mla() ? fmt::format("{} (fp32; {} uncompressed, {:.1f}x smaller)", human_bytes(double(kv_token)),
                                                        human_bytes(double(kv_expanded)), double(kv_expanded) / double(kv_token))
                                          : fmt::format("{} (fp32)", human_bytes(double(kv_token))));
+    if (cfg.n_linear_layers() > 0)
+      row("recurrent state", fmt::format("{} per sequence ({} gated DeltaNet layers; KV only in the other {})",
+                                         human_bytes(double(cfg.state_bytes_per_sequence())), cfg.n_linear_layers(),
+                                         cfg.n_layers - cfg.n_linear_layers()));
     row("memory plan", fmt::format("dense {} resident, experts {} (RAM tier or disk), KV {} per 4096-token sequence",
                                    human_bytes(double(dense_bytes)), human_bytes(double(all_experts)),
                                    human_bytes(double(kv_token) * 4096)));

@@ -36,7 +36,7 @@ using nlohmann::json;
 
 constexpr const char* kShapes =
     "qwen3-30b-a3b, mixtral-8x7b, olmoe-1b-7b, deepseek-v3, kimi-k2, deepseek-v2-lite, glm-4.5, glm-4.5-air, "
-    "gpt-oss-120b, gpt-oss-20b, tiny";
+    "gpt-oss-120b, gpt-oss-20b, qwen3-next-80b-a3b, qwen3.5-35b-a3b, tiny";
 
 json shape_config(const std::string& shape) {
   if (shape == "qwen3-30b-a3b")
@@ -131,6 +131,22 @@ json shape_config(const std::string& shape) {
                 {"hidden_act", "silu"}, {"bos_token_id", 199998}, {"eos_token_id", 200002}, {"pad_token_id", 199999},
                 {"torch_dtype", "bfloat16"}};
   };
+  // Qwen3-Next / Qwen3.5: three gated DeltaNet layers per gated full-attention layer.
+  const auto qwen_hybrid = [](const char* arch, const char* type, int64_t vocab, int layers, int experts, int top_k,
+                              int64_t max_pos) {
+    return json{{"architectures", {arch}}, {"model_type", type}, {"vocab_size", vocab}, {"hidden_size", 2048},
+                {"intermediate_size", 5120}, {"moe_intermediate_size", 512}, {"shared_expert_intermediate_size", 512},
+                {"num_hidden_layers", layers}, {"num_attention_heads", 16}, {"num_key_value_heads", 2},
+                {"head_dim", 256}, {"linear_num_key_heads", 16}, {"linear_num_value_heads", 32},
+                {"linear_key_head_dim", 128}, {"linear_value_head_dim", 128}, {"linear_conv_kernel_dim", 4},
+                {"full_attention_interval", 4}, {"num_experts", experts}, {"num_experts_per_tok", top_k},
+                {"norm_topk_prob", true}, {"decoder_sparse_step", 1}, {"mlp_only_layers", json::array()},
+                {"partial_rotary_factor", 0.25}, {"rope_theta", 10000000.0}, {"max_position_embeddings", max_pos},
+                {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false}, {"attention_bias", false},
+                {"hidden_act", "silu"}, {"bos_token_id", nullptr}, {"eos_token_id", 151645}, {"torch_dtype", "bfloat16"}};
+  };
+  if (shape == "qwen3-next-80b-a3b") return qwen_hybrid("Qwen3NextForCausalLM", "qwen3_next", 151936, 48, 512, 10, 262144);
+  if (shape == "qwen3.5-35b-a3b") return qwen_hybrid("Qwen3_5MoeForCausalLM", "qwen3_5_moe_text", 248320, 40, 256, 8, 262144);
   if (shape == "gpt-oss-120b") return gpt_oss(36, 128);
   if (shape == "gpt-oss-20b") return gpt_oss(24, 32);
   if (shape == "glm-4.5") return glm(5120, 12288, 1536, 92, 160, 3, 2.5, true);
@@ -155,10 +171,12 @@ bool follows_dense_flag(TensorClass c) {
 // A dense tensor's bytes: vectors F32 (norms 1, biases 0), matrices bf16 normal. Row blocks
 // are generated in parallel, each from its own seed.
 std::vector<uint8_t> synth_dense(const DenseSpec& s, const pack::MatrixLayout& l, uint64_t seed, size_t index,
-                                 int threads) {
+                                 int threads, const ModelConfig& c) {
   std::vector<uint8_t> buf(l.end(), 0);
   if (l.dtype == DType::F32) {
-    fill_f32_const(reinterpret_cast<float*>(buf.data()), s.rows, s.cls == TensorClass::Norm ? 1.0f : 0.0f);
+    // Norms are 1, or 0 where the model scales by (1 + w) (Qwen3-Next; not its gated DeltaNet norm).
+    const bool centred = c.norm_plus_one && !s.name.ends_with(".linear.norm");
+    fill_f32_const(reinterpret_cast<float*>(buf.data()), s.rows, s.cls == TensorClass::Norm && !centred ? 1.0f : 0.0f);
     return buf;
   }
   const float base = s.cls == TensorClass::Embedding ? 1.0f : s.cls == TensorClass::Router ? kRouterLogitStd : 1.0f;
@@ -298,7 +316,7 @@ int run_synth(const Opts& opts) {
   pack::PackWriter w(o.out, uint32_t(c.n_layers));
   Progress prog("synth", plan.total);
   for (size_t i = 0; i < plan.specs.size(); ++i) {
-    const auto buf = synth_dense(plan.specs[i], plan.dense[i], o.seed, i, threads);
+    const auto buf = synth_dense(plan.specs[i], plan.dense[i], o.seed, i, threads, c);
     w.add_dense(plan.specs[i].name, plan.dense[i], buf.data());
     prog.set(w.bytes_written());
   }

@@ -31,8 +31,11 @@ std::vector<uint64_t> block_hashes(std::span<const int32_t> tokens, int64_t bloc
   return out;
 }
 
-PrefixCache::PrefixCache(InferenceEngine& engine, uint64_t max_bytes, int64_t bytes_per_token)
-    : engine_(engine), max_bytes_(max_bytes), bytes_per_token_(std::max<int64_t>(1, bytes_per_token)) {}
+PrefixCache::PrefixCache(InferenceEngine& engine, uint64_t max_bytes, int64_t bytes_per_token, int64_t bytes_per_entry)
+    : engine_(engine),
+      max_bytes_(max_bytes),
+      bytes_per_token_(std::max<int64_t>(1, bytes_per_token)),
+      bytes_per_entry_(std::max<int64_t>(0, bytes_per_entry)) {}
 
 PrefixCache::~PrefixCache() { clear(); }
 
@@ -49,7 +52,7 @@ void PrefixCache::erase(Lru::iterator it) {
         break;
       }
   }
-  bytes_ -= uint64_t(it->tokens.size()) * uint64_t(bytes_per_token_);
+  bytes_ -= cost(it->tokens.size());
   engine_.free_sequence(it->seq);
   entries_.erase(it);
 }
@@ -86,7 +89,7 @@ std::optional<PrefixCache::Hit> PrefixCache::acquire(std::span<const int32_t> pr
 }
 
 void PrefixCache::release(SeqId seq, std::vector<int32_t> tokens) {
-  const uint64_t need = uint64_t(tokens.size()) * uint64_t(bytes_per_token_);
+  const uint64_t need = cost(tokens.size());
   if (int64_t(tokens.size()) < kBlock || need > max_bytes_) {
     engine_.free_sequence(seq);
     return;

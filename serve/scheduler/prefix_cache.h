@@ -19,8 +19,9 @@ class PrefixCache {
  public:
   static constexpr int64_t kBlock = 16;  // tokens per hashed block: shorter shared prefixes are not reused
 
-  // bytes_per_token: the engine's KV bytes per cached token (accounting of the bound).
-  PrefixCache(InferenceEngine& engine, uint64_t max_bytes, int64_t bytes_per_token);
+  // bytes_per_token: the engine's KV bytes per cached token; bytes_per_entry: what each cached
+  // sequence costs besides (a recurrent model's state), for the accounting of the bound.
+  PrefixCache(InferenceEngine& engine, uint64_t max_bytes, int64_t bytes_per_token, int64_t bytes_per_entry = 0);
   ~PrefixCache();  // frees every cached sequence
   PrefixCache(const PrefixCache&) = delete;
   PrefixCache& operator=(const PrefixCache&) = delete;
@@ -54,6 +55,8 @@ class PrefixCache {
   InferenceEngine& engine_;
   uint64_t max_bytes_;
   int64_t bytes_per_token_;
+  int64_t bytes_per_entry_;
+  uint64_t cost(size_t tokens) const { return uint64_t(tokens) * uint64_t(bytes_per_token_) + uint64_t(bytes_per_entry_); }
   uint64_t bytes_ = 0;
   Lru entries_;
   std::unordered_multimap<uint64_t, Lru::iterator> by_hash_;

@@ -38,10 +38,9 @@ struct RoutingCounts {
   int64_t events = 0;
 };
 
-int64_t kv_bytes_per_token(const Model& m) {
-  // Both engines keep fp32 K and V rows (MLA: latent + rotary key) per layer.
-  return int64_t(m.cfg.n_layers) * m.cfg.kv_floats_per_layer() * int64_t(sizeof(float));
-}
+// Both engines keep fp32 K and V rows (MLA: latent + rotary key) per attention layer; a recurrent
+// model's sequence also holds its state, plus a snapshot every 256 tokens (EngineOptions' default).
+int64_t kv_bytes_per_token(const Model& m) { return m.cfg.kv_bytes_per_token() + m.cfg.state_bytes_per_sequence() / 256; }
 
 }  // namespace
 
@@ -72,7 +71,8 @@ struct Scheduler::Impl {
     if (o.prefill_chunk < 1) throw std::invalid_argument("prefill chunk must be >= 1");
     if (o.step_tokens < o.parallel) o.step_tokens = o.parallel;
     if (o.prefix_cache_bytes > 0)
-      cache = std::make_unique<PrefixCache>(e, o.prefix_cache_bytes, kv_bytes_per_token(model));
+      cache = std::make_unique<PrefixCache>(e, o.prefix_cache_bytes, kv_bytes_per_token(model),
+                                            model.cfg.state_bytes_per_sequence());
     auto counts = routing;
     e.add_routing_observer([counts](const RoutingEvent& ev) {
       std::lock_guard lk(counts->m);

@@ -98,10 +98,13 @@ TEST_P(PackFixture, QuantizedPacksStayClose) {
   const auto g = golden(GetParam());
   if (ships_quantized(load_hf_model(fixture_dir(GetParam()))))
     GTEST_SKIP() << "ships quantized weights: ShippedFormatIsKept covers it, re-quantizing them measures nothing";
-  // gpt-oss's fixture scales its experts so the SwiGLU clamp bites (about 5% of values), and its
-  // logits move several times more than the other families' under the same weight error (fp8
-  // per-row: 0.36 against 0.03-0.35): a looser bound, still far from a broken pack (~1.4).
-  const double tol = GetParam().rfind("gpt_oss", 0) == 0 ? 1.0 : kQuantTol;
+  // gpt-oss's fixture scales its experts so the SwiGLU clamp bites (about 5% of values), and the
+  // random gated DeltaNet fixtures (qwen3_next, qwen3_5_moe) have heads whose output RMS is near
+  // the gated norm's eps: their logits move several times more than the other families' under
+  // the same weight error (int8 dense alone: KL 0.065 against ~0.01). A looser bound, still far
+  // from a broken pack (~1.4); the bf16 packs of all of them are bitwise equal to the checkpoint.
+  const bool sensitive = GetParam().rfind("gpt_oss", 0) == 0 || GetParam() == "qwen3_next" || GetParam() == "qwen3_5_moe";
+  const double tol = sensitive ? 1.0 : kQuantTol;
   for (const std::string flags : {"--experts int4 --group-size 32 --dense bf16", "--experts fp8 --dense int8 --compress zstd",
                                   "--experts int4 --group-size 32 --dense fp8 --clip-search"}) {
     const fs::path p = convert(GetParam(), flags, std::to_string(std::hash<std::string>{}(flags)));

@@ -351,3 +351,34 @@ TEST(Config, GptOssLayerTypesAndDefaults) {
   j["layer_types"] = {"full_attention", "chunked_attention", "full_attention", "full_attention"};
   EXPECT_NE(error_of(j).find("entry 1"), std::string::npos) << error_of(j);
 }
+
+TEST(Config, Qwen3NextLayerTypesAndState) {
+  json j = qwen3();
+  j["architectures"] = {"Qwen3NextForCausalLM"};
+  j["num_hidden_layers"] = 8;
+  j["mlp_only_layers"] = json::array();
+  j["shared_expert_intermediate_size"] = 64;
+  j["linear_num_key_heads"] = 2;
+  j["linear_num_value_heads"] = 4;
+  j["linear_key_head_dim"] = 16;
+  j["linear_value_head_dim"] = 32;
+  j["linear_conv_kernel_dim"] = 4;
+  j["partial_rotary_factor"] = 0.25;
+  ModelConfig c = parse_model_config(j, "config.json");
+  // transformers' default: every 4th layer full attention.
+  EXPECT_EQ(c.linear_layers, (std::vector<bool>{true, true, true, false, true, true, true, false}));
+  EXPECT_EQ(c.n_linear_layers(), 6);
+  EXPECT_EQ(c.rotary_dim, 8);
+  EXPECT_TRUE(c.norm_plus_one && c.attn_output_gate && c.shared_expert_gate);
+  // conv window (K-1) x (2*2*16 + 4*32) + delta state 4 x 16 x 32, fp32, 6 layers.
+  EXPECT_EQ(c.state_bytes_per_sequence(), 6 * (3 * (64 + 128) + 4 * 16 * 32) * 4);
+  EXPECT_EQ(c.kv_bytes_per_token(), 2 * 2 * 2 * 32 * 4);  // 2 attention layers, K and V, 2 kv heads x 32
+  EXPECT_NE(c.gpu_unsupported().find("DeltaNet"), std::string::npos);
+  j["full_attention_interval"] = 2;
+  EXPECT_EQ(parse_model_config(j, "config.json").n_linear_layers(), 4);
+  j["linear_num_value_heads"] = 3;  // not a multiple of the key heads
+  EXPECT_NE(error_of(j).find("linear_num_value_heads"), std::string::npos) << error_of(j);
+  j["linear_num_value_heads"] = 4;
+  j["layer_types"] = {"linear_attention", "sliding_attention"};
+  EXPECT_NE(error_of(j).find("'layer_types' must list one type per layer (8)"), std::string::npos) << error_of(j);
+}
