@@ -173,6 +173,19 @@ std::string read_text(const std::filesystem::path& path) {
 }
 
 
+// The rotary dims of a partial-rotary family: head_dim x partial_rotary_factor, read from the top
+// level (hub configs) or rope_parameters (transformers 5), `def` when absent.
+int partial_rotary_dims(const Reader& r, int head_dim, double def) {
+  const bool v5 = r.has("rope_parameters");
+  const Reader rp{v5 ? r.j["rope_parameters"] : r.j, r.file, v5 ? "rope_parameters." : ""};
+  const double partial = (rp.has("partial_rotary_factor") ? rp : r).number("partial_rotary_factor", def, 0.0, false, 1.0);
+  const int dims = int(double(head_dim) * partial);
+  if (dims < 2 || dims % 2 != 0)
+    r.fail("partial_rotary_factor",
+           fmt::format("({}) of head_dim {} must give an even number of rotary dims", partial, head_dim));
+  return dims;
+}
+
 // DeepSeek-V2/V3 (and Kimi-K2, which is V3) and GLM-4.5: fine-grained routed experts plus
 // ungated shared ones, the first layers dense, group-limited routing; DeepSeek with MLA,
 // GLM with partial rotary. Defaults are transformers' where a hub config may omit a field.
@@ -226,13 +239,7 @@ void parse_deepseek_like(ModelConfig& c, const Reader& r) {
   if (glm) {
     c.o_bias = false;  // GLM's o_proj never has a bias
     if (r.boolean("use_qk_norm", false)) c.qk_norm = QkNorm::PerHead;
-    const Reader rp{r.has("rope_parameters") ? r.j["rope_parameters"] : r.j, r.file,
-                    r.has("rope_parameters") ? "rope_parameters." : ""};
-    const double partial = (rp.has("partial_rotary_factor") ? rp : r).number("partial_rotary_factor", 0.5, 0.0, false, 1.0);
-    c.rotary_dim = int(double(c.head_dim) * partial);
-    if (c.rotary_dim < 2 || c.rotary_dim % 2 != 0)
-      r.fail("partial_rotary_factor", fmt::format("({}) of head_dim {} must give an even number of rotary dims", partial,
-                                                  c.head_dim));
+    c.rotary_dim = partial_rotary_dims(r, c.head_dim, 0.5);
     return;
   }
   // MLA. The V3 q path may skip the low-rank bottleneck (q_lora_rank null), as V2-Lite does.
@@ -313,13 +320,7 @@ void parse_qwen3_next(ModelConfig& c, const Reader& r) {
   c.qkv_bias = c.o_bias = r.boolean("attention_bias", false);
   c.attn_output_gate = true;
   c.norm_plus_one = true;
-  const Reader rp{r.has("rope_parameters") ? r.j["rope_parameters"] : r.j, r.file,
-                  r.has("rope_parameters") ? "rope_parameters." : ""};
-  const double partial = (rp.has("partial_rotary_factor") ? rp : r).number("partial_rotary_factor", 0.25, 0.0, false, 1.0);
-  c.rotary_dim = int(double(c.head_dim) * partial);
-  if (c.rotary_dim < 2 || c.rotary_dim % 2 != 0)
-    r.fail("partial_rotary_factor", fmt::format("({}) of head_dim {} must give an even number of rotary dims", partial,
-                                                c.head_dim));
+  c.rotary_dim = partial_rotary_dims(r, c.head_dim, 0.25);
   LinearAttnConfig& l = c.linear;
   l.n_k_heads = r.positive("linear_num_key_heads");
   l.n_v_heads = r.positive("linear_num_value_heads");
