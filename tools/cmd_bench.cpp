@@ -256,6 +256,9 @@ void print_summary(const BenchOpts& o, const nlohmann::json& summary) {
 
 int run_bench(BenchOpts& o) {
   if (o.io_only) {
+    if (!std::filesystem::is_regular_file(o.model))
+      throw std::invalid_argument(fmt::format("--io-only reads a file: {} is not one (give a .moepack, whose disk it "
+                                              "measures)", o.model));
     const DiskBandwidth d = measure_disk_bandwidth(o.model, o.io_seconds);
     const nlohmann::json j = {{"disk_seq_bytes_per_s", d.seq_bytes_per_s}, {"disk_rand4k_bytes_per_s", d.rand_bytes_per_s},
                               {"disk_rand4k_iops", d.rand_iops}, {"o_direct", d.direct}};

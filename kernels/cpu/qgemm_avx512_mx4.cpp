@@ -32,9 +32,11 @@ void mx4_row(const WeightView& w, int64_t n, const float* x, int64_t m0, float o
   const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * K / 2;
   const uint8_t* sc = static_cast<const uint8_t*>(w.scales) + n * (K / 32);
   const __m512 lut = e2m1_table();
-  __m512 tot[MT];
-  for (int i = 0; i < MT; ++i) tot[i] = _mm512_setzero_ps();
-  for (int64_t c = 0; c < K; c += 32) {
+  // Two accumulators per row, for even and odd blocks: one chain of FMAs would wait on its own
+  // latency every block and hold a GEMV well below the memory bandwidth.
+  __m512 even[MT], odd[MT];
+  for (int i = 0; i < MT; ++i) even[i] = odd[i] = _mm512_setzero_ps();
+  const auto block = [&](int64_t c, __m512* tot) {
     __m512 f0, f1;
     prefetch(wr + c / 2);
     mx4_decode32(wr + c / 2, lut, &f0, &f1);
@@ -44,8 +46,14 @@ void mx4_row(const WeightView& w, int64_t n, const float* x, int64_t m0, float o
       const __m512 blk = _mm512_fmadd_ps(f1, _mm512_loadu_ps(xr + 16), _mm512_mul_ps(f0, _mm512_loadu_ps(xr)));
       tot[i] = _mm512_fmadd_ps(blk, s, tot[i]);
     }
+  };
+  int64_t c = 0;
+  for (; c + 64 <= K; c += 64) {
+    block(c, even);
+    block(c + 32, odd);
   }
-  for (int i = 0; i < MT; ++i) out[i] = _mm512_reduce_add_ps(tot[i]);
+  if (c < K) block(c, even);
+  for (int i = 0; i < MT; ++i) out[i] = _mm512_reduce_add_ps(_mm512_add_ps(even[i], odd[i]));
 }
 
 template <int MT>
