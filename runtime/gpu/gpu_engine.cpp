@@ -39,6 +39,10 @@ void check_supported(const ModelConfig& c) {
 GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model), opts_(std::move(opts)) {
   const ModelConfig& c = model_.cfg;
   check_supported(c);
+  // A pack may hold MXFP4 experts (moe convert --experts mxfp4) whatever its family.
+  if (const int l = first_moe_layer(model_); l >= 0 && model_.experts &&
+                                             HeldExpert(*model_.experts, l, 0).weights().gate.dtype == DType::MXFP4)
+    throw std::invalid_argument("the GPU engine has no MXFP4 expert kernels yet; run on the CPU (--device cpu)");
   if (opts_.max_seq_len <= 0) opts_.max_seq_len = c.max_position;
   if (opts_.ram_tier && opts_.ram_tier != model_.experts.get())
     throw std::invalid_argument("GpuEngineOptions::ram_tier must be the model's expert source (model.experts)");
