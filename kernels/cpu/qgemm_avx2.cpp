@@ -3,7 +3,8 @@
 //
 // Q4/Q4Z and I8 use int8 activations and vpmaddubsw (u8 x s8 pairs -> s16; no saturation here:
 // |q| <= 15 or 127 and |x| <= 127 keep pair sums below 32767) + vpmaddwd (-> s32); Q4 takes two
-// 32-column runs per step, I8 one. F8E4M3 widens through fp16 and uses fp32 FMAs.
+// 32-column runs per step, I8 one. F8E4M3 widens through fp16 and uses fp32 FMAs; MXFP4 decodes
+// through a vpshufb table and uses fp32 FMAs.
 // Rows of x are tiled by up to 4 so each unpacked weight block is reused from registers.
 #include <immintrin.h>
 
@@ -190,6 +191,40 @@ void f8_row(const WeightView& w, int64_t n, const float* x, int64_t m0, float* o
   for (int i = 0; i < MT; ++i) out[i] = hsum(tot[i]);
 }
 
+// MXFP4: vpshufb looks each nibble up in a table of 2 x the e2m1 values (exact int8s), the int8s
+// widen to fp32 (exact), and the block's power-of-two scale times 1/2 multiplies the block's sum.
+template <int MT>
+void mx4_row(const WeightView& w, int64_t n, const float* x, int64_t m0, float* out) {
+  const int64_t K = w.cols;
+  const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * K / 2;
+  const uint8_t* sc = static_cast<const uint8_t*>(w.scales) + n * (K / 32);
+  const __m128i lut = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+  const __m128i low = _mm_set1_epi8(0x0f);
+  __m256 tot[MT];
+  for (int i = 0; i < MT; ++i) tot[i] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < K; c += 32) {
+    if (c % 128 == 0) prefetch(wr + c / 2);
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr + c / 2));
+    const __m128i lo = _mm_and_si128(b, low), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low);
+    const __m128i v0 = _mm_shuffle_epi8(lut, _mm_unpacklo_epi8(lo, hi));  // columns 0..15, x2
+    const __m128i v1 = _mm_shuffle_epi8(lut, _mm_unpackhi_epi8(lo, hi));  // columns 16..31
+    const __m256 f[4] = {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v0)),
+                         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v0, 8))),
+                         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v1)),
+                         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v1, 8)))};
+    const __m256 s = _mm256_set1_ps(0.5f * e8m0_to_f32(sc[c / 32]));
+    for (int i = 0; i < MT; ++i) {
+      const float* xr = x + (m0 + i) * K + c;
+      __m256 blk = _mm256_mul_ps(f[0], _mm256_loadu_ps(xr));
+      blk = _mm256_fmadd_ps(f[1], _mm256_loadu_ps(xr + 8), blk);
+      blk = _mm256_fmadd_ps(f[2], _mm256_loadu_ps(xr + 16), blk);
+      blk = _mm256_fmadd_ps(f[3], _mm256_loadu_ps(xr + 24), blk);
+      tot[i] = _mm256_fmadd_ps(blk, s, tot[i]);
+    }
+  }
+  for (int i = 0; i < MT; ++i) out[i] = hsum(tot[i]);
+}
+
 template <int MT>
 struct Q4Row {
   static void run(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) { q4_row<MT>(w, n, a, m0, out); }
@@ -201,6 +236,10 @@ struct I8Row {
 template <int MT>
 struct F8Row {
   static void run(const WeightView& w, int64_t n, const float* x, int64_t m0, float* out) { f8_row<MT>(w, n, x, m0, out); }
+};
+template <int MT>
+struct Mx4Row {
+  static void run(const WeightView& w, int64_t n, const float* x, int64_t m0, float* out) { mx4_row<MT>(w, n, x, m0, out); }
 };
 
 template <template <int> class Row, class Arg>
@@ -227,8 +266,8 @@ void tiled_rows(const Job& job, const Arg& arg, int64_t n0, int64_t n1) {
 void run_avx2(ThreadPool& pool, const Job& job) {
   const WeightView& w = job.w;
   const int64_t N = w.rows, K = w.cols;
-  if (w.dtype == DType::MXFP4) {  // no AVX2 variant yet: the reference loop
-    run_scalar(pool, job);
+  if (w.dtype == DType::MXFP4) {
+    pool.parallel_for(N, row_grain(K), [&](int64_t n0, int64_t n1) { tiled_rows<Mx4Row>(job, job.x, n0, n1); });
     return;
   }
   if (w.dtype == DType::F8E4M3) {
