@@ -65,6 +65,8 @@ class Engine final : public InferenceEngine {
   void attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x);
   void mla_attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x);
   void linear_attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x);
+  // cos/sin of each rotary pair at position pos, times YaRN's attention factor.
+  void rope_tables(int32_t pos, float* cs, float* sn) const;
   // A norm weight as the engine applies it: (1 + w) for Qwen3-Next's centred norms, else w.
   WeightView norm(const WeightView& w) const;
   // Recurrent models: bring `seq`'s state to length n (<= its length) from the nearest snapshot,

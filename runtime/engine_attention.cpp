@@ -9,6 +9,15 @@
 
 namespace moe {
 
+void Engine::rope_tables(int32_t pos, float* cs, float* sn) const {
+  const float af = float(model_.cfg.rope.attention_factor);  // YaRN scales cos and sin
+  for (size_t i = 0; i < inv_freq_.size(); ++i) {
+    const float ang = float(pos) * inv_freq_[i];
+    cs[i] = std::cos(ang) * af;
+    sn[i] = std::sin(ang) * af;
+  }
+}
+
 void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x) {
   if (model_.cfg.is_mla()) return mla_attention(layer, toks, x);
   const ModelConfig& c = model_.cfg;
@@ -52,16 +61,10 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
       for (float& e : *buf) e = std::clamp(e, -lim, lim);
   }
 
-  // RoPE at each token's own position; cos/sin scaled by YaRN's attention factor.
-  const int half = c.rotary_dim / 2;
-  const float af = float(c.rope.attention_factor);
-  std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+  // RoPE at each token's own position.
+  std::vector<float> cs(inv_freq_.size()), sn(inv_freq_.size());
   for (int64_t t = 0; t < T; ++t) {
-    for (int i = 0; i < half; ++i) {
-      const float ang = float(toks[size_t(t)].pos) * inv_freq_[size_t(i)];
-      cs[size_t(i)] = std::cos(ang) * af;
-      sn[size_t(i)] = std::sin(ang) * af;
-    }
+    rope_tables(toks[size_t(t)].pos, cs.data(), sn.data());
     cpu::rope_dims(&q[size_t(t * qd)], c.n_heads, int(hd), c.rotary_dim, c.rope_interleaved, cs.data(), sn.data());
     cpu::rope_dims(&k[size_t(t * kvd)], c.n_kv_heads, int(hd), c.rotary_dim, c.rope_interleaved, cs.data(), sn.data());
     KvCache& kv = *toks[size_t(t)].kv;

@@ -42,16 +42,11 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
   std::vector<float> ckv(size_t(T * row));  // [T, latent + rotary key]
   cpu::matmul(pool_, h.data(), T, A.kv_a, ckv.data());
 
-  const float af = float(c.rope.attention_factor);
-  std::vector<float> cs(size_t(rope / 2)), sn(size_t(rope / 2));
+  std::vector<float> cs(inv_freq_.size()), sn(inv_freq_.size());  // rope / 2 each
   for (int64_t t = 0; t < T; ++t) {
     float* kv_row = &ckv[size_t(t * row)];
     cpu::rmsnorm(kv_row, A.kv_a_norm, kLatentNormEps, R, kv_row);
-    for (int64_t i = 0; i < rope / 2; ++i) {
-      const float ang = float(toks[size_t(t)].pos) * inv_freq_[size_t(i)];
-      cs[size_t(i)] = std::cos(ang) * af;
-      sn[size_t(i)] = std::sin(ang) * af;
-    }
+    rope_tables(toks[size_t(t)].pos, cs.data(), sn.data());
     cpu::rope_dims(&q[size_t(t * nh * qk + nope)], int(nh), int(qk), int(rope), c.rope_interleaved, cs.data(), sn.data());
     cpu::rope_dims(kv_row + R, 1, int(rope), int(rope), c.rope_interleaved, cs.data(), sn.data());
     std::copy_n(kv_row, row, toks[size_t(t)].kv->k(layer, toks[size_t(t)].pos));
