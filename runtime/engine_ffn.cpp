@@ -93,22 +93,29 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
     if (!by_expert[size_t(e)].empty()) used.push_back(e);
   // Acquire top_k experts at a time: a tiered source reads that chunk's misses in one batch,
   // and a budget that holds one token's experts always holds a chunk.
-  std::vector<float> xin, y;
+  // The chunk's experts run together (cpu::swiglu_ffn_many: two parallel sections in all).
+  std::vector<std::vector<float>> xin(static_cast<size_t>(K)), y(static_cast<size_t>(K));
+  std::vector<cpu::FfnJob> jobs;
   for (size_t c0 = 0; c0 < used.size(); c0 += size_t(K)) {
     const std::span<const int> chunk(used.data() + c0, std::min(used.size() - c0, size_t(K)));
     const HeldExperts w(*model_.experts, layer, chunk);  // released even when a kernel throws
+    jobs.clear();
     for (size_t ci = 0; ci < chunk.size(); ++ci) {
       const auto& rows = by_expert[size_t(chunk[ci])];
       const int64_t n = int64_t(rows.size());
-      xin.resize(size_t(n * H));
-      y.resize(size_t(n * H));
-      for (int64_t r = 0; r < n; ++r) std::copy_n(&h[size_t(rows[size_t(r)] / K * H)], H, &xin[size_t(r * H)]);
-      if (c.expert_biases || c.expert_act.clamped) biased_expert(L, chunk[ci], w[ci], n, xin.data(), y.data());
-      else dense_ffn({w[ci].gate, w[ci].up, w[ci].down}, n, I, xin.data(), y.data());
-      for (int64_t r = 0; r < n; ++r) {
-        const int64_t t = rows[size_t(r)] / K;
-        const float g = wts[size_t(rows[size_t(r)])];
-        for (int64_t d = 0; d < H; ++d) out[size_t(t * H + d)] += g * y[size_t(r * H + d)];
+      xin[ci].resize(size_t(n * H));
+      y[ci].resize(size_t(n * H));
+      for (int64_t r = 0; r < n; ++r) std::copy_n(&h[size_t(rows[size_t(r)] / K * H)], H, &xin[ci][size_t(r * H)]);
+      if (c.expert_biases || c.expert_act.clamped) biased_expert(L, chunk[ci], w[ci], n, xin[ci].data(), y[ci].data());
+      else jobs.push_back({w[ci].gate, w[ci].up, w[ci].down, n, xin[ci].data(), y[ci].data()});
+    }
+    cpu::swiglu_ffn_many(pool_, jobs, I);
+    for (size_t ci = 0; ci < chunk.size(); ++ci) {
+      const auto& rows = by_expert[size_t(chunk[ci])];
+      for (size_t r = 0; r < rows.size(); ++r) {
+        const int64_t t = rows[r] / K;
+        const float g = wts[size_t(rows[r])];
+        for (int64_t d = 0; d < H; ++d) out[size_t(t * H + d)] += g * y[ci][r * size_t(H) + size_t(d)];
       }
     }
   }

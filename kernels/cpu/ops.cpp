@@ -86,13 +86,42 @@ void to_f32(const WeightView& w, int64_t offset, int64_t n, float* out) {
   }
 }
 
+void matmul_many(ThreadPool& pool, std::span<const MatJob> jobs) {
+  std::vector<MatJob> quantized;
+  for (const MatJob& j : jobs) {
+    if (is_quantized(j.w.dtype)) {
+      quantized.push_back(j);
+      continue;
+    }
+    const WeightView bias = j.bias ? WeightView{DType::F32, j.bias, j.w.rows, 1} : WeightView{};
+    matmul(pool, j.x, j.M, j.w, j.y, bias);
+  }
+  if (!quantized.empty()) qmatmul_many(pool, quantized, active_isa());
+}
+
 void swiglu_ffn(ThreadPool& pool, const WeightView& gate, const WeightView& up, const WeightView& down, int64_t n,
                 int64_t inter, const float* x, float* out) {
-  std::vector<float> g(size_t(n * inter)), u(size_t(n * inter));  // [n, inter]
-  matmul(pool, x, n, gate, g.data());
-  matmul(pool, x, n, up, u.data());
-  silu_mul(g.data(), u.data(), n * inter, g.data());
-  matmul(pool, g.data(), n, down, out);
+  const FfnJob job{gate, up, down, n, x, out};
+  swiglu_ffn_many(pool, {&job, 1}, inter);
+}
+
+void swiglu_ffn_many(ThreadPool& pool, std::span<const FfnJob> jobs, int64_t inter) {
+  std::vector<std::vector<float>> g(jobs.size()), u(jobs.size());  // [n, inter] each
+  std::vector<MatJob> mm;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const FfnJob& j = jobs[i];
+    g[i].resize(size_t(j.n * inter));
+    u[i].resize(size_t(j.n * inter));
+    mm.push_back({j.x, j.n, j.gate, g[i].data()});
+    mm.push_back({j.x, j.n, j.up, u[i].data()});
+  }
+  matmul_many(pool, mm);
+  mm.clear();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    silu_mul(g[i].data(), u[i].data(), jobs[i].n * inter, g[i].data());
+    mm.push_back({g[i].data(), jobs[i].n, jobs[i].down, jobs[i].out});
+  }
+  matmul_many(pool, mm);
 }
 
 void matmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, float* y, const WeightView& bias) {

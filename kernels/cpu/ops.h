@@ -2,7 +2,9 @@
 // they are widened to fp32 on the fly and all arithmetic is fp32.
 #pragma once
 #include <cstdint>
+#include <span>
 
+#include "kernels/cpu/qmatmul.h"
 #include "kernels/cpu/thread_pool.h"
 #include "quant/weight_view.h"
 
@@ -14,10 +16,26 @@ namespace moe::cpu {
 void matmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, float* y,
             const WeightView& bias = {});
 
+// Several matmuls, each exactly as matmul computes it (bias: MatJob's fp32 pointer). The
+// quantized ones share one parallel section (qmatmul_many); the others run one after another.
+void matmul_many(ThreadPool& pool, std::span<const MatJob> jobs);
+
 // SwiGLU FFN: out[n, H] = down(silu(gate(x)) * up(x)) for x [n, H], gate/up [inter, H], down
 // [H, inter]: a dense FFN or one routed expert (the CPU engine's, and the GPU engine's misses).
 void swiglu_ffn(ThreadPool& pool, const WeightView& gate, const WeightView& up, const WeightView& down, int64_t n,
                 int64_t inter, const float* x, float* out);
+
+// One FFN of swiglu_ffn_many.
+struct FfnJob {
+  WeightView gate, up, down;
+  int64_t n;       // rows of x
+  const float* x;  // [n, H]
+  float* out;      // [n, H]
+};
+// Several SwiGLU FFNs of the same intermediate size (a layer's routed experts) in two parallel
+// sections, every gate and up projection, then every down projection: each out equals
+// swiglu_ffn's for that job alone.
+void swiglu_ffn_many(ThreadPool& pool, std::span<const FfnJob> jobs, int64_t inter);
 
 // Dot product of n floats (vectorized, run-time dispatched).
 float dot(const float* a, const float* b, int64_t n);

@@ -48,10 +48,10 @@ void tiled_rows(const Job& job, const Arg& arg, int64_t n0, int64_t n1) {
 }
 
 // Q4/Q4Z GEMM for many rows of x (qgemm_avx512_q4m.cpp).
-void run_q4_mlanes(ThreadPool& pool, const Job& job);
+std::unique_ptr<Rows> prepare_q4_mlanes(const Job& job);
 // I8 and F8E4M3, any M (qgemm_avx512_i8f8.cpp).
-void run_i8_avx512(ThreadPool& pool, const Job& job);
-void run_f8_avx512(ThreadPool& pool, const Job& job);
-void run_mx4_avx512(ThreadPool& pool, const Job& job);
+std::unique_ptr<Rows> prepare_i8_avx512(const Job& job);
+std::unique_ptr<Rows> prepare_f8_avx512(const Job& job);
+std::unique_ptr<Rows> prepare_mx4_avx512(const Job& job);
 
 }  // namespace moe::cpu::qk

@@ -263,30 +263,18 @@ void tiled_rows(const Job& job, const Arg& arg, int64_t n0, int64_t n1) {
 
 }  // namespace
 
-void run_avx2(ThreadPool& pool, const Job& job) {
+std::unique_ptr<Rows> prepare_avx2(const Job& job) {
   const WeightView& w = job.w;
-  const int64_t N = w.rows, K = w.cols;
-  if (w.dtype == DType::MXFP4) {
-    pool.parallel_for(N, row_grain(K), [&](int64_t n0, int64_t n1) { tiled_rows<Mx4Row>(job, job.x, n0, n1); });
-    return;
-  }
-  if (w.dtype == DType::F8E4M3) {
-    pool.parallel_for(N, row_grain(K), [&](int64_t n0, int64_t n1) { tiled_rows<F8Row>(job, job.x, n0, n1); });
-    return;
-  }
-  // Reused across calls on this thread; workers must see the caller's buffer, so pass a
-  // reference (naming a thread_local inside the lambda would give each worker its own).
-  static thread_local Acts buf;
-  Acts& a = buf;
+  const int64_t K = w.cols;
+  if (w.dtype == DType::MXFP4) return make_rows([job](int64_t n0, int64_t n1) { tiled_rows<Mx4Row>(job, job.x, n0, n1); });
+  if (w.dtype == DType::F8E4M3) return make_rows([job](int64_t n0, int64_t n1) { tiled_rows<F8Row>(job, job.x, n0, n1); });
+  Acts a;
   prep(job.x, job.M, K, a);
-  if (w.dtype == DType::I8) {
-    pool.parallel_for(N, row_grain(K), [&](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1); });
-    return;
-  }
-  static thread_local Q4Acts qbuf;
-  Q4Acts& qa = qbuf;
+  if (w.dtype == DType::I8)
+    return make_rows([job, a = std::move(a)](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1); });
+  Q4Acts qa;
   prep_q4(a, job.M, K, w.dtype == DType::Q4Z, qa);
-  pool.parallel_for(N, row_grain(K), [&](int64_t n0, int64_t n1) { tiled_rows<Q4Row>(job, qa, n0, n1); });
+  return make_rows([job, qa = std::move(qa)](int64_t n0, int64_t n1) { tiled_rows<Q4Row>(job, qa, n0, n1); });
 }
 
 }  // namespace moe::cpu::qk

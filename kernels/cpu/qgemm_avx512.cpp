@@ -338,31 +338,22 @@ void q4_dispatch_group(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) 
 
 }  // namespace
 
-void run_avx512(ThreadPool& pool, const Job& job) {
-  const WeightView& w = job.w;
-  const int64_t N = w.rows, K = w.cols;
-  switch (w.dtype) {
+std::unique_ptr<Rows> prepare_avx512(const Job& job) {
+  switch (job.w.dtype) {
     case DType::Q4:
     case DType::Q4Z: {
-      if (job.M >= kMlanesMinRows) {
-        run_q4_mlanes(pool, job);
-        break;
-      }
-      // Reused across calls on this thread; workers must see the caller's buffer, so pass a
-      // reference (naming a thread_local inside the lambda would give each worker its own).
-      static thread_local Q4Acts buf;
-      Q4Acts& a = buf;
-      const bool zp = w.dtype == DType::Q4Z;
-      prep_q4(job.x, job.M, K, zp, a);
-      pool.parallel_for(N, row_grain(K), [&](int64_t n0, int64_t n1) {
+      if (job.M >= kMlanesMinRows) return prepare_q4_mlanes(job);
+      const bool zp = job.w.dtype == DType::Q4Z;
+      Q4Acts a;
+      prep_q4(job.x, job.M, job.w.cols, zp, a);
+      return make_rows([job, zp, a = std::move(a)](int64_t n0, int64_t n1) {
         zp ? q4_dispatch_group<true>(job, a, n0, n1) : q4_dispatch_group<false>(job, a, n0, n1);
       });
-      break;
     }
-    case DType::I8: run_i8_avx512(pool, job); break;
-    case DType::F8E4M3: run_f8_avx512(pool, job); break;
-    case DType::MXFP4: run_mx4_avx512(pool, job); break;
-    default: break;
+    case DType::I8: return prepare_i8_avx512(job);
+    case DType::F8E4M3: return prepare_f8_avx512(job);
+    case DType::MXFP4: return prepare_mx4_avx512(job);
+    default: return nullptr;
   }
 }
 

@@ -119,18 +119,14 @@ struct F8Row {
 
 }  // namespace
 
-void run_i8_avx512(ThreadPool& pool, const Job& job) {
-  // Reused across calls on this thread; workers must see the caller's buffer, so pass a
-  // reference (naming a thread_local inside the lambda would give each worker its own).
-  static thread_local I8Acts buf;
-  I8Acts& a = buf;
+std::unique_ptr<Rows> prepare_i8_avx512(const Job& job) {
+  I8Acts a;
   prep_i8(job.x, job.M, job.w.cols, a);
-  pool.parallel_for(job.w.rows, row_grain(job.w.cols), [&](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1); });
+  return make_rows([job, a = std::move(a)](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1); });
 }
 
-void run_f8_avx512(ThreadPool& pool, const Job& job) {
-  pool.parallel_for(job.w.rows, row_grain(job.w.cols),
-                    [&](int64_t n0, int64_t n1) { tiled_rows<F8Row>(job, job.x, n0, n1); });
+std::unique_ptr<Rows> prepare_f8_avx512(const Job& job) {
+  return make_rows([job](int64_t n0, int64_t n1) { tiled_rows<F8Row>(job, job.x, n0, n1); });
 }
 
 }  // namespace moe::cpu::qk

@@ -63,9 +63,8 @@ struct Mx4Row {
 
 }  // namespace
 
-void run_mx4_avx512(ThreadPool& pool, const Job& job) {
-  pool.parallel_for(job.w.rows, row_grain(job.w.cols),
-                    [&](int64_t n0, int64_t n1) { tiled_rows<Mx4Row>(job, job.x, n0, n1); });
+std::unique_ptr<Rows> prepare_mx4_avx512(const Job& job) {
+  return make_rows([job](int64_t n0, int64_t n1) { tiled_rows<Mx4Row>(job, job.x, n0, n1); });
 }
 
 }  // namespace moe::cpu::qk

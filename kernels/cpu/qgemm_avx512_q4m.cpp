@@ -156,12 +156,11 @@ void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
 
 }  // namespace
 
-void run_q4_mlanes(ThreadPool& pool, const Job& job) {
-  static thread_local MActs buf;
-  MActs& a = buf;  // workers must see the caller's buffer (a thread_local named in the lambda would not be)
+std::unique_ptr<Rows> prepare_q4_mlanes(const Job& job) {
   const bool zp = job.w.dtype == DType::Q4Z;
+  MActs a;
   prep(job.x, job.M, job.w.cols, zp, a);
-  pool.parallel_for(job.w.rows, row_grain(job.w.cols), [&](int64_t n0, int64_t n1) {
+  return make_rows([job, zp, a = std::move(a)](int64_t n0, int64_t n1) {
     zp ? rows<true>(job, a, n0, n1) : rows<false>(job, a, n0, n1);
   });
 }

@@ -79,14 +79,16 @@ float dot_mx4(const WeightView& w, int64_t n, const float* x) {
 
 }  // namespace
 
-void run_scalar(ThreadPool& pool, const Job& job) {
+std::unique_ptr<Rows> prepare_scalar(const Job& job) {
   const WeightView& w = job.w;
-  const int64_t N = w.rows, K = w.cols, M = job.M;
+  const int64_t K = w.cols, M = job.M;
   const bool int8_acts = w.dtype != DType::F8E4M3 && w.dtype != DType::MXFP4;
   std::vector<int8_t> xq(int8_acts ? size_t(M * K) : 0);
   std::vector<float> d(int8_acts ? size_t(M * K / 32) : 0);
   if (int8_acts) quantize_acts(job.x, M, K, xq.data(), d.data());
-  pool.parallel_for(N, row_grain(K), [&](int64_t n0, int64_t n1) {
+  return make_rows([job, xq = std::move(xq), d = std::move(d)](int64_t n0, int64_t n1) {
+    const WeightView& w = job.w;
+    const int64_t N = w.rows, K = w.cols, M = job.M;
     for (int64_t n = n0; n < n1; ++n)
       for (int64_t m = 0; m < M; ++m) {
         float v;

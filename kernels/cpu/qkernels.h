@@ -2,6 +2,8 @@
 // Semantics are documented in qmatmul.h.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <utility>
 
 #include "kernels/cpu/thread_pool.h"
 #include "quant/weight_view.h"
@@ -28,8 +30,27 @@ inline float act_inv_scale(float amax, float* d) {
 // Grain of the row split: small matrices stay on one thread.
 inline int64_t row_grain(int64_t K) { return K >= 16384 ? 1 : 16384 / K; }
 
-void run_scalar(ThreadPool& pool, const Job& job);
-void run_avx2(ThreadPool& pool, const Job& job);
-void run_avx512(ThreadPool& pool, const Job& job);
+// One call with its activations prepared (quantized, laid out for the variant): computes
+// y[:, n0:n1] for any split of the weight rows, so several calls can share one parallel
+// section (qmatmul_many). Owns its prepared activations; the Job's pointers must outlive it.
+struct Rows {
+  virtual ~Rows() = default;
+  virtual void run(int64_t n0, int64_t n1) const = 0;
+};
+
+template <class F>
+struct FnRows final : Rows {
+  F f;
+  explicit FnRows(F g) : f(std::move(g)) {}
+  void run(int64_t n0, int64_t n1) const override { f(n0, n1); }
+};
+template <class F>
+std::unique_ptr<Rows> make_rows(F f) {
+  return std::make_unique<FnRows<F>>(std::move(f));
+}
+
+std::unique_ptr<Rows> prepare_scalar(const Job& job);
+std::unique_ptr<Rows> prepare_avx2(const Job& job);
+std::unique_ptr<Rows> prepare_avx512(const Job& job);
 
 }  // namespace moe::cpu::qk

@@ -2,9 +2,12 @@
 // MOE_CPU_ISA override) and hands the call to qgemm_<isa>.cpp.
 #include "kernels/cpu/qmatmul.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/cpu/qkernels.h"
 
@@ -54,8 +57,9 @@ Isa active_isa() {
   return isa;
 }
 
-void qmatmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, float* y, const float* bias,
-             Isa isa) {
+namespace {
+
+void check(const WeightView& w, Isa isa) {
   if (!is_quantized(w.dtype))
     throw std::invalid_argument("qmatmul: " + std::string(dtype_name(w.dtype)) + " is not a quantized dtype");
   if (w.cols % kQuantizedKMultiple != 0)
@@ -70,13 +74,45 @@ void qmatmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, f
   if (w.dtype == DType::F8E4M3 && w.group != 0 && w.group != 128)
     throw std::invalid_argument("qmatmul: F8E4M3 group must be 0 or 128, got " + std::to_string(w.group));
   if (!isa_supported(isa)) throw std::runtime_error(std::string("qmatmul: this CPU does not support ") + isa_name(isa));
-  if (M <= 0 || w.rows <= 0) return;
-  const qk::Job job{x, M, w, y, bias};
+}
+
+std::unique_ptr<qk::Rows> prepare(const MatJob& j, Isa isa) {
+  const qk::Job job{j.x, j.M, j.w, j.y, j.bias};
   switch (isa) {
-    case Isa::Scalar: qk::run_scalar(pool, job); break;
-    case Isa::Avx2: qk::run_avx2(pool, job); break;
-    case Isa::Avx512: qk::run_avx512(pool, job); break;
+    case Isa::Scalar: return qk::prepare_scalar(job);
+    case Isa::Avx2: return qk::prepare_avx2(job);
+    case Isa::Avx512: return qk::prepare_avx512(job);
   }
+  return nullptr;
+}
+
+}  // namespace
+
+void qmatmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, float* y, const float* bias,
+             Isa isa) {
+  const MatJob job{x, M, w, y, bias};
+  qmatmul_many(pool, {&job, 1}, isa);
+}
+
+void qmatmul_many(ThreadPool& pool, std::span<const MatJob> jobs, Isa isa) {
+  for (const MatJob& j : jobs) check(j.w, isa);
+  std::vector<std::unique_ptr<qk::Rows>> rows;
+  std::vector<int64_t> first{0};  // first concatenated row of each job
+  int64_t grain = 0;
+  for (const MatJob& j : jobs) {
+    if (j.M <= 0 || j.w.rows <= 0) continue;
+    rows.push_back(prepare(j, isa));
+    first.push_back(first.back() + j.w.rows);
+    const int64_t g = qk::row_grain(j.w.cols);
+    grain = grain == 0 ? g : std::min(grain, g);
+  }
+  if (rows.empty()) return;
+  pool.parallel_for(first.back(), grain, [&](int64_t b, int64_t e) {
+    // The jobs overlapping [b, e), each on its own row range.
+    size_t k = size_t(std::upper_bound(first.begin(), first.end(), b) - first.begin()) - 1;
+    for (; k < rows.size() && first[k] < e; ++k)
+      rows[k]->run(std::max(b, first[k]) - first[k], std::min(e, first[k + 1]) - first[k]);
+  });
 }
 
 }  // namespace moe::cpu

@@ -24,6 +24,7 @@
 // the N output rows over the pool's threads and software-prefetch the weight stream.
 #pragma once
 #include <cstdint>
+#include <span>
 
 #include "kernels/cpu/thread_pool.h"
 #include "quant/weight_view.h"
@@ -48,5 +49,21 @@ Isa active_isa();
 // an unsupported dtype or shape, std::runtime_error if `isa` is not supported here.
 void qmatmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, float* y, const float* bias,
              Isa isa);
+
+// One of several independent matmuls run together (qmatmul_many, ops.h matmul_many).
+struct MatJob {
+  const float* x;  // [M, K]
+  int64_t M;
+  WeightView w;  // [N, K]
+  float* y;      // [M, N]
+  const float* bias = nullptr;  // [N] or nullptr
+};
+
+// Runs quantized jobs as one parallel section: every job's activations are prepared first, then
+// the threads split the concatenated weight rows of all jobs. A decode step's projections and
+// experts each take a few tens of microseconds, so one start and join of the pool per group
+// instead of one per matrix matters. Each y equals what qmatmul gives for that job alone, bit
+// for bit. Throws as qmatmul does, before any job runs.
+void qmatmul_many(ThreadPool& pool, std::span<const MatJob> jobs, Isa isa);
 
 }  // namespace moe::cpu

@@ -1,6 +1,8 @@
 #include "kernels/cpu/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+#include <exception>
 #include <fstream>
 #include <set>
 #include <stdexcept>
@@ -8,6 +10,19 @@
 #include <utility>
 
 namespace moe {
+
+namespace {
+// How long an idle worker keeps spinning before it sleeps: long enough to span the gap
+// between two sections of a forward pass (norms, routing, copies), short enough that an idle
+// pool costs nothing measurable.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+}  // namespace
 
 int ThreadPool::physical_cores() {
   // Count distinct (physical id, core id) pairs; hyperthreads share a core and its FMA units.
@@ -44,7 +59,7 @@ ThreadPool::~ThreadPool() { stop_workers(); }
 void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   start_cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -53,23 +68,27 @@ void ThreadPool::stop_workers() {
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t)>* job;
-    int64_t n, chunk;
-    {
+    // Spin first (checking the clock every 64 pauses), then sleep until the next job.
+    bool fresh = false;
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    for (int i = 1; !fresh; ++i) {
+      if (stop_.load(std::memory_order_relaxed)) return;
+      fresh = generation_.load(std::memory_order_acquire) != seen;
+      if (fresh || (i % 64 == 0 && std::chrono::steady_clock::now() > until)) break;
+      cpu_relax();
+    }
+    if (!fresh) {
       std::unique_lock<std::mutex> lk(mu_);
-      start_cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
-      chunk = job_chunk_;
+      sleepers_.fetch_add(1);  // seq_cst: pairs with the caller's bump-then-read in parallel_for
+      start_cv_.wait(lk, [&] { return stop_.load() || generation_.load() != seen; });
+      sleepers_.fetch_sub(1);
+      if (stop_.load()) return;
     }
+    seen = generation_.load(std::memory_order_acquire);
+    const int64_t n = job_n_, chunk = job_chunk_;
     const int64_t b = std::min(n, index * chunk), e = std::min(n, b + chunk);
-    if (b < e) (*job)(b, e);
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    if (b < e) (*job_)(b, e);
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -81,18 +100,28 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     return;
   }
   const int64_t chunk = (n + size() - 1) / size();
-  {
+  job_ = &fn;
+  job_n_ = n;
+  job_chunk_ = chunk;
+  pending_.store(int(workers_.size()), std::memory_order_relaxed);
+  generation_.fetch_add(1);  // seq_cst: publishes job_* and orders before reading sleepers_
+  if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lk(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    job_chunk_ = chunk;
-    pending_ = int(workers_.size());
-    ++generation_;
+    start_cv_.notify_all();
   }
-  start_cv_.notify_all();
-  fn(0, std::min(n, chunk));
-  std::unique_lock<std::mutex> lk(mu_);
-  done_cv_.wait(lk, [&] { return pending_ == 0; });
+  std::exception_ptr err;
+  try {
+    fn(0, std::min(n, chunk));
+  } catch (...) {
+    err = std::current_exception();  // the workers still use fn: wait for them first
+  }
+  // The workers' chunks are as long as ours: spin, yielding now and then in case a worker was
+  // descheduled (more threads than free cores).
+  for (int i = 1; pending_.load(std::memory_order_acquire) != 0; ++i) {
+    if (i % 256 == 0) std::this_thread::yield();
+    else cpu_relax();
+  }
+  if (err) std::rethrow_exception(err);
 }
 
 }  // namespace moe

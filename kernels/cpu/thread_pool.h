@@ -1,6 +1,12 @@
 // A fixed set of worker threads for data-parallel loops. The calling thread takes part,
 // so a pool of N threads runs N-1 workers.
+//
+// A decode step issues over a thousand short parallel sections (one per projection and
+// expert), each a few tens of microseconds long. Waking a sleeping worker through a condition
+// variable costs about as much on a VM, so workers spin on the job counter for a while after
+// each section and only then sleep; the caller spins for the workers' chunks to finish.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -30,13 +36,14 @@ class ThreadPool {
   void stop_workers();
 
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable start_cv_, done_cv_;
+  std::mutex mu_;  // guards sleeping only; jobs are published through generation_
+  std::condition_variable start_cv_;
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0, job_chunk_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};  // bumped (release) after job_* are written
+  std::atomic<int> pending_{0};          // workers still on the current job
+  std::atomic<int> sleepers_{0};         // workers blocked on start_cv_
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace moe

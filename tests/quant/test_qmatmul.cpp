@@ -192,3 +192,53 @@ TEST(QMatmulSemantics, ToF32DecodesQuantizedSpans) {
   cpu::to_f32(q.view(), 40, 100, span.data());  // crosses two row boundaries
   for (int i = 0; i < 100; ++i) EXPECT_EQ(span[size_t(i)], rows[size_t(40 + i)]);
 }
+
+// qmatmul_many (one parallel section for several matrices): every job's y must equal qmatmul's
+// for that job alone, bit for bit, on every variant; the mix covers each dtype and both Q4
+// paths (chunk tiles for M < 12, rows-in-lanes for M >= 12), with and without bias.
+TEST(QMatmulMany, EachJobEqualsItsOwnCall) {
+  ThreadPool pool(3);
+  struct Case {
+    Format f;
+    int64_t M, N, K;
+  };
+  const Case cases[] = {{{DType::Q4, 32}, 1, 77, 256},  {{DType::Q4Z, 64}, 3, 40, 128}, {{DType::I8, 0}, 2, 9, 96},
+                        {{DType::F8E4M3, 128}, 1, 130, 256}, {{DType::MXFP4, 32}, 1, 31, 64}, {{DType::Q4, 32}, 20, 50, 128},
+                        {{DType::Q4, 128}, 1, 3, 512}};
+  std::vector<QuantizedMatrix> mats;
+  std::vector<std::vector<float>> xs, biases;
+  uint64_t seed = 40;
+  for (const Case& c : cases) {
+    const auto wf = randn(size_t(c.N * c.K), ++seed, 0.03f);
+    mats.push_back(quantize(wf.data(), c.N, c.K, {c.f.dtype, c.f.group, false}));
+    xs.push_back(randn(size_t(c.M * c.K), ++seed));
+    biases.push_back(randn(size_t(c.N), ++seed));
+  }
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (!cpu::isa_supported(isa)) continue;
+    std::vector<std::vector<float>> ys;
+    std::vector<cpu::MatJob> jobs;
+    for (size_t i = 0; i < std::size(cases); ++i) ys.emplace_back(size_t(cases[i].M * cases[i].N), NAN);
+    for (size_t i = 0; i < std::size(cases); ++i)
+      jobs.push_back({xs[i].data(), cases[i].M, mats[i].view(), ys[i].data(), i % 2 ? biases[i].data() : nullptr});
+    cpu::qmatmul_many(pool, jobs, isa);
+    for (size_t i = 0; i < std::size(cases); ++i) {
+      const auto one = run(pool, isa, xs[i], cases[i].M, mats[i].view(), jobs[i].bias);
+      for (size_t e = 0; e < one.size(); ++e)
+        ASSERT_EQ(ys[i][e], one[e]) << cpu::isa_name(isa) << " job " << i << " (" << cases[i].f.name() << ") element " << e;
+    }
+  }
+}
+
+// One bad job is refused before any job runs: no output is half written.
+TEST(QMatmulMany, RejectsBeforeRunningAny) {
+  ThreadPool pool(2);
+  const auto wf = randn(8 * 64, 3, 0.03f), x = randn(64, 4);
+  const QuantizedMatrix good = quantize(wf.data(), 8, 64, {DType::Q4, 32, false});
+  std::vector<uint8_t> bad_data(48);
+  std::vector<float> bad_scales(1), y1(8, NAN), y2(1, NAN);
+  const cpu::MatJob jobs[] = {{x.data(), 1, good.view(), y1.data()},
+                              {x.data(), 1, WeightView{DType::I8, bad_data.data(), 1, 48, bad_scales.data(), nullptr, 0}, y2.data()}};
+  EXPECT_THROW(cpu::qmatmul_many(pool, jobs, Isa::Scalar), std::invalid_argument);
+  for (float v : y1) EXPECT_TRUE(std::isnan(v));
+}

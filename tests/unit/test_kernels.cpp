@@ -4,8 +4,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
+#include <thread>
 #include <fstream>
 #include <random>
 
@@ -172,6 +176,38 @@ TEST(ThreadPool, CoversRangeExactlyOnce) {
     });
     for (int h : hits) ASSERT_EQ(h, 1);
   }
+}
+
+// Workers spin between jobs and sleep when idle: jobs right after each other and jobs after the
+// workers fell asleep must both run every chunk exactly once.
+TEST(ThreadPool, RunsJobsBackToBackAndAfterSleeping) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> sum{0};
+  for (int round = 0; round < 3; ++round) {
+    for (int j = 0; j < 500; ++j)
+      pool.parallel_for(30, 1, [&](int64_t b, int64_t e) { sum.fetch_add(e - b); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // far past the spin: workers sleep
+    pool.parallel_for(30, 1, [&](int64_t b, int64_t e) { sum.fetch_add(e - b); });
+  }
+  EXPECT_EQ(sum.load(), 3 * 501 * 30);
+}
+
+// An exception on the calling thread's chunk reaches the caller only after the workers are done
+// with the job (they still hold a reference to it), and the pool stays usable.
+TEST(ThreadPool, CallerExceptionWaitsForWorkers) {
+  ThreadPool pool(2);
+  std::atomic<int> worker_done{0};
+  EXPECT_THROW(pool.parallel_for(2, 1,
+                                 [&](int64_t b, int64_t) {
+                                   if (b == 0) throw std::runtime_error("chunk 0");
+                                   std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                                   worker_done = 1;
+                                 }),
+               std::runtime_error);
+  EXPECT_EQ(worker_done.load(), 1);
+  int64_t covered = 0;
+  pool.parallel_for(10, 1, [&](int64_t b, int64_t e) { __atomic_add_fetch(&covered, e - b, __ATOMIC_RELAXED); });
+  EXPECT_EQ(covered, 10);
 }
 
 // When the system cannot create the threads (here: an address-space limit too small for
