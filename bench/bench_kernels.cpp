@@ -220,7 +220,7 @@ struct FormatDef {
   Format f;
 };
 const FormatDef kGemvFormats[] = {{"Q4g32", {DType::Q4, 32}}, {"Q4g128", {DType::Q4, 128}}, {"F8row", {DType::F8E4M3, 0}}};
-const FormatDef kGemmFormats[] = {{"Q4g32", {DType::Q4, 32}}, {"F8row", {DType::F8E4M3, 0}}};
+const FormatDef kGemmFormats[] = {{"Q4g32", {DType::Q4, 32}}, {"I8row", {DType::I8, 0}}, {"F8row", {DType::F8E4M3, 0}}};
 
 void register_all() {
   benchmark::RegisterBenchmark("DramRead", BM_DramRead)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -31,19 +31,27 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
     cpu::rmsnorm(&x[size_t(t * H)], norm(model_.layers[size_t(layer)].attn_norm), eps, H, &h[size_t(t * H)]);
   std::vector<float> q(size_t(T * qd)), k(size_t(T * kvd)), v(size_t(T * kvd));  // [T, qd], [T, kvd] x2
   std::vector<float> gate;  // [T, qd] Qwen3-Next's output gate: q_proj gives [q, gate] per head
+  std::vector<float> qg(c.attn_output_gate ? size_t(T * 2 * qd) : 0);
+  {  // q, k and v in one parallel section
+    std::vector<float> qb, kb, vb;
+    const auto bias = [](const WeightView& b, std::vector<float>& v) -> const float* {
+      if (b.empty()) return nullptr;
+      v.resize(size_t(b.rows * b.cols));
+      cpu::to_f32(b, 0, b.rows * b.cols, v.data());
+      return v.data();
+    };
+    const cpu::MatJob jobs[] = {{h.data(), T, A.q, qg.empty() ? q.data() : qg.data(), bias(A.q_bias, qb)},
+                                {h.data(), T, A.k, k.data(), bias(A.k_bias, kb)},
+                                {h.data(), T, A.v, v.data(), bias(A.v_bias, vb)}};
+    cpu::matmul_many(pool_, jobs);
+  }
   if (c.attn_output_gate) {
-    std::vector<float> qg(size_t(T * 2 * qd));
-    cpu::matmul(pool_, h.data(), T, A.q, qg.data(), A.q_bias);
     gate.resize(size_t(T * qd));
     for (int64_t i = 0; i < T * c.n_heads; ++i) {
       std::copy_n(&qg[size_t(i * 2 * hd)], hd, &q[size_t(i * hd)]);
       std::copy_n(&qg[size_t(i * 2 * hd + hd)], hd, &gate[size_t(i * hd)]);
     }
-  } else {
-    cpu::matmul(pool_, h.data(), T, A.q, q.data(), A.q_bias);
   }
-  cpu::matmul(pool_, h.data(), T, A.k, k.data(), A.k_bias);
-  cpu::matmul(pool_, h.data(), T, A.v, v.data(), A.v_bias);
 
   if (c.qk_norm == QkNorm::Full) {
     for (int64_t t = 0; t < T; ++t) {

@@ -120,6 +120,7 @@ struct F8Row {
 }  // namespace
 
 std::unique_ptr<Rows> prepare_i8_avx512(const Job& job) {
+  if (job.M >= kMlanesMinRows) return prepare_i8_mlanes(job);
   I8Acts a;
   prep_i8(job.x, job.M, job.w.cols, a);
   return make_rows([job, a = std::move(a)](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1); });

@@ -20,7 +20,7 @@
 //   * MXFP4: fp32 activations, y = sum_blocks 2^(e_blk - 127) * sum_{k in blk} e2m1(w_k) x_k,
 //     32 columns per block (AVX-512: vpermps decode; AVX2: vpshufb of 2x the values, widened).
 // Variants (qgemm_<isa>.cpp): scalar (reference), avx2 (vpmaddubsw), avx512 (VNNI; Q4 GEMV
-// 512 columns per step, Q4 GEMM with M >= 12 puts 16 rows of x in the vector lanes). All split
+// 512 columns per step, Q4 and I8 GEMM with M >= 12 put 16 rows of x in the vector lanes). All split
 // the N output rows over the pool's threads and software-prefetch the weight stream.
 #pragma once
 #include <cstdint>

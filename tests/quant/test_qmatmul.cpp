@@ -204,7 +204,7 @@ TEST(QMatmulMany, EachJobEqualsItsOwnCall) {
   };
   const Case cases[] = {{{DType::Q4, 32}, 1, 77, 256},  {{DType::Q4Z, 64}, 3, 40, 128}, {{DType::I8, 0}, 2, 9, 96},
                         {{DType::F8E4M3, 128}, 1, 130, 256}, {{DType::MXFP4, 32}, 1, 31, 64}, {{DType::Q4, 32}, 20, 50, 128},
-                        {{DType::Q4, 128}, 1, 3, 512}};
+                        {{DType::Q4, 128}, 1, 3, 512}, {{DType::I8, 0}, 13, 21, 160}};
   std::vector<QuantizedMatrix> mats;
   std::vector<std::vector<float>> xs, biases;
   uint64_t seed = 40;
