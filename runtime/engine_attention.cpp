@@ -88,18 +88,19 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
     sinks.resize(size_t(c.n_heads));
     cpu::to_f32(A.sinks, 0, c.n_heads, sinks.data());
   }
+  // One work item per (token, kv head): its query heads read each cached row once.
   const int group = c.n_heads / c.n_kv_heads;
-  pool_.parallel_for(T * c.n_heads, 1, [&](int64_t b, int64_t e) {
+  pool_.parallel_for(T * c.n_kv_heads, 1, [&](int64_t b, int64_t e) {
     std::vector<float> scratch;
     for (int64_t i = b; i < e; ++i) {
-      const int64_t t = i / c.n_heads;
-      const int head = int(i % c.n_heads), kvh = head / group;
+      const int64_t t = i / c.n_kv_heads;
+      const int kvh = int(i % c.n_kv_heads), head = kvh * group;
       const Tok& tk = toks[size_t(t)];
       const int64_t first = window > 0 ? std::max<int64_t>(0, tk.pos - window + 1) : 0;
-      scratch.resize(size_t(tk.pos + 1));
-      const cpu::AttentionShape shape{1, 1, int(hd), float(c.attention_scale), sinks.empty() ? nullptr : &sinks[size_t(head)]};
-      cpu::attend(&q[size_t(t * qd + head * hd)], tk.kv->k(layer) + kvh * hd, tk.kv->v(layer) + kvh * hd, kvd, first,
-                  tk.pos, shape, &out[size_t(t * qd + head * hd)], scratch.data());
+      scratch.resize(size_t(group) * size_t(tk.pos - first + 1));
+      cpu::attend_group(&q[size_t(t * qd + head * hd)], group, tk.kv->k(layer) + kvh * hd, tk.kv->v(layer) + kvh * hd,
+                        kvd, first, tk.pos, int(hd), float(c.attention_scale),
+                        sinks.empty() ? nullptr : &sinks[size_t(head)], &out[size_t(t * qd + head * hd)], scratch.data());
     }
   });
   for (size_t i = 0; i < gate.size(); ++i) out[i] *= 1.0f / (1.0f + std::exp(-gate[i]));

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/qmatmul.h"
 
 namespace moe::cpu {
 
@@ -33,6 +34,16 @@ void attend(const float* q, const float* k, const float* v, int64_t kv_stride, i
       const float p = scratch[t];
       for (int d = 0; d < s.head_dim; ++d) oh[d] += p * vt[d];
     }
+  }
+}
+
+void attend_group(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
+                  int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch) {
+  if (active_isa() == Isa::Avx512 && head_dim % 16 == 0 && n_q <= 256)
+    return detail::attend_group_avx512(q, n_q, k, v, kv_stride, first, pos, head_dim, scale, sinks, out, scratch);
+  for (int g = 0; g < n_q; ++g) {
+    const AttentionShape s{1, 1, head_dim, scale, sinks ? sinks + g : nullptr};
+    attend(q + int64_t(g) * head_dim, k, v, kv_stride, first, pos, s, out + int64_t(g) * head_dim, scratch);
   }
 }
 

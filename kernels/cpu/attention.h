@@ -21,4 +21,18 @@ struct AttentionShape {
 void attend(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t first, int64_t pos,
             const AttentionShape& s, float* out, float* scratch);
 
+// The same for the n_q query heads that share one kv head (grouped-query attention): q, out
+// [n_q, head_dim]; k, v point at that kv head's first column; sinks [n_q] or nullptr;
+// scratch >= n_q * (pos - first + 1) floats. Each key and value row is read once for the group.
+// With AVX-512 (the active_isa() of qmatmul.h) and head_dim a multiple of 16 (up to 256 heads
+// per group) a vector kernel runs: its sums
+// and exp differ from attend's in rounding only (~1e-7 relative); otherwise attend per head.
+void attend_group(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
+                  int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch);
+
+namespace detail {
+void attend_group_avx512(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
+                         int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch);
+}  // namespace detail
+
 }  // namespace moe::cpu

@@ -85,11 +85,15 @@ void unpack(const WeightView& w, int64_t n, int nt, Unpacked& p) {
       _mm512_storeu_si512(u + c * 128, _mm512_and_si512(v, low4));
       _mm512_storeu_si512(u + c * 128 + 64, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
     }
+    // Scales 16 at a time (vcvtph2ps is exact), the rest one by one; zero points only for Q4Z.
     const uint16_t* sr = static_cast<const uint16_t*>(w.scales) + (n + j) * ng;
-    for (int64_t g = 0; g < ng; ++g) {
-      p.s[size_t(j * ng + g)] = f16_to_f32(sr[g]);
-      p.z[size_t(j * ng + g)] = w.zeros ? float(w.zeros[(n + j) * ng + g]) : 8.0f;
-    }
+    float* s = &p.s[size_t(j * ng)];
+    int64_t g = 0;
+    for (; g + 16 <= ng; g += 16)
+      _mm512_storeu_ps(s + g, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sr + g))));
+    for (; g < ng; ++g) s[g] = f16_to_f32(sr[g]);
+    if (w.zeros)
+      for (g = 0; g < ng; ++g) p.z[size_t(j * ng + g)] = float(w.zeros[(n + j) * ng + g]);
   }
 }
 

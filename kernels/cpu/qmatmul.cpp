@@ -96,17 +96,26 @@ void qmatmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, f
 
 void qmatmul_many(ThreadPool& pool, std::span<const MatJob> jobs, Isa isa) {
   for (const MatJob& j : jobs) check(j.w, isa);
-  std::vector<std::unique_ptr<qk::Rows>> rows;
+  std::vector<const MatJob*> live;
   std::vector<int64_t> first{0};  // first concatenated row of each job
-  int64_t grain = 0;
+  int64_t grain = 0, acts = 0;
   for (const MatJob& j : jobs) {
     if (j.M <= 0 || j.w.rows <= 0) continue;
-    rows.push_back(prepare(j, isa));
+    live.push_back(&j);
     first.push_back(first.back() + j.w.rows);
     const int64_t g = qk::row_grain(j.w.cols);
     grain = grain == 0 ? g : std::min(grain, g);
+    acts += j.M * j.w.cols;
   }
-  if (rows.empty()) return;
+  if (live.empty()) return;
+  // Preparing (quantizing) the activations of a prefill's experts is worth its own parallel
+  // section; a decode step's few rows are not.
+  std::vector<std::unique_ptr<qk::Rows>> rows(live.size());
+  const auto prep = [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) rows[size_t(i)] = prepare(*live[size_t(i)], isa);
+  };
+  if (acts >= (int64_t(1) << 16)) pool.parallel_for(int64_t(live.size()), 1, prep);
+  else prep(0, int64_t(live.size()));
   pool.parallel_for(first.back(), grain, [&](int64_t b, int64_t e) {
     // The jobs overlapping [b, e), each on its own row range.
     size_t k = size_t(std::upper_bound(first.begin(), first.end(), b) - first.begin()) - 1;

@@ -167,6 +167,36 @@ TEST(Kernels, AttentionMatchesNaiveGqa) {
   }
 }
 
+// attend_group (the engine's path: the query heads of one kv head together; AVX-512 where the
+// CPU has it) against attend per head: odd group sizes, long and short rows, windows, sinks, and
+// a head_dim the vector kernel does not take (24).
+TEST(Kernels, AttendGroupMatchesAttendPerHead) {
+  uint64_t seed = 20;
+  for (int hd : {24, 64, 128, 256})
+    for (int n_q : {1, 3, 8})
+      for (int pos : {0, 17, 300})
+        for (int64_t first : {int64_t(0), int64_t(pos / 2)})
+          for (bool with_sinks : {false, true}) {
+            SCOPED_TRACE("hd " + std::to_string(hd) + " n_q " + std::to_string(n_q) + " pos " + std::to_string(pos) +
+                         " first " + std::to_string(first) + (with_sinks ? " sinks" : ""));
+            const int64_t stride = 2 * hd;  // two kv heads per row; the group reads the second
+            const auto q = randn(size_t(n_q * hd), ++seed), k = randn(size_t((pos + 1) * stride), ++seed),
+                       v = randn(size_t((pos + 1) * stride), ++seed), sinks = randn(size_t(n_q), ++seed);
+            const float scale = 1.0f / std::sqrt(float(hd));
+            std::vector<float> got(size_t(n_q * hd), NAN), want(size_t(n_q * hd), NAN);
+            std::vector<float> scratch(size_t(n_q * (pos + 1)));
+            cpu::attend_group(q.data(), n_q, k.data() + hd, v.data() + hd, stride, first, pos, hd, scale,
+                              with_sinks ? sinks.data() : nullptr, got.data(), scratch.data());
+            for (int g = 0; g < n_q; ++g) {
+              const cpu::AttentionShape s{1, 1, hd, scale, with_sinks ? &sinks[size_t(g)] : nullptr};
+              cpu::attend(&q[size_t(g * hd)], k.data() + hd, v.data() + hd, stride, first, pos, s, &want[size_t(g * hd)],
+                          scratch.data());
+            }
+            for (float x : got) ASSERT_TRUE(std::isfinite(x));
+            EXPECT_LT(rel_err(got, std::vector<double>(want.begin(), want.end())), 2e-6);
+          }
+}
+
 TEST(ThreadPool, CoversRangeExactlyOnce) {
   ThreadPool pool(3);
   for (int64_t n : {1, 2, 5, 100, 1001}) {

@@ -1,0 +1,104 @@
+// AVX-512 attention of one query token for the query heads that share one kv head (see
+// attention.h). Compiled with per-file ISA flags (kernels/CMakeLists.txt); attend_group only
+// calls it after CPUID said yes.
+//
+// The scalar path spends most of its time outside arithmetic: a function call and a reduction
+// per key, a libm exp per score, and an output row read and written back per value. Here each
+// key and value row is loaded once for every head of the group, exp is a vector polynomial, and
+// the output rows stay in registers while the values stream past.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/attention.h"
+
+namespace moe::cpu::detail {
+
+namespace {
+
+// e^x for x <= 0 (scores minus their maximum): 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2],
+// p the degree-7 Taylor polynomial (truncation < 6e-9 relative, below fp32's half ulp).
+// Clamped at -87: e^-87 is already below the smallest normal float.
+inline __m512 exp_le0(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);  // ln 2, high bits: n * hi is exact
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606820309417e-06f), r);     // and the rest
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  return _mm512_scalef_ps(p, n);
+}
+
+// Softmax numerators of one head's scores s[0, n) in place; returns their sum (with the sink's
+// share when there is one).
+inline float exp_row(float* s, int64_t n, const float* sink) {
+  __m512 mv = _mm512_set1_ps(sink ? *sink : -INFINITY);
+  int64_t t = 0;
+  for (; t + 16 <= n; t += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(s + t));
+  float mx = _mm512_reduce_max_ps(mv);
+  for (; t < n; ++t) mx = std::max(mx, s[t]);
+  const __m512 m = _mm512_set1_ps(mx);
+  __m512 sum = _mm512_setzero_ps();
+  for (t = 0; t < n; t += 16) {
+    const __mmask16 k = n - t >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - t)) - 1);
+    const __m512 e = exp_le0(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + t), m));
+    _mm512_mask_storeu_ps(s + t, k, e);
+    sum = _mm512_mask_add_ps(sum, k, sum, e);
+  }
+  float total = _mm512_reduce_add_ps(sum);
+  if (sink) total += _mm512_cvtss_f32(exp_le0(_mm512_set1_ps(*sink - mx)));
+  return total;
+}
+
+}  // namespace
+
+void attend_group_avx512(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
+                         int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch) {
+  const int64_t n = pos - first + 1;
+  const int nc = head_dim / 16;  // 16-float chunks per head
+  // Scores: every key row is loaded once and dotted with up to 4 heads at a time.
+  for (int64_t t = 0; t < n; ++t) {
+    const float* kt = k + (first + t) * kv_stride;
+    for (int g0 = 0; g0 < n_q; g0 += 4) {
+      const int gn = std::min(4, n_q - g0);
+      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+      for (int c = 0; c < nc; ++c) {
+        const __m512 kc = _mm512_loadu_ps(kt + 16 * c);
+        for (int g = 0; g < gn; ++g)
+          acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (g0 + g) * head_dim + 16 * c), kc, acc[g]);
+      }
+      for (int g = 0; g < gn; ++g) scratch[(g0 + g) * n + t] = _mm512_reduce_add_ps(acc[g]) * scale;
+    }
+  }
+  float inv[256];  // 1 / softmax denominator per head (n_q <= 256, checked by attend_group)
+  for (int g = 0; g < n_q; ++g) inv[g] = 1.0f / exp_row(scratch + g * n, n, sinks ? sinks + g : nullptr);
+  // Values: two heads x 128 columns of output in registers while the value rows stream past.
+  for (int c0 = 0; c0 < nc; c0 += 8) {
+    const int cn = std::min(8, nc - c0);
+    for (int g0 = 0; g0 < n_q; g0 += 2) {
+      const int gn = std::min(2, n_q - g0);
+      __m512 acc[2][8];
+      for (int g = 0; g < 2; ++g)
+        for (int c = 0; c < 8; ++c) acc[g][c] = _mm512_setzero_ps();
+      const float* p0 = scratch + g0 * n;
+      const float* p1 = scratch + (g0 + gn - 1) * n;  // == p0 for a lone last head (computed, not stored)
+      for (int64_t t = 0; t < n; ++t) {
+        const float* vt = v + (first + t) * kv_stride + 16 * c0;
+        const __m512 a = _mm512_set1_ps(p0[t]), b = _mm512_set1_ps(p1[t]);
+        for (int c = 0; c < cn; ++c) {
+          const __m512 vc = _mm512_loadu_ps(vt + 16 * c);
+          acc[0][c] = _mm512_fmadd_ps(a, vc, acc[0][c]);
+          acc[1][c] = _mm512_fmadd_ps(b, vc, acc[1][c]);
+        }
+      }
+      for (int g = 0; g < gn; ++g)
+        for (int c = 0; c < cn; ++c)
+          _mm512_storeu_ps(out + (g0 + g) * head_dim + 16 * (c0 + c), _mm512_mul_ps(acc[g][c], _mm512_set1_ps(inv[g0 + g])));
+    }
+  }
+}
+
+}  // namespace moe::cpu::detail
