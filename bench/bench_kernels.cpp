@@ -219,7 +219,7 @@ struct FormatDef {
   const char* name;
   Format f;
 };
-const FormatDef kGemvFormats[] = {{"Q4g32", {DType::Q4, 32}}, {"Q4g128", {DType::Q4, 128}}, {"F8row", {DType::F8E4M3, 0}}};
+const FormatDef kGemvFormats[] = {{"Q4g32", {DType::Q4, 32}}, {"Q4g128", {DType::Q4, 128}}, {"I8row", {DType::I8, 0}}, {"F8row", {DType::F8E4M3, 0}}};
 const FormatDef kGemmFormats[] = {{"Q4g32", {DType::Q4, 32}}, {"I8row", {DType::I8, 0}}, {"F8row", {DType::F8E4M3, 0}}};
 
 void register_all() {

@@ -88,12 +88,14 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
     sinks.resize(size_t(c.n_heads));
     cpu::to_f32(A.sinks, 0, c.n_heads, sinks.data());
   }
-  // One work item per (token, kv head): its query heads read each cached row once.
+  // One work item per (token, kv head): its query heads read each cached row once. A token's
+  // cost grows with its position, so tokens are dealt from both ends of the batch (0, T-1, 1,
+  // T-2, ...): the pool's contiguous chunks then cost about the same.
   const int group = c.n_heads / c.n_kv_heads;
   pool_.parallel_for(T * c.n_kv_heads, 1, [&](int64_t b, int64_t e) {
     std::vector<float> scratch;
     for (int64_t i = b; i < e; ++i) {
-      const int64_t t = i / c.n_kv_heads;
+      const int64_t r = i / c.n_kv_heads, t = r % 2 == 0 ? r / 2 : T - 1 - r / 2;
       const int kvh = int(i % c.n_kv_heads), head = kvh * group;
       const Tok& tk = toks[size_t(t)];
       const int64_t first = window > 0 ? std::max<int64_t>(0, tk.pos - window + 1) : 0;

@@ -4,7 +4,7 @@
 // Q4/Q4Z with int8 activations and vpdpbusd (u8 x s8 -> s32, 4 products per lane): each 64-byte
 // load of weights feeds 128 multiply-adds per instruction pair. Also the AVX-512 dispatcher.
 // Paths by rows of x (M):
-//   M == 1       q4_gemv: 4 (then 2) weight rows x 512 columns per step (memory-bound decode).
+//   M == 1       q4_gemv: 1 weight row x 512 columns per step (memory-bound decode).
 //   1 < M < 12   q4_tile: 2 weight rows x up to 4 rows of x, each unpacked 128-column chunk
 //                reused from registers across the tile.
 //   M >= 12      rows of x in vector lanes (qgemm_avx512_q4m.cpp).
@@ -321,8 +321,13 @@ void q4_tiles_m(const Job& job, const Q4Acts& a, int64_t n) {
 template <int G, bool ZP>
 void q4_rows(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
   int64_t n = n0;
-  if (job.M == 1)
-    for (; n + 4 <= n1; n += 4) q4_tiles_m<G, ZP, 4>(job, a, n);
+  if (job.M == 1) {
+    // One row at a time: the weights then stream strictly in address order. Two or four rows
+    // interleaved (sharing the activation loads) were faster in cache but 30-40% slower from
+    // DRAM, whose prefetchers lose track of four streams 1 KiB apart within a page.
+    for (; n < n1; ++n) q4_tiles_m<G, ZP, 1>(job, a, n);
+    return;
+  }
   for (; n + 2 <= n1; n += 2) q4_tiles_m<G, ZP, 2>(job, a, n);
   if (n < n1) q4_tiles_m<G, ZP, 1>(job, a, n);
 }
