@@ -100,9 +100,15 @@ def table(outdir):
         rows.append({"round": str(r), "pp_p": pp_p, "pp_m": m["pp"], "tg_p": tg_p, "tg_m": m["tg"],
                      "gbs_p": None if tg_p is None else tg_p * peer_bpt / 1e9, "gbs_m": m["tg"] * m["bpt"] / 1e9,
                      "moe": m})
+    for row in rows:
+        row["r_pp"], row["r_tg"] = ratio(row["pp_m"], row["pp_p"]), ratio(row["tg_m"], row["tg_p"])
+    # The ratios' median is the median of each round's pair (the engines ran back to back), not
+    # the ratio of the medians.
     med = {"round": "**median**"}
     for k in ("pp_p", "pp_m", "tg_p", "tg_m", "gbs_p", "gbs_m"):
         med[k] = median([row[k] for row in rows])
+    for k in ("r_pp", "r_tg"):
+        med[k] = median([row[k] for row in rows if row[k] is not None])
     moe_bpt = rows[0]["moe"]["bpt"] if rows else None
 
     out = []
@@ -131,8 +137,8 @@ def table(outdir):
     out.append("|" + "---|" * len(hdr))
     for row in rows + [med]:
         pct = lambda g: None if g is None or not dram_gbs else 100.0 * g / dram_gbs
-        cells = [row["round"], fmt(row["pp_p"]), fmt(row["pp_m"]), fmt(ratio(row["pp_m"], row["pp_p"])),
-                 fmt(row["tg_p"]), fmt(row["tg_m"]), fmt(ratio(row["tg_m"], row["tg_p"])),
+        cells = [row["round"], fmt(row["pp_p"]), fmt(row["pp_m"]), fmt(row["r_pp"]),
+                 fmt(row["tg_p"]), fmt(row["tg_m"]), fmt(row["r_tg"]),
                  fmt(row["gbs_p"]), fmt(row["gbs_m"]), fmt(pct(row["gbs_p"]), 0), fmt(pct(row["gbs_m"]), 0)]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)

@@ -3,6 +3,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
+#include <vector>
+#include <type_traits>
 
 #include "kernels/cpu/qkernels.h"
 
@@ -46,6 +49,78 @@ void tiled_rows(const Job& job, const Arg& arg, int64_t n0, int64_t n1) {
     }
   }
 }
+
+// ---- rows of x in lanes (qgemm_avx512_q4m.cpp, qgemm_avx512_i8m.cpp) ----------------------
+namespace mlanes {
+constexpr int kLanes = 16;      // rows of x per vector
+constexpr int kRowsW = 4;       // weight rows per pass
+constexpr int kBlocksPass = 8;  // 16-row blocks of x per pass over the weights (128 rows)
+
+// Calls f(std::integral_constant<int, NT>) for nt in 1..kRowsW (a kernel's row-count template).
+template <class F>
+inline void with_nt(int nt, F&& f) {
+  switch (nt) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    default: f(std::integral_constant<int, 4>{}); break;
+  }
+}
+
+// x [M, K] as int8 codes (quant_block) in the lanes layout: `codes` [nmb, K/4, 16, 4] bytes, each
+// 64-byte vector holding 4 consecutive columns of a 16-row block, with `offset` added to every
+// code (128 makes them unsigned); `d` [nmb, K/32, 16] the block scales, and when `sums` is given,
+// each (row, block)'s code sum before the offset at the same index. Rows past M keep code
+// `offset`, scale 0 and sum 0. Returns nmb.
+inline int64_t quantize_lanes(const float* x, int64_t M, int64_t K, uint8_t offset, std::vector<uint8_t>& codes,
+                              std::vector<float>& d, std::vector<int32_t>* sums) {
+  const int64_t nb = K / 32, nmb = (M + kLanes - 1) / kLanes;
+  codes.assign(size_t(nmb * K * kLanes), offset);
+  d.assign(size_t(nmb * nb * kLanes), 0.0f);
+  if (sums) sums->assign(size_t(nmb * nb * kLanes), 0);
+  const __m512i off = _mm512_set1_epi32(offset);
+  for (int64_t m = 0; m < M; ++m) {
+    const int64_t mb = m / kLanes, l = m % kLanes;
+    for (int64_t blk = 0; blk < nb; ++blk) {
+      float dr;
+      __m512i qa, qb;
+      quant_block(x + m * K + blk * 32, &dr, &qa, &qb);
+      const size_t o = size_t((mb * nb + blk) * kLanes + l);
+      if (sums) (*sums)[o] = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+      alignas(32) uint8_t q[32];  // codes + offset, truncated to bytes (both fit in 8 bits)
+      _mm_store_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(_mm512_add_epi32(qa, off)));
+      _mm_store_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(_mm512_add_epi32(qb, off)));
+      for (int t = 0; t < 8; ++t) std::memcpy(&codes[size_t(((mb * (K / 4) + blk * 8 + t) * kLanes + l) * 4)], q + 4 * t, 4);
+      d[o] = dr;
+    }
+  }
+  return nmb;
+}
+
+// The pass structure both kernels share, over weight rows [n0, n1) and nmb 16-row blocks of x:
+// per kBlocksPass blocks of x and run of up to kRowsW weight rows from n, ready(n, nt) prepares the
+// rows (unpacks, sums), block(n, nt, mb, out) fills out[j]'s lanes with y[mb * 16 + l, n + j]
+// before the row factor row_scale(n + j) and the bias.
+template <class Ready, class Block, class Scale>
+void drive(const Job& job, int64_t nmb, int64_t n0, int64_t n1, Ready&& ready, Block&& block, Scale&& row_scale) {
+  const int64_t N = job.w.rows, M = job.M;
+  __m512 out[kRowsW];
+  alignas(64) float lanes[kLanes];
+  for (int64_t mg = 0; mg < nmb; mg += kBlocksPass)
+    for (int64_t n = n0; n < n1; n += kRowsW) {
+      const int nt = int(std::min<int64_t>(kRowsW, n1 - n));
+      ready(n, nt);
+      for (int64_t mb = mg; mb < std::min(nmb, mg + kBlocksPass); ++mb) {
+        block(n, nt, mb, out);
+        for (int j = 0; j < nt; ++j) {
+          _mm512_store_ps(lanes, _mm512_mul_ps(out[j], _mm512_set1_ps(row_scale(n + j))));
+          const float bias = job.bias ? job.bias[n + j] : 0.0f;
+          for (int64_t l = 0; l < kLanes && mb * kLanes + l < M; ++l) job.y[(mb * kLanes + l) * N + n + j] = lanes[l] + bias;
+        }
+      }
+    }
+}
+}  // namespace mlanes
 
 // Q4/Q4Z GEMM for many rows of x (qgemm_avx512_q4m.cpp).
 std::unique_ptr<Rows> prepare_q4_mlanes(const Job& job);

@@ -19,9 +19,8 @@ namespace moe::cpu::qk {
 
 namespace {
 
-constexpr int kLanes = 16;      // rows of x per vector
-constexpr int kRowsW = 4;       // weight rows per pass
-constexpr int kBlocksPass = 8;  // 16-row blocks of x per pass over the weights (128 rows)
+using mlanes::kLanes;
+using mlanes::kRowsW;
 
 // x in 16-row blocks (rows past M are zero codes, i.e. 128, and scale 0):
 //   u [nmb, K/4, 16, 4] uint8: xq + 128 for 4 consecutive columns of the 16 rows in one vector.
@@ -32,26 +31,7 @@ struct MActs {
   int64_t nmb = 0;
 };
 
-void prep(const float* x, int64_t M, int64_t K, MActs& a) {
-  const int64_t nb = K / 32;
-  a.nmb = (M + kLanes - 1) / kLanes;
-  a.u.assign(size_t(a.nmb * K * kLanes), 128);
-  a.d.assign(size_t(a.nmb * nb * kLanes), 0.0f);
-  for (int64_t m = 0; m < M; ++m) {
-    const int64_t mb = m / kLanes, l = m % kLanes;
-    for (int64_t blk = 0; blk < nb; ++blk) {
-      float dr;
-      __m512i qa, qb;
-      quant_block(x + m * K + blk * 32, &dr, &qa, &qb);
-      const __m512i bias = _mm512_set1_epi32(128);
-      alignas(32) uint8_t q[32];
-      _mm_store_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(_mm512_add_epi32(qa, bias)));
-      _mm_store_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(_mm512_add_epi32(qb, bias)));
-      for (int t = 0; t < 8; ++t) std::memcpy(&a.u[size_t(((mb * (K / 4) + blk * 8 + t) * kLanes + l) * 4)], q + 4 * t, 4);
-      a.d[size_t((mb * nb + blk) * kLanes + l)] = dr;
-    }
-  }
-}
+void prep(const float* x, int64_t M, int64_t K, MActs& a) { a.nmb = mlanes::quantize_lanes(x, M, K, 128, a.u, a.d, nullptr); }
 
 // Minus 128 times each 32-block's sum of weight codes, for NT rows from n: the accumulators'
 // start (see the file comment). c [kRowsW, K/32].
@@ -99,29 +79,14 @@ void block16(const WeightView& w, int64_t n, const std::vector<int32_t>& c, cons
 
 void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
   const WeightView& w = job.w;
-  const int64_t N = w.rows, M = job.M;
   const float* scales = static_cast<const float*>(w.scales);
   std::vector<int32_t> c;
-  __m512 out[kRowsW];
-  alignas(64) float lanes[kLanes];
-  for (int64_t mg = 0; mg < a.nmb; mg += kBlocksPass)
-    for (int64_t n = n0; n < n1; n += kRowsW) {
-      const int nt = int(std::min<int64_t>(kRowsW, n1 - n));
-      block_offsets(w, n, nt, c);
-      for (int64_t mb = mg; mb < std::min(a.nmb, mg + kBlocksPass); ++mb) {
-        switch (nt) {
-          case 1: block16<1>(w, n, c, a, mb, out); break;
-          case 2: block16<2>(w, n, c, a, mb, out); break;
-          case 3: block16<3>(w, n, c, a, mb, out); break;
-          default: block16<4>(w, n, c, a, mb, out); break;
-        }
-        for (int j = 0; j < nt; ++j) {
-          _mm512_store_ps(lanes, _mm512_mul_ps(out[j], _mm512_set1_ps(scales[n + j])));
-          const float bias = job.bias ? job.bias[n + j] : 0.0f;
-          for (int64_t l = 0; l < kLanes && mb * kLanes + l < M; ++l) job.y[(mb * kLanes + l) * N + n + j] = lanes[l] + bias;
-        }
-      }
-    }
+  mlanes::drive(
+      job, a.nmb, n0, n1, [&](int64_t n, int nt) { block_offsets(w, n, nt, c); },
+      [&](int64_t n, int nt, int64_t mb, __m512* out) {
+        mlanes::with_nt(nt, [&](auto NT) { block16<NT>(w, n, c, a, mb, out); });
+      },
+      [&](int64_t n) { return scales[n]; });
 }
 
 }  // namespace

@@ -21,45 +21,24 @@ namespace moe::cpu::qk {
 
 namespace {
 
-constexpr int kLanes = 16;      // rows of x per vector
-constexpr int kRowsW = 4;       // weight rows per pass
-constexpr int kBlocksPass = 8;  // 16-row blocks of x per pass over the weights (128 rows)
+using mlanes::kLanes;
+using mlanes::kRowsW;
 
 // x in 16-row blocks (rows past M are zero):
 //   q [nmb, K/4, 16, 4] int8: 4 consecutive columns of the 16 rows in one 64-byte vector.
 //   d [nmb, K/32, 16] f32 block scales;  b [nmb, K/32, 16] i32 block code sums, stored as
 //   -8 * sum for Q4 (the accumulator's start) and as the sum for Q4Z.
 struct MActs {
-  std::vector<int8_t> q;
+  std::vector<uint8_t> q;  // int8 codes, stored as bytes
   std::vector<float> d;
   std::vector<int32_t> b;
   int64_t nmb = 0;
 };
 
 void prep(const float* x, int64_t M, int64_t K, bool zp, MActs& a) {
-  const int64_t nb = K / 32;
-  a.nmb = (M + kLanes - 1) / kLanes;
-  a.q.assign(size_t(a.nmb * K * kLanes), 0);
-  a.d.assign(size_t(a.nmb * nb * kLanes), 0.0f);
-  a.b.assign(size_t(a.nmb * nb * kLanes), 0);
-  for (int64_t m = 0; m < M; ++m) {
-    const int64_t mb = m / kLanes, l = m % kLanes;
-    for (int64_t blk = 0; blk < nb; ++blk) {
-      float dr;
-      __m512i qa, qb;
-      quant_block(x + m * K + blk * 32, &dr, &qa, &qb);
-      alignas(32) int8_t q[32];
-      _mm_store_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(qa));
-      _mm_store_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtsepi32_epi8(qb));
-      int32_t sum = 0;
-      for (int t = 0; t < 32; ++t) sum += q[t];
-      for (int t = 0; t < 8; ++t)
-        std::memcpy(&a.q[size_t(((mb * (K / 4) + blk * 8 + t) * kLanes + l) * 4)], q + 4 * t, 4);
-      const size_t o = size_t((mb * nb + blk) * kLanes + l);
-      a.d[o] = dr;
-      a.b[o] = zp ? sum : -8 * sum;
-    }
-  }
+  a.nmb = mlanes::quantize_lanes(x, M, K, 0, a.q, a.d, &a.b);
+  if (!zp)
+    for (int32_t& s : a.b) s *= -8;
 }
 
 // Weight rows unpacked for the pass: codes u [NT, K + 128] in chunk order (per 128 columns: the 64
@@ -101,7 +80,7 @@ void unpack(const WeightView& w, int64_t n, int nt, Unpacked& p) {
 template <bool ZP, int NT>
 void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, __m512* out) {
   const int64_t nb = K / 32, ng = K / G;
-  const int8_t* xp = &a.q[size_t(mb * K * kLanes)];
+  const uint8_t* xp = &a.q[size_t(mb * K * kLanes)];
   const int32_t* bp = &a.b[size_t(mb * nb * kLanes)];
   const float* dp = &a.d[size_t(mb * nb * kLanes)];
   __m512 acc[NT];
@@ -134,28 +113,13 @@ void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, __
 template <bool ZP>
 void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
   const WeightView& w = job.w;
-  const int64_t N = w.rows, K = w.cols, M = job.M;
   static thread_local Unpacked p;  // used only by this thread
-  __m512 out[kRowsW];
-  alignas(64) float lanes[kLanes];
-  for (int64_t mg = 0; mg < a.nmb; mg += kBlocksPass)
-    for (int64_t n = n0; n < n1; n += kRowsW) {
-      const int nt = int(std::min<int64_t>(kRowsW, n1 - n));
-      unpack(w, n, nt, p);
-      for (int64_t mb = mg; mb < std::min(a.nmb, mg + kBlocksPass); ++mb) {
-        switch (nt) {
-          case 1: block16<ZP, 1>(p, K, w.group, a, mb, out); break;
-          case 2: block16<ZP, 2>(p, K, w.group, a, mb, out); break;
-          case 3: block16<ZP, 3>(p, K, w.group, a, mb, out); break;
-          default: block16<ZP, 4>(p, K, w.group, a, mb, out); break;
-        }
-        for (int j = 0; j < nt; ++j) {
-          _mm512_store_ps(lanes, out[j]);
-          const float bias = job.bias ? job.bias[n + j] : 0.0f;
-          for (int64_t l = 0; l < kLanes && mb * kLanes + l < M; ++l) job.y[(mb * kLanes + l) * N + n + j] = lanes[l] + bias;
-        }
-      }
-    }
+  mlanes::drive(
+      job, a.nmb, n0, n1, [&](int64_t n, int nt) { unpack(w, n, nt, p); },
+      [&](int64_t, int nt, int64_t mb, __m512* out) {
+        mlanes::with_nt(nt, [&](auto NT) { block16<ZP, NT>(p, w.cols, w.group, a, mb, out); });
+      },
+      [](int64_t) { return 1.0f; });  // exact: the sums already carry every scale
 }
 
 }  // namespace
