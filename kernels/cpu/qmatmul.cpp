@@ -96,14 +96,18 @@ void qmatmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, f
 
 void qmatmul_many(ThreadPool& pool, std::span<const MatJob> jobs, Isa isa) {
   for (const MatJob& j : jobs) check(j.w, isa);
+  // The threads split the jobs' rows by estimated cost, not by count: at prefill one expert may
+  // see 60 tokens and the next 6. A row costs its compute (M x K) plus the weight stream (about
+  // 4 rows of x's worth), in units of 32 columns; first[] holds each job's first unit.
   std::vector<const MatJob*> live;
-  std::vector<int64_t> first{0};  // first concatenated row of each job
+  std::vector<int64_t> first{0}, unit;  // unit: cost of one row of each job
   int64_t grain = 0, acts = 0;
   for (const MatJob& j : jobs) {
     if (j.M <= 0 || j.w.rows <= 0) continue;
     live.push_back(&j);
-    first.push_back(first.back() + j.w.rows);
-    const int64_t g = qk::row_grain(j.w.cols);
+    unit.push_back((j.M + 4) * (j.w.cols / kQuantizedKMultiple));
+    first.push_back(first.back() + j.w.rows * unit.back());
+    const int64_t g = qk::row_grain(j.w.cols) * unit.back();
     grain = grain == 0 ? g : std::min(grain, g);
     acts += j.M * j.w.cols;
   }
@@ -117,10 +121,13 @@ void qmatmul_many(ThreadPool& pool, std::span<const MatJob> jobs, Isa isa) {
   if (acts >= (int64_t(1) << 16)) pool.parallel_for(int64_t(live.size()), 1, prep);
   else prep(0, int64_t(live.size()));
   pool.parallel_for(first.back(), grain, [&](int64_t b, int64_t e) {
-    // The jobs overlapping [b, e), each on its own row range.
+    // The jobs overlapping units [b, e), each on the rows whose first unit lies in the range.
     size_t k = size_t(std::upper_bound(first.begin(), first.end(), b) - first.begin()) - 1;
-    for (; k < rows.size() && first[k] < e; ++k)
-      rows[k]->run(std::max(b, first[k]) - first[k], std::min(e, first[k + 1]) - first[k]);
+    for (; k < rows.size() && first[k] < e; ++k) {
+      const int64_t u = unit[k], lo = std::max(b, first[k]) - first[k], hi = std::min(e, first[k + 1]) - first[k];
+      const int64_t r0 = (lo + u - 1) / u, r1 = (hi + u - 1) / u;
+      if (r0 < r1) rows[k]->run(r0, r1);
+    }
   });
 }
 
