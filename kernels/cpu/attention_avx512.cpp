@@ -53,16 +53,57 @@ inline float exp_row(float* s, int64_t n, const float* sink) {
   return total;
 }
 
+// Lane i of the result = the sum of a[i]'s 16 lanes: 45 shuffles and adds for 16 sums instead of
+// a full reduction (~10 instructions) each.
+inline __m512 sum16(const __m512* a) {
+  __m512 b[8], c[4];
+  for (int i = 0; i < 8; ++i)  // per 128-bit block: pairs of (a[2i], a[2i+1]) half-summed
+    b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+  for (int i = 0; i < 4; ++i) {  // block j, lane r: block j's sum of a[4i + r]
+    const __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
+    c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+  // Sum the four blocks of each c[i] into block i of the result.
+  const __m512 e0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 e1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(c[2], c[3], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(e0, e1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Scores of heads [g0, g0 + 4) x keys [t0, t0 + 4): 16 dot products sharing their loads.
+inline void scores4x4(const float* q, const float* k, int64_t kv_stride, int64_t first, int64_t t0, int g0, int head_dim,
+                      float scale, int64_t n, float* scratch) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  const float* kt = k + (first + t0) * kv_stride;
+  for (int c = 0; c < head_dim / 16; ++c) {
+    __m512 kc[4];
+    for (int t = 0; t < 4; ++t) kc[t] = _mm512_loadu_ps(kt + t * kv_stride + 16 * c);
+    for (int g = 0; g < 4; ++g) {
+      const __m512 qc = _mm512_loadu_ps(q + (g0 + g) * head_dim + 16 * c);
+      for (int t = 0; t < 4; ++t) acc[4 * g + t] = _mm512_fmadd_ps(qc, kc[t], acc[4 * g + t]);
+    }
+  }
+  const __m512 s = _mm512_mul_ps(sum16(acc), _mm512_set1_ps(scale));  // lane 4g + t
+  for (int g = 0; g < 4; ++g) _mm_storeu_ps(scratch + (g0 + g) * n + t0, _mm512_extractf32x4_ps(s, g));
+}
+
 }  // namespace
 
 void attend_group_avx512(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
                          int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch) {
   const int64_t n = pos - first + 1;
   const int nc = head_dim / 16;  // 16-float chunks per head
-  // Scores: every key row is loaded once and dotted with up to 4 heads at a time.
+  // Scores: blocks of 4 heads x 4 keys, then the keys and heads left over one key at a time.
+  const int g4 = n_q / 4 * 4;
+  const int64_t t4 = n / 4 * 4;
+  for (int g0 = 0; g0 < g4; g0 += 4)
+    for (int64_t t0 = 0; t0 < t4; t0 += 4) scores4x4(q, k, kv_stride, first, t0, g0, head_dim, scale, n, scratch);
   for (int64_t t = 0; t < n; ++t) {
     const float* kt = k + (first + t) * kv_stride;
-    for (int g0 = 0; g0 < n_q; g0 += 4) {
+    for (int g0 = t < t4 ? g4 : 0; g0 < n_q; g0 += 4) {
       const int gn = std::min(4, n_q - g0);
       __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
       for (int c = 0; c < nc; ++c) {

@@ -173,7 +173,7 @@ TEST(Kernels, AttentionMatchesNaiveGqa) {
 TEST(Kernels, AttendGroupMatchesAttendPerHead) {
   uint64_t seed = 20;
   for (int hd : {24, 64, 128, 256})
-    for (int n_q : {1, 3, 8})
+    for (int n_q : {1, 3, 6, 8})
       for (int pos : {0, 17, 300})
         for (int64_t first : {int64_t(0), int64_t(pos / 2)})
           for (bool with_sinks : {false, true}) {
