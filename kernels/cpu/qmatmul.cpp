@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -114,12 +115,22 @@ void qmatmul_many(ThreadPool& pool, std::span<const MatJob> jobs, Isa isa) {
   if (live.empty()) return;
   // Preparing (quantizing) the activations of a prefill's experts is worth its own parallel
   // section; a decode step's few rows are not.
+  // A worker must not throw (bad_alloc): failures are carried back to this thread.
   std::vector<std::unique_ptr<qk::Rows>> rows(live.size());
+  std::vector<std::exception_ptr> failed(live.size());
   const auto prep = [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) rows[size_t(i)] = prepare(*live[size_t(i)], isa);
+    for (int64_t i = b; i < e; ++i) {
+      try {
+        rows[size_t(i)] = prepare(*live[size_t(i)], isa);
+      } catch (...) {
+        failed[size_t(i)] = std::current_exception();
+      }
+    }
   };
   if (acts >= (int64_t(1) << 16)) pool.parallel_for(int64_t(live.size()), 1, prep);
   else prep(0, int64_t(live.size()));
+  for (const std::exception_ptr& e : failed)
+    if (e) std::rethrow_exception(e);
   pool.parallel_for(first.back(), grain, [&](int64_t b, int64_t e) {
     // The jobs overlapping units [b, e), each on the rows whose first unit lies in the range.
     size_t k = size_t(std::upper_bound(first.begin(), first.end(), b) - first.begin()) - 1;

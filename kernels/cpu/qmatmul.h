@@ -60,10 +60,11 @@ struct MatJob {
 };
 
 // Runs quantized jobs as one parallel section: every job's activations are prepared first, then
-// the threads split the concatenated weight rows of all jobs. A decode step's projections and
-// experts each take a few tens of microseconds, so one start and join of the pool per group
-// instead of one per matrix matters. Each y equals what qmatmul gives for that job alone, bit
-// for bit. Throws as qmatmul does, before any job runs.
+// the threads split the concatenated weight rows of all jobs, in ranges of equal estimated cost
+// (a row of a job with more rows of x costs more). A decode step's projections and experts each
+// take a few tens of microseconds, so one start and join of the pool per group instead of one
+// per matrix matters. Each y equals what qmatmul gives for that job alone, bit for bit. Throws as
+// qmatmul does, before any job runs.
 void qmatmul_many(ThreadPool& pool, std::span<const MatJob> jobs, Isa isa);
 
 }  // namespace moe::cpu
