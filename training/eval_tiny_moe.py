@@ -39,7 +39,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import make_fixtures as MF  # noqa: E402  (reference helpers: golden format, greedy loop, ...)
+import fixture_golden as FG  # noqa: E402  (the greedy loop and its generate() check)
+import make_fixtures as MF  # noqa: E402  (reference helpers: golden format, ...)
 import tiny_moe_data as D  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 from transformers import Qwen3MoeForCausalLM  # noqa: E402
@@ -280,8 +281,8 @@ def write_golden(model_dir: str, tok: Tokenizer, ref, code_prompt: str, chat_pro
     greedy_entries = []
     for kind, text in (("code", code_prompt), ("chat", chat_prompt)):
         ids = tok.encode(text, add_special_tokens=True).ids
-        new, mm, scale = MF.greedy(ref, ids, MF.GREEDY_NEW_TOKENS)
-        if not MF.greedy_generate_check(ref, ids, new):
+        new, mm, scale = FG.greedy(ref, ids, FG.GREEDY_NEW_TOKENS)
+        if not FG.greedy_generate_check(ref, ids, new):
             raise RuntimeError("generate() disagrees with the manual greedy loop")
         greedy_entries.append({"prompt": ids, "tokens": new, "min_margin": mm, "logit_std_max": scale,
                                "distinct_tokens": len(set(new)), "min_margin_relative": mm / max(scale, 1e-9),

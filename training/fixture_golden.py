@@ -4,7 +4,8 @@ Holds what every golden.json has besides its model-specific summary: the tokeniz
 (`COMMON_TEXTS`, `FAMILY_TEXTS`, `GPT_OSS_TEXTS`) and `tokenization_golden` (tokenizers'
 encodings, checked against AutoTokenizer), `tensor_listing` of the safetensors files,
 `golden_provenance` (HF class and library versions), the float32 forward `full_logits`, the
-greedy loop `greedy` and its generate() cross-check `greedy_generate_check`, the seeded prompt
+greedy loop `greedy` and its generate() cross-check `greedy_generate_check`, the greedy prompt
+choice `greedy_candidates` / `pick_greedy`, the KV-cache check `kv_cache_diff`, the seeded prompt
 settings (`LOGIT_LENGTHS`, `GREEDY_NEW_TOKENS`, `GREEDY_PROMPT_TEXTS`, `N_RANDOM_PROMPTS`,
 `GREEDY_MIN_DISTINCT`) and `save_json`, the JSON format of every file the fixture scripts write.
 """
@@ -16,6 +17,7 @@ import json
 import os
 
 import fixture_env  # noqa: F401  (offline, quiet Hugging Face libraries)
+import numpy as np
 import safetensors
 import tokenizers
 import torch
@@ -179,6 +181,17 @@ def greedy_generate_check(model, prompt: list[int], expected: list[int]) -> bool
     return gen[0, len(prompt):].tolist() == expected
 
 
+@torch.no_grad()
+def kv_cache_diff(model, ids: list[int], full: torch.Tensor | None = None, split: int = 10) -> float:
+    """Informative KV-cache consistency: a cached forward of ids[:split], then the rest in one
+    cached forward, against the full forward (`full`, computed when not given)."""
+    if full is None:
+        full = full_logits(model, ids)
+    out = model(input_ids=torch.tensor([ids[:split]]), use_cache=True)
+    step = model(input_ids=torch.tensor([ids[split:]]), cache=out.cache, use_cache=True).logits[0]
+    return float((step - full[split:]).abs().max())
+
+
 LOGIT_LENGTHS = [1, 7, 19]
 GREEDY_NEW_TOKENS = 32
 GREEDY_PROMPT_TEXTS = [
@@ -193,6 +206,41 @@ GREEDY_PROMPT_TEXTS = [
 ]
 N_RANDOM_PROMPTS = 16
 GREEDY_MIN_DISTINCT = 12
+
+
+def greedy_candidates(tok: Tokenizer, seed: int, vocab_size: int) -> list[tuple]:
+    """The greedy prompts to choose from, as (kind, text or None, ids): GREEDY_PROMPT_TEXTS, then
+    N_RANDOM_PROMPTS random ones of 3-11 tokens drawn with `seed`."""
+    candidates = [("text", t, tok.encode(t, add_special_tokens=True).ids) for t in GREEDY_PROMPT_TEXTS]
+    prng = np.random.default_rng(seed)
+    for _ in range(N_RANDOM_PROMPTS):
+        n = int(prng.integers(3, 12))
+        candidates.append(("random", None, [int(x) for x in prng.integers(0, vocab_size, size=n)]))
+    return candidates
+
+
+def pick_greedy(model, name: str, candidates: list[tuple], extra=None, demote=None) -> list[dict]:
+    """The golden greedy entries: every candidate decoded GREEDY_NEW_TOKENS tokens, then the 2
+    best kept, checked against generate(). Order: non-degenerate continuations first (random
+    tiny models easily fall into one repeated token), then those `demote` does not put last, then
+    the largest relative top1-top2 margin. `extra(ids, new)` gives keys added to the entry (and
+    handed to `demote`)."""
+    scored = []
+    for kind, text, ids in candidates:
+        new, mm, scale = greedy(model, ids, GREEDY_NEW_TOKENS)
+        more = extra(ids, new) if extra else {}
+        scored.append((mm / max(scale, 1e-9), kind, text, ids, new, mm, scale, more))
+    scored.sort(key=lambda s: (len(set(s[4])) < GREEDY_MIN_DISTINCT, bool(demote and demote(s[7])), -s[0]))
+    entries = []
+    for rel, kind, text, ids, new, mm, scale, more in scored[:2]:
+        if not greedy_generate_check(model, ids, new):
+            raise RuntimeError(f"{name}: generate() disagrees with the manual greedy loop")
+        e = {"prompt": ids, "tokens": new, "min_margin": mm, "logit_std_max": scale, "distinct_tokens": len(set(new)),
+             "min_margin_relative": rel, "prompt_kind": kind, **more}
+        if text is not None:
+            e["prompt_text"] = text
+        entries.append(e)
+    return entries
 
 
 def save_json(obj, path):

@@ -70,15 +70,12 @@ from fixture_fp8 import (  # noqa: E402
 )
 from fixture_golden import (  # noqa: E402
     FAMILY_TEXTS,  # noqa: F401  (re-exported)
-    GREEDY_MIN_DISTINCT,
-    GREEDY_NEW_TOKENS,
-    GREEDY_PROMPT_TEXTS,
     LOGIT_LENGTHS,
-    N_RANDOM_PROMPTS,
     full_logits,
     golden_provenance,
-    greedy,
-    greedy_generate_check,
+    greedy_candidates,
+    kv_cache_diff,
+    pick_greedy,
     save_json,
     tensor_listing,
     tokenization_golden,
@@ -222,41 +219,8 @@ def build_fixture(spec: dict, out_root: str, tok_jsons: dict) -> None:
              "logit_std": float(lg.std()), "argmax": [int(a) for a in lg.argmax(-1)]}
         )
 
-    # Incremental (KV cache) vs full forward consistency, informative only.
-    with torch.no_grad():
-        ids = logits_entries[2]["tokens"]
-        full = full_logits(ref, ids)
-        out = ref(input_ids=torch.tensor([ids[:10]]), use_cache=True)
-        cache = out.cache
-        step = ref(input_ids=torch.tensor([ids[10:]]), cache=cache, use_cache=True).logits[0]
-        kv_diff = float((step - full[10:]).abs().max())
-
-    # Greedy: choose the 2 best-conditioned prompts among deterministic candidates.
-    candidates = []
-    for t in GREEDY_PROMPT_TEXTS:
-        ids = tok.encode(t, add_special_tokens=True).ids
-        candidates.append(("text", t, ids))
-    prng = np.random.default_rng(spec["seed"] + 200)
-    for _ in range(N_RANDOM_PROMPTS):
-        n = int(prng.integers(3, 12))
-        candidates.append(("random", None, [int(x) for x in prng.integers(0, vocab_size, size=n)]))
-    scored = []
-    for kind, text, ids in candidates:
-        new, mm, scale = greedy(ref, ids, GREEDY_NEW_TOKENS)
-        scored.append((mm / max(scale, 1e-9), kind, text, ids, new, mm, scale))
-    # Prefer non-degenerate continuations (random tiny models easily fall into
-    # a single repeated token), then the largest relative top1-top2 margin.
-    scored.sort(key=lambda s: (len(set(s[4])) < GREEDY_MIN_DISTINCT, -s[0]))
-    greedy_entries = []
-    for rel, kind, text, ids, new, mm, scale in scored[:2]:
-        if not greedy_generate_check(ref, ids, new):
-            raise RuntimeError(f"{name}: generate() disagrees with the manual greedy loop")
-        e = {"prompt": ids, "tokens": new, "min_margin": mm, "logit_std_max": scale,
-             "distinct_tokens": len(set(new)),
-             "min_margin_relative": rel, "prompt_kind": kind}
-        if text is not None:
-            e["prompt_text"] = text
-        greedy_entries.append(e)
+    kv_diff = kv_cache_diff(ref, logits_entries[2]["tokens"])
+    greedy_entries = pick_greedy(ref, name, greedy_candidates(tok, spec["seed"] + 200, vocab_size))
 
     tokenization, auto_info = tokenization_golden(tok, fdir, family)
 

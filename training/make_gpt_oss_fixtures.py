@@ -57,15 +57,12 @@ from transformers import GenerationConfig, GptOssConfig, GptOssForCausalLM  # no
 from fixture_golden import (  # noqa: E402
     FAMILY_TEXTS,
     GPT_OSS_TEXTS,
-    GREEDY_MIN_DISTINCT,
-    GREEDY_NEW_TOKENS,
-    GREEDY_PROMPT_TEXTS,
     LOGIT_LENGTHS,
-    N_RANDOM_PROMPTS,
     full_logits,
     golden_provenance,
-    greedy,
-    greedy_generate_check,
+    greedy_candidates,
+    kv_cache_diff,
+    pick_greedy,
     save_json,
     tensor_listing,
     tokenization_golden,
@@ -202,9 +199,7 @@ def build_fixture(spec: dict, out_root: str, tok_json: dict) -> None:
     with torch.no_grad():
         ids = logits_entries[2]["tokens"]
         full = full_logits(ref, ids)
-        out = ref(input_ids=torch.tensor([ids[:10]]), use_cache=True)
-        step = ref(input_ids=torch.tensor([ids[10:]]), cache=out.cache, use_cache=True).logits[0]
-        kv_diff = float((step - full[10:]).abs().max())
+        kv_diff = kv_cache_diff(ref, ids, full)
         # one token at a time as well (the sliding-window cache keeps only the last window-1 keys)
         out = ref(input_ids=torch.tensor([ids[:1]]), use_cache=True)
         cache = out.cache
@@ -215,27 +210,7 @@ def build_fixture(spec: dict, out_root: str, tok_json: dict) -> None:
             rows.append(o.logits[0, -1])
         kv_step_diff = float((torch.stack(rows) - full).abs().max())
 
-    candidates = []
-    for t in GREEDY_PROMPT_TEXTS:
-        candidates.append(("text", t, tok.encode(t, add_special_tokens=True).ids))
-    prng = np.random.default_rng(spec["seed"] + 200)
-    for _ in range(N_RANDOM_PROMPTS):
-        n = int(prng.integers(3, 12))
-        candidates.append(("random", None, [int(x) for x in prng.integers(0, vocab_size, size=n)]))
-    scored = []
-    for kind, text, ids in candidates:
-        new, mm, scale = greedy(ref, ids, GREEDY_NEW_TOKENS)
-        scored.append((mm / max(scale, 1e-9), kind, text, ids, new, mm, scale))
-    scored.sort(key=lambda s: (len(set(s[4])) < GREEDY_MIN_DISTINCT, -s[0]))
-    greedy_entries = []
-    for rel, kind, text, ids, new, mm, scale in scored[:2]:
-        if not greedy_generate_check(ref, ids, new):
-            raise RuntimeError(f"{name}: generate() disagrees with the manual greedy loop")
-        e = {"prompt": ids, "tokens": new, "min_margin": mm, "logit_std_max": scale,
-             "distinct_tokens": len(set(new)), "min_margin_relative": rel, "prompt_kind": kind}
-        if text is not None:
-            e["prompt_text"] = text
-        greedy_entries.append(e)
+    greedy_entries = pick_greedy(ref, name, greedy_candidates(tok, spec["seed"] + 200, vocab_size))
 
     FAMILY_TEXTS.setdefault("gpt_oss", GPT_OSS_TEXTS)
     tokenization, auto_info = tokenization_golden(tok, fdir, "gpt_oss")

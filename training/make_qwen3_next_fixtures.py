@@ -87,14 +87,11 @@ import torch  # noqa: E402
 from transformers import GenerationConfig  # noqa: E402
 
 from fixture_golden import (  # noqa: E402
-    GREEDY_MIN_DISTINCT,
-    GREEDY_NEW_TOKENS,
-    GREEDY_PROMPT_TEXTS,
-    N_RANDOM_PROMPTS,
     full_logits,
     golden_provenance,
-    greedy,
-    greedy_generate_check,
+    greedy_candidates,
+    kv_cache_diff,
+    pick_greedy,
     save_json,
     tensor_listing,
     tokenization_golden,
@@ -218,12 +215,7 @@ def build_fixture(spec: dict, out_root: str, tok_json: dict) -> None:
 
     # make_fixtures' KV-cache consistency number: 10-token cached prefill, then the other 9 tokens in one
     # cached forward (chunked kernel continuing from the cached state).
-    with torch.no_grad():
-        ids = logits_entries[2]["tokens"]
-        full = full_logits(ref, ids)
-        out = ref(input_ids=torch.tensor([ids[:10]]), use_cache=True)
-        step = ref(input_ids=torch.tensor([ids[10:]]), cache=out.cache, use_cache=True).logits[0]
-        kv_diff = float((step - full[10:]).abs().max())
+    kv_diff = kv_cache_diff(ref, logits_entries[2]["tokens"])
 
     long_ids = logits_entries[LOGIT_LENGTHS.index(LONG_LEN)]["tokens"]
     recurrent_decode = decode_check(ref, kind, long_ids)
@@ -231,30 +223,11 @@ def build_fixture(spec: dict, out_root: str, tok_json: dict) -> None:
     if spec["kernel_layer"] is not None:
         extra["deltanet_kernel"] = deltanet_kernel_golden(ref, kind, spec["kernel_layer"], long_ids, gdir)
 
-    # Greedy, exactly as make_fixtures: 2 best-conditioned prompts among deterministic candidates.
-    candidates = [("text", t, tok.encode(t, add_special_tokens=True).ids) for t in GREEDY_PROMPT_TEXTS]
-    prng = np.random.default_rng(spec["seed"] + 200)
-    for _ in range(N_RANDOM_PROMPTS):
-        n = int(prng.integers(3, 12))
-        candidates.append(("random", None, [int(x) for x in prng.integers(0, vocab_size, size=n)]))
-    scored = []
-    for ckind, text, ids in candidates:
-        new, mm, scale = greedy(ref, ids, GREEDY_NEW_TOKENS)
-        # router gap over the prompt and all but the last generated token (what the model reads)
-        cond = conditioning(ref, ids + new[:-1])
-        scored.append((mm / max(scale, 1e-9), ckind, text, ids, new, mm, scale, cond))
-    # make_fixtures' order (non-degenerate first, then the largest relative top1-top2 margin), with
-    # ill-conditioned sequences (see well_conditioned) put last.
-    scored.sort(key=lambda s: (len(set(s[4])) < GREEDY_MIN_DISTINCT, not well_conditioned(s[7]), -s[0]))
-    greedy_entries = []
-    for rel, ckind, text, ids, new, mm, scale, cond in scored[:2]:
-        if not greedy_generate_check(ref, ids, new):
-            raise RuntimeError(f"{name}: generate() disagrees with the manual greedy loop")
-        e = {"prompt": ids, "tokens": new, "min_margin": mm, "logit_std_max": scale, "distinct_tokens": len(set(new)),
-             "min_margin_relative": rel, "prompt_kind": ckind, **cond}
-        if text is not None:
-            e["prompt_text"] = text
-        greedy_entries.append(e)
+    # Greedy as make_fixtures, with each candidate's router gap over the prompt and all but the last
+    # generated token (what the model reads) recorded, and ill-conditioned ones (well_conditioned) put last.
+    greedy_entries = pick_greedy(ref, name, greedy_candidates(tok, spec["seed"] + 200, vocab_size),
+                                 extra=lambda ids, new: conditioning(ref, ids + new[:-1]),
+                                 demote=lambda cond: not well_conditioned(cond))
 
     tokenization, auto_info = tokenization_golden(tok, fdir, "qwen")
 

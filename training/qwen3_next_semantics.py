@@ -18,6 +18,7 @@ import fixture_env  # noqa: F401  (offline, quiet Hugging Face libraries)
 import torch
 import torch.nn.functional as F
 
+from fixture_models import rope_summary
 from qwen3_next_specs import CHUNK_SIZE, is_moe_layer
 
 
@@ -178,7 +179,6 @@ def config_summary(kind, cfg, model) -> dict:
     r = nv // nk
     hd = cfg.head_dim
     prf = cfg.rope_parameters["partial_rotary_factor"]
-    rot = model.model.rotary_emb
     moe_layers = [i for i in range(cfg.num_hidden_layers) if is_moe_layer(kind, cfg, i)]
     s = {
         "model_type": cfg.model_type,
@@ -195,8 +195,7 @@ def config_summary(kind, cfg, model) -> dict:
         "rms_norm_eps": cfg.rms_norm_eps,
         "max_position_embeddings": cfg.max_position_embeddings,
         "rope_parameters": dict(cfg.rope_parameters),
-        "rope_effective": {"rope_type": rot.rope_type, "inv_freq": [float(v) for v in rot.inv_freq.tolist()],
-                           "attention_scaling": float(rot.attention_scaling)},
+        "rope_effective": rope_summary(model),
         "partial_rotary_factor": prf,
         "rotary_dim": int(hd * prf),
         "rope_layout": "rotate_half (NeoX) on the first rotary_dim = head_dim * partial_rotary_factor = "
