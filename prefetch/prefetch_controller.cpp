@@ -107,6 +107,9 @@ void PrefetchController::handle(const RoutingEvent& ev) {
   if (sched_) {
     sched_->cancel_layer(L);
     if (tier_) tier_->set_wanted(L, used_);
+    if (streamed_layer_ >= 0 && streamed_layer_ != L) sched_->cancel_layer(streamed_layer_);  // that layer ran
+    streamed_layer_ = -1;
+    if (opts_.stream_layer && target_) stream_missing(L);
   }
   std::vector<int64_t>& cnt = counts_[size_t(L)];
   for (int i = 0; i < T * K; ++i) ++cnt[size_t(ev.experts[i])];
@@ -161,6 +164,17 @@ void PrefetchController::handle(const RoutingEvent& ev) {
       reqs_.push_back({{p.layer, p.experts[i]}, p.distance, p.scores[i]});
   }
   if (sched_) sched_->submit(reqs_);
+}
+
+// The engine runs resident experts first, then the others in ascending id: queue those in
+// that order (distance 0 comes before every guess), so the disk reads what is needed soonest.
+void PrefetchController::stream_missing(int L) {
+  reqs_.clear();
+  for (int32_t e : used_)
+    if (!tier_->present(L, e)) reqs_.push_back({{L, e}, 0, -float(reqs_.size())});
+  if (reqs_.empty()) return;
+  streamed_layer_ = L;
+  sched_->submit(reqs_);
 }
 
 std::vector<double> PrefetchController::router_entropy() const { return usage_entropy(counts_); }

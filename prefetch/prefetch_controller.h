@@ -38,6 +38,9 @@ struct PrefetchOptions {
   // only steal bandwidth from demand reads. < 0: max(0.2, 2 * top_k / n_experts); 0: never gate.
   double min_recall = -1;
   std::filesystem::path trace;      // write a routing trace here (empty: none)
+  // Once a layer's routing is known, queue its missing experts ahead of every guess (RAM tier
+  // only): the engine computes the resident ones first while these stream in.
+  bool stream_layer = true;
 };
 
 // Predictor recall for one lookahead distance: |top-k guess ∩ actual| / |actual|, averaged
@@ -82,6 +85,7 @@ class PrefetchController {
   class TierTarget;
   void on_event(const RoutingEvent& ev);  // times handle()
   void handle(const RoutingEvent& ev);
+  void stream_missing(int layer);
 
   PrefetchModelInfo info_;
   TieredExperts* tier_;
@@ -101,6 +105,7 @@ class PrefetchController {
   uint64_t hook_ns_ = 0;
   int64_t step_ = -1;
   int last_layer_ = 1 << 30;
+  int streamed_layer_ = -1;  // the layer whose missing experts were queued last
 };
 
 }  // namespace moe

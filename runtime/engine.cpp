@@ -5,6 +5,7 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "kernels/cpu/kv_convert.h"
 #include "kernels/cpu/ops.h"
 #include "runtime/batch_plan.h"
 
@@ -13,6 +14,8 @@ namespace moe {
 Engine::Engine(const Model& model, EngineOptions opts)
     : model_(model), opts_(opts), pool_(opts.threads), inv_freq_(rope_inv_freq(model.cfg.rope, model.cfg.rotary_dim)) {
   if (opts_.max_seq_len <= 0) opts_.max_seq_len = model.cfg.max_position;
+  if (!cpu::kv_dtype_supported(opts_.kv_dtype))
+    throw std::invalid_argument(fmt::format("the KV cache cannot hold {}: choose f32, bf16, f16 or fp8", dtype_name(opts_.kv_dtype)));
   if (model.cfg.norm_plus_one) {
     auto add = [&](const WeightView& w) {
       if (w.empty() || offset_norms_.count(w.data)) return;
@@ -46,11 +49,12 @@ SeqId Engine::create_sequence() {
   const ModelConfig& c = model_.cfg;
   if (c.n_linear_layers() > 0) {
     const int64_t w = int64_t(c.n_kv_heads) * c.head_dim;
-    return seqs_.add(std::make_unique<KvCache>(c.n_layers, w, w, c.linear_layers, c.linear.state_floats()));
+    return seqs_.add(
+        std::make_unique<KvCache>(c.n_layers, w, w, c.linear_layers, c.linear.state_floats(), opts_.kv_dtype));
   }
-  if (c.is_mla()) return seqs_.add(std::make_unique<KvCache>(c.n_layers, c.kv_floats_per_layer(), 0));
+  if (c.is_mla()) return seqs_.add(std::make_unique<KvCache>(c.n_layers, c.kv_floats_per_layer(), 0, std::vector<bool>{}, 0, opts_.kv_dtype));
   const int64_t w = int64_t(c.n_kv_heads) * c.head_dim;
-  return seqs_.add(std::make_unique<KvCache>(c.n_layers, w, w));
+  return seqs_.add(std::make_unique<KvCache>(c.n_layers, w, w, std::vector<bool>{}, 0, opts_.kv_dtype));
 }
 
 SeqId Engine::fork_sequence(SeqId src, int64_t n) {
@@ -80,6 +84,8 @@ void Engine::rewind(SeqId seq, int64_t n) {
   forward({&item, 1});
 }
 void Engine::free_sequence(SeqId seq) { seqs_.erase(seq); }
+
+void Engine::reserve(SeqId seq, int64_t n) { seqs_.at(seq).reserve_exact(n); }
 int64_t Engine::length(SeqId seq) const { return seqs_.at(seq).length(); }
 int64_t Engine::kv_bytes() const { return seqs_.bytes(); }
 

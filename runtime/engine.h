@@ -24,6 +24,9 @@ struct EngineOptions {
   // Gated DeltaNet models: a sequence keeps its recurrent state every this many tokens, so a
   // fork or truncate recomputes at most this many (0: never; then from the start).
   int64_t state_snapshot_every = 256;
+  // How K and V rows are kept (KvCache): F32, or BF16, F16, F8E4M3 for 2x/2x/4x less memory,
+  // rounded as they are stored and widened for attention.
+  DType kv_dtype = DType::F32;
 };
 
 // Seconds forward() spent per kind of block since the last reset (what `moe bench` reports as
@@ -41,6 +44,10 @@ class Engine final : public InferenceEngine {
   SeqId fork_sequence(SeqId src, int64_t n) override;
   void truncate(SeqId seq, int64_t n) override;
   void free_sequence(SeqId seq) override;
+  void reserve(SeqId seq, int64_t n) override;
+  int64_t kv_bytes_per_token() const override {
+    return model_.cfg.kv_bytes_per_token() / int64_t(sizeof(float)) * dtype_size(opts_.kv_dtype);
+  }
   int64_t length(SeqId seq) const override;
   size_t n_sequences() const override { return seqs_.size(); }
 
@@ -86,6 +93,9 @@ class Engine final : public InferenceEngine {
   std::vector<float> inv_freq_;  // [rotary_dim / 2]
   // MLA: each layer's kv_b_proj widened to fp32 once, read per (token, head) in absorbed form.
   std::vector<std::vector<float>> mla_kvb_;
+  // moe()'s expert outputs [T * top_k, hidden], kept between layers and steps: a fresh buffer of
+  // a prefill step's size would be page-faulted and zeroed at every layer.
+  std::vector<float> moe_ys_;
   std::map<const void*, std::vector<float>> offset_norms_;  // norm_plus_one: w's data -> 1 + w
   SequenceTable<KvCache> seqs_;
   std::vector<RoutingHook> hooks_;

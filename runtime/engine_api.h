@@ -31,6 +31,9 @@ class InferenceEngine {
   // Drops tokens after the first n (to rewind or reuse a shared prefix).
   virtual void truncate(SeqId seq, int64_t n) = 0;
   virtual void free_sequence(SeqId seq) = 0;
+  // Room for n tokens in `seq`'s KV now, so it never grows past that (a scheduler that
+  // budgets memory per sequence). A hint: engines with fixed KV ignore it.
+  virtual void reserve(SeqId, int64_t) {}
   virtual int64_t length(SeqId seq) const = 0;
   virtual size_t n_sequences() const = 0;
 
@@ -45,6 +48,8 @@ class InferenceEngine {
   virtual void set_routing_override(RoutingOverride f) = 0;
   virtual const Model& model() const = 0;
   virtual int64_t kv_bytes() const = 0;
+  // What one more token of one sequence adds to kv_bytes() (the attention layers' K and V rows).
+  virtual int64_t kv_bytes_per_token() const = 0;
   virtual std::string backend() const = 0;  // "cpu" or "cuda"
   virtual int threads() const { return 0; }  // CPU threads doing the compute (0: not the CPU)
 };

@@ -75,9 +75,7 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
     rope_tables(toks[size_t(t)].pos, cs.data(), sn.data());
     cpu::rope_dims(&q[size_t(t * qd)], c.n_heads, int(hd), c.rotary_dim, c.rope_interleaved, cs.data(), sn.data());
     cpu::rope_dims(&k[size_t(t * kvd)], c.n_kv_heads, int(hd), c.rotary_dim, c.rope_interleaved, cs.data(), sn.data());
-    KvCache& kv = *toks[size_t(t)].kv;
-    std::copy_n(&k[size_t(t * kvd)], kvd, kv.k(layer, toks[size_t(t)].pos));
-    std::copy_n(&v[size_t(t * kvd)], kvd, kv.v(layer, toks[size_t(t)].pos));
+    toks[size_t(t)].kv->put(layer, toks[size_t(t)].pos, &k[size_t(t * kvd)], &v[size_t(t * kvd)]);
   }
 
   // Each (token, head) pair is independent once the cache holds every key of the batch.
@@ -93,15 +91,30 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
   // T-2, ...): the pool's contiguous chunks then cost about the same.
   const int group = c.n_heads / c.n_kv_heads;
   pool_.parallel_for(T * c.n_kv_heads, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> scratch;
+    std::vector<float> scratch, kw, vw;
     for (int64_t i = b; i < e; ++i) {
       const int64_t r = i / c.n_kv_heads, t = r % 2 == 0 ? r / 2 : T - 1 - r / 2;
       const int kvh = int(i % c.n_kv_heads), head = kvh * group;
       const Tok& tk = toks[size_t(t)];
-      const int64_t first = window > 0 ? std::max<int64_t>(0, tk.pos - window + 1) : 0;
-      scratch.resize(size_t(group) * size_t(tk.pos - first + 1));
-      cpu::attend_group(&q[size_t(t * qd + head * hd)], group, tk.kv->k(layer) + kvh * hd, tk.kv->v(layer) + kvh * hd,
-                        kvd, first, tk.pos, int(hd), float(c.attention_scale),
+      int64_t first = window > 0 ? std::max<int64_t>(0, tk.pos - window + 1) : 0, last = tk.pos, stride = kvd;
+      const int64_t n = last - first + 1;
+      scratch.resize(size_t(group) * size_t(n));
+      const float *kp = tk.kv->k(layer), *vp = tk.kv->v(layer);
+      if (kp) {  // fp32 rows, read in place
+        kp += kvh * hd;
+        vp += kvh * hd;
+      } else {  // narrower rows: this kv head's, widened
+        kw.resize(size_t(n * hd));
+        vw.resize(size_t(n * hd));
+        tk.kv->read_k(layer, first, n, kvh * hd, hd, kw.data());
+        tk.kv->read_v(layer, first, n, kvh * hd, hd, vw.data());
+        kp = kw.data();
+        vp = vw.data();
+        stride = hd;
+        first = 0;
+        last = n - 1;
+      }
+      cpu::attend_group(&q[size_t(t * qd + head * hd)], group, kp, vp, stride, first, last, int(hd), float(c.attention_scale),
                         sinks.empty() ? nullptr : &sinks[size_t(head)], &out[size_t(t * qd + head * hd)], scratch.data());
     }
   });

@@ -84,39 +84,59 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
     for (const auto& hook : hooks_) hook(ev);
   }
 
-  // Group (token, slot) pairs by expert, then run each chosen expert once on its rows.
+  // Group (token, slot) pairs by expert. Expert e's outputs go to rows [first[e], first[e] +
+  // count) of ys, in ascending expert order, so each job writes its rows in place.
   std::vector<std::vector<int64_t>> by_expert(static_cast<size_t>(E));  // entries t * K + j
   for (int64_t i = 0; i < T * K; ++i) by_expert[size_t(ids[size_t(i)])].push_back(i);
-  std::fill(out.begin(), out.end(), 0.0f);
+  std::vector<int64_t> first(size_t(E) + 1, 0), row_of(size_t(T * K));  // row_of: slot -> ys row
+  for (int e = 0; e < E; ++e) {
+    const auto& rows = by_expert[size_t(e)];
+    for (size_t r = 0; r < rows.size(); ++r) row_of[size_t(rows[r])] = first[size_t(e)] + int64_t(r);
+    first[size_t(e) + 1] = first[size_t(e)] + int64_t(rows.size());
+  }
+  std::vector<float>& ys = moe_ys_;  // [T * K, H]: every row is written by its expert below
+  if (ys.size() < size_t(T * K * H)) ys.resize(size_t(T * K * H));
+  // Resident experts first: the prefetcher streams the others in meanwhile (the routing hook
+  // above queued them). The order of the chunks does not touch the result: the sums below
+  // always run in ascending expert order.
   std::vector<int> used;
   for (int e = 0; e < E; ++e)
     if (!by_expert[size_t(e)].empty()) used.push_back(e);
+  ExpertSource& src = *model_.experts;
+  std::stable_partition(used.begin(), used.end(), [&](int e) { return src.resident(layer, e); });
   // Acquire top_k experts at a time: a tiered source reads that chunk's misses in one batch,
   // and a budget that holds one token's experts always holds a chunk.
   // The chunk's experts run together (cpu::swiglu_ffn_many: two parallel sections in all).
-  std::vector<std::vector<float>> xin(static_cast<size_t>(K)), y(static_cast<size_t>(K));
+  std::vector<std::vector<float>> xin(static_cast<size_t>(K));
   std::vector<cpu::FfnJob> jobs;
   for (size_t c0 = 0; c0 < used.size(); c0 += size_t(K)) {
     const std::span<const int> chunk(used.data() + c0, std::min(used.size() - c0, size_t(K)));
-    const HeldExperts w(*model_.experts, layer, chunk);  // released even when a kernel throws
+    const HeldExperts w(src, layer, chunk);  // released even when a kernel throws
     jobs.clear();
     for (size_t ci = 0; ci < chunk.size(); ++ci) {
-      const auto& rows = by_expert[size_t(chunk[ci])];
+      const int e = chunk[ci];
+      const auto& rows = by_expert[size_t(e)];
       const int64_t n = int64_t(rows.size());
+      float* y = &ys[size_t(first[size_t(e)] * H)];
       xin[ci].resize(size_t(n * H));
-      y[ci].resize(size_t(n * H));
       for (int64_t r = 0; r < n; ++r) std::copy_n(&h[size_t(rows[size_t(r)] / K * H)], H, &xin[ci][size_t(r * H)]);
-      if (c.expert_biases || c.expert_act.clamped) biased_expert(L, chunk[ci], w[ci], n, xin[ci].data(), y[ci].data());
-      else jobs.push_back({w[ci].gate, w[ci].up, w[ci].down, n, xin[ci].data(), y[ci].data()});
+      if (c.expert_biases || c.expert_act.clamped) biased_expert(L, e, w[ci], n, xin[ci].data(), y);
+      else jobs.push_back({w[ci].gate, w[ci].up, w[ci].down, n, xin[ci].data(), y});
     }
     cpu::swiglu_ffn_many(pool_, jobs, I);
-    for (size_t ci = 0; ci < chunk.size(); ++ci) {
-      const auto& rows = by_expert[size_t(chunk[ci])];
-      for (size_t r = 0; r < rows.size(); ++r) {
-        const int64_t t = rows[r] / K;
-        const float g = wts[size_t(rows[r])];
-        for (int64_t d = 0; d < H; ++d) out[size_t(t * H + d)] += g * y[ci][r * size_t(H) + size_t(d)];
-      }
+  }
+  // out[t] = sum of g * y over t's experts in ascending id: the same sums whatever ran first.
+  std::fill(out.begin(), out.end(), 0.0f);
+  std::vector<int> order(static_cast<size_t>(K));
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t* ti = &ids[size_t(t * K)];
+    for (int j = 0; j < K; ++j) order[size_t(j)] = j;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return ti[a] < ti[b]; });
+    float* o = &out[size_t(t * H)];
+    for (int j : order) {
+      const float g = wts[size_t(t * K + j)];
+      const float* y = &ys[size_t(row_of[size_t(t * K + j)] * H)];
+      for (int64_t d = 0; d < H; ++d) o[d] += g * y[d];
     }
   }
 

@@ -49,7 +49,7 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
     rope_tables(toks[size_t(t)].pos, cs.data(), sn.data());
     cpu::rope_dims(&q[size_t(t * nh * qk + nope)], int(nh), int(qk), int(rope), c.rope_interleaved, cs.data(), sn.data());
     cpu::rope_dims(kv_row + R, 1, int(rope), int(rope), c.rope_interleaved, cs.data(), sn.data());
-    std::copy_n(kv_row, row, toks[size_t(t)].kv->k(layer, toks[size_t(t)].pos));
+    toks[size_t(t)].kv->put(layer, toks[size_t(t)].pos, kv_row, nullptr);
   }
 
   // kv_b rows per head: nope rows of W_UK, then vd rows of W_UV, each [R] (fp32, widened once).
@@ -57,7 +57,7 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
   const float scale = float(c.attention_scale);
   std::vector<float> out(size_t(T * nh * vd));
   pool_.parallel_for(T * nh, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> ql(static_cast<size_t>(R)), ol(static_cast<size_t>(R)), sc;
+    std::vector<float> ql(static_cast<size_t>(R)), ol(static_cast<size_t>(R)), sc, widened;
     for (int64_t i = b; i < e; ++i) {
       const int64_t t = i / nh, hh = i % nh;
       const Tok& tk = toks[size_t(t)];
@@ -72,16 +72,24 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
       const int64_t first = c.window(layer) > 0 ? std::max<int64_t>(0, tk.pos - c.window(layer) + 1) : 0;
       const int64_t n = tk.pos - first + 1;
       sc.resize(size_t(n));
+      // Rows [first, first + n): in place (fp32) or widened from a narrower KV dtype.
       const float* cache = tk.kv->k(layer);
+      if (cache) {
+        cache += first * row;
+      } else {
+        widened.resize(size_t(n * row));
+        tk.kv->read_k(layer, first, n, 0, row, widened.data());
+        cache = widened.data();
+      }
       for (int64_t s = 0; s < n; ++s) {
-        const float* cr = cache + (first + s) * row;
+        const float* cr = cache + s * row;
         sc[size_t(s)] = (cpu::dot(ql.data(), cr, R) + cpu::dot(qh + nope, cr + R, rope)) * scale;
       }
       cpu::softmax(sc.data(), n);
       std::fill(ol.begin(), ol.end(), 0.0f);
       for (int64_t s = 0; s < n; ++s) {
         const float p = sc[size_t(s)];
-        const float* cr = cache + (first + s) * row;
+        const float* cr = cache + s * row;
         for (int64_t r = 0; r < R; ++r) ol[size_t(r)] += p * cr[r];
       }
       const float* wv = wk + nope * R;

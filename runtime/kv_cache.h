@@ -1,6 +1,6 @@
-// One sequence's attention state: per layer, fp32 keys [length, k_width] and values
-// [length, v_width] (MLA caches one row per token, latent + rotary key, and no V), grown on
-// demand; a layer listed in `no_kv` keeps none. Gated DeltaNet layers (Qwen3-Next) instead keep
+// One sequence's attention state: per layer, keys [length, k_width] and values [length, v_width]
+// (MLA caches one row per token, latent + rotary key, and no V), grown on demand, stored as fp32
+// or rounded to a narrower `dtype` (bf16, f16, fp8 e4m3: --kv-dtype); a layer listed in `no_kv` keeps none. Gated DeltaNet layers (Qwen3-Next) instead keep
 // a fixed-size recurrent state (`state_floats` each), with snapshots of it at chosen positions
 // so a fork or truncate to an earlier point can restart from one and recompute the rest from the
 // sequence's own tokens, which the cache keeps for that.
@@ -11,23 +11,35 @@
 #include <span>
 #include <vector>
 
+#include "quant/dtype.h"
+
 namespace moe {
 
 class KvCache {
  public:
-  KvCache(int n_layers, int64_t k_width, int64_t v_width, std::vector<bool> no_kv = {}, int64_t state_floats = 0);
+  // Throws std::invalid_argument for a dtype other than F32, BF16, F16 and F8E4M3.
+  KvCache(int n_layers, int64_t k_width, int64_t v_width, std::vector<bool> no_kv = {}, int64_t state_floats = 0,
+          DType dtype = DType::F32);
+  DType dtype() const { return dtype_; }
 
   int64_t length() const { return length_; }
   void set_length(int64_t n) {
     length_ = n;
     if (int64_t(tokens_.size()) > n) tokens_.resize(size_t(n));
   }
-  // Makes rows [0, n) addressable.
+  // Makes rows [0, n) addressable (growing by doubling: token-by-token appends stay cheap).
   void reserve(int64_t n);
-  float* k(int layer, int64_t pos) { return k_[size_t(layer)].data() + pos * row_; }
-  float* v(int layer, int64_t pos) { return v_[size_t(layer)].data() + pos * vrow_; }
-  const float* k(int layer) const { return k_[size_t(layer)].data(); }
-  const float* v(int layer) const { return v_[size_t(layer)].data(); }
+  // Makes rows [0, n) addressable with no room beyond (a scheduler's per-sequence budget).
+  void reserve_exact(int64_t n);
+  // Stores token `pos`'s key row (and value row; null when there is no V) of `layer`, rounded to
+  // dtype(). The row must be reserved.
+  void put(int layer, int64_t pos, const float* k, const float* v);
+  // An fp32 cache's rows, read in place (nullptr for any other dtype).
+  const float* k(int layer) const { return dtype_ == DType::F32 ? reinterpret_cast<const float*>(k_[size_t(layer)].data()) : nullptr; }
+  const float* v(int layer) const { return dtype_ == DType::F32 ? reinterpret_cast<const float*>(v_[size_t(layer)].data()) : nullptr; }
+  // Any dtype: rows [first, first + n), columns [col, col + width) of K (of V), widened into out [n, width].
+  void read_k(int layer, int64_t first, int64_t n, int64_t col, int64_t width, float* out) const;
+  void read_v(int layer, int64_t first, int64_t n, int64_t col, int64_t width, float* out) const;
   int64_t row_width() const { return row_; }
   // A new cache holding the first n rows and tokens of this one (recurrent states zeroed).
   KvCache prefix(int64_t n) const;
@@ -53,7 +65,9 @@ class KvCache {
   int64_t length_ = 0;
   int64_t capacity_ = 0;
   std::vector<bool> no_kv_;
-  std::vector<std::vector<float>> k_, v_;  // [layer][capacity * row]
+  DType dtype_;
+  int64_t esize_;                               // bytes per stored element
+  std::vector<std::vector<unsigned char>> k_, v_;  // [layer][capacity * row * esize]
   std::vector<int32_t> tokens_;
   int64_t state_floats_ = 0;
   std::vector<std::vector<float>> state_;  // [layer][state_floats] (empty for layers without)

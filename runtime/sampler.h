@@ -27,7 +27,7 @@ class Sampler {
  private:
   SamplingParams p_;
   std::mt19937_64 rng_;
-  std::vector<float> work_;
+  std::vector<float> work_, prob_;
   std::vector<int32_t> order_;
 };
 

@@ -147,17 +147,31 @@ std::string describe_cuda_devices() {
 #endif
 }
 
+DType parse_kv_dtype(const std::string& s) {
+  if (s == "f32") return DType::F32;
+  if (s == "bf16") return DType::BF16;
+  if (s == "f16") return DType::F16;
+  if (s == "fp8") return DType::F8E4M3;
+  throw std::invalid_argument(fmt::format("--kv-dtype {}: choose f32, bf16, f16 or fp8", s));
+}
+
 BuiltEngine build_engine(const Model& m, const DeviceOptions& d, const std::string& vram_budget, const std::string& policy,
                          TieredExperts* ram, bool verbose) {
+  const DType kv = parse_kv_dtype(d.kv_dtype);
   if (d.device == "cpu") {
     if (!vram_budget.empty()) throw std::invalid_argument("--vram-budget needs --device cuda");
     if (d.cpu_misses != "off")
       throw std::invalid_argument("--cpu-misses needs --device cuda (on the CPU every expert runs there)");
     BuiltEngine b;
-    b.engine = std::make_unique<Engine>(m, EngineOptions{d.threads, 0});
+    EngineOptions eo{d.threads, 0};
+    eo.kv_dtype = kv;
+    b.engine = std::make_unique<Engine>(m, eo);
     return b;
   }
   if (d.device != "cuda") throw std::invalid_argument(fmt::format("--device {}: give cpu or cuda", d.device));
+  if (kv != DType::F32)
+    throw std::invalid_argument(fmt::format("--kv-dtype {}: the GPU engine keeps an fp32 KV cache for now; drop the flag "
+                                            "or run on the CPU", d.kv_dtype));
 #ifdef MOE_WITH_CUDA
   return build_gpu_engine(m, d, vram_budget, policy, ram, verbose);
 #else

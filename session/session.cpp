@@ -167,6 +167,7 @@ void Session::restart_engine(EngineVariant v) {
   po.max_inflight_bytes = f.inflight.empty() ? 0 : parse_budget(f.inflight, 0);
   po.trace = trace;
   po.min_recall = f.min_recall;
+  po.stream_layer = f.stream_layer;
   if (po.predictor == "off" && po.trace.empty() && !predictor) return;
   p_->prefetch = std::make_unique<PrefetchController>(model_info(*model_, p_->ram, path_.string()), p_->ram, po,
                                                       std::move(predictor), p_->vram_target.get());

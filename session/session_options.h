@@ -24,6 +24,7 @@ struct DeviceOptions {
   std::string cpu_misses = "off";  // off | auto (cost model) | always (every miss on the CPU)
   bool graphs = true;              // replay decode steps as CUDA graphs
   int threads = 0;                 // CPU threads (0: the physical cores)
+  std::string kv_dtype = "f32";    // f32 | bf16 | f16 | fp8: how the CPU engine stores K and V
 };
 
 struct PrefetchSettings {
@@ -32,6 +33,7 @@ struct PrefetchSettings {
   int prefetch_k = 0;         // experts per predicted layer and token (0: top_k)
   std::string inflight;       // most prefetch bytes in flight, a size (empty: top_k experts)
   double min_recall = -1;     // PrefetchOptions::min_recall
+  bool stream_layer = true;   // PrefetchOptions::stream_layer
   std::string trace;          // routing trace (JSONL) written here; empty: none
 };
 

@@ -22,6 +22,9 @@ class ExpertSource {
   // Weights of `expert` in decoder layer `layer`, valid (pinned) until release().
   virtual ExpertWeights acquire(int layer, int expert) = 0;
   virtual void release(int layer, int expert) = 0;
+  // True when acquire() needs no I/O now. The engine runs these experts first, while a
+  // prefetcher streams the others in (a hint: the answer may change at any moment).
+  virtual bool resident(int, int) const { return true; }
   // acquire() of several experts of one layer; a tiered source reads all the missing ones in
   // one batch so the disk sees them in flight together. out: [experts.size()]. All or
   // nothing: when it throws, none of them stays pinned.

@@ -20,4 +20,12 @@ ProcessMemory read_process_memory() {
   return m;
 }
 
+uint64_t available_memory_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string line;
+  while (f && std::getline(f, line))
+    if (line.rfind("MemAvailable:", 0) == 0) return std::stoull(line.substr(line.find(':') + 1)) * 1024;
+  throw std::runtime_error("/proc/meminfo: no MemAvailable line (the memory default needs Linux 3.14 or later)");
+}
+
 }  // namespace moe

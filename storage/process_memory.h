@@ -13,4 +13,8 @@ struct ProcessMemory {
 // Throws std::runtime_error when /proc/self/status cannot be read (not Linux).
 ProcessMemory read_process_memory();
 
+// MemAvailable of /proc/meminfo: what new allocations can take without swapping or the OOM
+// killer (memory-budget defaults). Throws std::runtime_error when it cannot be read.
+uint64_t available_memory_bytes();
+
 }  // namespace moe

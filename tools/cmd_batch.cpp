@@ -54,7 +54,7 @@ Runner add_batch(CLI::App& app) {
     std::string model, input, output, chat_template, tool_parser, prefix_cache = "1GiB";
     int max_batch = 64;
     int64_t max_tokens = 0;
-    bool resume = false, json = false;
+    bool resume = false, json = false, warm_ram = false;
     serve::SchedulerOptions sched;
     SessionOptions session;
   };
@@ -74,6 +74,9 @@ Runner add_batch(CLI::App& app) {
   c->add_option("--tool-parser", o->tool_parser, "Tool-call / reasoning syntax of the outputs (default: detected): " +
                                                     serve::http::tool_parser_names());
   c->add_flag("--json", o->json, "The final summary as one JSON line on stdout");
+  c->add_flag("--warm-ram", o->warm_ram,
+              "Read every expert into the RAM tier before the job starts (a budget that holds them all: the resident "
+              "case, timed without its first reads)");
   add_scheduler_flags(c, o->sched);
   add_storage_flags(c, o->session.storage);
   add_prefetch_flags(c, o->session.prefetch);
@@ -91,6 +94,12 @@ Runner add_batch(CLI::App& app) {
     Session session(o->model, o->session);
     const Tokenizer& tok = session.tokenizer();
     http::ChatRenderer chat = http::make_chat_renderer(session.path(), tok, o->chat_template, o->tool_parser);
+    if (o->warm_ram && session.has_ram_tier()) {
+      const uint64_t evicted = session.warm_ram();
+      std::fprintf(stderr, "moe batch: RAM tier warmed%s\n",
+                   evicted ? fmt::format(" ({} experts did not fit; raise --ram-budget)", evicted).c_str() : "");
+      session.reset_stats();
+    }
     serve::Scheduler sched(session.engine(), tok, o->sched);
     http::Metrics metrics;
     const std::vector<int32_t> stop_ids = session.stop_ids();
@@ -155,6 +164,17 @@ Runner add_batch(CLI::App& app) {
                           {"prompt_tok_s", wall > 0 ? double(progress.prompt_tokens) / wall : 0.0},
                           {"generated_tok_s", wall > 0 ? double(progress.completion_tokens) / wall : 0.0},
                           {"output", o->output}};
+      // Where the time and the bytes went: engine steps, expert reads per step, KV admission
+      // and the RAM tier's disk traffic (per generated token).
+      const serve::SchedulerStats st = sched.stats();
+      s["scheduler"] = {{"steps", st.steps},
+                        {"busy_seconds", st.busy_seconds},
+                        {"expert_reads", st.expert_reads},
+                        {"kv_budget_bytes", o->sched.kv_budget_bytes},
+                        {"kv_reserved_peak_bytes", st.peak_kv_reserved_bytes},
+                        {"kv_dtype", o->session.device.kv_dtype},
+                        {"kv_budget_waits", st.memory_waits}};
+      s["session"] = session.stats().json(uint64_t(std::max<int64_t>(1, progress.completion_tokens)));
       std::printf("%s\n", s.dump().c_str());
     }
     return 0;

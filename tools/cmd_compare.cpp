@@ -45,12 +45,19 @@ Runner add_compare(CLI::App& app) {
   c->add_option("--file,-f", o->file, "UTF-8 text to evaluate on")->required();
   c->add_option("--context,-c", o->context, "Tokens per window; windows do not overlap")->capture_default_str();
   add_threads_flag(c, o->session.device.threads);
+  c->add_option("--kv-dtype", o->session.device.kv_dtype,
+                "KV cache type of --model (the reference keeps f32): measures what --kv-dtype costs; give the same "
+                "path for both")
+      ->check(CLI::IsMember({"f32", "bf16", "f16", "fp8"}))
+      ->capture_default_str();
   c->add_flag("--json", o->json, "Print one JSON object");
   return [o] {
     const std::string text = read_text_file(o->file, "--file");
     if (o->context < 2) throw std::invalid_argument("--context must be at least 2");
     o->session.prefetch.mode = "off";
-    Session a(o->model, o->session), b(o->ref, o->session);
+    SessionOptions ref_opts = o->session;
+    ref_opts.device.kv_dtype = "f32";
+    Session a(o->model, o->session), b(o->ref, ref_opts);
     if (a.model().cfg.vocab_size != b.model().cfg.vocab_size)
       throw std::invalid_argument(fmt::format("vocabularies differ: {} has {}, {} has {}", o->model,
                                               a.model().cfg.vocab_size, o->ref, b.model().cfg.vocab_size));

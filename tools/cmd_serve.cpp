@@ -158,9 +158,10 @@ Runner add_serve(CLI::App& app) {
     }
     std::fprintf(stderr, "%s\n",
                  fmt::format("moe serve: listening on http://{}:{} | model {} ({}) | backend {} | context {} | parallel {} | "
-                             "prefix cache {} | parser {}{}",
+                             "KV budget {} | prefix cache {} | parser {}{}",
                              o->server.host, port, cx.model_id, session.path().string(), engine.backend(), sched.context(),
-                             o->sched.parallel, o->sched.prefix_cache_bytes ? format_bytes(o->sched.prefix_cache_bytes) : "off",
+                             o->sched.parallel, o->sched.kv_budget_bytes ? format_bytes(o->sched.kv_budget_bytes) : "off",
+                             o->sched.prefix_cache_bytes ? format_bytes(o->sched.prefix_cache_bytes) : "off",
                              chat.parser_family, o->api_key.empty() ? "" : " | API key required")
                      .c_str());
     srv.run();

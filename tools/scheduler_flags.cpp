@@ -1,5 +1,8 @@
 #include "tools/scheduler_flags.h"
 
+#include "storage/byte_size.h"
+#include "storage/process_memory.h"
+
 namespace moe::cli {
 
 void add_scheduler_flags(CLI::App* c, serve::SchedulerOptions& o) {
@@ -12,6 +15,15 @@ void add_scheduler_flags(CLI::App* c, serve::SchedulerOptions& o) {
   c->add_option("--step-tokens", o.step_tokens, "Tokens per engine step, decodes and prefill chunks together")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24))
       ->capture_default_str();
+  // A percentage is of the memory available at start; the default keeps half of it for the rest.
+  const uint64_t avail = available_memory_bytes();
+  o.kv_budget_bytes = avail / 2;
+  c->add_option_function<std::string>(
+       "--kv-budget",
+       [&o, avail](const std::string& s) { o.kv_budget_bytes = s == "off" ? 0 : parse_budget(s, avail); },
+       "KV cache the running sequences may reserve (prompt + max_tokens each); more requests wait. A size, a "
+       "percentage of the memory available at start, or off (default: 50%)")
+      ->type_name("SIZE");
 }
 
 }  // namespace moe::cli

@@ -1,5 +1,5 @@
 // The continuous-batching flags `moe serve` and `moe batch` share: --ctx, --prefill-chunk,
-// --step-tokens.
+// --step-tokens, --kv-budget.
 #pragma once
 #include <CLI/CLI.hpp>
 

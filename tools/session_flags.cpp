@@ -51,6 +51,11 @@ void add_device_flags(CLI::App* c, DeviceOptions& d) {
   c->add_option("--vram-budget", d.vram_budget,
                 "GPU bytes for expert slots: SIZE (e.g. 6GiB) or N% of all expert bytes (default: planned from free VRAM)");
   c->add_option("--gpu", d.gpu, "CUDA device index")->capture_default_str();
+  c->add_option("--kv-dtype", d.kv_dtype,
+                "How the KV cache stores keys and values: f32, or bf16 / f16 (half the memory) / fp8 e4m3 (a quarter), "
+                "rounded as stored (CPU engine; `moe compare --kv-dtype` reports the KL against f32)")
+      ->check(CLI::IsMember({"f32", "bf16", "f16", "fp8"}))
+      ->capture_default_str();
   c->add_flag("--exact", d.exact, "GPU: widen BF16/F16 weights to F32 so products see fp32 activations (as the CPU)");
   c->add_flag("--grouped,!--no-grouped", d.grouped,
               "GPU: a MoE layer's quantized experts as one grouped GEMV per projection, decode routed on the device "
@@ -80,6 +85,9 @@ void add_prefetch_flags(CLI::App* cmd, PrefetchSettings& p, bool list) {
   cmd->add_option("--prefetch-min-recall", p.min_recall,
                   "Hold back guesses at a lookahead whose recent recall@k is below this (default: max(0.2, 2 x "
                   "top-k / experts); 0 = never)");
+  cmd->add_flag("!--no-stream-misses", p.stream_layer,
+                "Do not read a layer's missing experts in the background while its resident ones compute (the "
+                "compute thread then reads them itself, in top-k chunks)");
   cmd->add_option("--trace", p.trace, "Write a routing trace (JSONL: chosen experts, gate weights, predictions)");
 }
 

@@ -79,6 +79,7 @@ class GpuEngine final : public InferenceEngine {
   const Model& model() const override { return model_; }
   std::string backend() const override { return "cuda"; }
   int64_t kv_bytes() const override;
+  int64_t kv_bytes_per_token() const override { return model_.cfg.kv_bytes_per_token(); }  // fp32 rows
   int64_t dense_bytes() const { return weights_.bytes; }
   // The expert slots; only for a model with routed experts (as the three below).
   VramTier& experts() { return dispatch_->tier(); }

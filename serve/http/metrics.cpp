@@ -175,6 +175,10 @@ std::string Metrics::render(const ServerInfo& info, const SchedulerStats& s, con
   w.sample("moe_engine_busy_seconds_total", s.busy_seconds);
   w.family("moe_kv_cache_bytes", "gauge", "KV cache bytes held by running and cached sequences.");
   w.sample("moe_kv_cache_bytes", double(s.kv_bytes));
+  w.family("moe_kv_reserved_bytes", "gauge", "KV the running requests reserved (admission control, --kv-budget).");
+  w.sample("moe_kv_reserved_bytes", double(s.kv_reserved_bytes));
+  w.family("moe_kv_budget_waits_total", "counter", "Steps at which a queued request waited for KV budget.");
+  w.sample("moe_kv_budget_waits_total", double(s.memory_waits));
   w.family("moe_prefix_cache_bytes", "gauge", "KV bytes kept by the prefix cache.");
   w.sample("moe_prefix_cache_bytes", double(s.prefix_cache_bytes));
   w.family("moe_prefix_cache_entries", "gauge", "Cached prefixes.");

@@ -63,6 +63,7 @@ struct RequestState {
   GenerationRequest req;
   std::shared_ptr<Channel> channel = std::make_shared<Channel>();
   SeqId seq = -1;
+  int64_t reserved_kv = 0;  // bytes admission control counts for this request while it runs
   int64_t fed = 0;     // prompt tokens in the KV
   int64_t cached = 0;  // of which from the prefix cache
   std::vector<int32_t> generated;

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "runtime/model.h"
+#include "storage/byte_size.h"
 #include "serve/scheduler/prefix_cache.h"
 #include "serve/scheduler/request_state.h"
 
@@ -38,9 +39,18 @@ struct RoutingCounts {
   int64_t events = 0;
 };
 
-// Both engines keep fp32 K and V rows (MLA: latent + rotary key) per attention layer; a recurrent
-// model's sequence also holds its state, plus a snapshot every 256 tokens (EngineOptions' default).
-int64_t kv_bytes_per_token(const Model& m) { return m.cfg.kv_bytes_per_token() + m.cfg.state_bytes_per_sequence() / 256; }
+// K and V rows (MLA: latent + rotary key) per attention layer, in the engine's KV dtype; a
+// recurrent model's sequence also holds its state, plus a snapshot every 256 tokens
+// (EngineOptions' default).
+int64_t kv_bytes_per_token(const InferenceEngine& e) {
+  return e.kv_bytes_per_token() + e.model().cfg.state_bytes_per_sequence() / 256;
+}
+
+// What a sequence of `tokens` holds at most: its KV rows, its recurrent state and snapshots.
+int64_t kv_need(const InferenceEngine& e, int64_t tokens) {
+  const int64_t state = e.model().cfg.state_bytes_per_sequence();
+  return e.kv_bytes_per_token() * tokens + (state > 0 ? state * (1 + tokens / 256) : 0);
+}
 
 }  // namespace
 
@@ -61,6 +71,7 @@ struct Scheduler::Impl {
   SchedulerStats st;                  // guarded by m (copied out by stats())
   std::shared_ptr<RoutingCounts> routing = std::make_shared<RoutingCounts>();
   std::unique_ptr<PrefixCache> cache;
+  int64_t reserved = 0;  // KV reserved by the running requests (scheduler thread only)
   std::thread thread;
 
   Impl(InferenceEngine& e, const Tokenizer& t, SchedulerOptions opts) : engine(e), tok(t), o(opts) {
@@ -71,7 +82,7 @@ struct Scheduler::Impl {
     if (o.prefill_chunk < 1) throw std::invalid_argument("prefill chunk must be >= 1");
     if (o.step_tokens < o.parallel) o.step_tokens = o.parallel;
     if (o.prefix_cache_bytes > 0)
-      cache = std::make_unique<PrefixCache>(e, o.prefix_cache_bytes, kv_bytes_per_token(model),
+      cache = std::make_unique<PrefixCache>(e, o.prefix_cache_bytes, kv_bytes_per_token(e),
                                             model.cfg.state_bytes_per_sequence());
     auto counts = routing;
     e.add_routing_observer([counts](const RoutingEvent& ev) {
@@ -107,6 +118,10 @@ struct Scheduler::Impl {
     cache.reset();
   }
 
+  // Prompt + max_tokens, capped at the context: what the request's KV may grow to.
+  int64_t request_tokens(const RequestState& r) const {
+    return std::min<int64_t>(context, int64_t(r.req.prompt.size()) + r.req.max_tokens);
+  }
   void loop();
   bool step();
   void admit();
@@ -166,7 +181,15 @@ void Scheduler::Impl::admit() {
         queue.pop_front();
       }
       if (queue.empty() || int(running.size()) >= o.parallel) break;
+      // Admission control: the head of the queue waits (first come, first served) until the
+      // running sequences leave it room. Alone, it always fits: submit() refused it otherwise.
+      const int64_t need = kv_need(engine, request_tokens(*queue.front()));
+      if (o.kv_budget_bytes && !running.empty() && uint64_t(reserved + need) > o.kv_budget_bytes) {
+        ++st.memory_waits;
+        break;
+      }
       r = queue.front();
+      r->reserved_kv = need;
       queue.pop_front();
       ++st.running;  // counted while still under the lock: drain() never sees it in transit
     }
@@ -180,6 +203,8 @@ void Scheduler::Impl::admit() {
     } else {
       r->seq = engine.create_sequence();
     }
+    reserved += r->reserved_kv;
+    if (o.kv_budget_bytes) engine.reserve(r->seq, request_tokens(*r));  // no doubling past the reservation
     r->started = RequestState::clock::now();
     running.push_back(r);
     std::lock_guard lk(m);
@@ -248,6 +273,8 @@ bool Scheduler::Impl::step() {
   ++st.steps;
   st.busy_seconds += secs;
   st.kv_bytes = kv;
+  st.kv_reserved_bytes = reserved;
+  st.peak_kv_reserved_bytes = std::max(st.peak_kv_reserved_bytes, reserved);
   if (cache) {
     st.prefix_cache_bytes = int64_t(cache->bytes());
     st.prefix_cache_entries = int64_t(cache->entries());
@@ -286,6 +313,8 @@ void Scheduler::Impl::finish(RequestState& r, FinishReason why, const std::strin
     r.pending_text += r.stops.finish();
   }
   r.done = true;
+  reserved -= r.reserved_kv;
+  r.reserved_kv = 0;
   if (r.seq >= 0) {
     // The KV holds the prompt and every generated token but the last (never fed).
     const int64_t n = engine.length(r.seq);
@@ -323,6 +352,11 @@ std::shared_ptr<RequestHandle> Scheduler::submit(GenerationRequest req) {
   if (total > s.context)
     throw SchedulerError(K::too_long, fmt::format("the context is {} tokens, but {} were requested ({} in the prompt, {} to generate)",
                                                   s.context, total, req.prompt.size(), req.max_tokens));
+  if (const int64_t need = kv_need(s.engine, total); o_.kv_budget_bytes && uint64_t(need) > o_.kv_budget_bytes)
+    throw SchedulerError(K::too_long, fmt::format("this request needs {} of KV cache ({} tokens: {} in the prompt, {} to generate), more "
+                                                  "than the whole KV budget of {}; lower max_tokens or raise --kv-budget",
+                                                  format_bytes(uint64_t(need)), total, req.prompt.size(), req.max_tokens,
+                                                  format_bytes(o_.kv_budget_bytes)));
   std::shared_ptr<RequestState> r;
   try {
     r = std::make_shared<RequestState>(std::move(req), s.vocab, s.tok);

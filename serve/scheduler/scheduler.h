@@ -28,6 +28,10 @@ struct SchedulerOptions {
   int prefill_chunk = 512;       // prompt tokens per sequence per step
   int64_t step_tokens = 2048;    // tokens per engine step, decodes and prefill chunks together
   uint64_t prefix_cache_bytes = 0;  // KV the prefix cache may keep (0: no prefix reuse)
+  // Admission control: running sequences reserve KV (and recurrent state) for prompt +
+  // max_tokens, and a request waits while its reservation would take the total over this
+  // (0: no limit). The prefix cache has its own budget above.
+  uint64_t kv_budget_bytes = 0;
 };
 
 class SchedulerError : public std::runtime_error {
@@ -53,6 +57,9 @@ struct SchedulerStats {
   int64_t steps = 0;                           // engine steps run
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;  // totals
   int64_t kv_bytes = 0;                        // the engine's KV, running and cached sequences
+  int64_t kv_reserved_bytes = 0;               // what the running sequences reserved (admission)
+  int64_t peak_kv_reserved_bytes = 0;
+  int64_t memory_waits = 0;                    // steps a request waited for KV room
   int64_t prefix_cache_bytes = 0, prefix_cache_entries = 0;
   int64_t prefix_cache_hits = 0, prefix_cache_lookups = 0, prefix_cache_evictions = 0;
   double busy_seconds = 0;                     // time inside engine steps
@@ -71,8 +78,8 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Throws SchedulerError: queue_full, too_long (prompt + max_tokens over the context; the
-  // message gives both numbers), draining (after drain()), invalid (empty prompt, bad ids,
+  // Throws SchedulerError: queue_full, too_long (prompt + max_tokens over the context, or its
+  // KV over kv_budget_bytes; the message gives the numbers), draining (after drain()), invalid (empty prompt, bad ids,
   // bad sampling values).
   std::shared_ptr<RequestHandle> submit(GenerationRequest r);
   // Refuses new requests and waits until every accepted one has finished.

@@ -181,9 +181,10 @@ bool TieredExperts::reserve_load(ExpertKey k, bool demand, std::vector<Pending>&
   const ExpertRecordRef& rec = catalog_->record(k.layer, k.expert);
   Slot& s = slot(k);
   const uint64_t bytes = expert_cache_bytes(rec);
-  // Speculative reads may fill only their share of the budget, and reads in flight (which
-  // cannot be evicted) must leave room for one step's demand pins.
-  if (!demand && (double(spec_bytes_ + bytes) > prefetch_share_ * double(pool_.budget()) ||
+  // Speculative reads may fill only their share of the budget (not a wanted expert: the running
+  // step will acquire it, so it is no guess), and reads in flight (which cannot be evicted) must
+  // leave room for one step's demand pins.
+  if (!demand && ((!s.wanted && double(spec_bytes_ + bytes) > prefetch_share_ * double(pool_.budget())) ||
                   prefetch_loading_bytes_ + bytes + demand_reserve_ > pool_.budget()))
     return false;
   AlignedBuffer buf = reserve(bytes, k.layer, k.expert, demand);

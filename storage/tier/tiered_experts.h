@@ -12,8 +12,8 @@
 // load is reserve (locked) / one batched read (unlocked) / publish (locked), for demand
 // misses on the compute thread and for prefetches on the prefetch scheduler's thread.
 //
-// Prefetched experts are "speculative" until first acquired: they may hold at most
-// prefetch_share of the budget, and a prefetch never evicts a pinned expert or one the
+// Prefetched experts are "speculative" until first acquired: guesses may hold at most
+// prefetch_share of the budget (experts the current step wants are no guess and may exceed it), and a prefetch never evicts a pinned expert or one the
 // current step has announced it wants (set_wanted), so a wrong guess cannot push out a
 // right one. Nor is a fresh guess evicted before its layer has run (unless nothing else can
 // go): frequency-based policies would otherwise pick the newcomers first. Once its layer ran
@@ -87,7 +87,7 @@ class TieredExperts final : public ExpertSource {
   // until unmapped. Null stops new pinning.
   void set_pinner(std::shared_ptr<const HostPinner> p);
 
-  bool resident(int layer, int expert) const;
+  bool resident(int layer, int expert) const override;
   bool present(int layer, int expert) const;  // resident or being loaded
   uint64_t read_bytes(int layer, int expert) const { return catalog_->record(layer, expert).padded_bytes; }
   int pins(int layer, int expert) const;

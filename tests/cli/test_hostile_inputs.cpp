@@ -102,6 +102,26 @@ TEST(HostileInputs, ThreadsThatCannotStartAreAnErrorNotAHang) {
   expect_error(r, {"cannot start 1000 CPU threads", "--threads"});
 }
 
+// A narrow KV cache is the CPU engine's; the GPU engine says so instead of ignoring the flag.
+// A KV budget that cannot hold one request refuses it with the figures (moe batch: an error line).
+TEST(HostileInputs, KvFlagsTheEngineCannotHonourAreErrors) {
+  expect_error(run("run --model " + kMixtral + " --prompt hi -n 1 --kv-dtype bf16 --device cuda", kMemLimit),
+               {"--kv-dtype bf16", "GPU"});
+  const CmdResult q4 = run("run --model " + kMixtral + " --prompt hi -n 1 --kv-dtype q4", kMemLimit);
+  EXPECT_NE(q4.code, 0) << q4.out;
+  EXPECT_NE(q4.out.find("--kv-dtype"), std::string::npos) << q4.out;
+  const fs::path d = scratch("kvbudget");
+  std::ofstream(d / "in.jsonl") << R"({"custom_id": "a", "method": "POST", "url": "/v1/completions", "body": {"prompt": "hi", "max_tokens": 64}})"
+                                << "\n";
+  const CmdResult r = run("batch --model " + kMixtral + " --input " + (d / "in.jsonl").string() + " --output " +
+                          (d / "out.jsonl").string() + " --kv-budget 4KiB 2>&1", kMemLimit);
+  EXPECT_EQ(r.code, 0) << r.out;
+  std::ifstream f(d / "out.jsonl");
+  const std::string line((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_NE(line.find("--kv-budget"), std::string::npos) << line;
+  fs::remove_all(d);
+}
+
 // NUL bytes ended the prompt echo (fputs) and detokenize's output (printf).
 TEST(HostileInputs, NulBytesAreWrittenInFull) {
   const fs::path d = scratch("nul");

@@ -231,3 +231,35 @@ TEST(Scheduler, RoutingStatsCountEveryToken) {
   EXPECT_LE(prompt_reads, layers * E);
   EXPECT_LT(prompt_reads, int64_t(ids.size()) * layers * cfg.router.top_k);
 }
+
+// Admission control: with a KV budget that holds two of these requests, six of them run two at
+// a time (the others wait) and give the tokens they give alone; one that could never fit is
+// refused up front, saying what to change.
+TEST(Scheduler, KvBudgetMakesRequestsWait) {
+  Session& s = test::tiny_session();
+  const auto ids = prompt_of(kPrompts[2]);
+  const int max_tokens = 12;
+  const int64_t need = s.model().cfg.kv_bytes_per_token() * int64_t(ids.size() + max_tokens);
+  std::vector<Result> alone;
+  {
+    Scheduler sch(s.engine(), s.tokenizer(), opts(1, 512, 2048));
+    for (int i = 0; i < 6; ++i) alone.push_back(collect(*sch.submit(request(ids, max_tokens, 0.9f, 7 + i))));
+  }
+  SchedulerOptions o = opts(6, 512, 2048);
+  o.kv_budget_bytes = uint64_t(2 * need + need / 2);
+  Scheduler sch(s.engine(), s.tokenizer(), o);
+  std::vector<std::shared_ptr<RequestHandle>> hs;
+  for (int i = 0; i < 6; ++i) hs.push_back(sch.submit(request(ids, max_tokens, 0.9f, 7 + i)));
+  for (size_t i = 0; i < hs.size(); ++i) EXPECT_EQ(collect(*hs[i]).tokens, alone[i].tokens) << i;
+  const SchedulerStats st = test::settled_stats(sch);
+  EXPECT_EQ(st.peak_kv_reserved_bytes, 2 * need);  // two at once, never three
+  EXPECT_GT(st.memory_waits, 0);
+  EXPECT_EQ(st.kv_reserved_bytes, 0);
+  try {
+    sch.submit(request(ids, 3 * max_tokens + 2 * int(ids.size()), 0.0f, 1));
+    ADD_FAILURE() << "a request over the whole KV budget was accepted";
+  } catch (const SchedulerError& e) {
+    EXPECT_EQ(e.kind, SchedulerError::Kind::too_long);
+    EXPECT_NE(std::string(e.what()).find("--kv-budget"), std::string::npos) << e.what();
+  }
+}

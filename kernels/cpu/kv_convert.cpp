@@ -1,0 +1,85 @@
+#include "kernels/cpu/kv_convert.h"
+
+#include <array>
+#include <cstring>
+
+#include <immintrin.h>
+
+namespace moe::cpu {
+
+namespace {
+
+// e4m3 has 256 codes: a table widens them with one load each.
+const std::array<float, 256>& e4m3_table() {
+  static const std::array<float, 256> t = [] {
+    std::array<float, 256> a{};
+    for (int i = 0; i < 256; ++i) a[size_t(i)] = f8e4m3_to_f32(uint8_t(i));
+    return a;
+  }();
+  return t;
+}
+
+// F16C widens 8 halves per instruction; the scalar decode is a dozen branches per value.
+__attribute__((target("f16c,avx"))) void widen_f16_f16c(const uint16_t* p, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i))));
+  for (; i < n; ++i) out[i] = f16_to_f32(p[i]);
+}
+
+void widen_row(DType t, const void* src, int64_t n, float* out) {
+  switch (t) {
+    case DType::F32: std::memcpy(out, src, size_t(n) * sizeof(float)); return;
+    case DType::BF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(p[i]);
+      return;
+    }
+    case DType::F16: {
+      static const bool f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+      const uint16_t* p = static_cast<const uint16_t*>(src);
+      if (f16c) return widen_f16_f16c(p, n, out);
+      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(p[i]);
+      return;
+    }
+    case DType::F8E4M3: {
+      const auto& tab = e4m3_table();
+      const uint8_t* p = static_cast<const uint8_t*>(src);
+      for (int64_t i = 0; i < n; ++i) out[i] = tab[p[i]];
+      return;
+    }
+    default: break;
+  }
+}
+
+}  // namespace
+
+bool kv_dtype_supported(DType t) {
+  return t == DType::F32 || t == DType::BF16 || t == DType::F16 || t == DType::F8E4M3;
+}
+
+void kv_narrow(DType t, const float* x, int64_t n, void* out) {
+  switch (t) {
+    case DType::F32: std::memcpy(out, x, size_t(n) * sizeof(float)); return;
+    case DType::BF16:
+      for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(out)[i] = f32_to_bf16(x[i]);
+      return;
+    case DType::F16:
+      for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(out)[i] = f32_to_f16(x[i]);
+      return;
+    case DType::F8E4M3:
+      for (int64_t i = 0; i < n; ++i) static_cast<uint8_t*>(out)[i] = f32_to_f8e4m3(x[i]);
+      return;
+    default: break;
+  }
+}
+
+void kv_widen(DType t, const void* rows, int64_t stride, int64_t first, int64_t n, int64_t col, int64_t width,
+              float* out) {
+  const size_t es = size_t(dtype_size(t));
+  const char* base = static_cast<const char*>(rows);
+  for (int64_t r = 0; r < n; ++r)
+    widen_row(t, base + size_t((first + r) * stride + col) * es, width, out + r * width);
+}
+
+}  // namespace moe::cpu
