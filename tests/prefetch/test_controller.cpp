@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "prefetch/prefetch_controller.h"
+#include "storage/io/make_reader.h"
+#include "storage/tier/budget.h"
+#include "tiers/fake_catalog.h"
 
 namespace moe {
 namespace {
@@ -82,6 +85,45 @@ TEST(PrefetchController, HoldsBackALookaheadThatKeepsGuessingWrong) {
   PrefetchController never(info(), nullptr, o, std::make_unique<FixedPredictor>(std::vector<int32_t>{9, 10}));
   run_steps(never, 40);
   EXPECT_EQ(never.recall()[0].gated, 0u);
+}
+
+// Once a layer's routing is known, its experts missing from the RAM tier are read in the
+// background (the engine computes the resident ones meanwhile); --no-stream-misses leaves them
+// to the compute thread.
+TEST(PrefetchController, StreamsTheCurrentLayersMissingExperts) {
+  test::TempDir dir("stream");
+  test::FakeSpec spec;
+  spec.n_layers = 4;
+  spec.n_experts = 16;
+  auto cat = std::make_shared<test::FakeCatalog>(dir.path / "f.pack", spec);
+  for (const bool stream : {true, false}) {
+    TierOptions to;
+    to.budget_bytes = total_expert_bytes(*cat);
+    to.top_k = 2;
+    TieredExperts tier(cat, make_reader("pread", cat->path()), std::move(to));
+    PrefetchOptions o;
+    o.lookahead = 1;
+    o.stream_layer = stream;
+    // Guesses for the next layers only name experts 14 and 15: layer 0's {0, 1} can arrive only
+    // by streaming.
+    PrefetchController c(info(), &tier, o, std::make_unique<FixedPredictor>(std::vector<int32_t>{14, 15}));
+    const std::vector<int32_t> ex = {0, 1}, seq = {0}, pos = {0};
+    const std::vector<float> w = {0.5f, 0.5f};
+    RoutingEvent ev;
+    ev.layer = 0;
+    ev.n_tokens = 1;
+    ev.top_k = 2;
+    ev.experts = ex.data();
+    ev.weights = w.data();
+    ev.seq_ids = seq.data();
+    ev.positions = pos.data();
+    c.hook()(ev);
+    c.drain();
+    EXPECT_EQ(tier.resident(0, 0), stream);
+    EXPECT_EQ(tier.resident(0, 1), stream);
+    EXPECT_TRUE(tier.resident(1, 14));  // the guess for the next layer, either way
+    EXPECT_EQ(tier.stats().total.misses, 0u);
+  }
 }
 
 }  // namespace

@@ -308,6 +308,20 @@ TEST_F(Tiered, PrefetchStaysWithinItsShareOfTheBudget) {
   EXPECT_EQ(t->prefetch_many(keys), 0u);  // 2 and 3 still unused: share full
 }
 
+// The current step's wanted experts are no guess: the scheduler streams them in past the share
+// that caps guesses, while a guess still stops at it.
+TEST_F(Tiered, WantedExpertsPassTheGuessShare) {
+  auto cat = fake();
+  auto t = tier(cat, 8 * kExpert, "uring", 0, /*prefetch_share=*/0.25);
+  const std::vector<int32_t> wanted = {1, 2, 3, 4};
+  t->set_wanted(0, wanted);
+  const std::vector<ExpertKey> keys = {{0, 1}, {0, 2}, {0, 3}, {0, 4}};
+  EXPECT_EQ(t->prefetch_many(keys), 4u);  // a guess would have stopped at 2
+  const std::vector<ExpertKey> guess = {{1, 0}};
+  EXPECT_EQ(t->prefetch_many(guess), 0u);  // the share is full of unused prefetches
+  EXPECT_FALSE(t->present(1, 0));
+}
+
 TEST_F(Tiered, PrefetchReadsLeaveRoomForOneStepsDemand) {
   auto cat = fake();
   // The budget holds exactly one step's top-2: a prefetch in flight (unevictable) could make
