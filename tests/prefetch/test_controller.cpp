@@ -26,23 +26,25 @@ class FixedPredictor final : public Predictor {
   std::vector<int32_t> guess_;
 };
 
+// One token at `pos` routed to experts {0, 1} of `layer` (top-2).
+void route(PrefetchController& c, int layer, int pos) {
+  const std::vector<int32_t> ex = {0, 1}, seq = {0}, p = {pos};
+  const std::vector<float> w = {0.5f, 0.5f};
+  RoutingEvent ev;
+  ev.layer = layer;
+  ev.n_tokens = 1;
+  ev.top_k = 2;
+  ev.experts = ex.data();
+  ev.weights = w.data();
+  ev.seq_ids = seq.data();
+  ev.positions = p.data();
+  c.hook()(ev);
+}
+
 // 4 MoE layers of 16 experts, top-2; every token routes to experts {0, 1}.
 void run_steps(PrefetchController& c, int steps) {
-  const std::vector<int32_t> ex = {0, 1}, seq = {0};
-  const std::vector<float> w = {0.5f, 0.5f};
   for (int s = 0; s < steps; ++s)
-    for (int l = 0; l < 4; ++l) {
-      const std::vector<int32_t> pos = {s};
-      RoutingEvent ev;
-      ev.layer = l;
-      ev.n_tokens = 1;
-      ev.top_k = 2;
-      ev.experts = ex.data();
-      ev.weights = w.data();
-      ev.seq_ids = seq.data();
-      ev.positions = pos.data();
-      c.hook()(ev);
-    }
+    for (int l = 0; l < 4; ++l) route(c, l, s);
 }
 
 PrefetchModelInfo info() {
@@ -107,17 +109,7 @@ TEST(PrefetchController, StreamsTheCurrentLayersMissingExperts) {
     // Guesses for the next layers only name experts 14 and 15: layer 0's {0, 1} can arrive only
     // by streaming.
     PrefetchController c(info(), &tier, o, std::make_unique<FixedPredictor>(std::vector<int32_t>{14, 15}));
-    const std::vector<int32_t> ex = {0, 1}, seq = {0}, pos = {0};
-    const std::vector<float> w = {0.5f, 0.5f};
-    RoutingEvent ev;
-    ev.layer = 0;
-    ev.n_tokens = 1;
-    ev.top_k = 2;
-    ev.experts = ex.data();
-    ev.weights = w.data();
-    ev.seq_ids = seq.data();
-    ev.positions = pos.data();
-    c.hook()(ev);
+    route(c, 0, 0);
     c.drain();
     EXPECT_EQ(tier.resident(0, 0), stream);
     EXPECT_EQ(tier.resident(0, 1), stream);
