@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -77,7 +78,7 @@ Runner add_batch(CLI::App& app) {
   c->add_flag("--warm-ram", o->warm_ram,
               "Read every expert into the RAM tier before the job starts (a budget that holds them all: the resident "
               "case, timed without its first reads)");
-  add_scheduler_flags(c, o->sched);
+  add_scheduler_flags(c, o->sched, "50%");
   add_storage_flags(c, o->session.storage);
   add_prefetch_flags(c, o->session.prefetch);
   add_device_flags(c, o->session.device);
@@ -101,6 +102,15 @@ Runner add_batch(CLI::App& app) {
       session.reset_stats();
     }
     serve::Scheduler sched(session.engine(), tok, o->sched);
+    // A request without max_tokens reserves the whole context: say when that limits the batch.
+    if (const uint64_t full = uint64_t(session.engine().kv_bytes_per_token() * sched.context());
+        o->max_tokens == 0 && o->sched.kv_budget_bytes && full > 0 && o->sched.kv_budget_bytes / full < uint64_t(o->max_batch))
+      std::fprintf(stderr,
+                   "moe batch: the KV budget (%s) holds %llu requests without max_tokens at once (each reserves the %lld-token "
+                   "context, %s); give max_tokens, --max-tokens or a shorter --ctx to run more together\n",
+                   format_bytes(o->sched.kv_budget_bytes).c_str(),
+                   static_cast<unsigned long long>(o->sched.kv_budget_bytes / full), static_cast<long long>(sched.context()),
+                   format_bytes(full).c_str());
     http::Metrics metrics;
     const std::vector<int32_t> stop_ids = session.stop_ids();
     http::ServeContext cx{sched,   tok, chat, model_stem(o->model), stop_ids, o->max_tokens,

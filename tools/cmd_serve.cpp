@@ -50,7 +50,7 @@ Runner add_serve(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("serve", "Serve the model over an OpenAI-compatible HTTP API "
                                             "(/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)");
-  add_scheduler_flags(c, o->sched);
+  add_scheduler_flags(c, o->sched, "off");  // --parallel x --ctx bounds the KV already
   add_storage_flags(c, o->session.storage);
   add_prefetch_flags(c, o->session.prefetch);
   add_device_flags(c, o->session.device);

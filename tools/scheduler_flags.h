@@ -7,6 +7,7 @@
 
 namespace moe::cli {
 
-void add_scheduler_flags(CLI::App* c, serve::SchedulerOptions& o);
+// kv_default: --kv-budget when not given ("off", or a size or percentage as the flag takes).
+void add_scheduler_flags(CLI::App* c, serve::SchedulerOptions& o, const std::string& kv_default);
 
 }  // namespace moe::cli
