@@ -37,14 +37,16 @@ std::string duration(double s) {
   return t >= 3600 ? fmt::format("{}h{:02}m", t / 3600, t / 60 % 60) : fmt::format("{}m{:02}s", t / 60, t % 60);
 }
 
-// One progress line: requests done/total, prompt and generated tokens/s, ETA.
-std::string progress_line(const serve::batch::Progress& p, double secs) {
+// One progress line: requests done/total, prompt and generated tokens/s (prompt and generated
+// tokens so far: the scheduler's live counts while the job runs, the finished requests' at the
+// end), ETA.
+std::string progress_line(const serve::batch::Progress& p, double secs, int64_t prompt, int64_t generated) {
   const int64_t done = p.done, total = p.total - p.skipped;
   const double rate = secs > 0 ? double(done) / secs : 0;
   return fmt::format("moe batch: {}/{} requests{}{} | prompt {:.1f} tok/s | generated {:.1f} tok/s | {} elapsed, ETA {}", done,
                      total, p.errors ? fmt::format(" ({} errors)", int64_t(p.errors)) : "",
                      p.skipped ? fmt::format(" ({} already done)", int64_t(p.skipped)) : "",
-                     secs > 0 ? double(p.prompt_tokens) / secs : 0.0, secs > 0 ? double(p.completion_tokens) / secs : 0.0,
+                     secs > 0 ? double(prompt) / secs : 0.0, secs > 0 ? double(generated) / secs : 0.0,
                      duration(secs), rate > 0 ? duration(double(total - done) / rate) : "?");
 }
 
@@ -141,8 +143,11 @@ Runner add_batch(CLI::App& app) {
     const bool tty = ::isatty(2);
     std::thread bar([&] {  // progress on stderr: in place on a terminal, a line every 10 s otherwise
       std::unique_lock lk(m);
-      while (!cv.wait_for(lk, std::chrono::milliseconds(tty ? 500 : 10000), [&] { return finished; }))
-        std::fprintf(stderr, tty ? "\r%s\033[K" : "%s\n", progress_line(progress, secs()).c_str());
+      while (!cv.wait_for(lk, std::chrono::milliseconds(tty ? 500 : 10000), [&] { return finished; })) {
+        const serve::SchedulerStats st = sched.stats();
+        std::fprintf(stderr, tty ? "\r%s\033[K" : "%s\n",
+                     progress_line(progress, secs(), st.prefilled_tokens, st.generated_tokens).c_str());
+      }
     });
     struct StopBar {
       std::mutex& m;
@@ -165,7 +170,7 @@ Runner add_batch(CLI::App& app) {
     sched.drain();
     const double wall = secs();
     if (tty) std::fputs("\n", stderr);
-    std::fprintf(stderr, "%s\n", progress_line(progress, wall).c_str());
+    std::fprintf(stderr, "%s\n", progress_line(progress, wall, progress.prompt_tokens, progress.completion_tokens).c_str());
     if (o->json) {
       nlohmann::json s = {{"requests", progress.total},      {"done", int64_t(progress.done)},
                           {"already_done", int64_t(progress.skipped)}, {"errors", int64_t(progress.errors)},

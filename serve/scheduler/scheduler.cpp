@@ -250,6 +250,8 @@ bool Scheduler::Impl::step() {
     return true;
   }
   const double secs = std::chrono::duration<double>(RequestState::clock::now() - t0).count();
+  int64_t prefilled = 0;
+  for (size_t i = 0; i < batch.size(); ++i) prefilled += owner[i]->decoding() ? 0 : chunk_len[i];
   size_t row = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     RequestState& r = *owner[i];
@@ -274,6 +276,7 @@ bool Scheduler::Impl::step() {
   st.busy_seconds += secs;
   st.kv_bytes = kv;
   st.kv_reserved_bytes = reserved;
+  st.prefilled_tokens += prefilled;
   st.peak_kv_reserved_bytes = std::max(st.peak_kv_reserved_bytes, reserved);
   if (cache) {
     st.prefix_cache_bytes = int64_t(cache->bytes());

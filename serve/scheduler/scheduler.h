@@ -56,6 +56,7 @@ struct SchedulerStats {
   int64_t queued = 0, running = 0;             // requests
   int64_t steps = 0;                           // engine steps run
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;  // totals
+  int64_t prefilled_tokens = 0;  // prompt tokens through the engine so far (prompt_tokens counts at admission)
   int64_t kv_bytes = 0;                        // the engine's KV, running and cached sequences
   int64_t kv_reserved_bytes = 0;               // what the running sequences reserved (admission)
   int64_t peak_kv_reserved_bytes = 0;

@@ -75,6 +75,9 @@ TEST(Scheduler, SameTokensAloneAndAmongOthers) {
   }
   EXPECT_GT(test::settled_stats(sch).steps, 20);
   EXPECT_EQ(test::settled_stats(sch).generated_tokens, int64_t(20 * kPrompts.size()));
+  int64_t prompt_tokens = 0;  // every prompt token went through the engine once, 3 at a time
+  for (const auto& p : kPrompts) prompt_tokens += int64_t(prompt_of(p).size());
+  EXPECT_EQ(test::settled_stats(sch).prefilled_tokens, prompt_tokens);
 }
 
 TEST(Scheduler, EventPerTokenWithoutLogprobs) {
