@@ -100,7 +100,7 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
       const int64_t n = last - first + 1;
       scratch.resize(size_t(group) * size_t(n));
       const float *kp = tk.kv->k(layer), *vp = tk.kv->v(layer);
-      if (kp) {  // fp32 rows, read in place
+      if (tk.kv->dtype() == DType::F32) {  // fp32 rows, read in place
         kp += kvh * hd;
         vp += kvh * hd;
       } else {  // narrower rows: this kv head's, widened

@@ -74,7 +74,7 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
       sc.resize(size_t(n));
       // Rows [first, first + n): in place (fp32) or widened from a narrower KV dtype.
       const float* cache = tk.kv->k(layer);
-      if (cache) {
+      if (tk.kv->dtype() == DType::F32) {
         cache += first * row;
       } else {
         widened.resize(size_t(n * row));

@@ -1,9 +1,10 @@
 // One sequence's attention state: per layer, keys [length, k_width] and values [length, v_width]
 // (MLA caches one row per token, latent + rotary key, and no V), grown on demand, stored as fp32
-// or rounded to a narrower `dtype` (bf16, f16, fp8 e4m3: --kv-dtype); a layer listed in `no_kv` keeps none. Gated DeltaNet layers (Qwen3-Next) instead keep
-// a fixed-size recurrent state (`state_floats` each), with snapshots of it at chosen positions
-// so a fork or truncate to an earlier point can restart from one and recompute the rest from the
-// sequence's own tokens, which the cache keeps for that.
+// or rounded to a narrower `dtype` (bf16, f16, fp8 e4m3: --kv-dtype); a layer listed in `no_kv`
+// keeps none. Gated DeltaNet layers (Qwen3-Next) instead keep a fixed-size recurrent state
+// (`state_floats` each), with snapshots of it at chosen positions so a fork or truncate to an
+// earlier point can restart from one and recompute the rest from the sequence's own tokens,
+// which the cache keeps for that.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -35,8 +36,8 @@ class KvCache {
   // dtype(). The row must be reserved.
   void put(int layer, int64_t pos, const float* k, const float* v);
   // An fp32 cache's rows, read in place (nullptr for any other dtype).
-  const float* k(int layer) const { return dtype_ == DType::F32 ? reinterpret_cast<const float*>(k_[size_t(layer)].data()) : nullptr; }
-  const float* v(int layer) const { return dtype_ == DType::F32 ? reinterpret_cast<const float*>(v_[size_t(layer)].data()) : nullptr; }
+  const float* k(int layer) const { return f32_rows(k_[size_t(layer)]); }
+  const float* v(int layer) const { return f32_rows(v_[size_t(layer)]); }
   // Any dtype: rows [first, first + n), columns [col, col + width) of K (of V), widened into out [n, width].
   void read_k(int layer, int64_t first, int64_t n, int64_t col, int64_t width, float* out) const;
   void read_v(int layer, int64_t first, int64_t n, int64_t col, int64_t width, float* out) const;
@@ -65,6 +66,10 @@ class KvCache {
   int64_t length_ = 0;
   int64_t capacity_ = 0;
   std::vector<bool> no_kv_;
+  const float* f32_rows(const std::vector<unsigned char>& b) const {
+    return dtype_ == DType::F32 ? reinterpret_cast<const float*>(b.data()) : nullptr;
+  }
+
   DType dtype_;
   int64_t esize_;                               // bytes per stored element
   std::vector<std::vector<unsigned char>> k_, v_;  // [layer][capacity * row * esize]
