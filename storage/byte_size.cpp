@@ -23,11 +23,11 @@ std::string format_bytes(uint64_t b) {
   return fmt::format("{:.{}f} {}", v, v < 100 ? 1 : 0, units[u]);
 }
 
-uint64_t parse_budget(std::string_view text, uint64_t total) {
+uint64_t parse_budget(std::string_view text, uint64_t total, std::string_view flag) {
   const std::string shown(text);
   auto garbage = [&] {
     return std::invalid_argument(fmt::format(
-        "--ram-budget '{}': expected a size like 6GiB, 512MiB or 1.5GB, or a percentage like 50%", shown));
+        "{} '{}': expected a size like 6GiB, 512MiB or 1.5GB, or a percentage like 50%", flag, shown));
   };
   while (!text.empty() && std::isspace(uint8_t(text.front()))) text.remove_prefix(1);
   while (!text.empty() && std::isspace(uint8_t(text.back()))) text.remove_suffix(1);
@@ -40,7 +40,7 @@ uint64_t parse_budget(std::string_view text, uint64_t total) {
 
   if (unit == "%") {
     if (!(v > 0 && v <= 100))
-      throw std::invalid_argument(fmt::format("--ram-budget '{}': a percentage must be above 0% and at most 100%", shown));
+      throw std::invalid_argument(fmt::format("{} '{}': a percentage must be above 0% and at most 100%", flag, shown));
     return uint64_t(std::floor(double(total) * v / 100.0));
   }
   double mult = 0;
@@ -52,8 +52,8 @@ uint64_t parse_budget(std::string_view text, uint64_t total) {
     if (unit == name) mult = m;
   if (mult == 0) throw garbage();
   const double bytes = v * mult;
-  if (!(bytes >= 1)) throw std::invalid_argument(fmt::format("--ram-budget '{}': the budget must be above zero", shown));
-  if (bytes >= 0x1p63) throw std::invalid_argument(fmt::format("--ram-budget '{}': too large", shown));
+  if (!(bytes >= 1)) throw std::invalid_argument(fmt::format("{} '{}': the budget must be above zero", flag, shown));
+  if (bytes >= 0x1p63) throw std::invalid_argument(fmt::format("{} '{}': too large", flag, shown));
   return uint64_t(bytes);
 }
 

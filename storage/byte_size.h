@@ -10,8 +10,8 @@ namespace moe {
 // `--ram-budget`: an absolute size ("6GiB", "512MiB", "1.5GB", "4096", "2G") or a percentage
 // of `total_expert_bytes` ("50%"). KiB/MiB/GiB/TiB and bare K/M/G/T are powers of 1024,
 // KB/MB/GB/TB powers of 1000; case-insensitive. Throws std::invalid_argument with a one-line
-// message for garbage, zero, negative or > 100%.
-uint64_t parse_budget(std::string_view text, uint64_t total_expert_bytes);
+// message for garbage, zero, negative or > 100%, naming `flag` (other size flags parse the same).
+uint64_t parse_budget(std::string_view text, uint64_t total_expert_bytes, std::string_view flag = "--ram-budget");
 
 // "2.4 MiB", "512 B": for messages and stats.
 std::string format_bytes(uint64_t bytes);

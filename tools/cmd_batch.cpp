@@ -54,7 +54,7 @@ std::string progress_line(const serve::batch::Progress& p, double secs, int64_t 
 
 Runner add_batch(CLI::App& app) {
   struct Opts {
-    std::string model, input, output, chat_template, tool_parser, prefix_cache = "1GiB";
+    std::string model, input, output, chat_template, tool_parser, prefix_cache = "1GiB", kv_budget = "50%";
     int max_batch = 64;
     int64_t max_tokens = 0;
     bool resume = false, json = false, warm_ram = false;
@@ -80,7 +80,7 @@ Runner add_batch(CLI::App& app) {
   c->add_flag("--warm-ram", o->warm_ram,
               "Read every expert into the RAM tier before the job starts (a budget that holds them all: the resident "
               "case, timed without its first reads)");
-  add_scheduler_flags(c, o->sched, "50%");
+  add_scheduler_flags(c, o->sched, o->kv_budget);
   add_storage_flags(c, o->session.storage);
   add_prefetch_flags(c, o->session.prefetch);
   add_device_flags(c, o->session.device);
@@ -91,7 +91,8 @@ Runner add_batch(CLI::App& app) {
     // Everything about the files first: a bad input fails before the model loads.
     const batch::BatchInput in = batch::read_input(o->input);
     const batch::JobIdentity id{o->input, in.xxh64, o->model, batch::model_fingerprint(o->model)};
-    o->sched.prefix_cache_bytes = o->prefix_cache == "0" ? 0 : parse_budget(o->prefix_cache, 0);
+    o->sched.prefix_cache_bytes = o->prefix_cache == "0" ? 0 : parse_budget(o->prefix_cache, 0, "--prefix-cache");
+    o->sched.kv_budget_bytes = kv_budget_bytes(o->kv_budget);
     o->sched.parallel = o->max_batch;
     o->sched.max_queue = 1 << 20;  // the workers never exceed --max-batch; nothing is refused
     Session session(o->model, o->session);

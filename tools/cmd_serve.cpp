@@ -28,20 +28,14 @@ namespace moe::cli {
 
 namespace {
 
-uint64_t parse_size_flag(const std::string& v, const char* flag) {
-  if (v == "0") return 0;
-  try {
-    return parse_budget(v, 0);
-  } catch (const std::exception& e) {
-    throw std::invalid_argument(std::string(flag) + ": " + e.what());
-  }
-}
+uint64_t parse_size_flag(const std::string& v, const char* flag) { return v == "0" ? 0 : parse_budget(v, 0, flag); }
 
 }  // namespace
 
 Runner add_serve(CLI::App& app) {
   struct Opts {
     std::string model, served_name, chat_template, tool_parser, api_key, max_body = "8MiB", prefix_cache = "1GiB";
+    std::string kv_budget = "off";  // --parallel x --ctx bounds the KV already
     serve::http::ServerOptions server;
     serve::SchedulerOptions sched;
     int64_t max_tokens = 0;
@@ -50,7 +44,7 @@ Runner add_serve(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("serve", "Serve the model over an OpenAI-compatible HTTP API "
                                             "(/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)");
-  add_scheduler_flags(c, o->sched, "off");  // --parallel x --ctx bounds the KV already
+  add_scheduler_flags(c, o->sched, o->kv_budget);
   add_storage_flags(c, o->session.storage);
   add_prefetch_flags(c, o->session.prefetch);
   add_device_flags(c, o->session.device);
@@ -87,6 +81,7 @@ Runner add_serve(CLI::App& app) {
     o->server.max_body = size_t(parse_size_flag(o->max_body, "--max-body"));
     if (o->server.max_body == 0) throw std::invalid_argument("--max-body: must be more than 0");
     o->sched.prefix_cache_bytes = parse_size_flag(o->prefix_cache, "--prefix-cache");
+    o->sched.kv_budget_bytes = kv_budget_bytes(o->kv_budget);
 
     // Signals wait on a thread of their own (blocked everywhere else, set before any thread starts).
     http::block_shutdown_signals();

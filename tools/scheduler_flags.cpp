@@ -5,7 +5,7 @@
 
 namespace moe::cli {
 
-void add_scheduler_flags(CLI::App* c, serve::SchedulerOptions& o, const std::string& kv_default) {
+void add_scheduler_flags(CLI::App* c, serve::SchedulerOptions& o, std::string& kv_budget) {
   c->add_option("--ctx", o.context, "Context length per sequence, prompt + completion (0: the model's maximum)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 24))
       ->capture_default_str();
@@ -15,16 +15,16 @@ void add_scheduler_flags(CLI::App* c, serve::SchedulerOptions& o, const std::str
   c->add_option("--step-tokens", o.step_tokens, "Tokens per engine step, decodes and prefill chunks together")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24))
       ->capture_default_str();
-  // A percentage is of the memory available at start.
-  const uint64_t avail = available_memory_bytes();
-  const auto parse = [avail](const std::string& s) { return s == "off" ? uint64_t(0) : parse_budget(s, avail); };
-  o.kv_budget_bytes = parse(kv_default);
-  c->add_option_function<std::string>(
-       "--kv-budget", [&o, parse](const std::string& s) { o.kv_budget_bytes = parse(s); },
-       "KV cache the running sequences may reserve (prompt + max_tokens each; a request without max_tokens reserves "
-       "the rest of --ctx); more requests wait. A size, a percentage of the memory available at start, or off "
-       "(default: " + kv_default + ")")
-      ->type_name("SIZE");
+  c->add_option("--kv-budget", kv_budget,
+                "KV cache the running sequences may reserve (prompt + max_tokens each; a request without max_tokens "
+                "reserves the rest of --ctx); more requests wait. A size, a percentage of the memory available at "
+                "start, or off")
+      ->type_name("SIZE")
+      ->capture_default_str();
+}
+
+uint64_t kv_budget_bytes(const std::string& text) {
+  return text == "off" ? 0 : parse_budget(text, available_memory_bytes(), "--kv-budget");
 }
 
 }  // namespace moe::cli

@@ -7,7 +7,11 @@
 
 namespace moe::cli {
 
-// kv_default: --kv-budget when not given ("off", or a size or percentage as the flag takes).
-void add_scheduler_flags(CLI::App* c, serve::SchedulerOptions& o, const std::string& kv_default);
+// kv_budget: --kv-budget's text, holding the command's default until the flag replaces it; the
+// command turns it into o.kv_budget_bytes with kv_budget_bytes() when it runs.
+void add_scheduler_flags(CLI::App* c, serve::SchedulerOptions& o, std::string& kv_budget);
+// "off" -> 0; a size; or a percentage of the memory available now. Throws std::invalid_argument
+// naming the flag (parse_budget).
+uint64_t kv_budget_bytes(const std::string& text);
 
 }  // namespace moe::cli

@@ -3,7 +3,7 @@
 #include <array>
 #include <cstring>
 
-#include <immintrin.h>
+#include "kernels/cpu/ops.h"
 
 namespace moe::cpu {
 
@@ -19,37 +19,13 @@ const std::array<float, 256>& e4m3_table() {
   return t;
 }
 
-// F16C widens 8 halves per instruction; the scalar decode is a dozen branches per value.
-__attribute__((target("f16c,avx"))) void widen_f16_f16c(const uint16_t* p, int64_t n, float* out) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i))));
-  for (; i < n; ++i) out[i] = f16_to_f32(p[i]);
-}
-
+// One row of `n` elements of t. F32, BF16 and F16 widen as weights do (to_f32); e4m3 here has no
+// scale, which weights' F8E4M3 always has, so it takes its own table.
 void widen_row(DType t, const void* src, int64_t n, float* out) {
-  switch (t) {
-    case DType::F32: std::memcpy(out, src, size_t(n) * sizeof(float)); return;
-    case DType::BF16: {
-      const uint16_t* p = static_cast<const uint16_t*>(src);
-      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(p[i]);
-      return;
-    }
-    case DType::F16: {
-      static const bool f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
-      const uint16_t* p = static_cast<const uint16_t*>(src);
-      if (f16c) return widen_f16_f16c(p, n, out);
-      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(p[i]);
-      return;
-    }
-    case DType::F8E4M3: {
-      const auto& tab = e4m3_table();
-      const uint8_t* p = static_cast<const uint8_t*>(src);
-      for (int64_t i = 0; i < n; ++i) out[i] = tab[p[i]];
-      return;
-    }
-    default: break;
-  }
+  if (t != DType::F8E4M3) return to_f32(WeightView{t, src, 1, n}, 0, n, out);
+  const auto& tab = e4m3_table();
+  const uint8_t* p = static_cast<const uint8_t*>(src);
+  for (int64_t i = 0; i < n; ++i) out[i] = tab[p[i]];
 }
 
 }  // namespace

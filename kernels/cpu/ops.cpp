@@ -3,6 +3,8 @@
 #include "kernels/cpu/qmatmul.h"
 #include "quant/quantize.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -60,6 +62,18 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void dot4(const flo
   out[3] = dot_tail(acc3, a3 + i, b + i, n - i);
 }
 
+namespace {
+
+// F16C widens 8 halves per instruction; the scalar decode is a dozen branches per value.
+__attribute__((target("f16c,avx"))) void f16_to_f32_f16c(const uint16_t* p, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i))));
+  for (; i < n; ++i) out[i] = f16_to_f32(p[i]);
+}
+
+}  // namespace
+
 void to_f32(const WeightView& w, int64_t offset, int64_t n, float* out) {
   switch (w.dtype) {
     case DType::F32: std::copy_n(static_cast<const float*>(w.data) + offset, n, out); break;
@@ -69,7 +83,12 @@ void to_f32(const WeightView& w, int64_t offset, int64_t n, float* out) {
       break;
     }
     case DType::F16: {
+      static const bool f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
       const uint16_t* p = static_cast<const uint16_t*>(w.data) + offset;
+      if (f16c) {
+        f16_to_f32_f16c(p, n, out);
+        break;
+      }
       for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(p[i]);
       break;
     }
