@@ -118,10 +118,16 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
       const auto& rows = by_expert[size_t(e)];
       const int64_t n = int64_t(rows.size());
       float* y = &ys[size_t(first[size_t(e)] * H)];
-      xin[ci].resize(size_t(n * H));
-      for (int64_t r = 0; r < n; ++r) std::copy_n(&h[size_t(rows[size_t(r)] / K * H)], H, &xin[ci][size_t(r * H)]);
-      if (c.expert_biases || c.expert_act.clamped) biased_expert(L, e, w[ci], n, xin[ci].data(), y);
-      else jobs.push_back({w[ci].gate, w[ci].up, w[ci].down, n, xin[ci].data(), y});
+      // An expert that every token chose reads h itself (its rows are the tokens in order): at
+      // decode all of them do, and the matmuls then quantize the token once for all experts.
+      const float* xe = h.data();
+      if (n != T) {
+        xin[ci].resize(size_t(n * H));
+        for (int64_t r = 0; r < n; ++r) std::copy_n(&h[size_t(rows[size_t(r)] / K * H)], H, &xin[ci][size_t(r * H)]);
+        xe = xin[ci].data();
+      }
+      if (c.expert_biases || c.expert_act.clamped) biased_expert(L, e, w[ci], n, xe, y);
+      else jobs.push_back({w[ci].gate, w[ci].up, w[ci].down, n, xe, y});
     }
     cpu::swiglu_ffn_many(pool_, jobs, I);
   }

@@ -191,14 +191,6 @@ void q4_tile(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float*
     for (int i = 0; i < MT; ++i) out[j * MT + i] = _mm512_reduce_add_ps(acc[j][i]);
 }
 
-// Sums each 128-bit lane (= one 32-column run) of a, b, c, d: lane 4r + k of the result is
-// run r of input k. In-lane unpacks only.
-inline __m512i hsum_runs(__m512i a, __m512i b, __m512i c, __m512i d) {
-  const __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
-  const __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
-  return _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
-}
-
 // A quad's 16 group values (fp16 scales or u8 zero points, already widened to f32 in memory
 // order: group index = chunk * GPC + run * GPC / 4) in the lane order 4r + c of hsum_runs.
 template <int G>
@@ -244,7 +236,7 @@ inline __m512 quad_zeros(const uint8_t* zp, int ng) {
 // not the integer dot products, bound the chunk-at-a-time kernel. The row's last quad may be
 // partial: masked loads, missing chunks contribute 0.
 template <int G, bool ZP, int NT>
-void q4_gemv(const WeightView& w, int64_t n, const Q4Acts& a, float* out) {
+[[gnu::always_inline]] inline void q4_gemv(const WeightView& w, int64_t n, const Q4Acts& a, float* out) {
   constexpr int GPC = 128 / G, GPQ = 4 * GPC;  // groups per chunk, per quad
   const int64_t K = w.cols, gpr = K / G, full_quads = K / 512;
   const uint8_t* wp[NT];
@@ -297,6 +289,18 @@ void q4_gemv(const WeightView& w, int64_t n, const Q4Acts& a, float* out) {
   for (int j = 0; j < NT; ++j) out[j] = _mm512_reduce_add_ps(acc[j]);
 }
 
+// Decode (M = 1): weight rows [n0, n1) one at a time, the row loop inside the kernel. Calling
+// q4_gemv once per row and passing its sum back through memory cost a fifth of the kernel's
+// time at the row boundaries (K = 768 rows are only 384 bytes).
+template <int G, bool ZP>
+void q4_gemv_rows(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
+  for (int64_t n = n0; n < n1; ++n) {
+    float out;
+    q4_gemv<G, ZP, 1>(job.w, n, a, &out);
+    job.y[n] = out + (job.bias ? job.bias[n] : 0.0f);
+  }
+}
+
 template <int G, bool ZP, int NT>
 void q4_tiles_m(const Job& job, const Q4Acts& a, int64_t n) {
   const int64_t N = job.w.rows, M = job.M;
@@ -325,7 +329,7 @@ void q4_rows(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
     // One row at a time: the weights then stream strictly in address order. Two or four rows
     // interleaved (sharing the activation loads) were faster in cache but 30-40% slower from
     // DRAM, whose prefetchers lose track of four streams 1 KiB apart within a page.
-    for (; n < n1; ++n) q4_tiles_m<G, ZP, 1>(job, a, n);
+    q4_gemv_rows<G, ZP>(job, a, n0, n1);
     return;
   }
   for (; n + 2 <= n1; n += 2) q4_tiles_m<G, ZP, 2>(job, a, n);
@@ -343,19 +347,23 @@ void q4_dispatch_group(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) 
 
 }  // namespace
 
-std::unique_ptr<Rows> prepare_avx512(const Job& job) {
+std::unique_ptr<Rows> prepare_avx512(const Job& job, PrepCache* cache) {
   switch (job.w.dtype) {
     case DType::Q4:
     case DType::Q4Z: {
       if (job.M >= kMlanesMinRows) return prepare_q4_mlanes(job);
       const bool zp = job.w.dtype == DType::Q4Z;
-      Q4Acts a;
-      prep_q4(job.x, job.M, job.w.cols, zp, a);
+      const auto make = [&] {
+        auto a = std::make_shared<Q4Acts>();
+        prep_q4(job.x, job.M, job.w.cols, zp, *a);
+        return std::shared_ptr<const Q4Acts>(std::move(a));
+      };
+      std::shared_ptr<const Q4Acts> a = cache ? cache->get<Q4Acts>(job, zp ? 1 : 0, make) : make();
       return make_rows([job, zp, a = std::move(a)](int64_t n0, int64_t n1) {
-        zp ? q4_dispatch_group<true>(job, a, n0, n1) : q4_dispatch_group<false>(job, a, n0, n1);
+        zp ? q4_dispatch_group<true>(job, *a, n0, n1) : q4_dispatch_group<false>(job, *a, n0, n1);
       });
     }
-    case DType::I8: return prepare_i8_avx512(job);
+    case DType::I8: return prepare_i8_avx512(job, cache);
     case DType::F8E4M3: return prepare_f8_avx512(job);
     case DType::MXFP4: return prepare_mx4_avx512(job);
     default: return nullptr;

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "kernels/cpu/qavx512.h"
@@ -69,6 +70,76 @@ void i8_row(const WeightView& w, int64_t n, const I8Acts& a, int64_t m0, float o
   for (int i = 0; i < MT; ++i) out[i] = s * _mm512_reduce_add_ps(acc[i]);
 }
 
+// GEMV (M = 1) activations, per quad of 4 chunks (256 columns; K padded to a quad with zeros):
+//   q [nq * 256] int8 in natural order;
+//   d [nq, 16] f32: lane 4r + c = the scale of the block under 128-bit lane r of chunk c;
+//   c [nq, 16] i32: lane 4r + c = -128 x the sum of those 16 codes.
+// The kernel feeds w + 128 (w xor 0x80, unsigned) and x (signed) to vpdpbusd, so
+// sum (w + 128) x + c = sum w x exactly: 1 ALU op per 64 weights where |w| and a sign
+// transfer took 3.
+struct I8Gemv {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> c;
+  int64_t nq = 0;
+};
+
+void prep_i8_gemv(const float* x, int64_t K, I8Gemv& a) {
+  a.nq = (K + 255) / 256;
+  a.q.assign(size_t(a.nq * 256), 0);
+  a.d.assign(size_t(a.nq * 16), 0.0f);
+  a.c.assign(size_t(a.nq * 16), 0);
+  for (int64_t col = 0; col < K; col += 32) {
+    float dr;
+    __m512i qa, qb;
+    quant_block(x + col, &dr, &qa, &qb);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(&a.q[size_t(col)]), _mm512_cvtsepi32_epi8(qa));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(&a.q[size_t(col + 16)]), _mm512_cvtsepi32_epi8(qb));
+    const int64_t quad = col / 256, chunk = (col % 256) / 64, r0 = (col % 64) / 16;
+    a.d[size_t(quad * 16 + 4 * r0 + chunk)] = a.d[size_t(quad * 16 + 4 * (r0 + 1) + chunk)] = dr;
+  }
+  for (int64_t quad = 0; quad < a.nq; ++quad)
+    for (int chunk = 0; chunk < 4; ++chunk)
+      for (int r = 0; r < 4; ++r) {
+        int32_t sum = 0;
+        for (int i = 0; i < 16; ++i) sum += a.q[size_t(quad * 256 + chunk * 64 + r * 16 + i)];
+        a.c[size_t(quad * 16 + 4 * r + chunk)] = -128 * sum;
+      }
+}
+
+// Rows [n0, n1), one at a time so the weights stream in address order (see q4_rows).
+void i8_gemv_rows(const Job& job, const I8Gemv& a, int64_t n0, int64_t n1) {
+  const int64_t K = job.w.cols, full = K / 256;
+  const __m512i flip = _mm512_set1_epi8(int8_t(0x80));
+  const float* scales = static_cast<const float*>(job.w.scales);
+  for (int64_t n = n0; n < n1; ++n) {
+    const int8_t* wr = static_cast<const int8_t*>(job.w.data) + n * K;
+    const int8_t* xp = a.q.data();
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t qd = 0; qd <= full && qd < a.nq; ++qd, wr += 256, xp += 256) {
+      __m512i s[4];
+      if (qd < full) {
+        for (int c = 0; c < 4; ++c) prefetch(wr + c * 64);
+        for (int c = 0; c < 4; ++c)
+          s[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(_mm512_loadu_si512(wr + c * 64), flip),
+                                     _mm512_loadu_si512(xp + c * 64));
+      } else {
+        // The row's last, partial quad: masked loads touch nothing past the row. Bytes left out
+        // read as 0 (128 after the flip) and meet zero activations.
+        const int64_t left = K - qd * 256;
+        for (int c = 0; c < 4; ++c) {
+          const int64_t cl = std::min<int64_t>(64, std::max<int64_t>(0, left - c * 64));
+          const __m512i v = _mm512_maskz_loadu_epi8(cl >= 64 ? ~__mmask64(0) : (__mmask64(1) << cl) - 1, wr + c * 64);
+          s[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(v, flip), _mm512_loadu_si512(xp + c * 64));
+        }
+      }
+      const __m512i t = _mm512_add_epi32(hsum_runs(s[0], s[1], s[2], s[3]), _mm512_loadu_si512(&a.c[size_t(qd * 16)]));
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_loadu_ps(&a.d[size_t(qd * 16)]), acc);
+    }
+    job.y[n] = scales[n] * _mm512_reduce_add_ps(acc) + (job.bias ? job.bias[n] : 0.0f);
+  }
+}
+
 // ---- F8E4M3 -------------------------------------------------------------------------------
 // e4m3 -> fp16 is a bit move: sign to bit 15, exponent+mantissa to bits 13..7. The fp16 value
 // is the e4m3 value times 2^-8 (biases 15 vs 7), subnormals included; vcvtph2ps widens it
@@ -119,8 +190,17 @@ struct F8Row {
 
 }  // namespace
 
-std::unique_ptr<Rows> prepare_i8_avx512(const Job& job) {
+std::unique_ptr<Rows> prepare_i8_avx512(const Job& job, PrepCache* cache) {
   if (job.M >= kMlanesMinRows) return prepare_i8_mlanes(job);
+  if (job.M == 1) {
+    const auto make = [&] {
+      auto g = std::make_shared<I8Gemv>();
+      prep_i8_gemv(job.x, job.w.cols, *g);
+      return std::shared_ptr<const I8Gemv>(std::move(g));
+    };
+    std::shared_ptr<const I8Gemv> g = cache ? cache->get<I8Gemv>(job, 2, make) : make();
+    return make_rows([job, g = std::move(g)](int64_t n0, int64_t n1) { i8_gemv_rows(job, *g, n0, n1); });
+  }
   I8Acts a;
   prep_i8(job.x, job.M, job.w.cols, a);
   return make_rows([job, a = std::move(a)](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1); });

@@ -64,13 +64,16 @@ void block16(const WeightView& w, int64_t n, const std::vector<int32_t>& c, cons
     for (int t = 0; t < 8; ++t) xv[t] = _mm512_loadu_si512(xp + t * 64);
     const __m512 d = _mm512_loadu_ps(dp);
     for (int j = 0; j < NT; ++j) {
-      __m512i s = _mm512_set1_epi32(c[size_t(j * nb + blk)]);
-      for (int t = 0; t < 8; ++t) {
-        int32_t w4;
-        std::memcpy(&w4, wr[j] + blk * 32 + 4 * t, 4);
-        s = _mm512_dpbusd_epi32(s, xv[t], _mm512_set1_epi32(w4));
+      // Two dependency chains of 4, not one of 8 (see qgemm_avx512_q4m.cpp's block16).
+      __m512i s0 = _mm512_set1_epi32(c[size_t(j * nb + blk)]), s1 = _mm512_setzero_si512();
+      for (int t = 0; t < 4; ++t) {
+        int32_t w0, w1;
+        std::memcpy(&w0, wr[j] + blk * 32 + 4 * t, 4);
+        std::memcpy(&w1, wr[j] + blk * 32 + 16 + 4 * t, 4);
+        s0 = _mm512_dpbusd_epi32(s0, xv[t], _mm512_set1_epi32(w0));
+        s1 = _mm512_dpbusd_epi32(s1, xv[t + 4], _mm512_set1_epi32(w1));
       }
-      acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc[j]);
+      acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), d, acc[j]);
     }
     xp += 8 * 64, dp += kLanes;
   }

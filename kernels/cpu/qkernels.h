@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "kernels/cpu/thread_pool.h"
 #include "quant/weight_view.h"
@@ -49,8 +50,33 @@ std::unique_ptr<Rows> make_rows(F f) {
   return std::make_unique<FnRows<F>>(std::move(f));
 }
 
+// Activations prepared once for every job of one qmatmul_many call that has the same x, M, K
+// and activation layout (`kind`): a decode step's gate and up projections of all its experts
+// read the same token. Not thread-safe: only the serial preparation uses it.
+class PrepCache {
+ public:
+  template <class A, class Make>
+  std::shared_ptr<const A> get(const Job& job, int kind, Make&& make) {
+    for (const Entry& e : entries_)
+      if (e.x == job.x && e.M == job.M && e.K == job.w.cols && e.kind == kind) return std::static_pointer_cast<const A>(e.acts);
+    std::shared_ptr<const A> a = make();
+    entries_.push_back({job.x, job.M, job.w.cols, kind, a});
+    return a;
+  }
+
+ private:
+  struct Entry {
+    const float* x;
+    int64_t M, K;
+    int kind;
+    std::shared_ptr<const void> acts;
+  };
+  std::vector<Entry> entries_;
+};
+
 std::unique_ptr<Rows> prepare_scalar(const Job& job);
 std::unique_ptr<Rows> prepare_avx2(const Job& job);
-std::unique_ptr<Rows> prepare_avx512(const Job& job);
+// cache: nullptr, or where jobs of one call share their prepared activations.
+std::unique_ptr<Rows> prepare_avx512(const Job& job, PrepCache* cache = nullptr);
 
 }  // namespace moe::cpu::qk

@@ -77,12 +77,12 @@ void check(const WeightView& w, Isa isa) {
   if (!isa_supported(isa)) throw std::runtime_error(std::string("qmatmul: this CPU does not support ") + isa_name(isa));
 }
 
-std::unique_ptr<qk::Rows> prepare(const MatJob& j, Isa isa) {
+std::unique_ptr<qk::Rows> prepare(const MatJob& j, Isa isa, qk::PrepCache* cache) {
   const qk::Job job{j.x, j.M, j.w, j.y, j.bias};
   switch (isa) {
     case Isa::Scalar: return qk::prepare_scalar(job);
     case Isa::Avx2: return qk::prepare_avx2(job);
-    case Isa::Avx512: return qk::prepare_avx512(job);
+    case Isa::Avx512: return qk::prepare_avx512(job, cache);
   }
   return nullptr;
 }
@@ -114,21 +114,24 @@ void qmatmul_many(ThreadPool& pool, std::span<const MatJob> jobs, Isa isa) {
   }
   if (live.empty()) return;
   // Preparing (quantizing) the activations of a prefill's experts is worth its own parallel
-  // section; a decode step's few rows are not.
+  // section; a decode step's few rows are not, and there jobs that read the same x (a token's
+  // gate and up projections, all its experts) share one preparation.
   // A worker must not throw (bad_alloc): failures are carried back to this thread.
   std::vector<std::unique_ptr<qk::Rows>> rows(live.size());
   std::vector<std::exception_ptr> failed(live.size());
+  qk::PrepCache cache;
+  const bool serial = acts < (int64_t(1) << 16);
   const auto prep = [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       try {
-        rows[size_t(i)] = prepare(*live[size_t(i)], isa);
+        rows[size_t(i)] = prepare(*live[size_t(i)], isa, serial ? &cache : nullptr);
       } catch (...) {
         failed[size_t(i)] = std::current_exception();
       }
     }
   };
-  if (acts >= (int64_t(1) << 16)) pool.parallel_for(int64_t(live.size()), 1, prep);
-  else prep(0, int64_t(live.size()));
+  if (serial) prep(0, int64_t(live.size()));
+  else pool.parallel_for(int64_t(live.size()), 1, prep);
   for (const std::exception_ptr& e : failed)
     if (e) std::rethrow_exception(e);
   pool.parallel_for(first.back(), grain, [&](int64_t b, int64_t e) {

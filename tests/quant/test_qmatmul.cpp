@@ -95,7 +95,7 @@ TEST_P(QMatmul, VariantsMatchScalarAndScalarMatchesFloat64) {
   ThreadPool pool(3);  // more threads than cores on purpose: exercises uneven row splits
   uint64_t seed = 10;
   double worst64 = 0, worst_simd[3] = {0, 0, 0};
-  for (int64_t K : {32, 96, 4096}) {
+  for (int64_t K : {32, 96, 4096, 352}) {
     if (f.group && K % f.group) continue;
     for (int64_t N : {1, 33, 257})
       for (int64_t M : {1, 3, 17}) {
@@ -226,6 +226,41 @@ TEST(QMatmulMany, EachJobEqualsItsOwnCall) {
       const auto one = run(pool, isa, xs[i], cases[i].M, mats[i].view(), jobs[i].bias);
       for (size_t e = 0; e < one.size(); ++e)
         ASSERT_EQ(ys[i][e], one[e]) << cpu::isa_name(isa) << " job " << i << " (" << cases[i].f.name() << ") element " << e;
+    }
+  }
+}
+
+// Jobs that read the same x (a decode step's gate and up projections of all its experts) share
+// one preparation of it inside qmatmul_many: each must still equal its own call, bit for bit,
+// whether its neighbours have the same dtype (Q4 g32 and g128), the other Q4 layout (Q4Z) or
+// I8, and whether they read x with another M or K (which must not share).
+TEST(QMatmulMany, JobsReadingOneXEqualTheirOwnCalls) {
+  ThreadPool pool(2);
+  const int64_t K = 512;
+  const auto x = randn(size_t(3 * K), 70);
+  const Format fs[] = {{DType::Q4, 32}, {DType::Q4, 128}, {DType::Q4Z, 32}, {DType::I8, 0}, {DType::Q4, 32}, {DType::I8, 0}};
+  std::vector<QuantizedMatrix> mats;
+  for (size_t i = 0; i < std::size(fs); ++i) {
+    const auto wf = randn(size_t(37 * K), 80 + i, 0.03f);
+    mats.push_back(quantize(wf.data(), 37, K, {fs[i].dtype, fs[i].group, false}));
+  }
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (!cpu::isa_supported(isa)) continue;
+    for (int64_t M : {int64_t(1), int64_t(3)}) {
+      std::vector<std::vector<float>> ys(std::size(fs), std::vector<float>(size_t(M * 37), NAN));
+      std::vector<cpu::MatJob> jobs;
+      for (size_t i = 0; i < std::size(fs); ++i) jobs.push_back({x.data(), M, mats[i].view(), ys[i].data()});
+      // The same x pointer with one row fewer: another preparation.
+      std::vector<float> y_short(size_t(37 * std::max<int64_t>(M - 1, 1)), NAN);
+      if (M > 1) jobs.push_back({x.data(), M - 1, mats[0].view(), y_short.data()});
+      cpu::qmatmul_many(pool, jobs, isa);
+      for (size_t i = 0; i < jobs.size(); ++i) {
+        const std::vector<float> xi(x.begin(), x.begin() + jobs[i].M * K);
+        const auto one = run(pool, isa, xi, jobs[i].M, jobs[i].w, nullptr);
+        const std::vector<float>& got = i < std::size(fs) ? ys[i] : y_short;
+        for (size_t e = 0; e < one.size(); ++e)
+          ASSERT_EQ(got[e], one[e]) << cpu::isa_name(isa) << " M " << M << " job " << i << " element " << e;
+      }
     }
   }
 }
