@@ -99,6 +99,13 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
       int64_t first = window > 0 ? std::max<int64_t>(0, tk.pos - window + 1) : 0, last = tk.pos, stride = kvd;
       const int64_t n = last - first + 1;
       scratch.resize(size_t(group) * size_t(n));
+      const float* qg = &q[size_t(t * qd + head * hd)];
+      const float* sk = sinks.empty() ? nullptr : &sinks[size_t(head)];
+      float* og = &out[size_t(t * qd + head * hd)];
+      const uint16_t *kh = tk.kv->k_half(layer), *vh = tk.kv->v_half(layer);
+      if (kh && cpu::attend_group_half(qg, group, kh + kvh * hd, vh + kvh * hd, tk.kv->dtype(), stride, first, last,
+                                       int(hd), float(c.attention_scale), sk, og, scratch.data()))
+        continue;  // bf16 / f16 rows, read in place
       const float *kp = tk.kv->k(layer), *vp = tk.kv->v(layer);
       if (tk.kv->dtype() == DType::F32) {  // fp32 rows, read in place
         kp += kvh * hd;
@@ -114,8 +121,7 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
         first = 0;
         last = n - 1;
       }
-      cpu::attend_group(&q[size_t(t * qd + head * hd)], group, kp, vp, stride, first, last, int(hd), float(c.attention_scale),
-                        sinks.empty() ? nullptr : &sinks[size_t(head)], &out[size_t(t * qd + head * hd)], scratch.data());
+      cpu::attend_group(qg, group, kp, vp, stride, first, last, int(hd), float(c.attention_scale), sk, og, scratch.data());
     }
   });
   for (size_t i = 0; i < gate.size(); ++i) out[i] *= 1.0f / (1.0f + std::exp(-gate[i]));

@@ -38,6 +38,9 @@ class KvCache {
   // An fp32 cache's rows, read in place (nullptr for any other dtype).
   const float* k(int layer) const { return f32_rows(k_[size_t(layer)]); }
   const float* v(int layer) const { return f32_rows(v_[size_t(layer)]); }
+  // A bf16 / f16 cache's rows as stored, read in place (nullptr for any other dtype).
+  const uint16_t* k_half(int layer) const { return half_rows(k_[size_t(layer)]); }
+  const uint16_t* v_half(int layer) const { return half_rows(v_[size_t(layer)]); }
   // Any dtype: rows [first, first + n), columns [col, col + width) of K (of V), widened into out [n, width].
   void read_k(int layer, int64_t first, int64_t n, int64_t col, int64_t width, float* out) const;
   void read_v(int layer, int64_t first, int64_t n, int64_t col, int64_t width, float* out) const;
@@ -68,6 +71,10 @@ class KvCache {
   std::vector<bool> no_kv_;
   const float* f32_rows(const std::vector<unsigned char>& b) const {
     return dtype_ == DType::F32 ? reinterpret_cast<const float*>(b.data()) : nullptr;
+  }
+
+  const uint16_t* half_rows(const std::vector<unsigned char>& b) const {
+    return dtype_ == DType::BF16 || dtype_ == DType::F16 ? reinterpret_cast<const uint16_t*>(b.data()) : nullptr;
   }
 
   DType dtype_;

@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 
+#include "quant/dtype.h"
+
 namespace moe::cpu {
 
 struct AttentionShape {
@@ -30,9 +32,21 @@ void attend(const float* q, const float* k, const float* v, int64_t kv_stride, i
 void attend_group(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
                   int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch);
 
+// attend_group over a cache stored as bf16 or f16 (`t`): k, v point at the kv head's first
+// element, kv_stride counts elements. The rows are widened in registers as they are read, so
+// the cache streams at its stored width. Returns false, doing nothing, when no vector kernel
+// covers the call (no AVX-512, another type, head_dim not a multiple of 16, over 256 heads):
+// the caller then widens the rows itself and calls attend_group.
+bool attend_group_half(const float* q, int n_q, const uint16_t* k, const uint16_t* v, DType t, int64_t kv_stride,
+                       int64_t first, int64_t pos, int head_dim, float scale, const float* sinks, float* out,
+                       float* scratch);
+
 namespace detail {
 void attend_group_avx512(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
                          int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch);
+void attend_group_half_avx512(const float* q, int n_q, const uint16_t* k, const uint16_t* v, bool bf16,
+                              int64_t kv_stride, int64_t first, int64_t pos, int head_dim, float scale,
+                              const float* sinks, float* out, float* scratch);
 }  // namespace detail
 
 }  // namespace moe::cpu

@@ -72,15 +72,34 @@ inline __m512 sum16(const __m512* a) {
                        _mm512_shuffle_f32x4(e0, e1, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+// 16 cached elements widened to fp32: the cache's rows are read in their stored type, so a
+// bf16 / f16 cache streams half the bytes of an fp32 one (widening is exact).
+struct LoadF32 {
+  using E = float;
+  static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+};
+struct LoadF16 {
+  using E = uint16_t;
+  static __m512 load(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+};
+struct LoadBF16 {
+  using E = uint16_t;
+  static __m512 load(const uint16_t* p) {
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  }
+};
+
 // Scores of heads [g0, g0 + 4) x keys [t0, t0 + 4): 16 dot products sharing their loads.
-inline void scores4x4(const float* q, const float* k, int64_t kv_stride, int64_t first, int64_t t0, int g0, int head_dim,
+template <class L>
+inline void scores4x4(const float* q, const typename L::E* k, int64_t kv_stride, int64_t first, int64_t t0, int g0, int head_dim,
                       float scale, int64_t n, float* scratch) {
   __m512 acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
-  const float* kt = k + (first + t0) * kv_stride;
+  const typename L::E* kt = k + (first + t0) * kv_stride;
   for (int c = 0; c < head_dim / 16; ++c) {
     __m512 kc[4];
-    for (int t = 0; t < 4; ++t) kc[t] = _mm512_loadu_ps(kt + t * kv_stride + 16 * c);
+    for (int t = 0; t < 4; ++t) kc[t] = L::load(kt + t * kv_stride + 16 * c);
     for (int g = 0; g < 4; ++g) {
       const __m512 qc = _mm512_loadu_ps(q + (g0 + g) * head_dim + 16 * c);
       for (int t = 0; t < 4; ++t) acc[4 * g + t] = _mm512_fmadd_ps(qc, kc[t], acc[4 * g + t]);
@@ -90,24 +109,24 @@ inline void scores4x4(const float* q, const float* k, int64_t kv_stride, int64_t
   for (int g = 0; g < 4; ++g) _mm_storeu_ps(scratch + (g0 + g) * n + t0, _mm512_extractf32x4_ps(s, g));
 }
 
-}  // namespace
-
-void attend_group_avx512(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
-                         int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch) {
+template <class L>
+void attend_group_impl(const float* q, int n_q, const typename L::E* k, const typename L::E* v, int64_t kv_stride,
+                       int64_t first, int64_t pos, int head_dim, float scale, const float* sinks, float* out,
+                       float* scratch) {
   const int64_t n = pos - first + 1;
   const int nc = head_dim / 16;  // 16-float chunks per head
   // Scores: blocks of 4 heads x 4 keys, then the keys and heads left over one key at a time.
   const int g4 = n_q / 4 * 4;
   const int64_t t4 = n / 4 * 4;
   for (int g0 = 0; g0 < g4; g0 += 4)
-    for (int64_t t0 = 0; t0 < t4; t0 += 4) scores4x4(q, k, kv_stride, first, t0, g0, head_dim, scale, n, scratch);
+    for (int64_t t0 = 0; t0 < t4; t0 += 4) scores4x4<L>(q, k, kv_stride, first, t0, g0, head_dim, scale, n, scratch);
   for (int64_t t = 0; t < n; ++t) {
-    const float* kt = k + (first + t) * kv_stride;
+    const typename L::E* kt = k + (first + t) * kv_stride;
     for (int g0 = t < t4 ? g4 : 0; g0 < n_q; g0 += 4) {
       const int gn = std::min(4, n_q - g0);
       __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
       for (int c = 0; c < nc; ++c) {
-        const __m512 kc = _mm512_loadu_ps(kt + 16 * c);
+        const __m512 kc = L::load(kt + 16 * c);
         for (int g = 0; g < gn; ++g)
           acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (g0 + g) * head_dim + 16 * c), kc, acc[g]);
       }
@@ -127,10 +146,10 @@ void attend_group_avx512(const float* q, int n_q, const float* k, const float* v
       const float* p0 = scratch + g0 * n;
       const float* p1 = scratch + (g0 + gn - 1) * n;  // == p0 for a lone last head (computed, not stored)
       for (int64_t t = 0; t < n; ++t) {
-        const float* vt = v + (first + t) * kv_stride + 16 * c0;
+        const typename L::E* vt = v + (first + t) * kv_stride + 16 * c0;
         const __m512 a = _mm512_set1_ps(p0[t]), b = _mm512_set1_ps(p1[t]);
         for (int c = 0; c < cn; ++c) {
-          const __m512 vc = _mm512_loadu_ps(vt + 16 * c);
+          const __m512 vc = L::load(vt + 16 * c);
           acc[0][c] = _mm512_fmadd_ps(a, vc, acc[0][c]);
           acc[1][c] = _mm512_fmadd_ps(b, vc, acc[1][c]);
         }
@@ -140,6 +159,20 @@ void attend_group_avx512(const float* q, int n_q, const float* k, const float* v
           _mm512_storeu_ps(out + (g0 + g) * head_dim + 16 * (c0 + c), _mm512_mul_ps(acc[g][c], _mm512_set1_ps(inv[g0 + g])));
     }
   }
+}
+
+}  // namespace
+
+void attend_group_avx512(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
+                         int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch) {
+  attend_group_impl<LoadF32>(q, n_q, k, v, kv_stride, first, pos, head_dim, scale, sinks, out, scratch);
+}
+
+void attend_group_half_avx512(const float* q, int n_q, const uint16_t* k, const uint16_t* v, bool bf16,
+                              int64_t kv_stride, int64_t first, int64_t pos, int head_dim, float scale,
+                              const float* sinks, float* out, float* scratch) {
+  if (bf16) attend_group_impl<LoadBF16>(q, n_q, k, v, kv_stride, first, pos, head_dim, scale, sinks, out, scratch);
+  else attend_group_impl<LoadF16>(q, n_q, k, v, kv_stride, first, pos, head_dim, scale, sinks, out, scratch);
 }
 
 }  // namespace moe::cpu::detail

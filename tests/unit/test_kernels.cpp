@@ -14,6 +14,8 @@
 #include <random>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/kv_convert.h"
+#include "kernels/cpu/qmatmul.h"
 #include "kernels/cpu/ops.h"
 
 using namespace moe;
@@ -195,6 +197,48 @@ TEST(Kernels, AttendGroupMatchesAttendPerHead) {
             for (float x : got) ASSERT_TRUE(std::isfinite(x));
             EXPECT_LT(rel_err(got, std::vector<double>(want.begin(), want.end())), 2e-6);
           }
+}
+
+// attend_group_half reads a bf16 / f16 cache in place. Widening is exact and the arithmetic is
+// the fp32 kernel's, so its output must equal attend_group over the same rows widened first, bit
+// for bit. Without AVX-512 (or for a head_dim it does not take) it must decline, doing nothing.
+TEST(Kernels, AttendGroupHalfEqualsAttendGroupOnWidenedRows) {
+  uint64_t seed = 40;
+  for (DType t : {DType::BF16, DType::F16})
+    for (int hd : {24, 64, 128})
+      for (int n_q : {1, 4, 6})
+        for (int pos : {0, 21, 300})
+          for (bool with_sinks : {false, true}) {
+            SCOPED_TRACE(std::string(dtype_name(t)) + " hd " + std::to_string(hd) + " n_q " + std::to_string(n_q) +
+                         " pos " + std::to_string(pos) + (with_sinks ? " sinks" : ""));
+            const int64_t stride = 2 * hd, first = pos / 3;
+            const auto q = randn(size_t(n_q * hd), ++seed), kf = randn(size_t((pos + 1) * stride), ++seed),
+                       vf = randn(size_t((pos + 1) * stride), ++seed), sinks = randn(size_t(n_q), ++seed);
+            std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+            cpu::kv_narrow(t, kf.data(), int64_t(kf.size()), kh.data());
+            cpu::kv_narrow(t, vf.data(), int64_t(vf.size()), vh.data());
+            std::vector<float> kw(kf.size()), vw(vf.size());
+            cpu::kv_widen(t, kh.data(), stride, 0, pos + 1, 0, stride, kw.data());
+            cpu::kv_widen(t, vh.data(), stride, 0, pos + 1, 0, stride, vw.data());
+            const float scale = 1.0f / std::sqrt(float(hd));
+            const float* sk = with_sinks ? sinks.data() : nullptr;
+            std::vector<float> got(size_t(n_q * hd), NAN), want(size_t(n_q * hd), NAN);
+            std::vector<float> scratch(size_t(n_q * (pos + 1)));
+            const bool ran = cpu::attend_group_half(q.data(), n_q, kh.data() + hd, vh.data() + hd, t, stride, first, pos, hd,
+                                                    scale, sk, got.data(), scratch.data());
+            ASSERT_EQ(ran, cpu::active_isa() == cpu::Isa::Avx512 && hd % 16 == 0);
+            if (!ran) {
+              for (float x : got) ASSERT_TRUE(std::isnan(x)) << "declined, yet wrote the output";
+              continue;
+            }
+            cpu::attend_group(q.data(), n_q, kw.data() + hd, vw.data() + hd, stride, first, pos, hd, scale, sk,
+                              want.data(), scratch.data());
+            for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "element " << i;
+          }
+  std::vector<uint16_t> rows(64, 0);
+  std::vector<float> q(16, 1.0f), out(16, NAN), scratch(4);
+  EXPECT_FALSE(cpu::attend_group_half(q.data(), 1, rows.data(), rows.data(), DType::F8E4M3, 16, 0, 0, 16, 1.0f, nullptr,
+                                      out.data(), scratch.data()));
 }
 
 TEST(ThreadPool, CoversRangeExactlyOnce) {
