@@ -8,7 +8,9 @@
 #   THREADS=2 ROUNDS=3 PROMPT=512 GEN=64
 #   MOE            moe binary (build/tools/moe of this repository)
 #   BENCH_KERNELS  bench_kernels binary for the DramRead figure (build/bench/bench_kernels)
-#   MOE_ARGS       extra `moe bench` flags (--warm-ram: every expert in the RAM tier before timing)
+#   MOE_ARGS       extra `moe bench` flags (--warm-ram --kv-dtype f16: every expert in the RAM tier
+#                  before timing, and the KV cache in f16 like llama-bench's default -ctk/-ctv f16,
+#                  so both read the same cache bytes; moe's own default is f32)
 #   PEER_ARGS      extra llama-bench flags (-mmp 0: weights read into memory at load, so the timed
 #                  prefill never faults pages in from disk after a moe run evicted them)
 #   DRAM_REPS=2    DramRead runs before the first and after the last round (the highest is the ceiling)
@@ -39,7 +41,7 @@ PROMPT=${PROMPT:-512}
 GEN=${GEN:-64}
 MOE=${MOE:-$repo/build/tools/moe}
 BENCH_KERNELS=${BENCH_KERNELS:-$repo/build/bench/bench_kernels}
-MOE_ARGS=${MOE_ARGS---warm-ram}
+MOE_ARGS=${MOE_ARGS---warm-ram --kv-dtype f16}
 PEER_ARGS=${PEER_ARGS--mmp 0}
 OUT=${OUT:-$(mktemp -d /tmp/peer-bench.XXXXXX)}
 mkdir -p "$OUT"

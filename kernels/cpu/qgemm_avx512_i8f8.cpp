@@ -1,10 +1,11 @@
 // AVX-512 (F, BW, VL, VNNI) I8 and F8E4M3 matmul. Compiled with per-file ISA flags
 // (kernels/CMakeLists.txt) and only called after CPUID said yes (qmatmul.cpp).
 //
-// I8: int8 activations, |w| x sign-moved x through vpdpbusd (64 multiply-adds per instruction).
-// F8E4M3: codes widened through fp16 (exact), fp32 FMAs against fp32 activations.
-// Both run weight rows against tiles of up to 4 rows of x (tiled_rows), so each decoded chunk
-// is reused from registers across the tile.
+// I8: int8 activations through vpdpbusd (64 multiply-adds per instruction). M = 1 (decode):
+// w + 128 against x, one row at a time, four chunks summed before the float step (i8_gemv_rows).
+// 1 < M < 12: |w| against sign-moved x, over tiles of up to 4 rows of x (tiled_rows).
+// F8E4M3: codes widened through fp16 (exact), fp32 FMAs against fp32 activations, tiled too.
+// In a tile each decoded chunk is reused from registers across the rows of x.
 #include <immintrin.h>
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 // AVX-512 VNNI I8 GEMM for many rows of x (prefill, batched decode): rows of x in lanes, as
 // qgemm_avx512_q4m.cpp does for Q4.
 //
-// The row kernel of qgemm_avx512_i8f8.cpp feeds vpdpbusd |w| and moves w's sign onto x, three
+// The tile kernel of qgemm_avx512_i8f8.cpp feeds vpdpbusd |w| and moves w's sign onto x, three
 // vector instructions per 64 products for every (weight row, x row). Here the 16 lanes are 16
 // rows of x, stored as unsigned codes xq + 128 (1..255), and 4 signed weight bytes are broadcast
 // to all lanes: one vpdpbusd per 64 products. The +128 adds 128 * sum(w) over the block to every
