@@ -37,9 +37,14 @@ void attend(const float* q, const float* k, const float* v, int64_t kv_stride, i
   }
 }
 
+namespace {
+// The AVX-512 kernel's reach (attention.h): its per-head arrays hold 256 heads.
+bool vector_kernel_fits(int n_q, int head_dim) { return active_isa() == Isa::Avx512 && head_dim % 16 == 0 && n_q <= 256; }
+}  // namespace
+
 void attend_group(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
                   int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch) {
-  if (active_isa() == Isa::Avx512 && head_dim % 16 == 0 && n_q <= 256)
+  if (vector_kernel_fits(n_q, head_dim))
     return detail::attend_group_avx512(q, n_q, k, v, kv_stride, first, pos, head_dim, scale, sinks, out, scratch);
   for (int g = 0; g < n_q; ++g) {
     const AttentionShape s{1, 1, head_dim, scale, sinks ? sinks + g : nullptr};
@@ -50,8 +55,7 @@ void attend_group(const float* q, int n_q, const float* k, const float* v, int64
 bool attend_group_half(const float* q, int n_q, const uint16_t* k, const uint16_t* v, DType t, int64_t kv_stride,
                        int64_t first, int64_t pos, int head_dim, float scale, const float* sinks, float* out,
                        float* scratch) {
-  if (active_isa() != Isa::Avx512 || head_dim % 16 != 0 || n_q > 256 || (t != DType::BF16 && t != DType::F16))
-    return false;
+  if (!vector_kernel_fits(n_q, head_dim) || (t != DType::BF16 && t != DType::F16)) return false;
   detail::attend_group_half_avx512(q, n_q, k, v, t == DType::BF16, kv_stride, first, pos, head_dim, scale, sinks, out,
                                    scratch);
   return true;

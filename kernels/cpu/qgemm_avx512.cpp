@@ -230,77 +230,63 @@ inline __m512 quad_zeros(const uint8_t* zp, int ng) {
   return quad_lanes<G>(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z)));
 }
 
-// GEMV (one row of x) for NT weight rows from n, 4 chunks (512 columns) per step: the chunks'
-// int32 lanes (4 per run) are summed to one lane per run first, so the scale expansion, int ->
-// float conversion and FMA run once per 16 runs instead of once per 4. These vector-port uops,
-// not the integer dot products, bound the chunk-at-a-time kernel. The row's last quad may be
-// partial: masked loads, missing chunks contribute 0.
-template <int G, bool ZP, int NT>
-[[gnu::always_inline]] inline void q4_gemv(const WeightView& w, int64_t n, const Q4Acts& a, float* out) {
+// GEMV (one row of x): weight row n, 4 chunks (512 columns) per step: the chunks' int32 lanes (4
+// per run) are summed to one lane per run first, so the scale expansion, int -> float conversion
+// and FMA run once per 16 runs instead of once per 4. These vector-port uops, not the integer dot
+// products, bound the chunk-at-a-time kernel. The row's last quad may be partial: masked loads,
+// missing chunks contribute 0. Returns the row's sum without bias.
+template <int G, bool ZP>
+[[gnu::always_inline]] inline float q4_gemv(const WeightView& w, int64_t n, const Q4Acts& a) {
   constexpr int GPC = 128 / G, GPQ = 4 * GPC;  // groups per chunk, per quad
   const int64_t K = w.cols, gpr = K / G, full_quads = K / 512;
-  const uint8_t* wp[NT];
-  const uint16_t* sp[NT];
-  const uint8_t* zp[NT];
-  for (int j = 0; j < NT; ++j) {
-    wp[j] = static_cast<const uint8_t*>(w.data) + (n + j) * (K / 2);
-    sp[j] = static_cast<const uint16_t*>(w.scales) + (n + j) * gpr;
-    zp[j] = ZP ? w.zeros + (n + j) * gpr : nullptr;
-  }
+  const uint8_t* wp = static_cast<const uint8_t*>(w.data) + n * (K / 2);
+  const uint16_t* sp = static_cast<const uint16_t*>(w.scales) + n * gpr;
+  const uint8_t* zp = ZP ? w.zeros + n * gpr : nullptr;
   const int8_t* xp = a.q.data();
   const int32_t* bp = a.b.data();
   const float* dq = a.dq.data();
   const float* bq = ZP ? a.bq.data() : nullptr;
   const __m512i low4 = _mm512_set1_epi8(0x0f);
-  __m512 acc[NT];
-  for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
+  __m512 acc = _mm512_setzero_ps();
   auto step = [&](auto tail) {
     constexpr bool Tail = decltype(tail)::value;
     const int64_t left = K - (xp - a.q.data());  // columns from this quad on
     const int ng = Tail ? int(left / G) : GPQ;
-    const __m512 d = _mm512_loadu_ps(dq);
-    for (int j = 0; j < NT; ++j) {
-      __m512i s[4];
-      for (int c = 0; c < 4; ++c) prefetch(wp[j] + c * 64);
-      for (int c = 0; c < 4; ++c) {
-        const int64_t cl = left - c * 128;  // columns of chunk c
-        if (Tail && cl <= 0) {
-          s[c] = _mm512_setzero_si512();
-          continue;
-        }
-        const __m512i v = !Tail || cl >= 128 ? _mm512_loadu_si512(wp[j] + c * 64)
-                                             : _mm512_maskz_loadu_epi8((__mmask64(1) << (cl / 2)) - 1, wp[j] + c * 64);
-        const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-        s[c] = _mm512_dpbusd_epi32(ZP ? _mm512_setzero_si512() : _mm512_loadu_si512(bp + c * 16), lo,
-                                   _mm512_loadu_si512(xp + c * 128));
-        s[c] = _mm512_dpbusd_epi32(s[c], hi, _mm512_loadu_si512(xp + c * 128 + 64));
+    __m512i s[4];
+    for (int c = 0; c < 4; ++c) prefetch(wp + c * 64);
+    for (int c = 0; c < 4; ++c) {
+      const int64_t cl = left - c * 128;  // columns of chunk c
+      if (Tail && cl <= 0) {
+        s[c] = _mm512_setzero_si512();
+        continue;
       }
-      __m512 f = _mm512_cvtepi32_ps(hsum_runs(s[0], s[1], s[2], s[3]));
-      if constexpr (ZP) f = _mm512_fnmadd_ps(quad_zeros<G>(zp[j], ng), _mm512_loadu_ps(bq), f);
-      acc[j] = _mm512_fmadd_ps(f, _mm512_mul_ps(quad_scales<G>(sp[j], ng), d), acc[j]);
-      wp[j] += 256, sp[j] += GPQ;
-      if constexpr (ZP) zp[j] += GPQ;
+      const __m512i v = !Tail || cl >= 128 ? _mm512_loadu_si512(wp + c * 64)
+                                           : _mm512_maskz_loadu_epi8((__mmask64(1) << (cl / 2)) - 1, wp + c * 64);
+      const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+      s[c] = _mm512_dpbusd_epi32(ZP ? _mm512_setzero_si512() : _mm512_loadu_si512(bp + c * 16), lo,
+                                 _mm512_loadu_si512(xp + c * 128));
+      s[c] = _mm512_dpbusd_epi32(s[c], hi, _mm512_loadu_si512(xp + c * 128 + 64));
     }
-    xp += 512, bp += 64, dq += 16;
-    if constexpr (ZP) bq += 16;
+    __m512 f = _mm512_cvtepi32_ps(hsum_runs(s[0], s[1], s[2], s[3]));
+    if constexpr (ZP) f = _mm512_fnmadd_ps(quad_zeros<G>(zp, ng), _mm512_loadu_ps(bq), f);
+    acc = _mm512_fmadd_ps(f, _mm512_mul_ps(quad_scales<G>(sp, ng), _mm512_loadu_ps(dq)), acc);
+    wp += 256, sp += GPQ, xp += 512, bp += 64, dq += 16;
+    if constexpr (ZP) zp += GPQ, bq += 16;
   };
   for (int64_t qd = 0; qd < full_quads; ++qd) step(std::false_type{});
   if (full_quads < a.nq) step(std::true_type{});
-  for (int j = 0; j < NT; ++j) out[j] = _mm512_reduce_add_ps(acc[j]);
+  return _mm512_reduce_add_ps(acc);
 }
 
-// Decode (M = 1): weight rows [n0, n1) one at a time, the row loop inside the kernel. Calling
-// q4_gemv once per row and passing its sum back through memory cost a fifth of the kernel's
+// Decode (M = 1): weight rows [n0, n1) one at a time, the row loop inside the kernel. Calling a
+// kernel once per row and passing its sum back through memory cost a fifth of the kernel's
 // time at the row boundaries (K = 768 rows are only 384 bytes).
 template <int G, bool ZP>
 void q4_gemv_rows(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
-  for (int64_t n = n0; n < n1; ++n) {
-    float out;
-    q4_gemv<G, ZP, 1>(job.w, n, a, &out);
-    job.y[n] = out + (job.bias ? job.bias[n] : 0.0f);
-  }
+  for (int64_t n = n0; n < n1; ++n) job.y[n] = q4_gemv<G, ZP>(job.w, n, a) + (job.bias ? job.bias[n] : 0.0f);
 }
 
+// 1 < M < 12: NT weight rows from n against every tile of up to kMaxTile rows of x.
 template <int G, bool ZP, int NT>
 void q4_tiles_m(const Job& job, const Q4Acts& a, int64_t n) {
   const int64_t N = job.w.rows, M = job.M;
@@ -308,10 +294,7 @@ void q4_tiles_m(const Job& job, const Q4Acts& a, int64_t n) {
   for (int64_t m0 = 0; m0 < M; m0 += kMaxTile) {
     const int mt = int(std::min<int64_t>(kMaxTile, M - m0));
     switch (mt) {
-      case 1:
-        if (M == 1) q4_gemv<G, ZP, NT>(job.w, n, a, out);
-        else q4_tile<G, ZP, NT, 1>(job.w, n, a, m0, out);
-        break;
+      case 1: q4_tile<G, ZP, NT, 1>(job.w, n, a, m0, out); break;
       case 2: q4_tile<G, ZP, NT, 2>(job.w, n, a, m0, out); break;
       case 3: q4_tile<G, ZP, NT, 3>(job.w, n, a, m0, out); break;
       default: q4_tile<G, ZP, NT, 4>(job.w, n, a, m0, out); break;
