@@ -12,6 +12,29 @@ using namespace moe::test;
 
 class EngineTest : public ::testing::TestWithParam<std::string> {};
 
+namespace {
+
+// Runs tokens `a` whole on a new sequence, then forks it after `at` tokens and runs the rest on
+// the fork: the whole run's sequence and logits, and the fork's logits against the whole run's
+// from `at` on (largest relative error).
+struct ForkRun {
+  SeqId seq;
+  std::vector<float> whole;
+  double fork_err;
+};
+ForkRun run_and_fork(Engine& e, const std::vector<int32_t>& a, int64_t at, int64_t V) {
+  ForkRun r;
+  r.seq = e.create_sequence();
+  BatchItem full{r.seq, a, true};
+  r.whole = e.forward({&full, 1});
+  const SeqId f = e.fork_sequence(r.seq, at);
+  BatchItem rest{f, std::span(a).subspan(size_t(at)), true};
+  r.fork_err = rel_max_err(e.forward({&rest, 1}), std::vector<float>(r.whole.begin() + at * V, r.whole.end()));
+  return r;
+}
+
+}  // namespace
+
 // 4 sequences of different lengths, prefilled and then decoded together, give the same
 // logits as each run alone.
 TEST_P(EngineTest, BatchedDecodeEqualsOneAtATime) {
@@ -70,14 +93,11 @@ TEST_P(EngineTest, ForkedPrefixMatchesRecompute) {
   const Model model = load_hf_model(fixture_dir(GetParam()));
   const auto a = test_tokens(12, model.cfg.vocab_size, 5);
   Engine e(model, {2, 0});
-  const SeqId s = e.create_sequence();
-  BatchItem full{s, a, true};
-  const auto ref = e.forward({&full, 1});
-  const SeqId f = e.fork_sequence(s, 8);
-  BatchItem rest{f, std::span(a).subspan(8), true};
-  const auto got = e.forward({&rest, 1});
   const int64_t V = model.cfg.vocab_size;
-  EXPECT_LT(rel_max_err(got, std::vector<float>(ref.begin() + 8 * V, ref.end())), 1e-5);
+  const ForkRun run = run_and_fork(e, a, 8, V);
+  EXPECT_LT(run.fork_err, 1e-5);
+  const SeqId s = run.seq;
+  const std::vector<float>& ref = run.whole;
   e.truncate(s, 8);
   EXPECT_EQ(e.length(s), 8);
   // The truncated original continues the same way.
@@ -274,13 +294,9 @@ TEST_P(EngineTest, NarrowKvCacheStaysCloseAndExact) {
   EngineOptions o{2, 0};
   o.kv_dtype = DType::F8E4M3;  // the coarsest: any row read twice or rounded twice would show
   Engine e(model, o);
-  const SeqId s = e.create_sequence();
-  BatchItem full{s, a, true};
-  const auto whole = e.forward({&full, 1});
-  const SeqId f = e.fork_sequence(s, 24);
-  BatchItem rest{f, std::span(a).subspan(24), true};
-  const auto forked = e.forward({&rest, 1});
-  EXPECT_LT(rel_max_err(forked, std::vector<float>(whole.begin() + 24 * V, whole.end())), 1e-5);
+  const ForkRun run = run_and_fork(e, a, 24, V);
+  EXPECT_LT(run.fork_err, 1e-5);
+  const std::vector<float>& whole = run.whole;
   // Two sequences in one batch give what each gives alone.
   const SeqId x = e.create_sequence(), y = e.create_sequence();
   const BatchItem two[] = {{x, a, false}, {y, b, false}};
