@@ -18,8 +18,10 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/qmatmul.h"
 #include "quant/quantize.h"
@@ -210,6 +212,37 @@ void BM_ParallelFor(benchmark::State& state) {
   benchmark::DoNotOptimize(sink.data());
 }
 
+// Decode attention of one layer, one thread: one query token against `depth` cached positions of
+// an f16 cache (rows of n_kv heads x 128, as the engine stores them), every kv head's group of
+// query heads in turn. Layers rotate over more than kRotateBytes of cache, so the rows come from
+// DRAM as at decode; the figure is cache bytes read per second. hot: one layer over and over (in
+// cache), the kernel's compute ceiling.
+void BM_AttendDecode(benchmark::State& state, int n_kv, int group, bool hot) {
+  constexpr int hd = 128;
+  const int64_t depth = state.range(0), stride = int64_t(n_kv) * hd, layer = depth * stride;
+  const int64_t layers = hot ? 1 : std::max<int64_t>(2, kRotateBytes / (2 * layer * 2) + 1);
+  std::vector<uint16_t> k(size_t(layers * layer)), v(size_t(layers * layer));
+  Rng rng{11};
+  for (auto* kv : {&k, &v})
+    for (auto& e : *kv) e = uint16_t(0x3000 + rng.next() % 0x0c00) | uint16_t(rng.next() & 1) << 15;  // |x| in [0.125, 1)
+  std::vector<float> q(size_t(n_kv * group * hd)), out(q.size()), scratch(size_t(group * depth));
+  for (auto& e : q) e = float(int(rng.next() % 2001) - 1000) * 1e-3f;
+  int64_t l = 0;
+  for (auto _ : state) {
+    for (int h = 0; h < n_kv; ++h)
+      if (!cpu::attend_group_half(&q[size_t(h * group * hd)], group, &k[size_t(l * layer + h * hd)],
+                                  &v[size_t(l * layer + h * hd)], DType::F16, stride, 0, depth - 1, hd,
+                                  0.088f, nullptr, &out[size_t(h * group * hd)], scratch.data())) {
+        state.SkipWithError("attend_group_half declined (no AVX-512)");
+        return;
+      }
+    l = (l + 1) % layers;
+  }
+  benchmark::DoNotOptimize(out.data());
+  state.counters["bytes/s"] = benchmark::Counter(double(state.iterations()) * double(2 * layer * 2),
+                                                 benchmark::Counter::kIsRate);
+}
+
 struct ShapeDef {
   const char* name;
   int64_t N, K;
@@ -225,6 +258,12 @@ const FormatDef kGemmFormats[] = {{"Q4g32", {DType::Q4, 32}}, {"I8row", {DType::
 void register_all() {
   benchmark::RegisterBenchmark("DramRead", BM_DramRead)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("ParallelFor", BM_ParallelFor)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  // kv heads x query heads per kv head: OLMoE (no grouping), Mixtral, Qwen3-30B-A3B
+  for (const auto& [name, n_kv, group] : {std::tuple{"olmoe_16x1", 16, 1}, {"mixtral_8x4", 8, 4}, {"qwen3_4x8", 4, 8}})
+    for (bool hot : {false, true})
+      benchmark::RegisterBenchmark((std::string(hot ? "AttendDecode_hot/" : "AttendDecode/") + name).c_str(),
+                                   BM_AttendDecode, n_kv, group, hot)
+          ->Arg(hot ? 256 : 1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
   for (const FormatDef& fd : kGemvFormats)
     for (const ShapeDef& s : kShapes) {
       const std::string label = std::string(fd.name) + "/" + s.name;

@@ -90,6 +90,18 @@ struct LoadBF16 {
   }
 };
 
+// A kv head's part of a cached row is a few cache lines, one row per position, rows a whole
+// cache row apart (kv heads x head_dim elements): the hardware prefetcher, which stops at page
+// boundaries, barely follows that, so the kernel asks for rows this far ahead itself.
+constexpr int64_t kAhead = 16;
+template <class E>
+inline void prefetch_row(const E* p, int head_dim) {
+  const char* c = reinterpret_cast<const char*>(p);
+  const int bytes = head_dim * int(sizeof(E));
+  for (int o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
+  _mm_prefetch(c + bytes - 1, _MM_HINT_T0);  // a row that does not start on a line ends in one more
+}
+
 // Scores of heads [g0, g0 + 4) x keys [t0, t0 + 4): 16 dot products sharing their loads.
 template <class L>
 inline void scores4x4(const float* q, const typename L::E* k, int64_t kv_stride, int64_t first, int64_t t0, int g0, int head_dim,
@@ -97,6 +109,8 @@ inline void scores4x4(const float* q, const typename L::E* k, int64_t kv_stride,
   __m512 acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
   const typename L::E* kt = k + (first + t0) * kv_stride;
+  if (g0 == 0 && t0 + kAhead + 4 <= n)
+    for (int t = 0; t < 4; ++t) prefetch_row(kt + (kAhead + t) * kv_stride, head_dim);
   for (int c = 0; c < head_dim / 16; ++c) {
     __m512 kc[4];
     for (int t = 0; t < 4; ++t) kc[t] = L::load(kt + t * kv_stride + 16 * c);
@@ -109,20 +123,79 @@ inline void scores4x4(const float* q, const typename L::E* k, int64_t kv_stride,
   for (int g = 0; g < 4; ++g) _mm_storeu_ps(scratch + (g0 + g) * n + t0, _mm512_extractf32x4_ps(s, g));
 }
 
+// acc[t] += the dot product of CN chunks of the query with those of key t, for 16 keys: key by
+// key (one row pointer stepping by the stride), the query's chunks in registers; the 16 sums are
+// independent chains. CN is a compile-time count so that acc stays in registers.
+template <class L, int CN>
+inline void dot16(const float* qg, const typename L::E* row, int64_t kv_stride, __m512 (&acc)[16]) {
+  __m512 qc[CN];
+  for (int c = 0; c < CN; ++c) qc[c] = _mm512_loadu_ps(qg + 16 * c);
+#pragma GCC unroll 16
+  for (int t = 0; t < 16; ++t, row += kv_stride)
+#pragma GCC unroll 8
+    for (int c = 0; c < CN; ++c) acc[t] = _mm512_fmadd_ps(qc[c], L::load(row + 16 * c), acc[t]);
+}
+
+// Scores of head g x keys [t0, t0 + 16): for the heads left over from blocks of 4 (every head
+// where no query heads share a kv head), 16 independent dot products reduced together.
+template <class L>
+inline void scores1x16(const float* q, const typename L::E* k, int64_t kv_stride, int64_t first, int64_t t0, int g,
+                       int head_dim, float scale, int64_t n, bool ahead, float* scratch) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  const typename L::E* kt = k + (first + t0) * kv_stride;
+  if (ahead && t0 + kAhead + 16 <= n)
+    for (int t = 0; t < 16; ++t) prefetch_row(kt + (kAhead + t) * kv_stride, head_dim);
+  const float* qg = q + g * head_dim;
+  const int nc = head_dim / 16;
+  int c0 = 0;
+  for (; c0 + 8 <= nc; c0 += 8) dot16<L, 8>(qg + 16 * c0, kt + 16 * c0, kv_stride, acc);
+  if (c0 + 4 <= nc) dot16<L, 4>(qg + 16 * c0, kt + 16 * c0, kv_stride, acc), c0 += 4;
+  if (c0 + 2 <= nc) dot16<L, 2>(qg + 16 * c0, kt + 16 * c0, kv_stride, acc), c0 += 2;
+  if (c0 < nc) dot16<L, 1>(qg + 16 * c0, kt + 16 * c0, kv_stride, acc);
+  _mm512_storeu_ps(scratch + g * n + t0, _mm512_mul_ps(sum16(acc), _mm512_set1_ps(scale)));
+}
+
+// GN heads' output columns [16 c0, 16 (c0 + cn)) as the value rows stream past (cn <= 8), the
+// softmax numerators p[g] as weights; unnormalised.
+template <class L, int GN, int CN>
+inline void values(const float* const* p, const typename L::E* v, int64_t kv_stride, int64_t first, int64_t n, int c0,
+                   int cn, bool ahead, int head_dim, __m512 (*acc)[8]) {
+  if constexpr (CN > 0) cn = CN;  // a compile-time count: the column loop unrolls
+  for (int g = 0; g < GN; ++g)
+    for (int c = 0; c < 8; ++c) acc[g][c] = _mm512_setzero_ps();
+  for (int64_t t = 0; t < n; ++t) {
+    const typename L::E* vt = v + (first + t) * kv_stride + 16 * c0;
+    if (ahead && t + kAhead < n) prefetch_row(vt + kAhead * kv_stride, head_dim);
+    __m512 w[GN];
+    for (int g = 0; g < GN; ++g) w[g] = _mm512_set1_ps(p[g][t]);
+    for (int c = 0; c < cn; ++c) {
+      const __m512 vc = L::load(vt + 16 * c);
+      for (int g = 0; g < GN; ++g) acc[g][c] = _mm512_fmadd_ps(w[g], vc, acc[g][c]);
+    }
+  }
+}
+
 template <class L>
 void attend_group_impl(const float* q, int n_q, const typename L::E* k, const typename L::E* v, int64_t kv_stride,
                        int64_t first, int64_t pos, int head_dim, float scale, const float* sinks, float* out,
                        float* scratch) {
   const int64_t n = pos - first + 1;
   const int nc = head_dim / 16;  // 16-float chunks per head
-  // Scores: blocks of 4 heads x 4 keys, then the keys and heads left over one key at a time.
+  // Scores: blocks of 4 heads x 4 keys, the heads left over 16 keys at a time, then what is left
+  // one key at a time.
   const int g4 = n_q / 4 * 4;
   const int64_t t4 = n / 4 * 4;
+  const int64_t t16 = n / 16 * 16;
   for (int g0 = 0; g0 < g4; g0 += 4)
     for (int64_t t0 = 0; t0 < t4; t0 += 4) scores4x4<L>(q, k, kv_stride, first, t0, g0, head_dim, scale, n, scratch);
+  for (int g = g4; g < n_q; ++g)
+    for (int64_t t0 = 0; t0 < t16; t0 += 16)
+      scores1x16<L>(q, k, kv_stride, first, t0, g, head_dim, scale, n, g4 == 0 && g == 0, scratch);
   for (int64_t t = 0; t < n; ++t) {
     const typename L::E* kt = k + (first + t) * kv_stride;
-    for (int g0 = t < t4 ? g4 : 0; g0 < n_q; g0 += 4) {
+    for (int g0 = 0; g0 < n_q; g0 += 4) {
+      if (g0 < g4 ? t < t4 : t < t16) continue;  // a block above did it
       const int gn = std::min(4, n_q - g0);
       __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
       for (int c = 0; c < nc; ++c) {
@@ -141,19 +214,12 @@ void attend_group_impl(const float* q, int n_q, const typename L::E* k, const ty
     for (int g0 = 0; g0 < n_q; g0 += 2) {
       const int gn = std::min(2, n_q - g0);
       __m512 acc[2][8];
-      for (int g = 0; g < 2; ++g)
-        for (int c = 0; c < 8; ++c) acc[g][c] = _mm512_setzero_ps();
-      const float* p0 = scratch + g0 * n;
-      const float* p1 = scratch + (g0 + gn - 1) * n;  // == p0 for a lone last head (computed, not stored)
-      for (int64_t t = 0; t < n; ++t) {
-        const typename L::E* vt = v + (first + t) * kv_stride + 16 * c0;
-        const __m512 a = _mm512_set1_ps(p0[t]), b = _mm512_set1_ps(p1[t]);
-        for (int c = 0; c < cn; ++c) {
-          const __m512 vc = L::load(vt + 16 * c);
-          acc[0][c] = _mm512_fmadd_ps(a, vc, acc[0][c]);
-          acc[1][c] = _mm512_fmadd_ps(b, vc, acc[1][c]);
-        }
-      }
+      const float* p[2] = {scratch + g0 * n, scratch + (g0 + 1) * n};
+      const bool ahead = c0 == 0 && g0 == 0;  // the first pass over the rows
+      if (gn == 2 && cn == 8) values<L, 2, 8>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
+      else if (gn == 2) values<L, 2, 0>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
+      else if (cn == 8) values<L, 1, 8>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
+      else values<L, 1, 0>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
       for (int g = 0; g < gn; ++g)
         for (int c = 0; c < cn; ++c)
           _mm512_storeu_ps(out + (g0 + g) * head_dim + 16 * (c0 + c), _mm512_mul_ps(acc[g][c], _mm512_set1_ps(inv[g0 + g])));
