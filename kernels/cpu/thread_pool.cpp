@@ -88,21 +88,53 @@ void ThreadPool::worker(int index) {
     const int64_t n = job_n_, chunk = job_chunk_;
     const int64_t b = std::min(n, index * chunk), e = std::min(n, b + chunk);
     if (b < e) (*job_)(b, e);
+    run_tail();
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
+void ThreadPool::run_tail() {
+  // Every thread claims pieces until none is left; the caller waits for the workers after its
+  // own, so job_* stay valid meanwhile.
+  const int64_t piece = job_piece_;
+  if (piece == 0) return;
+  for (;;) {
+    const int64_t b = job_next_.fetch_add(piece, std::memory_order_relaxed);
+    if (b >= job_end_) return;
+    (*job_)(b, std::min(job_end_, b + piece));
+  }
+}
+
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  run(n, grain, 0, fn);
+}
+
+void ThreadPool::parallel_for_tail(int64_t n, int64_t grain, int tail,
+                                   const std::function<void(int64_t, int64_t)>& fn) {
+  run(n, grain, tail, fn);
+}
+
+void ThreadPool::run(int64_t n, int64_t grain, int tail, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  const int64_t threads = std::min<int64_t>(size(), std::max<int64_t>(1, n / std::max<int64_t>(1, grain)));
+  grain = std::max<int64_t>(1, grain);
+  const int64_t threads = std::min<int64_t>(size(), std::max<int64_t>(1, n / grain));
   if (threads <= 1) {
     fn(0, n);
     return;
   }
-  const int64_t chunk = (n + size() - 1) / size();
+  int64_t shared = 0, piece = 0;  // the tail's length, and its pieces'
+  if (tail > 1) {
+    piece = std::max(grain, n / (int64_t(tail) * 4 * size()));
+    shared = std::min(n, std::max(piece, n / tail));
+    if ((n - shared) / size() < grain) shared = piece = 0;  // too short to share: plain shares
+  }
+  const int64_t chunk = (n - shared + size() - 1) / size();
   job_ = &fn;
-  job_n_ = n;
+  job_n_ = n - shared;
   job_chunk_ = chunk;
+  job_piece_ = shared > 0 ? piece : 0;
+  job_end_ = n;
+  job_next_.store(n - shared, std::memory_order_relaxed);
   pending_.store(int(workers_.size()), std::memory_order_relaxed);
   generation_.fetch_add(1);  // seq_cst: publishes job_* and orders before reading sleepers_
   if (sleepers_.load() > 0) {
@@ -111,7 +143,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   }
   std::exception_ptr err;
   try {
-    fn(0, std::min(n, chunk));
+    if (chunk > 0) fn(0, std::min(job_n_, chunk));
+    run_tail();
   } catch (...) {
     err = std::current_exception();  // the workers still use fn: wait for them first
   }

@@ -266,6 +266,45 @@ TEST(ThreadPool, RunsJobsBackToBackAndAfterSleeping) {
   EXPECT_EQ(sum.load(), 3 * 501 * 30);
 }
 
+// parallel_for_tail: contiguous shares, then pieces of the shared tail claimed by whichever thread
+// is free. Every index exactly once, no piece under the grain (but the last), whatever the
+// thread count, length, grain and tail; with one slow thread the others take the tail.
+TEST(ThreadPool, TailCoversRangeExactlyOnce) {
+  for (int threads : {1, 2, 3}) {
+    for (int tail : {0, 2, 4, 8}) {
+      ThreadPool pool(threads);
+      for (int64_t n : {1, 2, 7, 100, 1001})
+        for (int64_t grain : {1, 5, 64}) {
+          std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+          std::atomic<int> short_pieces{0};
+          pool.parallel_for_tail(n, grain, tail, [&](int64_t b, int64_t e) {
+            if (e - b < grain && e != n) short_pieces.fetch_add(1);
+            for (int64_t i = b; i < e; ++i) hits[size_t(i)].fetch_add(1);
+          });
+          for (int64_t i = 0; i < n; ++i) {
+            ASSERT_EQ(hits[size_t(i)].load(), 1) << "threads " << threads << " tail " << tail << " n " << n << " i " << i;
+          }
+          if (tail > 1) {
+            EXPECT_EQ(short_pieces.load(), 0) << "n " << n << " grain " << grain;
+          }
+        }
+    }
+  }
+  ThreadPool pool(2);
+  std::atomic<int> slow_calls{0}, fast_calls{0};
+  const auto slow = std::this_thread::get_id();
+  bool first = true;
+  pool.parallel_for_tail(64, 1, 2, [&](int64_t b, int64_t) {
+    if (b == 0 && first) {  // the caller's share starts at 0: it is held up, the worker takes the tail
+      first = false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    (std::this_thread::get_id() == slow ? slow_calls : fast_calls).fetch_add(1);
+  });
+  EXPECT_EQ(slow_calls.load(), 1) << "the held-up caller should find the tail taken";
+  EXPECT_GT(fast_calls.load(), 1);
+}
+
 // An exception on the calling thread's chunk reaches the caller only after the workers are done
 // with the job (they still hold a reference to it), and the pool stays usable.
 TEST(ThreadPool, CallerExceptionWaitsForWorkers) {
