@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a random-weight GGUF (architecture `qwen3moe`) with the shape of a `moe synth` pack.
+"""Write a random-weight GGUF with the shape of a `moe synth` pack (Qwen3-MoE, Mixtral or OLMoE).
 
 The peer (ik_llama.cpp / llama.cpp) then runs the same model shape, reading the same bytes per
 decode token, as `moe` on the pack:
@@ -14,6 +14,12 @@ against moe's int8 with one f32 scale per row: 6% more), router F16 (moe: BF16),
 Weights are drawn as `moe synth` draws them (tools/cmd_synth.cpp): matrices N(0, 1/cols) in
 distribution (uniform codes with a constant scale giving that std), embedding std 1, router std
 1.5/sqrt(hidden), norms 1; seeded per tensor, so the same seed writes the same file.
+
+Architectures: a Qwen3-MoE shape is written as `qwen3moe`, a Mixtral shape as `llama` with 8
+experts (llama.cpp's Mixtral layout). ik_llama.cpp has no `olmoe` architecture, so an OLMoE shape is
+written as `qwen3moe` with OLMoE's dimensions: every matrix, and so every byte a token reads, is the
+same; what differs is negligible work (q/k RMSNorm per head instead of over the whole projection,
+top-k weights renormalised).
 
 Vocabulary: byte-level (GPT-2 byte-to-unicode) tokens for the 256 bytes first, then filler tokens
 up to the config's vocab size, the last one `<|endoftext|>` (eos, control); tokenizer model `gpt2`
@@ -94,8 +100,10 @@ class Plan:
         nh = cfg["num_attention_heads"]
         nkv = cfg.get("num_key_value_heads", nh)
         hd = cfg.get("head_dim") or H // nh
-        E = cfg["num_experts"]
-        F = cfg["moe_intermediate_size"]
+        E = cfg.get("num_experts") or cfg["num_local_experts"]
+        # Qwen3-MoE's intermediate_size is its (unused) dense FFN; Mixtral's and OLMoE's is the expert's
+        F = cfg.get("moe_intermediate_size") or cfg["intermediate_size"]
+        self.arch = a.arch
         self.dims = dict(H=H, V=V, L=L, nh=nh, nkv=nkv, hd=hd, E=E, F=F, K=cfg["num_experts_per_tok"])
         et, dt, rt, mt = TYPES[a.expert_type], TYPES[a.dense_type], TYPES[a.router_type], TYPES[a.embd_type]
         ot = TYPES[a.output_type or a.dense_type]
@@ -109,8 +117,11 @@ class Plan:
                 (p + "attn_k.weight", (nkv * hd, H), dt, "attn", H ** -0.5),
                 (p + "attn_v.weight", (nkv * hd, H), dt, "attn", H ** -0.5),
                 (p + "attn_output.weight", (H, nh * hd), dt, "attn", (nh * hd) ** -0.5),
-                (p + "attn_q_norm.weight", (hd,), Q.F32, "norm", 1.0),
-                (p + "attn_k_norm.weight", (hd,), Q.F32, "norm", 1.0),
+            ]
+            if a.arch == "qwen3moe":
+                t += [(p + "attn_q_norm.weight", (hd,), Q.F32, "norm", 1.0),
+                      (p + "attn_k_norm.weight", (hd,), Q.F32, "norm", 1.0)]
+            t += [
                 (p + "ffn_norm.weight", (H,), Q.F32, "norm", 1.0),
                 (p + "ffn_gate_inp.weight", (E, H), rt, "router", ROUTER_LOGIT_STD * H ** -0.5),
                 (p + "ffn_gate_exps.weight", (E, F, H), et, "exps", H ** -0.5),
@@ -185,6 +196,21 @@ def gen_chunk(rng, qt, n_elems, kind, std):
     return fill_float(rng, n_elems, std, qt)
 
 
+def gguf_arch(cfg):
+    """(llama.cpp architecture, note) for a config, or exit with what is supported."""
+    mt, archs = cfg.get("model_type"), cfg.get("architectures") or []
+    if mt == "qwen3_moe" or "Qwen3MoeForCausalLM" in archs:
+        if cfg.get("mlp_only_layers") or cfg.get("decoder_sparse_step", 1) != 1:
+            sys.exit("mlp_only_layers / decoder_sparse_step != 1: llama.cpp's qwen3moe has MoE in every layer")
+        return "qwen3moe", None
+    if mt == "mixtral" or "MixtralForCausalLM" in archs:
+        return "llama", None
+    if mt == "olmoe" or "OlmoeForCausalLM" in archs:
+        return "qwen3moe", ("OLMoE written as qwen3moe (ik_llama.cpp has no olmoe): same matrices and bytes, "
+                            "q/k norm per head, top-k renormalised")
+    sys.exit(f"make_gguf.py writes Qwen3-MoE, Mixtral and OLMoE shapes; this config is {archs or mt}")
+
+
 def human(b):
     for u in ["B", "KB", "MB", "GB", "TB"]:
         if b < 1000 or u == "TB":
@@ -197,7 +223,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Example:\n  python3 make_gguf.py --pack q30.moepack --out /work/peers/q30.gguf")
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--config", help="Hugging Face config.json of a Qwen3-MoE shape")
+    src.add_argument("--config", help="Hugging Face config.json of a Qwen3-MoE, Mixtral or OLMoE shape")
     src.add_argument("--pack", help="a .moepack: its embedded config.json is used")
     ap.add_argument("--out", "-o", help="output .gguf (omit with --dry-run)")
     ap.add_argument("--layers", type=int, default=0, help="keep the first N decoder layers (as moe synth --layers)")
@@ -218,11 +244,10 @@ def main():
     else:
         with open(a.config) as f:
             cfg = json.load(f)
-    if cfg.get("model_type") != "qwen3_moe" and "Qwen3MoeForCausalLM" not in cfg.get("architectures", []):
-        sys.exit(f"make_gguf.py writes qwen3moe GGUFs; this config is {cfg.get('architectures')}")
-    if cfg.get("mlp_only_layers") or cfg.get("decoder_sparse_step", 1) != 1:
-        sys.exit("mlp_only_layers / decoder_sparse_step != 1: llama.cpp's qwen3moe has MoE in every layer")
-    if not cfg.get("norm_topk_prob", False):
+    a.arch, note = gguf_arch(cfg)
+    if note:
+        print("note: " + note)
+    elif a.arch == "qwen3moe" and not cfg.get("norm_topk_prob", False):
         print("warning: norm_topk_prob is false, llama.cpp's qwen3moe renormalises the top-k weights", file=sys.stderr)
     if a.layers:
         if a.layers > cfg["num_hidden_layers"]:
@@ -235,7 +260,7 @@ def main():
     d = plan.dims
     total = plan.total_bytes()
     per_tok, parts = plan.decode_bytes_per_token()
-    print(f"shape: {d['L']} layers, hidden {d['H']}, vocab {d['V']}, heads {d['nh']}/{d['nkv']} x {d['hd']}, "
+    print(f"architecture: {a.arch}; shape: {d['L']} layers, hidden {d['H']}, vocab {d['V']}, heads {d['nh']}/{d['nkv']} x {d['hd']}, "
           f"{d['E']} experts (top-{d['K']}) x {d['F']}")
     print(f"types: experts {a.expert_type}, attention {a.dense_type}, output {a.output_type or a.dense_type}, "
           f"embedding {a.embd_type}, router {a.router_type}, norms f32")
@@ -248,13 +273,16 @@ def main():
     if not a.out:
         sys.exit("--out is required (or --dry-run)")
 
-    w = gguf.GGUFWriter(a.out, "qwen3moe")
+    w = gguf.GGUFWriter(a.out, a.arch)
     w.add_name(f"moe-synth-{d['L']}l")
     w.add_context_length(a.ctx or cfg.get("max_position_embeddings", 4096))
     w.add_embedding_length(d["H"])
     w.add_block_count(d["L"])
-    w.add_feed_forward_length(cfg.get("intermediate_size", d["F"]))
-    w.add_expert_feed_forward_length(d["F"])
+    if a.arch == "llama":  # Mixtral: the expert width is the FFN width
+        w.add_feed_forward_length(d["F"])
+    else:
+        w.add_feed_forward_length(cfg.get("intermediate_size", d["F"]))
+        w.add_expert_feed_forward_length(d["F"])
     w.add_head_count(d["nh"])
     w.add_head_count_kv(d["nkv"])
     w.add_key_length(d["hd"])
