@@ -26,28 +26,21 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-
-if [[ $# -ne 2 || $1 == -h || $1 == --help ]]; then
-  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-  exit 2
-fi
-PACK=$1
-GGUF=$2
+# shellcheck source=common.sh
+source "$here/common.sh"
+peer_start "$0" "$@"
 : "${LLAMA_BENCH:?set LLAMA_BENCH to the llama-bench binary of the peer}"
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 PROMPT=${PROMPT:-512}
 GEN=${GEN:-64}
-MOE=${MOE:-$repo/build/tools/moe}
 BENCH_KERNELS=${BENCH_KERNELS:-$repo/build/bench/bench_kernels}
 MOE_ARGS=${MOE_ARGS---warm-ram --kv-dtype f16}
 PEER_ARGS=${PEER_ARGS--mmp 0}
 OUT=${OUT:-$(mktemp -d /tmp/peer-bench.XXXXXX)}
 mkdir -p "$OUT"
 
-for f in "$PACK" "$GGUF"; do [[ -f $f ]] || { echo "peer_bench: no file $f" >&2; exit 1; }; done
-for b in "$LLAMA_BENCH" "$MOE"; do [[ -x $b ]] || { echo "peer_bench: $b is not an executable" >&2; exit 1; }; done
+peer_check "$LLAMA_BENCH" "$MOE"
 python3 -c 'import gguf' 2>/dev/null ||
   { echo "peer_bench: needs the PyPI gguf package: pip install -r $here/requirements.txt" >&2; exit 1; }
 

@@ -24,27 +24,20 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-
-if [[ $# -ne 2 || $1 == -h || $1 == --help ]]; then
-  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-  exit 2
-fi
-PACK=$1
-GGUF=$2
+# shellcheck source=common.sh
+source "$here/common.sh"
+peer_start "$0" "$@"
 : "${LLAMA_CLI:?set LLAMA_CLI to the llama-cli binary of the peer}"
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-2}
 PROMPT=${PROMPT:-64}
 GEN=${GEN:-64}
 SHORT=${SHORT:-8}
-MOE=${MOE:-$repo/build/tools/moe}
 MOE_ARGS=${MOE_ARGS:-}
 OUT=${OUT:-$(mktemp -d /tmp/peer-offload.XXXXXX)}
 mkdir -p "$OUT"
 
-for f in "$PACK" "$GGUF"; do [[ -f $f ]] || { echo "peer_offload: no file $f" >&2; exit 1; }; done
-for b in "$LLAMA_CLI" "$MOE"; do [[ -x $b ]] || { echo "peer_offload: $b is not an executable" >&2; exit 1; }; done
+peer_check "$LLAMA_CLI" "$MOE"
 ((GEN > SHORT)) || { echo "peer_offload: GEN ($GEN) must exceed SHORT ($SHORT)" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || { echo "peer_offload: needs root (memory cgroup, drop_caches)" >&2; exit 1; }
 
