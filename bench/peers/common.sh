@@ -1,6 +1,7 @@
 # The start shared by peer_bench.sh and peer_offload.sh, sourced after `set -euo pipefail`:
 #   peer_start "$0" "$@"   the script's header comment as usage unless there are two arguments;
-#                          sets PACK, GGUF and MOE (default: this repository's build/tools/moe)
+#                          sets PACK and GGUF (absolute paths) and MOE (default: this
+#                          repository's build/tools/moe)
 #   peer_check BIN...      both model files exist and every BIN is an executable
 peer_name=$(basename "$0" .sh)
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -12,8 +13,8 @@ peer_start() {
     sed -n '2,/^set -euo/p' "$script" | sed '$d' | sed 's/^# \{0,1\}//'
     exit 2
   fi
-  PACK=$1
-  GGUF=$2
+  PACK=$(realpath -m -- "$1")
+  GGUF=$(realpath -m -- "$2")
   MOE=${MOE:-$repo/build/tools/moe}
 }
 

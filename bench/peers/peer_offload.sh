@@ -37,6 +37,8 @@ MOE_ARGS=${MOE_ARGS:-}
 OUT=${OUT:-$(mktemp -d /tmp/peer-offload.XXXXXX)}
 mkdir -p "$OUT"
 
+LLAMA_CLI=$(realpath -m -- "$(command -v -- "$LLAMA_CLI" || echo "$LLAMA_CLI")")
+OUT=$(realpath -m -- "$OUT")
 peer_check "$LLAMA_CLI" "$MOE"
 ((GEN > SHORT)) || { echo "peer_offload: GEN ($GEN) must exceed SHORT ($SHORT)" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || { echo "peer_offload: needs root (memory cgroup, drop_caches)" >&2; exit 1; }
@@ -72,7 +74,9 @@ run() {  # run NAME CMD...: in the cgroup, after dropping the page cache; writes
   [[ $peak == memory.max_usage_in_bytes ]] && echo 0 > "$cg/$peak"
   local s0 t0 s1 t1
   s0=$(sectors_read); t0=$(date +%s.%N)
-  bash -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' _ "$cg" "$@" > "$OUT/$name.out" 2> "$OUT/$name.log" ||
+  # in OUT: llama-cli writes its main.log into the current folder
+  (cd "$OUT" && exec bash -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' _ "$cg" "$@") \
+    > "$OUT/$name.out" 2> "$OUT/$name.log" ||
     { echo "peer_offload: $name failed, see $OUT/$name.log" >&2; tail -5 "$OUT/$name.log" >&2; exit 1; }
   s1=$(sectors_read); t1=$(date +%s.%N)
   echo "{\"disk_bytes\": $(((s1 - s0) * 512)), \"seconds\": $(echo "$t1 - $t0" | bc), \"peak_bytes\": $(cat "$cg/$peak")}" > "$OUT/$name.io"
