@@ -86,42 +86,73 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
     sinks.resize(size_t(c.n_heads));
     cpu::to_f32(A.sinks, 0, c.n_heads, sinks.data());
   }
-  // One work item per (token, kv head): its query heads read each cached row once. A token's
-  // cost grows with its position, so tokens are dealt from both ends of the batch (0, T-1, 1,
-  // T-2, ...): the pool's contiguous chunks then cost about the same.
+  // One work item per (token, kv head): its query heads read each cached row once. Without
+  // grouped queries (OLMoE) an item is up to 4 consecutive tokens of one sequence instead, which
+  // then share the rows (attend_rows; the same results bit for bit). A token's cost grows with its
+  // position, so items are dealt from both ends of the batch (0, last, 1, last - 1, ...): the
+  // pool's contiguous chunks then cost about the same.
   const int group = c.n_heads / c.n_kv_heads;
-  pool_.parallel_for(T * c.n_kv_heads, 1, [&](int64_t b, int64_t e) {
+  std::vector<std::pair<int64_t, int>> blocks;  // (first token, tokens)
+  for (int64_t t = 0; t < T;) {
+    int r = 1;
+    while (group == 1 && window == 0 && r < 4 && t + r < T && toks[size_t(t + r)].kv == toks[size_t(t)].kv &&
+           toks[size_t(t + r)].pos == toks[size_t(t)].pos + r)
+      ++r;
+    blocks.push_back({t, r});
+    t += r;
+  }
+  const int64_t nb = int64_t(blocks.size());
+  pool_.parallel_for(nb * c.n_kv_heads, 1, [&](int64_t b, int64_t e) {
     std::vector<float> scratch, kw, vw;
     for (int64_t i = b; i < e; ++i) {
-      const int64_t r = i / c.n_kv_heads, t = r % 2 == 0 ? r / 2 : T - 1 - r / 2;
+      const int64_t r = i / c.n_kv_heads;
+      const auto [t0, rows] = blocks[size_t(r % 2 == 0 ? r / 2 : nb - 1 - r / 2)];
       const int kvh = int(i % c.n_kv_heads), head = kvh * group;
-      const Tok& tk = toks[size_t(t)];
-      int64_t first = window > 0 ? std::max<int64_t>(0, tk.pos - window + 1) : 0, last = tk.pos, stride = kvd;
-      const int64_t n = last - first + 1;
-      scratch.resize(size_t(group) * size_t(n));
-      const float* qg = &q[size_t(t * qd + head * hd)];
-      const float* sk = sinks.empty() ? nullptr : &sinks[size_t(head)];
-      float* og = &out[size_t(t * qd + head * hd)];
-      const uint16_t *kh = tk.kv->k_half(layer), *vh = tk.kv->v_half(layer);
-      if (kh && cpu::attend_group_half(qg, group, kh + kvh * hd, vh + kvh * hd, tk.kv->dtype(), stride, first, last,
-                                       int(hd), float(c.attention_scale), sk, og, scratch.data()))
-        continue;  // bf16 / f16 rows, read in place
-      const float *kp = tk.kv->k(layer), *vp = tk.kv->v(layer);
-      if (tk.kv->dtype() == DType::F32) {  // fp32 rows, read in place
-        kp += kvh * hd;
-        vp += kvh * hd;
-      } else {  // narrower rows: this kv head's, widened
-        kw.resize(size_t(n * hd));
-        vw.resize(size_t(n * hd));
-        tk.kv->read_k(layer, first, n, kvh * hd, hd, kw.data());
-        tk.kv->read_v(layer, first, n, kvh * hd, hd, vw.data());
-        kp = kw.data();
-        vp = vw.data();
-        stride = hd;
-        first = 0;
-        last = n - 1;
+      const KvCache& kv0 = *toks[size_t(t0)].kv;
+      const bool half = kv0.k_half(layer) != nullptr;  // bf16 / f16 rows; else f32 or fp8
+      if (rows > 1 && (half || kv0.dtype() == DType::F32)) {
+        int64_t last[4];
+        for (int j = 0; j < rows; ++j) last[j] = toks[size_t(t0 + j)].pos;
+        const void* kp = half ? static_cast<const void*>(kv0.k_half(layer) + kvh * hd)
+                              : static_cast<const void*>(kv0.k(layer) + kvh * hd);
+        const void* vp = half ? static_cast<const void*>(kv0.v_half(layer) + kvh * hd)
+                              : static_cast<const void*>(kv0.v(layer) + kvh * hd);
+        scratch.resize(size_t(rows) * size_t(last[rows - 1] + 1));
+        if (cpu::attend_rows(&q[size_t(t0 * qd + head * hd)], qd, rows, kp, vp, kv0.dtype(), kvd, 0, last, int(hd),
+                             float(c.attention_scale), sinks.empty() ? nullptr : &sinks[size_t(head)],
+                             &out[size_t(t0 * qd + head * hd)], qd, scratch.data()))
+          continue;
       }
-      cpu::attend_group(qg, group, kp, vp, stride, first, last, int(hd), float(c.attention_scale), sk, og, scratch.data());
+      for (int64_t t = t0; t < t0 + rows; ++t) {  // one token at a time
+        const Tok& tk = toks[size_t(t)];
+        int64_t first = window > 0 ? std::max<int64_t>(0, tk.pos - window + 1) : 0, last = tk.pos, stride = kvd;
+        const int64_t n = last - first + 1;
+        scratch.resize(size_t(group) * size_t(n));
+        const float* qg = &q[size_t(t * qd + head * hd)];
+        const float* sk = sinks.empty() ? nullptr : &sinks[size_t(head)];
+        float* og = &out[size_t(t * qd + head * hd)];
+        const uint16_t *kh = tk.kv->k_half(layer), *vh = tk.kv->v_half(layer);
+        if (kh && cpu::attend_group_half(qg, group, kh + kvh * hd, vh + kvh * hd, tk.kv->dtype(), stride, first, last,
+                                         int(hd), float(c.attention_scale), sk, og, scratch.data()))
+          continue;  // bf16 / f16 rows, read in place
+        const float *kp = tk.kv->k(layer), *vp = tk.kv->v(layer);
+        if (tk.kv->dtype() == DType::F32) {  // fp32 rows, read in place
+          kp += kvh * hd;
+          vp += kvh * hd;
+        } else {  // narrower rows: this kv head's, widened
+          kw.resize(size_t(n * hd));
+          vw.resize(size_t(n * hd));
+          tk.kv->read_k(layer, first, n, kvh * hd, hd, kw.data());
+          tk.kv->read_v(layer, first, n, kvh * hd, hd, vw.data());
+          kp = kw.data();
+          vp = vw.data();
+          stride = hd;
+          first = 0;
+          last = n - 1;
+        }
+        cpu::attend_group(qg, group, kp, vp, stride, first, last, int(hd), float(c.attention_scale), sk, og,
+                          scratch.data());
+      }
     }
   });
   for (size_t i = 0; i < gate.size(); ++i) out[i] *= 1.0f / (1.0f + std::exp(-gate[i]));

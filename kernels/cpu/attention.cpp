@@ -61,4 +61,14 @@ bool attend_group_half(const float* q, int n_q, const uint16_t* k, const uint16_
   return true;
 }
 
+bool attend_rows(const float* q, int64_t q_stride, int R, const void* k, const void* v, DType t, int64_t kv_stride,
+                 int64_t first, const int64_t* last, int head_dim, float scale, const float* sink, float* out,
+                 int64_t out_stride, float* scratch) {
+  if (R < 1 || R > 4 || !vector_kernel_fits(1, head_dim) || (t != DType::F32 && t != DType::BF16 && t != DType::F16))
+    return false;
+  detail::attend_rows_avx512(q, q_stride, R, k, v, t, kv_stride, first, last, head_dim, scale, sink, out, out_stride,
+                             scratch);
+  return true;
+}
+
 }  // namespace moe::cpu

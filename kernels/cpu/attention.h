@@ -41,7 +41,21 @@ bool attend_group_half(const float* q, int n_q, const uint16_t* k, const uint16_
                        int64_t first, int64_t pos, int head_dim, float scale, const float* sinks, float* out,
                        float* scratch);
 
+// Up to 4 consecutive query tokens of one sequence against a kv head that serves one query head
+// (attention without grouped queries): q rows r < R at q + r * q_stride attend keys [first,
+// last[r]] (last non-decreasing); out rows at out + r * out_stride; k, v as for attend_group
+// (t: F32, BF16 or F16); sink: the head's sink or nullptr; scratch >= R * (last[R-1] - first + 1).
+// Each row's result is attend_group's for that row alone, bit for bit, while every key and value
+// row is read once for the R tokens. Returns false, doing nothing, where no vector kernel covers
+// the call (as attend_group_half): the caller then attends row by row.
+bool attend_rows(const float* q, int64_t q_stride, int R, const void* k, const void* v, DType t, int64_t kv_stride,
+                 int64_t first, const int64_t* last, int head_dim, float scale, const float* sink, float* out,
+                 int64_t out_stride, float* scratch);
+
 namespace detail {
+void attend_rows_avx512(const float* q, int64_t q_stride, int R, const void* k, const void* v, DType t,
+                        int64_t kv_stride, int64_t first, const int64_t* last, int head_dim, float scale,
+                        const float* sink, float* out, int64_t out_stride, float* scratch);
 void attend_group_avx512(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
                          int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch);
 void attend_group_half_avx512(const float* q, int n_q, const uint16_t* k, const uint16_t* v, bool bf16,

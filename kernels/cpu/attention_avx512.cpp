@@ -102,10 +102,11 @@ inline void prefetch_row(const E* p, int head_dim) {
   _mm_prefetch(c + bytes - 1, _MM_HINT_T0);  // a row that does not start on a line ends in one more
 }
 
-// Scores of heads [g0, g0 + 4) x keys [t0, t0 + 4): 16 dot products sharing their loads.
+// Scores of query rows [g0, g0 + 4) (q_stride floats apart: a group's heads, or attend_rows's
+// tokens) x keys [t0, t0 + 4): 16 dot products sharing their loads.
 template <class L>
-inline void scores4x4(const float* q, const typename L::E* k, int64_t kv_stride, int64_t first, int64_t t0, int g0, int head_dim,
-                      float scale, int64_t n, float* scratch) {
+inline void scores4x4(const float* q, int64_t q_stride, const typename L::E* k, int64_t kv_stride, int64_t first,
+                      int64_t t0, int g0, int head_dim, float scale, int64_t n, float* scratch) {
   __m512 acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
   const typename L::E* kt = k + (first + t0) * kv_stride;
@@ -115,7 +116,7 @@ inline void scores4x4(const float* q, const typename L::E* k, int64_t kv_stride,
     __m512 kc[4];
     for (int t = 0; t < 4; ++t) kc[t] = L::load(kt + t * kv_stride + 16 * c);
     for (int g = 0; g < 4; ++g) {
-      const __m512 qc = _mm512_loadu_ps(q + (g0 + g) * head_dim + 16 * c);
+      const __m512 qc = _mm512_loadu_ps(q + (g0 + g) * q_stride + 16 * c);
       for (int t = 0; t < 4; ++t) acc[4 * g + t] = _mm512_fmadd_ps(qc, kc[t], acc[4 * g + t]);
     }
   }
@@ -188,7 +189,7 @@ void attend_group_impl(const float* q, int n_q, const typename L::E* k, const ty
   const int64_t t4 = n / 4 * 4;
   const int64_t t16 = n / 16 * 16;
   for (int g0 = 0; g0 < g4; g0 += 4)
-    for (int64_t t0 = 0; t0 < t4; t0 += 4) scores4x4<L>(q, k, kv_stride, first, t0, g0, head_dim, scale, n, scratch);
+    for (int64_t t0 = 0; t0 < t4; t0 += 4) scores4x4<L>(q, head_dim, k, kv_stride, first, t0, g0, head_dim, scale, n, scratch);
   for (int g = g4; g < n_q; ++g)
     for (int64_t t0 = 0; t0 < t16; t0 += 16)
       scores1x16<L>(q, k, kv_stride, first, t0, g, head_dim, scale, n, g4 == 0 && g == 0, scratch);
@@ -227,7 +228,70 @@ void attend_group_impl(const float* q, int n_q, const typename L::E* k, const ty
   }
 }
 
+// attend_rows (attention.h): R <= 4 query rows of one head, row r over keys [first, last[r]].
+// Each row's scores, softmax and output are computed exactly as attend_group_impl computes them
+// for that row alone (n_q = 1): keys below the row's last multiple of 16 reduced with sum16's
+// tree (which blocks of 4 rows x 4 keys share with blocks of 1 x 16: every lane goes through the
+// same additions), the rest one key at a time; past a row's end its softmax weights are exact
+// zeros, which leave its value sums unchanged.
+template <class L>
+void attend_rows_impl(const float* q, int64_t q_stride, int R, const typename L::E* k, const typename L::E* v,
+                      int64_t kv_stride, int64_t first, const int64_t* last, int head_dim, float scale,
+                      const float* sink, float* out, int64_t out_stride, float* scratch) {
+  const int nc = head_dim / 16;
+  const int64_t nmax = last[R - 1] - first + 1, t16_min = (last[0] - first + 1) / 16 * 16;
+  if (R == 4)
+    for (int64_t t0 = 0; t0 < t16_min; t0 += 4)
+      scores4x4<L>(q, q_stride, k, kv_stride, first, t0, 0, head_dim, scale, nmax, scratch);
+  float inv[4];
+  for (int r = 0; r < R; ++r) {
+    const int64_t n = last[r] - first + 1, t16 = n / 16 * 16;
+    const float* qr = q + r * q_stride;
+    float* sr = scratch + r * nmax;
+    for (int64_t t0 = R == 4 ? t16_min : 0; t0 < t16; t0 += 16)
+      scores1x16<L>(qr, k, kv_stride, first, t0, 0, head_dim, scale, nmax, false, sr);
+    for (int64_t t = t16; t < n; ++t) {
+      const typename L::E* kt = k + (first + t) * kv_stride;
+      __m512 acc = _mm512_setzero_ps();
+      for (int c = 0; c < nc; ++c) acc = _mm512_fmadd_ps(_mm512_loadu_ps(qr + 16 * c), L::load(kt + 16 * c), acc);
+      sr[t] = _mm512_reduce_add_ps(acc) * scale;
+    }
+    inv[r] = 1.0f / exp_row(sr, n, sink);
+    std::fill(sr + n, sr + nmax, 0.0f);
+  }
+  for (int c0 = 0; c0 < nc; c0 += 8) {
+    const int cn = std::min(8, nc - c0);
+    for (int r0 = 0; r0 < R; r0 += 2) {
+      const int rn = std::min(2, R - r0);
+      __m512 acc[2][8];
+      const float* p[2] = {scratch + r0 * nmax, scratch + (r0 + 1) * nmax};
+      if (rn == 2 && cn == 8) values<L, 2, 8>(p, v, kv_stride, first, nmax, c0, cn, false, head_dim, acc);
+      else if (rn == 2) values<L, 2, 0>(p, v, kv_stride, first, nmax, c0, cn, false, head_dim, acc);
+      else if (cn == 8) values<L, 1, 8>(p, v, kv_stride, first, nmax, c0, cn, false, head_dim, acc);
+      else values<L, 1, 0>(p, v, kv_stride, first, nmax, c0, cn, false, head_dim, acc);
+      for (int r = 0; r < rn; ++r)
+        for (int c = 0; c < cn; ++c)
+          _mm512_storeu_ps(out + (r0 + r) * out_stride + 16 * (c0 + c),
+                           _mm512_mul_ps(acc[r][c], _mm512_set1_ps(inv[r0 + r])));
+    }
+  }
+}
+
 }  // namespace
+
+void attend_rows_avx512(const float* q, int64_t q_stride, int R, const void* k, const void* v, DType t,
+                        int64_t kv_stride, int64_t first, const int64_t* last, int head_dim, float scale,
+                        const float* sink, float* out, int64_t out_stride, float* scratch) {
+  if (t == DType::F32)
+    attend_rows_impl<LoadF32>(q, q_stride, R, static_cast<const float*>(k), static_cast<const float*>(v), kv_stride,
+                              first, last, head_dim, scale, sink, out, out_stride, scratch);
+  else if (t == DType::BF16)
+    attend_rows_impl<LoadBF16>(q, q_stride, R, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v),
+                               kv_stride, first, last, head_dim, scale, sink, out, out_stride, scratch);
+  else
+    attend_rows_impl<LoadF16>(q, q_stride, R, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v),
+                              kv_stride, first, last, head_dim, scale, sink, out, out_stride, scratch);
+}
 
 void attend_group_avx512(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
                          int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch) {

@@ -241,6 +241,50 @@ TEST(Kernels, AttendGroupHalfEqualsAttendGroupOnWidenedRows) {
                                       out.data(), scratch.data()));
 }
 
+// attend_rows: up to 4 consecutive tokens of one head share the cached rows. Each token's output
+// must equal attend_group's (or attend_group_half's) for that token alone, bit for bit, whatever
+// the block: so a prompt gives the same results however a batch splits it. Positions on both
+// sides of the kernel's 16-key blocks, fp32 and half caches, with and without a sink.
+TEST(Kernels, AttendRowsEqualsAttendGroupPerToken) {
+  uint64_t seed = 60;
+  for (DType t : {DType::F32, DType::BF16, DType::F16})
+    for (int hd : {64, 128, 256})
+      for (int rows : {1, 2, 3, 4})
+        for (int64_t p0 : {0, 5, 13, 15, 16, 29, 31, 47, 300})
+          for (bool with_sink : {false, true}) {
+            SCOPED_TRACE(std::string(dtype_name(t)) + " hd " + std::to_string(hd) + " rows " + std::to_string(rows) +
+                         " first pos " + std::to_string(p0) + (with_sink ? " sink" : ""));
+            const int64_t stride = 3 * hd, qs = 2 * hd, n = p0 + rows;  // the head is the second of three
+            const auto q = randn(size_t(rows * qs), ++seed), kf = randn(size_t(n * stride), ++seed),
+                       vf = randn(size_t(n * stride), ++seed), sink = randn(1, ++seed);
+            std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+            std::vector<float> kw = kf, vw = vf;
+            if (t != DType::F32) {
+              cpu::kv_narrow(t, kf.data(), int64_t(kf.size()), kh.data());
+              cpu::kv_narrow(t, vf.data(), int64_t(vf.size()), vh.data());
+              cpu::kv_widen(t, kh.data(), stride, 0, n, 0, stride, kw.data());
+              cpu::kv_widen(t, vh.data(), stride, 0, n, 0, stride, vw.data());
+            }
+            const void* k = t == DType::F32 ? static_cast<const void*>(kf.data() + hd) : kh.data() + hd;
+            const void* v = t == DType::F32 ? static_cast<const void*>(vf.data() + hd) : vh.data() + hd;
+            int64_t last[4];
+            for (int r = 0; r < rows; ++r) last[r] = p0 + r;
+            const float scale = 1.0f / std::sqrt(float(hd));
+            const float* sk = with_sink ? sink.data() : nullptr;
+            std::vector<float> got(size_t(rows * qs), NAN), scratch(size_t(rows * n));
+            const bool ran = cpu::attend_rows(q.data(), qs, rows, k, v, t, stride, 0, last, hd, scale, sk, got.data(), qs,
+                                              scratch.data());
+            ASSERT_EQ(ran, cpu::active_isa() == cpu::Isa::Avx512);
+            if (!ran) continue;
+            for (int r = 0; r < rows; ++r) {
+              std::vector<float> want(size_t(hd), NAN), s1(static_cast<size_t>(n));
+              cpu::attend_group(&q[size_t(r * qs)], 1, kw.data() + hd, vw.data() + hd, stride, 0, last[r], hd, scale, sk,
+                                want.data(), s1.data());
+              for (int d = 0; d < hd; ++d) ASSERT_EQ(got[size_t(r * qs + d)], want[size_t(d)]) << "row " << r << " dim " << d;
+            }
+          }
+}
+
 TEST(ThreadPool, CoversRangeExactlyOnce) {
   ThreadPool pool(3);
   for (int64_t n : {1, 2, 5, 100, 1001}) {
