@@ -1,6 +1,6 @@
-// AVX-512 attention of one query token for the query heads that share one kv head (see
-// attention.h). Compiled with per-file ISA flags (kernels/CMakeLists.txt); attend_group only
-// calls it after CPUID said yes.
+// AVX-512 attention of one query token for the query heads that share one kv head, and of up
+// to 4 tokens for a kv head that serves one query head (see attention.h). Compiled with
+// per-file ISA flags (kernels/CMakeLists.txt); attention.cpp only calls it after CPUID said yes.
 //
 // The scalar path spends most of its time outside arithmetic: a function call and a reduction
 // per key, a libm exp per score, and an output row read and written back per value. Here each
