@@ -177,6 +177,16 @@ inline void values(const float* const* p, const typename L::E* v, int64_t kv_str
   }
 }
 
+// values() for gn <= 2 heads and cn <= 8 chunks, with compile-time counts where they are common.
+template <class L>
+inline void values_for(int gn, const float* const* p, const typename L::E* v, int64_t kv_stride, int64_t first,
+                       int64_t n, int c0, int cn, bool ahead, int head_dim, __m512 (*acc)[8]) {
+  if (gn == 2 && cn == 8) values<L, 2, 8>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
+  else if (gn == 2) values<L, 2, 0>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
+  else if (cn == 8) values<L, 1, 8>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
+  else values<L, 1, 0>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
+}
+
 template <class L>
 void attend_group_impl(const float* q, int n_q, const typename L::E* k, const typename L::E* v, int64_t kv_stride,
                        int64_t first, int64_t pos, int head_dim, float scale, const float* sinks, float* out,
@@ -217,10 +227,7 @@ void attend_group_impl(const float* q, int n_q, const typename L::E* k, const ty
       __m512 acc[2][8];
       const float* p[2] = {scratch + g0 * n, scratch + (g0 + 1) * n};
       const bool ahead = c0 == 0 && g0 == 0;  // the first pass over the rows
-      if (gn == 2 && cn == 8) values<L, 2, 8>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
-      else if (gn == 2) values<L, 2, 0>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
-      else if (cn == 8) values<L, 1, 8>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
-      else values<L, 1, 0>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
+      values_for<L>(gn, p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
       for (int g = 0; g < gn; ++g)
         for (int c = 0; c < cn; ++c)
           _mm512_storeu_ps(out + (g0 + g) * head_dim + 16 * (c0 + c), _mm512_mul_ps(acc[g][c], _mm512_set1_ps(inv[g0 + g])));
@@ -265,10 +272,7 @@ void attend_rows_impl(const float* q, int64_t q_stride, int R, const typename L:
       const int rn = std::min(2, R - r0);
       __m512 acc[2][8];
       const float* p[2] = {scratch + r0 * nmax, scratch + (r0 + 1) * nmax};
-      if (rn == 2 && cn == 8) values<L, 2, 8>(p, v, kv_stride, first, nmax, c0, cn, false, head_dim, acc);
-      else if (rn == 2) values<L, 2, 0>(p, v, kv_stride, first, nmax, c0, cn, false, head_dim, acc);
-      else if (cn == 8) values<L, 1, 8>(p, v, kv_stride, first, nmax, c0, cn, false, head_dim, acc);
-      else values<L, 1, 0>(p, v, kv_stride, first, nmax, c0, cn, false, head_dim, acc);
+      values_for<L>(rn, p, v, kv_stride, first, nmax, c0, cn, false, head_dim, acc);
       for (int r = 0; r < rn; ++r)
         for (int c = 0; c < cn; ++c)
           _mm512_storeu_ps(out + (r0 + r) * out_stride + 16 * (c0 + c),
