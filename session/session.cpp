@@ -208,7 +208,13 @@ Session::StepBytes Session::step_bytes() const {
   int moe_layers = 0;
   for (int l = 0; l < m.cfg.n_layers; ++l) {
     const LayerWeights& L = m.layers[size_t(l)];
-    s.dense += double(L.attn.q.bytes() + L.attn.k.bytes() + L.attn.v.bytes() + L.attn.o.bytes());
+    // Every matrix a token reads: standard or MLA attention (absorbed: all of kv_b), or a DeltaNet
+    // layer's projections; the views a layer lacks are empty (0 bytes).
+    const AttentionWeights& A = L.attn;
+    s.dense += double(A.q.bytes() + A.k.bytes() + A.v.bytes() + A.o.bytes() + A.q_a.bytes() + A.q_b.bytes() +
+                      A.kv_a.bytes() + A.kv_b.bytes());
+    const LinearAttnWeights& D = L.linear;
+    s.dense += double(D.qkv.bytes() + D.z.bytes() + D.b.bytes() + D.a.bytes() + D.conv.bytes() + D.out.bytes());
     if (L.kind == FfnKind::Dense) {
       s.dense += double(L.dense.gate.bytes() + L.dense.up.bytes() + L.dense.down.bytes());
     } else {

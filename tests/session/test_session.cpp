@@ -13,6 +13,7 @@
 #include "model/fixtures.h"
 #include "runtime/engine.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "runtime/pack_model.h"
 #include "session/session.h"
 
 namespace fs = std::filesystem;
@@ -144,6 +145,22 @@ TEST(Session, NoEngineUntilOneIsStarted) {
   EXPECT_GT(s.decode_bytes_per_token(), double(s.dense_bytes()) / 4);
   s.restart_engine();
   EXPECT_EQ(s.engine().n_sequences(), 0u);
+}
+
+// A decode token reads every dense matrix but the embedding: attention of any kind (MLA's
+// absorbed form reads all of kv_b), DeltaNet projections and conv, routers, shared experts, the
+// LM head. Norms, biases and other vectors are left out. DeltaNet and MLA were once missing.
+TEST(Session, DecodeDenseBytesAreEveryMatrixButTheEmbedding) {
+  for (const char* name : {"qwen3_next", "qwen3_5_moe", "deepseek_v3", "deepseek_v2_lite", "gpt_oss", "qwen3_moe"}) {
+    SCOPED_TRACE(name);
+    SessionOptions o;
+    o.start_engine = false;
+    Session s(test::fixture_dir(name), o);
+    double matrices = 0;
+    for (const DenseTensor& t : dense_tensors(s.model()))
+      if (t.cls != TensorClass::Embedding && t.view.rows > 1 && t.view.cols > 1) matrices += double(t.view.bytes());
+    EXPECT_EQ(s.step_bytes().dense, matrices);
+  }
 }
 
 TEST(Session, GpuOptionsOnTheCpuAreRefused) {
