@@ -51,6 +51,58 @@ MOE_DELTANET_CLONES void recurrent_heads(const float* q, const float* k, const f
     }
 }
 
+// GCC vector of 16 floats: one zmm under AVX-512, two ymm under AVX2, four xmm otherwise.
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));  // unaligned access
+// Macros, not functions: a v16 argument or result would change the ABI between the clones.
+#define MOE_LOAD16(p) (*reinterpret_cast<const v16u*>(p))
+#define MOE_STORE16(p, x) (*reinterpret_cast<v16u*>(p) = (x))
+constexpr int kTile = 16;   // state columns (value dims) per work item
+constexpr int kMaxKDim = 256;
+
+// The recurrence on one 16-column tile of one head's state: columns are independent (each is
+// one value dim's k_dim weights), so the tile (k_dim x 16 floats, 8 KB at k_dim 128) stays in
+// registers and L1 for all T tokens, and each token costs two passes over it:
+//   m = S^T k;  delta = beta (v - decay m);  S <- decay S + k delta^T;  o = S^T q.
+// Four partial sums per pass keep the FMA chains short.
+MOE_DELTANET_CLONES void recurrent_tiles(const float* q, const float* k, const float* v, const float* g,
+                                         const float* beta, int64_t T, const DeltaNetShape& s, float* state,
+                                         float* out, int64_t w0, int64_t w1) {
+  const int dk = s.k_dim, dv = s.v_dim, group = s.n_v_heads / s.n_k_heads, tiles = dv / kTile;
+  v16 S[kMaxKDim];
+  for (int64_t w = w0; w < w1; ++w) {
+    const int64_t h = w / tiles, c0 = (w % tiles) * kTile;
+    float* Sh = state + h * dk * dv + c0;
+    for (int i = 0; i < dk; ++i) S[i] = MOE_LOAD16(Sh + int64_t(i) * dv);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* kt = k + (t * s.n_k_heads + h / group) * dk;
+      const float* qt = q + (t * s.n_k_heads + h / group) * dk;
+      const float decay = std::exp(g[t * s.n_v_heads + h]), b = beta[t * s.n_v_heads + h];
+      v16 m0 = {}, m1 = {}, m2 = {}, m3 = {};
+      for (int i = 0; i < dk; i += 4) {
+        m0 += S[i] * kt[i];
+        m1 += S[i + 1] * kt[i + 1];
+        m2 += S[i + 2] * kt[i + 2];
+        m3 += S[i + 3] * kt[i + 3];
+      }
+      const v16 delta = (MOE_LOAD16(v + (t * s.n_v_heads + h) * dv + c0) - ((m0 + m1) + (m2 + m3)) * decay) * b;
+      v16 o0 = {}, o1 = {}, o2 = {}, o3 = {};
+      for (int i = 0; i < dk; i += 4) {
+        S[i] = S[i] * decay + delta * kt[i];
+        S[i + 1] = S[i + 1] * decay + delta * kt[i + 1];
+        S[i + 2] = S[i + 2] * decay + delta * kt[i + 2];
+        S[i + 3] = S[i + 3] * decay + delta * kt[i + 3];
+        o0 += S[i] * qt[i];
+        o1 += S[i + 1] * qt[i + 1];
+        o2 += S[i + 2] * qt[i + 2];
+        o3 += S[i + 3] * qt[i + 3];
+      }
+      MOE_STORE16(out + (t * s.n_v_heads + h) * dv + c0, (o0 + o1) + (o2 + o3));
+    }
+    for (int i = 0; i < dk; ++i) MOE_STORE16(Sh + int64_t(i) * dv, S[i]);
+  }
+}
+
 MOE_DELTANET_CLONES void chunked_heads(const float* q, const float* k, const float* v, const float* g,
                                        const float* beta, int64_t T, const DeltaNetShape& s, float* state, float* out,
                                        int chunk, int64_t h0, int64_t h1) {
@@ -130,6 +182,15 @@ MOE_DELTANET_CLONES void chunked_heads(const float* q, const float* k, const flo
 void gated_delta_recurrent(ThreadPool& pool, float* q, float* k, const float* v, const float* g, const float* beta,
                            int64_t T, const DeltaNetShape& s, float* state, float* out) {
   normalise(q, k, T, s);
+  // One token (decode): by heads, whose state is read in order, which the prefetchers follow
+  // better than the tiles' 512-byte strides (measured ~10% faster). More: by tiles (~4x the
+  // chunked form on a prompt, bench_kernels DeltaNet).
+  if (T > 1 && s.v_dim % kTile == 0 && s.k_dim % 4 == 0 && s.k_dim <= kMaxKDim) {  // every real model
+    pool.parallel_for(int64_t(s.n_v_heads) * (s.v_dim / kTile), 1, [&](int64_t w0, int64_t w1) {
+      recurrent_tiles(q, k, v, g, beta, T, s, state, out, w0, w1);
+    });
+    return;
+  }
   pool.parallel_for(s.n_v_heads, 1, [&](int64_t h0, int64_t h1) { recurrent_heads(q, k, v, g, beta, T, s, state, out, h0, h1); });
 }
 

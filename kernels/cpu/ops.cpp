@@ -152,25 +152,39 @@ void matmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, fl
     return;
   }
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K));
+  // Weight rows in groups of kRows (widened once into `rows`), each group against every token:
+  // x is streamed once per group instead of once per row. A prompt's router reads x (tokens x
+  // hidden floats, megabytes) hundreds of times otherwise.
+  constexpr int64_t kRows = 8;
   pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
-    std::vector<float> row(w.dtype == DType::F32 ? 0 : size_t(K));
-    for (int64_t n = n0; n < n1; ++n) {
-      const float* wr;
-      if (w.dtype == DType::F32) {
-        wr = static_cast<const float*>(w.data) + n * K;
-      } else {
-        to_f32(w, n * K, K, row.data());
-        wr = row.data();
+    std::vector<float> rows(w.dtype == DType::F32 ? 0 : size_t(kRows * K));
+    for (int64_t g0 = n0; g0 < n1; g0 += kRows) {
+      const int64_t gn = std::min(kRows, n1 - g0);
+      const float* wr[kRows];
+      for (int64_t r = 0; r < gn; ++r) {
+        if (w.dtype == DType::F32) {
+          wr[r] = static_cast<const float*>(w.data) + (g0 + r) * K;
+        } else {
+          to_f32(w, (g0 + r) * K, K, &rows[size_t(r * K)]);
+          wr[r] = &rows[size_t(r * K)];
+        }
       }
-      const float bn = b.empty() ? 0.0f : b[size_t(n)];
       int64_t m = 0;
       for (; m + 4 <= M; m += 4) {  // several tokens: four at a time, each exactly as dot() sums it
         const float* a[4] = {x + m * K, x + (m + 1) * K, x + (m + 2) * K, x + (m + 3) * K};
-        float d[4];
-        dot4(a, wr, K, d);
-        for (int r = 0; r < 4; ++r) y[(m + r) * N + n] = d[r] + bn;
+        for (int64_t r = 0; r < gn; ++r) {
+          const int64_t n = g0 + r;
+          const float bn = b.empty() ? 0.0f : b[size_t(n)];
+          float d[4];
+          dot4(a, wr[r], K, d);
+          for (int i = 0; i < 4; ++i) y[(m + i) * N + n] = d[i] + bn;
+        }
       }
-      for (; m < M; ++m) y[m * N + n] = dot(x + m * K, wr, K) + bn;
+      for (; m < M; ++m)
+        for (int64_t r = 0; r < gn; ++r) {
+          const int64_t n = g0 + r;
+          y[m * N + n] = dot(x + m * K, wr[r], K) + (b.empty() ? 0.0f : b[size_t(n)]);
+        }
     }
   });
 }

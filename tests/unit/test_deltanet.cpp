@@ -49,19 +49,21 @@ double rel(const std::vector<float>& a, const std::vector<float>& b) {
 }  // namespace
 
 TEST(DeltaNet, ChunkedEqualsRecurrent) {
-  const DeltaNetShape s{2, 4, 16, 8};
-  for (int64_t T : {1, 5, 64, 65, 150}) {
-    const Inputs in = random_inputs(T, s, uint64_t(T));
-    Inputs a = in, b = in;
-    std::vector<float> oa(in.v.size()), ob(in.v.size());
-    moe::cpu::gated_delta_recurrent(pool(), a.q.data(), a.k.data(), in.v.data(), in.g.data(), in.beta.data(), T, s,
-                                    a.state.data(), oa.data());
-    moe::cpu::gated_delta_chunked(pool(), b.q.data(), b.k.data(), in.v.data(), in.g.data(), in.beta.data(), T, s,
-                                  b.state.data(), ob.data(), 64);
-    EXPECT_LT(rel(ob, oa), 1e-5) << "T=" << T;
-    EXPECT_LT(rel(b.state, a.state), 1e-5) << "T=" << T;
-    std::printf("[ metric ] T=%lld chunked vs recurrent: output %.2e, state %.2e\n", (long long)T, rel(ob, oa),
-                rel(b.state, a.state));
+  // v_dim 8: the recurrence by heads; v_dim 32: by 16-column tiles (every real model) when T > 1.
+  for (const DeltaNetShape s : {DeltaNetShape{2, 4, 16, 8}, DeltaNetShape{2, 4, 32, 32}}) {
+    for (int64_t T : {1, 2, 5, 64, 65, 150}) {
+      const Inputs in = random_inputs(T, s, uint64_t(T));
+      Inputs a = in, b = in;
+      std::vector<float> oa(in.v.size()), ob(in.v.size());
+      moe::cpu::gated_delta_recurrent(pool(), a.q.data(), a.k.data(), in.v.data(), in.g.data(), in.beta.data(), T, s,
+                                      a.state.data(), oa.data());
+      moe::cpu::gated_delta_chunked(pool(), b.q.data(), b.k.data(), in.v.data(), in.g.data(), in.beta.data(), T, s,
+                                    b.state.data(), ob.data(), 64);
+      EXPECT_LT(rel(ob, oa), 1e-5) << "T=" << T << " v_dim=" << s.v_dim;
+      EXPECT_LT(rel(b.state, a.state), 1e-5) << "T=" << T << " v_dim=" << s.v_dim;
+      std::printf("[ metric ] v_dim=%d T=%lld chunked vs recurrent: output %.2e, state %.2e\n", s.v_dim, (long long)T,
+                  rel(ob, oa), rel(b.state, a.state));
+    }
   }
 }
 
