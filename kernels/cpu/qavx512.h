@@ -140,6 +140,6 @@ constexpr int64_t kMlanesMinRows = 12;
 // I8 and F8E4M3, any M (qgemm_avx512_i8f8.cpp).
 std::unique_ptr<Rows> prepare_i8_avx512(const Job& job, PrepCache* cache);
 std::unique_ptr<Rows> prepare_f8_avx512(const Job& job);
-std::unique_ptr<Rows> prepare_mx4_avx512(const Job& job);
+std::unique_ptr<Rows> prepare_mx4_avx512(const Job& job, PrepCache* cache);
 
 }  // namespace moe::cpu::qk

@@ -348,7 +348,7 @@ std::unique_ptr<Rows> prepare_avx512(const Job& job, PrepCache* cache) {
     }
     case DType::I8: return prepare_i8_avx512(job, cache);
     case DType::F8E4M3: return prepare_f8_avx512(job);
-    case DType::MXFP4: return prepare_mx4_avx512(job);
+    case DType::MXFP4: return prepare_mx4_avx512(job, cache);
     default: return nullptr;
   }
 }
