@@ -12,6 +12,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/deltanet.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/qmatmul.h"
 #include "quant/quantize.h"
@@ -118,6 +120,13 @@ struct WeightSet {
 QuantizedMatrix random_matrix(Format f, int64_t N, int64_t K, Rng& rng) {
   QuantizedMatrix m;
   m.dtype = f.dtype, m.rows = N, m.cols = K, m.group = f.group;
+  if (f.dtype == DType::MXFP4) {  // e2m1 codes, e8m0 scales 2^-9 .. 2^-6
+    m.data.resize(size_t(N * K / 2));
+    rng.fill(m.data);
+    m.scales.resize(size_t(N * (K / 32)));
+    for (auto& s : m.scales) s = uint8_t(118 + rng.next() % 4);
+    return m;
+  }
   const bool q4 = f.dtype == DType::Q4 || f.dtype == DType::Q4Z;
   m.data.resize(size_t(q4 ? N * K / 2 : N * K));
   rng.fill(m.data);
@@ -243,6 +252,49 @@ void BM_AttendDecode(benchmark::State& state, int n_kv, int group, bool hot) {
                                                  benchmark::Counter::kIsRate);
 }
 
+// The gated delta rule of one Qwen3.5-MoE DeltaNet layer (16 key heads, 32 value heads, 128 x
+// 128 state per value head: 2 MB), T tokens of one sequence on 2 threads. T = 1 is decode's
+// recurrent step: states rotate over more than kRotateBytes, as a batch of sequences' states do,
+// and the figure is state bytes read and written per second. T > 1 is a prompt, in the chunked
+// form (second argument 0) or the recurrent one (1). FLOP/s counts the chunked form's work
+// (three C x 128 x 128 state products per chunk and the in-chunk ones) for both, so the figures
+// compare as times.
+void BM_DeltaNet(benchmark::State& state) {
+  const cpu::DeltaNetShape s{16, 32, 128, 128};
+  const int64_t T = state.range(0), sf = s.state_floats();
+  const int64_t states = T == 1 ? kRotateBytes / (sf * 4) + 1 : 1;
+  std::vector<float> S(size_t(states * sf), 0.0f);
+  Rng rng{7};
+  auto uni = [&] { return float(int(rng.next() % 2001) - 1000) * 1e-3f; };
+  for (auto& e : S) e = uni() * 0.1f;
+  const int64_t nq = T * s.n_k_heads * s.k_dim, nvv = T * s.n_v_heads * s.v_dim, ng = T * s.n_v_heads;
+  std::vector<float> q0(static_cast<size_t>(nq)), k0(q0), v(static_cast<size_t>(nvv)), g(static_cast<size_t>(ng)), beta(g),
+      out(v);
+  for (auto& e : q0) e = uni();
+  for (auto& e : k0) e = uni();
+  for (auto& e : v) e = uni();
+  for (auto& e : g) e = -0.05f - 0.05f * std::abs(uni());
+  for (auto& e : beta) e = 0.5f + 0.4f * uni();
+  std::vector<float> q(q0), k(k0);
+  int64_t l = 0;
+  for (auto _ : state) {
+    q = q0, k = k0;  // normalised in place
+    if (T == 1 || state.range(1) == 1)
+      cpu::gated_delta_recurrent(pool(2), q.data(), k.data(), v.data(), g.data(), beta.data(), T, s, &S[size_t(l * sf)], out.data());
+    else
+      cpu::gated_delta_chunked(pool(2), q.data(), k.data(), v.data(), g.data(), beta.data(), T, s, &S[size_t(l * sf)], out.data());
+    l = (l + 1) % states;
+  }
+  benchmark::DoNotOptimize(out.data());
+  if (T == 1)
+    state.counters["state bytes/s"] =
+        benchmark::Counter(double(state.iterations()) * double(2 * sf * 4), benchmark::Counter::kIsRate);
+  const double kk = double(s.k_dim), vv = double(s.v_dim), C = double(std::min<int64_t>(T, 64));
+  const double flop = double(T) * s.n_v_heads * (T == 1 ? 6.0 * kk * vv : 2.0 * (3.0 * kk * vv + C * (kk + vv)));
+  state.SetLabel(T == 1 ? "decode step" : state.range(1) == 1 ? "prompt, recurrent" : "prompt, chunked");
+  state.counters["FLOP/s"] = benchmark::Counter(double(state.iterations()) * flop, benchmark::Counter::kIsRate);
+}
+
 struct ShapeDef {
   const char* name;
   int64_t N, K;
@@ -264,6 +316,7 @@ void register_all() {
       benchmark::RegisterBenchmark((std::string(hot ? "AttendDecode_hot/" : "AttendDecode/") + name).c_str(),
                                    BM_AttendDecode, n_kv, group, hot)
           ->Arg(hot ? 256 : 1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("DeltaNet", BM_DeltaNet)->Args({1, 1})->Args({512, 0})->Args({512, 1})->UseRealTime()->Unit(benchmark::kMicrosecond);
   for (const FormatDef& fd : kGemvFormats)
     for (const ShapeDef& s : kShapes) {
       const std::string label = std::string(fd.name) + "/" + s.name;
@@ -273,6 +326,17 @@ void register_all() {
         benchmark::RegisterBenchmark(("GEMV_hot/" + label).c_str(), BM_Matmul, fd.f, int64_t(1), s.N, s.K, label, true)
             ->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
     }
+  // gpt-oss's experts (hidden 2880 = expert width) as shipped, in MXFP4
+  for (const ShapeDef& s : {ShapeDef{"gptoss_gate", 2880, 2880}, ShapeDef{"mixtral_w1", 14336, 4096}}) {
+    const std::string label = std::string("MXFP4/") + s.name;
+    benchmark::RegisterBenchmark(("GEMV/" + label).c_str(), BM_Matmul, Format{DType::MXFP4, 32}, int64_t(1), s.N, s.K,
+                                 label, false)
+        ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+    if (s.N * s.K <= 2880 * 2880)
+      benchmark::RegisterBenchmark(("GEMV_hot/" + label).c_str(), BM_Matmul, Format{DType::MXFP4, 32}, int64_t(1), s.N,
+                                   s.K, label, true)
+          ->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  }
   for (int64_t M : {8, 64})
     for (const FormatDef& fd : kGemmFormats)
       for (const ShapeDef& s : kShapes) {

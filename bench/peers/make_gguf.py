@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a random-weight GGUF with the shape of a `moe synth` pack (Qwen3-MoE, Mixtral or OLMoE).
+"""Write a random-weight GGUF with the shape of a `moe synth` pack (Qwen3-MoE, Qwen3.5-MoE, Mixtral or OLMoE).
 
 The peer (ik_llama.cpp / llama.cpp) then runs the same model shape, reading the same bytes per
 decode token, as `moe` on the pack:
@@ -15,7 +15,8 @@ Weights are drawn as `moe synth` draws them (tools/cmd_synth.cpp): matrices N(0,
 distribution (uniform codes with a constant scale giving that std), embedding std 1, router std
 1.5/sqrt(hidden), norms 1; seeded per tensor, so the same seed writes the same file.
 
-Architectures: a Qwen3-MoE shape is written as `qwen3moe`, a Mixtral shape as `llama` with 8
+Architectures: a Qwen3-MoE shape is written as `qwen3moe`, a Qwen3.5-MoE shape as `qwen35moe`
+(gated DeltaNet and gated attention layers, shared expert), a Mixtral shape as `llama` with 8
 experts (llama.cpp's Mixtral layout). ik_llama.cpp has no `olmoe` architecture, so an OLMoE shape is
 written as `qwen3moe` with OLMoE's dimensions: every matrix, and so every byte a token reads, is the
 same; what differs is negligible work (q/k RMSNorm per head instead of over the whole projection,
@@ -111,26 +112,69 @@ class Plan:
         t.append(("token_embd.weight", (V, H), mt, "embd", 1.0))
         for i in range(L):
             p = f"blk.{i}."
+            if a.arch == "qwen35moe":
+                t += self.hybrid_layer(cfg, i, p, dt, rt)
+            else:
+                t += [(p + "attn_norm.weight", (H,), Q.F32, "norm", 1.0)]
+                t += self.attention(p, dt, qk_norm=a.arch == "qwen3moe")
+                t += [(p + "ffn_norm.weight", (H,), Q.F32, "norm", 1.0)]
             t += [
-                (p + "attn_norm.weight", (H,), Q.F32, "norm", 1.0),
-                (p + "attn_q.weight", (nh * hd, H), dt, "attn", H ** -0.5),
-                (p + "attn_k.weight", (nkv * hd, H), dt, "attn", H ** -0.5),
-                (p + "attn_v.weight", (nkv * hd, H), dt, "attn", H ** -0.5),
-                (p + "attn_output.weight", (H, nh * hd), dt, "attn", (nh * hd) ** -0.5),
-            ]
-            if a.arch == "qwen3moe":
-                t += [(p + "attn_q_norm.weight", (hd,), Q.F32, "norm", 1.0),
-                      (p + "attn_k_norm.weight", (hd,), Q.F32, "norm", 1.0)]
-            t += [
-                (p + "ffn_norm.weight", (H,), Q.F32, "norm", 1.0),
                 (p + "ffn_gate_inp.weight", (E, H), rt, "router", ROUTER_LOGIT_STD * H ** -0.5),
                 (p + "ffn_gate_exps.weight", (E, F, H), et, "exps", H ** -0.5),
                 (p + "ffn_up_exps.weight", (E, F, H), et, "exps", H ** -0.5),
                 (p + "ffn_down_exps.weight", (E, H, F), et, "exps", F ** -0.5),
             ]
+            if a.arch == "qwen35moe":
+                S = cfg["shared_expert_intermediate_size"]
+                t += [
+                    (p + "ffn_gate_inp_shexp.weight", (H,), Q.F32, "router", H ** -0.5),
+                    (p + "ffn_gate_shexp.weight", (S, H), dt, "attn", H ** -0.5),
+                    (p + "ffn_up_shexp.weight", (S, H), dt, "attn", H ** -0.5),
+                    (p + "ffn_down_shexp.weight", (H, S), dt, "attn", S ** -0.5),
+                ]
         t.append(("output_norm.weight", (H,), Q.F32, "norm", 1.0))
         t.append(("output.weight", (V, H), ot, "output", H ** -0.5))
         self.tensors = t
+
+    def attention(self, p, dt, qk_norm, gated=False):
+        """Softmax attention's matrices (Qwen3.5's query projection also gives the output gate)."""
+        d = self.dims
+        H, nh, nkv, hd = d["H"], d["nh"], d["nkv"], d["hd"]
+        t = [
+            (p + "attn_q.weight", ((2 if gated else 1) * nh * hd, H), dt, "attn", H ** -0.5),
+            (p + "attn_k.weight", (nkv * hd, H), dt, "attn", H ** -0.5),
+            (p + "attn_v.weight", (nkv * hd, H), dt, "attn", H ** -0.5),
+            (p + "attn_output.weight", (H, nh * hd), dt, "attn", (nh * hd) ** -0.5),
+        ]
+        if qk_norm:
+            t += [(p + "attn_q_norm.weight", (hd,), Q.F32, "norm", 1.0),
+                  (p + "attn_k_norm.weight", (hd,), Q.F32, "norm", 1.0)]
+        return t
+
+    def hybrid_layer(self, cfg, i, p, dt, rt):
+        """A Qwen3.5-MoE layer before its MoE: gated attention every full_attention_interval-th
+        layer, else a gated DeltaNet (llama.cpp's names: attn_qkv, attn_gate = z, ssm_beta / ssm_alpha =
+        the b / a projections, ssm_a = -exp(A_log), ssm_dt.bias, ssm_conv1d, ssm_norm, ssm_out).
+        Norms are stored with Qwen's (1 + w) already added, as llama.cpp's converter does."""
+        H = self.dims["H"]
+        t = [(p + "attn_norm.weight", (H,), Q.F32, "norm", 1.0),
+             (p + "post_attention_norm.weight", (H,), Q.F32, "norm", 1.0)]
+        if (i + 1) % cfg.get("full_attention_interval", 4) == 0:
+            return t + self.attention(p, dt, qk_norm=True, gated=True)
+        nk, nv = cfg["linear_num_key_heads"], cfg["linear_num_value_heads"]
+        kd, vd = nk * cfg["linear_key_head_dim"], nv * cfg["linear_value_head_dim"]
+        K = cfg["linear_conv_kernel_dim"]
+        return t + [
+            (p + "attn_qkv.weight", (2 * kd + vd, H), dt, "attn", H ** -0.5),
+            (p + "attn_gate.weight", (vd, H), dt, "attn", H ** -0.5),
+            (p + "ssm_conv1d.weight", (2 * kd + vd, K), Q.F32, "conv", K ** -0.5),
+            (p + "ssm_dt.bias", (nv,), Q.F32, "zero", 0.0),
+            (p + "ssm_a", (nv,), Q.F32, "minus_one", 0.0),  # A_log = 0, as moe synth writes it
+            (p + "ssm_beta.weight", (nv, H), rt, "router", H ** -0.5),
+            (p + "ssm_alpha.weight", (nv, H), rt, "router", H ** -0.5),
+            (p + "ssm_norm.weight", (cfg["linear_value_head_dim"],), Q.F32, "norm", 1.0),
+            (p + "ssm_out.weight", (H, vd), dt, "attn", vd ** -0.5),
+        ]
 
     def nbytes(self, name):
         for n, shape, qt, _, _ in self.tensors:
@@ -153,7 +197,7 @@ class Plan:
             elif kind == "embd":
                 per["embd_row"] += b // d["V"]
             else:
-                per[kind] += b
+                per["attn" if kind == "conv" else "norm" if kind in ("zero", "minus_one") else kind] += b
         return sum(per.values()), per
 
 
@@ -187,8 +231,8 @@ def fill_float(rng, n_elems, std, qt):
 
 
 def gen_chunk(rng, qt, n_elems, kind, std):
-    if kind == "norm":
-        return np.ones(n_elems, dtype=np.float32)
+    if kind in ("norm", "zero", "minus_one"):
+        return np.full(n_elems, {"norm": 1.0, "zero": 0.0, "minus_one": -1.0}[kind], dtype=np.float32)
     if qt == Q.Q4_0:
         return fill_q4_0(rng, n_elems, std)
     if qt == Q.Q8_0:
@@ -203,12 +247,31 @@ def gguf_arch(cfg):
         if cfg.get("mlp_only_layers") or cfg.get("decoder_sparse_step", 1) != 1:
             sys.exit("mlp_only_layers / decoder_sparse_step != 1: llama.cpp's qwen3moe has MoE in every layer")
         return "qwen3moe", None
+    if mt in ("qwen3_5_moe", "qwen3_5_moe_text") or "Qwen3_5MoeForCausalLM" in archs:
+        if cfg.get("mlp_only_layers") or cfg.get("decoder_sparse_step", 1) != 1:
+            sys.exit("mlp_only_layers / decoder_sparse_step != 1: llama.cpp's qwen35moe has MoE in every layer")
+        return "qwen35moe", None
     if mt == "mixtral" or "MixtralForCausalLM" in archs:
         return "llama", None
     if mt == "olmoe" or "OlmoeForCausalLM" in archs:
         return "qwen3moe", ("OLMoE written as qwen3moe (ik_llama.cpp has no olmoe): same matrices and bytes, "
                             "q/k norm per head, top-k renormalised")
-    sys.exit(f"make_gguf.py writes Qwen3-MoE, Mixtral and OLMoE shapes; this config is {archs or mt}")
+    sys.exit(f"make_gguf.py writes Qwen3-MoE, Qwen3.5-MoE, Mixtral and OLMoE shapes; this config is {archs or mt}")
+
+
+def hybrid_keys(w, cfg, d):
+    """Qwen3.5-MoE's extra hyperparameters: the shared expert, partial multi-section RoPE (text
+    positions are equal in every section, so it is plain RoPE over the first dims) and the DeltaNet."""
+    arch = "qwen35moe"
+    w.add_uint32(f"{arch}.expert_shared_feed_forward_length", cfg["shared_expert_intermediate_size"])
+    w.add_uint32(f"{arch}.rope.dimension_count", int(d["hd"] * cfg.get("partial_rotary_factor", 1.0)))
+    w.add_array(f"{arch}.rope.dimension_sections", [11, 11, 10, 0])  # Qwen3.5's mrope_section
+    w.add_uint32(f"{arch}.ssm.conv_kernel", cfg["linear_conv_kernel_dim"])
+    w.add_uint32(f"{arch}.ssm.inner_size", cfg["linear_num_value_heads"] * cfg["linear_value_head_dim"])
+    w.add_uint32(f"{arch}.ssm.state_size", cfg["linear_key_head_dim"])
+    w.add_uint32(f"{arch}.ssm.time_step_rank", cfg["linear_num_value_heads"])
+    w.add_uint32(f"{arch}.ssm.group_count", cfg["linear_num_key_heads"])
+    w.add_uint32(f"{arch}.full_attention_interval", cfg.get("full_attention_interval", 4))
 
 
 def human(b):
@@ -223,7 +286,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Example:\n  python3 make_gguf.py --pack q30.moepack --out /work/peers/q30.gguf")
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--config", help="Hugging Face config.json of a Qwen3-MoE, Mixtral or OLMoE shape")
+    src.add_argument("--config", help="Hugging Face config.json of a Qwen3-MoE, Qwen3.5-MoE, Mixtral or OLMoE shape")
     src.add_argument("--pack", help="a .moepack: its embedded config.json is used")
     ap.add_argument("--out", "-o", help="output .gguf (omit with --dry-run)")
     ap.add_argument("--layers", type=int, default=0, help="keep the first N decoder layers (as moe synth --layers)")
@@ -289,6 +352,8 @@ def main():
     w.add_value_length(d["hd"])
     w.add_rope_freq_base(float(cfg.get("rope_theta", 10000.0)))
     w.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-6)))
+    if a.arch == "qwen35moe":
+        hybrid_keys(w, cfg, d)
     w.add_expert_count(d["E"])
     w.add_expert_used_count(d["K"])
     w.add_file_type(FILE_TYPE[a.expert_type])
