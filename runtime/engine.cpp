@@ -45,6 +45,17 @@ WeightView Engine::norm(const WeightView& w) const {
   return it == offset_norms_.end() ? w : WeightView{DType::F32, it->second.data(), w.rows, w.cols};
 }
 
+void Engine::norm_rows(const float* x, const WeightView& w, int64_t T, int64_t n, float* out) {
+  const WeightView nw = norm(w);
+  const float eps = float(model_.cfg.rms_eps);
+  const auto rows = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) cpu::rmsnorm(x + t * n, nw, eps, n, out + t * n);
+  };
+  // Decode's few rows: no parallel section (it would cost more than it saves).
+  if (T >= 32) pool_.parallel_for(T, 16, rows);
+  else rows(0, T);
+}
+
 SeqId Engine::create_sequence() {
   const ModelConfig& c = model_.cfg;
   if (c.n_linear_layers() > 0) {
@@ -118,10 +129,15 @@ std::vector<float> Engine::forward(std::span<const BatchItem> batch) {
     auto t1 = std::chrono::steady_clock::now();
     (c.is_linear(l) ? times_.linear : times_.attention) += std::chrono::duration<double>(t1 - t0).count();
     const LayerWeights& L = model_.layers[size_t(l)];
-    for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(&x[size_t(t * H)], norm(L.ffn_norm), float(c.rms_eps), H, &h[size_t(t * H)]);
+    norm_rows(x.data(), L.ffn_norm, T, H, h.data());
     ffn(l, toks, x, h, f);
     times_.ffn += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-    for (size_t i = 0; i < x.size(); ++i) x[i] += f[i];
+    if (T >= 32)
+      pool_.parallel_for(T, 16, [&](int64_t t0, int64_t t1) {
+        for (int64_t i = t0 * H; i < t1 * H; ++i) x[size_t(i)] += f[size_t(i)];
+      });
+    else
+      for (size_t i = 0; i < x.size(); ++i) x[i] += f[i];
   }
   for (auto& [id, n] : plan.added) seqs_.at(id).set_length(seqs_.at(id).length() + n);
   for (const BatchItem& item : batch) seqs_.at(item.seq).append_tokens(item.tokens);

@@ -76,6 +76,8 @@ class Engine final : public InferenceEngine {
   void rope_tables(int32_t pos, float* cs, float* sn) const;
   // A norm weight as the engine applies it: (1 + w) for Qwen3-Next's centred norms, else w.
   WeightView norm(const WeightView& w) const;
+  // out[t] = rmsnorm(x[t]) * norm(w) for T rows of width n; a prompt's rows split over the pool.
+  void norm_rows(const float* x, const WeightView& w, int64_t T, int64_t n, float* out);
   // Recurrent models: bring `seq`'s state to length n (<= its length) from the nearest snapshot,
   // recomputing the tokens after it.
   void rewind(SeqId seq, int64_t n);

@@ -27,8 +27,7 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
   const float eps = float(c.rms_eps);
 
   std::vector<float> h(size_t(T * H));
-  for (int64_t t = 0; t < T; ++t)
-    cpu::rmsnorm(&x[size_t(t * H)], norm(model_.layers[size_t(layer)].attn_norm), eps, H, &h[size_t(t * H)]);
+  norm_rows(x.data(), model_.layers[size_t(layer)].attn_norm, T, H, h.data());
   std::vector<float> q(size_t(T * qd)), k(size_t(T * kvd)), v(size_t(T * kvd));  // [T, qd], [T, kvd] x2
   std::vector<float> gate;  // [T, qd] Qwen3-Next's output gate: q_proj gives [q, gate] per head
   std::vector<float> qg(c.attn_output_gate ? size_t(T * 2 * qd) : 0);
@@ -60,8 +59,13 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
     }
   } else if (c.qk_norm == QkNorm::PerHead) {
     const WeightView qn = norm(A.q_norm), kn = norm(A.k_norm);
-    for (int64_t i = 0; i < T * c.n_heads; ++i) cpu::rmsnorm(&q[size_t(i * hd)], qn, eps, hd, &q[size_t(i * hd)]);
-    for (int64_t i = 0; i < T * c.n_kv_heads; ++i) cpu::rmsnorm(&k[size_t(i * hd)], kn, eps, hd, &k[size_t(i * hd)]);
+    const auto heads = [&](int64_t t0, int64_t t1) {
+      for (int64_t i = t0 * c.n_heads; i < t1 * c.n_heads; ++i) cpu::rmsnorm(&q[size_t(i * hd)], qn, eps, hd, &q[size_t(i * hd)]);
+      for (int64_t i = t0 * c.n_kv_heads; i < t1 * c.n_kv_heads; ++i)
+        cpu::rmsnorm(&k[size_t(i * hd)], kn, eps, hd, &k[size_t(i * hd)]);
+    };
+    if (T >= 32) pool_.parallel_for(T, 16, heads);
+    else heads(0, T);
   }
   if (c.clip_qkv > 0) {  // OLMoE clamps after the norm
     const float lim = float(c.clip_qkv);
@@ -69,14 +73,19 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
       for (float& e : *buf) e = std::clamp(e, -lim, lim);
   }
 
-  // RoPE at each token's own position.
-  std::vector<float> cs(inv_freq_.size()), sn(inv_freq_.size());
-  for (int64_t t = 0; t < T; ++t) {
-    rope_tables(toks[size_t(t)].pos, cs.data(), sn.data());
-    cpu::rope_dims(&q[size_t(t * qd)], c.n_heads, int(hd), c.rotary_dim, c.rope_interleaved, cs.data(), sn.data());
-    cpu::rope_dims(&k[size_t(t * kvd)], c.n_kv_heads, int(hd), c.rotary_dim, c.rope_interleaved, cs.data(), sn.data());
-    toks[size_t(t)].kv->put(layer, toks[size_t(t)].pos, &k[size_t(t * kvd)], &v[size_t(t * kvd)]);
-  }
+  // RoPE at each token's own position, and the token's K/V row into its cache (reserved before
+  // the step, so tokens write disjoint rows: a prompt's are split over the pool).
+  const auto rope_put = [&](int64_t t0, int64_t t1) {
+    std::vector<float> cs(inv_freq_.size()), sn(inv_freq_.size());
+    for (int64_t t = t0; t < t1; ++t) {
+      rope_tables(toks[size_t(t)].pos, cs.data(), sn.data());
+      cpu::rope_dims(&q[size_t(t * qd)], c.n_heads, int(hd), c.rotary_dim, c.rope_interleaved, cs.data(), sn.data());
+      cpu::rope_dims(&k[size_t(t * kvd)], c.n_kv_heads, int(hd), c.rotary_dim, c.rope_interleaved, cs.data(), sn.data());
+      toks[size_t(t)].kv->put(layer, toks[size_t(t)].pos, &k[size_t(t * kvd)], &v[size_t(t * kvd)]);
+    }
+  };
+  if (T >= 32) pool_.parallel_for(T, 16, rope_put);
+  else rope_put(0, T);
 
   // Each (token, head) pair is independent once the cache holds every key of the batch.
   std::vector<float> out(size_t(T * qd));

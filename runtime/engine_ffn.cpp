@@ -113,38 +113,49 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
     const std::span<const int> chunk(used.data() + c0, std::min(used.size() - c0, size_t(K)));
     const HeldExperts w(src, layer, chunk);  // released even when a kernel throws
     jobs.clear();
+    // An expert that every token chose reads h itself (its rows are the tokens in order): at
+    // decode all of them do, and the matmuls then quantize the token once for all experts. The
+    // others' rows are gathered, split over the pool (a prompt's are ~100 MB a layer).
+    std::vector<std::pair<size_t, int64_t>> gather;  // (chunk index, row), in order
+    for (size_t ci = 0; ci < chunk.size(); ++ci) {
+      const auto& rows = by_expert[size_t(chunk[ci])];
+      if (int64_t(rows.size()) == T) continue;
+      xin[ci].resize(rows.size() * size_t(H));
+      for (size_t r = 0; r < rows.size(); ++r) gather.emplace_back(ci, int64_t(r));
+    }
+    pool_.parallel_for(int64_t(gather.size()), 64, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const auto [ci, r] = gather[size_t(i)];
+        std::copy_n(&h[size_t(by_expert[size_t(chunk[ci])][size_t(r)] / K * H)], H, &xin[ci][size_t(r * H)]);
+      }
+    });
     for (size_t ci = 0; ci < chunk.size(); ++ci) {
       const int e = chunk[ci];
-      const auto& rows = by_expert[size_t(e)];
-      const int64_t n = int64_t(rows.size());
+      const int64_t n = int64_t(by_expert[size_t(e)].size());
       float* y = &ys[size_t(first[size_t(e)] * H)];
-      // An expert that every token chose reads h itself (its rows are the tokens in order): at
-      // decode all of them do, and the matmuls then quantize the token once for all experts.
-      const float* xe = h.data();
-      if (n != T) {
-        xin[ci].resize(size_t(n * H));
-        for (int64_t r = 0; r < n; ++r) std::copy_n(&h[size_t(rows[size_t(r)] / K * H)], H, &xin[ci][size_t(r * H)]);
-        xe = xin[ci].data();
-      }
+      const float* xe = n == T ? h.data() : xin[ci].data();
       if (c.expert_biases || c.expert_act.clamped) biased_expert(L, e, w[ci], n, xe, y);
       else jobs.push_back({w[ci].gate, w[ci].up, w[ci].down, n, xe, y});
     }
     cpu::swiglu_ffn_many(pool_, jobs, I);
   }
   // out[t] = sum of g * y over t's experts in ascending id: the same sums whatever ran first.
-  std::fill(out.begin(), out.end(), 0.0f);
-  std::vector<int> order(static_cast<size_t>(K));
-  for (int64_t t = 0; t < T; ++t) {
-    const int32_t* ti = &ids[size_t(t * K)];
-    for (int j = 0; j < K; ++j) order[size_t(j)] = j;
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return ti[a] < ti[b]; });
-    float* o = &out[size_t(t * H)];
-    for (int j : order) {
-      const float g = wts[size_t(t * K + j)];
-      const float* y = &ys[size_t(row_of[size_t(t * K + j)] * H)];
-      for (int64_t d = 0; d < H; ++d) o[d] += g * y[d];
+  // Tokens are independent: split over the pool.
+  pool_.parallel_for(T, 8, [&](int64_t t0, int64_t t1) {
+    std::vector<int> order(static_cast<size_t>(K));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int32_t* ti = &ids[size_t(t * K)];
+      for (int j = 0; j < K; ++j) order[size_t(j)] = j;
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return ti[a] < ti[b]; });
+      float* o = &out[size_t(t * H)];
+      std::fill(o, o + H, 0.0f);
+      for (int j : order) {
+        const float g = wts[size_t(t * K + j)];
+        const float* y = &ys[size_t(row_of[size_t(t * K + j)] * H)];
+        for (int64_t d = 0; d < H; ++d) o[d] += g * y[d];
+      }
     }
-  }
+  });
 
   if (c.shared_intermediate > 0) {
     std::vector<float> s(size_t(T * H));

@@ -28,7 +28,7 @@ void Engine::linear_attention(int layer, const std::vector<Tok>& toks, std::vect
   const float eps = float(c.rms_eps);
 
   std::vector<float> h(size_t(T * H));
-  for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(&x[size_t(t * H)], norm(L.attn_norm), eps, H, &h[size_t(t * H)]);
+  norm_rows(x.data(), L.attn_norm, T, H, h.data());
   std::vector<float> qkv(size_t(T * C)), z(size_t(T * vd)), b(size_t(T * nv)), a(size_t(T * nv));
   cpu::matmul(pool_, h.data(), T, W.qkv, qkv.data());
   cpu::matmul(pool_, h.data(), T, W.z, z.data());

@@ -24,11 +24,9 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
   const int64_t T = int64_t(toks.size()), H = c.hidden, nh = c.n_heads;
   const int64_t nope = m.qk_nope_head_dim, rope = m.qk_rope_head_dim, qk = m.qk_head_dim(), vd = m.v_head_dim;
   const int64_t R = m.kv_lora_rank, row = R + rope;  // cache row: latent, then rotary key
-  const float eps = float(c.rms_eps);
 
   std::vector<float> h(size_t(T * H));
-  for (int64_t t = 0; t < T; ++t)
-    cpu::rmsnorm(&x[size_t(t * H)], norm(model_.layers[size_t(layer)].attn_norm), eps, H, &h[size_t(t * H)]);
+  norm_rows(x.data(), model_.layers[size_t(layer)].attn_norm, T, H, h.data());
   std::vector<float> q(size_t(T * nh * qk));  // [T, nh, nope + rope]
   if (m.q_lora_rank > 0) {
     std::vector<float> qa(size_t(T * m.q_lora_rank));

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
 #include <vector>
@@ -125,21 +126,37 @@ void swiglu_ffn(ThreadPool& pool, const WeightView& gate, const WeightView& up, 
 }
 
 void swiglu_ffn_many(ThreadPool& pool, std::span<const FfnJob> jobs, int64_t inter) {
-  std::vector<std::vector<float>> g(jobs.size()), u(jobs.size());  // [n, inter] each
+  // [n, inter] each, left uninitialised (every element is written): zeroing a prompt's buffers
+  // cost a serial memset of ~100 MB per layer.
+  std::vector<std::unique_ptr<float[]>> g(jobs.size()), u(jobs.size());
+  std::vector<int64_t> start(jobs.size() + 1, 0);  // element offsets of the jobs, for the split below
   std::vector<MatJob> mm;
   for (size_t i = 0; i < jobs.size(); ++i) {
     const FfnJob& j = jobs[i];
-    g[i].resize(size_t(j.n * inter));
-    u[i].resize(size_t(j.n * inter));
-    mm.push_back({j.x, j.n, j.gate, g[i].data()});
-    mm.push_back({j.x, j.n, j.up, u[i].data()});
+    g[i] = std::make_unique_for_overwrite<float[]>(size_t(j.n * inter));
+    u[i] = std::make_unique_for_overwrite<float[]>(size_t(j.n * inter));
+    start[i + 1] = start[i] + j.n * inter;
+    mm.push_back({j.x, j.n, j.gate, g[i].get()});
+    mm.push_back({j.x, j.n, j.up, u[i].get()});
   }
   matmul_many(pool, mm);
+  // silu(g) * u, an exp per element: split over the pool when there is enough of it, else the
+  // other threads would wait for the caller's serial loop.
+  constexpr int64_t kBlock = 4096;
+  const int64_t total = start.back();
+  const auto silu_range = [&](int64_t b0, int64_t b1) {
+    const int64_t e0 = b0 * kBlock, e1 = std::min(total, b1 * kBlock);
+    size_t i = size_t(std::upper_bound(start.begin(), start.end(), e0) - start.begin()) - 1;
+    for (int64_t e = e0; e < e1; ++i) {
+      const int64_t stop = std::min(e1, start[i + 1]), off = e - start[i];
+      silu_mul(g[i].get() + off, u[i].get() + off, stop - e, g[i].get() + off);
+      e = stop;
+    }
+  };
+  if (total >= 2 * kBlock) pool.parallel_for((total + kBlock - 1) / kBlock, 1, silu_range);
+  else silu_range(0, (total + kBlock - 1) / kBlock);
   mm.clear();
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    silu_mul(g[i].data(), u[i].data(), jobs[i].n * inter, g[i].data());
-    mm.push_back({g[i].data(), jobs[i].n, jobs[i].down, jobs[i].out});
-  }
+  for (size_t i = 0; i < jobs.size(); ++i) mm.push_back({g[i].get(), jobs[i].n, jobs[i].down, jobs[i].out});
   matmul_many(pool, mm);
 }
 
