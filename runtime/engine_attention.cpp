@@ -52,20 +52,16 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
     }
   }
 
-  if (c.qk_norm == QkNorm::Full) {
-    for (int64_t t = 0; t < T; ++t) {
-      cpu::rmsnorm(&q[size_t(t * qd)], A.q_norm, eps, qd, &q[size_t(t * qd)]);
-      cpu::rmsnorm(&k[size_t(t * kvd)], A.k_norm, eps, kvd, &k[size_t(t * kvd)]);
-    }
-  } else if (c.qk_norm == QkNorm::PerHead) {
-    const WeightView qn = norm(A.q_norm), kn = norm(A.k_norm);
-    const auto heads = [&](int64_t t0, int64_t t1) {
-      for (int64_t i = t0 * c.n_heads; i < t1 * c.n_heads; ++i) cpu::rmsnorm(&q[size_t(i * hd)], qn, eps, hd, &q[size_t(i * hd)]);
-      for (int64_t i = t0 * c.n_kv_heads; i < t1 * c.n_kv_heads; ++i)
-        cpu::rmsnorm(&k[size_t(i * hd)], kn, eps, hd, &k[size_t(i * hd)]);
+  if (c.qk_norm != QkNorm::None) {  // over the whole projection (OLMoE) or per head
+    const bool full = c.qk_norm == QkNorm::Full;
+    const WeightView qn = full ? A.q_norm : norm(A.q_norm), kn = full ? A.k_norm : norm(A.k_norm);
+    const int64_t qw = full ? qd : hd, kw = full ? kvd : hd;  // the normed width
+    const auto rows = [&](int64_t t0, int64_t t1) {
+      for (int64_t i = t0 * qd / qw; i < t1 * qd / qw; ++i) cpu::rmsnorm(&q[size_t(i * qw)], qn, eps, qw, &q[size_t(i * qw)]);
+      for (int64_t i = t0 * kvd / kw; i < t1 * kvd / kw; ++i) cpu::rmsnorm(&k[size_t(i * kw)], kn, eps, kw, &k[size_t(i * kw)]);
     };
-    if (T >= 32) pool_.parallel_for(T, 16, heads);
-    else heads(0, T);
+    if (T >= 32) pool_.parallel_for(T, 16, rows);
+    else rows(0, T);
   }
   if (c.clip_qkv > 0) {  // OLMoE clamps after the norm
     const float lim = float(c.clip_qkv);
