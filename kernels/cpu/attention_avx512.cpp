@@ -187,6 +187,42 @@ inline void values_for(int gn, const float* const* p, const typename L::E* v, in
   else values<L, 1, 0>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
 }
 
+// Scores of gn <= 4 query rows (q_stride floats apart) against the one key row kt: out[g *
+// out_stride]. Each row's sum is its own chain over the chunks, so one row alone scores alike.
+template <class L>
+inline void score_key(const float* q, int64_t q_stride, int gn, const typename L::E* kt, int nc, float scale,
+                      float* out, int64_t out_stride) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int c = 0; c < nc; ++c) {
+    const __m512 kc = L::load(kt + 16 * c);
+    for (int g = 0; g < gn; ++g) acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(q + g * q_stride + 16 * c), kc, acc[g]);
+  }
+  for (int g = 0; g < gn; ++g) out[g * out_stride] = _mm512_reduce_add_ps(acc[g]) * scale;
+}
+
+// Output rows [0, rows) = (softmax weights of row r: p + r * p_stride, n of them) x value rows,
+// times inv[r]: two rows x 128 columns in registers while the value rows stream past. ahead:
+// prefetch rows ahead on the first pass over them.
+template <class L>
+inline void value_pass(const float* p, int64_t p_stride, int rows, const float* inv, const typename L::E* v,
+                       int64_t kv_stride, int64_t first, int64_t n, int head_dim, bool ahead, float* out,
+                       int64_t out_stride) {
+  const int nc = head_dim / 16;
+  for (int c0 = 0; c0 < nc; c0 += 8) {
+    const int cn = std::min(8, nc - c0);
+    for (int r0 = 0; r0 < rows; r0 += 2) {
+      const int rn = std::min(2, rows - r0);
+      __m512 acc[2][8];
+      const float* pr[2] = {p + r0 * p_stride, p + (r0 + 1) * p_stride};
+      values_for<L>(rn, pr, v, kv_stride, first, n, c0, cn, ahead && c0 == 0 && r0 == 0, head_dim, acc);
+      for (int r = 0; r < rn; ++r)
+        for (int c = 0; c < cn; ++c)
+          _mm512_storeu_ps(out + (r0 + r) * out_stride + 16 * (c0 + c),
+                           _mm512_mul_ps(acc[r][c], _mm512_set1_ps(inv[r0 + r])));
+    }
+  }
+}
+
 template <class L>
 void attend_group_impl(const float* q, int n_q, const typename L::E* k, const typename L::E* v, int64_t kv_stride,
                        int64_t first, int64_t pos, int head_dim, float scale, const float* sinks, float* out,
@@ -203,36 +239,15 @@ void attend_group_impl(const float* q, int n_q, const typename L::E* k, const ty
   for (int g = g4; g < n_q; ++g)
     for (int64_t t0 = 0; t0 < t16; t0 += 16)
       scores1x16<L>(q, k, kv_stride, first, t0, g, head_dim, scale, n, g4 == 0 && g == 0, scratch);
-  for (int64_t t = 0; t < n; ++t) {
-    const typename L::E* kt = k + (first + t) * kv_stride;
+  for (int64_t t = 0; t < n; ++t)
     for (int g0 = 0; g0 < n_q; g0 += 4) {
       if (g0 < g4 ? t < t4 : t < t16) continue;  // a block above did it
-      const int gn = std::min(4, n_q - g0);
-      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-      for (int c = 0; c < nc; ++c) {
-        const __m512 kc = L::load(kt + 16 * c);
-        for (int g = 0; g < gn; ++g)
-          acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (g0 + g) * head_dim + 16 * c), kc, acc[g]);
-      }
-      for (int g = 0; g < gn; ++g) scratch[(g0 + g) * n + t] = _mm512_reduce_add_ps(acc[g]) * scale;
+      score_key<L>(q + g0 * head_dim, head_dim, std::min(4, n_q - g0), k + (first + t) * kv_stride, nc, scale,
+                   scratch + g0 * n + t, n);
     }
-  }
   float inv[256];  // 1 / softmax denominator per head (n_q <= 256, checked by attend_group)
   for (int g = 0; g < n_q; ++g) inv[g] = 1.0f / exp_row(scratch + g * n, n, sinks ? sinks + g : nullptr);
-  // Values: two heads x 128 columns of output in registers while the value rows stream past.
-  for (int c0 = 0; c0 < nc; c0 += 8) {
-    const int cn = std::min(8, nc - c0);
-    for (int g0 = 0; g0 < n_q; g0 += 2) {
-      const int gn = std::min(2, n_q - g0);
-      __m512 acc[2][8];
-      const float* p[2] = {scratch + g0 * n, scratch + (g0 + 1) * n};
-      const bool ahead = c0 == 0 && g0 == 0;  // the first pass over the rows
-      values_for<L>(gn, p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
-      for (int g = 0; g < gn; ++g)
-        for (int c = 0; c < cn; ++c)
-          _mm512_storeu_ps(out + (g0 + g) * head_dim + 16 * (c0 + c), _mm512_mul_ps(acc[g][c], _mm512_set1_ps(inv[g0 + g])));
-    }
-  }
+  value_pass<L>(scratch, n, n_q, inv, v, kv_stride, first, n, head_dim, true, out, head_dim);
 }
 
 // attend_rows (attention.h): R <= 4 query rows of one head, row r over keys [first, last[r]].
@@ -257,28 +272,11 @@ void attend_rows_impl(const float* q, int64_t q_stride, int R, const typename L:
     float* sr = scratch + r * nmax;
     for (int64_t t0 = R == 4 ? t16_min : 0; t0 < t16; t0 += 16)
       scores1x16<L>(qr, k, kv_stride, first, t0, 0, head_dim, scale, nmax, false, sr);
-    for (int64_t t = t16; t < n; ++t) {
-      const typename L::E* kt = k + (first + t) * kv_stride;
-      __m512 acc = _mm512_setzero_ps();
-      for (int c = 0; c < nc; ++c) acc = _mm512_fmadd_ps(_mm512_loadu_ps(qr + 16 * c), L::load(kt + 16 * c), acc);
-      sr[t] = _mm512_reduce_add_ps(acc) * scale;
-    }
+    for (int64_t t = t16; t < n; ++t) score_key<L>(qr, q_stride, 1, k + (first + t) * kv_stride, nc, scale, sr + t, nmax);
     inv[r] = 1.0f / exp_row(sr, n, sink);
     std::fill(sr + n, sr + nmax, 0.0f);
   }
-  for (int c0 = 0; c0 < nc; c0 += 8) {
-    const int cn = std::min(8, nc - c0);
-    for (int r0 = 0; r0 < R; r0 += 2) {
-      const int rn = std::min(2, R - r0);
-      __m512 acc[2][8];
-      const float* p[2] = {scratch + r0 * nmax, scratch + (r0 + 1) * nmax};
-      values_for<L>(rn, p, v, kv_stride, first, nmax, c0, cn, false, head_dim, acc);
-      for (int r = 0; r < rn; ++r)
-        for (int c = 0; c < cn; ++c)
-          _mm512_storeu_ps(out + (r0 + r) * out_stride + 16 * (c0 + c),
-                           _mm512_mul_ps(acc[r][c], _mm512_set1_ps(inv[r0 + r])));
-    }
-  }
+  value_pass<L>(scratch, nmax, R, inv, v, kv_stride, first, nmax, head_dim, false, out, out_stride);
 }
 
 }  // namespace
