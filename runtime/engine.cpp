@@ -51,9 +51,7 @@ void Engine::norm_rows(const float* x, const WeightView& w, int64_t T, int64_t n
   const auto rows = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) cpu::rmsnorm(x + t * n, nw, eps, n, out + t * n);
   };
-  // Decode's few rows: no parallel section (it would cost more than it saves).
-  if (T >= 32) pool_.parallel_for(T, 16, rows);
-  else rows(0, T);
+  pool_.parallel_for(T, 16, rows);  // under 2 x 16 rows (decode) the caller runs them alone
 }
 
 SeqId Engine::create_sequence() {
@@ -132,12 +130,9 @@ std::vector<float> Engine::forward(std::span<const BatchItem> batch) {
     norm_rows(x.data(), L.ffn_norm, T, H, h.data());
     ffn(l, toks, x, h, f);
     times_.ffn += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-    if (T >= 32)
-      pool_.parallel_for(T, 16, [&](int64_t t0, int64_t t1) {
-        for (int64_t i = t0 * H; i < t1 * H; ++i) x[size_t(i)] += f[size_t(i)];
-      });
-    else
-      for (size_t i = 0; i < x.size(); ++i) x[i] += f[i];
+    pool_.parallel_for(T, 16, [&](int64_t t0, int64_t t1) {
+      for (int64_t i = t0 * H; i < t1 * H; ++i) x[size_t(i)] += f[size_t(i)];
+    });
   }
   for (auto& [id, n] : plan.added) seqs_.at(id).set_length(seqs_.at(id).length() + n);
   for (const BatchItem& item : batch) seqs_.at(item.seq).append_tokens(item.tokens);

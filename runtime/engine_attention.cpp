@@ -60,8 +60,7 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
       for (int64_t i = t0 * qd / qw; i < t1 * qd / qw; ++i) cpu::rmsnorm(&q[size_t(i * qw)], qn, eps, qw, &q[size_t(i * qw)]);
       for (int64_t i = t0 * kvd / kw; i < t1 * kvd / kw; ++i) cpu::rmsnorm(&k[size_t(i * kw)], kn, eps, kw, &k[size_t(i * kw)]);
     };
-    if (T >= 32) pool_.parallel_for(T, 16, rows);
-    else rows(0, T);
+    pool_.parallel_for(T, 16, rows);
   }
   if (c.clip_qkv > 0) {  // OLMoE clamps after the norm
     const float lim = float(c.clip_qkv);
@@ -80,8 +79,7 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
       toks[size_t(t)].kv->put(layer, toks[size_t(t)].pos, &k[size_t(t * kvd)], &v[size_t(t * kvd)]);
     }
   };
-  if (T >= 32) pool_.parallel_for(T, 16, rope_put);
-  else rope_put(0, T);
+  pool_.parallel_for(T, 16, rope_put);
 
   // Each (token, head) pair is independent once the cache holds every key of the batch.
   std::vector<float> out(size_t(T * qd));

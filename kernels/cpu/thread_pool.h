@@ -26,7 +26,8 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return int(workers_.size()) + 1; }
-  // Calls fn(begin, end) over [0, n) split into contiguous chunks of at least `grain`.
+  // Calls fn(begin, end) over [0, n) split into contiguous chunks of at least `grain`. Under
+  // 2 x grain the caller runs fn(0, n) alone, with no parallel section to pay for.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
   // The same, except that each thread takes one contiguous share of the first (1 - 1/tail) of
   // [0, n) and then pieces of the rest (about 1/(tail x 4 x threads) each, at least `grain`) as
