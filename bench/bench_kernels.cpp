@@ -337,7 +337,7 @@ void register_all() {
                                    s.K, label, true)
           ->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
   }
-  for (int64_t M : {2, 8, 16, 64})
+  for (int64_t M : {2, 8, 16, 64, 128})
     for (const FormatDef& fd : kGemmFormats)
       for (const ShapeDef& s : kShapes) {
         const std::string label = std::string(fd.name) + "/" + s.name;

@@ -76,9 +76,17 @@ void unpack(const WeightView& w, int64_t n, int nt, Unpacked& p) {
   }
 }
 
+// The next run of weight rows, prefetched a line per 32-block during the products of this one
+// (as in qgemm_avx512_i8m.cpp): codes (ahead bytes) and fp16 scales (sahead bytes).
+struct Next {
+  const uint8_t* codes = nullptr;
+  const uint8_t* scales = nullptr;
+  int64_t ahead = 0, sahead = 0;
+};
+
 // NT weight rows (unpacked) against 16-row block mb of x: out[j] lanes = y[mb * 16 + l, n + j].
 template <bool ZP, int NT>
-void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, __m512* out) {
+void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, const Next& next, __m512* out) {
   const int64_t nb = K / 32, ng = K / G;
   const uint8_t* xp = &a.q[size_t(mb * K * kLanes)];
   const int32_t* bp = &a.b[size_t(mb * nb * kLanes)];
@@ -86,6 +94,8 @@ void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, __
   __m512 acc[NT];
   for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
   for (int64_t blk = 0; blk < nb; ++blk) {
+    if (blk * 64 < next.ahead) _mm_prefetch(reinterpret_cast<const char*>(next.codes + blk * 64), _MM_HINT_T0);
+    if (blk * 64 < next.sahead) _mm_prefetch(reinterpret_cast<const char*>(next.scales + blk * 64), _MM_HINT_T0);
     __m512i xv[8];
     for (int t = 0; t < 8; ++t) xv[t] = _mm512_loadu_si512(xp + t * 64);
     const __m512i bs = _mm512_loadu_si512(bp);
@@ -118,10 +128,18 @@ template <bool ZP>
 void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
   const WeightView& w = job.w;
   static thread_local Unpacked p;  // used only by this thread
+  const int64_t K = w.cols, ng = K / w.group;
   mlanes::drive(
       job, a.nmb, n0, n1, [&](int64_t n, int nt) { unpack(w, n, nt, p); },
-      [&](int64_t, int nt, int64_t mb, __m512* out) {
-        mlanes::with_nt(nt, [&](auto NT) { block16<ZP, NT>(p, w.cols, w.group, a, mb, out); });
+      [&](int64_t n, int nt, int64_t mb, __m512* out) {
+        Next next;
+        const int64_t rows_next = std::min<int64_t>(kRowsW, n1 - n - nt);
+        if (mb % mlanes::kBlocksPass == 0 && rows_next > 0) {  // the first block of x of each pass
+          next.codes = static_cast<const uint8_t*>(w.data) + (n + nt) * (K / 2);
+          next.scales = reinterpret_cast<const uint8_t*>(static_cast<const uint16_t*>(w.scales) + (n + nt) * ng);
+          next.ahead = rows_next * K / 2, next.sahead = rows_next * ng * 2;
+        }
+        mlanes::with_nt(nt, [&](auto NT) { block16<ZP, NT>(p, K, w.group, a, mb, next, out); });
       },
       [](int64_t) { return 1.0f; });  // exact: the sums already carry every scale
 }
