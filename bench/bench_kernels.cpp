@@ -24,6 +24,7 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/deltanet.h"
+#include "kernels/cpu/membw.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/qmatmul.h"
 #include "quant/quantize.h"
@@ -60,41 +61,15 @@ struct Rng {
 };
 
 // ---- DRAM read ceiling ----------------------------------------------------------------------
-__attribute__((target_clones("avx512f", "avx2", "default"))) double stream_sum(const double* p, int64_t n) {
-  double acc[16] = {};  // independent sums: the loop vectorizes without -ffast-math
-  for (int64_t i = 0; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += p[i + j];
-  double s = 0;
-  for (double a : acc) s += a;
-  return s;
-}
-
 std::map<int, double> g_dram_gbs;  // threads -> GB/s of the DramRead benchmark
 
-const std::vector<double>& dram_buffer() {
-  static std::vector<double> buf;
-  if (buf.empty()) {
-    buf.resize(size_t(kDramBytes / 8));
-    for (size_t i = 0; i < buf.size(); ++i) buf[i] = double(i & 1023);  // touch every page
-  }
-  return buf;
+const cpu::DramProbe& dram_probe() {
+  static const cpu::DramProbe probe{size_t(kDramBytes)};
+  return probe;
 }
 
 // One multi-threaded streaming pass over the 1 GiB buffer; returns seconds.
-double dram_pass(int threads) {
-  const std::vector<double>& buf = dram_buffer();
-  const int64_t n = int64_t(buf.size()), chunks = 256;
-  std::vector<double> part(chunks);
-  const auto t0 = std::chrono::steady_clock::now();
-  pool(threads).parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) part[size_t(c)] = stream_sum(buf.data() + c * (n / chunks), n / chunks);
-  });
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  double sink = 0;
-  for (double p : part) sink += p;
-  benchmark::DoNotOptimize(sink);
-  return secs;
-}
+double dram_pass(int threads) { return dram_probe().pass_seconds(pool(threads)); }
 
 void BM_DramRead(benchmark::State& state) {
   const int threads = int(state.range(0));

@@ -4,7 +4,10 @@
 // token) through the serve Scheduler; decode throughput, inter-token latency percentiles, and
 // what the batched steps read: the dense weights once per step and each routed expert once per
 // step, whatever the number of its tokens. That byte count over the time is the achieved
-// bandwidth; tokens/s against a ceiling (GB/s, --ceiling) gives the bound. With a constraint
+// bandwidth; tokens/s against a ceiling (GB/s, --ceiling, or --measure-ceiling: a DRAM read
+// before and after each client count, the highest reading) gives the bound. Bytes, GB/s and the
+// bound are those of the decode steps (no prompt tokens): a prefill step is bound by compute.
+// With a constraint
 // (--json-schema, --grammar, ...) every request is constrained: the mask's time per token and its
 // share of the engine's busy time are printed beside (decode speed with a schema on vs off).
 #include <fmt/format.h>
@@ -12,12 +15,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/cpu/membw.h"
 #include "runtime/forced_routing.h"
 #include "serve/grammar/token_vocab.h"
 #include "serve/scheduler/grammar_constraint.h"
@@ -39,7 +45,7 @@ struct ServeBenchOpts {
   int prompt_len = 128, gen_len = 64, requests = 2, prefill_chunk = 512;
   uint64_t seed = 1;
   double ceiling_gbs = 0;
-  bool json = false, warm_ram = false;
+  bool json = false, warm_ram = false, measure_ceiling = false;
   SessionOptions session;
   ConstraintFlags constraint;  // every request constrained (the grammar's cost beside a decode step)
   std::shared_ptr<const grammar::CompiledGrammar> grammar;
@@ -124,10 +130,15 @@ nlohmann::json run_clients(Session& session, const ServeBenchOpts& o, int n) {
   for (int64_t d : decoded) tokens += d;
   const double span = std::chrono::duration<double>(*std::max_element(last_tok.begin(), last_tok.end()) -
                                                     *std::min_element(first_tok.begin(), first_tok.end())).count();
-  const int64_t steps = after.steps - before.steps, reads = after.expert_reads - before.expert_reads;
+  const int64_t steps = after.steps - before.steps;
+  // Per step: the decode-only steps (no prompt tokens), whose bound is the bytes they read: the
+  // dense weights once and each (layer, expert) their tokens chose once.
+  const int64_t dsteps = after.decode_steps - before.decode_steps, dtokens = after.decode_tokens - before.decode_tokens;
+  const int64_t dreads = after.decode_expert_reads - before.decode_expert_reads;
   const Session::StepBytes sb = session.step_bytes();
-  const double bytes = double(steps) * sb.dense + double(reads) * sb.expert;
+  const double dbytes = double(dsteps) * sb.dense + double(dreads) * sb.expert;
   const double busy = after.busy_seconds - before.busy_seconds;
+  const double dbusy = after.decode_busy_seconds - before.decode_busy_seconds;
   nlohmann::json j = {{"clients", n},
                       {"requests", n * o.requests},
                       {"generated_tokens", tokens},
@@ -137,10 +148,15 @@ nlohmann::json run_clients(Session& session, const ServeBenchOpts& o, int n) {
                       {"itl_p99_ms", 1e3 * percentile(all, 0.99)},
                       {"steps", steps},
                       {"busy_s", busy},
-                      {"expert_reads_per_step", steps ? double(reads) / double(steps) : 0.0},
-                      {"bytes_per_step", steps ? bytes / double(steps) : 0.0},
-                      {"bytes_per_token", tokens ? bytes / double(tokens) : 0.0},
-                      {"achieved_gb_s", busy > 0 ? bytes / busy / 1e9 : 0.0}};
+                      {"decode_steps", dsteps},
+                      {"decode_tokens", dtokens},
+                      {"decode_busy_s", dbusy},
+                      {"decode_tok_s", dbusy > 0 ? double(dtokens) / dbusy : 0.0},
+                      {"expert_reads_per_step", dsteps ? double(dreads) / double(dsteps) : 0.0},
+                      {"bytes", dbytes},
+                      {"bytes_per_step", dsteps ? dbytes / double(dsteps) : 0.0},
+                      {"bytes_per_token", dtokens ? dbytes / double(dtokens) : 0.0},
+                      {"achieved_gb_s", dbusy > 0 ? dbytes / dbusy / 1e9 : 0.0}};
   if (o.grammar) {
     std::vector<double> m;
     for (auto& v : mask_s) m.insert(m.end(), v.begin(), v.end());
@@ -148,13 +164,17 @@ nlohmann::json run_clients(Session& session, const ServeBenchOpts& o, int n) {
     j["mask_p99_ms"] = 1e3 * percentile(m, 0.99);
     j["mask_share"] = busy > 0 ? std::accumulate(m.begin(), m.end(), 0.0) / busy : 0.0;
   }
-  if (o.ceiling_gbs > 0 && tokens > 0) {
-    // The bound: the same bytes read at the ceiling, over the engine steps of the run.
-    const double bound_tok_s = double(tokens) / (bytes / (o.ceiling_gbs * 1e9));
-    j["bound_tok_s"] = bound_tok_s;
-    j["bound_ratio"] = bound_tok_s / (double(tokens) / busy);
-  }
   return j;
+}
+
+// The bound: the decode steps' bytes read at the ceiling, against their tokens per busy second.
+void add_bound(nlohmann::json& j, double ceiling_gbs) {
+  const auto tokens = j["decode_tokens"].get<int64_t>();
+  if (ceiling_gbs <= 0 || tokens <= 0) return;
+  const double bound_tok_s = double(tokens) / (j["bytes"].get<double>() / (ceiling_gbs * 1e9));
+  j["ceiling_gb_s"] = ceiling_gbs;
+  j["bound_tok_s"] = bound_tok_s;
+  j["bound_ratio"] = bound_tok_s / j["decode_tok_s"].get<double>();
 }
 
 }  // namespace
@@ -172,6 +192,9 @@ Runner add_serve_bench(CLI::App& app) {
   c->add_option("--routing", o->routing, "natural | uniform | zipf:S (forced expert choice, as moe bench)")->capture_default_str();
   c->add_option("--ceiling", o->ceiling_gbs, "Memory bandwidth ceiling in GB/s (measured beside this run): prints the bound")
       ->check(CLI::Range(0.0, 1e6));
+  c->add_flag("--measure-ceiling", o->measure_ceiling,
+              "Read 1 GiB of DRAM on the compute threads before and after each client count and take the highest "
+              "reading (or --ceiling, if higher) as the ceiling: the bound then comes from this run");
   add_seed_flag(c, o->seed, "Seed of the prompts and of forced routing");
   c->add_flag("--json", o->json, "One JSON object per client count");
   c->add_flag("--warm-ram", o->warm_ram, "Read every expert into the RAM tier first (the budget must hold them all)");
@@ -199,20 +222,36 @@ Runner add_serve_bench(CLI::App& app) {
                                                       grammar::TokenVocab::from_tokenizer(session.tokenizer(), o->end_ids));
       o->grammar->walk_all(grammar::kCompileWalkBudgetSeconds);  // as the server does
     }
+    // With --measure-ceiling the rows wait for the last DRAM reading: every row's bound uses the
+    // run's highest.
+    std::optional<cpu::DramProbe> probe;
+    std::unique_ptr<ThreadPool> probe_pool;
+    std::vector<double> readings;
+    const auto read_dram = [&] {
+      if (!o->measure_ceiling) return;
+      if (!probe) {
+        probe.emplace();
+        probe_pool = std::make_unique<ThreadPool>(o->session.device.threads);  // 0: physical cores, as the engine
+      }
+      readings.push_back(probe->read_gbs(*probe_pool));
+    };
+    const bool ceiling = o->ceiling_gbs > 0 || o->measure_ceiling;
     if (!o->json)
-      std::printf("%s\n", fmt::format("{:>7} {:>9} {:>10} {:>10} {:>7} {:>13} {:>12} {:>9}{}", "clients", "tok/s", "ITL p50 ms",
-                                       "ITL p99 ms", "steps", "experts/step", "MB/step", "GB/s",
-                                       o->ceiling_gbs > 0 ? "  bound tok/s  bound/actual" : "")
+      std::printf("%s\n", fmt::format("{:>7} {:>9} {:>10} {:>10} {:>7} {:>7} {:>10} {:>13} {:>12} {:>9}{}", "clients", "tok/s",
+                                       "ITL p50 ms", "ITL p99 ms", "steps", "decode", "decode t/s", "experts/step",
+                                       "MB/step", "GB/s", ceiling ? "  bound tok/s  bound/actual" : "")
                               .c_str());
-    for (int n : counts) {
-      const nlohmann::json j = run_clients(session, *o, n);
+    const auto print = [&](nlohmann::json& j, double ceiling_gbs) {
+      add_bound(j, ceiling_gbs);
       if (o->json) {
         std::printf("%s\n", j.dump().c_str());
       } else {
-        std::string row = fmt::format("{:>7} {:>9.2f} {:>10.2f} {:>10.2f} {:>7} {:>13.1f} {:>12.1f} {:>9.2f}", n,
-                                      j["tok_s"].get<double>(), j["itl_p50_ms"].get<double>(), j["itl_p99_ms"].get<double>(),
-                                      j["steps"].get<int64_t>(), j["expert_reads_per_step"].get<double>(),
-                                      j["bytes_per_step"].get<double>() / 1e6, j["achieved_gb_s"].get<double>());
+        std::string row = fmt::format("{:>7} {:>9.2f} {:>10.2f} {:>10.2f} {:>7} {:>7} {:>10.2f} {:>13.1f} {:>12.1f} {:>9.2f}",
+                                      j["clients"].get<int>(), j["tok_s"].get<double>(), j["itl_p50_ms"].get<double>(),
+                                      j["itl_p99_ms"].get<double>(), j["steps"].get<int64_t>(),
+                                      j["decode_steps"].get<int64_t>(), j["decode_tok_s"].get<double>(),
+                                      j["expert_reads_per_step"].get<double>(), j["bytes_per_step"].get<double>() / 1e6,
+                                      j["achieved_gb_s"].get<double>());
         if (j.contains("mask_p50_ms"))
           row += fmt::format("  mask p50 {:.3f} ms p99 {:.3f} ms ({:.2f}% of busy time)", j["mask_p50_ms"].get<double>(),
                              j["mask_p99_ms"].get<double>(), 100 * j["mask_share"].get<double>());
@@ -221,6 +260,22 @@ Runner add_serve_bench(CLI::App& app) {
         std::printf("%s\n", row.c_str());
       }
       std::fflush(stdout);
+    };
+    std::vector<nlohmann::json> rows;
+    read_dram();
+    for (int n : counts) {
+      nlohmann::json j = run_clients(session, *o, n);
+      read_dram();
+      if (o->measure_ceiling) rows.push_back(std::move(j));
+      else print(j, o->ceiling_gbs);
+    }
+    if (o->measure_ceiling) {
+      const double top = std::max(o->ceiling_gbs, *std::max_element(readings.begin(), readings.end()));
+      for (auto& j : rows) print(j, top);
+      std::string list;
+      for (double r : readings) list += fmt::format("{}{:.1f}", list.empty() ? "" : ", ", r);
+      std::fprintf(o->json ? stderr : stdout, "DRAM read (%d threads, before and after each client count): %s GB/s; ceiling %.1f GB/s\n",
+                   probe_pool->size(), list.c_str(), top);
     }
     return 0;
   };

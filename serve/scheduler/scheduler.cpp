@@ -237,6 +237,11 @@ bool Scheduler::Impl::step() {
     budget -= n;
   }
   if (batch.empty()) return false;
+  const auto expert_reads = [this] {
+    std::lock_guard lk(routing->m);
+    return routing->expert_reads;
+  };
+  const int64_t reads0 = expert_reads();
   const auto t0 = RequestState::clock::now();
   std::vector<float> logits;
   try {
@@ -250,6 +255,7 @@ bool Scheduler::Impl::step() {
     return true;
   }
   const double secs = std::chrono::duration<double>(RequestState::clock::now() - t0).count();
+  const int64_t step_reads = expert_reads() - reads0;  // the observer runs inside forward()
   int64_t prefilled = 0;
   for (size_t i = 0; i < batch.size(); ++i) prefilled += owner[i]->decoding() ? 0 : chunk_len[i];
   size_t row = 0;
@@ -277,6 +283,12 @@ bool Scheduler::Impl::step() {
   st.kv_bytes = kv;
   st.kv_reserved_bytes = reserved;
   st.prefilled_tokens += prefilled;
+  if (prefilled == 0) {
+    ++st.decode_steps;
+    st.decode_tokens += int64_t(batch.size());
+    st.decode_busy_seconds += secs;
+    st.decode_expert_reads += step_reads;
+  }
   st.peak_kv_reserved_bytes = std::max(st.peak_kv_reserved_bytes, reserved);
   if (cache) {
     st.prefix_cache_bytes = int64_t(cache->bytes());

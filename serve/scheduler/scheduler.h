@@ -68,6 +68,10 @@ struct SchedulerStats {
   // Experts a batched step needs, summed over steps: each (layer, expert) once per step however
   // many of the step's tokens chose it. Bytes read = steps x dense bytes + this x expert size.
   int64_t expert_reads = 0;
+  // The same over the steps without prompt tokens (batched decode alone, whose bound is the
+  // bytes it reads; a prefill step is bound by compute).
+  int64_t decode_steps = 0, decode_tokens = 0, decode_expert_reads = 0;
+  double decode_busy_seconds = 0;
   std::vector<double> router_entropy;          // per layer, nats (routing.h usage_entropy)
 };
 

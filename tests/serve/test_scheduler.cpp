@@ -233,6 +233,12 @@ TEST(Scheduler, RoutingStatsCountEveryToken) {
   EXPECT_GE(prompt_reads, layers * cfg.router.top_k);
   EXPECT_LE(prompt_reads, layers * E);
   EXPECT_LT(prompt_reads, int64_t(ids.size()) * layers * cfg.router.top_k);
+  // The decode-only split (serve-bench's bound): the 7 decode steps, their 7 tokens and reads.
+  EXPECT_EQ(st.decode_steps, 7);
+  EXPECT_EQ(st.decode_tokens, 7);
+  EXPECT_EQ(st.decode_expert_reads, 7 * layers * cfg.router.top_k);
+  EXPECT_GT(st.decode_busy_seconds, 0.0);
+  EXPECT_LT(st.decode_busy_seconds, st.busy_seconds);
 }
 
 // Admission control: with a KV budget that holds two of these requests, six of them run two at
