@@ -32,12 +32,10 @@ Engine::Engine(const Model& model, EngineOptions opts)
       add(L.attn.k_norm);
     }
   }
-  if (model.cfg.is_mla())
-    for (const LayerWeights& L : model.layers) {
-      const WeightView& w = L.attn.kv_b;
-      mla_kvb_.emplace_back(size_t(w.rows * w.cols));
-      cpu::to_f32(w, 0, w.rows * w.cols, mla_kvb_.back().data());
-    }
+  if (model.cfg.is_mla()) {
+    mla_.reserve(model.layers.size());
+    for (const LayerWeights& L : model.layers) mla_.push_back(absorb_mla(model.cfg, L.attn.kv_b));
+  }
 }
 
 WeightView Engine::norm(const WeightView& w) const {

@@ -12,6 +12,7 @@
 #include "kernels/cpu/thread_pool.h"
 #include "runtime/engine_api.h"
 #include "runtime/kv_cache.h"
+#include "runtime/mla_absorb.h"
 #include "runtime/model.h"
 #include "runtime/routing.h"
 #include "runtime/sequence_table.h"
@@ -93,8 +94,8 @@ class Engine final : public InferenceEngine {
   EngineOptions opts_;
   ThreadPool pool_;
   std::vector<float> inv_freq_;  // [rotary_dim / 2]
-  // MLA: each layer's kv_b_proj widened to fp32 once, read per (token, head) in absorbed form.
-  std::vector<std::vector<float>> mla_kvb_;
+  // MLA in absorbed form, from each layer's kv_b_proj (mla_absorb.h).
+  std::vector<MlaAbsorbed> mla_;
   // moe()'s expert outputs [T * top_k, hidden], kept between layers and steps: a fresh buffer of
   // a prefill step's size would be page-faulted and zeroed at every layer.
   std::vector<float> moe_ys_;

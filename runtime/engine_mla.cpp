@@ -1,7 +1,7 @@
 // Multi-head latent attention (DeepSeek-V2/V3) of one layer for all tokens of a batch, in the
 // absorbed form: each head's query is mapped into the latent space (q_nope through W_UK), scored
 // against the cached latents plus the shared rotary key, and the attention-weighted latent goes
-// through W_UV. The cache holds [kv_lora_rank + qk_rope_head_dim] floats per token and layer,
+// through W_UV (as absorb_mla prepared them from kv_b_proj). The cache holds [kv_lora_rank + qk_rope_head_dim] floats per token and layer,
 // instead of 2 * n_heads * head_dim. Same values as expanding K and V (transformers does that),
 // up to summation order.
 #include <algorithm>
@@ -15,6 +15,7 @@ namespace {
 // transformers' DeepseekV2/V3RMSNorm for q_a_layernorm / kv_a_layernorm is built without the
 // config's eps, so it keeps its default.
 constexpr float kLatentNormEps = 1e-6f;
+
 }  // namespace
 
 void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x) {
@@ -50,23 +51,26 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
     toks[size_t(t)].kv->put(layer, toks[size_t(t)].pos, kv_row, nullptr);
   }
 
-  // kv_b rows per head: nope rows of W_UK, then vd rows of W_UV, each [R] (fp32, widened once).
-  const float* kvb = mla_kvb_[size_t(layer)].data();
+  // Queries into the latent space, every head's [T, nope] x W_UK^T in one parallel section.
+  const MlaAbsorbed& ab = mla_[size_t(layer)];
+  std::vector<float> qn(size_t(nh * T * nope)), ql(size_t(nh * T * R));  // [nh, T, nope], [nh, T, R]
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t hh = 0; hh < nh; ++hh)
+      std::copy_n(&q[size_t((t * nh + hh) * qk)], nope, &qn[size_t((hh * T + t) * nope)]);
+  std::vector<cpu::MatJob> jobs;
+  for (int64_t hh = 0; hh < nh; ++hh)
+    jobs.push_back({&qn[size_t(hh * T * nope)], T, ab.uk_t_heads[size_t(hh)], &ql[size_t(hh * T * R)]});
+  cpu::matmul_many(pool_, jobs);
+
   const float scale = float(c.attention_scale);
-  std::vector<float> out(size_t(T * nh * vd));
+  std::vector<float> ol(size_t(nh * T * R));  // [nh, T, R]: attention-weighted latents
   pool_.parallel_for(T * nh, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> ql(static_cast<size_t>(R)), ol(static_cast<size_t>(R)), sc, widened;
+    std::vector<float> sc, widened;
     for (int64_t i = b; i < e; ++i) {
       const int64_t t = i / nh, hh = i % nh;
       const Tok& tk = toks[size_t(t)];
       const float* qh = &q[size_t((t * nh + hh) * qk)];
-      const float* wk = kvb + hh * (nope + vd) * R;
-      std::fill(ql.begin(), ql.end(), 0.0f);
-      for (int64_t d = 0; d < nope; ++d) {
-        const float qd = qh[d];
-        const float* w = wk + d * R;
-        for (int64_t r = 0; r < R; ++r) ql[size_t(r)] += qd * w[r];
-      }
+      const float* qlh = &ql[size_t((hh * T + t) * R)];
       const int64_t first = c.window(layer) > 0 ? std::max<int64_t>(0, tk.pos - c.window(layer) + 1) : 0;
       const int64_t n = tk.pos - first + 1;
       sc.resize(size_t(n));
@@ -81,20 +85,27 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
       }
       for (int64_t s = 0; s < n; ++s) {
         const float* cr = cache + s * row;
-        sc[size_t(s)] = (cpu::dot(ql.data(), cr, R) + cpu::dot(qh + nope, cr + R, rope)) * scale;
+        sc[size_t(s)] = (cpu::dot(qlh, cr, R) + cpu::dot(qh + nope, cr + R, rope)) * scale;
       }
       cpu::softmax(sc.data(), n);
-      std::fill(ol.begin(), ol.end(), 0.0f);
+      float* olh = &ol[size_t((hh * T + t) * R)];
+      std::fill(olh, olh + R, 0.0f);
       for (int64_t s = 0; s < n; ++s) {
         const float p = sc[size_t(s)];
         const float* cr = cache + s * row;
-        for (int64_t r = 0; r < R; ++r) ol[size_t(r)] += p * cr[r];
+        for (int64_t r = 0; r < R; ++r) olh[r] += p * cr[r];
       }
-      const float* wv = wk + nope * R;
-      float* oh = &out[size_t((t * nh + hh) * vd)];
-      for (int64_t d = 0; d < vd; ++d) oh[d] = cpu::dot(wv + d * R, ol.data(), R);
     }
   });
+  // The latents out through W_UV, every head in one section; then back to [T, nh * vd].
+  std::vector<float> ov(size_t(nh * T * vd));  // [nh, T, vd]
+  jobs.clear();
+  for (int64_t hh = 0; hh < nh; ++hh)
+    jobs.push_back({&ol[size_t(hh * T * R)], T, ab.uv_heads[size_t(hh)], &ov[size_t(hh * T * vd)]});
+  cpu::matmul_many(pool_, jobs);
+  std::vector<float> out(size_t(T * nh * vd));
+  for (int64_t hh = 0; hh < nh; ++hh)
+    for (int64_t t = 0; t < T; ++t) std::copy_n(&ov[size_t((hh * T + t) * vd)], vd, &out[size_t((t * nh + hh) * vd)]);
   std::vector<float> o(size_t(T * H));
   cpu::matmul(pool_, out.data(), T, A.o, o.data());
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
