@@ -63,51 +63,55 @@ double check_views(const MlaAbsorbed& a, const WeightView& kv_b, int nh, int nop
   return worst;
 }
 
+// Random weights as kv_b_proj in one format, and what absorb_mla makes of them.
+struct Case {
+  int nh, nope, vd, R;
+  std::vector<float> w;
+  QuantizedMatrix kv_b;
+  MlaAbsorbed a;
+  double worst() const { return check_views(a, kv_b.view(), nh, nope, vd, R); }
+};
+
+Case absorb(QuantOptions fmt, int nh, int nope, int vd, int R, unsigned seed) {
+  Case c{nh, nope, vd, R, random_weights(int64_t(nh) * (nope + vd) * R, seed), {}, {}};
+  c.kv_b = quantize(c.w.data(), nh * (nope + vd), R, fmt);
+  c.a = absorb_mla(mla_config(nh, nope, vd, R), c.kv_b.view());
+  return c;
+}
+
 }  // namespace
 
 TEST(MlaAbsorb, BlockFp8IsTransposedCodeForCode) {
-  const int nh = 2, nope = 128, vd = 128, R = 256;
-  const auto w = random_weights(int64_t(nh) * (nope + vd) * R, 1);
-  const QuantizedMatrix kv_b = quantize(w.data(), nh * (nope + vd), R, {DType::F8E4M3, 128, false});
-  const MlaAbsorbed a = absorb_mla(mla_config(nh, nope, vd, R), kv_b.view());
-  EXPECT_EQ(a.uk_t.dtype, DType::F8E4M3);
-  EXPECT_EQ(a.uk_t.group, 128);
-  EXPECT_TRUE(a.uv.data.empty()) << "W_UV is read in place from kv_b_proj";
-  EXPECT_EQ(a.uv_heads[1].data, kv_b.view().row_slice((nope + vd) + nope, vd).data);
-  EXPECT_EQ(check_views(a, kv_b.view(), nh, nope, vd, R), 0.0);
+  const Case c = absorb({DType::F8E4M3, 128, false}, 2, 128, 128, 256, 1);
+  EXPECT_EQ(c.a.uk_t.dtype, DType::F8E4M3);
+  EXPECT_EQ(c.a.uk_t.group, 128);
+  EXPECT_TRUE(c.a.uv.data.empty()) << "W_UV is read in place from kv_b_proj";
+  EXPECT_EQ(c.a.uv_heads[1].data, c.kv_b.view().row_slice(256 + 128, 128).data);
+  EXPECT_EQ(c.worst(), 0.0);
 }
 
 TEST(MlaAbsorb, FloatWeightsBecomeExactFp32) {
-  const int nh = 3, nope = 16, vd = 8, R = 32;  // a fixture's widths: no int8, no FP8 blocks
-  const auto w = random_weights(int64_t(nh) * (nope + vd) * R, 2);
-  const QuantizedMatrix kv_b = quantize(w.data(), nh * (nope + vd), R, {DType::BF16, 0, false});
-  const MlaAbsorbed a = absorb_mla(mla_config(nh, nope, vd, R), kv_b.view());
-  EXPECT_EQ(a.uk_t.dtype, DType::F32);
-  EXPECT_EQ(a.uv.dtype, DType::F32);
-  EXPECT_EQ(check_views(a, kv_b.view(), nh, nope, vd, R), 0.0);
+  const Case c = absorb({DType::BF16, 0, false}, 3, 16, 8, 32, 2);  // a fixture's widths: no int8, no FP8 blocks
+  EXPECT_EQ(c.a.uk_t.dtype, DType::F32);
+  EXPECT_EQ(c.a.uv.dtype, DType::F32);
+  EXPECT_EQ(c.worst(), 0.0);
 }
 
 TEST(MlaAbsorb, OurInt8BecomesInt8RowsCloseToTheWeights) {
-  const int nh = 2, nope = 64, vd = 32, R = 96;
-  const auto w = random_weights(int64_t(nh) * (nope + vd) * R, 3);
-  const QuantizedMatrix kv_b = quantize(w.data(), nh * (nope + vd), R, {DType::I8, 0, false});
-  const MlaAbsorbed a = absorb_mla(mla_config(nh, nope, vd, R), kv_b.view());
-  EXPECT_EQ(a.uk_t.dtype, DType::I8);
-  EXPECT_EQ(a.uv.dtype, DType::I8);
+  const Case c = absorb({DType::I8, 0, false}, 2, 64, 32, 96, 3);
+  EXPECT_EQ(c.a.uk_t.dtype, DType::I8);
+  EXPECT_EQ(c.a.uv.dtype, DType::I8);
   // W_UV keeps each row's codes (the same absmax); W_UK^T is requantized across the other axis,
   // so it is off by at most half of one of its steps, each at most the largest weight / 127.
   double absmax = 0;
-  for (float v : w) absmax = std::max(absmax, std::abs(double(v)));
-  const double worst = check_views(a, kv_b.view(), nh, nope, vd, R);
+  for (float v : c.w) absmax = std::max(absmax, std::abs(double(v)));
+  const double worst = c.worst();
   EXPECT_GT(worst, 0.0);
   EXPECT_LE(worst, 0.5 * absmax / 127 * 1.0001);
 }
 
 TEST(MlaAbsorb, UnalignedFp8FallsBackToExactFp32) {
-  const int nh = 2, nope = 32, vd = 32, R = 64;
-  const auto w = random_weights(int64_t(nh) * (nope + vd) * R, 4);
-  const QuantizedMatrix kv_b = quantize(w.data(), nh * (nope + vd), R, {DType::F8E4M3, 128, false});
-  const MlaAbsorbed a = absorb_mla(mla_config(nh, nope, vd, R), kv_b.view());
-  EXPECT_EQ(a.uk_t.dtype, DType::F32);
-  EXPECT_EQ(check_views(a, kv_b.view(), nh, nope, vd, R), 0.0);
+  const Case c = absorb({DType::F8E4M3, 128, false}, 2, 32, 32, 64, 4);
+  EXPECT_EQ(c.a.uk_t.dtype, DType::F32);
+  EXPECT_EQ(c.worst(), 0.0);
 }
