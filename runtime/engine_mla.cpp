@@ -1,9 +1,10 @@
 // Multi-head latent attention (DeepSeek-V2/V3) of one layer for all tokens of a batch, in the
 // absorbed form: each head's query is mapped into the latent space (q_nope through W_UK), scored
 // against the cached latents plus the shared rotary key, and the attention-weighted latent goes
-// through W_UV (as absorb_mla prepared them from kv_b_proj). The cache holds [kv_lora_rank + qk_rope_head_dim] floats per token and layer,
-// instead of 2 * n_heads * head_dim. Same values as expanding K and V (transformers does that),
-// up to summation order.
+// through W_UV (as absorb_mla prepared them from kv_b_proj). The cache holds [kv_lora_rank +
+// qk_rope_head_dim] floats per token and layer, instead of 2 * n_heads * head_dim. With float or
+// shipped FP8 weights, the same values as expanding K and V (transformers does that) up to
+// summation order; with our int8 ones, int8 activations as every quantized matmul.
 #include <algorithm>
 #include <cmath>
 

@@ -56,8 +56,8 @@ void unsigned_rows(const WeightView& w, int64_t n, int nt, std::vector<uint8_t>&
 // NT weight rows from n against 16-row block mb of x: out[j] lanes = the row's sum over blocks
 // of d_b * (int32 block sum), before the row scale. `next` (ahead bytes; null for none) is the
 // next run's weights: two lines of it are prefetched per block, so its DRAM reads overlap these
-// products instead of stalling the next copy (one burst of prefetches at the copy overflowed
-// the miss queue).
+// products instead of stalling the next copy (the same prefetches issued as one burst during the
+// copy gained less: M = 16 on a 14336 x 4096 matrix, 600 against 735-805 GFLOP/s).
 template <int NT>
 void block16(int64_t K, const std::vector<uint8_t>& wu, const MActs& a, int64_t mb, const uint8_t* next, int64_t ahead,
              __m512* out) {
