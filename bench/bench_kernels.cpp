@@ -274,7 +274,7 @@ struct ShapeDef {
   const char* name;
   int64_t N, K;
 };
-const ShapeDef kShapes[] = {{"qwen3_gate_up", 768, 2048}, {"qwen3_down", 2048, 768}, {"mixtral_w1", 14336, 4096}};
+const ShapeDef kShapes[] = {{"qwen3_gate_up", 768, 2048}, {"qwen3_down", 2048, 768}, {"mixtral_w1", 14336, 4096}, {"mixtral_w2", 4096, 14336}};
 struct FormatDef {
   const char* name;
   Format f;

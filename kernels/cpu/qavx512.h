@@ -63,7 +63,10 @@ void tiled_rows(const Job& job, const Arg& arg, int64_t n0, int64_t n1) {
 namespace mlanes {
 constexpr int kLanes = 16;      // rows of x per vector
 constexpr int kRowsW = 4;       // weight rows per pass
-constexpr int kBlocksPass = 8;  // 16-row blocks of x per pass over the weights (128 rows)
+// 16-row blocks of x per pass over the weights: at most 8 (128 rows), and no more than keep their
+// int8 copy (16 x K bytes each) within 512 KiB of L2, since every run of weight rows reads all
+// of them again. (Mixtral's down projection, K = 14336, would stream 1.8 MB of x per run.)
+inline int64_t blocks_pass(int64_t K) { return std::clamp<int64_t>((int64_t(512) << 10) / (16 * K), 1, 8); }
 
 // Calls f(std::integral_constant<int, NT>) for nt in 1..kRowsW (a kernel's row-count template).
 template <class F>
@@ -107,7 +110,7 @@ inline int64_t quantize_lanes(const float* x, int64_t M, int64_t K, uint8_t offs
 }
 
 // The pass structure both kernels share, over weight rows [n0, n1) and nmb 16-row blocks of x:
-// per kBlocksPass blocks of x and run of up to kRowsW weight rows from n, ready(n, nt) prepares the
+// per blocks_pass(K) blocks of x and run of up to kRowsW weight rows from n, ready(n, nt) prepares the
 // rows (unpacks, sums), block(n, nt, mb, out) fills out[j]'s lanes with y[mb * 16 + l, n + j]
 // before the row factor row_scale(n + j) and the bias.
 template <class Ready, class Block, class Scale>
@@ -115,11 +118,12 @@ void drive(const Job& job, int64_t nmb, int64_t n0, int64_t n1, Ready&& ready, B
   const int64_t N = job.w.rows, M = job.M;
   __m512 out[kRowsW];
   alignas(64) float lanes[kLanes];
-  for (int64_t mg = 0; mg < nmb; mg += kBlocksPass)
+  const int64_t bp = blocks_pass(job.w.cols);
+  for (int64_t mg = 0; mg < nmb; mg += bp)
     for (int64_t n = n0; n < n1; n += kRowsW) {
       const int nt = int(std::min<int64_t>(kRowsW, n1 - n));
       ready(n, nt);
-      for (int64_t mb = mg; mb < std::min(nmb, mg + kBlocksPass); ++mb) {
+      for (int64_t mb = mg; mb < std::min(nmb, mg + bp); ++mb) {
         block(n, nt, mb, out);
         for (int j = 0; j < nt; ++j) {
           _mm512_store_ps(lanes, _mm512_mul_ps(out[j], _mm512_set1_ps(row_scale(n + j))));

@@ -7,8 +7,8 @@
 // applies its scales. The integer sums and therefore the results are the ones of qmatmul.h.
 //
 // Per thread: 4 weight rows at a time are unpacked once (nibbles -> bytes, fp16 scales -> f32)
-// into an L1-sized scratch and then run against every 16-row block of x, 128 rows of x per pass
-// so their int8 copy stays in L2.
+// into an L1-sized scratch and then run against every 16-row block of x, up to 128 rows of x per
+// pass so their int8 copy stays in L2 (mlanes::blocks_pass).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -134,7 +134,7 @@ void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
       [&](int64_t n, int nt, int64_t mb, __m512* out) {
         Next next;
         const int64_t rows_next = std::min<int64_t>(kRowsW, n1 - n - nt);
-        if (mb % mlanes::kBlocksPass == 0 && rows_next > 0) {  // the first block of x of each pass
+        if (mb % mlanes::blocks_pass(K) == 0 && rows_next > 0) {  // the first block of x of each pass
           next.codes = static_cast<const uint8_t*>(w.data) + (n + nt) * (K / 2);
           next.scales = reinterpret_cast<const uint8_t*>(static_cast<const uint16_t*>(w.scales) + (n + nt) * ng);
           next.ahead = rows_next * K / 2, next.sahead = rows_next * ng * 2;
