@@ -139,8 +139,6 @@ void drive(const Job& job, int64_t nmb, int64_t n0, int64_t n1, Ready&& ready, B
 std::unique_ptr<Rows> prepare_q4_mlanes(const Job& job);
 // I8 GEMM for many rows of x (qgemm_avx512_i8m.cpp).
 std::unique_ptr<Rows> prepare_i8_mlanes(const Job& job);
-// From this many rows of x on, Q4/Q4Z and I8 take the rows-in-lanes kernels.
-constexpr int64_t kMlanesMinRows = 12;
 // I8 and F8E4M3, any M (qgemm_avx512_i8f8.cpp).
 std::unique_ptr<Rows> prepare_i8_avx512(const Job& job, PrepCache* cache);
 std::unique_ptr<Rows> prepare_f8_avx512(const Job& job);

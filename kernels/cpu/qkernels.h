@@ -28,6 +28,10 @@ inline float act_inv_scale(float amax, float* d) {
   return amax != 0.0f ? 127.0f / amax : 0.0f;
 }
 
+// From this many rows of x on, AVX-512's Q4/Q4Z and I8 kernels put 16 rows of x in the vector
+// lanes (qgemm_avx512_q4m.cpp, qgemm_avx512_i8m.cpp), computing whole 16-row blocks.
+constexpr int64_t kMlanesMinRows = 12;
+
 // Grain of the row split: small matrices stay on one thread.
 inline int64_t row_grain(int64_t K) { return K >= 16384 ? 1 : 16384 / K; }
 

@@ -97,6 +97,16 @@ void qmatmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, f
   qmatmul_many(pool, {&job, 1}, isa);
 }
 
+namespace {
+// Rows of x one weight row of the job really computes: the rows-in-lanes kernels pad M to whole
+// 16-row blocks (a prefill expert with 130 tokens costs 144).
+int64_t cost_rows(const MatJob& j, Isa isa) {
+  const DType t = j.w.dtype;
+  const bool lanes = isa == Isa::Avx512 && j.M >= qk::kMlanesMinRows && (t == DType::Q4 || t == DType::Q4Z || t == DType::I8);
+  return lanes ? (j.M + 15) / 16 * 16 : j.M;
+}
+}  // namespace
+
 void qmatmul_many(ThreadPool& pool, std::span<const MatJob> jobs, Isa isa) {
   for (const MatJob& j : jobs) check(j.w, isa);
   // The threads split the jobs' rows by estimated cost, not by count: at prefill one expert may
@@ -108,7 +118,7 @@ void qmatmul_many(ThreadPool& pool, std::span<const MatJob> jobs, Isa isa) {
   for (const MatJob& j : jobs) {
     if (j.M <= 0 || j.w.rows <= 0) continue;
     live.push_back(&j);
-    unit.push_back((j.M + 4) * (j.w.cols / kQuantizedKMultiple));
+    unit.push_back((cost_rows(j, isa) + 4) * (j.w.cols / kQuantizedKMultiple));
     first.push_back(first.back() + j.w.rows * unit.back());
     const int64_t g = qk::row_grain(j.w.cols) * unit.back();
     grain = grain == 0 ? g : std::min(grain, g);
