@@ -16,7 +16,6 @@ namespace {
 // transformers' DeepseekV2/V3RMSNorm for q_a_layernorm / kv_a_layernorm is built without the
 // config's eps, so it keeps its default.
 constexpr float kLatentNormEps = 1e-6f;
-
 }  // namespace
 
 void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<float>& x) {

@@ -7,9 +7,9 @@
 // bandwidth; tokens/s against a ceiling (GB/s, --ceiling, or --measure-ceiling: a DRAM read
 // before and after each client count, the highest reading) gives the bound. Bytes, GB/s and the
 // bound are those of the decode steps (no prompt tokens): a prefill step is bound by compute.
-// With a constraint
-// (--json-schema, --grammar, ...) every request is constrained: the mask's time per token and its
-// share of the engine's busy time are printed beside (decode speed with a schema on vs off).
+// With a constraint (--json-schema, --grammar, ...) every request is constrained: the mask's time
+// per token and its share of the engine's busy time are printed beside (decode speed with a
+// schema on vs off).
 #include <fmt/format.h>
 
 #include <algorithm>

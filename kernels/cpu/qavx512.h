@@ -111,8 +111,10 @@ inline int64_t quantize_lanes(const float* x, int64_t M, int64_t K, uint8_t offs
 
 // The pass structure both kernels share, over weight rows [n0, n1) and nmb 16-row blocks of x:
 // per blocks_pass(K) blocks of x and run of up to kRowsW weight rows from n, ready(n, nt) prepares the
-// rows (unpacks, sums), block(n, nt, mb, out) fills out[j]'s lanes with y[mb * 16 + l, n + j]
-// before the row factor row_scale(n + j) and the bias.
+// rows (unpacks, sums), block(n, nt, mb, next_rows, out) fills out[j]'s lanes with y[mb * 16 + l,
+// n + j] before the row factor row_scale(n + j) and the bias. next_rows is the size of the next
+// run (which starts at row n + nt) for the first block of x of each pass, and 0 otherwise: the
+// kernels prefetch that run's weights while this block computes.
 template <class Ready, class Block, class Scale>
 void drive(const Job& job, int64_t nmb, int64_t n0, int64_t n1, Ready&& ready, Block&& block, Scale&& row_scale) {
   const int64_t N = job.w.rows, M = job.M;
@@ -123,8 +125,9 @@ void drive(const Job& job, int64_t nmb, int64_t n0, int64_t n1, Ready&& ready, B
     for (int64_t n = n0; n < n1; n += kRowsW) {
       const int nt = int(std::min<int64_t>(kRowsW, n1 - n));
       ready(n, nt);
+      const int next_rows = int(std::clamp<int64_t>(n1 - n - nt, 0, kRowsW));
       for (int64_t mb = mg; mb < std::min(nmb, mg + bp); ++mb) {
-        block(n, nt, mb, out);
+        block(n, nt, mb, mb == mg ? next_rows : 0, out);
         for (int j = 0; j < nt; ++j) {
           _mm512_store_ps(lanes, _mm512_mul_ps(out[j], _mm512_set1_ps(row_scale(n + j))));
           const float bias = job.bias ? job.bias[n + j] : 0.0f;

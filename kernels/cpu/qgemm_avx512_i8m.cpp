@@ -102,13 +102,9 @@ void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
   std::vector<uint8_t> wu;
   mlanes::drive(
       job, a.nmb, n0, n1, [&](int64_t n, int nt) { unsigned_rows(w, n, nt, wu); },
-      [&](int64_t n, int nt, int64_t mb, __m512* out) {
-        // The next run starts right after this one (rows are contiguous); fetch it during the
-        // first block of x of each pass.
-        const bool first = mb % mlanes::blocks_pass(K) == 0;
-        const uint8_t* next = static_cast<const uint8_t*>(w.data) + (n + nt) * K;
-        const int64_t ahead = first ? std::min<int64_t>(kRowsW, n1 - n - nt) * K : 0;
-        mlanes::with_nt(nt, [&](auto NT) { block16<NT>(K, wu, a, mb, ahead > 0 ? next : nullptr, ahead, out); });
+      [&](int64_t n, int nt, int64_t mb, int next_rows, __m512* out) {
+        const uint8_t* next = next_rows ? static_cast<const uint8_t*>(w.data) + (n + nt) * K : nullptr;
+        mlanes::with_nt(nt, [&](auto NT) { block16<NT>(K, wu, a, mb, next, next_rows * K, out); });
       },
       [&](int64_t n) { return scales[n]; });
 }

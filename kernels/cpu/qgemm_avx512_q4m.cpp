@@ -131,13 +131,12 @@ void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
   const int64_t K = w.cols, ng = K / w.group;
   mlanes::drive(
       job, a.nmb, n0, n1, [&](int64_t n, int nt) { unpack(w, n, nt, p); },
-      [&](int64_t n, int nt, int64_t mb, __m512* out) {
+      [&](int64_t n, int nt, int64_t mb, int next_rows, __m512* out) {
         Next next;
-        const int64_t rows_next = std::min<int64_t>(kRowsW, n1 - n - nt);
-        if (mb % mlanes::blocks_pass(K) == 0 && rows_next > 0) {  // the first block of x of each pass
+        if (next_rows > 0) {
           next.codes = static_cast<const uint8_t*>(w.data) + (n + nt) * (K / 2);
           next.scales = reinterpret_cast<const uint8_t*>(static_cast<const uint16_t*>(w.scales) + (n + nt) * ng);
-          next.ahead = rows_next * K / 2, next.sahead = rows_next * ng * 2;
+          next.ahead = next_rows * K / 2, next.sahead = next_rows * ng * 2;
         }
         mlanes::with_nt(nt, [&](auto NT) { block16<ZP, NT>(p, K, w.group, a, mb, next, out); });
       },
