@@ -97,6 +97,12 @@ int64_t Engine::length(SeqId seq) const { return seqs_.at(seq).length(); }
 int64_t Engine::kv_bytes() const { return seqs_.bytes(); }
 
 std::vector<float> Engine::forward(std::span<const BatchItem> batch) {
+  std::vector<float> logits;
+  forward(batch, logits);
+  return logits;
+}
+
+void Engine::forward(std::span<const BatchItem> batch, std::vector<float>& logits) {
   const ModelConfig& c = model_.cfg;
   const int64_t H = c.hidden, V = c.vocab_size;
 
@@ -140,9 +146,8 @@ std::vector<float> Engine::forward(std::span<const BatchItem> batch) {
   std::vector<float> normed(rows.size() * size_t(H));
   for (size_t r = 0; r < rows.size(); ++r)
     cpu::rmsnorm(&x[size_t(rows[r] * H)], norm(model_.final_norm), float(c.rms_eps), H, &normed[r * size_t(H)]);
-  std::vector<float> logits(rows.size() * size_t(V));
+  logits.resize(rows.size() * size_t(V));  // every element is written next
   cpu::matmul(pool_, normed.data(), int64_t(rows.size()), model_.lm_head, logits.data());
-  return logits;
 }
 
 }  // namespace moe

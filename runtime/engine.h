@@ -53,6 +53,10 @@ class Engine final : public InferenceEngine {
   size_t n_sequences() const override { return seqs_.size(); }
 
   std::vector<float> forward(std::span<const BatchItem> batch) override;
+  void forward(std::span<const BatchItem> batch, std::vector<float>& logits) override;
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override {
+    pool_.parallel_for(n, 1, fn);
+  }
 
   void add_routing_hook(RoutingHook hook) override { hooks_.push_back(std::move(hook)); }
   void add_routing_observer(RoutingHook observer) override { hooks_.push_back(std::move(observer)); }  // at once

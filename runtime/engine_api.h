@@ -3,6 +3,7 @@
 // Implementations: Engine (CPU, runtime/engine.h) and gpu::GpuEngine (runtime/gpu/gpu_engine.h).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -41,6 +42,13 @@ class InferenceEngine {
   // n_tokens rows for an item with all_logits, else 1 row. Throws on bad ids or over-long
   // sequences, before any state changes.
   virtual std::vector<float> forward(std::span<const BatchItem> batch) = 0;
+  // The same into `logits` (resized): a caller that keeps the vector between steps spares a
+  // batched step's fresh allocation (256 rows of a 150k vocabulary: 155 MB page-faulted and
+  // zeroed each step).
+  virtual void forward(std::span<const BatchItem> batch, std::vector<float>& logits) { logits = forward(batch); }
+  // Runs fn over chunks of [0, n) on the engine's CPU threads, when it has any (the scheduler's
+  // per-request sampling between steps, while they would idle); else fn(0, n) here.
+  virtual void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) { fn(0, n); }
 
   virtual void add_routing_hook(RoutingHook hook) = 0;
   // See routing.h: called for every MoE layer, possibly after forward(), without activations.

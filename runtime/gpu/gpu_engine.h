@@ -69,6 +69,7 @@ class GpuEngine final : public InferenceEngine {
   size_t n_sequences() const override { return seqs_.size(); }
 
   // As Engine::forward: logits [rows, vocab] on the host, rows in item order.
+  using InferenceEngine::forward;
   std::vector<float> forward(std::span<const BatchItem> batch) override;
 
   void add_routing_hook(RoutingHook hook) override { hooks_.push_back(std::move(hook)); }

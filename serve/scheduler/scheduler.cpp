@@ -60,6 +60,7 @@ struct Scheduler::Impl {
   SchedulerOptions o;
   int64_t context = 0;
   int64_t vocab = 0;
+  std::vector<float> logits;  // the last step's, kept: a fresh 100+ MB buffer per step costs page faults
 
   std::mutex m;
   std::condition_variable wake;       // the loop: work arrived
@@ -126,7 +127,8 @@ struct Scheduler::Impl {
   bool step();
   void admit();
   void finish(RequestState& r, FinishReason why, const std::string& error = {});
-  void on_token(RequestState& r, std::span<const float> logits);
+  // A drawn token t (with its logprob when the request asked for them) joins the request.
+  void on_token(RequestState& r, int32_t t, TokenLogprob logprob);
 };
 
 void Scheduler::Impl::loop() {
@@ -243,9 +245,8 @@ bool Scheduler::Impl::step() {
   };
   const int64_t reads0 = expert_reads();
   const auto t0 = RequestState::clock::now();
-  std::vector<float> logits;
   try {
-    logits = engine.forward(batch);
+    engine.forward(batch, logits);
   } catch (const std::exception& e) {
     // A failed step (out of memory, a bug) ends the requests in it, with the reason.
     for (auto* r : owner) finish(*r, FinishReason::error, fmt::format("the engine failed: {}", e.what()));
@@ -258,22 +259,40 @@ bool Scheduler::Impl::step() {
   const int64_t step_reads = expert_reads() - reads0;  // the observer runs inside forward()
   int64_t prefilled = 0;
   for (size_t i = 0; i < batch.size(); ++i) prefilled += owner[i]->decoding() ? 0 : chunk_len[i];
+  // The requests that draw a token this step, each with its logits row. The draws (a pass or two
+  // over the vocabulary each) are independent, so they share the engine's threads; what follows
+  // a draw (stops, text, events) runs in item order here.
+  struct Draw {
+    RequestState* r;
+    size_t row;
+    int32_t token = 0;
+    TokenLogprob logprob;
+  };
+  std::vector<Draw> draws;
+  const auto row_at = [&](size_t row) { return std::span<const float>(logits).subspan(row * size_t(vocab), size_t(vocab)); };
   size_t row = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     RequestState& r = *owner[i];
     const size_t rows = batch[i].all_logits ? size_t(chunk_len[i]) : 1;
-    auto row_at = [&](size_t k) { return std::span<const float>(logits).subspan((row + k) * size_t(vocab), size_t(vocab)); };
     if (r.decoding()) {
-      on_token(r, row_at(0));
+      draws.push_back({&r, row, 0, {}});
     } else {
       if (r.req.prompt_logprobs)
         for (size_t k = 0; k < rows && size_t(r.fed) + k + 1 < r.req.prompt.size(); ++k)
-          r.add_prompt_logprob(token_logprob(row_at(k), r.req.prompt[size_t(r.fed) + k + 1], std::max(0, r.req.logprobs)), tok);
+          r.add_prompt_logprob(token_logprob(row_at(row + k), r.req.prompt[size_t(r.fed) + k + 1], std::max(0, r.req.logprobs)), tok);
       r.fed += chunk_len[i];
-      if (r.fed == int64_t(r.req.prompt.size())) on_token(r, row_at(rows - 1));
+      if (r.fed == int64_t(r.req.prompt.size())) draws.push_back({&r, row + rows - 1, 0, {}});
     }
     row += rows;
   }
+  engine.parallel_for(int64_t(draws.size()), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      Draw& d = draws[size_t(i)];
+      d.token = d.r->sampler->sample(row_at(d.row));
+      if (d.r->req.logprobs >= 0) d.logprob = token_logprob(row_at(d.row), d.token, d.r->req.logprobs);
+    }
+  });
+  for (Draw& d : draws) on_token(*d.r, d.token, std::move(d.logprob));
   std::erase_if(running, [](const auto& r) { return r->done; });
   const int64_t kv = engine.kv_bytes();
   std::lock_guard lk(m);
@@ -300,9 +319,8 @@ bool Scheduler::Impl::step() {
   return true;
 }
 
-void Scheduler::Impl::on_token(RequestState& r, std::span<const float> logits) {
-  const int32_t t = r.sampler->sample(logits);
-  if (r.req.logprobs >= 0) r.pending_logprobs.push_back(token_logprob(logits, t, r.req.logprobs));
+void Scheduler::Impl::on_token(RequestState& r, int32_t t, TokenLogprob logprob) {
+  if (r.req.logprobs >= 0) r.pending_logprobs.push_back(std::move(logprob));
   r.generated.push_back(t);
   r.next = t;
   {
