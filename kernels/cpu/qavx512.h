@@ -29,6 +29,23 @@ constexpr int kMaxTile = 4;  // rows of x per pass over a weight row (register t
 constexpr int kPrefetchBytes = 2048;
 inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0); }
 
+// The one order in which the Q4 and I8 kernels add a row's 16 lane sums (every path: GEMV, small
+// tiles, rows in lanes), so that y[m, n] has the same bits whatever M its call had: a batch's
+// composition must not change a sequence's tokens. Lane i + 8 joins lane i, then i + 4, then the
+// pairs (0, 2) and (1, 3). tree16 does the same over 16 vectors, elementwise.
+inline float lanes_sum(__m512 v) {
+  const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  const __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  const __m128 c = _mm_add_ps(b, _mm_shuffle_ps(b, b, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, _MM_SHUFFLE(1, 1, 1, 1))));
+}
+inline __m512 tree16(const __m512* v) {
+  __m512 a[8];
+  for (int i = 0; i < 8; ++i) a[i] = _mm512_add_ps(v[i], v[i + 8]);
+  for (int i = 0; i < 4; ++i) a[i] = _mm512_add_ps(a[i], a[i + 4]);
+  return _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
+}
+
 // Sums each 128-bit lane of a, b, c, d: lane 4r + k of the result is lane r of input k. In-lane
 // unpacks only. The GEMV kernels sum four chunks' vpdpbusd lanes this way, so the int -> float
 // conversion and the scale FMA run once per 16 lane sums instead of once per 4.
@@ -79,30 +96,59 @@ inline void with_nt(int nt, F&& f) {
   }
 }
 
-// x [M, K] as int8 codes (quant_block) in the lanes layout: `codes` [nmb, K/4, 16, 4] bytes, each
-// 64-byte vector holding 4 consecutive columns of a 16-row block, with `offset` added to every
-// code (128 makes them unsigned); `d` [nmb, K/32, 16] the block scales, and when `sums` is given,
-// each (row, block)'s code sum before the offset at the same index. Rows past M keep code
-// `offset`, scale 0 and sum 0. Returns nmb.
-inline int64_t quantize_lanes(const float* x, int64_t M, int64_t K, uint8_t offset, std::vector<uint8_t>& codes,
-                              std::vector<float>& d, std::vector<int32_t>* sums) {
+// The rows-in-lanes kernels add a row's 32-blocks in the order of the GEMV kernels (a partial sum
+// per lane of the GEMV's quads, then lanes_sum), so that y does not depend on M. They hold one
+// lane's partial sum at a time: phase i visits blocks first(i), first(i) + per_quad, ... and x is
+// stored in that visiting order, so it is still read in order (visiting blocks 8 KiB apart cost
+// 15-35%). Q4: 16 phases per quad of 16 blocks, lane L = block 4 (L % 4) + L / 4 (q4_first). I8:
+// 8 phases, block p of each quad of 8, whose halves sit in lanes 8 (p % 2) + p / 2 and that + 4.
+// With `window` > 0 the phases run within windows of that many quads, one after another (the
+// partial sums carried across), so the weights a window reads out of order stay in L1. Returns
+// each block's position in that order.
+inline int q4_first(int lane) { return 4 * (lane % 4) + lane / 4; }
+inline int i8_first(int p) { return p; }
+inline std::vector<int32_t> phase_positions(int64_t nb, int per_quad, int (*first)(int), int64_t window = 0) {
+  std::vector<int32_t> pos(size_t(nb), 0);
+  const int64_t nq = (nb + per_quad - 1) / per_quad, wq = window > 0 ? window : nq;
+  int32_t k = 0;
+  for (int64_t q0 = 0; q0 < nq; q0 += wq)
+    for (int i = 0; i < per_quad; ++i)
+      for (int64_t b = q0 * per_quad + first(i); b < std::min(nb, (q0 + wq) * per_quad); b += per_quad) pos[size_t(b)] = k++;
+  return pos;
+}
+
+// x [M, K] as int8 codes (quant_block) in the lanes layout, blocks at their positions pos[b]:
+// `codes` [nmb, K/4, 16, 4] bytes, each 64-byte vector holding 4 consecutive columns of a 16-row
+// block, with `offset` added to every code (128 makes them unsigned); `d` [nmb, K/32, 16] the
+// block scales, and when `sums` is given, each (row, block)'s code sum before the offset at the
+// same index, or with `halves` the sums of its two 16-column halves, [nmb, K/32, 2, 16]. Rows past
+// M keep code `offset`, scale 0 and sum 0. Returns nmb.
+inline int64_t quantize_lanes(const float* x, int64_t M, int64_t K, uint8_t offset, const std::vector<int32_t>& pos,
+                              std::vector<uint8_t>& codes, std::vector<float>& d, std::vector<int32_t>* sums,
+                              bool halves = false) {
   const int64_t nb = K / 32, nmb = (M + kLanes - 1) / kLanes;
   codes.assign(size_t(nmb * K * kLanes), offset);
   d.assign(size_t(nmb * nb * kLanes), 0.0f);
-  if (sums) sums->assign(size_t(nmb * nb * kLanes), 0);
+  if (sums) sums->assign(size_t(nmb * nb * kLanes * (halves ? 2 : 1)), 0);
   const __m512i off = _mm512_set1_epi32(offset);
   for (int64_t m = 0; m < M; ++m) {
     const int64_t mb = m / kLanes, l = m % kLanes;
     for (int64_t blk = 0; blk < nb; ++blk) {
+      const int64_t k = pos[size_t(blk)];
       float dr;
       __m512i qa, qb;
       quant_block(x + m * K + blk * 32, &dr, &qa, &qb);
-      const size_t o = size_t((mb * nb + blk) * kLanes + l);
-      if (sums) (*sums)[o] = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+      const size_t o = size_t((mb * nb + k) * kLanes + l);
+      if (sums && halves) {
+        (*sums)[size_t(((mb * nb + k) * 2) * kLanes + l)] = _mm512_reduce_add_epi32(qa);
+        (*sums)[size_t(((mb * nb + k) * 2 + 1) * kLanes + l)] = _mm512_reduce_add_epi32(qb);
+      } else if (sums) {
+        (*sums)[o] = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+      }
       alignas(32) uint8_t q[32];  // codes + offset, truncated to bytes (both fit in 8 bits)
       _mm_store_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(_mm512_add_epi32(qa, off)));
       _mm_store_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(_mm512_add_epi32(qb, off)));
-      for (int t = 0; t < 8; ++t) std::memcpy(&codes[size_t(((mb * (K / 4) + blk * 8 + t) * kLanes + l) * 4)], q + 4 * t, 4);
+      for (int t = 0; t < 8; ++t) std::memcpy(&codes[size_t(((mb * (K / 4) + k * 8 + t) * kLanes + l) * 4)], q + 4 * t, 4);
       d[o] = dr;
     }
   }

@@ -158,7 +158,13 @@ void i8_row(const WeightView& w, int64_t n, const Acts& a, int64_t m0, float* ou
     }
   }
   const float s = static_cast<const float*>(w.scales)[n];
-  for (int i = 0; i < MT; ++i) out[i] = s * hsum(acc[i]);
+  for (int i = 0; i < MT; ++i) {
+    // Rounded before the caller adds the bias, in every tile size: the empty asm keeps the
+    // compiler from contracting the two into an FMA in some instantiations and not others.
+    float t = s * hsum(acc[i]);
+    asm("" : "+x"(t));
+    out[i] = t;
+  }
 }
 
 // e4m3 -> fp16 bit move (value * 2^-8, exact); see qgemm_avx512.cpp.

@@ -5,8 +5,8 @@
 // load of weights feeds 128 multiply-adds per instruction pair. Also the AVX-512 dispatcher.
 // Paths by rows of x (M):
 //   M == 1       q4_gemv: 1 weight row x 512 columns per step (memory-bound decode).
-//   1 < M < 12   q4_tile: 2 weight rows x up to 4 rows of x, each unpacked 128-column chunk
-//                reused from registers across the tile.
+//   1 < M < 12   q4_gemv_tile: the same, each unpacked quad reused from registers across up to
+//                4 rows of x.
 //   M >= 12      rows of x in vector lanes (qgemm_avx512_q4m.cpp).
 // I8 and F8: qgemm_avx512_i8f8.cpp.
 #include <immintrin.h>
@@ -90,107 +90,6 @@ void prep_q4(const float* x, int64_t M, int64_t K, bool zp, Q4Acts& a) {
         }
 }
 
-// Spreads the chunk's group values (4, 2 or 1 of them) over the 16 lanes in run order.
-template <int G>
-inline __m512 spread(__m128 v) {
-  if constexpr (G == 128) return _mm512_broadcastss_ps(v);
-  const __m512i idx = G == 32 ? _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)
-                              : _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v));
-}
-
-// Unpacked 128-column chunk of one weight row: codes in the activation layout, scales and
-// zero points spread over the 16 vpdpbusd lanes.
-struct Q4Chunk {
-  __m512i lo, hi;
-  __m512 sw, zw;
-};
-
-// Full chunk (Tail = false) or the last, partial one: `left` columns (32, 64 or 96; G < 128
-// then), read with masked loads that touch nothing past the row.
-template <int G, bool ZP, bool Tail>
-inline Q4Chunk q4_unpack(const uint8_t* wp, const uint16_t* sp, const uint8_t* zp, int left) {
-  __m512i v;
-  __m128i sh, zb = _mm_setzero_si128();
-  if constexpr (!Tail) {
-    v = _mm512_loadu_si512(wp);
-    // Loads of exactly this chunk's scales and zero points: never past the end of the arrays.
-    if constexpr (G == 32) sh = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sp));
-    else if constexpr (G == 64) sh = _mm_loadu_si32(sp);
-    else sh = _mm_cvtsi32_si128(*sp);
-    if constexpr (ZP && G == 32) zb = _mm_loadu_si32(zp);
-    else if constexpr (ZP && G == 64) zb = _mm_loadu_si16(zp);
-    else if constexpr (ZP) zb = _mm_cvtsi32_si128(*zp);
-  } else {
-    const int ng = left / G;
-    v = _mm512_maskz_loadu_epi8((__mmask64(1) << (left / 2)) - 1, wp);
-    sh = _mm_maskz_loadu_epi16(__mmask8((1u << ng) - 1), sp);
-    if constexpr (ZP) zb = _mm_maskz_loadu_epi8(__mmask16((1u << ng) - 1), zp);
-  }
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
-  Q4Chunk k;
-  k.lo = _mm512_and_si512(v, low4);
-  k.hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-  k.sw = spread<G>(_mm_cvtph_ps(sh));
-  k.zw = ZP ? spread<G>(_mm512_castps512_ps128(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(zb)))) : _mm512_setzero_ps();
-  return k;
-}
-
-// NT weight rows from n against MT rows of x from m0: out[j * MT + i] = y[m0 + i, n + j].
-// Every unpacked chunk is reused across the MT rows of x, every activation load across the NT
-// weight rows; the NT * MT accumulators are independent FMA chains. Pointers advance by
-// increments: the vector ports (0 and 5) are the bottleneck and scalar index math competes.
-template <int G, bool ZP, int NT, int MT>
-void q4_tile(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) {
-  constexpr int GPC = 128 / G;  // groups per chunk
-  const int64_t K = w.cols, gpr = K / G, nc = a.kp / 128, full = K / 128;
-  const uint8_t* wp[NT];
-  const uint16_t* sp[NT];
-  const uint8_t* zp[NT];
-  for (int j = 0; j < NT; ++j) {
-    wp[j] = static_cast<const uint8_t*>(w.data) + (n + j) * (K / 2);
-    sp[j] = static_cast<const uint16_t*>(w.scales) + (n + j) * gpr;
-    zp[j] = ZP ? w.zeros + (n + j) * gpr : nullptr;
-  }
-  const int8_t* xp[MT];
-  const int32_t* bp[MT];
-  const float* dp[MT];
-  for (int i = 0; i < MT; ++i) {
-    xp[i] = a.q.data() + (m0 + i) * a.kp;
-    bp[i] = a.b.data() + (m0 + i) * nc * 16;
-    dp[i] = a.d.data() + (m0 + i) * nc * 16;
-  }
-  __m512 acc[NT][MT];
-  for (int j = 0; j < NT; ++j)
-    for (int i = 0; i < MT; ++i) acc[j][i] = _mm512_setzero_ps();
-  auto step = [&](auto tail) {
-    for (int j = 0; j < NT; ++j) prefetch(wp[j]);
-    Q4Chunk k[NT];
-    for (int j = 0; j < NT; ++j) k[j] = q4_unpack<G, ZP, decltype(tail)::value>(wp[j], sp[j], zp[j], int(K % 128));
-    for (int i = 0; i < MT; ++i) {
-      const __m512i xlo = _mm512_loadu_si512(xp[i]), xhi = _mm512_loadu_si512(xp[i] + 64);
-      const __m512i bs = _mm512_loadu_si512(bp[i]);
-      const __m512 d = _mm512_loadu_ps(dp[i]);
-      for (int j = 0; j < NT; ++j) {
-        __m512i s = _mm512_dpbusd_epi32(ZP ? _mm512_setzero_si512() : bs, k[j].lo, xlo);
-        s = _mm512_dpbusd_epi32(s, k[j].hi, xhi);
-        __m512 f = _mm512_cvtepi32_ps(s);
-        if constexpr (ZP) f = _mm512_fnmadd_ps(k[j].zw, _mm512_cvtepi32_ps(bs), f);
-        acc[j][i] = _mm512_fmadd_ps(f, _mm512_mul_ps(k[j].sw, d), acc[j][i]);
-      }
-      xp[i] += 128, bp[i] += 16, dp[i] += 16;
-    }
-    for (int j = 0; j < NT; ++j) {
-      wp[j] += 64, sp[j] += GPC;
-      if constexpr (ZP) zp[j] += GPC;
-    }
-  };
-  for (int64_t c = 0; c < full; ++c) step(std::false_type{});
-  if (full < nc) step(std::true_type{});
-  for (int j = 0; j < NT; ++j)
-    for (int i = 0; i < MT; ++i) out[j * MT + i] = _mm512_reduce_add_ps(acc[j][i]);
-}
-
 // A quad's 16 group values (fp16 scales or u8 zero points, already widened to f32 in memory
 // order: group index = chunk * GPC + run * GPC / 4) in the lane order 4r + c of hsum_runs.
 template <int G>
@@ -230,11 +129,73 @@ inline __m512 quad_zeros(const uint8_t* zp, int ng) {
   return quad_lanes<G>(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z)));
 }
 
-// GEMV (one row of x): weight row n, 4 chunks (512 columns) per step: the chunks' int32 lanes (4
-// per run) are summed to one lane per run first, so the scale expansion, int -> float conversion
-// and FMA run once per 16 runs instead of once per 4. These vector-port uops, not the integer dot
-// products, bound the chunk-at-a-time kernel. The row's last quad may be partial: masked loads,
-// missing chunks contribute 0. Returns the row's sum without bias.
+// Weight row n against MT rows of x from m0, 4 chunks (512 columns) per step: each chunk's int32 lanes (4 per run) are summed to one lane per run first,
+// so the scale expansion, int -> float conversion and FMA run once per 16 runs instead of once
+// per 4. These vector-port uops, not the integer dot products, bound the chunk-at-a-time kernel.
+// The unpacked chunks are reused from registers across the MT rows. The row's last quad may be
+// partial: masked loads, missing chunks contribute 0. out[i] = y[m0 + i, n] without bias.
+//
+// This lane order (lane 4r + c = run r of chunk c, across quads) and lanes_sum are the sum order
+// of every Q4 path, rows in lanes included (qgemm_avx512_q4m.cpp), so y does not depend on M.
+template <int G, bool ZP, int MT>
+[[gnu::always_inline]] inline void q4_gemv_tile(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) {
+  constexpr int GPC = 128 / G, GPQ = 4 * GPC;  // groups per chunk, per quad
+  const int64_t K = w.cols, gpr = K / G, full_quads = K / 512, nc = a.kp / 128;
+  const uint8_t* wp = static_cast<const uint8_t*>(w.data) + n * (K / 2);
+  const uint16_t* sp = static_cast<const uint16_t*>(w.scales) + n * gpr;
+  const uint8_t* zp = ZP ? w.zeros + n * gpr : nullptr;
+  const int8_t* xp = a.q.data() + m0 * a.kp;
+  const int32_t* bp = a.b.data() + m0 * nc * 16;
+  const float* dq = a.dq.data() + m0 * a.nq * 16;
+  const float* bq = ZP ? a.bq.data() + m0 * a.nq * 16 : nullptr;
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  __m512 acc[MT];
+  for (int i = 0; i < MT; ++i) acc[i] = _mm512_setzero_ps();
+  int64_t col = 0;
+  auto step = [&](auto tail) {
+    constexpr bool Tail = decltype(tail)::value;
+    const int64_t left = K - col;  // columns from this quad on
+    const int ng = Tail ? int(left / G) : GPQ;
+    __m512i lo[4], hi[4];
+    bool live[4];
+    for (int c = 0; c < 4; ++c) prefetch(wp + c * 64);
+    for (int c = 0; c < 4; ++c) {
+      const int64_t cl = left - c * 128;  // columns of chunk c
+      live[c] = !Tail || cl > 0;
+      if (!live[c]) continue;
+      const __m512i v = !Tail || cl >= 128 ? _mm512_loadu_si512(wp + c * 64)
+                                           : _mm512_maskz_loadu_epi8((__mmask64(1) << (cl / 2)) - 1, wp + c * 64);
+      lo[c] = _mm512_and_si512(v, low4), hi[c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+    }
+    const __m512 sw = quad_scales<G>(sp, ng);
+    const __m512 zw = ZP ? quad_zeros<G>(zp, ng) : _mm512_setzero_ps();
+    for (int i = 0; i < MT; ++i) {
+      const int8_t* xi = xp + i * a.kp;
+      const int32_t* bi = bp + i * nc * 16;
+      __m512i s[4];
+      for (int c = 0; c < 4; ++c) {
+        if (!live[c]) {
+          s[c] = _mm512_setzero_si512();
+          continue;
+        }
+        s[c] = _mm512_dpbusd_epi32(ZP ? _mm512_setzero_si512() : _mm512_loadu_si512(bi + c * 16), lo[c],
+                                   _mm512_loadu_si512(xi + c * 128));
+        s[c] = _mm512_dpbusd_epi32(s[c], hi[c], _mm512_loadu_si512(xi + c * 128 + 64));
+      }
+      __m512 f = _mm512_cvtepi32_ps(hsum_runs(s[0], s[1], s[2], s[3]));
+      if constexpr (ZP) f = _mm512_fnmadd_ps(zw, _mm512_loadu_ps(bq + i * a.nq * 16), f);
+      acc[i] = _mm512_fmadd_ps(f, _mm512_mul_ps(sw, _mm512_loadu_ps(dq + i * a.nq * 16)), acc[i]);
+    }
+    wp += 256, sp += GPQ, xp += 512, bp += 64, dq += 16, col += 512;
+    if constexpr (ZP) zp += GPQ, bq += 16;
+  };
+  for (int64_t qd = 0; qd < full_quads; ++qd) step(std::false_type{});
+  if (full_quads < a.nq) step(std::true_type{});
+  for (int i = 0; i < MT; ++i) out[i] = lanes_sum(acc[i]);
+}
+
+// GEMV (one row of x): q4_gemv_tile's sums for MT = 1, in the same order, written for decode's
+// weight stream alone (the tile template at MT = 1 ran the in-cache GEMV at 55-75% of this).
 template <int G, bool ZP>
 [[gnu::always_inline]] inline float q4_gemv(const WeightView& w, int64_t n, const Q4Acts& a) {
   constexpr int GPC = 128 / G, GPQ = 4 * GPC;  // groups per chunk, per quad
@@ -275,7 +236,7 @@ template <int G, bool ZP>
   };
   for (int64_t qd = 0; qd < full_quads; ++qd) step(std::false_type{});
   if (full_quads < a.nq) step(std::true_type{});
-  return _mm512_reduce_add_ps(acc);
+  return lanes_sum(acc);
 }
 
 // Decode (M = 1): weight rows [n0, n1) one at a time, the row loop inside the kernel. Calling a
@@ -286,37 +247,24 @@ void q4_gemv_rows(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
   for (int64_t n = n0; n < n1; ++n) job.y[n] = q4_gemv<G, ZP>(job.w, n, a) + (job.bias ? job.bias[n] : 0.0f);
 }
 
-// 1 < M < 12: NT weight rows from n against every tile of up to kMaxTile rows of x.
-template <int G, bool ZP, int NT>
-void q4_tiles_m(const Job& job, const Q4Acts& a, int64_t n) {
-  const int64_t N = job.w.rows, M = job.M;
-  float out[NT * kMaxTile];
-  for (int64_t m0 = 0; m0 < M; m0 += kMaxTile) {
-    const int mt = int(std::min<int64_t>(kMaxTile, M - m0));
-    switch (mt) {
-      case 1: q4_tile<G, ZP, NT, 1>(job.w, n, a, m0, out); break;
-      case 2: q4_tile<G, ZP, NT, 2>(job.w, n, a, m0, out); break;
-      case 3: q4_tile<G, ZP, NT, 3>(job.w, n, a, m0, out); break;
-      default: q4_tile<G, ZP, NT, 4>(job.w, n, a, m0, out); break;
+// 1 < M < 12: q4_gemv_tile as tiled_rows' Row (qavx512.h).
+template <int G, bool ZP>
+struct Q4Tile {
+  template <int MT>
+  struct Row {
+    static void run(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) {
+      q4_gemv_tile<G, ZP, MT>(w, n, a, m0, out);
     }
-    for (int j = 0; j < NT; ++j)
-      for (int i = 0; i < mt; ++i)
-        job.y[(m0 + i) * N + n + j] = out[j * mt + i] + (job.bias ? job.bias[n + j] : 0.0f);
-  }
-}
+  };
+};
 
 template <int G, bool ZP>
 void q4_rows(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
-  int64_t n = n0;
-  if (job.M == 1) {
-    // One row at a time: the weights then stream strictly in address order. Two or four rows
-    // interleaved (sharing the activation loads) were faster in cache but 30-40% slower from
-    // DRAM, whose prefetchers lose track of four streams 1 KiB apart within a page.
-    q4_gemv_rows<G, ZP>(job, a, n0, n1);
-    return;
-  }
-  for (; n + 2 <= n1; n += 2) q4_tiles_m<G, ZP, 2>(job, a, n);
-  if (n < n1) q4_tiles_m<G, ZP, 1>(job, a, n);
+  // One weight row at a time: the weights then stream strictly in address order. Two or four rows
+  // interleaved (sharing the activation loads) were faster in cache but 30-40% slower from
+  // DRAM, whose prefetchers lose track of four streams 1 KiB apart within a page.
+  if (job.M == 1) q4_gemv_rows<G, ZP>(job, a, n0, n1);
+  else tiled_rows<Q4Tile<G, ZP>::template Row>(job, a, n0, n1);
 }
 
 template <bool ZP>

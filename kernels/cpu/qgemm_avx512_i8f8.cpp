@@ -1,9 +1,9 @@
 // AVX-512 (F, BW, VL, VNNI) I8 and F8E4M3 matmul. Compiled with per-file ISA flags
 // (kernels/CMakeLists.txt) and only called after CPUID said yes (qmatmul.cpp).
 //
-// I8: int8 activations through vpdpbusd (64 multiply-adds per instruction). M = 1 (decode):
-// w + 128 against x, one row at a time, four chunks summed before the float step (i8_gemv_rows).
-// 1 < M < 12: |w| against sign-moved x, over tiles of up to 4 rows of x (tiled_rows).
+// I8: int8 activations through vpdpbusd (64 multiply-adds per instruction). M < 12: w + 128
+// against x, one weight row at a time (against up to 4 rows of x when M > 1), four chunks summed
+// before the float step (i8_gemv_rows, I8Tile).
 // F8E4M3: codes widened through fp16 (exact), fp32 FMAs against fp32 activations, tiled too.
 // In a tile each decoded chunk is reused from registers across the rows of x.
 #include <immintrin.h>
@@ -19,62 +19,11 @@ namespace moe::cpu::qk {
 namespace {
 
 // ---- I8 -----------------------------------------------------------------------------------
-// Activations in natural column order, K padded to a multiple of 64 with zeros:
-//   q [M, kp] int8;  d [M, kp/64, 16] f32: lane j = the scale of block j / 8.
-struct I8Acts {
-  std::vector<int8_t> q;
-  std::vector<float> d;
-  int64_t kp = 0;
-};
-
-void prep_i8(const float* x, int64_t M, int64_t K, I8Acts& a) {
-  a.kp = (K + 63) / 64 * 64;
-  const int64_t nc = a.kp / 64;
-  a.q.assign(size_t(M * a.kp), 0);
-  a.d.assign(size_t(M * nc * 16), 0.0f);
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t col = 0; col < K; col += 32) {
-      float dr;
-      __m512i qa, qb;
-      quant_block(x + m * K + col, &dr, &qa, &qb);
-      int8_t* q = &a.q[size_t(m * a.kp + col)];
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(qa));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtsepi32_epi8(qb));
-      float* d = &a.d[size_t((m * nc + col / 64) * 16 + (col % 64) / 4)];
-      for (int j = 0; j < 8; ++j) d[j] = dr;
-    }
-}
-
-template <int MT>
-void i8_row(const WeightView& w, int64_t n, const I8Acts& a, int64_t m0, float out[MT]) {
-  const int64_t K = w.cols, nc = a.kp / 64;
-  const int8_t* wr = static_cast<const int8_t*>(w.data) + n * K;
-  __m512 acc[MT];
-  for (int i = 0; i < MT; ++i) acc[i] = _mm512_setzero_ps();
-  for (int64_t c = 0; c < nc; ++c) {
-    const int64_t left = K - c * 64;
-    prefetch(wr + c * 64);
-    const __m512i v = left >= 64 ? _mm512_loadu_si512(wr + c * 64)
-                                 : _mm512_maskz_loadu_epi8((__mmask64(1) << left) - 1, wr + c * 64);
-    // vpdpbusd multiplies unsigned by signed: feed |w| and move w's sign onto x.
-    const __m512i aw = _mm512_abs_epi8(v);
-    const __mmask64 neg = _mm512_movepi8_mask(v);
-    for (int i = 0; i < MT; ++i) {
-      const int64_t m = m0 + i;
-      const __m512i x = _mm512_loadu_si512(&a.q[size_t(m * a.kp + c * 64)]);
-      const __m512i xs = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
-      const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, xs);
-      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps(&a.d[size_t((m * nc + c) * 16)]), acc[i]);
-    }
-  }
-  const float s = static_cast<const float*>(w.scales)[n];
-  for (int i = 0; i < MT; ++i) out[i] = s * _mm512_reduce_add_ps(acc[i]);
-}
-
-// GEMV (M = 1) activations, per quad of 4 chunks (256 columns; K padded to a quad with zeros):
-//   q [nq * 256] int8 in natural order;
-//   d [nq, 16] f32: lane 4r + c = the scale of the block under 128-bit lane r of chunk c;
-//   c [nq, 16] i32: lane 4r + c = -128 x the sum of those 16 codes.
+// GEMV activations (M < 12), per row of x and quad of 4 chunks (256 columns; K padded to a
+// quad with zeros):
+//   q [M, nq * 256] int8 in natural order;
+//   d [M, nq, 16] f32: lane 4r + c = the scale of the block under 128-bit lane r of chunk c;
+//   c [M, nq, 16] i32: lane 4r + c = -128 x the sum of those 16 codes.
 // The kernel feeds w + 128 (w xor 0x80, unsigned) and x (signed) to vpdpbusd, so
 // sum (w + 128) x + c = sum w x exactly: 1 ALU op per 64 weights where |w| and a sign
 // transfer took 3.
@@ -85,30 +34,73 @@ struct I8Gemv {
   int64_t nq = 0;
 };
 
-void prep_i8_gemv(const float* x, int64_t K, I8Gemv& a) {
+void prep_i8_gemv(const float* x, int64_t M, int64_t K, I8Gemv& a) {
   a.nq = (K + 255) / 256;
-  a.q.assign(size_t(a.nq * 256), 0);
-  a.d.assign(size_t(a.nq * 16), 0.0f);
-  a.c.assign(size_t(a.nq * 16), 0);
-  for (int64_t col = 0; col < K; col += 32) {
-    float dr;
-    __m512i qa, qb;
-    quant_block(x + col, &dr, &qa, &qb);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(&a.q[size_t(col)]), _mm512_cvtsepi32_epi8(qa));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(&a.q[size_t(col + 16)]), _mm512_cvtsepi32_epi8(qb));
-    const int64_t quad = col / 256, chunk = (col % 256) / 64, r0 = (col % 64) / 16;
-    a.d[size_t(quad * 16 + 4 * r0 + chunk)] = a.d[size_t(quad * 16 + 4 * (r0 + 1) + chunk)] = dr;
+  const int64_t kq = a.nq * 256;
+  a.q.assign(size_t(M * kq), 0);
+  a.d.assign(size_t(M * a.nq * 16), 0.0f);
+  a.c.assign(size_t(M * a.nq * 16), 0);
+  for (int64_t m = 0; m < M; ++m) {
+    int8_t* q = &a.q[size_t(m * kq)];
+    float* d = &a.d[size_t(m * a.nq * 16)];
+    int32_t* cs = &a.c[size_t(m * a.nq * 16)];
+    for (int64_t col = 0; col < K; col += 32) {
+      float dr;
+      __m512i qa, qb;
+      quant_block(x + m * K + col, &dr, &qa, &qb);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + col), _mm512_cvtsepi32_epi8(qa));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + col + 16), _mm512_cvtsepi32_epi8(qb));
+      const int64_t quad = col / 256, chunk = (col % 256) / 64, r0 = (col % 64) / 16;
+      d[quad * 16 + 4 * r0 + chunk] = d[quad * 16 + 4 * (r0 + 1) + chunk] = dr;
+    }
+    for (int64_t quad = 0; quad < a.nq; ++quad)
+      for (int chunk = 0; chunk < 4; ++chunk)
+        for (int r = 0; r < 4; ++r) {
+          int32_t sum = 0;
+          for (int i = 0; i < 16; ++i) sum += q[quad * 256 + chunk * 64 + r * 16 + i];
+          cs[quad * 16 + 4 * r + chunk] = -128 * sum;
+        }
   }
-  for (int64_t quad = 0; quad < a.nq; ++quad)
-    for (int chunk = 0; chunk < 4; ++chunk)
-      for (int r = 0; r < 4; ++r) {
-        int32_t sum = 0;
-        for (int i = 0; i < 16; ++i) sum += a.q[size_t(quad * 256 + chunk * 64 + r * 16 + i)];
-        a.c[size_t(quad * 16 + 4 * r + chunk)] = -128 * sum;
-      }
 }
 
-// Rows [n0, n1), one at a time so the weights stream in address order (see q4_rows).
+// Weight row n against MT rows of x from m0: out[i] = y[m0 + i, n] before the row scale. Per
+// quad the four chunks' lanes are summed per 128-bit lane (hsum_runs: lane 4r + c = lane r of
+// chunk c, half a 32-block), then one conversion and FMA per 16 lanes. That lane order and
+// lanes_sum are the sum order of every I8 path, rows in lanes included (qgemm_avx512_i8m.cpp),
+// so y does not depend on M.
+template <int MT>
+[[gnu::always_inline]] inline void i8_gemv_tile(const WeightView& w, int64_t n, const I8Gemv& a, int64_t m0, float* out) {
+  const int64_t K = w.cols, full = K / 256, kq = a.nq * 256;
+  const __m512i flip = _mm512_set1_epi8(int8_t(0x80));
+  const int8_t* wr = static_cast<const int8_t*>(w.data) + n * K;
+  __m512 acc[MT];
+  for (int i = 0; i < MT; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t qd = 0; qd <= full && qd < a.nq; ++qd, wr += 256) {
+    __m512i v[4];
+    if (qd < full) {
+      for (int c = 0; c < 4; ++c) prefetch(wr + c * 64);
+      for (int c = 0; c < 4; ++c) v[c] = _mm512_xor_si512(_mm512_loadu_si512(wr + c * 64), flip);
+    } else {  // masked loads in the row's last, partial quad (see i8_gemv_rows)
+      const int64_t left = K - qd * 256;
+      for (int c = 0; c < 4; ++c) {
+        const int64_t cl = std::min<int64_t>(64, std::max<int64_t>(0, left - c * 64));
+        v[c] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(cl >= 64 ? ~__mmask64(0) : (__mmask64(1) << cl) - 1, wr + c * 64), flip);
+      }
+    }
+    for (int i = 0; i < MT; ++i) {
+      const int8_t* xp = &a.q[size_t((m0 + i) * kq + qd * 256)];
+      __m512i s[4];
+      for (int c = 0; c < 4; ++c) s[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[c], _mm512_loadu_si512(xp + c * 64));
+      const size_t o = size_t(((m0 + i) * a.nq + qd) * 16);
+      const __m512i t = _mm512_add_epi32(hsum_runs(s[0], s[1], s[2], s[3]), _mm512_loadu_si512(&a.c[o]));
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_loadu_ps(&a.d[o]), acc[i]);
+    }
+  }
+  for (int i = 0; i < MT; ++i) out[i] = lanes_sum(acc[i]);
+}
+
+// Decode (M = 1): i8_gemv_tile's sums for MT = 1, in the same order, written for the weight
+// stream alone; rows [n0, n1), one at a time so the weights stream in address order (see q4_rows).
 void i8_gemv_rows(const Job& job, const I8Gemv& a, int64_t n0, int64_t n1) {
   const int64_t K = job.w.cols, full = K / 256;
   const __m512i flip = _mm512_set1_epi8(int8_t(0x80));
@@ -137,9 +129,27 @@ void i8_gemv_rows(const Job& job, const I8Gemv& a, int64_t n0, int64_t n1) {
       const __m512i t = _mm512_add_epi32(hsum_runs(s[0], s[1], s[2], s[3]), _mm512_loadu_si512(&a.c[size_t(qd * 16)]));
       acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_loadu_ps(&a.d[size_t(qd * 16)]), acc);
     }
-    job.y[n] = scales[n] * _mm512_reduce_add_ps(acc) + (job.bias ? job.bias[n] : 0.0f);
+    float t = scales[n] * lanes_sum(acc);
+    asm("" : "+x"(t));  // rounded before the bias, as in I8Tile
+    job.y[n] = t + (job.bias ? job.bias[n] : 0.0f);
   }
 }
+
+// 1 < M < 12: i8_gemv_tile as tiled_rows' Row (qavx512.h), with the row scale.
+template <int MT>
+struct I8Tile {
+  static void run(const WeightView& w, int64_t n, const I8Gemv& a, int64_t m0, float* out) {
+    i8_gemv_tile<MT>(w, n, a, m0, out);
+    const float s = static_cast<const float*>(w.scales)[n];
+    for (int i = 0; i < MT; ++i) {
+      // Rounded before tiled_rows adds the bias, as the rows-in-lanes kernel does: the empty asm
+      // keeps the compiler from contracting the two into one FMA.
+      float t = s * out[i];
+      asm("" : "+x"(t));
+      out[i] = t;
+    }
+  }
+};
 
 // ---- F8E4M3 -------------------------------------------------------------------------------
 // e4m3 -> fp16 is a bit move: sign to bit 15, exponent+mantissa to bits 13..7. The fp16 value
@@ -181,10 +191,6 @@ void f8_row(const WeightView& w, int64_t n, const float* x, int64_t m0, float ou
 
 // Adapters for tiled_rows (qavx512.h).
 template <int MT>
-struct I8Row {
-  static void run(const WeightView& w, int64_t n, const I8Acts& a, int64_t m0, float* out) { i8_row<MT>(w, n, a, m0, out); }
-};
-template <int MT>
 struct F8Row {
   static void run(const WeightView& w, int64_t n, const float* x, int64_t m0, float* out) { f8_row<MT>(w, n, x, m0, out); }
 };
@@ -193,18 +199,15 @@ struct F8Row {
 
 std::unique_ptr<Rows> prepare_i8_avx512(const Job& job, PrepCache* cache) {
   if (job.M >= kMlanesMinRows) return prepare_i8_mlanes(job);
-  if (job.M == 1) {
-    const auto make = [&] {
-      auto g = std::make_shared<I8Gemv>();
-      prep_i8_gemv(job.x, job.w.cols, *g);
-      return std::shared_ptr<const I8Gemv>(std::move(g));
-    };
-    std::shared_ptr<const I8Gemv> g = cache ? cache->get<I8Gemv>(job, 2, make) : make();
-    return make_rows([job, g = std::move(g)](int64_t n0, int64_t n1) { i8_gemv_rows(job, *g, n0, n1); });
-  }
-  I8Acts a;
-  prep_i8(job.x, job.M, job.w.cols, a);
-  return make_rows([job, a = std::move(a)](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1); });
+  const auto make = [&] {
+    auto g = std::make_shared<I8Gemv>();
+    prep_i8_gemv(job.x, job.M, job.w.cols, *g);
+    return std::shared_ptr<const I8Gemv>(std::move(g));
+  };
+  std::shared_ptr<const I8Gemv> g = cache ? cache->get<I8Gemv>(job, 2, make) : make();
+  return make_rows([job, g = std::move(g)](int64_t n0, int64_t n1) {
+    job.M == 1 ? i8_gemv_rows(job, *g, n0, n1) : tiled_rows<I8Tile>(job, *g, n0, n1);
+  });
 }
 
 std::unique_ptr<Rows> prepare_f8_avx512(const Job& job) {

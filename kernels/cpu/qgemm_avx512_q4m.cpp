@@ -4,7 +4,8 @@
 // every block needs a 16-lane conversion + scale + FMA per (weight row, x row). Here the 16
 // lanes are 16 rows of x instead: 4 weight codes are broadcast to all lanes and vpdpbusd'd with
 // 4 columns of 16 rows; 8 such steps finish a block for all 16 rows, and one conversion + FMA
-// applies its scales. The integer sums and therefore the results are the ones of qmatmul.h.
+// applies its scales. The integer sums are the ones of qmatmul.h, and the float sums run in the
+// GEMV's order, so every row of x gets the bits it would get alone.
 //
 // Per thread: 4 weight rows at a time are unpacked once (nibbles -> bytes, fp16 scales -> f32)
 // into an L1-sized scratch and then run against every 16-row block of x, up to 128 rows of x per
@@ -12,6 +13,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <vector>
 
@@ -24,45 +26,54 @@ namespace {
 using mlanes::kLanes;
 using mlanes::kRowsW;
 
-// x in 16-row blocks (rows past M are zero):
+// x in 16-row blocks (rows past M are zero), 32-blocks at their phase positions pos[b]
+// (mlanes::phase_positions; "k" below):
 //   q [nmb, K/4, 16, 4] int8: 4 consecutive columns of the 16 rows in one 64-byte vector.
 //   d [nmb, K/32, 16] f32 block scales;  b [nmb, K/32, 16] i32 block code sums, stored as
 //   -8 * sum for Q4 (the accumulator's start) and as the sum for Q4Z.
 struct MActs {
   std::vector<uint8_t> q;  // int8 codes, stored as bytes
   std::vector<float> d;
-  std::vector<int32_t> b;
+  std::vector<int32_t> b, pos;
   int64_t nmb = 0;
 };
 
 void prep(const float* x, int64_t M, int64_t K, bool zp, MActs& a) {
-  a.nmb = mlanes::quantize_lanes(x, M, K, 0, a.q, a.d, &a.b);
+  a.pos = mlanes::phase_positions(K / 32, 16, mlanes::q4_first);
+  a.nmb = mlanes::quantize_lanes(x, M, K, 0, a.pos, a.q, a.d, &a.b);
   if (!zp)
     for (int32_t& s : a.b) s *= -8;
 }
 
-// Weight rows unpacked for the pass: codes u [NT, K + 128] in chunk order (per 128 columns: the 64
-// low nibbles, then the 64 high nibbles, as loaded), scales s and zero points z [NT, K / G] f32.
+// Weight rows unpacked for the pass: codes u [NT, K] with block b's 32 codes at 32 pos[b] (its 16
+// low nibbles, then its 16 high nibbles, as the columns of x are), scales s and zero points z
+// [NT, K / G] f32 in group order.
 struct Unpacked {
   std::vector<uint8_t> u;
   std::vector<float> s, z;
 };
 
-void unpack(const WeightView& w, int64_t n, int nt, Unpacked& p) {
-  const int64_t K = w.cols, ng = K / w.group;
-  p.u.resize(size_t(kRowsW * (K + 128)));
+void unpack(const WeightView& w, int64_t n, int nt, const std::vector<int32_t>& pos, Unpacked& p) {
+  const int64_t K = w.cols, ng = K / w.group, nb = K / 32;
+  p.u.resize(size_t(kRowsW * K));
   p.s.resize(size_t(kRowsW * ng));
   p.z.resize(size_t(kRowsW * ng));
   const __m512i low4 = _mm512_set1_epi8(0x0f);
+  // Runs 0 and 1 (low 16 bytes, then high 16 bytes, each) from lo and hi, and runs 2 and 3.
+  const __m512i idx01 = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), idx23 = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
   for (int j = 0; j < nt; ++j) {
     const uint8_t* wr = static_cast<const uint8_t*>(w.data) + (n + j) * (K / 2);
-    uint8_t* u = &p.u[size_t(j * (K + 128))];
+    uint8_t* u = &p.u[size_t(j * K)];
     for (int64_t c = 0; c * 128 < K; ++c) {
       const int64_t left = K - c * 128;
       const __m512i v = left >= 128 ? _mm512_loadu_si512(wr + c * 64)
                                     : _mm512_maskz_loadu_epi8((__mmask64(1) << (left / 2)) - 1, wr + c * 64);
-      _mm512_storeu_si512(u + c * 128, _mm512_and_si512(v, low4));
-      _mm512_storeu_si512(u + c * 128 + 64, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+      const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+      const __m512i r01 = _mm512_permutex2var_epi64(lo, idx01, hi), r23 = _mm512_permutex2var_epi64(lo, idx23, hi);
+      const __m256i runs[4] = {_mm512_castsi512_si256(r01), _mm512_extracti64x4_epi64(r01, 1),
+                               _mm512_castsi512_si256(r23), _mm512_extracti64x4_epi64(r23, 1)};
+      for (int r = 0; r < 4 && c * 4 + r < nb; ++r)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * pos[size_t(c * 4 + r)]), runs[r]);
     }
     // Scales 16 at a time (vcvtph2ps is exact), the rest one by one; zero points only for Q4Z.
     const uint16_t* sr = static_cast<const uint16_t*>(w.scales) + (n + j) * ng;
@@ -85,43 +96,49 @@ struct Next {
 };
 
 // NT weight rows (unpacked) against 16-row block mb of x: out[j] lanes = y[mb * 16 + l, n + j].
+// Phase by phase (one GEMV lane's blocks, all operands in memory order), then tree16 of the 16
+// partial sums.
 template <bool ZP, int NT>
 void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, const Next& next, __m512* out) {
   const int64_t nb = K / 32, ng = K / G;
+  const int gshift = std::countr_zero(unsigned(G / 32));  // groups are 32, 64 or 128 columns
   const uint8_t* xp = &a.q[size_t(mb * K * kLanes)];
   const int32_t* bp = &a.b[size_t(mb * nb * kLanes)];
   const float* dp = &a.d[size_t(mb * nb * kLanes)];
-  __m512 acc[NT];
-  for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
-  for (int64_t blk = 0; blk < nb; ++blk) {
-    if (blk * 64 < next.ahead) _mm_prefetch(reinterpret_cast<const char*>(next.codes + blk * 64), _MM_HINT_T0);
-    if (blk * 64 < next.sahead) _mm_prefetch(reinterpret_cast<const char*>(next.scales + blk * 64), _MM_HINT_T0);
-    __m512i xv[8];
-    for (int t = 0; t < 8; ++t) xv[t] = _mm512_loadu_si512(xp + t * 64);
-    const __m512i bs = _mm512_loadu_si512(bp);
-    const __m512 d = _mm512_loadu_ps(dp);
-    // Block blk = run r of chunk c: columns 4t.. of the run are low nibbles at 16r + 4t (t < 4)
-    // and high nibbles at 64 + 16r + 4(t - 4).
-    const int64_t c = blk / 4, r = blk % 4, g = blk * 32 / G;
-    for (int j = 0; j < NT; ++j) {
-      const uint8_t* u = &p.u[size_t(j * (K + 128) + c * 128 + 16 * r)];
-      // Two dependency chains of 4 (low and high nibbles), not one of 8: vpdpbusd's latency,
-      // not its throughput, bounded a chain of 8 (the int32 sum is the same).
-      __m512i s0 = ZP ? _mm512_setzero_si512() : bs, s1 = _mm512_setzero_si512();
-      for (int t = 0; t < 4; ++t) {
-        int32_t lo4, hi4;
-        std::memcpy(&lo4, u + 4 * t, 4);
-        std::memcpy(&hi4, u + 64 + 4 * t, 4);
-        s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(lo4), xv[t]);
-        s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(hi4), xv[t + 4]);
+  __m512 part[NT][16];
+  int64_t k = 0;  // the block's position in x, the unpacked rows and the prefetch
+  for (int L = 0; L < 16; ++L) {
+    __m512 acc[NT];
+    for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
+    for (int64_t blk = mlanes::q4_first(L); blk < nb; blk += 16, ++k) {
+      if (k * 64 < next.ahead) _mm_prefetch(reinterpret_cast<const char*>(next.codes + k * 64), _MM_HINT_T0);
+      if (k * 64 < next.sahead) _mm_prefetch(reinterpret_cast<const char*>(next.scales + k * 64), _MM_HINT_T0);
+      __m512i xv[8];
+      for (int t = 0; t < 8; ++t) xv[t] = _mm512_loadu_si512(xp + t * 64);
+      const __m512i bs = _mm512_loadu_si512(bp);
+      const __m512 d = _mm512_loadu_ps(dp);
+      const int64_t g = blk >> gshift;
+      for (int j = 0; j < NT; ++j) {
+        const uint8_t* u = &p.u[size_t(j * K + k * 32)];
+        // Two dependency chains of 4 (low and high nibbles), not one of 8: vpdpbusd's latency,
+        // not its throughput, bounded a chain of 8 (the int32 sum is the same).
+        __m512i s0 = ZP ? _mm512_setzero_si512() : bs, s1 = _mm512_setzero_si512();
+        for (int t = 0; t < 4; ++t) {
+          int32_t lo4, hi4;
+          std::memcpy(&lo4, u + 4 * t, 4);
+          std::memcpy(&hi4, u + 16 + 4 * t, 4);
+          s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(lo4), xv[t]);
+          s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(hi4), xv[t + 4]);
+        }
+        __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+        if constexpr (ZP) f = _mm512_fnmadd_ps(_mm512_set1_ps(p.z[size_t(j * ng + g)]), _mm512_cvtepi32_ps(bs), f);
+        acc[j] = _mm512_fmadd_ps(f, _mm512_mul_ps(d, _mm512_set1_ps(p.s[size_t(j * ng + g)])), acc[j]);
       }
-      __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-      if constexpr (ZP) f = _mm512_fnmadd_ps(_mm512_set1_ps(p.z[size_t(j * ng + g)]), _mm512_cvtepi32_ps(bs), f);
-      acc[j] = _mm512_fmadd_ps(f, _mm512_mul_ps(d, _mm512_set1_ps(p.s[size_t(j * ng + g)])), acc[j]);
+      xp += 8 * 64, bp += kLanes, dp += kLanes;
     }
-    xp += 8 * 64, bp += kLanes, dp += kLanes;
+    for (int j = 0; j < NT; ++j) part[j][L] = acc[j];
   }
-  for (int j = 0; j < NT; ++j) out[j] = acc[j];
+  for (int j = 0; j < NT; ++j) out[j] = tree16(part[j]);
 }
 
 template <bool ZP>
@@ -130,7 +147,7 @@ void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
   static thread_local Unpacked p;  // used only by this thread
   const int64_t K = w.cols, ng = K / w.group;
   mlanes::drive(
-      job, a.nmb, n0, n1, [&](int64_t n, int nt) { unpack(w, n, nt, p); },
+      job, a.nmb, n0, n1, [&](int64_t n, int nt) { unpack(w, n, nt, a.pos, p); },
       [&](int64_t n, int nt, int64_t mb, int next_rows, __m512* out) {
         Next next;
         if (next_rows > 0) {

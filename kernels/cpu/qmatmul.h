@@ -4,7 +4,9 @@
 // The weights are decoded inside the dot products; no dequantized copy of W is ever made.
 //
 // Semantics (the scalar variant defines them; SIMD variants compute the same sums in another
-// order, so they agree to float rounding, ~1e-6 relative):
+// order, so they agree to float rounding, ~1e-6 relative). Within one variant, row m of y has the
+// same bits whatever M is (the GEMV, tile and rows-in-lanes paths add in one order; tested), so a
+// batch's composition cannot change a sequence's results:
 //   * K must be a multiple of 32 (and of the group size for Q4/Q4Z).
 //   * Q4, Q4Z, I8: activations are quantized once per call to int8, per row of x and per block
 //     of 32 columns: amax = max |x|, d = amax / 127, xq = nearbyint(x * (127 / amax)) (0 when
@@ -19,8 +21,9 @@
 //     supported by the SIMD variants (the quantizer never produces them).
 //   * MXFP4: fp32 activations, y = sum_blocks 2^(e_blk - 127) * sum_{k in blk} e2m1(w_k) x_k,
 //     32 columns per block (AVX-512: vpermps decode; AVX2: vpshufb of 2x the values, widened).
-// Variants (qgemm_<isa>.cpp): scalar (reference), avx2 (vpmaddubsw), avx512 (VNNI; Q4 GEMV
-// 512 columns per step, Q4 and I8 GEMM with M >= 12 put 16 rows of x in the vector lanes). All split
+// Variants (qgemm_<isa>.cpp): scalar (reference), avx2 (vpmaddubsw), avx512 (VNNI; Q4 and I8
+// GEMV 512 / 256 columns per step, also reused across up to 4 rows of x for M < 12; M >= 12 puts
+// 16 rows of x in the vector lanes). All split
 // the N output rows over the pool's threads and software-prefetch the weight stream.
 #pragma once
 #include <cstdint>

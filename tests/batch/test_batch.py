@@ -144,6 +144,26 @@ class Batch(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(got[f"c{i}"], r.stdout[:-1], p)  # moe run ends with a newline
 
+    def test_quantized_pack_same_tokens_whatever_the_batch(self):
+        # INT4 experts and int8 dense weights run other kernels for 1, 2-11 and 12+ rows of x (the
+        # requests in a step, the tokens routed to an expert): each row must get the same bits
+        # from all of them, or a request's tokens would depend on what ran beside it.
+        pack = self.p("q.moepack")
+        r = subprocess.run([MOE_BIN, "convert", TINY_MOE, pack, "--experts", "int4", "--group-size", "32",
+                            "--dense", "int8"], capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        write_jsonl(self.p("in.jsonl"), job(16))
+        outs = []
+        for n in ("1", "3", "16"):
+            out = self.p(f"out{n}.jsonl")
+            r = subprocess.run([MOE_BIN, "batch", "--model", pack, "--input", self.p("in.jsonl"), "--output", out,
+                                "-t", "2", "--max-batch", n], capture_output=True, text=True, timeout=600)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            outs.append(results(out))
+        self.assertEqual(len(outs[0]), 16)
+        self.assertEqual(outs[1], outs[0])
+        self.assertEqual(outs[2], outs[0])
+
     def test_kill_and_resume_exactly_once(self):
         items = job(60) + ["not json"]
         write_jsonl(self.p("in.jsonl"), items)

@@ -195,7 +195,7 @@ TEST(QMatmulSemantics, ToF32DecodesQuantizedSpans) {
 
 // qmatmul_many (one parallel section for several matrices): every job's y must equal qmatmul's
 // for that job alone, bit for bit, on every variant; the mix covers each dtype and both Q4
-// paths (chunk tiles for M < 12, rows-in-lanes for M >= 12), with and without bias.
+// paths (GEMV tiles for M < 12, rows-in-lanes for M >= 12), with and without bias.
 TEST(QMatmulMany, EachJobEqualsItsOwnCall) {
   ThreadPool pool(3);
   struct Case {
@@ -276,4 +276,36 @@ TEST(QMatmulMany, RejectsBeforeRunningAny) {
                               {x.data(), 1, WeightView{DType::I8, bad_data.data(), 1, 48, bad_scales.data(), nullptr, 0}, y2.data()}};
   EXPECT_THROW(cpu::qmatmul_many(pool, jobs, Isa::Scalar), std::invalid_argument);
   for (float v : y1) EXPECT_TRUE(std::isnan(v));
+}
+
+// Each row of x gets the same y bits whatever the other rows of its call (M = 1 .. 40: the GEMV,
+// small tiles and rows in lanes), so a batch's composition cannot change a sequence's tokens.
+// K = 352 and 1120 end in partial quads (512 columns for Q4, 256 for I8).
+TEST(QMatmulSemantics, RowResultsDoNotDependOnM) {
+  ThreadPool pool(2);
+  const Format fs[] = {{DType::Q4, 32},  {DType::Q4, 128},      {DType::Q4Z, 32},
+                       {DType::I8, 0},   {DType::F8E4M3, 128},  {DType::MXFP4, 32}};
+  uint64_t seed = 90;
+  for (const Format& f : fs)
+    for (int64_t K : {512, 352, 1120}) {
+      if (f.group && K % f.group) continue;
+      const int64_t N = 19;
+      const auto wf = randn(size_t(N * K), ++seed, 0.03f);
+      const QuantizedMatrix q = quantize(wf.data(), N, K, {f.dtype, f.group, false});
+      const auto x = randn(size_t(40 * K), ++seed);
+      const auto bias = randn(size_t(N), ++seed);
+      for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+        if (!cpu::isa_supported(isa)) continue;
+        std::vector<std::vector<float>> alone;  // each row of x in a call of its own
+        for (int64_t m = 0; m < 40; ++m)
+          alone.push_back(run(pool, isa, std::vector<float>(x.begin() + m * K, x.begin() + (m + 1) * K), 1, q.view(), bias.data()));
+        for (int64_t M : {2, 3, 4, 5, 9, 11, 12, 16, 17, 33, 40}) {
+          const auto y = run(pool, isa, std::vector<float>(x.begin(), x.begin() + M * K), M, q.view(), bias.data());
+          for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n)
+              ASSERT_EQ(y[size_t(m * N + n)], alone[size_t(m)][size_t(n)])
+                  << f.name() << " " << cpu::isa_name(isa) << " K=" << K << " M=" << M << " row " << m << " n=" << n;
+        }
+      }
+    }
 }
