@@ -26,8 +26,8 @@ namespace {
 using mlanes::kLanes;
 using mlanes::kRowsW;
 
-// x in 16-row blocks (rows past M are zero), 32-blocks at their phase positions pos[b]
-// (mlanes::phase_positions; "k" below):
+// x in 16-row blocks (rows past M are zero), 32-blocks at their positions pos[b] in the kernel's
+// visiting order (visit_positions; "k" below):
 //   q [nmb, K/4, 16, 4] int8: 4 consecutive columns of the 16 rows in one 64-byte vector.
 //   d [nmb, K/32, 16] f32 block scales;  b [nmb, K/32, 16] i32 block code sums, stored as
 //   -8 * sum for Q4 (the accumulator's start) and as the sum for Q4Z.
@@ -38,8 +38,27 @@ struct MActs {
   int64_t nmb = 0;
 };
 
+// Rows of up to this many 32-blocks (K <= 1024) take lanes in pairs (block16): 16 phases of one
+// or two blocks cost 20-30% against the old sequential kernel at K = 768.
+constexpr int64_t kShortBlocks = 32;
+
+// block16's visiting order: long rows phase by phase, lane L = 0..15; short rows for each pair
+// of lanes (L, L + 8), L < 8, every quad's block in lane L and then its block in lane L + 8 (two
+// blocks further on). Returns each block's position in that order.
+std::vector<int32_t> visit_positions(int64_t nb) {
+  if (nb > kShortBlocks) return mlanes::phase_positions(nb, 16, mlanes::q4_first);
+  std::vector<int32_t> pos(size_t(nb), 0);
+  int32_t k = 0;
+  for (int L = 0; L < 8; ++L)
+    for (int64_t b = mlanes::q4_first(L); b < nb; b += 16) {
+      pos[size_t(b)] = k++;
+      if (b + 2 < nb) pos[size_t(b + 2)] = k++;
+    }
+  return pos;
+}
+
 void prep(const float* x, int64_t M, int64_t K, bool zp, MActs& a) {
-  a.pos = mlanes::phase_positions(K / 32, 16, mlanes::q4_first);
+  a.pos = visit_positions(K / 32);
   a.nmb = mlanes::quantize_lanes(x, M, K, 0, a.pos, a.q, a.d, &a.b);
   if (!zp)
     for (int32_t& s : a.b) s *= -8;
@@ -95,9 +114,41 @@ struct Next {
   int64_t ahead = 0, sahead = 0;
 };
 
+// One 32-block of 16 rows of x (codes xp, sums bp, scales dp) against NT unpacked weight rows:
+// acc[j] += its products. g is the block's group, k its position in x and the unpacked rows.
+template <bool ZP, int NT>
+[[gnu::always_inline]] inline void block_run(const Unpacked& p, int64_t K, int64_t ng, int64_t g, int64_t k,
+                                             const uint8_t* xp, const int32_t* bp, const float* dp, const Next& next,
+                                             __m512* acc) {
+  if (k * 64 < next.ahead) _mm_prefetch(reinterpret_cast<const char*>(next.codes + k * 64), _MM_HINT_T0);
+  if (k * 64 < next.sahead) _mm_prefetch(reinterpret_cast<const char*>(next.scales + k * 64), _MM_HINT_T0);
+  __m512i xv[8];
+  for (int t = 0; t < 8; ++t) xv[t] = _mm512_loadu_si512(xp + t * 64);
+  const __m512i bs = _mm512_loadu_si512(bp);
+  const __m512 d = _mm512_loadu_ps(dp);
+  for (int j = 0; j < NT; ++j) {
+    const uint8_t* u = &p.u[size_t(j * K + k * 32)];
+    // Two dependency chains of 4 (low and high nibbles), not one of 8: vpdpbusd's latency, not
+    // its throughput, bounded a chain of 8 (the int32 sum is the same).
+    __m512i s0 = ZP ? _mm512_setzero_si512() : bs, s1 = _mm512_setzero_si512();
+    for (int t = 0; t < 4; ++t) {
+      int32_t lo4, hi4;
+      std::memcpy(&lo4, u + 4 * t, 4);
+      std::memcpy(&hi4, u + 16 + 4 * t, 4);
+      s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(lo4), xv[t]);
+      s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(hi4), xv[t + 4]);
+    }
+    __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+    if constexpr (ZP) f = _mm512_fnmadd_ps(_mm512_set1_ps(p.z[size_t(j * ng + g)]), _mm512_cvtepi32_ps(bs), f);
+    acc[j] = _mm512_fmadd_ps(f, _mm512_mul_ps(d, _mm512_set1_ps(p.s[size_t(j * ng + g)])), acc[j]);
+  }
+}
+
 // NT weight rows (unpacked) against 16-row block mb of x: out[j] lanes = y[mb * 16 + l, n + j].
-// Phase by phase (one GEMV lane's blocks, all operands in memory order), then tree16 of the 16
-// partial sums.
+// Long rows: phase by phase (one GEMV lane's blocks, in memory order), then tree16 of the 16
+// partial sums. Short rows (kShortBlocks): lanes L and L + 8 (blocks b and b + 2 of each quad)
+// side by side, so 8 phases of one to four blocks, not 16 of one or two; their sum is tree16's
+// first level, and the rest of the tree follows.
 template <bool ZP, int NT>
 void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, const Next& next, __m512* out) {
   const int64_t nb = K / 32, ng = K / G;
@@ -105,40 +156,39 @@ void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, co
   const uint8_t* xp = &a.q[size_t(mb * K * kLanes)];
   const int32_t* bp = &a.b[size_t(mb * nb * kLanes)];
   const float* dp = &a.d[size_t(mb * nb * kLanes)];
-  __m512 part[NT][16];
   int64_t k = 0;  // the block's position in x, the unpacked rows and the prefetch
-  for (int L = 0; L < 16; ++L) {
-    __m512 acc[NT];
-    for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
-    for (int64_t blk = mlanes::q4_first(L); blk < nb; blk += 16, ++k) {
-      if (k * 64 < next.ahead) _mm_prefetch(reinterpret_cast<const char*>(next.codes + k * 64), _MM_HINT_T0);
-      if (k * 64 < next.sahead) _mm_prefetch(reinterpret_cast<const char*>(next.scales + k * 64), _MM_HINT_T0);
-      __m512i xv[8];
-      for (int t = 0; t < 8; ++t) xv[t] = _mm512_loadu_si512(xp + t * 64);
-      const __m512i bs = _mm512_loadu_si512(bp);
-      const __m512 d = _mm512_loadu_ps(dp);
-      const int64_t g = blk >> gshift;
-      for (int j = 0; j < NT; ++j) {
-        const uint8_t* u = &p.u[size_t(j * K + k * 32)];
-        // Two dependency chains of 4 (low and high nibbles), not one of 8: vpdpbusd's latency,
-        // not its throughput, bounded a chain of 8 (the int32 sum is the same).
-        __m512i s0 = ZP ? _mm512_setzero_si512() : bs, s1 = _mm512_setzero_si512();
-        for (int t = 0; t < 4; ++t) {
-          int32_t lo4, hi4;
-          std::memcpy(&lo4, u + 4 * t, 4);
-          std::memcpy(&hi4, u + 16 + 4 * t, 4);
-          s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(lo4), xv[t]);
-          s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(hi4), xv[t + 4]);
-        }
-        __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-        if constexpr (ZP) f = _mm512_fnmadd_ps(_mm512_set1_ps(p.z[size_t(j * ng + g)]), _mm512_cvtepi32_ps(bs), f);
-        acc[j] = _mm512_fmadd_ps(f, _mm512_mul_ps(d, _mm512_set1_ps(p.s[size_t(j * ng + g)])), acc[j]);
+  if (nb > kShortBlocks) {
+    __m512 part[NT][16];
+    for (int L = 0; L < 16; ++L) {
+      __m512 acc[NT];
+      for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
+      for (int64_t blk = mlanes::q4_first(L); blk < nb; blk += 16, ++k) {
+        block_run<ZP, NT>(p, K, ng, blk >> gshift, k, xp, bp, dp, next, acc);
+        xp += 8 * 64, bp += kLanes, dp += kLanes;
       }
+      for (int j = 0; j < NT; ++j) part[j][L] = acc[j];
+    }
+    for (int j = 0; j < NT; ++j) out[j] = tree16(part[j]);
+    return;
+  }
+  __m512 a8[NT][8];
+  for (int L = 0; L < 8; ++L) {
+    __m512 lo[NT], hi[NT];
+    for (int j = 0; j < NT; ++j) lo[j] = hi[j] = _mm512_setzero_ps();
+    for (int64_t b = mlanes::q4_first(L); b < nb; b += 16) {
+      block_run<ZP, NT>(p, K, ng, b >> gshift, k++, xp, bp, dp, next, lo);
+      xp += 8 * 64, bp += kLanes, dp += kLanes;
+      if (b + 2 >= nb) continue;
+      block_run<ZP, NT>(p, K, ng, (b + 2) >> gshift, k++, xp, bp, dp, next, hi);
       xp += 8 * 64, bp += kLanes, dp += kLanes;
     }
-    for (int j = 0; j < NT; ++j) part[j][L] = acc[j];
+    for (int j = 0; j < NT; ++j) a8[j][L] = _mm512_add_ps(lo[j], hi[j]);
   }
-  for (int j = 0; j < NT; ++j) out[j] = tree16(part[j]);
+  for (int j = 0; j < NT; ++j) {
+    __m512 t[4];
+    for (int i = 0; i < 4; ++i) t[i] = _mm512_add_ps(a8[j][i], a8[j][i + 4]);
+    out[j] = _mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3]));
+  }
 }
 
 template <bool ZP>
