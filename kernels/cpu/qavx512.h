@@ -100,20 +100,17 @@ inline void with_nt(int nt, F&& f) {
 // per lane of the GEMV's quads, then lanes_sum), so that y does not depend on M. They hold one
 // lane's partial sum at a time: phase i visits blocks first(i), first(i) + per_quad, ... and x is
 // stored in that visiting order, so it is still read in order (visiting blocks 8 KiB apart cost
-// 15-35%). Q4: 16 phases per quad of 16 blocks, lane L = block 4 (L % 4) + L / 4 (q4_first). I8:
-// 8 phases, block p of each quad of 8, whose halves sit in lanes 8 (p % 2) + p / 2 and that + 4.
-// With `window` > 0 the phases run within windows of that many quads, one after another (the
-// partial sums carried across), so the weights a window reads out of order stay in L1. Returns
-// each block's position in that order.
+// 15-35%). Q4: 16 phases per quad of 16 blocks, lane L = block 4 (L % 4) + L / 4 (q4_first;
+// short rows pair the lanes, qgemm_avx512_q4m.cpp). I8: 8 phases, block p of each quad of 8,
+// whose halves sit in lanes 8 (p % 2) + p / 2 and that + 4. Returns each block's position in
+// that order.
 inline int q4_first(int lane) { return 4 * (lane % 4) + lane / 4; }
 inline int i8_first(int p) { return p; }
-inline std::vector<int32_t> phase_positions(int64_t nb, int per_quad, int (*first)(int), int64_t window = 0) {
+inline std::vector<int32_t> phase_positions(int64_t nb, int per_quad, int (*first)(int)) {
   std::vector<int32_t> pos(size_t(nb), 0);
-  const int64_t nq = (nb + per_quad - 1) / per_quad, wq = window > 0 ? window : nq;
   int32_t k = 0;
-  for (int64_t q0 = 0; q0 < nq; q0 += wq)
-    for (int i = 0; i < per_quad; ++i)
-      for (int64_t b = q0 * per_quad + first(i); b < std::min(nb, (q0 + wq) * per_quad); b += per_quad) pos[size_t(b)] = k++;
+  for (int i = 0; i < per_quad; ++i)
+    for (int64_t b = first(i); b < nb; b += per_quad) pos[size_t(b)] = k++;
   return pos;
 }
 

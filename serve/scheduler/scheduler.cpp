@@ -267,6 +267,7 @@ bool Scheduler::Impl::step() {
     size_t row;
     int32_t token = 0;
     TokenLogprob logprob;
+    std::string error;  // a draw that threw (on a pool thread, which must not throw) ends its request
   };
   std::vector<Draw> draws;
   const auto row_at = [&](size_t row) { return std::span<const float>(logits).subspan(row * size_t(vocab), size_t(vocab)); };
@@ -275,24 +276,31 @@ bool Scheduler::Impl::step() {
     RequestState& r = *owner[i];
     const size_t rows = batch[i].all_logits ? size_t(chunk_len[i]) : 1;
     if (r.decoding()) {
-      draws.push_back({&r, row, 0, {}});
+      draws.push_back({&r, row, 0, {}, {}});
     } else {
       if (r.req.prompt_logprobs)
         for (size_t k = 0; k < rows && size_t(r.fed) + k + 1 < r.req.prompt.size(); ++k)
           r.add_prompt_logprob(token_logprob(row_at(row + k), r.req.prompt[size_t(r.fed) + k + 1], std::max(0, r.req.logprobs)), tok);
       r.fed += chunk_len[i];
-      if (r.fed == int64_t(r.req.prompt.size())) draws.push_back({&r, row + rows - 1, 0, {}});
+      if (r.fed == int64_t(r.req.prompt.size())) draws.push_back({&r, row + rows - 1, 0, {}, {}});
     }
     row += rows;
   }
   engine.parallel_for(int64_t(draws.size()), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       Draw& d = draws[size_t(i)];
-      d.token = d.r->sampler->sample(row_at(d.row));
-      if (d.r->req.logprobs >= 0) d.logprob = token_logprob(row_at(d.row), d.token, d.r->req.logprobs);
+      try {
+        d.token = d.r->sampler->sample(row_at(d.row));
+        if (d.r->req.logprobs >= 0) d.logprob = token_logprob(row_at(d.row), d.token, d.r->req.logprobs);
+      } catch (const std::exception& e) {
+        d.error = e.what();
+      }
     }
   });
-  for (Draw& d : draws) on_token(*d.r, d.token, std::move(d.logprob));
+  for (Draw& d : draws) {
+    if (d.error.empty()) on_token(*d.r, d.token, std::move(d.logprob));
+    else finish(*d.r, FinishReason::error, fmt::format("drawing the next token failed: {}", d.error));
+  }
   std::erase_if(running, [](const auto& r) { return r->done; });
   const int64_t kv = engine.kv_bytes();
   std::lock_guard lk(m);

@@ -3,6 +3,7 @@
 // errors; drain.
 #include "scheduler_util.h"
 
+#include <stdexcept>
 #include <thread>
 
 #include "serve/scheduler/token_sampler.h"
@@ -130,6 +131,30 @@ TEST(Scheduler, CancelFreesTheSequence) {
   sch.run_between_steps([] {});  // a full loop turn after the cancellation
   EXPECT_EQ(test::settled_stats(sch).running, 0);
   EXPECT_EQ(s.engine().n_sequences(), before);
+}
+
+// A draw that throws (here a logits processor failing at its third token) ends that request
+// with the reason; the scheduler and the request beside it go on.
+TEST(Scheduler, AFailingDrawEndsOnlyItsRequest) {
+  struct Failing final : serve::LogitsProcessor {
+    int calls = 0;
+    void apply(std::span<float>) override {
+      if (++calls == 3) throw std::runtime_error("the processor broke");
+    }
+    void accept(int32_t) override {}
+  };
+  Session& s = test::tiny_session();
+  Scheduler sch(s.engine(), s.tokenizer(), opts(2, 64, 256));
+  auto bad = request(prompt_of(kPrompts[0]), 10, 0.8f, 5);
+  bad.constraint = std::make_shared<Failing>();
+  auto hb = sch.submit(bad);
+  auto hg = sch.submit(request(prompt_of(kPrompts[1]), 10, 0.8f, 6));
+  const Result rb = collect(*hb), rg = collect(*hg);
+  EXPECT_EQ(rb.finish, FinishReason::error);
+  EXPECT_NE(rb.error.find("drawing the next token failed: the processor broke"), std::string::npos) << rb.error;
+  EXPECT_EQ(rb.completion_tokens, 2);
+  EXPECT_EQ(rg.finish, FinishReason::length);
+  EXPECT_EQ(rg.completion_tokens, 10);
 }
 
 TEST(Scheduler, RefusesWhatItCannotServe) {
