@@ -32,18 +32,23 @@ inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p) +
 // The one order in which the Q4 and I8 kernels add a row's 16 lane sums (every path: GEMV, small
 // tiles, rows in lanes), so that y[m, n] has the same bits whatever M its call had: a batch's
 // composition must not change a sequence's tokens. Lane i + 8 joins lane i, then i + 4, then the
-// pairs (0, 2) and (1, 3). tree16 does the same over 16 vectors, elementwise.
+// pairs (0, 2) and (1, 3). tree16 does the same over 16 vectors, elementwise; tree8 is its part
+// after the first level (a kernel that already holds lane i + lane i + 8 in a[i]).
 inline float lanes_sum(__m512 v) {
   const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
   const __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
   const __m128 c = _mm_add_ps(b, _mm_shuffle_ps(b, b, _MM_SHUFFLE(1, 0, 3, 2)));
   return _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, _MM_SHUFFLE(1, 1, 1, 1))));
 }
+inline __m512 tree8(const __m512* a) {
+  __m512 b[4];
+  for (int i = 0; i < 4; ++i) b[i] = _mm512_add_ps(a[i], a[i + 4]);
+  return _mm512_add_ps(_mm512_add_ps(b[0], b[2]), _mm512_add_ps(b[1], b[3]));
+}
 inline __m512 tree16(const __m512* v) {
   __m512 a[8];
   for (int i = 0; i < 8; ++i) a[i] = _mm512_add_ps(v[i], v[i + 8]);
-  for (int i = 0; i < 4; ++i) a[i] = _mm512_add_ps(a[i], a[i + 4]);
-  return _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
+  return tree8(a);
 }
 
 // Sums each 128-bit lane of a, b, c, d: lane 4r + k of the result is lane r of input k. In-lane
@@ -93,6 +98,20 @@ inline void with_nt(int nt, F&& f) {
     case 2: f(std::integral_constant<int, 2>{}); break;
     case 3: f(std::integral_constant<int, 3>{}); break;
     default: f(std::integral_constant<int, 4>{}); break;
+  }
+}
+
+// One 32-block of one weight row against 16 rows of x in lanes: w holds the block's 32 unsigned
+// weight codes (columns 0-15, then 16-31), xv the 8 vectors of x's codes (4 columns each). s0 and
+// s1 collect columns 0-15 and 16-31, from their starting values: two dependency chains of 4, not
+// one of 8, since vpdpbusd's latency, not its throughput, bounded a chain of 8.
+[[gnu::always_inline]] inline void block_dots(const uint8_t* w, const __m512i* xv, __m512i& s0, __m512i& s1) {
+  for (int t = 0; t < 4; ++t) {
+    int32_t w0, w1;
+    std::memcpy(&w0, w + 4 * t, 4);
+    std::memcpy(&w1, w + 16 + 4 * t, 4);
+    s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(w0), xv[t]);
+    s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(w1), xv[t + 4]);
   }
 }
 

@@ -2,12 +2,13 @@
 // qgemm_avx512_q4m.cpp does for Q4.
 //
 // The tile kernel of qgemm_avx512_i8f8.cpp puts 64 columns of one weight row in a vector, for
-// every (weight row, x row). Here the 16 lanes are 16 rows of x (signed codes), and 4 weight bytes are broadcast to all lanes: one vpdpbusd per 64
-// products. vpdpbusd wants its broadcast operand unsigned, so each run of weight rows is first
-// copied as w + 128 (w xor 0x80) into an L1 buffer. The +128 adds 128 * sum(x) over the block to
-// every lane; the accumulator starts at minus that (per lane, from the activation prep), so the
-// int32 sums are the exact sum q_i xq_i of qmatmul.h, and the fp32 sums run in the GEMV's order. (Correcting on the weight side instead costs a sum per weight row and block: at
-// 16 rows of x that pass took as long as the products.)
+// every (weight row, x row). Here the 16 lanes are 16 rows of x (signed codes), and 4 weight
+// bytes are broadcast to all lanes: one vpdpbusd per 64 products. vpdpbusd wants its broadcast
+// operand unsigned, so each run of weight rows is first copied as w + 128 (w xor 0x80) into an
+// L1 buffer. The +128 adds 128 * sum(x) over the block to every lane; the accumulator starts at
+// minus that (per lane, from the activation prep), so the int32 sums are the exact sum q_i xq_i
+// of qmatmul.h, and the fp32 sums run in the GEMV's order. (Correcting on the weight side instead
+// costs a sum per weight row and block: at 16 rows of x that pass took as long as the products.)
 #include <immintrin.h>
 
 #include <algorithm>
@@ -88,15 +89,8 @@ void block16(int64_t K, const std::vector<uint8_t>& wu, const MActs& a, int64_t 
       const __m512 d = _mm512_loadu_ps(dp);
       const __m512i c0 = _mm512_loadu_si512(cp), c1 = _mm512_loadu_si512(cp + kLanes);
       for (int j = 0; j < NT; ++j) {
-        const uint8_t* wr = &wu[size_t(j * K + k * 32)];
         __m512i s0 = c0, s1 = c1;
-        for (int t = 0; t < 4; ++t) {
-          int32_t w0, w1;
-          std::memcpy(&w0, wr + 4 * t, 4);
-          std::memcpy(&w1, wr + 16 + 4 * t, 4);
-          s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(w0), xv[t]);
-          s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(w1), xv[t + 4]);
-        }
+        mlanes::block_dots(&wu[size_t(j * K + k * 32)], xv, s0, s1);
         acc0[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), d, acc0[j]);
         acc1[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), d, acc1[j]);
       }

@@ -127,17 +127,8 @@ template <bool ZP, int NT>
   const __m512i bs = _mm512_loadu_si512(bp);
   const __m512 d = _mm512_loadu_ps(dp);
   for (int j = 0; j < NT; ++j) {
-    const uint8_t* u = &p.u[size_t(j * K + k * 32)];
-    // Two dependency chains of 4 (low and high nibbles), not one of 8: vpdpbusd's latency, not
-    // its throughput, bounded a chain of 8 (the int32 sum is the same).
     __m512i s0 = ZP ? _mm512_setzero_si512() : bs, s1 = _mm512_setzero_si512();
-    for (int t = 0; t < 4; ++t) {
-      int32_t lo4, hi4;
-      std::memcpy(&lo4, u + 4 * t, 4);
-      std::memcpy(&hi4, u + 16 + 4 * t, 4);
-      s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(lo4), xv[t]);
-      s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(hi4), xv[t + 4]);
-    }
+    mlanes::block_dots(&p.u[size_t(j * K + k * 32)], xv, s0, s1);
     __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
     if constexpr (ZP) f = _mm512_fnmadd_ps(_mm512_set1_ps(p.z[size_t(j * ng + g)]), _mm512_cvtepi32_ps(bs), f);
     acc[j] = _mm512_fmadd_ps(f, _mm512_mul_ps(d, _mm512_set1_ps(p.s[size_t(j * ng + g)])), acc[j]);
@@ -184,11 +175,7 @@ void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, co
     }
     for (int j = 0; j < NT; ++j) a8[j][L] = _mm512_add_ps(lo[j], hi[j]);
   }
-  for (int j = 0; j < NT; ++j) {
-    __m512 t[4];
-    for (int i = 0; i < 4; ++i) t[i] = _mm512_add_ps(a8[j][i], a8[j][i + 4]);
-    out[j] = _mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3]));
-  }
+  for (int j = 0; j < NT; ++j) out[j] = tree8(a8[j]);
 }
 
 template <bool ZP>
