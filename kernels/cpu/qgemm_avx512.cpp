@@ -284,7 +284,7 @@ std::unique_ptr<Rows> prepare_avx512(const Job& job, PrepCache* cache) {
   switch (job.w.dtype) {
     case DType::Q4:
     case DType::Q4Z: {
-      if (job.M >= kMlanesMinRows) return prepare_q4_mlanes(job);
+      if (mlanes_job(job.w.dtype, job.M)) return prepare_q4_mlanes(job);
       const bool zp = job.w.dtype == DType::Q4Z;
       const auto make = [&] {
         auto a = std::make_shared<Q4Acts>();

@@ -199,7 +199,7 @@ struct F8Row {
 }  // namespace
 
 std::unique_ptr<Rows> prepare_i8_avx512(const Job& job, PrepCache* cache) {
-  if (job.M >= kMlanesMinRows) return prepare_i8_mlanes(job);
+  if (mlanes_job(job.w.dtype, job.M)) return prepare_i8_mlanes(job);
   const auto make = [&] {
     auto g = std::make_shared<I8Gemv>();
     prep_i8_gemv(job.x, job.M, job.w.cols, *g);

@@ -31,6 +31,11 @@ inline float act_inv_scale(float amax, float* d) {
 // From this many rows of x on, AVX-512's Q4/Q4Z and I8 kernels put 16 rows of x in the vector
 // lanes (qgemm_avx512_q4m.cpp, qgemm_avx512_i8m.cpp), computing whole 16-row blocks.
 constexpr int64_t kMlanesMinRows = 12;
+// Whether an AVX-512 job of this dtype and M runs those kernels (the dispatch and the cost split
+// of qmatmul_many both ask).
+inline bool mlanes_job(DType t, int64_t M) {
+  return M >= kMlanesMinRows && (t == DType::Q4 || t == DType::Q4Z || t == DType::I8);
+}
 
 // Grain of the row split: small matrices stay on one thread.
 inline int64_t row_grain(int64_t K) { return K >= 16384 ? 1 : 16384 / K; }

@@ -101,9 +101,7 @@ namespace {
 // Rows of x one weight row of the job really computes: the rows-in-lanes kernels pad M to whole
 // 16-row blocks (a prefill expert with 130 tokens costs 144).
 int64_t cost_rows(const MatJob& j, Isa isa) {
-  const DType t = j.w.dtype;
-  const bool lanes = isa == Isa::Avx512 && j.M >= qk::kMlanesMinRows && (t == DType::Q4 || t == DType::Q4Z || t == DType::I8);
-  return lanes ? (j.M + 15) / 16 * 16 : j.M;
+  return isa == Isa::Avx512 && qk::mlanes_job(j.w.dtype, j.M) ? (j.M + 15) / 16 * 16 : j.M;
 }
 }  // namespace
 
