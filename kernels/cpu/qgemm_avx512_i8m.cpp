@@ -107,9 +107,9 @@ void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
   const float* scales = static_cast<const float*>(w.scales);
   const int64_t K = w.cols;
   std::vector<uint8_t> wu;
-  mlanes::drive(
+  mlanes::drive<1>(
       job, a.nmb, n0, n1, [&](int64_t n, int nt) { unsigned_rows(w, n, nt, a.pos, wu); },
-      [&](int64_t n, int nt, int64_t mb, int next_rows, __m512* out) {
+      [&](int64_t n, int nt, int64_t mb, int, int next_rows, __m512* out) {
         const uint8_t* next = next_rows ? static_cast<const uint8_t*>(w.data) + (n + nt) * K : nullptr;
         mlanes::with_nt(nt, [&](auto NT) { block16<NT>(K, wu, a, mb, next, next_rows * K, out); });
       },

@@ -114,87 +114,129 @@ struct Next {
   int64_t ahead = 0, sahead = 0;
 };
 
-// One 32-block of 16 rows of x (codes xp, sums bp, scales dp) against NT unpacked weight rows:
-// acc[j] += its products. g is the block's group, k its position in x and the unpacked rows.
-template <bool ZP, int NT>
+// Where block mb of x and the next MB - 1 blocks are: codes xp (blocks xs bytes apart), sums bp
+// and scales dp (blocks bs elements apart), each advanced by one 32-block as a phase moves on.
+struct XBlocks {
+  const uint8_t* xp;
+  const int32_t* bp;
+  const float* dp;
+  int64_t xs, bs;
+  void step() { xp += 8 * 64, bp += kLanes, dp += kLanes; }
+};
+
+// One 32-block of MB 16-row blocks of x against NT unpacked weight rows: acc[m * NT + j] += its
+// products. g is the block's group, k its position in x and the unpacked rows. Each broadcast of
+// 4 weight codes feeds MB blocks of x: with MB = 1 the kernel issued more loads (8 of x and 8
+// broadcasts per 8 vpdpbusd and row) than vpdpbusd, and the loads bound it.
+template <bool ZP, int NT, int MB>
 [[gnu::always_inline]] inline void block_run(const Unpacked& p, int64_t K, int64_t ng, int64_t g, int64_t k,
-                                             const uint8_t* xp, const int32_t* bp, const float* dp, const Next& next,
-                                             __m512* acc) {
+                                             const XBlocks& x, const Next& next, __m512* acc) {
   if (k * 64 < next.ahead) _mm_prefetch(reinterpret_cast<const char*>(next.codes + k * 64), _MM_HINT_T0);
   if (k * 64 < next.sahead) _mm_prefetch(reinterpret_cast<const char*>(next.scales + k * 64), _MM_HINT_T0);
-  __m512i xv[8];
-  for (int t = 0; t < 8; ++t) xv[t] = _mm512_loadu_si512(xp + t * 64);
-  const __m512i bs = _mm512_loadu_si512(bp);
-  const __m512 d = _mm512_loadu_ps(dp);
+  __m512i xv[MB][8];
+  for (int m = 0; m < MB; ++m)
+    for (int t = 0; t < 8; ++t) xv[m][t] = _mm512_loadu_si512(x.xp + m * x.xs + t * 64);
+  __m512i bs[MB];
+  __m512 d[MB];
+  for (int m = 0; m < MB; ++m) bs[m] = _mm512_loadu_si512(x.bp + m * x.bs), d[m] = _mm512_loadu_ps(x.dp + m * x.bs);
   for (int j = 0; j < NT; ++j) {
-    __m512i s0 = ZP ? _mm512_setzero_si512() : bs, s1 = _mm512_setzero_si512();
-    mlanes::block_dots(&p.u[size_t(j * K + k * 32)], xv, s0, s1);
-    __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-    if constexpr (ZP) f = _mm512_fnmadd_ps(_mm512_set1_ps(p.z[size_t(j * ng + g)]), _mm512_cvtepi32_ps(bs), f);
-    acc[j] = _mm512_fmadd_ps(f, _mm512_mul_ps(d, _mm512_set1_ps(p.s[size_t(j * ng + g)])), acc[j]);
+    // One chain of 8 vpdpbusd per block of x for MB = 2, two of 4 for MB = 1: vpdpbusd's latency,
+    // not its throughput, bounded a lone chain of 8 (the int32 sum is the same).
+    constexpr int C = MB == 1 ? 2 : 1;
+    __m512i s[MB][C];
+    for (int m = 0; m < MB; ++m) {
+      s[m][0] = ZP ? _mm512_setzero_si512() : bs[m];
+      if constexpr (C == 2) s[m][1] = _mm512_setzero_si512();
+    }
+    const uint8_t* w = &p.u[size_t(j * K + k * 32)];
+    for (int t = 0; t < 4; ++t)
+      for (int h = 0; h < 2; ++h) {  // columns 4t.. of each 16-column half
+        int32_t w4;
+        std::memcpy(&w4, w + 16 * h + 4 * t, 4);
+        const __m512i b = _mm512_set1_epi32(w4);
+        for (int m = 0; m < MB; ++m) s[m][h % C] = _mm512_dpbusd_epi32(s[m][h % C], b, xv[m][4 * h + t]);
+      }
+    const __m512 sw = _mm512_set1_ps(p.s[size_t(j * ng + g)]);
+    for (int m = 0; m < MB; ++m) {
+      __m512 f = _mm512_cvtepi32_ps(C == 2 ? _mm512_add_epi32(s[m][0], s[m][C - 1]) : s[m][0]);
+      if constexpr (ZP)
+        f = _mm512_fnmadd_ps(_mm512_set1_ps(p.z[size_t(j * ng + g)]), _mm512_cvtepi32_ps(bs[m]), f);
+      acc[m * NT + j] = _mm512_fmadd_ps(f, _mm512_mul_ps(d[m], sw), acc[m * NT + j]);
+    }
   }
 }
 
-// NT weight rows (unpacked) against 16-row block mb of x: out[j] lanes = y[mb * 16 + l, n + j].
-// Long rows: phase by phase (one GEMV lane's blocks, in memory order), then tree16 of the 16
-// partial sums. Short rows (kShortBlocks): lanes L and L + 8 (blocks b and b + 2 of each quad)
-// side by side, so 8 phases of one to four blocks, not 16 of one or two; their sum is tree16's
-// first level, and the rest of the tree follows.
-template <bool ZP, int NT>
+// NT weight rows (unpacked) against MB 16-row blocks of x from mb: out[m * kRowsW + j] lanes =
+// y[(mb + m) * 16 + l, n + j]. Long rows: phase by phase (one GEMV lane's blocks, in memory
+// order), then tree16 of the 16 partial sums. Short rows (kShortBlocks): lanes L and L + 8
+// (blocks b and b + 2 of each quad) side by side, so 8 phases of one to four blocks, not 16 of
+// one or two; their sum is tree16's first level, and the rest of the tree follows.
+template <bool ZP, int NT, int MB>
 void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, const Next& next, __m512* out) {
   const int64_t nb = K / 32, ng = K / G;
   const int gshift = std::countr_zero(unsigned(G / 32));  // groups are 32, 64 or 128 columns
-  const uint8_t* xp = &a.q[size_t(mb * K * kLanes)];
-  const int32_t* bp = &a.b[size_t(mb * nb * kLanes)];
-  const float* dp = &a.d[size_t(mb * nb * kLanes)];
+  XBlocks x{&a.q[size_t(mb * K * kLanes)], &a.b[size_t(mb * nb * kLanes)], &a.d[size_t(mb * nb * kLanes)],
+            K * kLanes, nb * kLanes};
+  constexpr int A = MB * NT;
   int64_t k = 0;  // the block's position in x, the unpacked rows and the prefetch
   if (nb > kShortBlocks) {
-    __m512 part[NT][16];
+    __m512 part[A][16];
     for (int L = 0; L < 16; ++L) {
-      __m512 acc[NT];
-      for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
-      for (int64_t blk = mlanes::q4_first(L); blk < nb; blk += 16, ++k) {
-        block_run<ZP, NT>(p, K, ng, blk >> gshift, k, xp, bp, dp, next, acc);
-        xp += 8 * 64, bp += kLanes, dp += kLanes;
-      }
-      for (int j = 0; j < NT; ++j) part[j][L] = acc[j];
+      __m512 acc[A];
+      for (int i = 0; i < A; ++i) acc[i] = _mm512_setzero_ps();
+      for (int64_t blk = mlanes::q4_first(L); blk < nb; blk += 16, ++k, x.step())
+        block_run<ZP, NT, MB>(p, K, ng, blk >> gshift, k, x, next, acc);
+      for (int i = 0; i < A; ++i) part[i][L] = acc[i];
     }
-    for (int j = 0; j < NT; ++j) out[j] = tree16(part[j]);
+    for (int m = 0; m < MB; ++m)
+      for (int j = 0; j < NT; ++j) out[m * kRowsW + j] = tree16(part[m * NT + j]);
     return;
   }
-  __m512 a8[NT][8];
+  __m512 a8[A][8];
   for (int L = 0; L < 8; ++L) {
-    __m512 lo[NT], hi[NT];
-    for (int j = 0; j < NT; ++j) lo[j] = hi[j] = _mm512_setzero_ps();
+    __m512 lo[A], hi[A];
+    for (int i = 0; i < A; ++i) lo[i] = hi[i] = _mm512_setzero_ps();
     for (int64_t b = mlanes::q4_first(L); b < nb; b += 16) {
-      block_run<ZP, NT>(p, K, ng, b >> gshift, k++, xp, bp, dp, next, lo);
-      xp += 8 * 64, bp += kLanes, dp += kLanes;
+      block_run<ZP, NT, MB>(p, K, ng, b >> gshift, k++, x, next, lo);
+      x.step();
       if (b + 2 >= nb) continue;
-      block_run<ZP, NT>(p, K, ng, (b + 2) >> gshift, k++, xp, bp, dp, next, hi);
-      xp += 8 * 64, bp += kLanes, dp += kLanes;
+      block_run<ZP, NT, MB>(p, K, ng, (b + 2) >> gshift, k++, x, next, hi);
+      x.step();
     }
-    for (int j = 0; j < NT; ++j) a8[j][L] = _mm512_add_ps(lo[j], hi[j]);
+    for (int i = 0; i < A; ++i) a8[i][L] = _mm512_add_ps(lo[i], hi[i]);
   }
-  for (int j = 0; j < NT; ++j) out[j] = tree8(a8[j]);
+  for (int m = 0; m < MB; ++m)
+    for (int j = 0; j < NT; ++j) out[m * kRowsW + j] = tree8(a8[m * NT + j]);
 }
 
-template <bool ZP>
-void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
+// MB blocks of x per call to block16: 2 for long rows, 1 for short rows, whose paired-lane
+// accumulators leave no registers for a second block of x (half speed at K = 768).
+template <bool ZP, int MB>
+void rows_by(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
   const WeightView& w = job.w;
   static thread_local Unpacked p;  // used only by this thread
   const int64_t K = w.cols, ng = K / w.group;
-  mlanes::drive(
+  mlanes::drive<MB>(
       job, a.nmb, n0, n1, [&](int64_t n, int nt) { unpack(w, n, nt, a.pos, p); },
-      [&](int64_t n, int nt, int64_t mb, int next_rows, __m512* out) {
+      [&](int64_t n, int nt, int64_t mb, int mbt, int next_rows, __m512* out) {
         Next next;
         if (next_rows > 0) {
           next.codes = static_cast<const uint8_t*>(w.data) + (n + nt) * (K / 2);
           next.scales = reinterpret_cast<const uint8_t*>(static_cast<const uint16_t*>(w.scales) + (n + nt) * ng);
           next.ahead = next_rows * K / 2, next.sahead = next_rows * ng * 2;
         }
-        mlanes::with_nt(nt, [&](auto NT) { block16<ZP, NT>(p, K, w.group, a, mb, next, out); });
+        mlanes::with_nt(nt, [&](auto NT) {
+          if (mbt == MB) block16<ZP, NT, MB>(p, K, w.group, a, mb, next, out);
+          else block16<ZP, NT, 1>(p, K, w.group, a, mb, next, out);
+        });
       },
       [](int64_t) { return 1.0f; });  // exact: the sums already carry every scale
+}
+
+template <bool ZP>
+void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
+  if (job.w.cols / 32 > kShortBlocks) rows_by<ZP, 2>(job, a, n0, n1);
+  else rows_by<ZP, 1>(job, a, n0, n1);
 }
 
 }  // namespace
