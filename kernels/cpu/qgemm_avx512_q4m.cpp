@@ -64,17 +64,29 @@ void prep(const float* x, int64_t M, int64_t K, bool zp, MActs& a) {
     for (int32_t& s : a.b) s *= -8;
 }
 
-// Weight rows unpacked for the pass: codes u [NT, K] with block b's 32 codes at 32 pos[b] (its 16
-// low nibbles, then its 16 high nibbles, as the columns of x are), scales s and zero points z
-// [NT, K / G] f32 in group order.
+// The pass's weight rows, read by the kernel in one of two ways:
+// - packed (few blocks of x): in place, rows[j] with block b's 16 bytes at 16 b, byte c holding
+//   code c in its low nibble and code 16 + c in its high nibble; the kernel splits the nibbles of
+//   each broadcast (two ANDs and a shift per two vpdpbusd).
+// - unpacked (many blocks of x): codes u [NT, K] with block b's 32 codes at 32 pos[b] (its 16 low
+//   nibbles, then its 16 high nibbles, as the columns of x are), made once per pass.
+// Scales s and zero points z [NT, K / G] are widened to f32 in group order either way.
 struct Unpacked {
+  const uint8_t* rows[kRowsW] = {};
   std::vector<uint8_t> u;
   std::vector<float> s, z;
+  int64_t K = 0;
 };
 
-void unpack(const WeightView& w, int64_t n, int nt, const std::vector<int32_t>& pos, Unpacked& p) {
+// The unpacking pass cost 15-30% of the time at 16 rows of x and broke even with the split nibbles
+// at 64; at 128 rows the split nibbles cost 5-12% (bench_kernels GEMM_M*/Q4g32).
+constexpr int64_t kPackedMaxBlocks = 4;  // up to this many 16-row blocks of x read packed weights
+
+// pos: the visiting order, to unpack the codes; null to leave them packed.
+void unpack(const WeightView& w, int64_t n, int nt, const std::vector<int32_t>* pos, Unpacked& p) {
   const int64_t K = w.cols, ng = K / w.group, nb = K / 32;
-  p.u.resize(size_t(kRowsW * K));
+  p.K = K;
+  if (pos) p.u.resize(size_t(kRowsW * K));
   p.s.resize(size_t(kRowsW * ng));
   p.z.resize(size_t(kRowsW * ng));
   const __m512i low4 = _mm512_set1_epi8(0x0f);
@@ -82,8 +94,8 @@ void unpack(const WeightView& w, int64_t n, int nt, const std::vector<int32_t>& 
   const __m512i idx01 = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), idx23 = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
   for (int j = 0; j < nt; ++j) {
     const uint8_t* wr = static_cast<const uint8_t*>(w.data) + (n + j) * (K / 2);
-    uint8_t* u = &p.u[size_t(j * K)];
-    for (int64_t c = 0; c * 128 < K; ++c) {
+    p.rows[j] = wr;
+    for (int64_t c = 0; pos && c * 128 < K; ++c) {
       const int64_t left = K - c * 128;
       const __m512i v = left >= 128 ? _mm512_loadu_si512(wr + c * 64)
                                     : _mm512_maskz_loadu_epi8((__mmask64(1) << (left / 2)) - 1, wr + c * 64);
@@ -91,8 +103,9 @@ void unpack(const WeightView& w, int64_t n, int nt, const std::vector<int32_t>& 
       const __m512i r01 = _mm512_permutex2var_epi64(lo, idx01, hi), r23 = _mm512_permutex2var_epi64(lo, idx23, hi);
       const __m256i runs[4] = {_mm512_castsi512_si256(r01), _mm512_extracti64x4_epi64(r01, 1),
                                _mm512_castsi512_si256(r23), _mm512_extracti64x4_epi64(r23, 1)};
+      uint8_t* u = &p.u[size_t(j * K)];
       for (int r = 0; r < 4 && c * 4 + r < nb; ++r)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * pos[size_t(c * 4 + r)]), runs[r]);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * (*pos)[size_t(c * 4 + r)]), runs[r]);
     }
     // Scales 16 at a time (vcvtph2ps is exact), the rest one by one; zero points only for Q4Z.
     const uint16_t* sr = static_cast<const uint16_t*>(w.scales) + (n + j) * ng;
@@ -128,9 +141,10 @@ struct XBlocks {
 // products. g is the block's group, k its position in x and the unpacked rows. Each broadcast of
 // 4 weight codes feeds MB blocks of x: with MB = 1 the kernel issued more loads (8 of x and 8
 // broadcasts per 8 vpdpbusd and row) than vpdpbusd, and the loads bound it.
-template <bool ZP, int NT, int MB>
-[[gnu::always_inline]] inline void block_run(const Unpacked& p, int64_t K, int64_t ng, int64_t g, int64_t k,
+template <bool ZP, int NT, int MB, bool Packed>
+[[gnu::always_inline]] inline void block_run(const Unpacked& p, int64_t ng, int64_t blk, int64_t g, int64_t k,
                                              const XBlocks& x, const Next& next, __m512* acc) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
   if (k * 64 < next.ahead) _mm_prefetch(reinterpret_cast<const char*>(next.codes + k * 64), _MM_HINT_T0);
   if (k * 64 < next.sahead) _mm_prefetch(reinterpret_cast<const char*>(next.scales + k * 64), _MM_HINT_T0);
   __m512i xv[MB][8];
@@ -148,14 +162,25 @@ template <bool ZP, int NT, int MB>
       s[m][0] = ZP ? _mm512_setzero_si512() : bs[m];
       if constexpr (C == 2) s[m][1] = _mm512_setzero_si512();
     }
-    const uint8_t* w = &p.u[size_t(j * K + k * 32)];
-    for (int t = 0; t < 4; ++t)
-      for (int h = 0; h < 2; ++h) {  // columns 4t.. of each 16-column half
+    for (int t = 0; t < 4; ++t) {  // columns 4t.. (s[m][0]) and 16 + 4t.. (s[m][C - 1])
+      __m512i lo, hi;
+      if constexpr (Packed) {
         int32_t w4;
-        std::memcpy(&w4, w + 16 * h + 4 * t, 4);
+        std::memcpy(&w4, p.rows[j] + blk * 16 + 4 * t, 4);
         const __m512i b = _mm512_set1_epi32(w4);
-        for (int m = 0; m < MB; ++m) s[m][h % C] = _mm512_dpbusd_epi32(s[m][h % C], b, xv[m][4 * h + t]);
+        lo = _mm512_and_si512(b, low4), hi = _mm512_and_si512(_mm512_srli_epi32(b, 4), low4);
+      } else {
+        const uint8_t* w = &p.u[size_t(j * p.K + k * 32)];
+        int32_t w0, w1;
+        std::memcpy(&w0, w + 4 * t, 4);
+        std::memcpy(&w1, w + 16 + 4 * t, 4);
+        lo = _mm512_set1_epi32(w0), hi = _mm512_set1_epi32(w1);
       }
+      for (int m = 0; m < MB; ++m) {
+        s[m][0] = _mm512_dpbusd_epi32(s[m][0], lo, xv[m][t]);
+        s[m][C - 1] = _mm512_dpbusd_epi32(s[m][C - 1], hi, xv[m][4 + t]);
+      }
+    }
     const __m512 sw = _mm512_set1_ps(p.s[size_t(j * ng + g)]);
     for (int m = 0; m < MB; ++m) {
       __m512 f = _mm512_cvtepi32_ps(C == 2 ? _mm512_add_epi32(s[m][0], s[m][C - 1]) : s[m][0]);
@@ -171,7 +196,7 @@ template <bool ZP, int NT, int MB>
 // order), then tree16 of the 16 partial sums. Short rows (kShortBlocks): lanes L and L + 8
 // (blocks b and b + 2 of each quad) side by side, so 8 phases of one to four blocks, not 16 of
 // one or two; their sum is tree16's first level, and the rest of the tree follows.
-template <bool ZP, int NT, int MB>
+template <bool ZP, int NT, int MB, bool Packed>
 void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, const Next& next, __m512* out) {
   const int64_t nb = K / 32, ng = K / G;
   const int gshift = std::countr_zero(unsigned(G / 32));  // groups are 32, 64 or 128 columns
@@ -185,7 +210,7 @@ void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, co
       __m512 acc[A];
       for (int i = 0; i < A; ++i) acc[i] = _mm512_setzero_ps();
       for (int64_t blk = mlanes::q4_first(L); blk < nb; blk += 16, ++k, x.step())
-        block_run<ZP, NT, MB>(p, K, ng, blk >> gshift, k, x, next, acc);
+        block_run<ZP, NT, MB, Packed>(p, ng, blk, blk >> gshift, k, x, next, acc);
       for (int i = 0; i < A; ++i) part[i][L] = acc[i];
     }
     for (int m = 0; m < MB; ++m)
@@ -197,10 +222,10 @@ void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, co
     __m512 lo[A], hi[A];
     for (int i = 0; i < A; ++i) lo[i] = hi[i] = _mm512_setzero_ps();
     for (int64_t b = mlanes::q4_first(L); b < nb; b += 16) {
-      block_run<ZP, NT, MB>(p, K, ng, b >> gshift, k++, x, next, lo);
+      block_run<ZP, NT, MB, Packed>(p, ng, b, b >> gshift, k++, x, next, lo);
       x.step();
       if (b + 2 >= nb) continue;
-      block_run<ZP, NT, MB>(p, K, ng, (b + 2) >> gshift, k++, x, next, hi);
+      block_run<ZP, NT, MB, Packed>(p, ng, b + 2, (b + 2) >> gshift, k++, x, next, hi);
       x.step();
     }
     for (int i = 0; i < A; ++i) a8[i][L] = _mm512_add_ps(lo[i], hi[i]);
@@ -211,13 +236,13 @@ void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, co
 
 // MB blocks of x per call to block16: 2 for long rows, 1 for short rows, whose paired-lane
 // accumulators leave no registers for a second block of x (half speed at K = 768).
-template <bool ZP, int MB>
+template <bool ZP, int MB, bool Packed>
 void rows_by(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
   const WeightView& w = job.w;
   static thread_local Unpacked p;  // used only by this thread
   const int64_t K = w.cols, ng = K / w.group;
   mlanes::drive<MB>(
-      job, a.nmb, n0, n1, [&](int64_t n, int nt) { unpack(w, n, nt, a.pos, p); },
+      job, a.nmb, n0, n1, [&](int64_t n, int nt) { unpack(w, n, nt, Packed ? nullptr : &a.pos, p); },
       [&](int64_t n, int nt, int64_t mb, int mbt, int next_rows, __m512* out) {
         Next next;
         if (next_rows > 0) {
@@ -226,8 +251,8 @@ void rows_by(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
           next.ahead = next_rows * K / 2, next.sahead = next_rows * ng * 2;
         }
         mlanes::with_nt(nt, [&](auto NT) {
-          if (mbt == MB) block16<ZP, NT, MB>(p, K, w.group, a, mb, next, out);
-          else block16<ZP, NT, 1>(p, K, w.group, a, mb, next, out);
+          if (mbt == MB) block16<ZP, NT, MB, Packed>(p, K, w.group, a, mb, next, out);
+          else block16<ZP, NT, 1, Packed>(p, K, w.group, a, mb, next, out);
         });
       },
       [](int64_t) { return 1.0f; });  // exact: the sums already carry every scale
@@ -235,8 +260,9 @@ void rows_by(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
 
 template <bool ZP>
 void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
-  if (job.w.cols / 32 > kShortBlocks) rows_by<ZP, 2>(job, a, n0, n1);
-  else rows_by<ZP, 1>(job, a, n0, n1);
+  const bool packed = a.nmb <= kPackedMaxBlocks;
+  if (job.w.cols / 32 > kShortBlocks) packed ? rows_by<ZP, 2, true>(job, a, n0, n1) : rows_by<ZP, 2, false>(job, a, n0, n1);
+  else packed ? rows_by<ZP, 1, true>(job, a, n0, n1) : rows_by<ZP, 1, false>(job, a, n0, n1);
 }
 
 }  // namespace

@@ -278,9 +278,10 @@ TEST(QMatmulMany, RejectsBeforeRunningAny) {
   for (float v : y1) EXPECT_TRUE(std::isnan(v));
 }
 
-// Each row of x gets the same y bits whatever the other rows of its call (M = 1 .. 40: the GEMV,
-// small tiles and rows in lanes), so a batch's composition cannot change a sequence's tokens.
-// K = 352 and 1120 end in partial quads (512 columns for Q4, 256 for I8).
+// Each row of x gets the same y bits whatever the other rows of its call (M = 1 .. 80: the GEMV,
+// small tiles and rows in lanes, the last with packed Q4 weights up to 64 rows and unpacked ones
+// past that, one or two 16-row blocks of x at a time), so a batch's composition cannot change a
+// sequence's tokens. K = 352 and 1120 end in partial quads (512 columns for Q4, 256 for I8).
 TEST(QMatmulSemantics, RowResultsDoNotDependOnM) {
   ThreadPool pool(2);
   const Format fs[] = {{DType::Q4, 32},  {DType::Q4, 128},      {DType::Q4Z, 32},
@@ -292,14 +293,14 @@ TEST(QMatmulSemantics, RowResultsDoNotDependOnM) {
       const int64_t N = 19;
       const auto wf = randn(size_t(N * K), ++seed, 0.03f);
       const QuantizedMatrix q = quantize(wf.data(), N, K, {f.dtype, f.group, false});
-      const auto x = randn(size_t(40 * K), ++seed);
+      const auto x = randn(size_t(80 * K), ++seed);
       const auto bias = randn(size_t(N), ++seed);
       for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
         if (!cpu::isa_supported(isa)) continue;
         std::vector<std::vector<float>> alone;  // each row of x in a call of its own
-        for (int64_t m = 0; m < 40; ++m)
+        for (int64_t m = 0; m < 80; ++m)
           alone.push_back(run(pool, isa, std::vector<float>(x.begin() + m * K, x.begin() + (m + 1) * K), 1, q.view(), bias.data()));
-        for (int64_t M : {2, 3, 4, 5, 9, 11, 12, 16, 17, 33, 40}) {
+        for (int64_t M : {2, 3, 4, 5, 9, 11, 12, 16, 17, 33, 40, 64, 65, 80}) {
           const auto y = run(pool, isa, std::vector<float>(x.begin(), x.begin() + M * K), M, q.view(), bias.data());
           for (int64_t m = 0; m < M; ++m)
             for (int64_t n = 0; n < N; ++n)
