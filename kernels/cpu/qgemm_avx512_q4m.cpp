@@ -78,9 +78,11 @@ struct Unpacked {
   int64_t K = 0;
 };
 
-// The unpacking pass cost 15-30% of the time at 16 rows of x and broke even with the split nibbles
-// at 64; at 128 rows the split nibbles cost 5-12% (bench_kernels GEMM_M*/Q4g32).
-constexpr int64_t kPackedMaxBlocks = 4;  // up to this many 16-row blocks of x read packed weights
+// Packed weights when a pass runs up to this many 16-row blocks of x (all of x, or the
+// mlanes::blocks_pass(K) blocks that fit L2 for wide rows): each pass unpacks the rows again, which
+// cost 15-30% of the time at 16 rows of x and broke even with the split nibbles at 64; at 128 rows
+// in one pass the split nibbles cost 5-12% (bench_kernels GEMM_M*/Q4g32).
+constexpr int64_t kPackedMaxBlocks = 4;
 
 // pos: the visiting order, to unpack the codes; null to leave them packed.
 void unpack(const WeightView& w, int64_t n, int nt, const std::vector<int32_t>* pos, Unpacked& p) {
@@ -260,7 +262,7 @@ void rows_by(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
 
 template <bool ZP>
 void rows(const Job& job, const MActs& a, int64_t n0, int64_t n1) {
-  const bool packed = a.nmb <= kPackedMaxBlocks;
+  const bool packed = std::min(a.nmb, mlanes::blocks_pass(job.w.cols)) <= kPackedMaxBlocks;
   if (job.w.cols / 32 > kShortBlocks) packed ? rows_by<ZP, 2, true>(job, a, n0, n1) : rows_by<ZP, 2, false>(job, a, n0, n1);
   else packed ? rows_by<ZP, 1, true>(job, a, n0, n1) : rows_by<ZP, 1, false>(job, a, n0, n1);
 }
