@@ -7,9 +7,10 @@
 // applies its scales. The integer sums are the ones of qmatmul.h, and the float sums run in the
 // GEMV's order, so every row of x gets the bits it would get alone.
 //
-// Per thread: 4 weight rows at a time are unpacked once (nibbles -> bytes, fp16 scales -> f32)
-// into an L1-sized scratch and then run against every 16-row block of x, up to 128 rows of x per
-// pass so their int8 copy stays in L2 (mlanes::blocks_pass).
+// Per thread: 4 weight rows at a time (their fp16 scales widened to f32, and for many rows of x
+// their nibbles unpacked to bytes in an L1-sized scratch; see Unpacked) run against every 16-row
+// block of x, up to 128 rows of x per pass so their int8 copy stays in L2 (mlanes::blocks_pass).
+// Rows of more than 32 blocks take two blocks of x per weight broadcast.
 #include <immintrin.h>
 
 #include <algorithm>
