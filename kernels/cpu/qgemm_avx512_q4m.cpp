@@ -140,10 +140,11 @@ struct XBlocks {
   void step() { xp += 8 * 64, bp += kLanes, dp += kLanes; }
 };
 
-// One 32-block of MB 16-row blocks of x against NT unpacked weight rows: acc[m * NT + j] += its
-// products. g is the block's group, k its position in x and the unpacked rows. Each broadcast of
-// 4 weight codes feeds MB blocks of x: with MB = 1 the kernel issued more loads (8 of x and 8
-// broadcasts per 8 vpdpbusd and row) than vpdpbusd, and the loads bound it.
+// One 32-block of MB 16-row blocks of x against NT weight rows (Packed: read in place, else the
+// unpacked copy): acc[m * NT + j] += its products. blk is the block's index in the row, g its
+// group, k its position in x and the unpacked rows. Each broadcast of 4 weight codes feeds MB
+// blocks of x: with MB = 1 the kernel issued more loads (8 of x and 8 broadcasts per 8 vpdpbusd
+// and row) than vpdpbusd, and the loads bound it.
 template <bool ZP, int NT, int MB, bool Packed>
 [[gnu::always_inline]] inline void block_run(const Unpacked& p, int64_t ng, int64_t blk, int64_t g, int64_t k,
                                              const XBlocks& x, const Next& next, __m512* acc) {
@@ -194,7 +195,7 @@ template <bool ZP, int NT, int MB, bool Packed>
   }
 }
 
-// NT weight rows (unpacked) against MB 16-row blocks of x from mb: out[m * kRowsW + j] lanes =
+// NT weight rows against MB 16-row blocks of x from mb: out[m * kRowsW + j] lanes =
 // y[(mb + m) * 16 + l, n + j]. Long rows: phase by phase (one GEMV lane's blocks, in memory
 // order), then tree16 of the 16 partial sums. Short rows (kShortBlocks): lanes L and L + 8
 // (blocks b and b + 2 of each quad) side by side, so 8 phases of one to four blocks, not 16 of
