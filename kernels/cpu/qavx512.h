@@ -101,20 +101,6 @@ inline void with_nt(int nt, F&& f) {
   }
 }
 
-// One 32-block of one weight row against 16 rows of x in lanes: w holds the block's 32 unsigned
-// weight codes (columns 0-15, then 16-31), xv the 8 vectors of x's codes (4 columns each). s0 and
-// s1 collect columns 0-15 and 16-31, from their starting values: two dependency chains of 4, not
-// one of 8, since vpdpbusd's latency, not its throughput, bounded a chain of 8.
-[[gnu::always_inline]] inline void block_dots(const uint8_t* w, const __m512i* xv, __m512i& s0, __m512i& s1) {
-  for (int t = 0; t < 4; ++t) {
-    int32_t w0, w1;
-    std::memcpy(&w0, w + 4 * t, 4);
-    std::memcpy(&w1, w + 16 + 4 * t, 4);
-    s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(w0), xv[t]);
-    s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(w1), xv[t + 4]);
-  }
-}
-
 // The rows-in-lanes kernels add a row's 32-blocks in the order of the GEMV kernels (a partial sum
 // per lane of the GEMV's quads, then lanes_sum), so that y does not depend on M. They hold one
 // lane's partial sum at a time: phase i visits blocks first(i), first(i) + per_quad, ... and x is

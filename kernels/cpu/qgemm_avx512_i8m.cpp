@@ -58,6 +58,20 @@ void unsigned_rows(const WeightView& w, int64_t n, int nt, const std::vector<int
   }
 }
 
+// One 32-block of one weight row against 16 rows of x in lanes: w holds the block's 32 unsigned
+// weight codes (columns 0-15, then 16-31), xv the 8 vectors of x's codes (4 columns each). s0 and
+// s1 collect columns 0-15 and 16-31, from their starting values: two dependency chains of 4, not
+// one of 8, since vpdpbusd's latency, not its throughput, bounded a chain of 8.
+[[gnu::always_inline]] inline void block_dots(const uint8_t* w, const __m512i* xv, __m512i& s0, __m512i& s1) {
+  for (int t = 0; t < 4; ++t) {
+    int32_t w0, w1;
+    std::memcpy(&w0, w + 4 * t, 4);
+    std::memcpy(&w1, w + 16 + 4 * t, 4);
+    s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(w0), xv[t]);
+    s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(w1), xv[t + 4]);
+  }
+}
+
 // NT weight rows from n against 16-row block mb of x: out[j] lanes = the row's sum over blocks
 // of d_b * (int32 sum of each half of the block), before the row scale. The sums run in the
 // GEMV's order (qgemm_avx512_i8f8.cpp, i8_gemv_rows: one lane per 16-column half), so a row of
@@ -90,7 +104,7 @@ void block16(int64_t K, const std::vector<uint8_t>& wu, const MActs& a, int64_t 
       const __m512i c0 = _mm512_loadu_si512(cp), c1 = _mm512_loadu_si512(cp + kLanes);
       for (int j = 0; j < NT; ++j) {
         __m512i s0 = c0, s1 = c1;
-        mlanes::block_dots(&wu[size_t(j * K + k * 32)], xv, s0, s1);
+        block_dots(&wu[size_t(j * K + k * 32)], xv, s0, s1);
         acc0[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), d, acc0[j]);
         acc1[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), d, acc1[j]);
       }

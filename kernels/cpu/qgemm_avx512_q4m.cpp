@@ -76,7 +76,6 @@ struct Unpacked {
   const uint8_t* rows[kRowsW] = {};
   std::vector<uint8_t> u;
   std::vector<float> s, z;
-  int64_t K = 0;
 };
 
 // Packed weights when a pass runs up to this many 16-row blocks of x (all of x, or the
@@ -88,7 +87,6 @@ constexpr int64_t kPackedMaxBlocks = 4;
 // pos: the visiting order, to unpack the codes; null to leave them packed.
 void unpack(const WeightView& w, int64_t n, int nt, const std::vector<int32_t>* pos, Unpacked& p) {
   const int64_t K = w.cols, ng = K / w.group, nb = K / 32;
-  p.K = K;
   if (pos) p.u.resize(size_t(kRowsW * K));
   p.s.resize(size_t(kRowsW * ng));
   p.z.resize(size_t(kRowsW * ng));
@@ -146,7 +144,7 @@ struct XBlocks {
 // blocks of x: with MB = 1 the kernel issued more loads (8 of x and 8 broadcasts per 8 vpdpbusd
 // and row) than vpdpbusd, and the loads bound it.
 template <bool ZP, int NT, int MB, bool Packed>
-[[gnu::always_inline]] inline void block_run(const Unpacked& p, int64_t ng, int64_t blk, int64_t g, int64_t k,
+[[gnu::always_inline]] inline void block_run(const Unpacked& p, int64_t K, int64_t ng, int64_t blk, int64_t g, int64_t k,
                                              const XBlocks& x, const Next& next, __m512* acc) {
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   if (k * 64 < next.ahead) _mm_prefetch(reinterpret_cast<const char*>(next.codes + k * 64), _MM_HINT_T0);
@@ -174,7 +172,7 @@ template <bool ZP, int NT, int MB, bool Packed>
         const __m512i b = _mm512_set1_epi32(w4);
         lo = _mm512_and_si512(b, low4), hi = _mm512_and_si512(_mm512_srli_epi32(b, 4), low4);
       } else {
-        const uint8_t* w = &p.u[size_t(j * p.K + k * 32)];
+        const uint8_t* w = &p.u[size_t(j * K + k * 32)];
         int32_t w0, w1;
         std::memcpy(&w0, w + 4 * t, 4);
         std::memcpy(&w1, w + 16 + 4 * t, 4);
@@ -214,7 +212,7 @@ void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, co
       __m512 acc[A];
       for (int i = 0; i < A; ++i) acc[i] = _mm512_setzero_ps();
       for (int64_t blk = mlanes::q4_first(L); blk < nb; blk += 16, ++k, x.step())
-        block_run<ZP, NT, MB, Packed>(p, ng, blk, blk >> gshift, k, x, next, acc);
+        block_run<ZP, NT, MB, Packed>(p, K, ng, blk, blk >> gshift, k, x, next, acc);
       for (int i = 0; i < A; ++i) part[i][L] = acc[i];
     }
     for (int m = 0; m < MB; ++m)
@@ -226,10 +224,10 @@ void block16(const Unpacked& p, int64_t K, int G, const MActs& a, int64_t mb, co
     __m512 lo[A], hi[A];
     for (int i = 0; i < A; ++i) lo[i] = hi[i] = _mm512_setzero_ps();
     for (int64_t b = mlanes::q4_first(L); b < nb; b += 16) {
-      block_run<ZP, NT, MB, Packed>(p, ng, b, b >> gshift, k++, x, next, lo);
+      block_run<ZP, NT, MB, Packed>(p, K, ng, b, b >> gshift, k++, x, next, lo);
       x.step();
       if (b + 2 >= nb) continue;
-      block_run<ZP, NT, MB, Packed>(p, ng, b + 2, (b + 2) >> gshift, k++, x, next, hi);
+      block_run<ZP, NT, MB, Packed>(p, K, ng, b + 2, (b + 2) >> gshift, k++, x, next, hi);
       x.step();
     }
     for (int i = 0; i < A; ++i) a8[i][L] = _mm512_add_ps(lo[i], hi[i]);
