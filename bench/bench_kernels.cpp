@@ -319,6 +319,10 @@ void register_all() {
         benchmark::RegisterBenchmark(("GEMM_M" + std::to_string(M) + "/" + label).c_str(), BM_Matmul, fd.f, M, s.N,
                                      s.K, label, false)
             ->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+        if (s.N * s.K <= 2048 * 2048)  // in L2: the kernel's compute ceiling at this M
+          benchmark::RegisterBenchmark(("GEMM_hot_M" + std::to_string(M) + "/" + label).c_str(), BM_Matmul, fd.f, M,
+                                       s.N, s.K, label, true)
+              ->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
       }
 }
 
