@@ -1,6 +1,8 @@
 // Quantized matmul benchmarks against this machine's DRAM read bandwidth, measured in the same
 // run. GEMV (decode) is memory-bound, so its figure of merit is weight bytes / s as a fraction
-// of the streaming-read ceiling; GEMM (prefill / batched decode) reports GFLOP/s too.
+// of the streaming-read ceiling; GEMM (prefill / batched decode) reports GFLOP/s too, and at the
+// end as a fraction of the int8 dot-product peak (Int8Peak, same threads; run it in the same
+// filter). GEMM_hot_M* runs one matrix over and over (in cache): the kernel's compute ceiling.
 //
 // "GB/s achieved / DRAM GB/s" pairs each GEMV with a DRAM pass run right after it (same
 // threads), since on a shared machine the ceiling drifts during the run.
@@ -9,6 +11,7 @@
 // active one: MOE_CPU_ISA=scalar|avx2|avx512 picks another.
 //
 //   build-q/bench/bench_kernels --benchmark_filter='DramRead|GEMV'
+//   build-q/bench/bench_kernels --benchmark_filter='Int8Peak|GEMM_(hot_)?M(16|128)/'
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -24,6 +27,7 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/deltanet.h"
+#include "kernels/cpu/int8_peak.h"
 #include "kernels/cpu/membw.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/qmatmul.h"
@@ -78,6 +82,21 @@ void BM_DramRead(benchmark::State& state) {
   const double bytes = double(kDramBytes) * double(state.iterations());
   state.counters["bytes/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsRate);
   g_dram_gbs[threads] = bytes / secs / 1e9;
+}
+
+// ---- int8 dot-product peak ------------------------------------------------------------------
+std::map<int, double> g_int8_peak;  // threads -> int8 ops/s (2 per multiply-add)
+
+void BM_Int8Peak(benchmark::State& state) {
+  const int threads = int(state.range(0));
+  double ops = 0;
+  for (auto _ : state) ops = cpu::int8_peak_ops(pool(threads), 0.2);
+  if (ops == 0) {
+    state.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  state.counters["OP/s"] = ops;
+  g_int8_peak[threads] = ops;
 }
 
 // ---- quantized weights ----------------------------------------------------------------------
@@ -150,6 +169,12 @@ struct Result {
   double gbs, dram_gbs;  // kernel, and the DRAM read pass right after it
 };
 std::vector<Result> g_gemv;
+struct GemmResult {
+  std::string name;  // GEMM_M<M>[_hot]/<label>
+  int threads;
+  double flops;
+};
+std::vector<GemmResult> g_gemm;
 
 // hot: one matrix over and over (cache-resident): the kernel's compute ceiling, to tell a
 // memory-bound kernel from a compute-bound one.
@@ -175,6 +200,11 @@ void BM_Matmul(benchmark::State& state, Format f, int64_t M, int64_t N, int64_t 
   state.counters["FLOP/s"] = benchmark::Counter(2.0 * double(M * N * K) * it, benchmark::Counter::kIsRate);
   const double gbs = bytes / secs / 1e9;
   state.SetLabel(label + " " + cpu::isa_name(cpu::active_isa()));
+  if (M > 1) {
+    const std::string name = "GEMM_" + std::string(hot ? "hot_" : "") + "M" + std::to_string(M) + "/" + label;
+    std::erase_if(g_gemm, [&](const GemmResult& r) { return r.name == name && r.threads == threads; });
+    g_gemm.push_back({name, threads, 2.0 * double(M * N * K) * it / secs});
+  }
   if (M == 1 && !hot) {
     // The ceiling drifts on a shared machine: measure it again right after this kernel, with
     // the same threads, and report the kernel against that paired figure.
@@ -284,6 +314,7 @@ const FormatDef kGemmFormats[] = {{"Q4g32", {DType::Q4, 32}}, {"I8row", {DType::
 
 void register_all() {
   benchmark::RegisterBenchmark("DramRead", BM_DramRead)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("Int8Peak", BM_Int8Peak)->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("ParallelFor", BM_ParallelFor)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
   // kv heads x query heads per kv head: OLMoE (no grouping), Mixtral, Qwen3-30B-A3B
   for (const auto& [name, n_kv, group] : {std::tuple{"olmoe_16x1", 16, 1}, {"mixtral_8x4", 8, 4}, {"qwen3_4x8", 4, 8}})
@@ -337,5 +368,13 @@ int main(int argc, char** argv) {
   for (const Result& r : g_gemv)
     std::printf("GEMV %-22s %-6s %d thread(s): %.1f GB/s achieved / DRAM %.1f GB/s = %.0f%%\n", r.name.c_str(),
                 cpu::isa_name(cpu::active_isa()), r.threads, r.gbs, r.dram_gbs, 100.0 * r.gbs / r.dram_gbs);
+  for (const auto& [threads, ops] : g_int8_peak)
+    std::printf("int8 peak (vpdpbusd), %d thread(s): %.0f GOP/s\n", threads, ops / 1e9);
+  for (const GemmResult& r : g_gemm) {
+    const auto peak = g_int8_peak.find(r.threads);
+    if (peak == g_int8_peak.end()) continue;
+    std::printf("%-34s %d thread(s): %.0f GFLOP/s / int8 peak %.0f = %.0f%%\n", r.name.c_str(), r.threads,
+                r.flops / 1e9, peak->second / 1e9, 100.0 * r.flops / peak->second);
+  }
   return 0;
 }
