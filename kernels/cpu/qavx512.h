@@ -123,15 +123,13 @@ inline std::vector<int32_t> phase_positions(int64_t nb, int per_quad, int (*firs
 // `codes` [nmb, K/4, 16, 4] bytes, each 64-byte vector holding 4 consecutive columns of a 16-row
 // block, with `offset` added to every code (128 makes them unsigned); `d` [nmb, K/32, 16] the
 // block scales, and when `sums` is given, each (row, block)'s code sum before the offset at the
-// same index, or with `halves` the sums of its two 16-column halves, [nmb, K/32, 2, 16]. Rows past
-// M keep code `offset`, scale 0 and sum 0. Returns nmb.
+// same index. Rows past M keep code `offset`, scale 0 and sum 0. Returns nmb.
 inline int64_t quantize_lanes(const float* x, int64_t M, int64_t K, uint8_t offset, const std::vector<int32_t>& pos,
-                              std::vector<uint8_t>& codes, std::vector<float>& d, std::vector<int32_t>* sums,
-                              bool halves = false) {
+                              std::vector<uint8_t>& codes, std::vector<float>& d, std::vector<int32_t>* sums) {
   const int64_t nb = K / 32, nmb = (M + kLanes - 1) / kLanes;
   codes.assign(size_t(nmb * K * kLanes), offset);
   d.assign(size_t(nmb * nb * kLanes), 0.0f);
-  if (sums) sums->assign(size_t(nmb * nb * kLanes * (halves ? 2 : 1)), 0);
+  if (sums) sums->assign(size_t(nmb * nb * kLanes), 0);
   const __m512i off = _mm512_set1_epi32(offset);
   for (int64_t m = 0; m < M; ++m) {
     const int64_t mb = m / kLanes, l = m % kLanes;
@@ -141,12 +139,7 @@ inline int64_t quantize_lanes(const float* x, int64_t M, int64_t K, uint8_t offs
       __m512i qa, qb;
       quant_block(x + m * K + blk * 32, &dr, &qa, &qb);
       const size_t o = size_t((mb * nb + k) * kLanes + l);
-      if (sums && halves) {
-        (*sums)[size_t(((mb * nb + k) * 2) * kLanes + l)] = _mm512_reduce_add_epi32(qa);
-        (*sums)[size_t(((mb * nb + k) * 2 + 1) * kLanes + l)] = _mm512_reduce_add_epi32(qb);
-      } else if (sums) {
-        (*sums)[o] = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
-      }
+      if (sums) (*sums)[o] = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
       alignas(32) uint8_t q[32];  // codes + offset, truncated to bytes (both fit in 8 bits)
       _mm_store_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(_mm512_add_epi32(qa, off)));
       _mm_store_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(_mm512_add_epi32(qb, off)));
