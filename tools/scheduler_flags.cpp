@@ -17,8 +17,8 @@ void add_scheduler_flags(CLI::App* c, serve::SchedulerOptions& o, std::string& k
       ->capture_default_str();
   c->add_option("--kv-budget", kv_budget,
                 "KV cache the running sequences may reserve (prompt + max_tokens each; a request without max_tokens "
-                "reserves the rest of --ctx); more requests wait. A size, a percentage of the memory available at "
-                "start, or off")
+                "reserves the rest of --ctx); more requests wait. The prefix cache lives within it too and is "
+                "evicted before a request waits. A size, a percentage of the memory available at start, or off")
       ->type_name("SIZE")
       ->capture_default_str();
 }

@@ -88,9 +88,16 @@ std::optional<PrefixCache::Hit> PrefixCache::acquire(std::span<const int32_t> pr
   return Hit{engine_.fork_sequence(best->seq, best_n), best_n};
 }
 
-void PrefixCache::release(SeqId seq, std::vector<int32_t> tokens) {
-  const uint64_t need = cost(tokens.size());
-  if (int64_t(tokens.size()) < kBlock || need > max_bytes_) {
+int64_t PrefixCache::shrink_to(uint64_t max) {
+  int64_t n = 0;
+  for (; !entries_.empty() && bytes_ > max; ++n) erase(std::prev(entries_.end()));
+  evictions_ += n;
+  return n;
+}
+
+void PrefixCache::release(SeqId seq, std::vector<int32_t> tokens, uint64_t room) {
+  const uint64_t need = cost(tokens.size()), limit = std::min(max_bytes_, room);
+  if (int64_t(tokens.size()) < kBlock || need > limit) {
     engine_.free_sequence(seq);
     return;
   }
@@ -107,7 +114,7 @@ void PrefixCache::release(SeqId seq, std::vector<int32_t> tokens) {
     if (n == int64_t(it->tokens.size())) erase(it);
     it = next;
   }
-  while (!entries_.empty() && bytes_ + need > max_bytes_) {
+  while (!entries_.empty() && bytes_ + need > limit) {
     erase(std::prev(entries_.end()));
     ++evictions_;
   }

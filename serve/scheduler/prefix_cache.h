@@ -32,8 +32,12 @@ class PrefixCache {
   };
   std::optional<Hit> acquire(std::span<const int32_t> prompt);
   // Takes a finished sequence whose KV holds exactly `tokens`: keeps it, or frees it when it
-  // does not fit or adds nothing to what is cached.
-  void release(SeqId seq, std::vector<int32_t> tokens);
+  // does not fit or adds nothing to what is cached. `room`: a lower bound than the cache's own for
+  // this call (what a KV budget shared with running sequences leaves), evicting to stay within it.
+  void release(SeqId seq, std::vector<int32_t> tokens, uint64_t room = UINT64_MAX);
+  // Evicts least recently used entries until at most `max` bytes stay cached (a waiting request
+  // needs the memory). Returns the entries evicted.
+  int64_t shrink_to(uint64_t max);
   void clear();
 
   uint64_t bytes() const { return bytes_; }

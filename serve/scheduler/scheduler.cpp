@@ -185,11 +185,15 @@ void Scheduler::Impl::admit() {
       if (queue.empty() || int(running.size()) >= o.parallel) break;
       // Admission control: the head of the queue waits (first come, first served) until the
       // running sequences leave it room. Alone, it always fits: submit() refused it otherwise.
+      // The prefix cache lives in the same budget and gives way first: a cached prefix is only
+      // worth its memory while no request waits for it.
       const int64_t need = kv_need(engine, request_tokens(*queue.front()));
       if (o.kv_budget_bytes && !running.empty() && uint64_t(reserved + need) > o.kv_budget_bytes) {
         ++st.memory_waits;
         break;
       }
+      if (o.kv_budget_bytes && cache && uint64_t(reserved + need) + cache->bytes() > o.kv_budget_bytes)
+        cache->shrink_to(o.kv_budget_bytes - uint64_t(reserved + need));
       r = queue.front();
       r->reserved_kv = need;
       queue.pop_front();
@@ -317,6 +321,8 @@ bool Scheduler::Impl::step() {
     st.decode_expert_reads += step_reads;
   }
   st.peak_kv_reserved_bytes = std::max(st.peak_kv_reserved_bytes, reserved);
+  st.peak_kv_committed_bytes =
+      std::max(st.peak_kv_committed_bytes, reserved + (cache ? int64_t(cache->bytes()) : int64_t(0)));
   if (cache) {
     st.prefix_cache_bytes = int64_t(cache->bytes());
     st.prefix_cache_entries = int64_t(cache->entries());
@@ -363,7 +369,7 @@ void Scheduler::Impl::finish(RequestState& r, FinishReason why, const std::strin
         r.fed == int64_t(r.req.prompt.size())) {
       std::vector<int32_t> toks(r.req.prompt);
       toks.insert(toks.end(), r.generated.begin(), r.generated.end() - (r.generated.empty() ? 0 : 1));
-      cache->release(r.seq, std::move(toks));
+      cache->release(r.seq, std::move(toks), o.kv_budget_bytes ? o.kv_budget_bytes - uint64_t(reserved) : UINT64_MAX);
     } else {
       engine.free_sequence(r.seq);
     }

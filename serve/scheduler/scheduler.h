@@ -30,7 +30,8 @@ struct SchedulerOptions {
   uint64_t prefix_cache_bytes = 0;  // KV the prefix cache may keep (0: no prefix reuse)
   // Admission control: running sequences reserve KV (and recurrent state) for prompt +
   // max_tokens, and a request waits while its reservation would take the total over this
-  // (0: no limit). The prefix cache has its own budget above.
+  // (0: no limit). The prefix cache lives within it too (besides its own bound above): it evicts
+  // entries before a request waits, and keeps a finished sequence only in what is left.
   uint64_t kv_budget_bytes = 0;
 };
 
@@ -60,6 +61,7 @@ struct SchedulerStats {
   int64_t kv_bytes = 0;                        // the engine's KV, running and cached sequences
   int64_t kv_reserved_bytes = 0;               // what the running sequences reserved (admission)
   int64_t peak_kv_reserved_bytes = 0;
+  int64_t peak_kv_committed_bytes = 0;         // reserved + the prefix cache's, after each step
   int64_t memory_waits = 0;                    // steps a request waited for KV room
   int64_t prefix_cache_bytes = 0, prefix_cache_entries = 0;
   int64_t prefix_cache_hits = 0, prefix_cache_lookups = 0, prefix_cache_evictions = 0;

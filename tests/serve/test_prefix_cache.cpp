@@ -124,3 +124,41 @@ TEST(PrefixCache, OffMeansNoSequenceIsKept) {
   }
   EXPECT_EQ(s.engine().n_sequences(), before);  // the cache frees its sequences when it goes
 }
+
+// With a KV budget the prefix cache lives inside it: a waiting request takes the cached KV's
+// memory (LRU entries evicted) instead of waiting behind it, and reservations plus cached bytes
+// never pass the budget.
+TEST(PrefixCache, SharesTheKvBudgetWithRunningSequences) {
+  Session& s = test::tiny_session();
+  const int64_t per_token = s.model().cfg.kv_bytes_per_token();
+  const int max_tokens = 8;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 4; ++i) {
+    auto p = chat(1);
+    p[3] = int32_t(5 + i);  // four different conversations from the 4th token on
+    prompts.push_back(std::move(p));
+  }
+  const int64_t need = per_token * int64_t(prompts[0].size() + max_tokens);
+  SchedulerOptions o = with_cache(1ull << 30);  // the cache's own bound would keep them all
+  o.kv_budget_bytes = uint64_t(2 * need + need / 2);
+  std::vector<Result> out;
+  {
+    Scheduler sch(s.engine(), s.tokenizer(), o);
+    // One at a time, so each finished conversation is offered to the cache while the next runs.
+    for (const auto& p : prompts) out.push_back(collect(*sch.submit(request(p, max_tokens, 0.0f, 1))));
+    const SchedulerStats st = test::settled_stats(sch);
+    EXPECT_LE(uint64_t(st.peak_kv_committed_bytes), o.kv_budget_bytes);
+    EXPECT_GT(st.prefix_cache_evictions, 0);
+    EXPECT_LE(uint64_t(st.prefix_cache_bytes), o.kv_budget_bytes);
+    EXPECT_GT(st.prefix_cache_entries, 0);
+    // The most recent conversation survived eviction; its next turn reuses it.
+    auto next = prompts.back();
+    next.insert(next.end(), out.back().tokens.begin(), out.back().tokens.end() - 1);
+    EXPECT_GT(collect(*sch.submit(request(next, 4, 0.0f, 1))).cached_tokens, 0);
+    EXPECT_LE(uint64_t(test::settled_stats(sch).peak_kv_committed_bytes), o.kv_budget_bytes);
+  }
+  // The same tokens as without a budget.
+  Scheduler sch(s.engine(), s.tokenizer(), with_cache(1ull << 30));
+  for (size_t i = 0; i < prompts.size(); ++i)
+    EXPECT_EQ(collect(*sch.submit(request(prompts[i], max_tokens, 0.0f, 1))).tokens, out[i].tokens) << i;
+}
