@@ -88,11 +88,11 @@ std::optional<PrefixCache::Hit> PrefixCache::acquire(std::span<const int32_t> pr
   return Hit{engine_.fork_sequence(best->seq, best_n), best_n};
 }
 
-int64_t PrefixCache::shrink_to(uint64_t max) {
-  int64_t n = 0;
-  for (; !entries_.empty() && bytes_ > max; ++n) erase(std::prev(entries_.end()));
-  evictions_ += n;
-  return n;
+void PrefixCache::shrink_to(uint64_t max) {
+  while (!entries_.empty() && bytes_ > max) {
+    erase(std::prev(entries_.end()));
+    ++evictions_;
+  }
 }
 
 void PrefixCache::release(SeqId seq, std::vector<int32_t> tokens, uint64_t room) {
@@ -114,10 +114,7 @@ void PrefixCache::release(SeqId seq, std::vector<int32_t> tokens, uint64_t room)
     if (n == int64_t(it->tokens.size())) erase(it);
     it = next;
   }
-  while (!entries_.empty() && bytes_ + need > limit) {
-    erase(std::prev(entries_.end()));
-    ++evictions_;
-  }
+  shrink_to(limit - need);  // need <= limit: checked above
   // A running sequence's KV grows by doubling; a cached one is copied to its exact length so
   // that the bound counts what is really held.
   const SeqId compact = engine_.fork_sequence(seq, int64_t(tokens.size()));

@@ -36,8 +36,8 @@ class PrefixCache {
   // this call (what a KV budget shared with running sequences leaves), evicting to stay within it.
   void release(SeqId seq, std::vector<int32_t> tokens, uint64_t room = UINT64_MAX);
   // Evicts least recently used entries until at most `max` bytes stay cached (a waiting request
-  // needs the memory). Returns the entries evicted.
-  int64_t shrink_to(uint64_t max);
+  // needs the memory, or a new entry does).
+  void shrink_to(uint64_t max);
   void clear();
 
   uint64_t bytes() const { return bytes_; }
