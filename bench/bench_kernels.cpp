@@ -230,9 +230,10 @@ void BM_ParallelFor(benchmark::State& state) {
 // an f16 cache (rows of n_kv heads x 128, as the engine stores them), every kv head's group of
 // query heads in turn. Layers rotate over more than kRotateBytes of cache, so the rows come from
 // DRAM as at decode; the figure is cache bytes read per second. hot: one layer over and over (in
-// cache), the kernel's compute ceiling.
-void BM_AttendDecode(benchmark::State& state, int n_kv, int group, bool hot) {
-  constexpr int hd = 128;
+// cache), the kernel's compute ceiling. paged: the rows in pages of 16 (the CPU engine's
+// KvCache) at shuffled places, read through a page table, against one contiguous buffer.
+void BM_AttendDecode(benchmark::State& state, int n_kv, int group, bool hot, bool paged) {
+  constexpr int hd = 128, page_shift = 4;
   const int64_t depth = state.range(0), stride = int64_t(n_kv) * hd, layer = depth * stride;
   const int64_t layers = hot ? 1 : std::max<int64_t>(2, kRotateBytes / (2 * layer * 2) + 1);
   std::vector<uint16_t> k(size_t(layers * layer)), v(size_t(layers * layer));
@@ -241,15 +242,29 @@ void BM_AttendDecode(benchmark::State& state, int n_kv, int group, bool hot) {
     for (auto& e : *kv) e = uint16_t(0x3000 + rng.next() % 0x0c00) | uint16_t(rng.next() & 1) << 15;  // |x| in [0.125, 1)
   std::vector<float> q(size_t(n_kv * group * hd)), out(q.size()), scratch(size_t(group * depth));
   for (auto& e : q) e = float(int(rng.next() % 2001) - 1000) * 1e-3f;
+  // Page tables: layer l's page i at slot perm[i] of the layer's buffer (or the buffer itself).
+  const int64_t np = paged ? depth >> page_shift : 1;
+  std::vector<int64_t> perm(static_cast<size_t>(np));
+  for (int64_t i = 0; i < np; ++i) perm[size_t(i)] = i;
+  for (int64_t i = np - 1; i > 0; --i) std::swap(perm[size_t(i)], perm[rng.next() % uint64_t(i + 1)]);
+  std::vector<const void*> kp(size_t(layers * np)), vp(kp.size());
+  for (int64_t l = 0; l < layers; ++l)
+    for (int64_t i = 0; i < np; ++i) {
+      const size_t at = size_t(l * layer + (perm[size_t(i)] << page_shift) * stride);
+      kp[size_t(l * np + i)] = &k[at];
+      vp[size_t(l * np + i)] = &v[at];
+    }
+  const int shift = paged ? page_shift : 62;
   int64_t l = 0;
   for (auto _ : state) {
-    for (int h = 0; h < n_kv; ++h)
-      if (!cpu::attend_group_half(&q[size_t(h * group * hd)], group, &k[size_t(l * layer + h * hd)],
-                                  &v[size_t(l * layer + h * hd)], DType::F16, stride, 0, depth - 1, hd,
-                                  0.088f, nullptr, &out[size_t(h * group * hd)], scratch.data())) {
-        state.SkipWithError("attend_group_half declined (no AVX-512)");
+    for (int h = 0; h < n_kv; ++h) {
+      const cpu::KvRows kr{&kp[size_t(l * np)], shift, stride, h * hd}, vr{&vp[size_t(l * np)], shift, stride, h * hd};
+      if (!cpu::attend_group(&q[size_t(h * group * hd)], group, kr, vr, DType::F16, 0, depth - 1, hd, 0.088f, nullptr,
+                             &out[size_t(h * group * hd)], scratch.data())) {
+        state.SkipWithError("attend_group declined f16 rows (no AVX-512)");
         return;
       }
+    }
     l = (l + 1) % layers;
   }
   benchmark::DoNotOptimize(out.data());
@@ -319,9 +334,10 @@ void register_all() {
   // kv heads x query heads per kv head: OLMoE (no grouping), Mixtral, Qwen3-30B-A3B
   for (const auto& [name, n_kv, group] : {std::tuple{"olmoe_16x1", 16, 1}, {"mixtral_8x4", 8, 4}, {"qwen3_4x8", 4, 8}})
     for (bool hot : {false, true})
-      benchmark::RegisterBenchmark((std::string(hot ? "AttendDecode_hot/" : "AttendDecode/") + name).c_str(),
-                                   BM_AttendDecode, n_kv, group, hot)
-          ->Arg(hot ? 256 : 1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
+      for (bool paged : {false, true})
+        benchmark::RegisterBenchmark((std::string(hot ? "AttendDecode_hot/" : "AttendDecode/") + name + (paged ? "/paged" : "")).c_str(),
+                                     BM_AttendDecode, n_kv, group, hot, paged)
+            ->Arg(hot ? 256 : 1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("DeltaNet", BM_DeltaNet)->Args({1, 1})->Args({512, 0})->Args({512, 1})->UseRealTime()->Unit(benchmark::kMicrosecond);
   for (const FormatDef& fd : kGemvFormats)
     for (const ShapeDef& s : kShapes) {

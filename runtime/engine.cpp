@@ -56,12 +56,14 @@ SeqId Engine::create_sequence() {
   const ModelConfig& c = model_.cfg;
   if (c.n_linear_layers() > 0) {
     const int64_t w = int64_t(c.n_kv_heads) * c.head_dim;
-    return seqs_.add(
-        std::make_unique<KvCache>(c.n_layers, w, w, c.linear_layers, c.linear.state_floats(), opts_.kv_dtype));
+    return seqs_.add(std::make_unique<KvCache>(c.n_layers, w, w, c.linear_layers, c.linear.state_floats(),
+                                               opts_.kv_dtype, kv_pages_));
   }
-  if (c.is_mla()) return seqs_.add(std::make_unique<KvCache>(c.n_layers, c.kv_floats_per_layer(), 0, std::vector<bool>{}, 0, opts_.kv_dtype));
+  if (c.is_mla())
+    return seqs_.add(std::make_unique<KvCache>(c.n_layers, c.kv_floats_per_layer(), 0, std::vector<bool>{}, 0,
+                                               opts_.kv_dtype, kv_pages_));
   const int64_t w = int64_t(c.n_kv_heads) * c.head_dim;
-  return seqs_.add(std::make_unique<KvCache>(c.n_layers, w, w, std::vector<bool>{}, 0, opts_.kv_dtype));
+  return seqs_.add(std::make_unique<KvCache>(c.n_layers, w, w, std::vector<bool>{}, 0, opts_.kv_dtype, kv_pages_));
 }
 
 SeqId Engine::fork_sequence(SeqId src, int64_t n) {
@@ -92,9 +94,17 @@ void Engine::rewind(SeqId seq, int64_t n) {
 }
 void Engine::free_sequence(SeqId seq) { seqs_.erase(seq); }
 
-void Engine::reserve(SeqId seq, int64_t n) { seqs_.at(seq).reserve_exact(n); }
+void Engine::reserve(SeqId seq, int64_t n) {
+  KvCache& kv = seqs_.at(seq);
+  kv.reserve_exact(n);
+  kv.make_writable(kv.length(), n);  // a shared page it will write is copied now: kv_bytes() holds it
+}
 int64_t Engine::length(SeqId seq) const { return seqs_.at(seq).length(); }
-int64_t Engine::kv_bytes() const { return seqs_.bytes(); }
+int64_t Engine::kv_bytes() const {
+  int64_t b = kv_pages_->bytes();  // each page once, however many sequences share it
+  seqs_.for_each([&](const KvCache& kv) { b += kv.private_bytes(); });
+  return b;
+}
 
 std::vector<float> Engine::forward(std::span<const BatchItem> batch) {
   std::vector<float> logits;
@@ -114,6 +124,7 @@ void Engine::forward(std::span<const BatchItem> batch, std::vector<float>& logit
   for (auto& [id, n] : plan.added) {
     KvCache& kv = seqs_.at(id);
     kv.reserve(kv.length() + n);
+    kv.make_writable(kv.length(), kv.length() + n);  // before the writes, which run in parallel
   }
   const int64_t T = int64_t(toks.size());
 

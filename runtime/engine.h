@@ -49,6 +49,7 @@ class Engine final : public InferenceEngine {
   int64_t kv_bytes_per_token() const override {
     return model_.cfg.kv_bytes_per_token() / int64_t(sizeof(float)) * dtype_size(opts_.kv_dtype);
   }
+  int64_t kv_page_rows() const override { return KvCache::kPageRows; }
   int64_t length(SeqId seq) const override;
   size_t n_sequences() const override { return seqs_.size(); }
 
@@ -104,6 +105,8 @@ class Engine final : public InferenceEngine {
   // a prefill step's size would be page-faulted and zeroed at every layer.
   std::vector<float> moe_ys_;
   std::map<const void*, std::vector<float>> offset_norms_;  // norm_plus_one: w's data -> 1 + w
+  // Every sequence's KV pages: a fork and the sequence it came from share theirs (kv_cache.h).
+  std::shared_ptr<KvPagePool> kv_pages_ = std::make_shared<KvPagePool>();
   SequenceTable<KvCache> seqs_;
   std::vector<RoutingHook> hooks_;
   RoutingOverride override_;

@@ -27,7 +27,8 @@ class InferenceEngine {
   virtual ~InferenceEngine() = default;
 
   virtual SeqId create_sequence() = 0;
-  // A new sequence starting with the first n tokens of `src` (their KV is copied, not recomputed).
+  // A new sequence starting with the first n tokens of `src` (their KV is reused, not
+  // recomputed: shared by whole pages where kv_page_rows() > 1, else copied).
   virtual SeqId fork_sequence(SeqId src, int64_t n) = 0;
   // Drops tokens after the first n (to rewind or reuse a shared prefix).
   virtual void truncate(SeqId seq, int64_t n) = 0;
@@ -58,6 +59,10 @@ class InferenceEngine {
   virtual int64_t kv_bytes() const = 0;
   // What one more token of one sequence adds to kv_bytes() (the attention layers' K and V rows).
   virtual int64_t kv_bytes_per_token() const = 0;
+  // Rows per KV page: a sequence's KV is allocated in whole pages of this many rows, and a fork
+  // shares its source's whole pages instead of copying them (writes copy a shared page first).
+  // 1: no pages, a fork copies.
+  virtual int64_t kv_page_rows() const { return 1; }
   virtual std::string backend() const = 0;  // "cpu" or "cuda"
   virtual int threads() const { return 0; }  // CPU threads doing the compute (0: not the CPU)
 };

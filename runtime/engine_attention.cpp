@@ -112,48 +112,35 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
       const auto [t0, rows] = blocks[size_t(r % 2 == 0 ? r / 2 : nb - 1 - r / 2)];
       const int kvh = int(i % c.n_kv_heads), head = kvh * group;
       const KvCache& kv0 = *toks[size_t(t0)].kv;
-      const bool half = kv0.k_half(layer) != nullptr;  // bf16 / f16 rows; else f32 or fp8
-      if (rows > 1 && (half || kv0.dtype() == DType::F32)) {
+      const DType dt = kv0.dtype();
+      const cpu::KvRows kr = kv0.k_rows(layer, kvh * hd), vr = kv0.v_rows(layer, kvh * hd);
+      if (rows > 1) {
         int64_t last[4];
         for (int j = 0; j < rows; ++j) last[j] = toks[size_t(t0 + j)].pos;
-        const void* kp = half ? static_cast<const void*>(kv0.k_half(layer) + kvh * hd)
-                              : static_cast<const void*>(kv0.k(layer) + kvh * hd);
-        const void* vp = half ? static_cast<const void*>(kv0.v_half(layer) + kvh * hd)
-                              : static_cast<const void*>(kv0.v(layer) + kvh * hd);
         scratch.resize(size_t(rows) * size_t(last[rows - 1] + 1));
-        if (cpu::attend_rows(&q[size_t(t0 * qd + head * hd)], qd, rows, kp, vp, kv0.dtype(), kvd, 0, last, int(hd),
+        if (cpu::attend_rows(&q[size_t(t0 * qd + head * hd)], qd, rows, kr, vr, dt, 0, last, int(hd),
                              float(c.attention_scale), sinks.empty() ? nullptr : &sinks[size_t(head)],
                              &out[size_t(t0 * qd + head * hd)], qd, scratch.data()))
           continue;
       }
       for (int64_t t = t0; t < t0 + rows; ++t) {  // one token at a time
         const Tok& tk = toks[size_t(t)];
-        int64_t first = window > 0 ? std::max<int64_t>(0, tk.pos - window + 1) : 0, last = tk.pos, stride = kvd;
+        const int64_t first = window > 0 ? std::max<int64_t>(0, tk.pos - window + 1) : 0, last = tk.pos;
         const int64_t n = last - first + 1;
         scratch.resize(size_t(group) * size_t(n));
         const float* qg = &q[size_t(t * qd + head * hd)];
         const float* sk = sinks.empty() ? nullptr : &sinks[size_t(head)];
         float* og = &out[size_t(t * qd + head * hd)];
-        const uint16_t *kh = tk.kv->k_half(layer), *vh = tk.kv->v_half(layer);
-        if (kh && cpu::attend_group_half(qg, group, kh + kvh * hd, vh + kvh * hd, tk.kv->dtype(), stride, first, last,
-                                         int(hd), float(c.attention_scale), sk, og, scratch.data()))
-          continue;  // bf16 / f16 rows, read in place
-        const float *kp = tk.kv->k(layer), *vp = tk.kv->v(layer);
-        if (tk.kv->dtype() == DType::F32) {  // fp32 rows, read in place
-          kp += kvh * hd;
-          vp += kvh * hd;
-        } else {  // narrower rows: this kv head's, widened
-          kw.resize(size_t(n * hd));
-          vw.resize(size_t(n * hd));
-          tk.kv->read_k(layer, first, n, kvh * hd, hd, kw.data());
-          tk.kv->read_v(layer, first, n, kvh * hd, hd, vw.data());
-          kp = kw.data();
-          vp = vw.data();
-          stride = hd;
-          first = 0;
-          last = n - 1;
-        }
-        cpu::attend_group(qg, group, kp, vp, stride, first, last, int(hd), float(c.attention_scale), sk, og,
+        // The rows in place, in their stored type (fp32, bf16, f16) where a kernel reads it.
+        if (cpu::attend_group(qg, group, kr, vr, dt, first, last, int(hd), float(c.attention_scale), sk, og,
+                              scratch.data()))
+          continue;
+        // Else (fp8, or bf16 / f16 without AVX-512): this kv head's rows, widened.
+        kw.resize(size_t(n * hd));
+        vw.resize(size_t(n * hd));
+        tk.kv->read_k(layer, first, n, kvh * hd, hd, kw.data());
+        tk.kv->read_v(layer, first, n, kvh * hd, hd, vw.data());
+        cpu::attend_group(qg, group, kw.data(), vw.data(), hd, 0, n - 1, int(hd), float(c.attention_scale), sk, og,
                           scratch.data());
       }
     }

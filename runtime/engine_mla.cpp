@@ -75,16 +75,15 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
       const int64_t n = tk.pos - first + 1;
       sc.resize(size_t(n));
       // Rows [first, first + n): in place (fp32) or widened from a narrower KV dtype.
-      const float* cache = tk.kv->k(layer);
-      if (tk.kv->dtype() == DType::F32) {
-        cache += first * row;
-      } else {
+      const cpu::KvRows rows = tk.kv->k_rows(layer);
+      const bool in_place = tk.kv->dtype() == DType::F32;
+      if (!in_place) {
         widened.resize(size_t(n * row));
         tk.kv->read_k(layer, first, n, 0, row, widened.data());
-        cache = widened.data();
       }
+      const auto row_at = [&](int64_t s) { return in_place ? rows.row<float>(first + s) : &widened[size_t(s * row)]; };
       for (int64_t s = 0; s < n; ++s) {
-        const float* cr = cache + s * row;
+        const float* cr = row_at(s);
         sc[size_t(s)] = (cpu::dot(qlh, cr, R) + cpu::dot(qh + nope, cr + R, rope)) * scale;
       }
       cpu::softmax(sc.data(), n);
@@ -92,7 +91,7 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
       std::fill(olh, olh + R, 0.0f);
       for (int64_t s = 0; s < n; ++s) {
         const float p = sc[size_t(s)];
-        const float* cr = cache + s * row;
+        const float* cr = row_at(s);
         for (int64_t r = 0; r < R; ++r) olh[r] += p * cr[r];
       }
     }

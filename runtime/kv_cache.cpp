@@ -4,20 +4,35 @@
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 
 #include "kernels/cpu/kv_convert.h"
 
 namespace moe {
 
+KvPagePool::Page KvPagePool::get(const std::shared_ptr<KvPagePool>& pool, size_t bytes) {
+  Page p(new unsigned char[bytes](), [pool, bytes](unsigned char* q) {
+    delete[] q;
+    pool->bytes_.fetch_sub(int64_t(bytes), std::memory_order_relaxed);
+    pool->pages_.fetch_sub(1, std::memory_order_relaxed);
+  });
+  pool->bytes_.fetch_add(int64_t(bytes), std::memory_order_relaxed);
+  pool->pages_.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
 KvCache::KvCache(int n_layers, int64_t k_width, int64_t v_width, std::vector<bool> no_kv, int64_t state_floats,
-                 DType dtype)
+                 DType dtype, std::shared_ptr<KvPagePool> pool)
     : row_(k_width),
       vrow_(v_width),
       no_kv_(std::move(no_kv)),
       dtype_(dtype),
       esize_(dtype_size(dtype)),
+      pool_(pool ? std::move(pool) : std::make_shared<KvPagePool>()),
       k_(size_t(n_layers)),
       v_(size_t(n_layers)),
+      kp_(size_t(n_layers)),
+      vp_(size_t(n_layers)),
       state_floats_(state_floats),
       state_(size_t(n_layers)) {
   if (!cpu::kv_dtype_supported(dtype))
@@ -28,54 +43,92 @@ KvCache::KvCache(int n_layers, int64_t k_width, int64_t v_width, std::vector<boo
       if (no_kv_[l]) state_[l].assign(size_t(state_floats_), 0.0f);
 }
 
-void KvCache::reserve(int64_t n) {
-  if (n > capacity_) reserve_exact(std::max<int64_t>(n, capacity_ * 2));  // amortised growth for decode
+void KvCache::resize_pages(int64_t n) {
+  for (size_t l = 0; l < k_.size(); ++l) {
+    if (no_kv_[l]) continue;
+    for (auto [pages, ptrs, width] : {std::tuple{&k_[l], &kp_[l], row_}, std::tuple{&v_[l], &vp_[l], vrow_}}) {
+      if (width == 0) continue;  // MLA: no V
+      const size_t bytes = size_t(kPageRows * width * esize_);
+      while (int64_t(pages->size()) < n) pages->push_back(KvPagePool::get(pool_, bytes));
+      pages->resize(size_t(n));
+      ptrs->resize(size_t(n));
+      for (int64_t i = 0; i < n; ++i) (*ptrs)[size_t(i)] = (*pages)[size_t(i)].get();
+    }
+  }
+  capacity_ = n << kPageShift;
+}
+
+void KvCache::set_length(int64_t n) {
+  length_ = n;
+  if (int64_t(tokens_.size()) > n) tokens_.resize(size_t(n));
+  const int64_t keep = (n + kPageRows - 1) >> kPageShift;
+  if (keep < pages()) resize_pages(keep);
 }
 
 void KvCache::reserve_exact(int64_t n) {
-  if (n <= capacity_) return;
-  capacity_ = n;
+  if (n > capacity_) resize_pages((n + kPageRows - 1) >> kPageShift);
+}
+
+void KvCache::make_writable(int64_t first, int64_t end) {
+  if (end <= first) return;
   for (size_t l = 0; l < k_.size(); ++l) {
     if (no_kv_[l]) continue;
-    k_[l].resize(size_t(capacity_ * row_ * esize_));
-    v_[l].resize(size_t(capacity_ * vrow_ * esize_));
+    for (auto [pages, ptrs, width] : {std::tuple{&k_[l], &kp_[l], row_}, std::tuple{&v_[l], &vp_[l], vrow_}}) {
+      if (width == 0) continue;
+      const size_t bytes = size_t(kPageRows * width * esize_);
+      for (int64_t i = first >> kPageShift; i <= (end - 1) >> kPageShift; ++i) {
+        Page& p = (*pages)[size_t(i)];
+        if (p.use_count() == 1) continue;
+        Page own = KvPagePool::get(pool_, bytes);
+        std::copy_n(p.get(), bytes, own.get());
+        p = std::move(own);
+        (*ptrs)[size_t(i)] = p.get();
+      }
+    }
   }
 }
 
 void KvCache::put(int layer, int64_t pos, const float* k, const float* v) {
-  cpu::kv_narrow(dtype_, k, row_, k_[size_t(layer)].data() + pos * row_ * esize_);
-  if (v) cpu::kv_narrow(dtype_, v, vrow_, v_[size_t(layer)].data() + pos * vrow_ * esize_);
+  cpu::kv_narrow(dtype_, k, row_, at(k_[size_t(layer)], row_, pos));
+  if (v) cpu::kv_narrow(dtype_, v, vrow_, at(v_[size_t(layer)], vrow_, pos));
 }
 
 void KvCache::read_k(int layer, int64_t first, int64_t n, int64_t col, int64_t width, float* out) const {
-  cpu::kv_widen(dtype_, k_[size_t(layer)].data(), row_, first, n, col, width, out);
+  cpu::kv_widen(dtype_, k_rows(layer, col), first, n, width, out);
 }
 
 void KvCache::read_v(int layer, int64_t first, int64_t n, int64_t col, int64_t width, float* out) const {
-  cpu::kv_widen(dtype_, v_[size_t(layer)].data(), vrow_, first, n, col, width, out);
+  cpu::kv_widen(dtype_, v_rows(layer, col), first, n, width, out);
 }
 
 KvCache KvCache::prefix(int64_t n) const {
-  KvCache c(int(k_.size()), row_, vrow_, no_kv_, state_floats_, dtype_);
-  c.reserve(n);
+  KvCache c(int(k_.size()), row_, vrow_, no_kv_, state_floats_, dtype_, pool_);
+  const size_t keep = size_t((n + kPageRows - 1) >> kPageShift);
   for (size_t l = 0; l < k_.size(); ++l) {
     if (no_kv_[l]) continue;
-    std::copy_n(k_[l].begin(), n * row_ * esize_, c.k_[l].begin());
-    std::copy_n(v_[l].begin(), n * vrow_ * esize_, c.v_[l].begin());
+    c.k_[l].assign(k_[l].begin(), k_[l].begin() + ptrdiff_t(keep));
+    c.kp_[l].assign(kp_[l].begin(), kp_[l].begin() + ptrdiff_t(keep));
+    if (vrow_ == 0) continue;
+    c.v_[l].assign(v_[l].begin(), v_[l].begin() + ptrdiff_t(keep));
+    c.vp_[l].assign(vp_[l].begin(), vp_[l].begin() + ptrdiff_t(keep));
   }
+  c.capacity_ = int64_t(keep) << kPageShift;
   c.length_ = n;
   c.tokens_.assign(tokens_.begin(), tokens_.begin() + std::min<int64_t>(n, int64_t(tokens_.size())));
   return c;
 }
 
-int64_t KvCache::bytes() const {
-  int64_t kv_layers = 0;
-  for (bool b : no_kv_) kv_layers += b ? 0 : 1;
+int64_t KvCache::private_bytes() const {
   int64_t state_layers = 0;
   for (const auto& s : state_) state_layers += s.empty() ? 0 : 1;
   const int64_t per_state = state_layers * state_floats_ * int64_t(sizeof(float));
-  return kv_layers * capacity_ * (row_ + vrow_) * esize_ + per_state * int64_t(1 + snapshots_.size()) +
-         int64_t(tokens_.capacity() * sizeof(int32_t));
+  return per_state * int64_t(1 + snapshots_.size()) + int64_t(tokens_.capacity() * sizeof(int32_t));
+}
+
+int64_t KvCache::bytes() const {
+  int64_t kv_layers = 0;
+  for (bool b : no_kv_) kv_layers += b ? 0 : 1;
+  return kv_layers * capacity_ * (row_ + vrow_) * esize_ + private_bytes();
 }
 
 void KvCache::zero_states() {

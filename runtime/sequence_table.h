@@ -38,6 +38,10 @@ class SequenceTable {
     for (const auto& [_, kv] : seqs_) b += kv->bytes();
     return b;
   }
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& [_, kv] : seqs_) f(*kv);
+  }
   void clear() { seqs_.clear(); }
 
  private:

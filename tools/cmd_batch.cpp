@@ -189,6 +189,7 @@ Runner add_batch(CLI::App& app) {
                         {"kv_budget_bytes", o->sched.kv_budget_bytes},
                         {"kv_reserved_peak_bytes", st.peak_kv_reserved_bytes},
                         {"kv_committed_peak_bytes", st.peak_kv_committed_bytes},  // reserved + prefix cache
+                        {"kv_peak_bytes", st.peak_kv_bytes},  // what the engine held (shared pages once)
                         {"kv_dtype", o->session.device.kv_dtype},
                         {"kv_budget_waits", st.memory_waits}};
       s["session"] = session.stats().json(uint64_t(std::max<int64_t>(1, progress.completion_tokens)));

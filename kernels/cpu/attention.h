@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/cpu/kv_rows.h"
 #include "quant/dtype.h"
 
 namespace moe::cpu {
@@ -24,19 +25,20 @@ void attend(const float* q, const float* k, const float* v, int64_t kv_stride, i
             const AttentionShape& s, float* out, float* scratch);
 
 // The same for the n_q query heads that share one kv head (grouped-query attention): q, out
-// [n_q, head_dim]; k, v point at that kv head's first column; sinks [n_q] or nullptr;
-// scratch >= n_q * (pos - first + 1) floats. Each key and value row is read once for the group.
-// With AVX-512 (the active_isa() of qmatmul.h) and head_dim a multiple of 16 (up to 256 heads
-// per group) a vector kernel runs: its sums
-// and exp differ from attend's in rounding only (~1e-7 relative); otherwise attend per head.
+// [n_q, head_dim]; k, v: that kv head's columns of the cached rows (kv_rows.h: contiguous or in
+// pages) in type t (F32, BF16 or F16); sinks [n_q] or nullptr; scratch >= n_q * (pos - first + 1)
+// floats. Each key and value row is read once for the group. With AVX-512 (the active_isa() of
+// qmatmul.h) and head_dim a multiple of 16 (up to 256 heads per group) a vector kernel runs: its
+// sums and exp differ from attend's in rounding only (~1e-7 relative); otherwise attend per head.
+// bf16 / f16 rows are widened in registers as they are read, so the cache streams at its stored
+// width. Returns false, doing nothing, when t is not F32 and no vector kernel covers the call:
+// the caller then widens the rows itself and calls this with F32 rows.
+bool attend_group(const float* q, int n_q, const KvRows& k, const KvRows& v, DType t, int64_t first, int64_t pos,
+                  int head_dim, float scale, const float* sinks, float* out, float* scratch);
+// Contiguous fp32 rows (kv_stride floats apart), k and v at the kv head's first column.
 void attend_group(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
                   int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch);
-
-// attend_group over a cache stored as bf16 or f16 (`t`): k, v point at the kv head's first
-// element, kv_stride counts elements. The rows are widened in registers as they are read, so
-// the cache streams at its stored width. Returns false, doing nothing, when no vector kernel
-// covers the call (no AVX-512, another type, head_dim not a multiple of 16, over 256 heads):
-// the caller then widens the rows itself and calls attend_group.
+// Contiguous bf16 / f16 rows (kv_stride elements apart).
 bool attend_group_half(const float* q, int n_q, const uint16_t* k, const uint16_t* v, DType t, int64_t kv_stride,
                        int64_t first, int64_t pos, int head_dim, float scale, const float* sinks, float* out,
                        float* scratch);
@@ -47,20 +49,21 @@ bool attend_group_half(const float* q, int n_q, const uint16_t* k, const uint16_
 // (t: F32, BF16 or F16); sink: the head's sink or nullptr; scratch >= R * (last[R-1] - first + 1).
 // Each row's result is attend_group's for that row alone, bit for bit, while every key and value
 // row is read once for the R tokens. Returns false, doing nothing, where no vector kernel covers
-// the call (as attend_group_half): the caller then attends row by row.
+// the call: the caller then attends row by row.
+bool attend_rows(const float* q, int64_t q_stride, int R, const KvRows& k, const KvRows& v, DType t, int64_t first,
+                 const int64_t* last, int head_dim, float scale, const float* sink, float* out, int64_t out_stride,
+                 float* scratch);
+// Contiguous rows (kv_stride elements apart).
 bool attend_rows(const float* q, int64_t q_stride, int R, const void* k, const void* v, DType t, int64_t kv_stride,
                  int64_t first, const int64_t* last, int head_dim, float scale, const float* sink, float* out,
                  int64_t out_stride, float* scratch);
 
 namespace detail {
-void attend_rows_avx512(const float* q, int64_t q_stride, int R, const void* k, const void* v, DType t,
-                        int64_t kv_stride, int64_t first, const int64_t* last, int head_dim, float scale,
-                        const float* sink, float* out, int64_t out_stride, float* scratch);
-void attend_group_avx512(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
+void attend_rows_avx512(const float* q, int64_t q_stride, int R, const KvRows& k, const KvRows& v, DType t,
+                        int64_t first, const int64_t* last, int head_dim, float scale, const float* sink, float* out,
+                        int64_t out_stride, float* scratch);
+void attend_group_avx512(const float* q, int n_q, const KvRows& k, const KvRows& v, DType t, int64_t first,
                          int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch);
-void attend_group_half_avx512(const float* q, int n_q, const uint16_t* k, const uint16_t* v, bool bf16,
-                              int64_t kv_stride, int64_t first, int64_t pos, int head_dim, float scale,
-                              const float* sinks, float* out, float* scratch);
 }  // namespace detail
 
 }  // namespace moe::cpu

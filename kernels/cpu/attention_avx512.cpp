@@ -105,16 +105,18 @@ inline void prefetch_row(const E* p, int head_dim) {
 // Scores of query rows [g0, g0 + 4) (q_stride floats apart: a group's heads, or attend_rows's
 // tokens) x keys [t0, t0 + 4): 16 dot products sharing their loads.
 template <class L>
-inline void scores4x4(const float* q, int64_t q_stride, const typename L::E* k, int64_t kv_stride, int64_t first,
-                      int64_t t0, int g0, int head_dim, float scale, int64_t n, float* scratch) {
+inline void scores4x4(const float* q, int64_t q_stride, const KvRows& k, int64_t first, int64_t t0, int g0,
+                      int head_dim, float scale, int64_t n, float* scratch) {
+  using E = typename L::E;
   __m512 acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
-  const typename L::E* kt = k + (first + t0) * kv_stride;
+  const E* kt[4];
+  for (int t = 0; t < 4; ++t) kt[t] = k.row<E>(first + t0 + t);
   if (g0 == 0 && t0 + kAhead + 4 <= n)
-    for (int t = 0; t < 4; ++t) prefetch_row(kt + (kAhead + t) * kv_stride, head_dim);
+    for (int t = 0; t < 4; ++t) prefetch_row(k.row<E>(first + t0 + kAhead + t), head_dim);
   for (int c = 0; c < head_dim / 16; ++c) {
     __m512 kc[4];
-    for (int t = 0; t < 4; ++t) kc[t] = L::load(kt + t * kv_stride + 16 * c);
+    for (int t = 0; t < 4; ++t) kc[t] = L::load(kt[t] + 16 * c);
     for (int g = 0; g < 4; ++g) {
       const __m512 qc = _mm512_loadu_ps(q + (g0 + g) * q_stride + 16 * c);
       for (int t = 0; t < 4; ++t) acc[4 * g + t] = _mm512_fmadd_ps(qc, kc[t], acc[4 * g + t]);
@@ -125,49 +127,68 @@ inline void scores4x4(const float* q, int64_t q_stride, const typename L::E* k, 
 }
 
 // acc[t] += the dot product of CN chunks of the query with those of key t, for 16 keys: key by
-// key (one row pointer stepping by the stride), the query's chunks in registers; the 16 sums are
+// key (at(t): key t's first chunk), the query's chunks in registers; the 16 sums are
 // independent chains. CN is a compile-time count so that acc stays in registers.
-template <class L, int CN>
-inline void dot16(const float* qg, const typename L::E* row, int64_t kv_stride, __m512 (&acc)[16]) {
+template <class L, int CN, class At>
+[[gnu::always_inline]] inline void dot16(const float* qg, const At& at, __m512 (&acc)[16]) {
   __m512 qc[CN];
   for (int c = 0; c < CN; ++c) qc[c] = _mm512_loadu_ps(qg + 16 * c);
 #pragma GCC unroll 16
-  for (int t = 0; t < 16; ++t, row += kv_stride)
+  for (int t = 0; t < 16; ++t) {
+    const typename L::E* row = at(t);
 #pragma GCC unroll 8
     for (int c = 0; c < CN; ++c) acc[t] = _mm512_fmadd_ps(qc[c], L::load(row + 16 * c), acc[t]);
+  }
+}
+
+// The chunks of dot16 over a whole head for keys at(0..15).
+template <class L, class At>
+[[gnu::always_inline]] inline void dot16_head(const float* qg, int nc, const At& at, __m512 (&acc)[16]) {
+  int c0 = 0;
+  const auto from = [&](int c) { return [&at, c](int t) { return at(t) + 16 * c; }; };
+  for (; c0 + 8 <= nc; c0 += 8) dot16<L, 8>(qg + 16 * c0, from(c0), acc);
+  if (c0 + 4 <= nc) dot16<L, 4>(qg + 16 * c0, from(c0), acc), c0 += 4;
+  if (c0 + 2 <= nc) dot16<L, 2>(qg + 16 * c0, from(c0), acc), c0 += 2;
+  if (c0 < nc) dot16<L, 1>(qg + 16 * c0, from(c0), acc);
 }
 
 // Scores of head g x keys [t0, t0 + 16): for the heads left over from blocks of 4 (every head
 // where no query heads share a kv head), 16 independent dot products reduced together.
 template <class L>
-inline void scores1x16(const float* q, const typename L::E* k, int64_t kv_stride, int64_t first, int64_t t0, int g,
-                       int head_dim, float scale, int64_t n, bool ahead, float* scratch) {
+inline void scores1x16(const float* q, const KvRows& k, int64_t first, int64_t t0, int g, int head_dim, float scale,
+                       int64_t n, bool ahead, float* scratch) {
+  using E = typename L::E;
   __m512 acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
-  const typename L::E* kt = k + (first + t0) * kv_stride;
+  const int64_t p0 = first + t0;
   if (ahead && t0 + kAhead + 16 <= n)
-    for (int t = 0; t < 16; ++t) prefetch_row(kt + (kAhead + t) * kv_stride, head_dim);
+    for (int t = 0; t < 16; ++t) prefetch_row(k.row<E>(p0 + kAhead + t), head_dim);
   const float* qg = q + g * head_dim;
   const int nc = head_dim / 16;
-  int c0 = 0;
-  for (; c0 + 8 <= nc; c0 += 8) dot16<L, 8>(qg + 16 * c0, kt + 16 * c0, kv_stride, acc);
-  if (c0 + 4 <= nc) dot16<L, 4>(qg + 16 * c0, kt + 16 * c0, kv_stride, acc), c0 += 4;
-  if (c0 + 2 <= nc) dot16<L, 2>(qg + 16 * c0, kt + 16 * c0, kv_stride, acc), c0 += 2;
-  if (c0 < nc) dot16<L, 1>(qg + 16 * c0, kt + 16 * c0, kv_stride, acc);
+  if (k.one_page(p0, 16)) {  // the usual case: one pointer stepping by the stride
+    const E* base = k.row<E>(p0);
+    const int64_t stride = k.stride;
+    dot16_head<L>(qg, nc, [base, stride](int t) { return base + t * stride; }, acc);
+  } else {  // the 16 keys straddle two pages
+    const E* rows[16];
+    for (int t = 0; t < 16; ++t) rows[t] = k.row<E>(p0 + t);
+    dot16_head<L>(qg, nc, [&rows](int t) { return rows[t]; }, acc);
+  }
   _mm512_storeu_ps(scratch + g * n + t0, _mm512_mul_ps(sum16(acc), _mm512_set1_ps(scale)));
 }
 
 // GN heads' output columns [16 c0, 16 (c0 + cn)) as the value rows stream past (cn <= 8), the
 // softmax numerators p[g] as weights; unnormalised.
 template <class L, int GN, int CN>
-inline void values(const float* const* p, const typename L::E* v, int64_t kv_stride, int64_t first, int64_t n, int c0,
-                   int cn, bool ahead, int head_dim, __m512 (*acc)[8]) {
+inline void values(const float* const* p, const KvRows& v, int64_t first, int64_t n, int c0, int cn, bool ahead,
+                   int head_dim, __m512 (*acc)[8]) {
+  using E = typename L::E;
   if constexpr (CN > 0) cn = CN;  // a compile-time count: the column loop unrolls
   for (int g = 0; g < GN; ++g)
     for (int c = 0; c < 8; ++c) acc[g][c] = _mm512_setzero_ps();
   for (int64_t t = 0; t < n; ++t) {
-    const typename L::E* vt = v + (first + t) * kv_stride + 16 * c0;
-    if (ahead && t + kAhead < n) prefetch_row(vt + kAhead * kv_stride, head_dim);
+    const E* vt = v.row<E>(first + t) + 16 * c0;
+    if (ahead && t + kAhead < n) prefetch_row(v.row<E>(first + t + kAhead) + 16 * c0, head_dim);
     __m512 w[GN];
     for (int g = 0; g < GN; ++g) w[g] = _mm512_set1_ps(p[g][t]);
     for (int c = 0; c < cn; ++c) {
@@ -179,12 +200,12 @@ inline void values(const float* const* p, const typename L::E* v, int64_t kv_str
 
 // values() for gn <= 2 heads and cn <= 8 chunks, with compile-time counts where they are common.
 template <class L>
-inline void values_for(int gn, const float* const* p, const typename L::E* v, int64_t kv_stride, int64_t first,
-                       int64_t n, int c0, int cn, bool ahead, int head_dim, __m512 (*acc)[8]) {
-  if (gn == 2 && cn == 8) values<L, 2, 8>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
-  else if (gn == 2) values<L, 2, 0>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
-  else if (cn == 8) values<L, 1, 8>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
-  else values<L, 1, 0>(p, v, kv_stride, first, n, c0, cn, ahead, head_dim, acc);
+inline void values_for(int gn, const float* const* p, const KvRows& v, int64_t first, int64_t n, int c0, int cn,
+                       bool ahead, int head_dim, __m512 (*acc)[8]) {
+  if (gn == 2 && cn == 8) values<L, 2, 8>(p, v, first, n, c0, cn, ahead, head_dim, acc);
+  else if (gn == 2) values<L, 2, 0>(p, v, first, n, c0, cn, ahead, head_dim, acc);
+  else if (cn == 8) values<L, 1, 8>(p, v, first, n, c0, cn, ahead, head_dim, acc);
+  else values<L, 1, 0>(p, v, first, n, c0, cn, ahead, head_dim, acc);
 }
 
 // Scores of gn <= 4 query rows (q_stride floats apart) against the one key row kt: out[g *
@@ -204,9 +225,8 @@ inline void score_key(const float* q, int64_t q_stride, int gn, const typename L
 // times inv[r]: two rows x 128 columns in registers while the value rows stream past. ahead:
 // prefetch rows ahead on the first pass over them.
 template <class L>
-inline void value_pass(const float* p, int64_t p_stride, int rows, const float* inv, const typename L::E* v,
-                       int64_t kv_stride, int64_t first, int64_t n, int head_dim, bool ahead, float* out,
-                       int64_t out_stride) {
+inline void value_pass(const float* p, int64_t p_stride, int rows, const float* inv, const KvRows& v, int64_t first,
+                       int64_t n, int head_dim, bool ahead, float* out, int64_t out_stride) {
   const int nc = head_dim / 16;
   for (int c0 = 0; c0 < nc; c0 += 8) {
     const int cn = std::min(8, nc - c0);
@@ -214,7 +234,7 @@ inline void value_pass(const float* p, int64_t p_stride, int rows, const float* 
       const int rn = std::min(2, rows - r0);
       __m512 acc[2][8];
       const float* pr[2] = {p + r0 * p_stride, p + (r0 + 1) * p_stride};
-      values_for<L>(rn, pr, v, kv_stride, first, n, c0, cn, ahead && c0 == 0 && r0 == 0, head_dim, acc);
+      values_for<L>(rn, pr, v, first, n, c0, cn, ahead && c0 == 0 && r0 == 0, head_dim, acc);
       for (int r = 0; r < rn; ++r)
         for (int c = 0; c < cn; ++c)
           _mm512_storeu_ps(out + (r0 + r) * out_stride + 16 * (c0 + c),
@@ -224,9 +244,9 @@ inline void value_pass(const float* p, int64_t p_stride, int rows, const float* 
 }
 
 template <class L>
-void attend_group_impl(const float* q, int n_q, const typename L::E* k, const typename L::E* v, int64_t kv_stride,
-                       int64_t first, int64_t pos, int head_dim, float scale, const float* sinks, float* out,
-                       float* scratch) {
+void attend_group_impl(const float* q, int n_q, const KvRows& k, const KvRows& v, int64_t first, int64_t pos,
+                       int head_dim, float scale, const float* sinks, float* out, float* scratch) {
+  using E = typename L::E;
   const int64_t n = pos - first + 1;
   const int nc = head_dim / 16;  // 16-float chunks per head
   // Scores: blocks of 4 heads x 4 keys, the heads left over 16 keys at a time, then what is left
@@ -235,19 +255,19 @@ void attend_group_impl(const float* q, int n_q, const typename L::E* k, const ty
   const int64_t t4 = n / 4 * 4;
   const int64_t t16 = n / 16 * 16;
   for (int g0 = 0; g0 < g4; g0 += 4)
-    for (int64_t t0 = 0; t0 < t4; t0 += 4) scores4x4<L>(q, head_dim, k, kv_stride, first, t0, g0, head_dim, scale, n, scratch);
+    for (int64_t t0 = 0; t0 < t4; t0 += 4) scores4x4<L>(q, head_dim, k, first, t0, g0, head_dim, scale, n, scratch);
   for (int g = g4; g < n_q; ++g)
     for (int64_t t0 = 0; t0 < t16; t0 += 16)
-      scores1x16<L>(q, k, kv_stride, first, t0, g, head_dim, scale, n, g4 == 0 && g == 0, scratch);
+      scores1x16<L>(q, k, first, t0, g, head_dim, scale, n, g4 == 0 && g == 0, scratch);
   for (int64_t t = 0; t < n; ++t)
     for (int g0 = 0; g0 < n_q; g0 += 4) {
       if (g0 < g4 ? t < t4 : t < t16) continue;  // a block above did it
-      score_key<L>(q + g0 * head_dim, head_dim, std::min(4, n_q - g0), k + (first + t) * kv_stride, nc, scale,
+      score_key<L>(q + g0 * head_dim, head_dim, std::min(4, n_q - g0), k.row<E>(first + t), nc, scale,
                    scratch + g0 * n + t, n);
     }
   float inv[256];  // 1 / softmax denominator per head (n_q <= 256, checked by attend_group)
   for (int g = 0; g < n_q; ++g) inv[g] = 1.0f / exp_row(scratch + g * n, n, sinks ? sinks + g : nullptr);
-  value_pass<L>(scratch, n, n_q, inv, v, kv_stride, first, n, head_dim, true, out, head_dim);
+  value_pass<L>(scratch, n, n_q, inv, v, first, n, head_dim, true, out, head_dim);
 }
 
 // attend_rows (attention.h): R <= 4 query rows of one head, row r over keys [first, last[r]].
@@ -257,54 +277,46 @@ void attend_group_impl(const float* q, int n_q, const typename L::E* k, const ty
 // same additions), the rest one key at a time; past a row's end its softmax weights are exact
 // zeros, which leave its value sums unchanged.
 template <class L>
-void attend_rows_impl(const float* q, int64_t q_stride, int R, const typename L::E* k, const typename L::E* v,
-                      int64_t kv_stride, int64_t first, const int64_t* last, int head_dim, float scale,
-                      const float* sink, float* out, int64_t out_stride, float* scratch) {
+void attend_rows_impl(const float* q, int64_t q_stride, int R, const KvRows& k, const KvRows& v, int64_t first,
+                      const int64_t* last, int head_dim, float scale, const float* sink, float* out,
+                      int64_t out_stride, float* scratch) {
+  using E = typename L::E;
   const int nc = head_dim / 16;
   const int64_t nmax = last[R - 1] - first + 1, t16_min = (last[0] - first + 1) / 16 * 16;
   if (R == 4)
-    for (int64_t t0 = 0; t0 < t16_min; t0 += 4)
-      scores4x4<L>(q, q_stride, k, kv_stride, first, t0, 0, head_dim, scale, nmax, scratch);
+    for (int64_t t0 = 0; t0 < t16_min; t0 += 4) scores4x4<L>(q, q_stride, k, first, t0, 0, head_dim, scale, nmax, scratch);
   float inv[4];
   for (int r = 0; r < R; ++r) {
     const int64_t n = last[r] - first + 1, t16 = n / 16 * 16;
     const float* qr = q + r * q_stride;
     float* sr = scratch + r * nmax;
     for (int64_t t0 = R == 4 ? t16_min : 0; t0 < t16; t0 += 16)
-      scores1x16<L>(qr, k, kv_stride, first, t0, 0, head_dim, scale, nmax, false, sr);
-    for (int64_t t = t16; t < n; ++t) score_key<L>(qr, q_stride, 1, k + (first + t) * kv_stride, nc, scale, sr + t, nmax);
+      scores1x16<L>(qr, k, first, t0, 0, head_dim, scale, nmax, false, sr);
+    for (int64_t t = t16; t < n; ++t) score_key<L>(qr, q_stride, 1, k.row<E>(first + t), nc, scale, sr + t, nmax);
     inv[r] = 1.0f / exp_row(sr, n, sink);
     std::fill(sr + n, sr + nmax, 0.0f);
   }
-  value_pass<L>(scratch, nmax, R, inv, v, kv_stride, first, nmax, head_dim, false, out, out_stride);
+  value_pass<L>(scratch, nmax, R, inv, v, first, nmax, head_dim, false, out, out_stride);
 }
 
 }  // namespace
 
-void attend_rows_avx512(const float* q, int64_t q_stride, int R, const void* k, const void* v, DType t,
-                        int64_t kv_stride, int64_t first, const int64_t* last, int head_dim, float scale,
-                        const float* sink, float* out, int64_t out_stride, float* scratch) {
+void attend_rows_avx512(const float* q, int64_t q_stride, int R, const KvRows& k, const KvRows& v, DType t,
+                        int64_t first, const int64_t* last, int head_dim, float scale, const float* sink, float* out,
+                        int64_t out_stride, float* scratch) {
   if (t == DType::F32)
-    attend_rows_impl<LoadF32>(q, q_stride, R, static_cast<const float*>(k), static_cast<const float*>(v), kv_stride,
-                              first, last, head_dim, scale, sink, out, out_stride, scratch);
+    attend_rows_impl<LoadF32>(q, q_stride, R, k, v, first, last, head_dim, scale, sink, out, out_stride, scratch);
   else if (t == DType::BF16)
-    attend_rows_impl<LoadBF16>(q, q_stride, R, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v),
-                               kv_stride, first, last, head_dim, scale, sink, out, out_stride, scratch);
+    attend_rows_impl<LoadBF16>(q, q_stride, R, k, v, first, last, head_dim, scale, sink, out, out_stride, scratch);
   else
-    attend_rows_impl<LoadF16>(q, q_stride, R, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v),
-                              kv_stride, first, last, head_dim, scale, sink, out, out_stride, scratch);
+    attend_rows_impl<LoadF16>(q, q_stride, R, k, v, first, last, head_dim, scale, sink, out, out_stride, scratch);
 }
 
-void attend_group_avx512(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
+void attend_group_avx512(const float* q, int n_q, const KvRows& k, const KvRows& v, DType t, int64_t first,
                          int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch) {
-  attend_group_impl<LoadF32>(q, n_q, k, v, kv_stride, first, pos, head_dim, scale, sinks, out, scratch);
-}
-
-void attend_group_half_avx512(const float* q, int n_q, const uint16_t* k, const uint16_t* v, bool bf16,
-                              int64_t kv_stride, int64_t first, int64_t pos, int head_dim, float scale,
-                              const float* sinks, float* out, float* scratch) {
-  if (bf16) attend_group_impl<LoadBF16>(q, n_q, k, v, kv_stride, first, pos, head_dim, scale, sinks, out, scratch);
-  else attend_group_impl<LoadF16>(q, n_q, k, v, kv_stride, first, pos, head_dim, scale, sinks, out, scratch);
+  if (t == DType::F32) attend_group_impl<LoadF32>(q, n_q, k, v, first, pos, head_dim, scale, sinks, out, scratch);
+  else if (t == DType::BF16) attend_group_impl<LoadBF16>(q, n_q, k, v, first, pos, head_dim, scale, sinks, out, scratch);
+  else attend_group_impl<LoadF16>(q, n_q, k, v, first, pos, head_dim, scale, sinks, out, scratch);
 }
 
 }  // namespace moe::cpu::detail

@@ -58,4 +58,14 @@ void kv_widen(DType t, const void* rows, int64_t stride, int64_t first, int64_t 
     widen_row(t, base + size_t((first + r) * stride + col) * es, width, out + r * width);
 }
 
+void kv_widen(DType t, const KvRows& rows, int64_t first, int64_t n, int64_t width, float* out) {
+  const size_t es = size_t(dtype_size(t));
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t p = first + r;
+    const char* page = static_cast<const char*>(rows.pages[p >> rows.shift]);
+    const int64_t at = (p & ((int64_t(1) << rows.shift) - 1)) * rows.stride + rows.col;
+    widen_row(t, page + size_t(at) * es, width, out + r * width);
+  }
+}
+
 }  // namespace moe::cpu

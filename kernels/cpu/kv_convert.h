@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/cpu/kv_rows.h"
 #include "quant/dtype.h"
 
 namespace moe::cpu {
@@ -16,5 +17,7 @@ void kv_narrow(DType t, const float* x, int64_t n, void* out);
 // `stride` and `col` count elements of t.
 void kv_widen(DType t, const void* rows, int64_t stride, int64_t first, int64_t n, int64_t col, int64_t width,
               float* out);
+// The same from rows anywhere (kv_rows.h): out[r * width + c] = row first + r, element col + c.
+void kv_widen(DType t, const KvRows& rows, int64_t first, int64_t n, int64_t width, float* out);
 
 }  // namespace moe::cpu

@@ -35,7 +35,8 @@ PrefixCache::PrefixCache(InferenceEngine& engine, uint64_t max_bytes, int64_t by
     : engine_(engine),
       max_bytes_(max_bytes),
       bytes_per_token_(std::max<int64_t>(1, bytes_per_token)),
-      bytes_per_entry_(std::max<int64_t>(0, bytes_per_entry)) {}
+      bytes_per_entry_(std::max<int64_t>(0, bytes_per_entry)),
+      page_rows_(std::max<int64_t>(1, engine.kv_page_rows())) {}
 
 PrefixCache::~PrefixCache() { clear(); }
 
@@ -85,12 +86,29 @@ std::optional<PrefixCache::Hit> PrefixCache::acquire(std::span<const int32_t> pr
   if (best == entries_.end() || best_n < kBlock) return std::nullopt;
   entries_.splice(entries_.begin(), entries_, best);  // most recently used
   ++hits_;
-  return Hit{engine_.fork_sequence(best->seq, best_n), best_n};
+  ++best->pins;
+  const int64_t shared = engine_.kv_page_rows() > 1 ? best_n / page_rows_ * page_rows_ : 0;
+  return Hit{engine_.fork_sequence(best->seq, best_n), best_n, best->id, shared};
+}
+
+void PrefixCache::unpin(uint64_t entry) {
+  for (Entry& e : entries_)
+    if (e.id == entry && e.pins > 0) --e.pins;
+}
+
+void PrefixCache::give_back(const Hit& hit) {
+  engine_.free_sequence(hit.seq);
+  unpin(hit.entry);
+  --hits_;
 }
 
 void PrefixCache::shrink_to(uint64_t max) {
-  while (!entries_.empty() && bytes_ > max) {
-    erase(std::prev(entries_.end()));
+  for (auto it = entries_.end(); it != entries_.begin() && bytes_ > max;) {
+    --it;  // least recently used first; pinned entries stay
+    if (it->pins > 0) continue;
+    auto gone = it;
+    it = std::next(it);
+    erase(gone);
     ++evictions_;
   }
 }
@@ -111,15 +129,20 @@ void PrefixCache::release(SeqId seq, std::vector<int32_t> tokens, uint64_t room)
       return;
     }
     auto next = std::next(it);
-    if (n == int64_t(it->tokens.size())) erase(it);
+    if (n == int64_t(it->tokens.size()) && it->pins == 0) erase(it);  // a pinned one goes later
     it = next;
   }
   shrink_to(limit - need);  // need <= limit: checked above
-  // A running sequence's KV grows by doubling; a cached one is copied to its exact length so
-  // that the bound counts what is really held.
+  if (bytes_ + need > limit) {  // pinned entries hold the room
+    engine_.free_sequence(seq);
+    return;
+  }
+  // A running sequence may hold KV reserved past its end; the cached one keeps exactly its
+  // tokens' pages (by reference where the engine shares pages, else copied), so that the bound
+  // counts what is really held.
   const SeqId compact = engine_.fork_sequence(seq, int64_t(tokens.size()));
   engine_.free_sequence(seq);
-  entries_.push_front(Entry{compact, std::move(tokens), hashes});
+  entries_.push_front(Entry{compact, std::move(tokens), hashes, next_id_++});
   bytes_ += need;
   index(entries_.begin());
 }

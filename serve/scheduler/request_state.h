@@ -66,6 +66,7 @@ struct RequestState {
   int64_t reserved_kv = 0;  // bytes admission control counts for this request while it runs
   int64_t fed = 0;     // prompt tokens in the KV
   int64_t cached = 0;  // of which from the prefix cache
+  uint64_t cache_entry = 0;  // the prefix-cache entry it forked from, pinned while it runs (0: none)
   std::vector<int32_t> generated;
   int32_t next = 0;    // the last drawn token, fed by the next step
   std::unique_ptr<TokenSampler> sampler;

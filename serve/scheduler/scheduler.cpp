@@ -46,10 +46,12 @@ int64_t kv_bytes_per_token(const InferenceEngine& e) {
   return e.kv_bytes_per_token() + e.model().cfg.state_bytes_per_sequence() / 256;
 }
 
-// What a sequence of `tokens` holds at most: its KV rows, its recurrent state and snapshots.
-int64_t kv_need(const InferenceEngine& e, int64_t tokens) {
-  const int64_t state = e.model().cfg.state_bytes_per_sequence();
-  return e.kv_bytes_per_token() * tokens + (state > 0 ? state * (1 + tokens / 256) : 0);
+// What a sequence of `tokens` holds at most: its KV rows in whole pages, its recurrent state and
+// snapshots; less the first `shared` rows (whole pages) when it shares them with a cached prefix.
+int64_t kv_need(const InferenceEngine& e, int64_t tokens, int64_t shared = 0) {
+  const int64_t state = e.model().cfg.state_bytes_per_sequence(), page = std::max<int64_t>(1, e.kv_page_rows());
+  const int64_t rows = (tokens + page - 1) / page * page - shared;
+  return e.kv_bytes_per_token() * rows + (state > 0 ? state * (1 + tokens / 256) : 0);
 }
 
 }  // namespace
@@ -176,6 +178,7 @@ void Scheduler::Impl::admit() {
   }
   for (;;) {
     std::shared_ptr<RequestState> r;
+    std::optional<PrefixCache::Hit> hit;
     {
       std::lock_guard lk(m);
       while (!queue.empty() && queue.front()->channel->cancelled()) {
@@ -186,26 +189,51 @@ void Scheduler::Impl::admit() {
       // Admission control: the head of the queue waits (first come, first served) until the
       // running sequences leave it room. Alone, it always fits: submit() refused it otherwise.
       // The prefix cache lives in the same budget and gives way first: a cached prefix is only
-      // worth its memory while no request waits for it.
-      const int64_t need = kv_need(engine, request_tokens(*queue.front()));
-      if (o.kv_budget_bytes && !running.empty() && uint64_t(reserved + need) > o.kv_budget_bytes) {
-        ++st.memory_waits;
-        break;
+      // worth its memory while no request waits for it. A hit's fork shares the entry's whole
+      // KV pages (engines with pages), which the pinned entry keeps counted, so the request
+      // needs room for the rest only.
+      const auto& head = queue.front();
+      if (cache && !head->req.prompt_logprobs) hit = cache->acquire(head->req.prompt);
+      const int64_t total = request_tokens(*head);
+      int64_t need = kv_need(engine, total, hit ? hit->shared : 0);
+      if (const uint64_t budget = o.kv_budget_bytes) {
+        const auto cached = [&] { return cache ? cache->bytes() : uint64_t(0); };
+        const auto shrink = [&] {
+          if (cache && uint64_t(reserved + need) + cached() > budget)
+            cache->shrink_to(budget - std::min<uint64_t>(budget, uint64_t(reserved + need)));
+        };
+        const auto wait = [&] {  // as if the head had not been looked at
+          if (hit) cache->give_back(*hit), hit.reset();
+          if (cache && !head->req.prompt_logprobs) cache->retract_lookup();
+          ++st.memory_waits;
+        };
+        if (!running.empty() && uint64_t(reserved + need) > budget) {
+          wait();
+          break;
+        }
+        shrink();
+        if (uint64_t(reserved + need) + cached() > budget) {  // pinned entries hold the room
+          if (!running.empty()) {
+            wait();
+            break;
+          }
+          // Nothing runs, so only the hit pins: its entry is what does not fit. Compute instead.
+          if (hit) cache->give_back(*hit), hit.reset();
+          need = kv_need(engine, total, 0);
+          shrink();
+        }
       }
-      if (o.kv_budget_bytes && cache && uint64_t(reserved + need) + cache->bytes() > o.kv_budget_bytes)
-        cache->shrink_to(o.kv_budget_bytes - uint64_t(reserved + need));
       r = queue.front();
       r->reserved_kv = need;
       queue.pop_front();
       ++st.running;  // counted while still under the lock: drain() never sees it in transit
     }
     const auto& prompt = r->req.prompt;
-    std::optional<PrefixCache::Hit> hit;
-    if (cache && !r->req.prompt_logprobs) hit = cache->acquire(prompt);
     if (hit) {
       r->seq = hit->seq;
       r->fed = hit->tokens;
       r->cached = hit->tokens;
+      r->cache_entry = hit->entry;
     } else {
       r->seq = engine.create_sequence();
     }
@@ -213,9 +241,11 @@ void Scheduler::Impl::admit() {
     if (o.kv_budget_bytes) engine.reserve(r->seq, request_tokens(*r));  // no doubling past the reservation
     r->started = RequestState::clock::now();
     running.push_back(r);
+    const int64_t kv = engine.kv_bytes();  // the new reservation allocated: a peak
     std::lock_guard lk(m);
     st.cached_tokens += r->cached;
     st.prompt_tokens += int64_t(prompt.size());
+    st.peak_kv_bytes = std::max(st.peak_kv_bytes, kv);
   }
 }
 
@@ -312,6 +342,7 @@ bool Scheduler::Impl::step() {
   ++st.steps;
   st.busy_seconds += secs;
   st.kv_bytes = kv;
+  st.peak_kv_bytes = std::max(st.peak_kv_bytes, kv);
   st.kv_reserved_bytes = reserved;
   st.prefilled_tokens += prefilled;
   if (prefilled == 0) {
@@ -362,6 +393,7 @@ void Scheduler::Impl::finish(RequestState& r, FinishReason why, const std::strin
   r.done = true;
   reserved -= r.reserved_kv;
   r.reserved_kv = 0;
+  if (cache && r.cache_entry) cache->unpin(r.cache_entry), r.cache_entry = 0;
   if (r.seq >= 0) {
     // The KV holds the prompt and every generated token but the last (never fed).
     const int64_t n = engine.length(r.seq);

@@ -59,6 +59,7 @@ struct SchedulerStats {
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;  // totals
   int64_t prefilled_tokens = 0;  // prompt tokens through the engine so far (prompt_tokens counts at admission)
   int64_t kv_bytes = 0;                        // the engine's KV, running and cached sequences
+  int64_t peak_kv_bytes = 0;                   // its peak, after each admission and step
   int64_t kv_reserved_bytes = 0;               // what the running sequences reserved (admission)
   int64_t peak_kv_reserved_bytes = 0;
   int64_t peak_kv_committed_bytes = 0;         // reserved + the prefix cache's, after each step

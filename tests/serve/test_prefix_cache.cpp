@@ -162,3 +162,40 @@ TEST(PrefixCache, SharesTheKvBudgetWithRunningSequences) {
   for (size_t i = 0; i < prompts.size(); ++i)
     EXPECT_EQ(collect(*sch.submit(request(prompts[i], max_tokens, 0.0f, 1))).tokens, out[i].tokens) << i;
 }
+
+// A hit's fork holds the cached entry's whole KV pages by reference (the CPU engine's pages), so
+// a budget with room for the entry and the next turn's own rows, but not for a second copy of
+// the conversation, runs the next turn from the cache without evicting anything; the engine's
+// real KV never passes the budget. Before pages, the entry was evicted to make room and the
+// turn recomputed its whole prompt.
+TEST(PrefixCache, HitsShareTheEntrysPagesWithinTheBudget) {
+  Session& s = test::tiny_session();
+  ASSERT_GT(s.engine().kv_page_rows(), 1);
+  const int64_t per_token = s.model().cfg.kv_bytes_per_token(), page = s.engine().kv_page_rows();
+  const auto rows = [&](int64_t n) { return (n + page - 1) / page * page; };
+  const int max_tokens = 8;
+  const auto p1 = chat(3);
+  // Turn 1 alone must fit, and then the entry (its tokens) plus turn 2's rows past the shared
+  // pages; a copy of the whole conversation must not.
+  SchedulerOptions o = with_cache(1ull << 30);
+  const int64_t entry_rows = rows(int64_t(p1.size()) + max_tokens - 1);
+  o.kv_budget_bytes = uint64_t(per_token * (entry_rows + 3 * page + int64_t(max_tokens) + 64));
+  Scheduler sch(s.engine(), s.tokenizer(), o);
+  const Result t1 = collect(*sch.submit(request(p1, max_tokens, 0.0f, 1)));
+  ASSERT_EQ(t1.completion_tokens, max_tokens);
+  auto p2 = p1;
+  p2.insert(p2.end(), t1.tokens.begin(), t1.tokens.end() - 1);
+  const auto more = s.tokenizer().encode("<|im_end|>\n<|im_start|>user\nThanks.<|im_end|>\n<|im_start|>assistant\n", false);
+  p2.insert(p2.end(), more.begin(), more.end());
+  ASSERT_GT(uint64_t(per_token * (entry_rows + rows(int64_t(p2.size()) + max_tokens))), o.kv_budget_bytes)
+      << "the budget must be too small for two copies";
+  const Result t2 = collect(*sch.submit(request(p2, max_tokens, 0.0f, 2)));
+  EXPECT_EQ(t2.cached_tokens, int64_t(p1.size()) + max_tokens - 1);
+  const SchedulerStats st = test::settled_stats(sch);
+  EXPECT_EQ(st.prefix_cache_evictions, 0);
+  EXPECT_LE(uint64_t(st.peak_kv_bytes), o.kv_budget_bytes);
+  EXPECT_LE(uint64_t(st.peak_kv_committed_bytes), o.kv_budget_bytes);
+  // The same tokens as a run without cache or budget.
+  Scheduler cold(s.engine(), s.tokenizer(), with_cache(0));
+  EXPECT_EQ(collect(*cold.submit(request(p2, max_tokens, 0.0f, 2))).tokens, t2.tokens);
+}

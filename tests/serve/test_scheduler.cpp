@@ -273,7 +273,8 @@ TEST(Scheduler, KvBudgetMakesRequestsWait) {
   Session& s = test::tiny_session();
   const auto ids = prompt_of(kPrompts[2]);
   const int max_tokens = 12;
-  const int64_t need = s.model().cfg.kv_bytes_per_token() * int64_t(ids.size() + max_tokens);
+  const int64_t page = s.engine().kv_page_rows();  // KV is reserved in whole pages
+  const int64_t need = s.model().cfg.kv_bytes_per_token() * ((int64_t(ids.size()) + max_tokens + page - 1) / page * page);
   std::vector<Result> alone;
   {
     Scheduler sch(s.engine(), s.tokenizer(), opts(1, 512, 2048));

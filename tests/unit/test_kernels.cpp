@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <numeric>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -284,6 +286,101 @@ TEST(Kernels, AttendRowsEqualsAttendGroupPerToken) {
             }
           }
 }
+
+// Attention over a cache kept in pages (kernels/cpu/kv_rows.h; runtime/kv_cache.h shares pages
+// between sequences) must equal attention over the same rows in one buffer, bit for bit: a
+// sequence's tokens may not depend on where its rows happen to live. Pages of 4 and 16 rows at
+// shuffled addresses, windows that start inside a page, every stored type, both kernels and the
+// scalar path.
+namespace {
+
+// Rows [0, n) of `flat` (stride elements each, es bytes per element) copied into pages of
+// 2^shift rows, the pages in a shuffled order in one arena so that neighbours are not adjacent.
+struct Paged {
+  std::vector<unsigned char> arena;
+  std::vector<const void*> pages;
+  cpu::KvRows rows(int shift, int64_t stride, int64_t col) const { return {pages.data(), shift, stride, col}; }
+};
+
+Paged page(const void* flat, int64_t n, int64_t stride, size_t es, int shift, uint64_t seed) {
+  const int64_t per = int64_t(1) << shift, np = (n + per - 1) / per;
+  const size_t page_bytes = size_t(per * stride) * es;
+  Paged p;
+  p.arena.assign(size_t(np) * page_bytes, 0xee);
+  std::vector<int64_t> slot(static_cast<size_t>(np));
+  std::iota(slot.begin(), slot.end(), 0);
+  std::shuffle(slot.begin(), slot.end(), std::mt19937_64(seed));
+  for (int64_t i = 0; i < np; ++i) {
+    unsigned char* dst = &p.arena[size_t(slot[size_t(i)]) * page_bytes];
+    const int64_t rows = std::min(per, n - i * per);
+    std::copy_n(static_cast<const unsigned char*>(flat) + size_t(i * per * stride) * es, size_t(rows * stride) * es, dst);
+    p.pages.push_back(dst);
+  }
+  return p;
+}
+
+}  // namespace
+
+TEST(AttentionPaged, GroupAndRowsEqualTheContiguousKernels) {
+  uint64_t seed = 90;
+  for (DType t : {DType::F32, DType::BF16, DType::F16})
+    for (int hd : {24, 64, 128})
+      for (int shift : {2, 4})
+        for (int n_q : {1, 4, 6})
+          for (int pos : {0, 15, 16, 37, 200}) {
+            const int64_t first = pos / 3;  // a window start inside a page
+            SCOPED_TRACE(std::string(dtype_name(t)) + " hd " + std::to_string(hd) + " page " +
+                         std::to_string(1 << shift) + " n_q " + std::to_string(n_q) + " pos " + std::to_string(pos));
+            const int64_t stride = 2 * hd, n = pos + 1;
+            const auto q = randn(size_t(4 * n_q * hd), ++seed), kf = randn(size_t(n * stride), ++seed),
+                       vf = randn(size_t(n * stride), ++seed), sinks = randn(size_t(n_q), ++seed);
+            const size_t es = size_t(dtype_size(t));
+            std::vector<unsigned char> kb(size_t(n * stride) * es), vb(kb.size());
+            cpu::kv_narrow(t, kf.data(), n * stride, kb.data());
+            cpu::kv_narrow(t, vf.data(), n * stride, vb.data());
+            const Paged kp = page(kb.data(), n, stride, es, shift, ++seed), vp = page(vb.data(), n, stride, es, shift, ++seed);
+            const void* kflat = kb.data();
+            const void* vflat = vb.data();
+            const float scale = 1.0f / std::sqrt(float(hd));
+            std::vector<float> scratch(size_t(4 * n_q * n));
+
+            // Widening reads the same values from pages as from the buffer.
+            std::vector<float> wf(size_t((n - first) * hd)), wp(wf.size());
+            cpu::kv_widen(t, kb.data(), stride, first, n - first, hd, hd, wf.data());
+            cpu::kv_widen(t, kp.rows(shift, stride, hd), first, n - first, hd, wp.data());
+            ASSERT_EQ(wf, wp);
+
+            // attend_group, the second kv head's columns, with sinks.
+            std::vector<float> want(size_t(n_q * hd), NAN), got(want.size(), NAN);
+            const bool ran_flat = cpu::attend_group(q.data(), n_q, cpu::flat_rows(kflat, stride, hd),
+                                                    cpu::flat_rows(vflat, stride, hd), t, first, pos, hd, scale,
+                                                    sinks.data(), want.data(), scratch.data());
+            const bool ran_paged = cpu::attend_group(q.data(), n_q, kp.rows(shift, stride, hd), vp.rows(shift, stride, hd),
+                                                     t, first, pos, hd, scale, sinks.data(), got.data(), scratch.data());
+            ASSERT_EQ(ran_flat, ran_paged);
+            ASSERT_EQ(ran_flat, t == DType::F32 || (cpu::active_isa() == cpu::Isa::Avx512 && hd % 16 == 0));
+            if (ran_flat) {
+              for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "group element " << i;
+            }
+
+            // attend_rows: up to 4 consecutive tokens ending at pos.
+            const int R = int(std::min<int64_t>(4, n));
+            int64_t last[4];
+            for (int r = 0; r < R; ++r) last[r] = pos - (R - 1) + r;
+            std::vector<float> rw(size_t(R * hd), NAN), rg(rw.size(), NAN);
+            const bool rows_flat = cpu::attend_rows(q.data(), hd, R, cpu::flat_rows(kflat, stride, hd),
+                                                    cpu::flat_rows(vflat, stride, hd), t, 0, last, hd, scale, nullptr,
+                                                    rw.data(), hd, scratch.data());
+            const bool rows_paged = cpu::attend_rows(q.data(), hd, R, kp.rows(shift, stride, hd),
+                                                     vp.rows(shift, stride, hd), t, 0, last, hd, scale, nullptr,
+                                                     rg.data(), hd, scratch.data());
+            ASSERT_EQ(rows_flat, rows_paged);
+            if (rows_flat) {
+              for (size_t i = 0; i < rg.size(); ++i) ASSERT_EQ(rg[i], rw[i]) << "rows element " << i;
+            }
+          }
+}
+
 
 TEST(ThreadPool, CoversRangeExactlyOnce) {
   ThreadPool pool(3);

@@ -1,5 +1,5 @@
 // KvCache in each KV dtype: rows round as the dtype rounds, read back whole or by column block,
-// and prefix copies keep them.
+// and prefixes keep them; pages are shared by reference and copied only when written.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -44,11 +44,10 @@ TEST_P(KvDtypeTest, RowsRoundTripWithinTheTypesRounding) {
   for (size_t i = 0; i < vs.size(); ++i) EXPECT_LE(std::abs(vb[i] - vs[i]), rel_eps(t) * std::abs(vs[i])) << i;
   if (t == DType::F32) {
     EXPECT_EQ(kb, ks);
-    ASSERT_NE(kv.k(1), nullptr);
-    EXPECT_EQ(kv.k(1)[5], ks[5]);
+    EXPECT_EQ(kv.k_rows(1).row<float>(0)[5], ks[5]);  // read in place
+    EXPECT_EQ(kv.k_rows(1, 3).row<float>(2)[0], ks[size_t(2 * W + 3)]);
   } else {
-    EXPECT_EQ(kv.k(1), nullptr);  // no in-place fp32 view of narrower rows
-    EXPECT_NE(kb, ks);            // it did round
+    EXPECT_NE(kb, ks);  // it did round
   }
   // A block of rows and columns reads the same values as the whole.
   std::vector<float> blk(size_t(3 * 8));
@@ -61,8 +60,11 @@ TEST_P(KvDtypeTest, RowsRoundTripWithinTheTypesRounding) {
   std::vector<float> pb(size_t(5 * W));
   pre.read_k(1, 0, 5, 0, W, pb.data());
   for (size_t i = 0; i < pb.size(); ++i) EXPECT_EQ(pb[i], kb[i]);
-  // Memory: two layers of N rows of (W + V) elements of the type.
-  EXPECT_EQ(kv.bytes() - int64_t(kv.tokens().capacity() * sizeof(int32_t)), 2 * N * (W + V) * dtype_size(t));
+  // Memory: two layers of one page of (W + V) elements of the type per row; the prefix shares
+  // that page, so the pool holds it once.
+  const int64_t page = KvCache::kPageRows * (W + V) * dtype_size(t);
+  EXPECT_EQ(kv.bytes() - kv.private_bytes(), 2 * page);
+  EXPECT_EQ(kv.pool()->bytes(), 2 * page);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, KvDtypeTest, ::testing::Values(DType::F32, DType::BF16, DType::F16, DType::F8E4M3),
@@ -82,6 +84,71 @@ TEST(KvCache, Fp8SaturatesLargeValues) {
   cpu::kv_widen(DType::F8E4M3, b, 2, 0, 1, 0, 2, y);
   EXPECT_EQ(y[0], 448.0f);
   EXPECT_EQ(y[1], -448.0f);
+}
+
+// Rows far apart in a cache's life: pages are filled in order, a prefix shares whole pages, and
+// a write into a shared page copies it first, so neither cache sees the other's later rows.
+TEST(KvCache, PrefixesSharePagesAndCopyOnlyWhatTheyWrite) {
+  const int64_t W = 8, P = KvCache::kPageRows, N = 3 * P + 5;
+  KvCache a(1, W, W);
+  a.reserve(N);
+  const auto row = [&](float tag, int64_t p) {
+    std::vector<float> r(static_cast<size_t>(W));
+    for (int64_t c = 0; c < W; ++c) r[size_t(c)] = tag * 1000 + float(p * W + c);
+    return r;
+  };
+  a.make_writable(0, N);
+  for (int64_t p = 0; p < N; ++p) a.put(0, p, row(1, p).data(), row(2, p).data());
+  a.set_length(N);
+  const int64_t page = 2 * P * W * 4;  // K and V
+  EXPECT_EQ(a.pool()->bytes(), 4 * page);
+
+  // A prefix ending inside page 2 shares pages 0-2 and allocates nothing.
+  const int64_t n = 2 * P + 3;
+  KvCache b = a.prefix(n);
+  EXPECT_EQ(b.pool(), a.pool());
+  EXPECT_EQ(a.pool()->bytes(), 4 * page);
+  EXPECT_EQ(b.k_rows(0).row<float>(n - 1), a.k_rows(0).row<float>(n - 1));  // the same memory
+
+  // b writes past n: only the page it writes into is copied.
+  b.reserve(n + 1);
+  b.make_writable(n, n + 1);
+  b.put(0, n, row(3, n).data(), row(4, n).data());
+  b.set_length(n + 1);
+  EXPECT_EQ(a.pool()->bytes(), 5 * page);
+  EXPECT_EQ(b.k_rows(0).row<float>(0), a.k_rows(0).row<float>(0));        // page 0 still shared
+  EXPECT_NE(b.k_rows(0).row<float>(n - 1), a.k_rows(0).row<float>(n - 1));  // page 2 copied
+  std::vector<float> got(static_cast<size_t>(W));
+  a.read_k(0, n, 1, 0, W, got.data());
+  EXPECT_EQ(got, row(1, n));  // a's row n is unchanged
+  b.read_v(0, n, 1, 0, W, got.data());
+  EXPECT_EQ(got, row(4, n));
+  for (int64_t p = 0; p < n; ++p) {  // b's prefix is a's
+    b.read_k(0, p, 1, 0, W, got.data());
+    ASSERT_EQ(got, row(1, p)) << p;
+  }
+  // A page nobody else holds is written in place.
+  b.make_writable(n, n + 1);
+  EXPECT_EQ(a.pool()->bytes(), 5 * page);
+
+  // Truncating lets whole pages go; freeing the last holder returns them.
+  a.set_length(P);
+  EXPECT_EQ(a.pool()->bytes(), 3 * page);  // a lets pages 1-3 go; b still holds page 1
+  {
+    KvCache gone = std::move(b);
+  }
+  EXPECT_EQ(a.pool()->bytes(), 1 * page);
+}
+
+// MLA-shaped caches (no V) page their K rows alone.
+TEST(KvCache, KeysOnlyCachesPageTheirKeys) {
+  KvCache kv(2, 12, 0);
+  kv.reserve(KvCache::kPageRows + 1);
+  EXPECT_EQ(kv.pool()->bytes(), 2 * 2 * KvCache::kPageRows * 12 * 4);
+  const std::vector<float> r(12, 2.5f);
+  kv.make_writable(0, KvCache::kPageRows + 1);
+  kv.put(1, KvCache::kPageRows, r.data(), nullptr);
+  EXPECT_EQ(kv.k_rows(1).row<float>(KvCache::kPageRows)[11], 2.5f);
 }
 
 }  // namespace
