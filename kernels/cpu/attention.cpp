@@ -35,6 +35,7 @@ void attend_head(const float* qh, const KvRows& k, const KvRows& v, int64_t firs
 
 // The AVX-512 kernel's reach (attention.h): its per-head arrays hold 256 heads.
 bool vector_kernel_fits(int n_q, int head_dim) { return active_isa() == Isa::Avx512 && head_dim % 16 == 0 && n_q <= 256; }
+bool avx2_kernel_fits(int head_dim) { return active_isa() == Isa::Avx2 && head_dim % 8 == 0; }
 bool vector_type(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
 
 }  // namespace
@@ -57,12 +58,18 @@ bool attend_group(const float* q, int n_q, const KvRows& k, const KvRows& v, DTy
     detail::attend_group_avx512(q, n_q, k, v, t, first, pos, head_dim, scale, sinks, out, scratch);
     return true;
   }
+  if (avx2_kernel_fits(head_dim) && vector_type(t)) {
+    detail::attend_group_avx2(q, n_q, k, v, t, first, pos, head_dim, scale, sinks, out, scratch);
+    return true;
+  }
   if (t != DType::F32) return false;
   for (int g = 0; g < n_q; ++g)
     attend_head(q + int64_t(g) * head_dim, k, v, first, pos, head_dim, scale, sinks ? sinks + g : nullptr,
                 out + int64_t(g) * head_dim, scratch);
   return true;
 }
+
+bool attend_group_vectorized(int n_q, int head_dim) { return vector_kernel_fits(n_q, head_dim) || avx2_kernel_fits(head_dim); }
 
 void attend_group(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
                   int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch) {

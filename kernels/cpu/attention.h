@@ -29,12 +29,16 @@ void attend(const float* q, const float* k, const float* v, int64_t kv_stride, i
 // pages) in type t (F32, BF16 or F16); sinks [n_q] or nullptr; scratch >= n_q * (pos - first + 1)
 // floats. Each key and value row is read once for the group. With AVX-512 (the active_isa() of
 // qmatmul.h) and head_dim a multiple of 16 (up to 256 heads per group) a vector kernel runs: its
-// sums and exp differ from attend's in rounding only (~1e-7 relative); otherwise attend per head.
+// sums and exp differ from attend's in rounding only (~1e-7 relative); with AVX2 + FMA + F16C
+// and head_dim a multiple of 8, an AVX2 one does; otherwise attend per head.
 // bf16 / f16 rows are widened in registers as they are read, so the cache streams at its stored
 // width. Returns false, doing nothing, when t is not F32 and no vector kernel covers the call:
 // the caller then widens the rows itself and calls this with F32 rows.
 bool attend_group(const float* q, int n_q, const KvRows& k, const KvRows& v, DType t, int64_t first, int64_t pos,
                   int head_dim, float scale, const float* sinks, float* out, float* scratch);
+// Whether a vector kernel takes attend_group calls of this shape (so bf16 / f16 rows are read in
+// place) on this CPU.
+bool attend_group_vectorized(int n_q, int head_dim);
 // Contiguous fp32 rows (kv_stride floats apart), k and v at the kv head's first column.
 void attend_group(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int64_t first,
                   int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch);
@@ -64,6 +68,8 @@ void attend_rows_avx512(const float* q, int64_t q_stride, int R, const KvRows& k
                         int64_t out_stride, float* scratch);
 void attend_group_avx512(const float* q, int n_q, const KvRows& k, const KvRows& v, DType t, int64_t first,
                          int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch);
+void attend_group_avx2(const float* q, int n_q, const KvRows& k, const KvRows& v, DType t, int64_t first,
+                       int64_t pos, int head_dim, float scale, const float* sinks, float* out, float* scratch);
 }  // namespace detail
 
 }  // namespace moe::cpu

@@ -2,13 +2,15 @@
 // ISA flags (kernels/CMakeLists.txt) and only called after CPUID said yes (qmatmul.cpp).
 //
 // Q4/Q4Z and I8 use int8 activations and vpmaddubsw (u8 x s8 pairs -> s16; no saturation here:
-// |q| <= 15 or 127 and |x| <= 127 keep pair sums below 32767) + vpmaddwd (-> s32); Q4 takes two
-// 32-column runs per step, I8 one. F8E4M3 widens through fp16 and uses fp32 FMAs; MXFP4 decodes
+// |q| <= 15 or 127 and |x| <= 127 keep pair sums below 32767) + vpmaddwd (-> s32); Q4 takes
+// quads of eight 32-column runs per step (their lanes summed per run before the float work), I8
+// one run. F8E4M3 widens through fp16 and uses fp32 FMAs; MXFP4 decodes
 // through a vpshufb table and uses fp32 FMAs.
 // Rows of x are tiled by up to 4 so each unpacked weight block is reused from registers.
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/qkernels.h"
@@ -60,28 +62,41 @@ void prep(const float* x, int64_t M, int64_t K, Acts& a) {
   }
 }
 
-// Q4/Q4Z activations, per row of x in pairs of 32-column runs (kp = K rounded up to 64; a
-// missing second run is zero):
-//   q [M, kp] int8: per pair, bytes 0..15 = run 0 columns 0..15, 16..31 = run 1 columns 0..15,
-//     32..47 = run 0 columns 16..31, 48..63 = run 1 columns 16..31: the order of the low and
-//     high nibbles of 32 weight bytes.
-//   d [M, kp/64, 8] f32: lanes 0..3 the scale of run 0, 4..7 of run 1 (vpmaddwd lane j sums
-//     bytes 4j..4j+3 of both halves, so lanes 0..3 only see run 0).
-//   b [M, kp/64, 8] i32: per lane the sum of the codes feeding it; -8 * sum for Q4 (the
-//     accumulator's start), the sum for Q4Z.
+// Q4/Q4Z activations, per row of x in quads of four pairs of 32-column runs (256 columns; kp = K
+// rounded up to 256, the padding zero):
+//   q [M, kp] int8: per pair of runs (r0, r1), bytes 0..15 = r0 columns 0..15, 16..31 = r1
+//     columns 0..15, 32..47 = r0 columns 16..31, 48..63 = r1 columns 16..31: the order of the low
+//     and high nibbles of the pair's 32 weight bytes.
+//   d [M, kp/256, 8] f32: the runs' scales in sum_runs' lane order (run_lane);
+//   b [M, kp/256, 8] i32: per run the sum of its codes, stored as -8 * sum for Q4 (added to the
+//     run's sum: sum (q - 8) x = sum q x - 8 sum x) and as the sum for Q4Z.
 struct Q4Acts {
   std::vector<int8_t> q;
   std::vector<float> d;
   std::vector<int32_t> b;
-  int64_t kp = 0;
+  int64_t kp = 0, nq = 0;
 };
 
+// sum_runs' lane of run r (0..7) of a quad: runs 0, 2, 4, 6 in lanes 0..3, runs 1, 3, 5, 7 in 4..7.
+constexpr int run_lane(int r) { return (r % 2) * 4 + r / 2; }
+
+// Each 128-bit half's four int32 of a, b, c, d summed: lane k of a half is input k's half sum.
+// The pairs' vpmaddwd lanes (a half per run) become one lane per run, so the conversion and the
+// scale FMA run once per 8 runs instead of once per 2: those float uops, not the integer
+// products, bounded the pair-at-a-time kernel.
+inline __m256i sum_runs(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+  const __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+  return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+}
+
 void prep_q4(const Acts& nat, int64_t M, int64_t K, bool zp, Q4Acts& a) {
-  a.kp = (K + 63) / 64 * 64;
-  const int64_t np = a.kp / 64, nb = K / 32;
+  a.kp = (K + 255) / 256 * 256;
+  a.nq = a.kp / 256;
+  const int64_t nb = K / 32;
   a.q.assign(size_t(M * a.kp), 0);
-  a.d.assign(size_t(M * np * 8), 0.0f);
-  a.b.assign(size_t(M * np * 8), 0);
+  a.d.assign(size_t(M * a.nq * 8), 0.0f);
+  a.b.assign(size_t(M * a.nq * 8), 0);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t blk = 0; blk < nb; ++blk) {
       const int64_t pr = blk / 2, h = blk % 2;  // pair, run within the pair
@@ -89,54 +104,116 @@ void prep_q4(const Acts& nat, int64_t M, int64_t K, bool zp, Q4Acts& a) {
       int8_t* dst = &a.q[size_t(m * a.kp + pr * 64 + h * 16)];
       std::copy_n(src, 16, dst);
       std::copy_n(src + 16, 16, dst + 32);
-      for (int j = 0; j < 4; ++j) {
-        const size_t o = size_t((m * np + pr) * 8 + h * 4 + j);
-        int32_t sum = 0;
-        for (int t = 0; t < 4; ++t) sum += src[4 * j + t] + src[16 + 4 * j + t];
-        a.d[o] = nat.d[size_t(m * nb + blk)];
-        a.b[o] = zp ? sum : -8 * sum;
-      }
+      int32_t sum = 0;
+      for (int t = 0; t < 32; ++t) sum += src[t];
+      const size_t o = size_t((m * a.nq + blk / 8) * 8 + run_lane(int(blk % 8)));
+      a.d[o] = nat.d[size_t(m * nb + blk)];
+      a.b[o] = zp ? sum : -8 * sum;
     }
 }
 
-// Per pair of runs: unpack 32 weight bytes once, then for each row of x two vpmaddubsw (low
-// and high nibbles) summed in int16 (|sum| <= 2 * 2 * 15 * 127 fits), one vpmaddwd, and one
-// conversion + FMA for both runs.
-template <int MT>
-void q4_row(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) {
-  const int64_t K = w.cols, G = w.group, ng = K / G, nb = K / 32, np = a.kp / 64;
-  const bool zp = w.dtype == DType::Q4Z;
-  const int gshift = G == 32 ? 5 : G == 64 ? 6 : 7;  // column -> group without a division per pair
+// A quad's 8 group values (fp16 scales, or u8 zero points already widened) in run_lane order:
+// run r of the quad is in group (32 r) / G of the quad's 8 / 4 / 2 groups.
+template <int G>
+inline __m256 quad_lanes(__m256 v) {
+  const __m256i idx = G == 32   ? _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7)
+                      : G == 64 ? _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3)
+                                : _mm256_setr_epi32(0, 0, 1, 1, 0, 0, 1, 1);
+  return _mm256_permutevar8x32_ps(v, idx);
+}
+
+// The quad's weight scales (ng groups of it in the row: fewer in a last, partial quad; the
+// missing ones read as 0, whose runs sum to 0 anyway).
+template <int G>
+inline __m256 quad_scales(const uint16_t* sp, int ng) {
+  constexpr int full = 256 / G;
+  __m128i h;
+  if (ng >= full) {
+    if constexpr (G == 32) h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sp));
+    else if constexpr (G == 64) h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sp));
+    else h = _mm_cvtsi32_si128(int32_t(uint32_t(sp[0]) | uint32_t(sp[1]) << 16));
+  } else {
+    alignas(16) uint16_t t[8] = {};
+    std::copy_n(sp, ng, t);
+    h = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
+  }
+  return quad_lanes<G>(_mm256_cvtph_ps(h));
+}
+
+template <int G>
+inline __m256 quad_zeros(const uint8_t* zp, int ng) {
+  alignas(16) uint8_t t[16] = {};
+  std::copy_n(zp, std::min(ng, 256 / G), t);
+  return quad_lanes<G>(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(t)))));
+}
+
+// Per quad: unpack each pair's 32 weight bytes once; for each row of x, per pair two vpmaddubsw
+// (low and high nibbles) summed in int16 (|sum| <= 2 * 2 * 15 * 127 fits) and one vpmaddwd, then
+// sum_runs, one conversion and one FMA for the quad's 8 runs. The float sums run in this order
+// for every tile size, so a row's result does not depend on M.
+template <int G, bool ZP, int MT>
+void q4_row_g(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) {
+  const int64_t K = w.cols, ng = K / G, nb = K / 32, full_quads = nb / 8;
   const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * K / 2;
   const uint16_t* sr = static_cast<const uint16_t*>(w.scales) + n * ng;
-  const uint8_t* zr = zp ? w.zeros + n * ng : nullptr;
+  const uint8_t* zr = ZP ? w.zeros + n * ng : nullptr;
   const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
   __m256 acc[MT];
   for (int i = 0; i < MT; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t pr = 0; pr < np; ++pr) {
-    const bool two = pr * 2 + 1 < nb;  // the pair's second run exists
-    if (pr % 2 == 0) prefetch(wr + pr * 32);
-    const __m256i v = two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + pr * 32))
-                          : _mm256_set_m128i(_mm_setzero_si128(), _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr + pr * 32)));
-    const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-    const int64_t g0 = (pr * 64) >> gshift, g1 = two ? (pr * 64 + 32) >> gshift : g0;
-    const __m256 sw = _mm256_set_m128(_mm_set1_ps(_cvtsh_ss(sr[g1])), _mm_set1_ps(_cvtsh_ss(sr[g0])));
-    const __m256 zw = zp ? _mm256_set_m128(_mm_set1_ps(float(zr[g1])), _mm_set1_ps(float(zr[g0]))) : _mm256_setzero_ps();
+  // One quad; Tail: the row's last, partial one (runs < 8: missing pairs sum to 0, unread).
+  auto step = [&](int64_t qd, auto tail) {
+    constexpr bool Tail = decltype(tail)::value;
+    const int64_t r0 = qd * 8;  // the quad's first run
+    const int runs = Tail ? int(nb - r0) : 8, pairs = (runs + 1) / 2;
+    const uint8_t* wq = wr + r0 * 16;
+    prefetch(wq);
+    prefetch(wq + 64);
+    __m256i lo[4], hi[4];
+    for (int p = 0; p < 4; ++p) {
+      if (Tail && p >= pairs) continue;
+      const __m256i v = !Tail || 2 * p + 1 < runs
+                            ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32 * p))
+                            : _mm256_set_m128i(_mm_setzero_si128(), _mm_loadu_si128(reinterpret_cast<const __m128i*>(wq + 32 * p)));
+      lo[p] = _mm256_and_si256(v, low4), hi[p] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    }
+    const int gq = Tail ? int((runs * 32 + G - 1) / G) : 256 / G;  // the quad's groups
+    const __m256 sw = quad_scales<G>(sr + r0 * 32 / G, gq);
+    const __m256 zw = ZP ? quad_zeros<G>(zr + r0 * 32 / G, gq) : _mm256_setzero_ps();
     for (int i = 0; i < MT; ++i) {
-      const int64_t m = m0 + i, o = (m * np + pr) * 8;
-      const int8_t* xq = &a.q[size_t(m * a.kp + pr * 64)];
-      const __m256i t = _mm256_add_epi16(
-          _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq))),
-          _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32))));
+      const int64_t o = ((m0 + i) * a.nq + qd) * 8;
+      const int8_t* xq = &a.q[size_t((m0 + i) * a.kp + qd * 256)];
+      __m256i s[4];
+      for (int p = 0; p < 4; ++p) {
+        if (Tail && p >= pairs) {
+          s[p] = _mm256_setzero_si256();
+          continue;
+        }
+        const __m256i t = _mm256_add_epi16(
+            _mm256_maddubs_epi16(lo[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * p))),
+            _mm256_maddubs_epi16(hi[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * p + 32))));
+        s[p] = _mm256_madd_epi16(t, ones);
+      }
       const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&a.b[size_t(o)]));
-      __m256i s = _mm256_madd_epi16(t, ones);
-      if (!zp) s = _mm256_add_epi32(s, bs);
-      __m256 f = _mm256_cvtepi32_ps(s);
-      if (zp) f = _mm256_fnmadd_ps(zw, _mm256_cvtepi32_ps(bs), f);
+      __m256i si = sum_runs(s[0], s[1], s[2], s[3]);
+      if constexpr (!ZP) si = _mm256_add_epi32(si, bs);
+      __m256 f = _mm256_cvtepi32_ps(si);
+      if constexpr (ZP) f = _mm256_fnmadd_ps(zw, _mm256_cvtepi32_ps(bs), f);
       acc[i] = _mm256_fmadd_ps(f, _mm256_mul_ps(sw, _mm256_loadu_ps(&a.d[size_t(o)])), acc[i]);
     }
-  }
+  };
+  for (int64_t qd = 0; qd < full_quads; ++qd) step(qd, std::false_type{});
+  if (full_quads < a.nq) step(full_quads, std::true_type{});
   for (int i = 0; i < MT; ++i) out[i] = hsum(acc[i]);
+}
+
+template <int MT>
+void q4_row(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) {
+  const bool zp = w.dtype == DType::Q4Z;
+  switch (w.group) {
+    case 32: return zp ? q4_row_g<32, true, MT>(w, n, a, m0, out) : q4_row_g<32, false, MT>(w, n, a, m0, out);
+    case 64: return zp ? q4_row_g<64, true, MT>(w, n, a, m0, out) : q4_row_g<64, false, MT>(w, n, a, m0, out);
+    default: return zp ? q4_row_g<128, true, MT>(w, n, a, m0, out) : q4_row_g<128, false, MT>(w, n, a, m0, out);
+  }
 }
 
 template <int MT>

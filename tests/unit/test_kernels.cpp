@@ -171,9 +171,9 @@ TEST(Kernels, AttentionMatchesNaiveGqa) {
   }
 }
 
-// attend_group (the engine's path: the query heads of one kv head together; AVX-512 where the
+// attend_group (the engine's path: the query heads of one kv head together; AVX-512 or AVX2 where the
 // CPU has it) against attend per head: odd group sizes, long and short rows, windows, sinks, and
-// a head_dim the vector kernel does not take (24).
+// a head_dim the AVX-512 kernel does not take (24).
 TEST(Kernels, AttendGroupMatchesAttendPerHead) {
   uint64_t seed = 20;
   for (int hd : {24, 64, 128, 256})
@@ -203,7 +203,7 @@ TEST(Kernels, AttendGroupMatchesAttendPerHead) {
 
 // attend_group_half reads a bf16 / f16 cache in place. Widening is exact and the arithmetic is
 // the fp32 kernel's, so its output must equal attend_group over the same rows widened first, bit
-// for bit. Without AVX-512 (or for a head_dim it does not take) it must decline, doing nothing.
+// for bit. Without a vector kernel (AVX-512 or AVX2) for the shape it must decline, doing nothing.
 TEST(Kernels, AttendGroupHalfEqualsAttendGroupOnWidenedRows) {
   uint64_t seed = 40;
   for (DType t : {DType::BF16, DType::F16})
@@ -228,7 +228,7 @@ TEST(Kernels, AttendGroupHalfEqualsAttendGroupOnWidenedRows) {
             std::vector<float> scratch(size_t(n_q * (pos + 1)));
             const bool ran = cpu::attend_group_half(q.data(), n_q, kh.data() + hd, vh.data() + hd, t, stride, first, pos, hd,
                                                     scale, sk, got.data(), scratch.data());
-            ASSERT_EQ(ran, cpu::active_isa() == cpu::Isa::Avx512 && hd % 16 == 0);
+            ASSERT_EQ(ran, cpu::attend_group_vectorized(n_q, hd));
             if (!ran) {
               for (float x : got) ASSERT_TRUE(std::isnan(x)) << "declined, yet wrote the output";
               continue;
@@ -358,7 +358,7 @@ TEST(AttentionPaged, GroupAndRowsEqualTheContiguousKernels) {
             const bool ran_paged = cpu::attend_group(q.data(), n_q, kp.rows(shift, stride, hd), vp.rows(shift, stride, hd),
                                                      t, first, pos, hd, scale, sinks.data(), got.data(), scratch.data());
             ASSERT_EQ(ran_flat, ran_paged);
-            ASSERT_EQ(ran_flat, t == DType::F32 || (cpu::active_isa() == cpu::Isa::Avx512 && hd % 16 == 0));
+            ASSERT_EQ(ran_flat, t == DType::F32 || cpu::attend_group_vectorized(n_q, hd));
             if (ran_flat) {
               for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "group element " << i;
             }
