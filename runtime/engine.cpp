@@ -95,9 +95,7 @@ void Engine::rewind(SeqId seq, int64_t n) {
 void Engine::free_sequence(SeqId seq) { seqs_.erase(seq); }
 
 void Engine::reserve(SeqId seq, int64_t n) {
-  KvCache& kv = seqs_.at(seq);
-  kv.reserve_exact(n);
-  kv.make_writable(kv.length(), n);  // a shared page it will write is copied now: kv_bytes() holds it
+  seqs_.at(seq).reserve(n);  // a shared page it will write is copied now: kv_bytes() holds it
 }
 int64_t Engine::length(SeqId seq) const { return seqs_.at(seq).length(); }
 int64_t Engine::kv_bytes() const {
@@ -123,8 +121,7 @@ void Engine::forward(std::span<const BatchItem> batch, std::vector<float>& logit
     toks.push_back({&seqs_.at(plan.seq[size_t(t)]), plan.seq[size_t(t)], plan.pos[size_t(t)]});
   for (auto& [id, n] : plan.added) {
     KvCache& kv = seqs_.at(id);
-    kv.reserve(kv.length() + n);
-    kv.make_writable(kv.length(), kv.length() + n);  // before the writes, which run in parallel
+    kv.reserve(kv.length() + n);  // own pages for the rows the step writes, in parallel
   }
   const int64_t T = int64_t(toks.size());
 

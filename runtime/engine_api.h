@@ -2,6 +2,7 @@
 // their own KV cache, batched forward passes of (sequence, new tokens) items, routing hooks.
 // Implementations: Engine (CPU, runtime/engine.h) and gpu::GpuEngine (runtime/gpu/gpu_engine.h).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -63,6 +64,11 @@ class InferenceEngine {
   // shares its source's whole pages instead of copying them (writes copy a shared page first).
   // 1: no pages, a fork copies.
   virtual int64_t kv_page_rows() const { return 1; }
+  // The rows a sequence of `tokens` tokens holds: whole pages.
+  int64_t kv_rows(int64_t tokens) const {
+    const int64_t page = std::max<int64_t>(1, kv_page_rows());
+    return (tokens + page - 1) / page * page;
+  }
   virtual std::string backend() const = 0;  // "cpu" or "cuda"
   virtual int threads() const { return 0; }  // CPU threads doing the compute (0: not the CPU)
 };

@@ -4,7 +4,6 @@
 #include <iterator>
 #include <stdexcept>
 #include <string>
-#include <tuple>
 
 #include "kernels/cpu/kv_convert.h"
 
@@ -44,48 +43,38 @@ KvCache::KvCache(int n_layers, int64_t k_width, int64_t v_width, std::vector<boo
 }
 
 void KvCache::resize_pages(int64_t n) {
-  for (size_t l = 0; l < k_.size(); ++l) {
-    if (no_kv_[l]) continue;
-    for (auto [pages, ptrs, width] : {std::tuple{&k_[l], &kp_[l], row_}, std::tuple{&v_[l], &vp_[l], vrow_}}) {
-      if (width == 0) continue;  // MLA: no V
-      const size_t bytes = size_t(kPageRows * width * esize_);
-      while (int64_t(pages->size()) < n) pages->push_back(KvPagePool::get(pool_, bytes));
-      pages->resize(size_t(n));
-      ptrs->resize(size_t(n));
-      for (int64_t i = 0; i < n; ++i) (*ptrs)[size_t(i)] = (*pages)[size_t(i)].get();
-    }
-  }
+  each_table([&](size_t, bool, std::vector<Page>& pages, std::vector<const void*>& ptrs, size_t bytes) {
+    while (int64_t(pages.size()) < n) pages.push_back(KvPagePool::get(pool_, bytes));
+    pages.resize(size_t(n));
+    ptrs.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i) ptrs[size_t(i)] = pages[size_t(i)].get();
+  });
   capacity_ = n << kPageShift;
 }
 
 void KvCache::set_length(int64_t n) {
   length_ = n;
   if (int64_t(tokens_.size()) > n) tokens_.resize(size_t(n));
-  const int64_t keep = (n + kPageRows - 1) >> kPageShift;
-  if (keep < pages()) resize_pages(keep);
+  if (pages_for(n) < pages()) resize_pages(pages_for(n));
 }
 
-void KvCache::reserve_exact(int64_t n) {
-  if (n > capacity_) resize_pages((n + kPageRows - 1) >> kPageShift);
+void KvCache::reserve(int64_t n) {
+  if (n > capacity_) resize_pages(pages_for(n));
+  make_writable(length_, n);
 }
 
 void KvCache::make_writable(int64_t first, int64_t end) {
   if (end <= first) return;
-  for (size_t l = 0; l < k_.size(); ++l) {
-    if (no_kv_[l]) continue;
-    for (auto [pages, ptrs, width] : {std::tuple{&k_[l], &kp_[l], row_}, std::tuple{&v_[l], &vp_[l], vrow_}}) {
-      if (width == 0) continue;
-      const size_t bytes = size_t(kPageRows * width * esize_);
-      for (int64_t i = first >> kPageShift; i <= (end - 1) >> kPageShift; ++i) {
-        Page& p = (*pages)[size_t(i)];
-        if (p.use_count() == 1) continue;
-        Page own = KvPagePool::get(pool_, bytes);
-        std::copy_n(p.get(), bytes, own.get());
-        p = std::move(own);
-        (*ptrs)[size_t(i)] = p.get();
-      }
+  each_table([&](size_t, bool, std::vector<Page>& pages, std::vector<const void*>& ptrs, size_t bytes) {
+    for (int64_t i = first >> kPageShift; i <= (end - 1) >> kPageShift; ++i) {
+      Page& p = pages[size_t(i)];
+      if (p.use_count() == 1) continue;
+      Page own = KvPagePool::get(pool_, bytes);
+      std::copy_n(p.get(), bytes, own.get());
+      p = std::move(own);
+      ptrs[size_t(i)] = p.get();
     }
-  }
+  });
 }
 
 void KvCache::put(int layer, int64_t pos, const float* k, const float* v) {
@@ -103,15 +92,13 @@ void KvCache::read_v(int layer, int64_t first, int64_t n, int64_t col, int64_t w
 
 KvCache KvCache::prefix(int64_t n) const {
   KvCache c(int(k_.size()), row_, vrow_, no_kv_, state_floats_, dtype_, pool_);
-  const size_t keep = size_t((n + kPageRows - 1) >> kPageShift);
-  for (size_t l = 0; l < k_.size(); ++l) {
-    if (no_kv_[l]) continue;
-    c.k_[l].assign(k_[l].begin(), k_[l].begin() + ptrdiff_t(keep));
-    c.kp_[l].assign(kp_[l].begin(), kp_[l].begin() + ptrdiff_t(keep));
-    if (vrow_ == 0) continue;
-    c.v_[l].assign(v_[l].begin(), v_[l].begin() + ptrdiff_t(keep));
-    c.vp_[l].assign(vp_[l].begin(), vp_[l].begin() + ptrdiff_t(keep));
-  }
+  const auto keep = ptrdiff_t(pages_for(n));
+  c.each_table([&](size_t l, bool is_v, std::vector<Page>& pages, std::vector<const void*>& ptrs, size_t) {
+    const auto& src = is_v ? v_[l] : k_[l];
+    const auto& addr = is_v ? vp_[l] : kp_[l];
+    pages.assign(src.begin(), src.begin() + keep);
+    ptrs.assign(addr.begin(), addr.begin() + keep);
+  });
   c.capacity_ = int64_t(keep) << kPageShift;
   c.length_ = n;
   c.tokens_.assign(tokens_.begin(), tokens_.begin() + std::min<int64_t>(n, int64_t(tokens_.size())));

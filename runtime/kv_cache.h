@@ -48,11 +48,11 @@ class KvCache {
   int64_t length() const { return length_; }
   // Keeps the first n rows and tokens; pages wholly past them are let go.
   void set_length(int64_t n);
-  // Makes rows [0, n) addressable (the pages are allocated now).
-  void reserve(int64_t n) { reserve_exact(n); }
-  void reserve_exact(int64_t n);
+  // Makes rows [0, n) addressable (the pages are allocated now) and rows [length(), n) writable
+  // (make_writable): call before writes that may run in parallel.
+  void reserve(int64_t n);
   // Gives rows [first, end) pages of their own (copying any page another cache shares), so that
-  // put() may write them; reserved rows only. Call before writes that may run in parallel.
+  // put() may write them; reserved rows only.
   void make_writable(int64_t first, int64_t end);
   // Stores token `pos`'s key row (and value row; null when there is no V) of `layer`, rounded to
   // dtype(). The row must be reserved and writable.
@@ -91,7 +91,17 @@ class KvCache {
  private:
   using Page = KvPagePool::Page;
   int64_t pages() const { return capacity_ >> kPageShift; }
+  static int64_t pages_for(int64_t rows) { return (rows + kPageRows - 1) >> kPageShift; }
   void resize_pages(int64_t n);  // every KV layer to n pages
+  // f(layer, is_v, pages, addresses, page bytes) for every page table this cache keeps.
+  template <class F>
+  void each_table(F&& f) {
+    for (size_t l = 0; l < k_.size(); ++l) {
+      if (no_kv_[l]) continue;
+      f(l, false, k_[l], kp_[l], size_t(kPageRows * row_ * esize_));
+      if (vrow_ > 0) f(l, true, v_[l], vp_[l], size_t(kPageRows * vrow_ * esize_));  // MLA: no V
+    }
+  }
   unsigned char* at(std::vector<Page>& pages, int64_t row_elems, int64_t pos) const {
     return pages[size_t(pos >> kPageShift)].get() + (pos & (kPageRows - 1)) * row_elems * esize_;
   }

@@ -35,8 +35,7 @@ PrefixCache::PrefixCache(InferenceEngine& engine, uint64_t max_bytes, int64_t by
     : engine_(engine),
       max_bytes_(max_bytes),
       bytes_per_token_(std::max<int64_t>(1, bytes_per_token)),
-      bytes_per_entry_(std::max<int64_t>(0, bytes_per_entry)),
-      page_rows_(std::max<int64_t>(1, engine.kv_page_rows())) {}
+      bytes_per_entry_(std::max<int64_t>(0, bytes_per_entry)) {}
 
 PrefixCache::~PrefixCache() { clear(); }
 
@@ -87,7 +86,7 @@ std::optional<PrefixCache::Hit> PrefixCache::acquire(std::span<const int32_t> pr
   entries_.splice(entries_.begin(), entries_, best);  // most recently used
   ++hits_;
   ++best->pins;
-  const int64_t shared = engine_.kv_page_rows() > 1 ? best_n / page_rows_ * page_rows_ : 0;
+  const int64_t page = engine_.kv_page_rows(), shared = page > 1 ? best_n / page * page : 0;
   return Hit{engine_.fork_sequence(best->seq, best_n), best_n, best->id, shared};
 }
 

@@ -74,10 +74,8 @@ class PrefixCache {
   uint64_t max_bytes_;
   int64_t bytes_per_token_;
   int64_t bytes_per_entry_;
-  int64_t page_rows_;  // the engine's KV page: an entry holds whole pages
-  uint64_t cost(size_t tokens) const {
-    const uint64_t rows = (uint64_t(tokens) + uint64_t(page_rows_) - 1) / uint64_t(page_rows_) * uint64_t(page_rows_);
-    return rows * uint64_t(bytes_per_token_) + uint64_t(bytes_per_entry_);
+  uint64_t cost(size_t tokens) const {  // an entry holds whole KV pages
+    return uint64_t(engine_.kv_rows(int64_t(tokens))) * uint64_t(bytes_per_token_) + uint64_t(bytes_per_entry_);
   }
   uint64_t next_id_ = 1;
   uint64_t bytes_ = 0;

@@ -49,9 +49,8 @@ int64_t kv_bytes_per_token(const InferenceEngine& e) {
 // What a sequence of `tokens` holds at most: its KV rows in whole pages, its recurrent state and
 // snapshots; less the first `shared` rows (whole pages) when it shares them with a cached prefix.
 int64_t kv_need(const InferenceEngine& e, int64_t tokens, int64_t shared = 0) {
-  const int64_t state = e.model().cfg.state_bytes_per_sequence(), page = std::max<int64_t>(1, e.kv_page_rows());
-  const int64_t rows = (tokens + page - 1) / page * page - shared;
-  return e.kv_bytes_per_token() * rows + (state > 0 ? state * (1 + tokens / 256) : 0);
+  const int64_t state = e.model().cfg.state_bytes_per_sequence();
+  return e.kv_bytes_per_token() * (e.kv_rows(tokens) - shared) + (state > 0 ? state * (1 + tokens / 256) : 0);
 }
 
 }  // namespace
