@@ -27,6 +27,7 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/deltanet.h"
+#include "kernels/cpu/amx.h"
 #include "kernels/cpu/int8_peak.h"
 #include "kernels/cpu/membw.h"
 #include "kernels/cpu/ops.h"
@@ -97,6 +98,20 @@ void BM_Int8Peak(benchmark::State& state) {
   }
   state.counters["OP/s"] = ops;
   g_int8_peak[threads] = ops;
+}
+
+std::map<int, double> g_amx_peak;  // the AMX tile unit's, where there is one
+
+void BM_AmxPeak(benchmark::State& state) {
+  const int threads = int(state.range(0));
+  double ops = 0;
+  for (auto _ : state) ops = cpu::amx_int8_peak_ops(pool(threads), 0.2);
+  if (ops == 0) {
+    state.SkipWithError("no AMX");
+    return;
+  }
+  state.counters["OP/s"] = ops;
+  g_amx_peak[threads] = ops;
 }
 
 // ---- quantized weights ----------------------------------------------------------------------
@@ -178,8 +193,15 @@ std::vector<GemmResult> g_gemm;
 
 // hot: one matrix over and over (cache-resident): the kernel's compute ceiling, to tell a
 // memory-bound kernel from a compute-bound one.
-void BM_Matmul(benchmark::State& state, Format f, int64_t M, int64_t N, int64_t K, std::string label, bool hot) {
+// amx: false runs the AVX-512 kernels where AMX would be used (a side-by-side variant, "/noamx").
+void BM_Matmul(benchmark::State& state, Format f, int64_t M, int64_t N, int64_t K, std::string label, bool hot,
+               bool amx) {
   const int threads = int(state.range(0));
+  struct AmxScope {
+    bool was;
+    explicit AmxScope(bool on) : was(cpu::set_amx_enabled(on)) {}
+    ~AmxScope() { cpu::set_amx_enabled(was); }
+  } amx_scope(amx);
   const WeightSet& ws = weights(f, N, K);
   const size_t rotate = hot ? 1 : ws.mats.size();
   std::vector<float> x(size_t(M * K)), y(size_t(M * N));
@@ -199,9 +221,10 @@ void BM_Matmul(benchmark::State& state, Format f, int64_t M, int64_t N, int64_t 
   state.counters["bytes/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsRate);
   state.counters["FLOP/s"] = benchmark::Counter(2.0 * double(M * N * K) * it, benchmark::Counter::kIsRate);
   const double gbs = bytes / secs / 1e9;
-  state.SetLabel(label + " " + cpu::isa_name(cpu::active_isa()));
+  state.SetLabel(label + " " + cpu::isa_name(cpu::active_isa()) + (cpu::amx_enabled() ? "+amx" : ""));
   if (M > 1) {
-    const std::string name = "GEMM_" + std::string(hot ? "hot_" : "") + "M" + std::to_string(M) + "/" + label;
+    const std::string name = "GEMM_" + std::string(hot ? "hot_" : "") + "M" + std::to_string(M) + "/" + label +
+                             (cpu::amx_supported() && !amx ? "/noamx" : "");
     std::erase_if(g_gemm, [&](const GemmResult& r) { return r.name == name && r.threads == threads; });
     g_gemm.push_back({name, threads, 2.0 * double(M * N * K) * it / secs});
   }
@@ -330,6 +353,8 @@ const FormatDef kGemmFormats[] = {{"Q4g32", {DType::Q4, 32}}, {"I8row", {DType::
 void register_all() {
   benchmark::RegisterBenchmark("DramRead", BM_DramRead)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("Int8Peak", BM_Int8Peak)->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+  if (cpu::amx_supported())
+    benchmark::RegisterBenchmark("AmxPeak", BM_AmxPeak)->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("ParallelFor", BM_ParallelFor)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
   // kv heads x query heads per kv head: OLMoE (no grouping), Mixtral, Qwen3-30B-A3B
   for (const auto& [name, n_kv, group] : {std::tuple{"olmoe_16x1", 16, 1}, {"mixtral_8x4", 8, 4}, {"qwen3_4x8", 4, 8}})
@@ -342,35 +367,38 @@ void register_all() {
   for (const FormatDef& fd : kGemvFormats)
     for (const ShapeDef& s : kShapes) {
       const std::string label = std::string(fd.name) + "/" + s.name;
-      benchmark::RegisterBenchmark(("GEMV/" + label).c_str(), BM_Matmul, fd.f, int64_t(1), s.N, s.K, label, false)
+      benchmark::RegisterBenchmark(("GEMV/" + label).c_str(), BM_Matmul, fd.f, int64_t(1), s.N, s.K, label, false, true)
           ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
       if (s.N * s.K <= 2048 * 2048)  // fits in L2 at these formats
-        benchmark::RegisterBenchmark(("GEMV_hot/" + label).c_str(), BM_Matmul, fd.f, int64_t(1), s.N, s.K, label, true)
+        benchmark::RegisterBenchmark(("GEMV_hot/" + label).c_str(), BM_Matmul, fd.f, int64_t(1), s.N, s.K, label, true, true)
             ->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
     }
   // gpt-oss's experts (hidden 2880 = expert width) as shipped, in MXFP4
   for (const ShapeDef& s : {ShapeDef{"gptoss_gate", 2880, 2880}, ShapeDef{"mixtral_w1", 14336, 4096}}) {
     const std::string label = std::string("MXFP4/") + s.name;
     benchmark::RegisterBenchmark(("GEMV/" + label).c_str(), BM_Matmul, Format{DType::MXFP4, 32}, int64_t(1), s.N, s.K,
-                                 label, false)
+                                 label, false, true)
         ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
     if (s.N * s.K <= 2880 * 2880)
       benchmark::RegisterBenchmark(("GEMV_hot/" + label).c_str(), BM_Matmul, Format{DType::MXFP4, 32}, int64_t(1), s.N,
-                                   s.K, label, true)
+                                   s.K, label, true, true)
           ->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
   }
-  for (int64_t M : {2, 8, 16, 64, 128})
+  for (int64_t M : {2, 8, 16, 32, 64, 128})
     for (const FormatDef& fd : kGemmFormats)
-      for (const ShapeDef& s : kShapes) {
-        const std::string label = std::string(fd.name) + "/" + s.name;
-        benchmark::RegisterBenchmark(("GEMM_M" + std::to_string(M) + "/" + label).c_str(), BM_Matmul, fd.f, M, s.N,
-                                     s.K, label, false)
-            ->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
-        if (s.N * s.K <= 2048 * 2048)  // in L2: the kernel's compute ceiling at this M
-          benchmark::RegisterBenchmark(("GEMM_hot_M" + std::to_string(M) + "/" + label).c_str(), BM_Matmul, fd.f, M,
-                                       s.N, s.K, label, true)
-              ->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
-      }
+      for (const ShapeDef& s : kShapes)
+        // Where AMX runs this GEMM, the AVX-512 kernel beside it ("/noamx").
+        for (bool amx : {true, false}) {
+          if (!amx && !(cpu::amx_supported() && M > 16 && fd.f.dtype != DType::F8E4M3)) continue;
+          const std::string label = std::string(fd.name) + "/" + s.name, tail = amx ? "" : "/noamx";
+          benchmark::RegisterBenchmark(("GEMM_M" + std::to_string(M) + "/" + label + tail).c_str(), BM_Matmul, fd.f, M,
+                                       s.N, s.K, label, false, amx)
+              ->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+          if (s.N * s.K <= 2048 * 2048)  // in L2: the kernel's compute ceiling at this M
+            benchmark::RegisterBenchmark(("GEMM_hot_M" + std::to_string(M) + "/" + label + tail).c_str(), BM_Matmul,
+                                         fd.f, M, s.N, s.K, label, true, amx)
+                ->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+        }
 }
 
 }  // namespace
@@ -386,6 +414,8 @@ int main(int argc, char** argv) {
                 cpu::isa_name(cpu::active_isa()), r.threads, r.gbs, r.dram_gbs, 100.0 * r.gbs / r.dram_gbs);
   for (const auto& [threads, ops] : g_int8_peak)
     std::printf("int8 peak (vpdpbusd), %d thread(s): %.0f GOP/s\n", threads, ops / 1e9);
+  for (const auto& [threads, ops] : g_amx_peak)
+    std::printf("int8 peak (AMX tdpbssd), %d thread(s): %.0f GOP/s\n", threads, ops / 1e9);
   for (const GemmResult& r : g_gemm) {
     const auto peak = g_int8_peak.find(r.threads);
     if (peak == g_int8_peak.end()) continue;

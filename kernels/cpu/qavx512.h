@@ -4,12 +4,30 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <vector>
 #include <type_traits>
 
+#include "kernels/cpu/amx.h"
 #include "kernels/cpu/qkernels.h"
 
 namespace moe::cpu::qk {
+
+// Storage whose rows are read a cache line at a time (x in the lanes layout, tile operands): a
+// std::vector's 16-byte alignment split every 64-byte load and tile row over two lines.
+template <class T>
+struct Align64 {
+  using value_type = T;
+  Align64() = default;
+  template <class U>
+  explicit Align64(const Align64<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U>
+  bool operator==(const Align64<U>&) const { return true; }
+};
+template <class T>
+using avector = std::vector<T, Align64<T>>;
 
 // Quantizes one 32-block of x (semantics: qmatmul.h); returns the codes as 32 int32.
 inline void quant_block(const float* x, float* d, __m512i* qa, __m512i* qb) {
@@ -124,8 +142,9 @@ inline std::vector<int32_t> phase_positions(int64_t nb, int per_quad, int (*firs
 // block, with `offset` added to every code (128 makes them unsigned); `d` [nmb, K/32, 16] the
 // block scales, and when `sums` is given, each (row, block)'s code sum before the offset at the
 // same index. Rows past M keep code `offset`, scale 0 and sum 0. Returns nmb.
+template <class Codes>
 inline int64_t quantize_lanes(const float* x, int64_t M, int64_t K, uint8_t offset, const std::vector<int32_t>& pos,
-                              std::vector<uint8_t>& codes, std::vector<float>& d, std::vector<int32_t>* sums) {
+                              Codes& codes, std::vector<float>& d, std::vector<int32_t>* sums) {
   const int64_t nb = K / 32, nmb = (M + kLanes - 1) / kLanes;
   codes.assign(size_t(nmb * K * kLanes), offset);
   d.assign(size_t(nmb * nb * kLanes), 0.0f);
@@ -207,8 +226,16 @@ void drive(const Job& job, int64_t nmb, int64_t n0, int64_t n1, Ready&& ready, B
 
 // Q4/Q4Z GEMM for many rows of x (qgemm_avx512_q4m.cpp).
 std::unique_ptr<Rows> prepare_q4_mlanes(const Job& job);
+// The same on the AMX tile unit, bit for bit (qgemm_amx.cpp); only where amx_job(M).
+std::unique_ptr<Rows> prepare_q4_amx(const Job& job);
+// Whether a rows-in-lanes job of M rows of x runs on AMX: where enabled, from two 16-row blocks
+// of x on. With one, the tile set-up and the unpacked (Q4) or tile-loaded (I8) weights are used
+// once, and streaming them from DRAM ran 5-25% behind the AVX-512 kernel (bench_kernels GEMM_M16).
+inline bool amx_job(int64_t M) { return M > 16 && amx_enabled(); }
 // I8 GEMM for many rows of x (qgemm_avx512_i8m.cpp).
 std::unique_ptr<Rows> prepare_i8_mlanes(const Job& job);
+// The same on the AMX tile unit, bit for bit (qgemm_amx.cpp); only where amx_job(M).
+std::unique_ptr<Rows> prepare_i8_amx(const Job& job);
 // I8 and F8E4M3, any M (qgemm_avx512_i8f8.cpp).
 std::unique_ptr<Rows> prepare_i8_avx512(const Job& job, PrepCache* cache);
 std::unique_ptr<Rows> prepare_f8_avx512(const Job& job);

@@ -31,7 +31,7 @@ using mlanes::kRowsW;
 //   q [nmb, K/4, 16, 4] uint8: xq + 128 for 4 consecutive columns of the 16 rows in one vector.
 //   d [nmb, K/32, 16] f32 block scales.
 struct MActs {
-  std::vector<uint8_t> q;
+  avector<uint8_t> q;
   std::vector<float> d;
   std::vector<int32_t> pos;
   int64_t nmb = 0;

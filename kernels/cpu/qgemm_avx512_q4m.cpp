@@ -33,7 +33,7 @@ using mlanes::kRowsW;
 //   d [nmb, K/32, 16] f32 block scales;  b [nmb, K/32, 16] i32 block code sums, stored as
 //   -8 * sum for Q4 (the accumulator's start) and as the sum for Q4Z.
 struct MActs {
-  std::vector<uint8_t> q;  // int8 codes, stored as bytes
+  avector<uint8_t> q;  // int8 codes, stored as bytes
   std::vector<float> d;
   std::vector<int32_t> b, pos;
   int64_t nmb = 0;

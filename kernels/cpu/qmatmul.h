@@ -23,7 +23,8 @@
 //     32 columns per block (AVX-512: vpermps decode; AVX2: vpshufb of 2x the values, widened).
 // Variants (qgemm_<isa>.cpp): scalar (reference), avx2 (vpmaddubsw), avx512 (VNNI; Q4 and I8
 // GEMV 512 / 256 columns per step, also reused across up to 4 rows of x for M < 12; M >= 12 puts
-// 16 rows of x in the vector lanes). All split
+// 16 rows of x in the vector lanes; from M > 16, where AMX is enabled (amx.h), the same sums on
+// the tile unit, bit for bit). All split
 // the N output rows over the pool's threads and software-prefetch the weight stream.
 #pragma once
 #include <cstdint>
