@@ -3,6 +3,8 @@
 // of the streaming-read ceiling; GEMM (prefill / batched decode) reports GFLOP/s too, and at the
 // end as a fraction of the int8 dot-product peak (Int8Peak, same threads; run it in the same
 // filter). GEMM_hot_M* runs one matrix over and over (in cache): the kernel's compute ceiling.
+// Where the CPU has AMX, Q4 GEMMs of more than 16 rows of x run on the tile unit (also reported
+// against AmxPeak) and "/noamx" runs the AVX-512 kernel beside them.
 //
 // "GB/s achieved / DRAM GB/s" pairs each GEMV with a DRAM pass run right after it (same
 // threads), since on a shared machine the ceiling drifts during the run.
@@ -87,31 +89,20 @@ void BM_DramRead(benchmark::State& state) {
 
 // ---- int8 dot-product peak ------------------------------------------------------------------
 std::map<int, double> g_int8_peak;  // threads -> int8 ops/s (2 per multiply-add)
+std::map<int, double> g_amx_peak;   // the same for the AMX tile unit, where there is one
 
-void BM_Int8Peak(benchmark::State& state) {
+// peak: int8_peak_ops or amx_int8_peak_ops; 0 means the unit is missing (`missing` says which).
+void BM_Peak(benchmark::State& state, double (*peak)(ThreadPool&, double), std::map<int, double>* out,
+             const char* missing) {
   const int threads = int(state.range(0));
   double ops = 0;
-  for (auto _ : state) ops = cpu::int8_peak_ops(pool(threads), 0.2);
+  for (auto _ : state) ops = peak(pool(threads), 0.2);
   if (ops == 0) {
-    state.SkipWithError("no AVX-512 VNNI");
+    state.SkipWithError(missing);
     return;
   }
   state.counters["OP/s"] = ops;
-  g_int8_peak[threads] = ops;
-}
-
-std::map<int, double> g_amx_peak;  // the AMX tile unit's, where there is one
-
-void BM_AmxPeak(benchmark::State& state) {
-  const int threads = int(state.range(0));
-  double ops = 0;
-  for (auto _ : state) ops = cpu::amx_int8_peak_ops(pool(threads), 0.2);
-  if (ops == 0) {
-    state.SkipWithError("no AMX");
-    return;
-  }
-  state.counters["OP/s"] = ops;
-  g_amx_peak[threads] = ops;
+  (*out)[threads] = ops;
 }
 
 // ---- quantized weights ----------------------------------------------------------------------
@@ -188,6 +179,7 @@ struct GemmResult {
   std::string name;  // GEMM_M<M>[_hot]/<label>
   int threads;
   double flops;
+  bool tiles;  // ran on the AMX tile unit
 };
 std::vector<GemmResult> g_gemm;
 
@@ -226,7 +218,8 @@ void BM_Matmul(benchmark::State& state, Format f, int64_t M, int64_t N, int64_t 
     const std::string name = "GEMM_" + std::string(hot ? "hot_" : "") + "M" + std::to_string(M) + "/" + label +
                              (cpu::amx_supported() && !amx ? "/noamx" : "");
     std::erase_if(g_gemm, [&](const GemmResult& r) { return r.name == name && r.threads == threads; });
-    g_gemm.push_back({name, threads, 2.0 * double(M * N * K) * it / secs});
+    const bool tiles = cpu::amx_enabled() && M > 16 && (f.dtype == DType::Q4 || f.dtype == DType::Q4Z);
+    g_gemm.push_back({name, threads, 2.0 * double(M * N * K) * it / secs, tiles});
   }
   if (M == 1 && !hot) {
     // The ceiling drifts on a shared machine: measure it again right after this kernel, with
@@ -352,9 +345,11 @@ const FormatDef kGemmFormats[] = {{"Q4g32", {DType::Q4, 32}}, {"I8row", {DType::
 
 void register_all() {
   benchmark::RegisterBenchmark("DramRead", BM_DramRead)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("Int8Peak", BM_Int8Peak)->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("Int8Peak", BM_Peak, &cpu::int8_peak_ops, &g_int8_peak, "no AVX-512 VNNI")
+      ->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
   if (cpu::amx_supported())
-    benchmark::RegisterBenchmark("AmxPeak", BM_AmxPeak)->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("AmxPeak", BM_Peak, &cpu::amx_int8_peak_ops, &g_amx_peak, "no AMX")
+        ->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("ParallelFor", BM_ParallelFor)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
   // kv heads x query heads per kv head: OLMoE (no grouping), Mixtral, Qwen3-30B-A3B
   for (const auto& [name, n_kv, group] : {std::tuple{"olmoe_16x1", 16, 1}, {"mixtral_8x4", 8, 4}, {"qwen3_4x8", 4, 8}})
@@ -389,7 +384,7 @@ void register_all() {
       for (const ShapeDef& s : kShapes)
         // Where AMX runs this GEMM, the AVX-512 kernel beside it ("/noamx").
         for (bool amx : {true, false}) {
-          if (!amx && !(cpu::amx_supported() && M > 16 && fd.f.dtype != DType::F8E4M3)) continue;
+          if (!amx && !(cpu::amx_supported() && M > 16 && fd.f.dtype == DType::Q4)) continue;
           const std::string label = std::string(fd.name) + "/" + s.name, tail = amx ? "" : "/noamx";
           benchmark::RegisterBenchmark(("GEMM_M" + std::to_string(M) + "/" + label + tail).c_str(), BM_Matmul, fd.f, M,
                                        s.N, s.K, label, false, amx)
@@ -419,8 +414,11 @@ int main(int argc, char** argv) {
   for (const GemmResult& r : g_gemm) {
     const auto peak = g_int8_peak.find(r.threads);
     if (peak == g_int8_peak.end()) continue;
-    std::printf("%-34s %d thread(s): %.0f GFLOP/s / int8 peak %.0f = %.0f%%\n", r.name.c_str(), r.threads,
-                r.flops / 1e9, peak->second / 1e9, 100.0 * r.flops / peak->second);
+    std::printf("%-40s %d thread(s): %.0f GFLOP/s / int8 peak %.0f = %.0f%%", r.name.c_str(), r.threads, r.flops / 1e9,
+                peak->second / 1e9, 100.0 * r.flops / peak->second);
+    if (const auto amx = g_amx_peak.find(r.threads); r.tiles && amx != g_amx_peak.end())
+      std::printf(" (AMX peak %.0f: %.0f%%)", amx->second / 1e9, 100.0 * r.flops / amx->second);
+    std::printf("\n");
   }
   return 0;
 }

@@ -88,7 +88,7 @@ def table(outdir):
     dram = []
     for line in open(os.path.join(outdir, "dram.txt")):
         m = re.search(r"DRAM read, (\d+) thread\(s\): ([0-9.]+) GB/s", line)
-        if m:
+        if m and int(m.group(1)) == s["threads"]:  # bench_kernels may print other thread counts too
             dram.append(float(m.group(2)))
     dram_gbs = max(dram) if dram else None
     peer_bpt = s["gguf_bytes_per_token"]

@@ -229,13 +229,11 @@ std::unique_ptr<Rows> prepare_q4_mlanes(const Job& job);
 // The same on the AMX tile unit, bit for bit (qgemm_amx.cpp); only where amx_job(M).
 std::unique_ptr<Rows> prepare_q4_amx(const Job& job);
 // Whether a rows-in-lanes job of M rows of x runs on AMX: where enabled, from two 16-row blocks
-// of x on. With one, the tile set-up and the unpacked (Q4) or tile-loaded (I8) weights are used
-// once, and streaming them from DRAM ran 5-25% behind the AVX-512 kernel (bench_kernels GEMM_M16).
+// of x on. With one, each run of unpacked weights serves 16 rows of x only, and streaming them
+// from DRAM ran 5-20% behind the AVX-512 kernel (bench_kernels GEMM_M16).
 inline bool amx_job(int64_t M) { return M > 16 && amx_enabled(); }
 // I8 GEMM for many rows of x (qgemm_avx512_i8m.cpp).
 std::unique_ptr<Rows> prepare_i8_mlanes(const Job& job);
-// The same on the AMX tile unit, bit for bit (qgemm_amx.cpp); only where amx_job(M).
-std::unique_ptr<Rows> prepare_i8_amx(const Job& job);
 // I8 and F8E4M3, any M (qgemm_avx512_i8f8.cpp).
 std::unique_ptr<Rows> prepare_i8_avx512(const Job& job, PrepCache* cache);
 std::unique_ptr<Rows> prepare_f8_avx512(const Job& job);

@@ -12,7 +12,6 @@
 #include <memory>
 #include <vector>
 
-#include "kernels/cpu/amx.h"
 #include "kernels/cpu/qavx512.h"
 
 namespace moe::cpu::qk {
@@ -200,7 +199,7 @@ struct F8Row {
 }  // namespace
 
 std::unique_ptr<Rows> prepare_i8_avx512(const Job& job, PrepCache* cache) {
-  if (mlanes_job(job.w.dtype, job.M)) return amx_job(job.M) ? prepare_i8_amx(job) : prepare_i8_mlanes(job);
+  if (mlanes_job(job.w.dtype, job.M)) return prepare_i8_mlanes(job);
   const auto make = [&] {
     auto g = std::make_shared<I8Gemv>();
     prep_i8_gemv(job.x, job.M, job.w.cols, *g);
