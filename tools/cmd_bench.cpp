@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/cpu/qmatmul.h"
 #include "prefetch/oracle_predictor.h"
 #include "runtime/engine.h"
 #include "runtime/forced_routing.h"
@@ -175,6 +176,7 @@ nlohmann::json measure(Session& session, const BenchOpts& o, const Variant& v, i
       {"io", o.session.storage.io},
       {"policy", o.session.storage.policy},
       {"device", engine.backend()},
+      {"cpu_kernels", cpu::active_kernels()},
       {"threads", engine.threads()},
       {"prompt_len", o.prompt_len},
       {"gen_len", o.gen_len},
@@ -215,11 +217,12 @@ std::string summary_line(const nlohmann::json& j) {
                        j["vram_hit_rate"].get<double>(), format_bytes(uint64_t(j["vram_copied_bytes_per_token"].get<double>())),
                        j["pcie_bound_tok_s"].get<double>(), j["prefetch"].get<std::string>());
   return fmt::format("prefill {:.1f} tok/s | decode {:.2f} tok/s = {:.2f} GB/s of weights ({} per token) | RAM hit "
-                     "rate {:.3f} | disk {} per token | stall {:.2f} ms/token | prefetch {} | peak RSS {}",
+                     "rate {:.3f} | disk {} per token | stall {:.2f} ms/token | prefetch {} | peak RSS {} | CPU kernels {}",
                      j["prefill_tok_s"].get<double>(), j["decode_tok_s"].get<double>(), j["decode_gb_s"].get<double>(),
                      format_bytes(uint64_t(j["decode_bytes_per_token"].get<double>())), j["ram_hit_rate"].get<double>(),
                      format_bytes(uint64_t(j["disk_bytes_per_token"].get<double>())), j["stall_ms_per_token"].get<double>(),
-                     j["prefetch"].get<std::string>(), format_bytes(j["peak_rss_bytes"].get<uint64_t>()));
+                     j["prefetch"].get<std::string>(), format_bytes(j["peak_rss_bytes"].get<uint64_t>()),
+                     j["cpu_kernels"].get<std::string>());
 }
 
 // Medians per variant of the figures a comparison is about.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/amx.h"
 #include "kernels/cpu/qkernels.h"
 
 namespace moe::cpu {
@@ -55,6 +56,11 @@ Isa pick_isa() {
 Isa active_isa() {
   static const Isa isa = pick_isa();
   return isa;
+}
+
+std::string active_kernels() {
+  const Isa isa = active_isa();
+  return std::string(isa_name(isa)) + (isa == Isa::Avx512 && amx_enabled() ? "+amx" : "");
 }
 
 namespace {

@@ -29,6 +29,7 @@
 #pragma once
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "kernels/cpu/thread_pool.h"
 #include "quant/weight_view.h"
@@ -48,6 +49,9 @@ bool isa_supported(Isa isa);
 // else the best supported one. Throws std::runtime_error if MOE_CPU_ISA names an unknown or
 // unsupported variant. Read once per process.
 Isa active_isa();
+// What this process's quantized matmuls run on, for reports: "scalar", "avx2", "avx512" or
+// "avx512+amx" (active_isa(), and AMX where amx_enabled() and the ISA is AVX-512).
+std::string active_kernels();
 
 // x: [M, K] fp32, y: [M, N] fp32, bias: [N] fp32 or nullptr. Throws std::invalid_argument on
 // an unsupported dtype or shape, std::runtime_error if `isa` is not supported here.

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -161,4 +162,24 @@ TEST(CliCommands, PerplexityAndPromptFile) {
   EXPECT_EQ(r.out, run("run --model " + model.string() + " --prompt-file " + txt.string() +
                        " --no-echo --temp 0 -n 6", false).out);
   fs::remove(txt);
+}
+
+// `moe bench` says which CPU kernels ran, and the environment's overrides change it:
+// MOE_CPU_ISA=scalar picks the reference kernels, MOE_CPU_AMX=0 keeps AVX-512 off the tile unit.
+TEST(CliBench, ReportsTheCpuKernelsThatRan) {
+  const std::string cmd = "bench --json --prompt-len 2 --gen-len 2 --warmup 1 --model " + (fixtures() / "qwen3_moe").string();
+  const auto kernels = [&](const char* isa, const char* amx) {
+    if (isa) setenv("MOE_CPU_ISA", isa, 1);
+    if (amx) setenv("MOE_CPU_AMX", amx, 1);
+    const auto r = run(cmd, false);
+    unsetenv("MOE_CPU_ISA");
+    unsetenv("MOE_CPU_AMX");
+    EXPECT_EQ(r.code, 0) << r.out;
+    return nlohmann::json::parse(r.out).at("cpu_kernels").get<std::string>();
+  };
+  const std::string native = kernels(nullptr, nullptr);
+  EXPECT_TRUE(native == "scalar" || native == "avx2" || native == "avx512" || native == "avx512+amx") << native;
+  EXPECT_EQ(kernels("scalar", nullptr), "scalar");
+  const std::string no_amx = kernels(nullptr, "0");
+  EXPECT_EQ(no_amx, native == "avx512+amx" ? "avx512" : native);
 }
