@@ -218,8 +218,7 @@ void BM_Matmul(benchmark::State& state, Format f, int64_t M, int64_t N, int64_t 
     const std::string name = "GEMM_" + std::string(hot ? "hot_" : "") + "M" + std::to_string(M) + "/" + label +
                              (cpu::amx_supported() && !amx ? "/noamx" : "");
     std::erase_if(g_gemm, [&](const GemmResult& r) { return r.name == name && r.threads == threads; });
-    const bool tiles = cpu::amx_enabled() && M > 16 && (f.dtype == DType::Q4 || f.dtype == DType::Q4Z);
-    g_gemm.push_back({name, threads, 2.0 * double(M * N * K) * it / secs, tiles});
+    g_gemm.push_back({name, threads, 2.0 * double(M * N * K) * it / secs, cpu::amx_gemm(f.dtype, M)});
   }
   if (M == 1 && !hot) {
     // The ceiling drifts on a shared machine: measure it again right after this kernel, with
@@ -384,7 +383,7 @@ void register_all() {
       for (const ShapeDef& s : kShapes)
         // Where AMX runs this GEMM, the AVX-512 kernel beside it ("/noamx").
         for (bool amx : {true, false}) {
-          if (!amx && !(cpu::amx_supported() && M > 16 && fd.f.dtype == DType::Q4)) continue;
+          if (!amx && !cpu::amx_gemm(fd.f.dtype, M)) continue;
           const std::string label = std::string(fd.name) + "/" + s.name, tail = amx ? "" : "/noamx";
           benchmark::RegisterBenchmark(("GEMM_M" + std::to_string(M) + "/" + label + tail).c_str(), BM_Matmul, fd.f, M,
                                        s.N, s.K, label, false, amx)

@@ -8,7 +8,6 @@
 #include <vector>
 #include <type_traits>
 
-#include "kernels/cpu/amx.h"
 #include "kernels/cpu/qkernels.h"
 
 namespace moe::cpu::qk {
@@ -28,6 +27,25 @@ struct Align64 {
 };
 template <class T>
 using avector = std::vector<T, Align64<T>>;
+
+// Q4 blocks b .. b + 3 of one row (v: their 64 packed bytes, block c's 16 bytes holding its columns
+// 0-15 in the low nibbles and 16-31 in the high ones) as codes, two blocks per vector, each
+// block's 32 columns in order: pair[0] blocks b, b + 1; pair[1] blocks b + 2, b + 3.
+inline void split_nibbles(__m512i v, __m512i* pair) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i idx01 = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), idx23 = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+  const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+  pair[0] = _mm512_permutex2var_epi64(lo, idx01, hi);
+  pair[1] = _mm512_permutex2var_epi64(lo, idx23, hi);
+}
+
+// n fp16 scales widened to f32, 16 at a time (vcvtph2ps is exact).
+inline void widen_f16(const uint16_t* src, int64_t n, float* dst) {
+  for (int64_t g = 0; g < n; g += 16) {
+    const __mmask16 m = n - g >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - g)) - 1);
+    _mm512_mask_storeu_ps(dst + g, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + g)));
+  }
+}
 
 // Quantizes one 32-block of x (semantics: qmatmul.h); returns the codes as 32 int32.
 inline void quant_block(const float* x, float* d, __m512i* qa, __m512i* qb) {
@@ -226,12 +244,8 @@ void drive(const Job& job, int64_t nmb, int64_t n0, int64_t n1, Ready&& ready, B
 
 // Q4/Q4Z GEMM for many rows of x (qgemm_avx512_q4m.cpp).
 std::unique_ptr<Rows> prepare_q4_mlanes(const Job& job);
-// The same on the AMX tile unit, bit for bit (qgemm_amx.cpp); only where amx_job(M).
+// The same on the AMX tile unit, bit for bit (qgemm_amx.cpp); only where amx_gemm (amx.h).
 std::unique_ptr<Rows> prepare_q4_amx(const Job& job);
-// Whether a rows-in-lanes job of M rows of x runs on AMX: where enabled, from two 16-row blocks
-// of x on. With one, each run of unpacked weights serves 16 rows of x only, and streaming them
-// from DRAM ran 5-20% behind the AVX-512 kernel (bench_kernels GEMM_M16).
-inline bool amx_job(int64_t M) { return M > 16 && amx_enabled(); }
 // I8 GEMM for many rows of x (qgemm_avx512_i8m.cpp).
 std::unique_ptr<Rows> prepare_i8_mlanes(const Job& job);
 // I8 and F8E4M3, any M (qgemm_avx512_i8f8.cpp).

@@ -127,17 +127,6 @@ struct Run {
   std::vector<float> s;
 };
 
-// Blocks b0 .. b0 + 3 of one row (v: their 64 packed bytes) as codes: lo holds each block's low
-// nibbles (its columns 0-15), hi its high nibbles (16-31); the permutes put each block's 32
-// columns together, two blocks per vector.
-[[gnu::always_inline]] inline void unpack4(__m512i v, __m512i* pair) {
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
-  const __m512i idx01 = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), idx23 = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
-  const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-  pair[0] = _mm512_permutex2var_epi64(lo, idx01, hi);
-  pair[1] = _mm512_permutex2var_epi64(lo, idx23, hi);
-}
-
 void unpack(const WeightView& w, int64_t n, int nt, Run& r) {
   const int64_t K = w.cols, ng = K / w.group, nb = K / 32, bpg = w.group / 32;
   r.u.resize(size_t(kRows * K));
@@ -153,7 +142,7 @@ void unpack(const WeightView& w, int64_t n, int nt, Run& r) {
     if (!w.zeros)  // Q4, whole quads: every zero point is 8, plain loads and stores
       for (; b0 + 4 <= nb; b0 += 4) {
         __m512i pair[2];
-        unpack4(_mm512_loadu_si512(wr + b0 * 16), pair);
+        split_nibbles(_mm512_loadu_si512(wr + b0 * 16), pair);
         _mm512_storeu_si512(u + 32 * b0, _mm512_sub_epi8(pair[0], eight));
         _mm512_storeu_si512(u + 32 * b0 + 64, _mm512_sub_epi8(pair[1], eight));
       }
@@ -162,7 +151,7 @@ void unpack(const WeightView& w, int64_t n, int nt, Run& r) {
     for (; b0 < nb; b0 += 4) {
       const int nblk = int(std::min<int64_t>(4, nb - b0));
       __m512i pair[2];
-      unpack4(_mm512_maskz_loadu_epi8(nblk == 4 ? ~__mmask64(0) : (__mmask64(1) << (16 * nblk)) - 1, wr + b0 * 16), pair);
+      split_nibbles(_mm512_maskz_loadu_epi8(nblk == 4 ? ~__mmask64(0) : (__mmask64(1) << (16 * nblk)) - 1, wr + b0 * 16), pair);
       for (int p = 0; p < 2 && 2 * p < nblk; ++p) {
         const int64_t b = b0 + 2 * p;
         const char z0 = zr ? char(zr[b / bpg]) : 8, z1 = b + 1 >= nb ? 0 : zr ? char(zr[(b + 1) / bpg]) : 8;
@@ -170,12 +159,7 @@ void unpack(const WeightView& w, int64_t n, int nt, Run& r) {
         _mm512_mask_storeu_epi8(u + 32 * b, b + 1 < nb ? ~__mmask64(0) : __mmask64(0xffffffffu), _mm512_sub_epi8(pair[p], z));
       }
     }
-    // Scales 16 at a time (vcvtph2ps is exact).
-    const uint16_t* sr = static_cast<const uint16_t*>(w.scales) + (n + j) * ng;
-    for (int64_t g = 0; g < ng; g += 16) {
-      const __mmask16 m = ng - g >= 16 ? __mmask16(0xffff) : __mmask16((1u << (ng - g)) - 1);
-      _mm512_mask_storeu_ps(&r.s[size_t(j * ng + g)], m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sr + g)));
-    }
+    widen_f16(static_cast<const uint16_t*>(w.scales) + (n + j) * ng, ng, &r.s[size_t(j * ng)]);
   }
 }
 
@@ -237,12 +221,18 @@ void block16(const std::vector<Step>& steps, const bool* empty, const int8_t* a,
   }
 }
 
+// The visiting order of one matrix shape, made once per call (make_steps).
+struct Plan {
+  std::vector<Step> steps;
+  bool empty[16];
+};
+
 // Weight rows [n0, n1) of job against all of x.
-void rows(const Job& job, const Acts& a, int64_t n0, int64_t n1) {
+void rows(const Job& job, const Acts& a, const Plan& plan, int64_t n0, int64_t n1) {
   const WeightView& w = job.w;
   const int64_t K = w.cols, N = w.rows, nb = K / 32, ng = K / w.group;
-  bool empty[16];
-  const std::vector<Step> steps = make_steps(K, w.group, empty);
+  const std::vector<Step>& steps = plan.steps;
+  const bool* empty = plan.empty;
   static thread_local Run r;  // used only by this thread
   TileScope tiles;
   const int64_t bp = mlanes::blocks_pass(K);
@@ -285,7 +275,9 @@ std::unique_ptr<Rows> prepare_q4_amx(const Job& job) {
   Acts a;
   const std::vector<int32_t> pos = mlanes::phase_positions(job.w.cols / 32, 16, mlanes::q4_first);
   a.nmb = mlanes::quantize_lanes(job.x, job.M, job.w.cols, 0, pos, a.q, a.d, nullptr);
-  return make_rows([job, a = std::move(a)](int64_t n0, int64_t n1) { rows(job, a, n0, n1); });
+  Plan plan;
+  plan.steps = make_steps(job.w.cols, job.w.group, plan.empty);
+  return make_rows([job, a = std::move(a), plan = std::move(plan)](int64_t n0, int64_t n1) { rows(job, a, plan, n0, n1); });
 }
 
 }  // namespace moe::cpu::qk

@@ -7,8 +7,8 @@
 //   M == 1       q4_gemv: 1 weight row x 512 columns per step (memory-bound decode).
 //   1 < M < 12   q4_gemv_tile: the same, each unpacked quad reused from registers across up to
 //                4 rows of x.
-//   M >= 12      rows of x in vector lanes (qgemm_avx512_q4m.cpp), or where AMX is enabled the
-//                same sums on the tile unit (qgemm_amx.cpp).
+//   M >= 12      rows of x in vector lanes (qgemm_avx512_q4m.cpp); from M > 16, where AMX is
+//                enabled, the same sums on the tile unit (qgemm_amx.cpp, amx_gemm).
 // I8 and F8: qgemm_avx512_i8f8.cpp.
 #include <immintrin.h>
 
@@ -286,7 +286,7 @@ std::unique_ptr<Rows> prepare_avx512(const Job& job, PrepCache* cache) {
   switch (job.w.dtype) {
     case DType::Q4:
     case DType::Q4Z: {
-      if (mlanes_job(job.w.dtype, job.M)) return amx_job(job.M) ? prepare_q4_amx(job) : prepare_q4_mlanes(job);
+      if (mlanes_job(job.w.dtype, job.M)) return amx_gemm(job.w.dtype, job.M) ? prepare_q4_amx(job) : prepare_q4_mlanes(job);
       const bool zp = job.w.dtype == DType::Q4Z;
       const auto make = [&] {
         auto a = std::make_shared<Q4Acts>();

@@ -90,9 +90,6 @@ void unpack(const WeightView& w, int64_t n, int nt, const std::vector<int32_t>* 
   if (pos) p.u.resize(size_t(kRowsW * K));
   p.s.resize(size_t(kRowsW * ng));
   p.z.resize(size_t(kRowsW * ng));
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
-  // Runs 0 and 1 (low 16 bytes, then high 16 bytes, each) from lo and hi, and runs 2 and 3.
-  const __m512i idx01 = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), idx23 = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
   for (int j = 0; j < nt; ++j) {
     const uint8_t* wr = static_cast<const uint8_t*>(w.data) + (n + j) * (K / 2);
     p.rows[j] = wr;
@@ -100,23 +97,18 @@ void unpack(const WeightView& w, int64_t n, int nt, const std::vector<int32_t>* 
       const int64_t left = K - c * 128;
       const __m512i v = left >= 128 ? _mm512_loadu_si512(wr + c * 64)
                                     : _mm512_maskz_loadu_epi8((__mmask64(1) << (left / 2)) - 1, wr + c * 64);
-      const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-      const __m512i r01 = _mm512_permutex2var_epi64(lo, idx01, hi), r23 = _mm512_permutex2var_epi64(lo, idx23, hi);
-      const __m256i runs[4] = {_mm512_castsi512_si256(r01), _mm512_extracti64x4_epi64(r01, 1),
-                               _mm512_castsi512_si256(r23), _mm512_extracti64x4_epi64(r23, 1)};
+      __m512i pair[2];  // runs 0 and 1, and runs 2 and 3
+      split_nibbles(v, pair);
+      const __m256i runs[4] = {_mm512_castsi512_si256(pair[0]), _mm512_extracti64x4_epi64(pair[0], 1),
+                               _mm512_castsi512_si256(pair[1]), _mm512_extracti64x4_epi64(pair[1], 1)};
       uint8_t* u = &p.u[size_t(j * K)];
       for (int r = 0; r < 4 && c * 4 + r < nb; ++r)
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * (*pos)[size_t(c * 4 + r)]), runs[r]);
     }
-    // Scales 16 at a time (vcvtph2ps is exact), the rest one by one; zero points only for Q4Z.
-    const uint16_t* sr = static_cast<const uint16_t*>(w.scales) + (n + j) * ng;
-    float* s = &p.s[size_t(j * ng)];
-    int64_t g = 0;
-    for (; g + 16 <= ng; g += 16)
-      _mm512_storeu_ps(s + g, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sr + g))));
-    for (; g < ng; ++g) s[g] = f16_to_f32(sr[g]);
+    // Scales widened; zero points only for Q4Z.
+    widen_f16(static_cast<const uint16_t*>(w.scales) + (n + j) * ng, ng, &p.s[size_t(j * ng)]);
     if (w.zeros)
-      for (g = 0; g < ng; ++g) p.z[size_t(j * ng + g)] = float(w.zeros[(n + j) * ng + g]);
+      for (int64_t g = 0; g < ng; ++g) p.z[size_t(j * ng + g)] = float(w.zeros[(n + j) * ng + g]);
   }
 }
 

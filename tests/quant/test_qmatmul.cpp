@@ -330,7 +330,7 @@ TEST(QMatmulAmx, EqualsTheRowsInLanesKernelBitForBit) {
           const auto wf = randn(size_t(N * K), ++seed, 0.03f);
           const QuantizedMatrix q = quantize(wf.data(), N, K, {f.dtype, f.group, false});
           const auto bias = randn(size_t(N), ++seed);
-          for (int64_t M : {17, 31, 80, 150}) {  // up to 16 rows of x stay on AVX-512 (amx_job)
+          for (int64_t M : {17, 31, 80, 150}) {  // up to 16 rows of x stay on AVX-512 (amx_gemm)
             const auto x = randn(size_t(M * K), ++seed);
             const bool was = cpu::set_amx_enabled(false);
             const auto ref = run(pool, Isa::Avx512, x, M, q.view(), bias.data());
