@@ -24,7 +24,10 @@ class PolicyReplacement final : public SimReplacement {
   PolicyReplacement(const std::string& name, int n_pools) {
     for (int p = 0; p < n_pools; ++p) pools_.push_back(make_policy(name));
   }
-  void on_insert(int pool, ExpertKey k, size_t) override { pools_[size_t(pool)]->on_insert(k); }
+  void on_insert(int pool, ExpertKey k, size_t pos) override {
+    if (pos == SIZE_MAX) pools_[size_t(pool)]->on_prefetch_insert(k);
+    else pools_[size_t(pool)]->on_insert(k);
+  }
   void on_access(int pool, ExpertKey k, size_t) override { pools_[size_t(pool)]->on_access(k); }
   void on_evict(int pool, ExpertKey k) override { pools_[size_t(pool)]->on_evict(k); }
   std::optional<ExpertKey> choose_victim(int pool, const std::function<bool(ExpertKey)>& evictable) override {
@@ -184,10 +187,10 @@ bool has_predictions(const Trace& t) {
 SimResult simulate(const Trace& t, const SimOptions& o) {
   const TraceHeader& h = t.header;
   const std::string base = o.policy.substr(0, o.policy.find('+'));
-  const bool prefetch = o.policy == "lru+prefetch" || o.policy == "lfu+prefetch";
-  if (!(o.policy == "lru" || o.policy == "lfu" || o.policy == "belady" || prefetch))
-    throw std::invalid_argument(
-        fmt::format("unknown policy '{}'; valid: lru, lfu, lru+prefetch, lfu+prefetch, belady", o.policy));
+  const bool prefetch = o.policy == "lru+prefetch" || o.policy == "lfu+prefetch" || o.policy == "nextuse+prefetch";
+  if (!(o.policy == "lru" || o.policy == "lfu" || o.policy == "nextuse" || o.policy == "belady" || prefetch))
+    throw std::invalid_argument(fmt::format(
+        "unknown policy '{}'; valid: lru, lfu, nextuse, lru+prefetch, lfu+prefetch, nextuse+prefetch, belady", o.policy));
   Capacity cap = check_options(t, o, prefetch);
   const int n_pools = int(cap.cap.size());
 

@@ -27,7 +27,8 @@ struct Opts {
   CLI::Option *per_layer_opt = nullptr, *bytes_opt = nullptr, *frac_opt = nullptr;
 };
 
-const std::vector<std::string> kPolicies = {"lru", "lfu", "lru+prefetch", "lfu+prefetch", "belady"};
+const std::vector<std::string> kPolicies = {"lru",          "lfu",          "nextuse",          "lru+prefetch",
+                                            "lfu+prefetch", "nextuse+prefetch", "belady"};
 
 uint64_t all_expert_bytes(const TraceHeader& h) {
   uint64_t total = 0;
@@ -125,7 +126,8 @@ int run(const Opts& o) {
     policies.push_back(o.policy);
   } else {
     throw std::invalid_argument(
-        fmt::format("--policy '{}': expected lru, lfu, lru+prefetch, lfu+prefetch, belady or all", o.policy));
+        fmt::format("--policy '{}': expected lru, lfu, nextuse, lru+prefetch, lfu+prefetch, nextuse+prefetch, belady or all",
+                    o.policy));
   }
   SimOptions s = capacity_of(o, h);
   s.prefetch_k = o.prefetch_k;
@@ -185,11 +187,11 @@ int run(const Opts& o) {
     std::printf(
         "%s", fmt::format("prefetch top-{} of each prediction at lookahead 1..{}\n", prefetch_k, s.lookahead).c_str());
   auto per_token = [&](double b) { return bytes ? format_bytes(uint64_t(std::llround(b))) : std::string("-"); };
-  std::printf("\n%-14s %9s %10s %12s %12s %10s %13s\n", "policy", "hit rate", "misses", "loads/token", "bytes/token",
+  std::printf("\n%-16s %9s %10s %12s %12s %10s %13s\n", "policy", "hit rate", "misses", "loads/token", "bytes/token",
               "precision", "wasted/token");
   for (const auto& [p, r] : results) {
     const bool pf = p.find("+prefetch") != std::string::npos;
-    std::printf("%-14s %8.1f%% %10llu %12.2f %12s %10s %13s\n", p.c_str(), 100 * r.hit_rate(),
+    std::printf("%-16s %8.1f%% %10llu %12.2f %12s %10s %13s\n", p.c_str(), 100 * r.hit_rate(),
                 (unsigned long long)r.misses, r.loads_per_token(), per_token(r.bytes_per_token()).c_str(),
                 pf && r.prefetches ? fmt::format("{:.1f}%", 100 * r.prefetch_precision()).c_str() : "-",
                 pf ? per_token(r.wasted_bytes_per_token()).c_str() : "-");
@@ -221,7 +223,7 @@ Runner add_trace_sim(CLI::App& app) {
                                "One cache for all layers: a size (6GiB, 512MiB) or a percentage of all experts (25%)");
   o->frac_opt = c->add_option("--cache-frac", o->cache_frac,
                               "Every MoE layer caches this fraction of its experts (0 < F <= 1, at least top_k)");
-  c->add_option("--policy", o->policy, "lru | lfu | lru+prefetch | lfu+prefetch | belady | all")->default_str("all");
+  c->add_option("--policy", o->policy, "lru | lfu | nextuse | lru+prefetch | lfu+prefetch | nextuse+prefetch | belady | all")->default_str("all");
   c->add_option("--prefetch-k", o->prefetch_k, "Experts prefetched per predicted layer-step (default: top_k)");
   c->add_option("--lookahead", o->lookahead, "Use predictions at distances 1..D (default: the trace's lookahead)");
   c->add_flag("--json", o->json, "Print one JSON object instead of tables");

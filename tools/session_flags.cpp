@@ -30,8 +30,10 @@ void add_storage_flags(CLI::App* cmd, StorageOptions& s) {
   cmd->add_option("--ram-budget", s.ram_budget,
                   "RAM for a pack's experts: a size (6GiB, 512MiB) or a percentage of all expert bytes (50%)")
       ->capture_default_str();
-  cmd->add_option("--policy", s.policy, "RAM tier eviction policy: lru or lfu (frequency with decay)")
-      ->check(CLI::IsMember({"lru", "lfu"}))
+  cmd->add_option("--policy", s.policy,
+                  "RAM tier eviction policy: lru, lfu (frequency with decay) or nextuse (expected next use: the "
+                  "layer order and each expert's use rate; keeps part of every layer when a large batch uses them all)")
+      ->check(CLI::IsMember({"lru", "lfu", "nextuse"}))
       ->capture_default_str();
   cmd->add_option("--prefetch-share", s.prefetch_share,
                   "Share of --ram-budget that prefetched, not yet used experts may hold")

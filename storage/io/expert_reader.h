@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string_view>
 
@@ -40,7 +41,12 @@ class ExpertReader {
   // not O_DIRECT). Bytes past the end of the file are zero-filled only inside the file's last
   // 4 KiB block (the padding of a final record whose file was not padded); reading further is
   // an error. Throws std::runtime_error naming the file, the offset and errno.
-  virtual void read(std::span<const ReadRequest> requests) = 0;
+  void read(std::span<const ReadRequest> requests) { read(requests, nullptr); }
+  // The same, and done(i) as soon as request i is wholly in its buffer (completion order, on
+  // the calling thread, never for a request that failed): a caller can use the first experts
+  // of a batch while the rest are still being read. done must not throw.
+  using ReadDone = std::function<void(size_t)>;
+  virtual void read(std::span<const ReadRequest> requests, const ReadDone& done) = 0;
 };
 
 }  // namespace moe

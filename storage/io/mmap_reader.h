@@ -26,7 +26,8 @@ class MmapReader final : public ExpertReader {
   bool direct() const override { return false; }
   const std::filesystem::path& path() const override { return map_.path(); }
   uint64_t file_size() const override { return map_.size(); }
-  void read(std::span<const ReadRequest> requests) override;
+  using ExpertReader::read;
+  void read(std::span<const ReadRequest> requests, const ReadDone& done) override;
 
  private:
   MappedFile map_;

@@ -10,8 +10,9 @@ namespace moe {
 
 PreadReader::PreadReader(const FileSource& src, bool direct) : file_(src, direct) {}
 
-void PreadReader::read(std::span<const ReadRequest> requests) {
-  for (const ReadRequest& r : requests) {
+void PreadReader::read(std::span<const ReadRequest> requests, const ReadDone& on_done) {
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const ReadRequest& r = requests[i];
     file_.check_range(r.offset, r.length);
     uint64_t done = 0;
     while (done < r.length) {
@@ -30,6 +31,7 @@ void PreadReader::read(std::span<const ReadRequest> requests) {
       }
       done += uint64_t(n);
     }
+    if (on_done) on_done(i);
   }
 }
 

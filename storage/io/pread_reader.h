@@ -14,7 +14,8 @@ class PreadReader final : public ExpertReader {
   bool direct() const override { return file_.direct(); }
   const std::filesystem::path& path() const override { return file_.path(); }
   uint64_t file_size() const override { return file_.size(); }
-  void read(std::span<const ReadRequest> requests) override;
+  using ExpertReader::read;
+  void read(std::span<const ReadRequest> requests, const ReadDone& done) override;
 
  private:
   FileHandle file_;

@@ -22,6 +22,7 @@ namespace {
 struct Piece {
   uint64_t offset, length;
   uint8_t* dst;
+  uint32_t request;  // index into the caller's requests
 };
 
 }  // namespace
@@ -60,13 +61,22 @@ bool UringReader::register_buffers(std::span<const iovec> buffers) {
   return true;
 }
 
-void UringReader::read(std::span<const ReadRequest> requests) {
+void UringReader::read(std::span<const ReadRequest> requests, const ReadDone& done) {
   std::vector<Piece> pieces;
-  for (const ReadRequest& r : requests) {
+  std::vector<uint32_t> left(requests.size(), 0);  // pieces of each request not yet landed
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const ReadRequest& r = requests[i];
     file_.check_range(r.offset, r.length);
-    for (uint64_t done = 0; done < r.length; done += opts_.chunk_bytes)
-      pieces.push_back({r.offset + done, std::min(opts_.chunk_bytes, r.length - done), r.dst + done});
+    for (uint64_t off = 0; off < r.length; off += opts_.chunk_bytes, ++left[i])
+      pieces.push_back({r.offset + off, std::min(opts_.chunk_bytes, r.length - off), r.dst + off, uint32_t(i)});
   }
+  if (done)
+    for (size_t i = 0; i < requests.size(); ++i)
+      if (!left[i]) done(i);  // nothing to read
+  std::vector<uint8_t> failed(requests.size(), 0);
+  auto landed = [&](const Piece& p) {
+    if (--left[p.request] == 0 && !failed[p.request] && done) done(p.request);
+  };
   std::lock_guard lk(mu_);
   io_uring* ring = &ring_->ring;
   std::vector<uint32_t> todo;  // piece indices to (re)submit, taken from the back
@@ -119,15 +129,24 @@ void UringReader::read(std::span<const ReadRequest> requests) {
         todo.push_back(i);
       } else if (res < 0) {
         if (error.empty()) error = file_.read_error(p.offset, p.length, -res);
+        failed[p.request] = 1;
       } else if (uint64_t(res) < p.length) {
         // Short read: at the end of the file the rest is padding (check_range allowed it);
         // elsewhere resubmit the remainder (an unaligned remainder goes to the buffered fd).
         p.offset += uint64_t(res);
         p.dst += res;
         p.length -= uint64_t(res);
-        if (p.offset >= file_.size()) std::memset(p.dst, 0, p.length);
-        else if (res == 0 && error.empty()) error = file_.truncated_error(p.offset);
-        else todo.push_back(i);
+        if (p.offset >= file_.size()) {
+          std::memset(p.dst, 0, p.length);
+          landed(p);
+        } else if (res == 0) {
+          if (error.empty()) error = file_.truncated_error(p.offset);
+          failed[p.request] = 1;
+        } else {
+          todo.push_back(i);
+        }
+      } else {
+        landed(p);
       }
     }
     io_uring_cq_advance(ring, seen);

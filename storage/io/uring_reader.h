@@ -43,7 +43,8 @@ class UringReader final : public ExpertReader {
   const std::filesystem::path& path() const override { return file_.path(); }
   uint64_t file_size() const override { return file_.size(); }
   // Thread safe: one ring, so concurrent callers take turns (each batch still runs in parallel).
-  void read(std::span<const ReadRequest> requests) override;
+  using ExpertReader::read;
+  void read(std::span<const ReadRequest> requests, const ReadDone& done) override;
 
   // Registers caller-owned buffers (which must outlive this reader or the next call) as fixed
   // buffers: aligned reads landing wholly inside one skip per-I/O page pinning, which matters

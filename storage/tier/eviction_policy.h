@@ -16,7 +16,9 @@ namespace moe {
 class EvictionPolicy {
  public:
   virtual ~EvictionPolicy() = default;
-  virtual void on_insert(ExpertKey k) = 0;  // k became resident
+  virtual void on_insert(ExpertKey k) = 0;  // k became resident for a use (a demand miss)
+  // k became resident ahead of its use (a prefetch; the use, if any, comes as on_access).
+  virtual void on_prefetch_insert(ExpertKey k) { on_insert(k); }
   virtual void on_access(ExpertKey k) = 0;  // k was acquired while resident (a hit)
   virtual void on_evict(ExpertKey k) = 0;   // k left (chosen by choose_victim or dropped)
   // A resident expert for which `evictable` holds (pinned and loading ones do not), or
@@ -41,7 +43,17 @@ struct LfuOptions {
 std::unique_ptr<EvictionPolicy> make_lfu_policy();
 std::unique_ptr<EvictionPolicy> make_lfu_policy(const LfuOptions& o);
 
-// By name: "lru" | "lfu". Throws std::invalid_argument naming the valid choices.
+// Expected next use (next_use_policy.cpp): the victim is the expert whose next use is expected
+// furthest away, from the layer cycle (the layer that just ran comes round last) and each
+// expert's use rate per step of its layer. Ties (a large batch uses every expert every step)
+// go to the newest arrival, so part of every layer stays resident instead of the whole cache
+// turning over each step as it does under LRU and LFU.
+struct NextUseOptions {
+  double half_life_steps = 16;  // steps of an expert's layer over which its use rate halves
+};
+std::unique_ptr<EvictionPolicy> make_next_use_policy(const NextUseOptions& o = {});
+
+// By name: "lru" | "lfu" | "nextuse". Throws std::invalid_argument naming the valid choices.
 std::unique_ptr<EvictionPolicy> make_policy(const std::string& name);
 
 }  // namespace moe

@@ -8,7 +8,8 @@ namespace moe {
 std::unique_ptr<EvictionPolicy> make_policy(const std::string& name) {
   if (name == "lru") return make_lru_policy();
   if (name == "lfu") return make_lfu_policy();
-  throw std::invalid_argument("unknown eviction policy '" + name + "'; valid: lru, lfu");
+  if (name == "nextuse") return make_next_use_policy();
+  throw std::invalid_argument("unknown eviction policy '" + name + "'; valid: lru, lfu, nextuse");
 }
 
 }  // namespace moe

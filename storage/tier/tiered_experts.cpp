@@ -213,74 +213,89 @@ void TieredExperts::drop(Pending& m) {
 
 void TieredExperts::load_batch(std::unique_lock<std::mutex>& lk, std::vector<Pending>& p, bool demand, ExpertWeights* out,
                                const std::vector<size_t>& out_index) {
-  // One batch of reads without the lock, then decode/verify each record.
+  // One batch of reads without the lock. Each record is decoded/verified and published as
+  // soon as it lands, so the compute thread can use the first experts of a long stream while
+  // the disk reads the rest.
   lk.unlock();
   if (demand && demand_listener_) demand_listener_(true);
   const uint64_t t0 = now_ns();
-  std::exception_ptr failure;
-  std::vector<ExpertWeights> views(p.size());
+  std::exception_ptr failure;  // the first one; the others are dropped alike
+  std::vector<uint8_t> published(p.size(), 0);
+  auto landed = [&](size_t i) {
+    Pending& m = p[i];
+    const int l = m.key.layer, e = m.key.expert;
+    ExpertWeights view;
+    try {
+      // Records stored as is are decoded in place: raw == stored asks the catalog only to verify.
+      if (catalog_->record(l, e).compressed) catalog_->decode(l, e, m.staging.data(), m.buf.data(), m.verify);
+      else if (m.verify) catalog_->decode(l, e, m.buf.data(), m.buf.data(), true);
+      view = catalog_->views(l, e, m.buf.data());
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+      return;
+    }
+    lk.lock();
+    publish(m, view, demand);
+    if (demand) out[out_index[i]] = view;
+    published[i] = 1;
+    lk.unlock();
+    loaded_.notify_all();
+  };
   try {
     std::vector<ReadRequest> reqs;
     for (Pending& m : p) {
       const ExpertRecordRef& rec = catalog_->record(m.key.layer, m.key.expert);
       reqs.push_back({rec.offset, rec.padded_bytes, rec.compressed ? m.staging.data() : m.buf.data()});
     }
-    try {
-      reader_->read(reqs);
-    } catch (const std::exception& e) {
-      throw std::runtime_error(p.size() == 1 ? fmt::format("loading layer {} expert {}: {}", p[0].key.layer, p[0].key.expert, e.what())
-                                             : fmt::format("loading {} experts of layer {}: {}", p.size(), p[0].key.layer, e.what()));
-    }
-    for (size_t i = 0; i < p.size(); ++i) {
-      Pending& m = p[i];
-      const int l = m.key.layer, e = m.key.expert;
-      // Records stored as is are decoded in place: raw == stored asks the catalog only to verify.
-      if (catalog_->record(l, e).compressed) catalog_->decode(l, e, m.staging.data(), m.buf.data(), m.verify);
-      else if (m.verify) catalog_->decode(l, e, m.buf.data(), m.buf.data(), true);
-      views[i] = catalog_->views(l, e, m.buf.data());
-    }
-  } catch (...) {
-    failure = std::current_exception();
+    reader_->read(reqs, landed);
+  } catch (const std::exception& e) {
+    if (!failure)
+      failure = std::make_exception_ptr(std::runtime_error(
+          p.size() == 1 ? fmt::format("loading layer {} expert {}: {}", p[0].key.layer, p[0].key.expert, e.what())
+                        : fmt::format("loading {} experts of layer {}: {}", p.size(), p[0].key.layer, e.what())));
   }
   const uint64_t dt = now_ns() - t0;
   if (demand && demand_listener_) demand_listener_(false);
 
   lk.lock();
-  for (Pending& m : p) {
-    if (!m.staging.empty()) staging_.push_back(std::move(m.staging));
-    if (!demand) prefetch_loading_bytes_ -= m.buf.size();
-  }
-  if (failure) {
-    for (Pending& m : p) drop(m);
-    loaded_.notify_all();
-    std::rethrow_exception(failure);
-  }
   for (size_t i = 0; i < p.size(); ++i) {
     Pending& m = p[i];
-    const ExpertRecordRef& rec = catalog_->record(m.key.layer, m.key.expert);
-    Slot& s = slot(m.key);
-    s.buf = std::move(m.buf);
-    s.views = views[i];
-    s.state = State::Resident;
-    if (m.verify) {
-      s.verified = true;
-      ++stats_.checksum_verifications;
-    }
-    policy_->on_insert(m.key);
-    TierLayerStats& ls = stats_.layers[size_t(m.key.layer)];
-    if (demand) {
-      ++ls.misses;
-      ls.bytes_read += rec.padded_bytes;
-      out[out_index[i]] = views[i];
-    } else {
-      ++ls.prefetches;
-      ls.prefetch_bytes += rec.padded_bytes;
-      s.epoch = epoch_;  // counted in this epoch, so its use or waste is too
-    }
+    if (!m.staging.empty()) staging_.push_back(std::move(m.staging));
+    if (published[i]) continue;
+    if (!demand) prefetch_loading_bytes_ -= m.buf.size();
+    drop(m);  // read or decode failed
   }
   // The batch's stall is charged once, to its first layer (demand batches are one layer).
   if (demand) stats_.layers[size_t(p[0].key.layer)].stall_ns += dt;
+  if (failure && demand)  // all or nothing for the caller: unpin what did land
+    for (size_t i = 0; i < p.size(); ++i)
+      if (published[i]) --slot(p[i].key).pins;
   loaded_.notify_all();
+  if (failure) std::rethrow_exception(failure);
+}
+
+void TieredExperts::publish(Pending& m, const ExpertWeights& view, bool demand) {
+  Slot& s = slot(m.key);
+  const ExpertRecordRef& rec = catalog_->record(m.key.layer, m.key.expert);
+  if (!demand) prefetch_loading_bytes_ -= m.buf.size();
+  s.buf = std::move(m.buf);
+  s.views = view;
+  s.state = State::Resident;
+  if (m.verify) {
+    s.verified = true;
+    ++stats_.checksum_verifications;
+  }
+  if (demand) policy_->on_insert(m.key);
+  else policy_->on_prefetch_insert(m.key);
+  TierLayerStats& ls = stats_.layers[size_t(m.key.layer)];
+  if (demand) {
+    ++ls.misses;
+    ls.bytes_read += rec.padded_bytes;
+  } else {
+    ++ls.prefetches;
+    ls.prefetch_bytes += rec.padded_bytes;
+    s.epoch = epoch_;  // counted in this epoch, so its use or waste is too
+  }
 }
 
 void TieredExperts::set_wanted(int layer, std::span<const int32_t> experts) {

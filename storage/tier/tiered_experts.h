@@ -125,10 +125,12 @@ class TieredExperts final : public ExpertSource {
   bool reserve_load(ExpertKey k, bool demand, std::vector<Pending>& out);
   // Under the lock: undoes reserve_load (the slot back to Absent, its buffers returned).
   void drop(Pending& m);
-  // Unlocks `lk`, reads all of `p` in one batch and decodes it, relocks, and publishes (or,
-  // on failure, drops every reservation and rethrows). Demand slots stay pinned.
+  // Unlocks `lk`, reads all of `p` in one batch, publishing each record as it lands; relocks.
+  // On a failure drops what did not land and rethrows (demand: unpinning what did).
   void load_batch(std::unique_lock<std::mutex>& lk, std::vector<Pending>& p, bool demand, ExpertWeights* out,
                   const std::vector<size_t>& out_index);
+  // Under the lock: a landed record becomes Resident (demand: still pinned).
+  void publish(Pending& m, const ExpertWeights& view, bool demand);
   AlignedBuffer reserve(uint64_t bytes, int layer, int expert, bool demand);
   void on_hit(Slot& s, ExpertKey k, TierLayerStats& ls);  // pin + policy + counters
   void evict(ExpertKey k);

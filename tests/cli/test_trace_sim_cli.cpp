@@ -36,10 +36,10 @@ TEST(TraceSimCli, JsonFigures) {
   EXPECT_EQ(j["cache"]["bytes"].get<uint64_t>(), 8ull << 20);  // half of 2 x 8 experts of 1 MiB
   EXPECT_EQ(j["tokens"].get<int>(), 12);
   EXPECT_EQ(j["steps"].get<int>(), 10);
-  ASSERT_EQ(j["policies"].size(), 5u);
+  ASSERT_EQ(j["policies"].size(), 7u);
   std::map<std::string, nlohmann::json> by;
   for (const auto& p : j["policies"]) by[p["policy"]] = p;
-  for (const char* p : {"lru", "lfu"}) {
+  for (const char* p : {"lru", "lfu", "nextuse"}) {
     EXPECT_GE(by["belady"]["hits"].get<int>(), by[p]["hits"].get<int>()) << p;
     EXPECT_TRUE(by[p]["prefetch_precision"].is_null()) << p;
   }

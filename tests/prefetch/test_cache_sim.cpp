@@ -243,7 +243,7 @@ std::string error_of(const Trace& t, const SimOptions& o) {
 TEST(CacheSim, RejectsBadOptions) {
   const Trace t = reference_string(kRefs, 8);  // no sizes, no predictions
   EXPECT_EQ(error_of(t, per_layer("fifo", 3)),
-            "unknown policy 'fifo'; valid: lru, lfu, lru+prefetch, lfu+prefetch, belady");
+            "unknown policy 'fifo'; valid: lru, lfu, nextuse, lru+prefetch, lfu+prefetch, nextuse+prefetch, belady");
   EXPECT_EQ(error_of(t, SimOptions{}), "no cache capacity: set one of cache_per_layer, cache_frac, cache_bytes");
   SimOptions both = per_layer("lru", 3);
   both.cache_bytes = 100;

@@ -124,18 +124,19 @@ TEST(LfuPolicy, NulloptWhenNothingIsEvictable) {
 }
 
 TEST(MakePolicy, ByNameAndErrorNamesTheChoices) {
-  for (const char* name : {"lru", "lfu"}) {
+  // Two experts of one layer used once each: LRU and LFU let the older go, nextuse the newer.
+  for (const auto& [name, victim] : {std::pair{"lru", A}, std::pair{"lfu", A}, std::pair{"nextuse", B}}) {
     auto p = make_policy(name);
     ASSERT_NE(p, nullptr);
     p->on_insert(A);
     p->on_insert(B);
-    EXPECT_EQ(p->choose_victim(kAny), A) << name;
+    EXPECT_EQ(p->choose_victim(kAny), victim) << name;
   }
   try {
     make_policy("mru");
     FAIL() << "no error";
   } catch (const std::invalid_argument& e) {
-    EXPECT_STREQ(e.what(), "unknown eviction policy 'mru'; valid: lru, lfu");
+    EXPECT_STREQ(e.what(), "unknown eviction policy 'mru'; valid: lru, lfu, nextuse");
   }
 }
 

@@ -85,6 +85,29 @@ TEST_F(Readers, AllKindsReturnTheFileBytes) {
   }
 }
 
+// done(i) comes once per request, and only when its bytes are all there: the tier publishes
+// an expert from inside it. A uring chunk of 4 KiB splits every request into several reads.
+TEST_F(Readers, DoneComesOncePerRequestWithItsBytesInPlace) {
+  for (const char* kind : {"uring", "pread", "mmap"}) {
+    ReaderOptions mo;
+    mo.uring.chunk_bytes = kDirectAlign;
+    auto reader = make_reader(kind, path_, mo);
+    std::mt19937_64 rng(9);
+    for (const bool aligned : {true, false}) {
+      AlignedBuffer arena(8u << 20);
+      std::memset(arena.data(), 0xEE, arena.size());
+      const auto reqs = batch(rng, arena, 40, aligned);
+      std::vector<int> calls(reqs.size(), 0);
+      reader->read(reqs, [&](size_t i) {
+        ASSERT_LT(i, reqs.size());
+        ++calls[i];
+        expect_same({reqs[i]}, std::string(kind) + " in done");
+      });
+      for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(calls[i], 1) << kind << " request " << i;
+    }
+  }
+}
+
 TEST_F(Readers, TheLastBlockIsZeroPadded) {
   const uint64_t last = bytes_.size() / kDirectAlign * kDirectAlign;
   for (const char* kind : {"uring", "pread", "mmap"}) {
