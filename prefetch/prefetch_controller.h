@@ -30,7 +30,8 @@ struct PrefetchModelInfo {
 struct PrefetchOptions {
   std::string predictor = "gate";  // off | gate | history | blend (or the given predictor's name)
   int lookahead = 2;               // MoE layers ahead
-  int prefetch_k = 0;              // experts requested per predicted layer and token (0: top_k)
+  int prefetch_k = 0;              // experts requested per predicted layer and token (0: top_k / 2, at
+                                   // least 1; with an external target such as VRAM slots, top_k)
   uint64_t max_inflight_bytes = 0;  // 0: top_k of the largest experts
   float blend_alpha = 0.5f;         // blend: weight of the gate predictor
   // Guesses at a lookahead whose recent recall@k (moving average over ~32 layer-steps) is below

@@ -10,7 +10,7 @@ namespace moe {
 struct StorageOptions {
   std::string io = "uring";         // uring | pread | mmap
   std::string ram_budget = "100%";  // a size (6GiB) or a % of the pack's expert bytes
-  std::string policy = "lfu";       // eviction, of the RAM tier and the VRAM slots: lfu | lru
+  std::string policy = "lfu";       // eviction, of the RAM tier and the VRAM slots: lfu | lru | nextuse
   double prefetch_share = 0.25;     // of the RAM budget, for prefetched experts not yet used
   bool split_per_layer = false;     // an equal share of the RAM budget per MoE layer (else one pool)
 };
@@ -30,7 +30,7 @@ struct DeviceOptions {
 struct PrefetchSettings {
   std::string mode = "auto";  // auto | off | gate | history | blend
   int lookahead = 2;          // MoE layers ahead
-  int prefetch_k = 0;         // experts per predicted layer and token (0: top_k)
+  int prefetch_k = 0;         // experts per predicted layer and token (0: top_k / 2 into RAM, top_k into VRAM)
   std::string inflight;       // most prefetch bytes in flight, a size (empty: top_k experts)
   double min_recall = -1;     // PrefetchOptions::min_recall
   bool stream_layer = true;   // PrefetchOptions::stream_layer

@@ -81,6 +81,9 @@ Runner add_batch(CLI::App& app) {
               "Read every expert into the RAM tier before the job starts (a budget that holds them all: the resident "
               "case, timed without its first reads)");
   add_scheduler_flags(c, o->sched, o->kv_budget);
+  // Large batches use every expert each step: the expected-next-use policy keeps part of every
+  // layer resident where LFU turns the whole RAM tier over (docs/results/2026-12-06-nextuse.md).
+  o->session.storage.policy = "nextuse";
   add_storage_flags(c, o->session.storage);
   add_prefetch_flags(c, o->session.prefetch);
   add_device_flags(c, o->session.device);

@@ -82,7 +82,7 @@ void add_prefetch_flags(CLI::App* cmd, PrefetchSettings& p, bool list) {
   cmd->add_option("--lookahead", p.lookahead, "MoE layers ahead to predict and prefetch (1-8)")
       ->check(CLI::Range(1, 8))
       ->capture_default_str();
-  cmd->add_option("--prefetch-k", p.prefetch_k, "Experts prefetched per predicted layer and token (0 = the model's top-k)");
+  cmd->add_option("--prefetch-k", p.prefetch_k, "Experts prefetched per predicted layer and token (0 = half the model's top-k, at least 1; the GPU's VRAM slots: top-k)");
   cmd->add_option("--prefetch-inflight", p.inflight, "Most prefetch bytes being read at once (default: top-k experts)");
   cmd->add_option("--prefetch-min-recall", p.min_recall,
                   "Hold back guesses at a lookahead whose recent recall@k is below this (default: max(0.2, 2 x "

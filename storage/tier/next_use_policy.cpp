@@ -13,10 +13,12 @@
 // stays resident and the rest streams through.
 //
 // A new layer-step begins when an access names another layer than the last, or an expert
-// already used in the current step of its layer (a model with one MoE layer).
+// already used in the current step of its layer (a model with one MoE layer), unless that use
+// was its insertion (the VRAM tier inserts prefetches with on_insert; their use follows).
 // choose_victim is linear in the resident experts (a few thousand at most).
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <unordered_map>
 #include <vector>
 
@@ -33,6 +35,7 @@ class NextUsePolicy final : public EvictionPolicy {
   void on_insert(ExpertKey k) override {
     make_resident(k);
     use(k);
+    entries_.at(k.packed()).insert_use = true;
   }
   void on_prefetch_insert(ExpertKey k) override { make_resident(k); }
   void on_access(ExpertKey k) override {
@@ -74,6 +77,7 @@ class NextUsePolicy final : public EvictionPolicy {
     double rate = 0;      // use rate at layer-step `step` of its layer
     uint64_t step = 0;    // that layer-step
     bool used = false;    // used at all (rate > 0)
+    bool insert_use = false;  // the last use was on_insert's
     bool resident = false;
     size_t slot = 0;        // index in resident_
     uint64_t inserted = 0;  // insertion tick (ties: the newest goes first)
@@ -94,7 +98,10 @@ class NextUsePolicy final : public EvictionPolicy {
   void use(ExpertKey k) {
     Entry& e = entries_.at(k.packed());
     uint64_t& now = steps_[size_t(k.layer)];
-    if (k.layer != cur_ || (e.used && e.step == now)) ++now;  // a new step of this layer
+    const bool again = k.layer == cur_ && e.used && e.step == now;  // used in this layer-step already
+    const bool insert_use = std::exchange(e.insert_use, false);
+    if (again && insert_use) return;  // a tier that calls on_insert for a prefetch, then on_access: one use
+    if (k.layer != cur_ || again) ++now;  // a new step of this layer
     cur_ = k.layer;
     e.rate = (e.used ? e.rate * std::pow(beta_, double(now - e.step)) : 0.0) + (1.0 - beta_);
     e.step = now;

@@ -154,15 +154,18 @@ class Batch(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         write_jsonl(self.p("in.jsonl"), job(16))
         outs = []
-        for n in ("1", "3", "16"):
-            out = self.p(f"out{n}.jsonl")
+        # And offloaded: half the experts in RAM, under batch's default policy (nextuse) and LFU.
+        runs = [("1", []), ("3", []), ("16", []), ("16", ["--ram-budget", "50%"]),
+                ("16", ["--ram-budget", "50%", "--policy", "lfu"])]
+        for i, (n, more) in enumerate(runs):
+            out = self.p(f"out{i}.jsonl")
             r = subprocess.run([MOE_BIN, "batch", "--model", pack, "--input", self.p("in.jsonl"), "--output", out,
-                                "-t", "2", "--max-batch", n], capture_output=True, text=True, timeout=600)
+                                "-t", "2", "--max-batch", n] + more, capture_output=True, text=True, timeout=600)
             self.assertEqual(r.returncode, 0, r.stderr)
             outs.append(results(out))
         self.assertEqual(len(outs[0]), 16)
-        self.assertEqual(outs[1], outs[0])
-        self.assertEqual(outs[2], outs[0])
+        for i in range(1, len(runs)):
+            self.assertEqual(outs[i], outs[0], runs[i])
 
     def test_kill_and_resume_exactly_once(self):
         items = job(60) + ["not json"]

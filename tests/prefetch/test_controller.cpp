@@ -92,6 +92,30 @@ TEST(PrefetchController, HoldsBackALookaheadThatKeepsGuessingWrong) {
 // Once a layer's routing is known, its experts missing from the RAM tier are read in the
 // background (the engine computes the resident ones meanwhile); --no-stream-misses leaves them
 // to the compute thread.
+// A target that holds nothing and loads nothing: only the controller's options matter here.
+class NullTarget final : public PrefetchTarget {
+ public:
+  bool present(ExpertKey) const override { return false; }
+  uint64_t bytes(ExpertKey) const override { return 100; }
+  size_t load(std::span<const ExpertKey>) override { return 0; }
+};
+
+TEST(PrefetchController, DefaultPrefetchKIsHalfTheTopKIntoRamAndTopKIntoATarget) {
+  for (const int top_k : {1, 2, 8}) {
+    PrefetchModelInfo m = info();
+    m.top_k = top_k;
+    PrefetchOptions o;
+    PrefetchController ram(m, nullptr, o, std::make_unique<FixedPredictor>(std::vector<int32_t>{0}));
+    EXPECT_EQ(ram.options().prefetch_k, std::max(1, top_k / 2)) << top_k;
+    NullTarget t;
+    PrefetchController vram(m, nullptr, o, std::make_unique<FixedPredictor>(std::vector<int32_t>{0}), &t);
+    EXPECT_EQ(vram.options().prefetch_k, top_k) << top_k;
+    o.prefetch_k = 3;  // given: kept
+    PrefetchController given(m, nullptr, o, std::make_unique<FixedPredictor>(std::vector<int32_t>{0}));
+    EXPECT_EQ(given.options().prefetch_k, 3);
+  }
+}
+
 TEST(PrefetchController, StreamsTheCurrentLayersMissingExperts) {
   test::TempDir dir("stream");
   test::FakeSpec spec;
