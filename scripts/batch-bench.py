@@ -5,7 +5,8 @@ One job per (budget, max batch): completions of about PROMPT prompt tokens and G
 tokens each (temperature 1, a seed per request), as many requests as the batch holds (at least 4). Resident runs (100%) warm the RAM
 tier first. For an offloaded run the bound is max(disk bytes / disk bandwidth, the resident run's
 time at the same batch): the job can go no faster than its reads, nor than its compute. The disk
-bandwidth (O_DIRECT sequential read, `moe bench --io-only`) is measured in the same run.
+bandwidth (O_DIRECT sequential read, `moe bench --io-only`, 10 s: some disks slow down after a few
+seconds, and a job reads for minutes) is measured in the same run.
 
   scripts/batch-bench.py --model /work/q30l12.moepack [--batches 1,8,32,128,256] [--budgets 100%,25%]
 
@@ -75,7 +76,7 @@ def main():
     io_path = f"{a.dir}/io.json"
     if not (a.reuse and os.path.exists(io_path)):
         with open(io_path, "w") as f:
-            f.write(subprocess.run([a.moe, "bench", "--model", a.model, "--io-only", "--io-seconds", "6", "--json"],
+            f.write(subprocess.run([a.moe, "bench", "--model", a.model, "--io-only", "--io-seconds", "20", "--json"],
                                    stdout=subprocess.PIPE, text=True, check=True).stdout)
     io_gbs = json.load(open(io_path))["disk_seq_bytes_per_s"]
     print(f"disk O_DIRECT read: {io_gbs / 1e9:.2f} GB/s", file=sys.stderr)

@@ -235,7 +235,13 @@ void TieredExperts::load_batch(std::unique_lock<std::mutex>& lk, std::vector<Pen
       return;
     }
     lk.lock();
-    publish(m, view, demand);
+    try {
+      publish(m, view, demand);
+    } catch (...) {  // the policy's bookkeeping ran out of memory: nothing was changed
+      lk.unlock();
+      if (!failure) failure = std::current_exception();
+      return;
+    }
     if (demand) out[out_index[i]] = view;
     published[i] = 1;
     lk.unlock();
@@ -275,6 +281,9 @@ void TieredExperts::load_batch(std::unique_lock<std::mutex>& lk, std::vector<Pen
 }
 
 void TieredExperts::publish(Pending& m, const ExpertWeights& view, bool demand) {
+  // The policy first: it may allocate (and throw); after it nothing can fail.
+  if (demand) policy_->on_insert(m.key);
+  else policy_->on_prefetch_insert(m.key);
   Slot& s = slot(m.key);
   const ExpertRecordRef& rec = catalog_->record(m.key.layer, m.key.expert);
   if (!demand) prefetch_loading_bytes_ -= m.buf.size();
@@ -285,8 +294,6 @@ void TieredExperts::publish(Pending& m, const ExpertWeights& view, bool demand) 
     s.verified = true;
     ++stats_.checksum_verifications;
   }
-  if (demand) policy_->on_insert(m.key);
-  else policy_->on_prefetch_insert(m.key);
   TierLayerStats& ls = stats_.layers[size_t(m.key.layer)];
   if (demand) {
     ++ls.misses;

@@ -245,6 +245,32 @@ TEST_F(Tiered, CorruptRecordIsOneLineNamingLayerAndExpert) {
   EXPECT_LE(t->stats().allocated_bytes, 3 * kExpert);
 }
 
+// One batch, one bad record: each record is published as it lands, so the good ones stay
+// resident (unpinned: the caller got an exception, not views) and the bad one is absent.
+TEST_F(Tiered, ABatchWithACorruptRecordKeepsTheGoodOnesUnpinned) {
+  auto cat = fake();
+  cat->corrupt(1, 2);
+  for (const char* io : {"uring", "pread"}) {
+    auto t = tier(cat, 6 * kExpert, io);
+    const std::vector<int> want = {1, 2, 3};
+    std::vector<ExpertWeights> out(want.size());
+    try {
+      t->acquire_many(1, want, out.data());
+      ADD_FAILURE() << io;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("layer 1 expert 2: checksum mismatch"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(t->resident(1, 2)) << io;
+    for (int e : {1, 3}) {
+      EXPECT_TRUE(t->resident(1, e)) << io << " " << e;
+      EXPECT_EQ(t->pins(1, e), 0) << io << " " << e;
+      EXPECT_TRUE(cat->matches(1, e, t->acquire(1, e))) << io << " " << e;  // a hit, correct bytes
+      t->release(1, e);
+    }
+    EXPECT_LE(t->stats().allocated_bytes, 6 * kExpert);
+  }
+}
+
 TEST_F(Tiered, ConstructorRejectsSmallBudgetsAndBadRecords) {
   auto cat = fake();
   try {
