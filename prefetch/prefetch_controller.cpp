@@ -49,7 +49,7 @@ PrefetchController::PrefetchController(PrefetchModelInfo info, TieredExperts* ti
   // Into the RAM tier, half the top-k per token: a guess of an absent expert is right less often
   // than the predictor's recall says (absent experts are the cold ones), and the wrong ones
   // read the disk and push out experts that are needed. Measured on synthetic Qwen3-30B-A3B,
-  // Mixtral and OLMoE packs at 10-40% budgets: faster decode and 35-50% fewer disk bytes
+  // Mixtral and OLMoE packs at 10-40% budgets: faster decode and 17-50% fewer disk bytes
   // (docs/results/2026-12-06-nextuse.md). The VRAM target keeps top-k (not measured there).
   if (!opts_.prefetch_k) opts_.prefetch_k = target ? info_.top_k : std::max(1, info_.top_k / 2);
   const int max_e = *std::max_element(info_.n_experts.begin(), info_.n_experts.end());
