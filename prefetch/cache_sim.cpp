@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "prefetch/sim_replacement.h"
 #include "storage/tier/budget.h"
@@ -187,10 +188,10 @@ bool has_predictions(const Trace& t) {
 SimResult simulate(const Trace& t, const SimOptions& o) {
   const TraceHeader& h = t.header;
   const std::string base = o.policy.substr(0, o.policy.find('+'));
-  const bool prefetch = o.policy == "lru+prefetch" || o.policy == "lfu+prefetch" || o.policy == "nextuse+prefetch";
-  if (!(o.policy == "lru" || o.policy == "lfu" || o.policy == "nextuse" || o.policy == "belady" || prefetch))
-    throw std::invalid_argument(fmt::format(
-        "unknown policy '{}'; valid: lru, lfu, nextuse, lru+prefetch, lfu+prefetch, nextuse+prefetch, belady", o.policy));
+  const std::vector<std::string> names = sim_policy_names();
+  if (std::find(names.begin(), names.end(), o.policy) == names.end())
+    throw std::invalid_argument(fmt::format("unknown policy '{}'; valid: {}", o.policy, fmt::join(names, ", ")));
+  const bool prefetch = o.policy.ends_with("+prefetch");
   Capacity cap = check_options(t, o, prefetch);
   const int n_pools = int(cap.cap.size());
 
@@ -263,6 +264,13 @@ SimResult simulate(const Trace& t, const SimOptions& o) {
     }
   }
   return res;
+}
+
+std::vector<std::string> sim_policy_names() {
+  std::vector<std::string> out = policy_names();
+  for (const std::string& p : policy_names()) out.push_back(p + "+prefetch");
+  out.push_back("belady");
+  return out;
 }
 
 std::unique_ptr<SimReplacement> make_policy_replacement(const std::string& policy, int n_pools) {

@@ -13,7 +13,7 @@
 namespace moe {
 
 struct SimOptions {
-  std::string policy = "lru";  // lru | lfu | lru+prefetch | lfu+prefetch | belady
+  std::string policy = "lru";  // one of sim_policy_names()
   // Capacity: set exactly one of the three.
   int cache_per_layer = 0;   // every MoE layer has its own cache of this many experts
   double cache_frac = 0;     // per-layer caches of max(top_k, round(frac * n_experts[layer])) experts
@@ -39,6 +39,8 @@ struct SimResult {
 // capacity below one layer's top_k experts, cache_bytes on a trace without expert sizes, a
 // prefetch policy on a trace without predictions, lookahead beyond the trace's.
 SimResult simulate(const Trace& t, const SimOptions& o);
+// The tier's policies (policy_names()), each of them + "+prefetch", and "belady", in that order.
+std::vector<std::string> sim_policy_names();
 
 // True when some record carries a non-empty prediction (prefetch policies apply).
 bool has_predictions(const Trace& t);

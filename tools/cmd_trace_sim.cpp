@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <nlohmann/json.hpp>
 
@@ -27,8 +28,7 @@ struct Opts {
   CLI::Option *per_layer_opt = nullptr, *bytes_opt = nullptr, *frac_opt = nullptr;
 };
 
-const std::vector<std::string> kPolicies = {"lru",          "lfu",          "nextuse",          "lru+prefetch",
-                                            "lfu+prefetch", "nextuse+prefetch", "belady"};
+const std::vector<std::string> kPolicies = sim_policy_names();
 
 uint64_t all_expert_bytes(const TraceHeader& h) {
   uint64_t total = 0;
@@ -126,8 +126,7 @@ int run(const Opts& o) {
     policies.push_back(o.policy);
   } else {
     throw std::invalid_argument(
-        fmt::format("--policy '{}': expected lru, lfu, nextuse, lru+prefetch, lfu+prefetch, nextuse+prefetch, belady or all",
-                    o.policy));
+        fmt::format("--policy '{}': expected {} or all", o.policy, fmt::join(kPolicies, ", ")));
   }
   SimOptions s = capacity_of(o, h);
   s.prefetch_k = o.prefetch_k;
@@ -223,7 +222,7 @@ Runner add_trace_sim(CLI::App& app) {
                                "One cache for all layers: a size (6GiB, 512MiB) or a percentage of all experts (25%)");
   o->frac_opt = c->add_option("--cache-frac", o->cache_frac,
                               "Every MoE layer caches this fraction of its experts (0 < F <= 1, at least top_k)");
-  c->add_option("--policy", o->policy, "lru | lfu | nextuse | lru+prefetch | lfu+prefetch | nextuse+prefetch | belady | all")->default_str("all");
+  c->add_option("--policy", o->policy, fmt::format("{} | all", fmt::join(kPolicies, " | ")))->default_str("all");
   c->add_option("--prefetch-k", o->prefetch_k, "Experts prefetched per predicted layer-step (default: top_k)");
   c->add_option("--lookahead", o->lookahead, "Use predictions at distances 1..D (default: the trace's lookahead)");
   c->add_flag("--json", o->json, "Print one JSON object instead of tables");

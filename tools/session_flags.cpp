@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "storage/tier/eviction_policy.h"
+
 namespace moe::cli {
 
 CLI::Option* add_threads_flag(CLI::App* cmd, int& threads) {
@@ -33,7 +35,7 @@ void add_storage_flags(CLI::App* cmd, StorageOptions& s) {
   cmd->add_option("--policy", s.policy,
                   "RAM tier eviction policy: lru, lfu (frequency with decay) or nextuse (expected next use: the "
                   "layer order and each expert's use rate; keeps part of every layer when a large batch uses them all)")
-      ->check(CLI::IsMember({"lru", "lfu", "nextuse"}))
+      ->check(CLI::IsMember(policy_names()))
       ->capture_default_str();
   cmd->add_option("--prefetch-share", s.prefetch_share,
                   "Share of --ram-budget that prefetched, not yet used experts may hold")

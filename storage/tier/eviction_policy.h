@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "storage/expert_key.h"
 
@@ -53,7 +54,8 @@ struct NextUseOptions {
 };
 std::unique_ptr<EvictionPolicy> make_next_use_policy(const NextUseOptions& o = {});
 
-// By name: "lru" | "lfu" | "nextuse". Throws std::invalid_argument naming the valid choices.
+// By name: one of policy_names(). Throws std::invalid_argument naming the valid choices.
 std::unique_ptr<EvictionPolicy> make_policy(const std::string& name);
+const std::vector<std::string>& policy_names();  // "lru", "lfu", "nextuse": flags and trace-sim
 
 }  // namespace moe

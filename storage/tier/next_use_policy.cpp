@@ -74,9 +74,8 @@ class NextUsePolicy final : public EvictionPolicy {
 
  private:
   struct Entry {
-    double rate = 0;      // use rate at layer-step `step` of its layer
-    uint64_t step = 0;    // that layer-step
-    bool used = false;    // used at all (rate > 0)
+    double rate = 0;          // use rate at layer-step `step` of its layer; 0: never used
+    uint64_t step = 0;        // that layer-step
     bool insert_use = false;  // the last use was on_insert's
     bool resident = false;
     size_t slot = 0;        // index in resident_
@@ -98,20 +97,19 @@ class NextUsePolicy final : public EvictionPolicy {
   void use(ExpertKey k) {
     Entry& e = entries_.at(k.packed());
     uint64_t& now = steps_[size_t(k.layer)];
-    const bool again = k.layer == cur_ && e.used && e.step == now;  // used in this layer-step already
+    const bool again = k.layer == cur_ && e.rate > 0 && e.step == now;  // used in this layer-step already
     const bool insert_use = std::exchange(e.insert_use, false);
     if (again && insert_use) return;  // a tier that calls on_insert for a prefetch, then on_access: one use
     if (k.layer != cur_ || again) ++now;  // a new step of this layer
     cur_ = k.layer;
-    e.rate = (e.used ? e.rate * std::pow(beta_, double(now - e.step)) : 0.0) + (1.0 - beta_);
+    e.rate = e.rate * std::pow(beta_, double(now - e.step)) + (1.0 - beta_);
     e.step = now;
-    e.used = true;
   }
 
   double expected_next_use(ExpertKey k, const Entry& e) const {
     const int n = int(steps_.size());
     const int d = cur_ < 0 ? n : ((k.layer - cur_ - 1) % n + n) % n + 1;  // 1 .. n layer-steps away
-    const double p = e.used ? e.rate * std::pow(beta_, double(steps_[size_t(k.layer)] - e.step)) : 0.0;
+    const double p = e.rate * std::pow(beta_, double(steps_[size_t(k.layer)] - e.step));
     if (p <= 1e-12) return std::numeric_limits<double>::max();
     return std::floor(double(d) + double(n) * (1.0 / p - 1.0));
   }
