@@ -76,10 +76,12 @@ void weight_sums(const WeightView& w, int64_t n, int nt, std::vector<int32_t>& w
 // vpdpbusd's embedded broadcast operand ({1to16}), in asm because GCC 12 turns
 // _mm512_set1_epi32(load) into a separate vpbroadcastd: 3-7% faster (bench_kernels
 // GEMM_hot_M16 / M32 I8row, Qwen3 shapes, Zen 4, 1 thread, three alternating rounds).
+using Bytes4 [[gnu::may_alias]] = int32_t;  // 4 weight codes as the asm's memory operand
 [[gnu::always_inline]] inline void block_dots(const int8_t* w, const __m512i* xv, __m512i& s0, __m512i& s1) {
+  const Bytes4* w4 = reinterpret_cast<const Bytes4*>(w);
   for (int t = 0; t < 4; ++t) {
-    asm("vpdpbusd %[w]%{1to16%}, %[x], %[s]" : [s] "+v"(s0) : [x] "v"(xv[t]), [w] "m"(*reinterpret_cast<const int32_t*>(w + 4 * t)));
-    asm("vpdpbusd %[w]%{1to16%}, %[x], %[s]" : [s] "+v"(s1) : [x] "v"(xv[t + 4]), [w] "m"(*reinterpret_cast<const int32_t*>(w + 16 + 4 * t)));
+    asm("vpdpbusd %[w]%{1to16%}, %[x], %[s]" : [s] "+v"(s0) : [x] "v"(xv[t]), [w] "m"(w4[t]));
+    asm("vpdpbusd %[w]%{1to16%}, %[x], %[s]" : [s] "+v"(s1) : [x] "v"(xv[t + 4]), [w] "m"(w4[t + 4]));
   }
 }
 
