@@ -267,27 +267,18 @@ void q4_gemv_rows(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
   for (int64_t n = n0; n < n1; ++n) job.y[n] = q4_gemv<G, ZP>(job.w, n, a) + (job.bias ? job.bias[n] : 0.0f);
 }
 
-// 1 < M < 12: weight rows [n0, n1) one at a time, each against all rows of x in tiles of up to
-// kMaxTile, the tile kernels inlined into the row loop rather than called per row and tile with
-// the sums passed back through memory (in cache, 1 thread: M = 8 8-10% faster, M = 2 within 6%).
+// 1 < M < 12: q4_gemv_tile as tiled_rows' Row (qavx512.h), inlined into its row loop rather than
+// called per weight row and tile with the sums passed back through memory (in cache, 1 thread:
+// M = 8 8-10% faster, M = 2 within 6%).
 template <int G, bool ZP>
-void q4_tile_rows(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
-  const int64_t N = job.w.rows, M = job.M;
-  for (int64_t n = n0; n < n1; ++n) {
-    const float bias = job.bias ? job.bias[n] : 0.0f;
-    for (int64_t m0 = 0; m0 < M; m0 += kMaxTile) {
-      const int mt = int(std::min<int64_t>(kMaxTile, M - m0));
-      float out[kMaxTile];
-      switch (mt) {
-        case 1: q4_gemv_tile<G, ZP, 1>(job.w, n, a, m0, out); break;
-        case 2: q4_gemv_tile<G, ZP, 2>(job.w, n, a, m0, out); break;
-        case 3: q4_gemv_tile<G, ZP, 3>(job.w, n, a, m0, out); break;
-        default: q4_gemv_tile<G, ZP, 4>(job.w, n, a, m0, out); break;
-      }
-      for (int i = 0; i < mt; ++i) job.y[(m0 + i) * N + n] = out[i] + bias;
+struct Q4Tile {
+  template <int MT>
+  struct Row {
+    [[gnu::always_inline]] static void run(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) {
+      q4_gemv_tile<G, ZP, MT>(w, n, a, m0, out);
     }
-  }
-}
+  };
+};
 
 template <int G, bool ZP>
 void q4_rows(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
@@ -295,7 +286,7 @@ void q4_rows(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
   // interleaved (sharing the activation loads) were faster in cache but 30-40% slower from
   // DRAM, whose prefetchers lose track of four streams 1 KiB apart within a page.
   if (job.M == 1) q4_gemv_rows<G, ZP>(job, a, n0, n1);
-  else q4_tile_rows<G, ZP>(job, a, n0, n1);
+  else tiled_rows<Q4Tile<G, ZP>::template Row>(job, a, n0, n1);
 }
 
 template <bool ZP>
