@@ -32,8 +32,9 @@ any=$(ls "$DIR"/*.moepack | head -1)
 echo "== ceilings" >&2
 "$BK" --benchmark_filter="DramRead/$THREADS/" --benchmark_format=json --benchmark_repetitions=3 \
   --benchmark_report_aggregates_only=true > "$DIR/dram.json"
-# 20 s, not a few: a VM's virtual disk reads faster for the first seconds than it sustains
-# (2.15-2.27 GB/s over 6 s against 1.59-1.88 over 30 s on the Zen 4 VM), and decode reads for longer.
+# --io-seconds 20 (10 s of sequential reads, then 10 of random), not 6: a VM's virtual disk reads
+# faster for its first seconds than it sustains (2.15-2.27 GB/s over 3 s against 1.59-1.88 over 15 s
+# on the Zen 4 VM), and decode reads for longer.
 "$MOE" bench --model "$any" --io-only --io-seconds 20 --json > "$DIR/io.json"
 
 run() {  # name pack budget prompt-len [--warm-ram: resident, every expert read before timing]
@@ -66,7 +67,7 @@ dram = [b for b in doc["benchmarks"] if b.get("aggregate_name") == "median"][0]
 dram_gbs = dram["bytes/s"] / 1e9
 io = json.load(open(f"{d}/io.json"))
 disk_gbs = io["disk_seq_bytes_per_s"] / 1e9
-print(f"DRAM read (bench_kernels DramRead, median of 3): {dram_gbs:.1f} GB/s; disk O_DIRECT read over 20 s: {disk_gbs:.2f} GB/s")
+print(f"DRAM read (bench_kernels DramRead, median of 3): {dram_gbs:.1f} GB/s; disk O_DIRECT sequential read over 10 s: {disk_gbs:.2f} GB/s")
 print("| run | prefill tok/s (prompt) | decode tok/s | GB/s of weights | of DRAM | disk MB/token | disk bound tok/s | "
       "of disk bound | hit rate | DeltaNet share prefill / decode |")
 print("|---|---|---|---|---|---|---|---|---|---|")
