@@ -139,7 +139,19 @@ void TieredExperts::acquire_many(int layer, std::span<const int> experts, Expert
     }
   }
   lk.unlock();
-  for (size_t j : others) out[j] = acquire(layer, experts[j]);
+  // Experts another thread was loading: wait for each (or read it, if that load failed). All or
+  // nothing still: a failure here unpins what this call pinned before it.
+  for (size_t n = 0; n < others.size(); ++n) {
+    try {
+      out[others[n]] = acquire(layer, experts[others[n]]);
+    } catch (...) {
+      lk.lock();
+      for (size_t j : hits) --slots_[index(layer, experts[j])].pins;
+      for (size_t j : miss_j) --slots_[index(layer, experts[j])].pins;
+      for (size_t i = 0; i < n; ++i) --slots_[index(layer, experts[others[i]])].pins;
+      throw;
+    }
+  }
 }
 
 void TieredExperts::release(int layer, int expert) {

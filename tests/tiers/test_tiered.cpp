@@ -2,6 +2,9 @@
 // budget, checksum once per record, errors, stats, several threads.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -508,6 +511,64 @@ TEST_F(Tiered, SeveralThreadsAcquireAndRelease) {
   EXPECT_LE(s.peak_allocated_bytes, 8 * kExpert);
   for (int l = 0; l < 3; ++l)
     for (int e = 0; e < 6; ++e) EXPECT_EQ(t->pins(l, e), 0);
+}
+
+// A reader whose first read waits until the test opens its gate: an expert stays Loading (by
+// another thread) for as long as the test needs.
+class GatedReader final : public ExpertReader {
+ public:
+  explicit GatedReader(std::unique_ptr<ExpertReader> inner) : inner_(std::move(inner)) {}
+  std::string_view kind() const override { return inner_->kind(); }
+  bool direct() const override { return inner_->direct(); }
+  const std::filesystem::path& path() const override { return inner_->path(); }
+  uint64_t file_size() const override { return inner_->file_size(); }
+  void read(std::span<const ReadRequest> requests, const ReadDone& done) override {
+    if (!first_.exchange(true)) {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return open_; });
+    }
+    inner_->read(requests, done);
+  }
+  void open() {
+    {
+      std::lock_guard lk(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::unique_ptr<ExpertReader> inner_;
+  std::atomic<bool> first_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+// acquire_many with an expert another thread is loading, whose load fails (a corrupt record):
+// it waits, reads it again itself, fails, and leaves nothing it pinned pinned.
+TEST_F(Tiered, AcquireManyWaitingOnAFailedLoadLeavesNothingPinned) {
+  auto cat = fake();
+  cat->corrupt(1, 2);
+  auto gated = std::make_unique<GatedReader>(make_reader("uring", cat->path()));
+  GatedReader* gate = gated.get();
+  TierOptions o;
+  o.budget_bytes = 6 * kExpert;
+  TieredExperts t(cat, std::move(gated), std::move(o));
+  std::thread loader([&] { EXPECT_THROW(t.prefetch(1, 2), std::runtime_error); });  // held at the gate
+  while (!t.present(1, 2)) std::this_thread::yield();
+  std::thread acquirer([&] {
+    const std::vector<int> want = {1, 2, 3};  // 1 and 3 are read by this call, 2 is waited for
+    std::vector<ExpertWeights> out(want.size());
+    EXPECT_THROW(t.acquire_many(1, want, out.data()), std::runtime_error);
+  });
+  while (t.stats().inflight_waits == 0) std::this_thread::yield();  // waiting on expert 2
+  gate->open();
+  loader.join();
+  acquirer.join();
+  for (int e : {1, 2, 3}) EXPECT_EQ(t.pins(1, e), 0) << "expert " << e;
+  EXPECT_FALSE(t.resident(1, 2));
+  EXPECT_TRUE(t.resident(1, 1));
 }
 
 }  // namespace
