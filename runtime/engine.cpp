@@ -141,7 +141,9 @@ void Engine::forward(std::span<const BatchItem> batch, std::vector<float>& logit
     const LayerWeights& L = model_.layers[size_t(l)];
     norm_rows(x.data(), L.ffn_norm, T, H, h.data());
     ffn(l, toks, x, h, f);
-    times_.ffn += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    const double ffn_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    times_.ffn += ffn_s;
+    if (L.kind != FfnKind::Dense) times_.moe += ffn_s;
     pool_.parallel_for(T, 16, [&](int64_t t0, int64_t t1) {
       for (int64_t i = t0 * H; i < t1 * H; ++i) x[size_t(i)] += f[size_t(i)];
     });

@@ -34,6 +34,7 @@ struct EngineOptions {
 // shares: how much of a step is gated DeltaNet, attention, FFN).
 struct LayerTimes {
   double attention = 0, linear = 0, ffn = 0;
+  double moe = 0;  // the part of ffn spent in MoE blocks (router, expert reads and products)
 };
 
 class Engine final : public InferenceEngine {

@@ -75,6 +75,7 @@ struct BenchOpts {
   uint64_t seed = 1;
   bool json = false, io_only = false, warm_ram = false;
   double io_seconds = 6;
+  double disk_probe = 0;  // seconds of sequential reads before each measurement (0: none)
   SessionOptions session;
 };
 
@@ -132,6 +133,24 @@ EngineVariant engine_variant(const BenchOpts& o, const Session& session, const V
 nlohmann::json measure(Session& session, const BenchOpts& o, const Variant& v, int round, bool first, bool several,
                        double bpt) {
   if (!o.warm_ram) session.clear_ram();
+  // The disk's ceiling right beside the figure it bounds: a VM's disk rate moves by 30% within
+  // minutes, so a probe taken once per script run can sit far from this measurement's.
+  DiskBandwidth disk;
+  if (o.disk_probe > 0) {
+    DiskBandwidthOptions dbo;
+    dbo.random_pass = false;
+    // Half the time in reads of an expert record's mean size at random places, 32 per batch so the
+    // queue stays full: what the disk gives for the reads offloading makes, not our schedule's
+    // figure (batches of top-k read 1.38 GB/s where 64 read 1.42 on the Zen 4 VM).
+    const Model& m = session.model();
+    const uint64_t experts = uint64_t(m.cfg.n_moe_layers()) * uint64_t(std::max(1, m.cfg.router.n_experts));
+    if (session.ram_expert_bytes() > 0 && experts > 0) {
+      dbo.extent_bytes = session.ram_expert_bytes() / experts;
+      dbo.extents_per_batch = 32;
+    }
+    disk = measure_disk_bandwidth(o.model, o.disk_probe, dbo);
+  }
+  const double disk_seq = disk.seq_bytes_per_s;
   RoutingStats routing;
   session.restart_engine(engine_variant(o, session, v, round, first, several, &routing));
   InferenceEngine& engine = session.engine();
@@ -203,6 +222,35 @@ nlohmann::json measure(Session& session, const BenchOpts& o, const Variant& v, i
     };
     j["prefill_time_share"] = shares(prefill_times, prefill_s);
     j["decode_time_share"] = shares(decode_times, decode_s);
+    j["decode_time_share"]["moe"] = decode_times.moe / decode_s;
+    j["decode_moe_ms_per_token"] = 1e3 * decode_times.moe / o.gen_len;
+  }
+  if (disk_seq > 0) {
+    // Disk bounds: decode at the rate the probe read, if reading the misses were all it did;
+    // against the sequential rate and against the rate of whole records at random places (the
+    // reads offloading makes). The MoE blocks' share says how busy they keep the disk.
+    const double bpt_disk = j["disk_bytes_per_token"].get<double>();
+    const double disk_s = bpt_disk / disk_seq;
+    j["disk_seq_bytes_per_s"] = disk_seq;
+    j["disk_ms_per_token"] = 1e3 * disk_s;
+    j["disk_bound_tok_s"] = disk_s > 0 ? 1.0 / disk_s : 0.0;
+    j["of_disk_bound"] = disk_s * decode_tps;
+    double reads_s = disk_s;  // the reads' own time: at the expert-sized rate where measured
+    if (disk.extent_bytes_per_s > 0) {
+      reads_s = bpt_disk / disk.extent_bytes_per_s;
+      j["disk_expert_reads_bytes_per_s"] = disk.extent_bytes_per_s;
+      j["expert_reads_bound_tok_s"] = reads_s > 0 ? 1.0 / reads_s : 0.0;
+      j["of_expert_reads_bound"] = reads_s * decode_tps;
+    }
+    if (cpu_engine && decode_times.moe > 0) {
+      j["moe_disk_share"] = reads_s * o.gen_len / decode_times.moe;
+      // Without a prediction of the routing (forced uniform routing has none), no read can start
+      // before its layer is routed: the blocks outside MoE layers and the reads take turns, so
+      // decode is bound by their sum.
+      const double outside_s = (decode_s - decode_times.moe) / o.gen_len;
+      j["routed_bound_tok_s"] = 1.0 / (outside_s + reads_s);
+      j["of_routed_bound"] = (outside_s + reads_s) * decode_tps;
+    }
   }
   if (!v.budget.empty()) j["vram_budget_flag"] = v.budget;
   return j;
@@ -216,13 +264,28 @@ std::string summary_line(const nlohmann::json& j) {
                        format_bytes(j["vram_budget_bytes"].get<uint64_t>()), 100.0 * j["vram_budget_share"].get<double>(),
                        j["vram_hit_rate"].get<double>(), format_bytes(uint64_t(j["vram_copied_bytes_per_token"].get<double>())),
                        j["pcie_bound_tok_s"].get<double>(), j["prefetch"].get<std::string>());
+  std::string disk;
+  if (j.contains("of_disk_bound"))
+    disk = fmt::format(" | disk alone {:.2f} GB/s sequential: {:.0f}% of that bound{}{}", j["disk_seq_bytes_per_s"].get<double>() / 1e9,
+                       100.0 * j["of_disk_bound"].get<double>(),
+                       j.contains("of_expert_reads_bound")
+                           ? fmt::format(", {:.2f} GB/s in whole records at random places: {:.0f}%",
+                                         j["disk_expert_reads_bytes_per_s"].get<double>() / 1e9,
+                                         100.0 * j["of_expert_reads_bound"].get<double>())
+                           : std::string(),
+                       j.contains("moe_disk_share")
+                           ? fmt::format(", MoE blocks {:.0f}% disk time, {:.0f}% of the bound with reads after routing",
+                                         100.0 * j["moe_disk_share"].get<double>(),
+                                         100.0 * j["of_routed_bound"].get<double>())
+                           : std::string());
   return fmt::format("prefill {:.1f} tok/s | decode {:.2f} tok/s = {:.2f} GB/s of weights ({} per token) | RAM hit "
                      "rate {:.3f} | disk {} per token | stall {:.2f} ms/token | prefetch {} | peak RSS {} | CPU kernels {}",
                      j["prefill_tok_s"].get<double>(), j["decode_tok_s"].get<double>(), j["decode_gb_s"].get<double>(),
                      format_bytes(uint64_t(j["decode_bytes_per_token"].get<double>())), j["ram_hit_rate"].get<double>(),
                      format_bytes(uint64_t(j["disk_bytes_per_token"].get<double>())), j["stall_ms_per_token"].get<double>(),
                      j["prefetch"].get<std::string>(), format_bytes(j["peak_rss_bytes"].get<uint64_t>()),
-                     j["cpu_kernels"].get<std::string>());
+                     j["cpu_kernels"].get<std::string>()) +
+         disk;
 }
 
 // Medians per variant of the figures a comparison is about.
@@ -230,7 +293,9 @@ nlohmann::json summarise(const std::vector<Variant>& variants, const nlohmann::j
   nlohmann::json summary = nlohmann::json::array();
   const char* keys[] = {"decode_tok_s", "decode_gb_s", "stall_ms_per_token", "ram_hit_rate", "disk_bytes_per_token",
                         "prefetch_precision", "prefetch_recall", "prefetch_wasted_bytes_per_token", "vram_hit_rate",
-                        "vram_copied_bytes_per_token", "pcie_bound_tok_s"};
+                        "vram_copied_bytes_per_token", "pcie_bound_tok_s", "disk_seq_bytes_per_s", "of_disk_bound",
+                        "moe_disk_share", "of_routed_bound", "disk_expert_reads_bytes_per_s",
+                        "of_expert_reads_bound"};
   for (const Variant& v : variants) {
     nlohmann::json s = {{"variant", v.name}};
     for (const char* k : keys) {
@@ -247,14 +312,22 @@ nlohmann::json summarise(const std::vector<Variant>& variants, const nlohmann::j
 void print_summary(const BenchOpts& o, const nlohmann::json& summary) {
   std::printf("%s\n", fmt::format("medians of {} rounds ({} decode tokens each, routing {})", o.rounds, o.gen_len,
                                    o.routing).c_str());
-  std::printf("%-8s %10s %8s %12s %8s %12s %9s %8s %12s\n", "prefetch", "decode t/s", "GB/s", "stall ms/t", "hit",
-              "disk/token", "precision", "recall", "wasted/token");
+  const bool probed = o.disk_probe > 0;
+  std::printf("%-8s %10s %8s %12s %8s %12s %9s %8s %12s%s\n", "prefetch", "decode t/s", "GB/s", "stall ms/t", "hit",
+              "disk/token", "precision", "recall", "wasted/token",
+              probed ? "    seq GB/s  of bound  record GB/s  of bound" : "");
   for (const auto& s : summary)
-    std::printf("%-8s %10.2f %8.2f %12.2f %8.3f %12s %9.3f %8.3f %12s\n", s["variant"].get<std::string>().c_str(),
+    std::printf("%-8s %10.2f %8.2f %12.2f %8.3f %12s %9.3f %8.3f %12s%s\n", s["variant"].get<std::string>().c_str(),
                 s["decode_tok_s"].get<double>(), s["decode_gb_s"].get<double>(), s["stall_ms_per_token"].get<double>(),
                 s["ram_hit_rate"].get<double>(), format_bytes(uint64_t(s["disk_bytes_per_token"].get<double>())).c_str(),
                 s["prefetch_precision"].get<double>(), s["prefetch_recall"].get<double>(),
-                format_bytes(uint64_t(s["prefetch_wasted_bytes_per_token"].get<double>())).c_str());
+                format_bytes(uint64_t(s["prefetch_wasted_bytes_per_token"].get<double>())).c_str(),
+                probed ? fmt::format(" {:11.2f} {:8.0f}% {:12.2f} {:8.0f}%", s["disk_seq_bytes_per_s"].get<double>() / 1e9,
+                                     100.0 * s["of_disk_bound"].get<double>(),
+                                     s["disk_expert_reads_bytes_per_s"].get<double>() / 1e9,
+                                     100.0 * s["of_expert_reads_bound"].get<double>())
+                             .c_str()
+                       : "");
 }
 
 int run_bench(BenchOpts& o) {
@@ -269,6 +342,9 @@ int run_bench(BenchOpts& o) {
     return 0;
   }
   if (o.prompt_len < 1 || o.gen_len < 1) throw std::invalid_argument("--prompt-len and --gen-len must be >= 1");
+  if (o.disk_probe > 0 && !std::filesystem::is_regular_file(o.model))
+    throw std::invalid_argument(fmt::format("--disk-probe reads a .moepack: {} is not a file (a checkpoint directory is "
+                                            "mapped whole, with no expert reads to bound)", o.model));
   const std::vector<Variant> variants = plan_variants(o);
   SessionOptions so = o.session;
   so.start_engine = false;  // each measurement starts its own
@@ -320,6 +396,10 @@ Runner add_bench(CLI::App& app) {
               "RAM budget must hold them all): measures the tiers above RAM");
   c->add_flag("--io-only", o->io_only, "Only measure the disk's O_DIRECT read bandwidth on the pack file");
   c->add_option("--io-seconds", o->io_seconds, "Duration of --io-only")->capture_default_str();
+  c->add_option("--disk-probe", o->disk_probe,
+                "Before each measurement, read the pack sequentially for this many seconds (O_DIRECT, the expert "
+                "reader's depth) and report decode against that disk bound")
+      ->check(CLI::Range(0.0, 600.0));
   add_storage_flags(c, o->session.storage);
   bool stats = false;  // accepted as before; bench always reports its figures
   add_stats_flag(c, stats);

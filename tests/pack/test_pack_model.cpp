@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
 #include "model/fixtures.h"
 #include "pack/pack_test_util.h"
 #include "runtime/engine.h"
@@ -267,6 +269,36 @@ TEST(PackSynth, TinyLoadsAndRuns) {
   const Model m = load_model(a);
   const auto l = logits(m, {1, 2, 3, 4});
   for (float x : l) ASSERT_TRUE(std::isfinite(x));
+}
+
+// `moe bench --disk-probe`: each measurement carries the disk's rates read just before it and
+// decode against them, and the time in MoE blocks is a part of the FFN time.
+TEST(PackSynth, BenchReportsDecodeAgainstTheDiskProbedBesideIt) {
+  const fs::path p = pack_tmp("model") / "tiny-probe.moepack";
+  ASSERT_EQ(moe_cli("synth --shape tiny --out " + p.string() + " --seed 5").code, 0);
+  const auto r = moe_cli("bench --json --model " + p.string() +
+                             " --ram-budget 30% --routing uniform --prompt-len 2 --gen-len 3 --warmup 1 --prefetch off "
+                             "--disk-probe 0.2",
+                         false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j.at("disk_bytes_per_token").get<double>(), 0.0) << "a 30% budget under uniform routing reads the disk";
+  EXPECT_GT(j.at("disk_seq_bytes_per_s").get<double>(), 0.0);
+  EXPECT_GT(j.at("disk_expert_reads_bytes_per_s").get<double>(), 0.0);
+  const double tok = j.at("decode_tok_s").get<double>();
+  EXPECT_NEAR(j.at("of_disk_bound").get<double>(), tok / j.at("disk_bound_tok_s").get<double>(), 1e-9);
+  EXPECT_NEAR(j.at("of_expert_reads_bound").get<double>(), tok / j.at("expert_reads_bound_tok_s").get<double>(), 1e-9);
+  EXPECT_LE(j.at("routed_bound_tok_s").get<double>(), j.at("expert_reads_bound_tok_s").get<double>());
+  const auto& share = j.at("decode_time_share");
+  EXPECT_GT(share.at("moe").get<double>(), 0.0);
+  EXPECT_LE(share.at("moe").get<double>(), share.at("ffn").get<double>());
+  // Without the flag: no probe, no disk bound.
+  const auto plain = moe_cli("bench --json --model " + p.string() + " --prompt-len 2 --gen-len 2 --warmup 1", false);
+  ASSERT_EQ(plain.code, 0) << plain.out;
+  EXPECT_FALSE(nlohmann::json::parse(plain.out).contains("disk_seq_bytes_per_s"));
+  const auto dir = moe_cli("bench --model " + fixture_dir("qwen3_moe").string() + " --disk-probe 1");
+  EXPECT_EQ(dir.code, 1);
+  EXPECT_NE(dir.out.find("--disk-probe reads a .moepack"), std::string::npos) << dir.out;
 }
 
 TEST(PackSynth, UnsupportedShapes) {

@@ -206,6 +206,18 @@ TEST_F(Readers, DiskBandwidthMeasures) {
   EXPECT_GT(bw.rand_reads, 0u);
   EXPECT_GT(bw.seq_bytes_per_s, 0.0);
   EXPECT_GT(bw.rand_iops, 0.0);
+  EXPECT_EQ(bw.extent_bytes, 0u);  // no expert-sized pass unless asked
+  // Sequential and expert-sized passes only (moe bench --disk-probe): whole extents, no 4 KiB reads.
+  DiskBandwidthOptions o;
+  o.random_pass = false;
+  o.extent_bytes = 20000;  // rounded up to 5 blocks
+  o.extents_per_batch = 3;
+  const DiskBandwidth ex = measure_disk_bandwidth(path_, 0.2, o);
+  EXPECT_GT(ex.seq_bytes, 0u);
+  EXPECT_EQ(ex.rand_reads, 0u);
+  EXPECT_GT(ex.extent_bytes, 0u);
+  EXPECT_EQ(ex.extent_bytes % (3 * 5 * 4096), 0u);
+  EXPECT_GT(ex.extent_bytes_per_s, 0.0);
   std::ofstream(dir_ / "tiny.bin") << "x";
   EXPECT_THROW(measure_disk_bandwidth(dir_ / "tiny.bin", 0.1), std::runtime_error);
 }
