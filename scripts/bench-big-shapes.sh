@@ -23,6 +23,7 @@ ONLY=${ONLY:-ds go qw}
 GEN=${GEN:-16}
 THREADS=${THREADS:-2}
 mkdir -p "$DIR"
+for m in $ONLY; do rm -f "$DIR/$m"-*.json; done  # no figures from an earlier run in this table
 
 ds="$DIR/deepseek-v3-l$DS_LAYERS.moepack"
 go="$DIR/gpt-oss-120b-l$GO_LAYERS.moepack"
@@ -58,7 +59,7 @@ if want qw; then
   run qw-25 "$qw" 25% 512 "$offloaded"
 fi
 
-python3 - "$DIR" <<'PY'
+python3 - "$DIR" "$ONLY" <<'PY'
 import json, os, sys
 d = sys.argv[1]
 # bench_kernels prints a summary line after its JSON.
@@ -73,6 +74,8 @@ print("| run | prefetch | prefill tok/s (prompt) | decode tok/s | GB/s of weight
       "hit rate | DeltaNet share prefill / decode |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for name in ["ds-resident", "ds-25", "go-resident", "go-25", "qw-resident", "qw-25"]:
+    if name.split("-")[0] not in sys.argv[2].split():
+        continue
     p = f"{d}/{name}.json"
     if not os.path.exists(p):
         if name == "ds-resident" and os.path.exists(f"{d}/ds-25.json"):
