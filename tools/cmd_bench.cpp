@@ -75,7 +75,7 @@ struct BenchOpts {
   uint64_t seed = 1;
   bool json = false, io_only = false, warm_ram = false;
   double io_seconds = 6;
-  double disk_probe = 0;  // seconds of sequential reads before each measurement (0: none)
+  double disk_probe = 0;  // seconds of disk reads before each measurement (0: none)
   SessionOptions session;
 };
 
@@ -397,8 +397,9 @@ Runner add_bench(CLI::App& app) {
   c->add_flag("--io-only", o->io_only, "Only measure the disk's O_DIRECT read bandwidth on the pack file");
   c->add_option("--io-seconds", o->io_seconds, "Duration of --io-only")->capture_default_str();
   c->add_option("--disk-probe", o->disk_probe,
-                "Before each measurement, read the pack sequentially for this many seconds (O_DIRECT, the expert "
-                "reader's depth) and report decode against that disk bound")
+                "Before each measurement, read the pack for this many seconds (O_DIRECT, the expert reader's depth; "
+                "half sequentially, half in whole expert records at random places) and report decode against both "
+                "disk bounds")
       ->check(CLI::Range(0.0, 600.0));
   add_storage_flags(c, o->session.storage);
   bool stats = false;  // accepted as before; bench always reports its figures
