@@ -94,7 +94,6 @@ class Engine final : public InferenceEngine {
   void moe(int layer, const std::vector<Tok>& toks, const std::vector<float>& x, const std::vector<float>& h,
            std::vector<float>& out);
   void dense_ffn(const FfnWeights& w, int64_t n, int64_t inter, const float* h, float* out);
-  void biased_expert(const LayerWeights& L, int e, const ExpertWeights& w, int64_t n, const float* x, float* out);
 
   const Model& model_;
   EngineOptions opts_;

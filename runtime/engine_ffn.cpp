@@ -14,29 +14,6 @@ void Engine::dense_ffn(const FfnWeights& w, int64_t n, int64_t inter, const floa
   cpu::swiglu_ffn(pool_, w.gate, w.up, w.down, n, inter, h, out);
 }
 
-// gpt-oss's expert: biases on gate, up and down, and the clamped SwiGLU (model_config.h).
-void Engine::biased_expert(const LayerWeights& L, int e, const ExpertWeights& w, int64_t n, const float* x, float* out) {
-  const ModelConfig& c = model_.cfg;
-  const int64_t H = c.hidden, I = c.moe_intermediate;
-  const auto bias_of = [](const WeightView& all, int64_t offset, int64_t len) {
-    return all.empty() ? WeightView{} : WeightView{all.dtype, static_cast<const char*>(all.data) + offset * dtype_size(all.dtype), len, 1};
-  };
-  std::vector<float> g(size_t(n * I)), u(size_t(n * I));
-  cpu::matmul(pool_, x, n, w.gate, g.data(), bias_of(L.expert_gate_bias, int64_t(e) * I, I));
-  cpu::matmul(pool_, x, n, w.up, u.data(), bias_of(L.expert_up_bias, int64_t(e) * I, I));
-  const ExpertActivation& a = c.expert_act;
-  const float lim = float(a.limit), alpha = float(a.alpha);
-  for (size_t i = 0; i < g.size(); ++i) {
-    if (a.clamped) {
-      const float gate = std::min(g[i], lim), up = std::clamp(u[i], -lim, lim);
-      g[i] = (up + 1.0f) * (gate / (1.0f + std::exp(-gate * alpha)));
-    } else {
-      g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-    }
-  }
-  cpu::matmul(pool_, g.data(), n, w.down, out, bias_of(L.expert_down_bias, int64_t(e) * H, H));
-}
-
 void Engine::ffn(int layer, const std::vector<Tok>& toks, const std::vector<float>& x, const std::vector<float>& h,
                  std::vector<float>& out) {
   const LayerWeights& L = model_.layers[size_t(layer)];
@@ -109,6 +86,11 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
   // The chunk's experts run together (cpu::swiglu_ffn_many: two parallel sections in all).
   std::vector<std::vector<float>> xin(static_cast<size_t>(K));
   std::vector<cpu::FfnJob> jobs;
+  // gpt-oss: each expert's biases widened to f32 ([gate I | up I | down H] per chunk slot) and
+  // the clamped activation; its experts then run in the same two parallel sections as others.
+  const bool biased = !L.expert_gate_bias.empty() || !L.expert_up_bias.empty() || !L.expert_down_bias.empty();
+  std::vector<float> biases(biased ? size_t(K) * size_t(2 * I + H) : 0);
+  const cpu::ClampedSwiglu clamp{float(c.expert_act.limit), float(c.expert_act.alpha)};
   for (size_t c0 = 0; c0 < used.size(); c0 += size_t(K)) {
     const std::span<const int> chunk(used.data() + c0, std::min(used.size() - c0, size_t(K)));
     const HeldExperts w(src, layer, chunk);  // released even when a kernel throws
@@ -134,8 +116,20 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
       const int64_t n = int64_t(by_expert[size_t(e)].size());
       float* y = &ys[size_t(first[size_t(e)] * H)];
       const float* xe = n == T ? h.data() : xin[ci].data();
-      if (c.expert_biases || c.expert_act.clamped) biased_expert(L, e, w[ci], n, xe, y);
-      else jobs.push_back({w[ci].gate, w[ci].up, w[ci].down, n, xe, y});
+      cpu::FfnJob job{w[ci].gate, w[ci].up, w[ci].down, n, xe, y};
+      if (biased) {
+        float* b = &biases[ci * size_t(2 * I + H)];
+        const auto widen = [&](const WeightView& all, int64_t len, float* to) -> const float* {
+          if (all.empty()) return nullptr;
+          cpu::to_f32(all, int64_t(e) * len, len, to);
+          return to;
+        };
+        job.gate_bias = widen(L.expert_gate_bias, I, b);
+        job.up_bias = widen(L.expert_up_bias, I, b + I);
+        job.down_bias = widen(L.expert_down_bias, H, b + 2 * I);
+      }
+      if (c.expert_act.clamped) job.clamp = &clamp;
+      jobs.push_back(job);
     }
     cpu::swiglu_ffn_many(pool_, jobs, I);
   }

@@ -136,8 +136,8 @@ void swiglu_ffn_many(ThreadPool& pool, std::span<const FfnJob> jobs, int64_t int
     g[i] = std::make_unique_for_overwrite<float[]>(size_t(j.n * inter));
     u[i] = std::make_unique_for_overwrite<float[]>(size_t(j.n * inter));
     start[i + 1] = start[i] + j.n * inter;
-    mm.push_back({j.x, j.n, j.gate, g[i].get()});
-    mm.push_back({j.x, j.n, j.up, u[i].get()});
+    mm.push_back({j.x, j.n, j.gate, g[i].get(), j.gate_bias});
+    mm.push_back({j.x, j.n, j.up, u[i].get(), j.up_bias});
   }
   matmul_many(pool, mm);
   // silu(g) * u, an exp per element: split over the pool when there is enough of it, else the
@@ -149,14 +149,15 @@ void swiglu_ffn_many(ThreadPool& pool, std::span<const FfnJob> jobs, int64_t int
     size_t i = size_t(std::upper_bound(start.begin(), start.end(), e0) - start.begin()) - 1;
     for (int64_t e = e0; e < e1; ++i) {
       const int64_t stop = std::min(e1, start[i + 1]), off = e - start[i];
-      silu_mul(g[i].get() + off, u[i].get() + off, stop - e, g[i].get() + off);
+      if (jobs[i].clamp) clamped_swiglu(g[i].get() + off, u[i].get() + off, stop - e, *jobs[i].clamp, g[i].get() + off);
+      else silu_mul(g[i].get() + off, u[i].get() + off, stop - e, g[i].get() + off);
       e = stop;
     }
   };
   if (total >= 2 * kBlock) pool.parallel_for((total + kBlock - 1) / kBlock, 1, silu_range);
   else silu_range(0, (total + kBlock - 1) / kBlock);
   mm.clear();
-  for (size_t i = 0; i < jobs.size(); ++i) mm.push_back({g[i].get(), jobs[i].n, jobs[i].down, jobs[i].out});
+  for (size_t i = 0; i < jobs.size(); ++i) mm.push_back({g[i].get(), jobs[i].n, jobs[i].down, jobs[i].out, jobs[i].down_bias});
   matmul_many(pool, mm);
 }
 
@@ -268,6 +269,13 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void clamped_swiglu(const float* gate, const float* up, int64_t n, const ClampedSwiglu& c, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = std::min(gate[i], c.limit), u = std::clamp(up[i], -c.limit, c.limit);
+    out[i] = (u + 1.0f) * (g / (1.0f + std::exp(-g * c.alpha)));
   }
 }
 

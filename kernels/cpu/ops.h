@@ -25,12 +25,24 @@ void matmul_many(ThreadPool& pool, std::span<const MatJob> jobs);
 void swiglu_ffn(ThreadPool& pool, const WeightView& gate, const WeightView& up, const WeightView& down, int64_t n,
                 int64_t inter, const float* x, float* out);
 
+// gpt-oss's SwiGLU variant: gate clamped above at limit, up to [-limit, limit], then
+// (up + 1) * gate * sigmoid(alpha * gate).
+struct ClampedSwiglu {
+  float limit, alpha;
+};
+
 // One FFN of swiglu_ffn_many.
 struct FfnJob {
   WeightView gate, up, down;
   int64_t n;       // rows of x
   const float* x;  // [n, H]
   float* out;      // [n, H]
+  // Optional (gpt-oss's experts): f32 biases of gate and up [inter] and of down [H], added to
+  // each projection's output, and the clamped activation instead of silu(gate) * up.
+  const float* gate_bias = nullptr;
+  const float* up_bias = nullptr;
+  const float* down_bias = nullptr;
+  const ClampedSwiglu* clamp = nullptr;
 };
 // Several SwiGLU FFNs of the same intermediate size (a layer's routed experts) in two parallel
 // sections, every gate and up projection, then every down projection: each out equals
@@ -59,6 +71,8 @@ void softmax(float* x, int64_t n);
 
 // out[i] = silu(gate[i]) * up[i]
 void silu_mul(const float* gate, const float* up, int64_t n, float* out);
+// out = ClampedSwiglu of gate and up, elementwise.
+void clamped_swiglu(const float* gate, const float* up, int64_t n, const ClampedSwiglu& c, float* out);
 
 // Indices of the k largest values, largest first; ties go to the lower index (as torch.topk).
 void topk(const float* x, int n, int k, int* idx);

@@ -112,6 +112,78 @@ TEST(Kernels, DenseMatmulRowsDoNotDependOnTheBatch) {
   }
 }
 
+// swiglu_ffn_many with gpt-oss's biases and clamped activation, several experts in its two
+// parallel sections, equals each expert's steps run alone (matmul + bias, the formula, matmul +
+// bias) bit for bit, for MXFP4 and BF16 weights and for one and several rows of x.
+TEST(Kernels, SwigluManyWithBiasesAndClampEqualsEachExpertAlone) {
+  ThreadPool pool(2);
+  const int64_t H = 64, I = 96;
+  const cpu::ClampedSwiglu clamp{7.0f, 1.702f};
+  std::mt19937_64 g(11);
+  for (DType dt : {DType::MXFP4, DType::BF16})
+    for (int64_t n : {int64_t(1), int64_t(5)}) {
+      struct Expert {
+        std::vector<uint8_t> data[3], scales[3];
+        std::vector<uint16_t> bf[3];
+        WeightView w[3];
+        std::vector<float> bias[3];
+      };
+      std::vector<Expert> ex(3);
+      for (Expert& e : ex)
+        for (int k = 0; k < 3; ++k) {
+          const int64_t rows = k == 2 ? H : I, cols = k == 2 ? I : H;
+          if (dt == DType::MXFP4) {
+            e.data[k].resize(size_t(rows * cols / 2));
+            for (auto& b : e.data[k]) b = uint8_t(g());
+            e.scales[k].resize(size_t(rows * cols / 32));
+            for (auto& b : e.scales[k]) b = uint8_t(120 + g() % 6);
+            e.w[k] = WeightView{DType::MXFP4, e.data[k].data(), rows, cols, e.scales[k].data(), nullptr, 32};
+          } else {
+            const auto f = randn(size_t(rows * cols), g());
+            e.bf[k].resize(f.size());
+            for (size_t i = 0; i < f.size(); ++i) {
+              uint32_t u;
+              std::memcpy(&u, &f[i], 4);
+              e.bf[k][i] = uint16_t(u >> 16);
+            }
+            e.w[k] = WeightView{DType::BF16, e.bf[k].data(), rows, cols};
+          }
+          e.bias[k] = randn(size_t(rows), g());
+        }
+      const auto x = randn(size_t(n * H), 21);
+      std::vector<std::vector<float>> out(ex.size(), std::vector<float>(size_t(n * H)));
+      std::vector<cpu::FfnJob> jobs;
+      for (size_t i = 0; i < ex.size(); ++i) {
+        cpu::FfnJob j{ex[i].w[0], ex[i].w[1], ex[i].w[2], n, x.data(), out[i].data()};
+        j.gate_bias = ex[i].bias[0].data(), j.up_bias = ex[i].bias[1].data(), j.down_bias = ex[i].bias[2].data();
+        j.clamp = &clamp;
+        jobs.push_back(j);
+      }
+      cpu::swiglu_ffn_many(pool, jobs, I);
+      for (size_t i = 0; i < ex.size(); ++i) {
+        const auto f32 = [](const std::vector<float>& b) { return WeightView{DType::F32, b.data(), int64_t(b.size()), 1}; };
+        std::vector<float> gt(size_t(n * I)), up(size_t(n * I)), want(size_t(n * H));
+        cpu::matmul(pool, x.data(), n, ex[i].w[0], gt.data(), f32(ex[i].bias[0]));
+        cpu::matmul(pool, x.data(), n, ex[i].w[1], up.data(), f32(ex[i].bias[1]));
+        for (size_t k = 0; k < gt.size(); ++k) {
+          const float a = std::min(gt[k], clamp.limit), b = std::clamp(up[k], -clamp.limit, clamp.limit);
+          gt[k] = (b + 1.0f) * (a / (1.0f + std::exp(-a * clamp.alpha)));
+        }
+        cpu::matmul(pool, gt.data(), n, ex[i].w[2], want.data(), f32(ex[i].bias[2]));
+        for (size_t k = 0; k < want.size(); ++k)
+          ASSERT_EQ(out[i][k], want[k]) << dtype_name(dt) << " n=" << n << " expert " << i << " element " << k;
+      }
+      // Without the clamp: silu(gate) * up, as swiglu_ffn computes it.
+      jobs.resize(1);
+      jobs[0].gate_bias = jobs[0].up_bias = jobs[0].down_bias = nullptr;
+      jobs[0].clamp = nullptr;
+      std::vector<float> plain(size_t(n * H));
+      cpu::swiglu_ffn_many(pool, jobs, I);
+      cpu::swiglu_ffn(pool, ex[0].w[0], ex[0].w[1], ex[0].w[2], n, I, x.data(), plain.data());
+      EXPECT_EQ(plain, out[0]);
+    }
+}
+
 TEST(Kernels, RmsNormMatchesFormula) {
   const auto x = randn(37, 4), w = randn(37, 5);
   std::vector<float> out(37);
