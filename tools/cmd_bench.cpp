@@ -20,6 +20,7 @@
 #include "runtime/sampler.h"
 #include "session/session.h"
 #include "storage/io/disk_bandwidth.h"
+#include "storage/io/uring_reader.h"
 #include "storage/byte_size.h"
 #include "storage/process_memory.h"
 #include "tools/commands.h"
@@ -148,7 +149,12 @@ nlohmann::json measure(Session& session, const BenchOpts& o, const Variant& v, i
       dbo.extent_bytes = session.ram_expert_bytes() / experts;
       dbo.extents_per_batch = 32;
     }
-    disk = measure_disk_bandwidth(o.model, o.disk_probe, dbo);
+    try {
+      disk = measure_disk_bandwidth(o.model, o.disk_probe, dbo);
+    } catch (const UringUnavailable& e) {
+      throw std::runtime_error(fmt::format("--disk-probe reads through io_uring, which is unavailable here ({}); run "
+                                           "without --disk-probe", e.what()));
+    }
   }
   const double disk_seq = disk.seq_bytes_per_s;
   RoutingStats routing;
