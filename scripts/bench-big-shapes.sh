@@ -6,8 +6,9 @@
 # expert is equally likely (the case offloading is hardest on), resident and at a 25% RAM budget.
 # Each offloaded run reads the disk for 10 s just before it (`moe bench --disk-probe`): a VM's
 # disk rate moves by a third within minutes. Two disk ceilings: sequential reads, and reads of
-# whole expert records at random places (what uniform routing makes a 25% budget read). Offloaded runs compare prefetch off and auto: under
-# forced routing the gate predictor guesses the routing the random router would have chosen.
+# whole expert records at random places (what uniform routing makes a 25% budget read).
+# Offloaded runs compare prefetch off and auto: under forced routing the gate predictor guesses
+# the routing the random router would have chosen.
 #   scripts/bench-big-shapes.sh            # writes packs under $DIR (about 50 GB), prints a table
 # Env: DIR (default /tmp/moe-big-shapes), DS_LAYERS (8), GO_LAYERS (6), QW_LAYERS (20), GEN (16),
 #      THREADS (2), ONLY (a space-separated subset of: ds go qw), KEEP=1 keeps the packs.

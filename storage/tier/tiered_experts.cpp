@@ -110,6 +110,10 @@ void TieredExperts::acquire_many(int layer, std::span<const int> experts, Expert
   std::vector<size_t> miss_j, hits, others;  // indices into experts/out
   std::unique_lock lk(mu_);
   TierLayerStats& ls = stats_.layers[size_t(layer)];
+  // Under the lock: undoes this call's pins of experts[js] (all or nothing on a failure).
+  const auto unpin = [&](std::span<const size_t> js) {
+    for (size_t j : js) --slots_[index(layer, experts[j])].pins;
+  };
   try {
     for (size_t j = 0; j < experts.size(); ++j) {
       Slot& s = slots_[index(layer, experts[j])];
@@ -125,7 +129,7 @@ void TieredExperts::acquire_many(int layer, std::span<const int> experts, Expert
       }
     }
   } catch (...) {  // no room: undo the hits and the reservations made so far
-    for (size_t j : hits) --slots_[index(layer, experts[j])].pins;
+    unpin(hits);
     for (Pending& m : misses) drop(m);
     loaded_.notify_all();
     throw;
@@ -134,7 +138,7 @@ void TieredExperts::acquire_many(int layer, std::span<const int> experts, Expert
     try {
       load_batch(lk, misses, /*demand=*/true, out, miss_j);
     } catch (...) {
-      for (size_t j : hits) --slots_[index(layer, experts[j])].pins;
+      unpin(hits);
       throw;
     }
   }
@@ -146,9 +150,9 @@ void TieredExperts::acquire_many(int layer, std::span<const int> experts, Expert
       out[others[n]] = acquire(layer, experts[others[n]]);
     } catch (...) {
       lk.lock();
-      for (size_t j : hits) --slots_[index(layer, experts[j])].pins;
-      for (size_t j : miss_j) --slots_[index(layer, experts[j])].pins;
-      for (size_t i = 0; i < n; ++i) --slots_[index(layer, experts[others[i]])].pins;
+      unpin(hits);
+      unpin(miss_j);
+      unpin(std::span(others).first(n));
       throw;
     }
   }
