@@ -125,13 +125,17 @@ void Engine::forward(std::span<const BatchItem> batch, std::vector<float>& logit
   }
   const int64_t T = int64_t(toks.size());
 
-  std::vector<float> x(size_t(T * H));  // [T, H] residual stream
+  std::vector<float>& x = step_x_;  // [T, H] residual stream; resized within its capacity
+  x.resize(size_t(T * H));
   for (int64_t t = 0; t < T; ++t) cpu::to_f32(model_.embed, int64_t(plan.ids[size_t(t)]) * H, H, &x[size_t(t * H)]);
   if (c.n_linear_layers() > 0)  // a run that starts a sequence starts from the zero state
     for (int64_t t = 0; t < T; ++t)
       if (toks[size_t(t)].pos == 0) toks[size_t(t)].kv->zero_states();
 
-  std::vector<float> h(size_t(T * H)), f(size_t(T * H));
+  std::vector<float>& h = step_h_;  // written by the norm and the FFN at every layer
+  std::vector<float>& f = step_f_;
+  h.resize(size_t(T * H));
+  f.resize(size_t(T * H));
   for (int l = 0; l < c.n_layers; ++l) {
     auto t0 = std::chrono::steady_clock::now();
     if (c.is_linear(l)) linear_attention(l, toks, x);

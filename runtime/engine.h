@@ -15,6 +15,7 @@
 #include "runtime/mla_absorb.h"
 #include "runtime/model.h"
 #include "runtime/routing.h"
+#include "runtime/scratch.h"
 #include "runtime/sequence_table.h"
 
 namespace moe {
@@ -104,6 +105,11 @@ class Engine final : public InferenceEngine {
   // moe()'s expert outputs [T * top_k, hidden], kept between layers and steps: a fresh buffer of
   // a prefill step's size would be page-faulted and zeroed at every layer.
   std::vector<float> moe_ys_;
+  std::vector<std::vector<float>> moe_xin_;  // moe()'s gathered rows per chunk slot, likewise
+  // forward()'s residual stream, normed rows and FFN output [T, hidden], and the per-layer
+  // blocks' temporaries (scratch.h), likewise kept.
+  std::vector<float> step_x_, step_h_, step_f_;
+  Scratch scratch_;
   std::map<const void*, std::vector<float>> offset_norms_;  // norm_plus_one: w's data -> 1 + w
   // Every sequence's KV pages: a fork and the sequence it came from share theirs (kv_cache.h).
   std::shared_ptr<KvPagePool> kv_pages_ = std::make_shared<KvPagePool>();

@@ -26,11 +26,13 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
   const int64_t qd = int64_t(c.n_heads) * hd, kvd = int64_t(c.n_kv_heads) * hd;
   const float eps = float(c.rms_eps);
 
-  std::vector<float> h(size_t(T * H));
+  Scratch::Frame tmp(scratch_);  // every buffer below is written before it is read
+  const std::span<float> h = tmp.take(size_t(T * H));
   norm_rows(x.data(), model_.layers[size_t(layer)].attn_norm, T, H, h.data());
-  std::vector<float> q(size_t(T * qd)), k(size_t(T * kvd)), v(size_t(T * kvd));  // [T, qd], [T, kvd] x2
-  std::vector<float> gate;  // [T, qd] Qwen3-Next's output gate: q_proj gives [q, gate] per head
-  std::vector<float> qg(c.attn_output_gate ? size_t(T * 2 * qd) : 0);
+  // [T, qd], [T, kvd] x2
+  const std::span<float> q = tmp.take(size_t(T * qd)), k = tmp.take(size_t(T * kvd)), v = tmp.take(size_t(T * kvd));
+  std::span<float> gate;  // [T, qd] Qwen3-Next's output gate: q_proj gives [q, gate] per head
+  const std::span<float> qg = tmp.take(c.attn_output_gate ? size_t(T * 2 * qd) : 0);
   {  // q, k and v in one parallel section
     std::vector<float> qb, kb, vb;
     const auto bias = [](const WeightView& b, std::vector<float>& v) -> const float* {
@@ -45,7 +47,7 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
     cpu::matmul_many(pool_, jobs);
   }
   if (c.attn_output_gate) {
-    gate.resize(size_t(T * qd));
+    gate = tmp.take(size_t(T * qd));
     for (int64_t i = 0; i < T * c.n_heads; ++i) {
       std::copy_n(&qg[size_t(i * 2 * hd)], hd, &q[size_t(i * hd)]);
       std::copy_n(&qg[size_t(i * 2 * hd + hd)], hd, &gate[size_t(i * hd)]);
@@ -64,7 +66,7 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
   }
   if (c.clip_qkv > 0) {  // OLMoE clamps after the norm
     const float lim = float(c.clip_qkv);
-    for (auto* buf : {&q, &k, &v})
+    for (const std::span<float>* buf : {&q, &k, &v})
       for (float& e : *buf) e = std::clamp(e, -lim, lim);
   }
 
@@ -82,7 +84,7 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
   pool_.parallel_for(T, 16, rope_put);
 
   // Each (token, head) pair is independent once the cache holds every key of the batch.
-  std::vector<float> out(size_t(T * qd));
+  const std::span<float> out = tmp.take(size_t(T * qd));  // each (token, head) written once
   const int64_t window = c.window(layer);
   std::vector<float> sinks;
   if (!A.sinks.empty()) {
@@ -146,7 +148,7 @@ void Engine::attention(int layer, const std::vector<Tok>& toks, std::vector<floa
     }
   });
   for (size_t i = 0; i < gate.size(); ++i) out[i] *= 1.0f / (1.0f + std::exp(-gate[i]));
-  std::vector<float> o(size_t(T * H));
+  const std::span<float> o = tmp.take(size_t(T * H));
   cpu::matmul(pool_, out.data(), T, A.o, o.data(), A.o_bias);
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
 }

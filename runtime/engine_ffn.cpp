@@ -84,7 +84,8 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
   // Acquire top_k experts at a time: a tiered source reads that chunk's misses in one batch,
   // and a budget that holds one token's experts always holds a chunk.
   // The chunk's experts run together (cpu::swiglu_ffn_many: two parallel sections in all).
-  std::vector<std::vector<float>> xin(static_cast<size_t>(K));
+  std::vector<std::vector<float>>& xin = moe_xin_;  // grown, never shrunk: rows written before read
+  if (xin.size() < size_t(K)) xin.resize(size_t(K));
   std::vector<cpu::FfnJob> jobs;
   // gpt-oss: each expert's biases widened to f32 ([gate I | up I | down H] per chunk slot) and
   // the clamped activation; its experts then run in the same two parallel sections as others.
@@ -102,7 +103,7 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
     for (size_t ci = 0; ci < chunk.size(); ++ci) {
       const auto& rows = by_expert[size_t(chunk[ci])];
       if (int64_t(rows.size()) == T) continue;
-      xin[ci].resize(rows.size() * size_t(H));
+      if (xin[ci].size() < rows.size() * size_t(H)) xin[ci].resize(rows.size() * size_t(H));
       for (size_t r = 0; r < rows.size(); ++r) gather.emplace_back(ci, int64_t(r));
     }
     pool_.parallel_for(int64_t(gather.size()), 64, [&](int64_t i0, int64_t i1) {

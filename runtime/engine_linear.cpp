@@ -27,9 +27,11 @@ void Engine::linear_attention(int layer, const std::vector<Tok>& toks, std::vect
   const int64_t C = l.conv_dim(), K = l.conv_kernel, kd = nk * dk, vd = nv * dv;
   const float eps = float(c.rms_eps);
 
-  std::vector<float> h(size_t(T * H));
+  Scratch::Frame tmp(scratch_);  // every buffer below is written before it is read
+  const std::span<float> h = tmp.take(size_t(T * H));
   norm_rows(x.data(), L.attn_norm, T, H, h.data());
-  std::vector<float> qkv(size_t(T * C)), z(size_t(T * vd)), b(size_t(T * nv)), a(size_t(T * nv));
+  const std::span<float> qkv = tmp.take(size_t(T * C)), z = tmp.take(size_t(T * vd)), b = tmp.take(size_t(T * nv)),
+                         a = tmp.take(size_t(T * nv));
   cpu::matmul(pool_, h.data(), T, W.qkv, qkv.data());
   cpu::matmul(pool_, h.data(), T, W.z, z.data());
   cpu::matmul(pool_, h.data(), T, W.b, b.data());
@@ -52,7 +54,7 @@ void Engine::linear_attention(int layer, const std::vector<Tok>& toks, std::vect
       ai = -std::exp(alog[size_t(i)]) * softplus(ai + dt[size_t(i)]);
     }
 
-  std::vector<float> core(size_t(T * vd));
+  const std::span<float> core = tmp.take(size_t(T * vd));  // each run's tokens written by the recurrence
   const cpu::DeltaNetShape shape{int(nk), int(nv), int(dk), int(dv)};
   // A batch holds each sequence's new tokens as one run, in order.
   for (int64_t r0 = 0; r0 < T;) {
@@ -121,7 +123,7 @@ void Engine::linear_attention(int layer, const std::vector<Tok>& toks, std::vect
     const float inv = 1.0f / std::sqrt(ss / float(dv) + eps);
     for (int64_t d = 0; d < dv; ++d) o[d] = o[d] * inv * nw[size_t(d)] * silu(g[d]);
   }
-  std::vector<float> o(size_t(T * H));
+  const std::span<float> o = tmp.take(size_t(T * H));
   cpu::matmul(pool_, core.data(), T, W.out, o.data());
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
 }

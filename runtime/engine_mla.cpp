@@ -26,11 +26,12 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
   const int64_t nope = m.qk_nope_head_dim, rope = m.qk_rope_head_dim, qk = m.qk_head_dim(), vd = m.v_head_dim;
   const int64_t R = m.kv_lora_rank, row = R + rope;  // cache row: latent, then rotary key
 
-  std::vector<float> h(size_t(T * H));
+  Scratch::Frame tmp(scratch_);  // every buffer below is written before it is read
+  const std::span<float> h = tmp.take(size_t(T * H));
   norm_rows(x.data(), model_.layers[size_t(layer)].attn_norm, T, H, h.data());
-  std::vector<float> q(size_t(T * nh * qk));  // [T, nh, nope + rope]
+  const std::span<float> q = tmp.take(size_t(T * nh * qk));  // [T, nh, nope + rope]
   if (m.q_lora_rank > 0) {
-    std::vector<float> qa(size_t(T * m.q_lora_rank));
+    const std::span<float> qa = tmp.take(size_t(T * m.q_lora_rank));
     cpu::matmul(pool_, h.data(), T, A.q_a, qa.data());
     for (int64_t t = 0; t < T; ++t)
       cpu::rmsnorm(&qa[size_t(t * m.q_lora_rank)], A.q_a_norm, kLatentNormEps, m.q_lora_rank, &qa[size_t(t * m.q_lora_rank)]);
@@ -38,7 +39,7 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
   } else {
     cpu::matmul(pool_, h.data(), T, A.q, q.data());
   }
-  std::vector<float> ckv(size_t(T * row));  // [T, latent + rotary key]
+  const std::span<float> ckv = tmp.take(size_t(T * row));  // [T, latent + rotary key]
   cpu::matmul(pool_, h.data(), T, A.kv_a, ckv.data());
 
   std::vector<float> cs(inv_freq_.size()), sn(inv_freq_.size());  // rope / 2 each
@@ -53,7 +54,8 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
 
   // Queries into the latent space, every head's [T, nope] x W_UK^T in one parallel section.
   const MlaAbsorbed& ab = mla_[size_t(layer)];
-  std::vector<float> qn(size_t(nh * T * nope)), ql(size_t(nh * T * R));  // [nh, T, nope], [nh, T, R]
+  // [nh, T, nope], [nh, T, R]
+  const std::span<float> qn = tmp.take(size_t(nh * T * nope)), ql = tmp.take(size_t(nh * T * R));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t hh = 0; hh < nh; ++hh)
       std::copy_n(&q[size_t((t * nh + hh) * qk)], nope, &qn[size_t((hh * T + t) * nope)]);
@@ -63,7 +65,7 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
   cpu::matmul_many(pool_, jobs);
 
   const float scale = float(c.attention_scale);
-  std::vector<float> ol(size_t(nh * T * R));  // [nh, T, R]: attention-weighted latents
+  const std::span<float> ol = tmp.take(size_t(nh * T * R));  // [nh, T, R]: attention-weighted latents
   pool_.parallel_for(T * nh, 1, [&](int64_t b, int64_t e) {
     std::vector<float> sc, widened;
     for (int64_t i = b; i < e; ++i) {
@@ -97,15 +99,15 @@ void Engine::mla_attention(int layer, const std::vector<Tok>& toks, std::vector<
     }
   });
   // The latents out through W_UV, every head in one section; then back to [T, nh * vd].
-  std::vector<float> ov(size_t(nh * T * vd));  // [nh, T, vd]
+  const std::span<float> ov = tmp.take(size_t(nh * T * vd));  // [nh, T, vd]
   jobs.clear();
   for (int64_t hh = 0; hh < nh; ++hh)
     jobs.push_back({&ol[size_t(hh * T * R)], T, ab.uv_heads[size_t(hh)], &ov[size_t(hh * T * vd)]});
   cpu::matmul_many(pool_, jobs);
-  std::vector<float> out(size_t(T * nh * vd));
+  const std::span<float> out = tmp.take(size_t(T * nh * vd));
   for (int64_t hh = 0; hh < nh; ++hh)
     for (int64_t t = 0; t < T; ++t) std::copy_n(&ov[size_t((hh * T + t) * vd)], vd, &out[size_t((t * nh + hh) * vd)]);
-  std::vector<float> o(size_t(T * H));
+  const std::span<float> o = tmp.take(size_t(T * H));
   cpu::matmul(pool_, out.data(), T, A.o, o.data());
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
 }

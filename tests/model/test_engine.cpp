@@ -88,6 +88,31 @@ TEST_P(EngineTest, BatchedDecodeEqualsOneAtATime) {
   }
 }
 
+// The engine keeps its per-layer temporaries between steps (runtime/scratch.h) with stale
+// contents: an engine that has just run a longer prompt gives a short one the same logits, bit
+// for bit, as a fresh engine.
+TEST_P(EngineTest, BuffersKeptFromALongerStepLeaveNoTrace) {
+  const Model model = load_hf_model(fixture_dir(GetParam()));
+  const int64_t V = model.cfg.vocab_size;
+  const auto long_prompt = test_tokens(40, V, 21), short_prompt = test_tokens(5, V, 22), next = test_tokens(1, V, 23);
+  const auto run_short = [&](Engine& e) {
+    const SeqId s = e.create_sequence();
+    BatchItem p{s, short_prompt, true};
+    std::vector<float> l = e.forward({&p, 1});
+    BatchItem d{s, next, false};
+    const std::vector<float> dl = e.forward({&d, 1});
+    l.insert(l.end(), dl.begin(), dl.end());
+    return l;
+  };
+  Engine fresh(model, {2, 0});
+  const std::vector<float> want = run_short(fresh);
+  Engine used(model, {2, 0});
+  const SeqId other = used.create_sequence();
+  BatchItem big{other, long_prompt, true};
+  (void)used.forward({&big, 1});
+  EXPECT_EQ(run_short(used), want);
+}
+
 // A forked prefix continues exactly like recomputing the whole sequence.
 TEST_P(EngineTest, ForkedPrefixMatchesRecompute) {
   const Model model = load_hf_model(fixture_dir(GetParam()));
