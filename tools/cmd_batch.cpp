@@ -109,12 +109,17 @@ Runner add_batch(CLI::App& app) {
     }
     serve::Scheduler sched(session.engine(), tok, o->sched);
     // A request without max_tokens reserves the whole context: say when that limits the batch.
+    const auto open_ended = uint64_t(std::count_if(in.lines.begin(), in.lines.end(), [](const batch::BatchLine& l) {
+      return l.error.empty() && !l.max_tokens;
+    }));
     if (const uint64_t full = uint64_t(session.engine().kv_bytes_per_token() * sched.context());
-        o->max_tokens == 0 && o->sched.kv_budget_bytes && full > 0 && o->sched.kv_budget_bytes / full < uint64_t(o->max_batch))
+        o->max_tokens == 0 && open_ended > 0 && o->sched.kv_budget_bytes && full > 0 &&
+        o->sched.kv_budget_bytes / full < std::min<uint64_t>(open_ended, uint64_t(o->max_batch)))
       std::fprintf(stderr,
-                   "moe batch: the KV budget (%s) holds %llu requests without max_tokens at once (each reserves the %lld-token "
-                   "context, %s); give max_tokens, --max-tokens or a shorter --ctx to run more together\n",
-                   format_bytes(o->sched.kv_budget_bytes).c_str(),
+                   "moe batch: %llu of the %zu requests lack max_tokens; the KV budget (%s) holds %llu such requests at "
+                   "once (each reserves the %lld-token context, %s); give max_tokens, --max-tokens or a shorter --ctx to "
+                   "run more together\n",
+                   static_cast<unsigned long long>(open_ended), in.lines.size(), format_bytes(o->sched.kv_budget_bytes).c_str(),
                    static_cast<unsigned long long>(o->sched.kv_budget_bytes / full), static_cast<long long>(sched.context()),
                    format_bytes(full).c_str());
     http::Metrics metrics;

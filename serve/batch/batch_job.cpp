@@ -74,7 +74,10 @@ BatchInput read_input(const fs::path& input) {
     } else if (!j.contains("body") || !j["body"].is_object()) {
       l.error = fmt::format("line {}: 'body' must be an object (the request)", n);
     } else {
-      l.body = j["body"].dump();
+      const json& body = j["body"];
+      l.body = body.dump();
+      for (const char* k : {"max_tokens", "max_completion_tokens"})
+        l.max_tokens = l.max_tokens || (body.contains(k) && !body[k].is_null());
     }
     if (!l.custom_id.empty()) {
       auto [it, fresh] = seen.emplace(l.custom_id, n);

@@ -26,6 +26,7 @@ struct BatchLine {
   std::string url;
   std::string body;        // the body's JSON text
   std::string error;       // why the line cannot run ("" when it can)
+  bool max_tokens = false;  // the body sets max_tokens or max_completion_tokens
 };
 
 struct BatchInput {

@@ -132,6 +132,32 @@ class Batch(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("input differs", r.stderr)
 
+    def test_kv_notice_counts_only_requests_without_max_tokens(self):
+        # Each request without max_tokens reserves the whole context (64 tokens here); the notice
+        # says how many such requests the KV budget holds when they are more than that (2 here),
+        # and stays silent when the budget holds them all.
+        limits = ["--ctx", "64", "--kv-budget", "512KiB"]
+        capped = [completion(f"c{i}", f"def f{i}(x):", i, max_tokens=8) for i in range(4)]
+        open_ended = [dict(c, custom_id=f"o{i}", body={k: v for k, v in c["body"].items() if k != "max_tokens"})
+                      for i, c in enumerate(capped)]
+        for name, items, expect in (("capped", capped, None), ("two", capped[:2] + open_ended[:2], None),
+                                    ("three", capped[:1] + open_ended[:3], "3 of the 4"),
+                                    ("open", open_ended, "4 of the 4")):
+            inp, out = self.p(name + ".jsonl"), self.p(name + ".out.jsonl")
+            write_jsonl(inp, items)
+            r = batch(inp, out, *limits)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            notice = [l for l in r.stderr.splitlines() if "lack max_tokens" in l]
+            if expect is None:
+                self.assertEqual(notice, [], r.stderr)
+            else:
+                self.assertEqual(len(notice), 1, r.stderr)
+                self.assertIn(expect + " requests lack max_tokens", notice[0])
+                self.assertIn("holds 2 such requests", notice[0])
+            res = results(out)
+            self.assertEqual(len(res), 4)
+            self.assertTrue(all(v[0] == 200 for v in res.values()), res)
+
     def test_same_tokens_as_moe_run(self):
         prompts = ["def fibonacci(n):", "import os\nimport sys\n", "The"]
         write_jsonl(self.p("in.jsonl"), [completion(f"c{i}", p, 0, max_tokens=20, temperature=0) for i, p in enumerate(prompts)])
