@@ -3,7 +3,8 @@
 // Fresh vectors of a prefill chunk's size were page-faulted and zeroed at every layer: attention
 // of 2,048 tokens of Qwen3-30B-A3B allocated about 100 MB a layer, above malloc's mmap threshold,
 // so each one came back from the kernel as new zero pages. Here each buffer keeps its memory
-// between layers and steps and is only ever grown.
+// between layers and steps and is only ever grown. The cost: the largest step's temporaries stay
+// held: about the peak one layer had before, now kept between steps.
 //
 // A block opens one Frame and takes its buffers in order; the Frame hands the same buffers out
 // again to the next block. Contents are stale: whoever takes a buffer writes every element before
@@ -33,7 +34,7 @@ class Scratch {
       if (next_ == s_.bufs_.size()) s_.bufs_.emplace_back();
       std::vector<float>& b = s_.bufs_[next_++];
       if (b.size() < n) {
-        b.clear();  // nothing to copy: the contents are stale anyway
+        b = std::vector<float>();  // freed first: nothing to copy, and no moment holding both
         b.resize(n);
       }
       return {b.data(), n};
