@@ -39,15 +39,18 @@ std::string duration(double s) {
 
 // One progress line: requests done/total, prompt and generated tokens/s (prompt and generated
 // tokens so far: the scheduler's live counts while the job runs, the finished requests' at the
-// end), ETA.
-std::string progress_line(const serve::batch::Progress& p, double secs, int64_t prompt, int64_t generated) {
+// end), ETA (serve::batch::eta_seconds; `st` null at the end).
+std::string progress_line(const serve::batch::Progress& p, double secs, int64_t prompt, int64_t generated,
+                          const serve::SchedulerStats* st = nullptr) {
   const int64_t done = p.done, total = p.total - p.skipped;
-  const double rate = secs > 0 ? double(done) / secs : 0;
+  serve::batch::TokenCounts t;
+  if (st) t = {p.done - p.errors + st->running, st->prompt_tokens - st->cached_tokens, st->prefilled_tokens, st->generated_tokens};
+  const double eta = serve::batch::eta_seconds(p, secs, t);
   return fmt::format("moe batch: {}/{} requests{}{} | prompt {:.1f} tok/s | generated {:.1f} tok/s | {} elapsed, ETA {}", done,
                      total, p.errors ? fmt::format(" ({} errors)", int64_t(p.errors)) : "",
                      p.skipped ? fmt::format(" ({} already done)", int64_t(p.skipped)) : "",
                      secs > 0 ? double(prompt) / secs : 0.0, secs > 0 ? double(generated) / secs : 0.0,
-                     duration(secs), rate > 0 ? duration(double(total - done) / rate) : "?");
+                     duration(secs), eta >= 0 ? duration(eta) : "?");
 }
 
 }  // namespace
@@ -143,7 +146,7 @@ Runner add_batch(CLI::App& app) {
       }
     };
     batch::Progress progress;
-    batch::JobOptions jo{o->output, o->resume, o->max_batch};
+    batch::JobOptions jo{o->output, o->resume, o->max_batch, o->max_tokens};
     const auto t0 = std::chrono::steady_clock::now();
     auto secs = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     std::mutex m;
@@ -155,7 +158,7 @@ Runner add_batch(CLI::App& app) {
       while (!cv.wait_for(lk, std::chrono::milliseconds(tty ? 500 : 10000), [&] { return finished; })) {
         const serve::SchedulerStats st = sched.stats();
         std::fprintf(stderr, tty ? "\r%s\033[K" : "%s\n",
-                     progress_line(progress, secs(), st.prefilled_tokens, st.generated_tokens).c_str());
+                     progress_line(progress, secs(), st.prefilled_tokens, st.generated_tokens, &st).c_str());
       }
     });
     struct StopBar {

@@ -76,8 +76,8 @@ BatchInput read_input(const fs::path& input) {
     } else {
       const json& body = j["body"];
       l.body = body.dump();
-      for (const char* k : {"max_tokens", "max_completion_tokens"})
-        l.max_tokens = l.max_tokens || (body.contains(k) && !body[k].is_null());
+      for (const char* k : {"max_tokens", "max_completion_tokens"})  // a bad value fails the request later
+        if (body.contains(k) && body[k].is_number_integer() && body[k].get<int64_t>() > 0) l.max_tokens = body[k].get<int64_t>();
     }
     if (!l.custom_id.empty()) {
       auto [it, fresh] = seen.emplace(l.custom_id, n);
@@ -178,6 +178,16 @@ void write_line(int fd, const std::string& s) {
 
 }  // namespace
 
+double eta_seconds(const Progress& p, double secs, const TokenCounts& t) {
+  const int64_t total = p.total - p.skipped;
+  double f = total > 0 ? double(p.done) / double(total) : 0.0;
+  if (p.max_tokens_left > 0 && t.admitted > 0) {
+    const double prompts = double(t.admitted_prompt) * double(total) / double(std::min(t.admitted, total));
+    f = std::max(f, std::min(1.0, double(t.prefilled + t.generated) / (prompts + double(p.max_tokens_left))));
+  }
+  return f > 0 && secs > 0 ? secs * (1.0 - f) / f : -1.0;
+}
+
 void run_job(const std::vector<BatchLine>& lines, const JobIdentity& id, const JobOptions& o, const Handler& handle,
              Progress& progress) {
   const fs::path state = o.output.string() + ".state.json";
@@ -202,6 +212,17 @@ void run_job(const std::vector<BatchLine>& lines, const JobIdentity& id, const J
     if (!done.count(l.line)) todo.push_back(&l);
   progress.total = int64_t(lines.size());
   progress.skipped = int64_t(lines.size() - todo.size());
+  progress.max_tokens_left = 0;
+  for (const BatchLine* l : todo) {
+    if (!l->error.empty()) continue;  // answered at once with its error
+    const int64_t cap = l->max_tokens == 0 ? o.max_tokens_cap
+                        : o.max_tokens_cap > 0 ? std::min(l->max_tokens, o.max_tokens_cap) : l->max_tokens;
+    if (cap == 0) {  // one request without a cap: the tokens say nothing about the end
+      progress.max_tokens_left = 0;
+      break;
+    }
+    progress.max_tokens_left += cap;
+  }
   std::atomic<size_t> next{0};
   std::mutex write_m;
   std::string failure;  // an I/O error stops the job (guarded by write_m)

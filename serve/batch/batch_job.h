@@ -26,7 +26,7 @@ struct BatchLine {
   std::string url;
   std::string body;        // the body's JSON text
   std::string error;       // why the line cannot run ("" when it can)
-  bool max_tokens = false;  // the body sets max_tokens or max_completion_tokens
+  int64_t max_tokens = 0;  // the body's max_tokens or max_completion_tokens (0: not set)
 };
 
 struct BatchInput {
@@ -55,12 +55,29 @@ struct Progress {
   std::atomic<int64_t> done{0}, errors{0}, skipped{0};  // skipped: already in the output (resume)
   std::atomic<int64_t> prompt_tokens{0}, completion_tokens{0};
   int64_t total = 0;
+  // The most tokens the requests this run takes on may generate: the sum of their caps (their
+  // max_tokens, or JobOptions::max_tokens_cap), 0 when one of them has none. Set by run_job.
+  int64_t max_tokens_left = 0;
 };
+
+// What the scheduler has done so far, for the ETA.
+struct TokenCounts {
+  int64_t admitted = 0;         // requests admitted (finished ones included)
+  int64_t admitted_prompt = 0;  // their prompt tokens, less those the prefix cache served
+  int64_t prefilled = 0, generated = 0;
+};
+// Seconds left after `secs`, from the share of the work done: the larger of the requests' share
+// and, when every request has a cap (Progress::max_tokens_left), the share of tokens through the
+// engine, prompt and generated, of all there may be (the prompts not yet admitted counted at the
+// admitted ones' mean). The requests alone say nothing when all of them run at once: none
+// finishes until near the end. Negative when nothing is known yet.
+double eta_seconds(const Progress& p, double secs, const TokenCounts& t);
 
 struct JobOptions {
   std::filesystem::path output;
   bool resume = false;
-  int workers = 64;  // requests in flight (the scheduler batches them)
+  int workers = 64;           // requests in flight (the scheduler batches them)
+  int64_t max_tokens_cap = 0;  // --max-tokens: the most tokens any request may generate (0: none)
 };
 
 // Runs every line not yet in the output through `handle` on `workers` threads, appending a
