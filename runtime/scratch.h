@@ -45,7 +45,7 @@ class Scratch {
     size_t next_ = 0;
   };
 
-  // Bytes held (for tests and memory accounting).
+  // Bytes held by the buffers (the tests check reuse and growth with it).
   size_t bytes() const {
     size_t n = 0;
     for (const auto& b : bufs_) n += b.capacity() * sizeof(float);

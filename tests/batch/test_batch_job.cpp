@@ -1,5 +1,6 @@
 // serve/batch: the token caps run_job adds up for the progress line, and the ETA drawn from them.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
