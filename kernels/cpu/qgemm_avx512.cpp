@@ -5,8 +5,8 @@
 // load of weights feeds 128 multiply-adds per instruction pair. Also the AVX-512 dispatcher.
 // Paths by rows of x (M):
 //   M == 1       q4_gemv: 1 weight row x 512 columns per step (memory-bound decode).
-//   1 < M < 12   q4_gemv_tile: the same, each unpacked quad reused from registers across up to
-//                4 rows of x.
+//   1 < M < 12   q4_gemv_tile: the same sums, each quad transposed and unpacked once and reused
+//                from registers across up to 4 rows of x (x in the same transposed layout).
 //   M >= 12      rows of x in vector lanes (qgemm_avx512_q4m.cpp); from M > 16, where AMX is
 //                enabled, the same sums on the tile unit (qgemm_amx.cpp, amx_gemm).
 // I8 and F8: qgemm_avx512_i8f8.cpp.
@@ -42,7 +42,7 @@ namespace {
 //   once after hsum_runs instead of starting each chunk's vpdpbusd from b: three fewer loads per
 //   quad and row of x, and the same int32 sums (wrapping adds in any order give the same bits).
 struct Q4Acts {
-  std::vector<int8_t> q;
+  std::vector<int8_t> q, qt;  // qt: the tile kernel's copy (prep_q4_tiles), for M > 1 only
   std::vector<float> d, dq, bq;
   std::vector<int32_t> b, bh;
   int64_t kp = 0, nq = 0;
@@ -144,23 +144,56 @@ inline __m512 quad_zeros(const uint8_t* zp, int ng) {
   return quad_lanes<G>(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z)));
 }
 
-// Weight row n against MT rows of x from m0, 4 chunks (512 columns) per step: each chunk's int32
-// lanes (4 per run) are summed to one lane per run first, so the scale expansion, int -> float
-// conversion and FMA run once per 16 runs instead of once per 4. These vector-port uops, not the
-// integer dot products, bound the chunk-at-a-time kernel. The unpacked chunks are reused from
-// registers across the MT rows. The row's last quad may be partial: masked loads, missing chunks
-// contribute 0. out[i] = y[m0 + i, n] without bias.
+// A row's last quad when it holds two chunks (K = 768: Qwen3's down projection), half the work of
+// four: t[0] = dwords (v0_0, v1_0, v0_1, v1_1) and t[1] = (v0_2, v1_2, v0_3, v1_3) in each 128-bit
+// lane; their products then add up with one more shift (two_chunk_sums).
+inline void pair_dwords(const __m512i* v, __m512i* t) {
+  t[0] = _mm512_unpacklo_epi32(v[0], v[1]), t[1] = _mm512_unpackhi_epi32(v[0], v[1]);
+}
+inline __m512i two_chunk_sums(__m512i s) {  // lanes 4r, 4r + 1: runs r of chunks 0, 1; others 0
+  return _mm512_maskz_add_epi32(0x3333, s, _mm512_bsrli_epi128(s, 8));
+}
+
+// Chunks of the quad that starts at column col of a K-column row (4 but in the last, partial one).
+inline int quad_chunks(int64_t K, int64_t col) { return int(std::min<int64_t>(4, (K - col + 127) / 128)); }
+
+// x for the tile kernel (Q4Acts::qt): each quad's chunks arranged as transpose_dwords (or, for a
+// last quad of two chunks, pair_dwords) arranges the weights, low-nibble halves and high-nibble
+// halves apart: [t0 low, t0 high, t1 low, t1 high, ...], 512 bytes a quad.
+void prep_q4_tiles(int64_t M, int64_t K, Q4Acts& a) {
+  const int64_t nc = a.kp / 128;
+  a.qt.assign(size_t(M * a.nq * 512), 0);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t qd = 0; qd < a.nq; ++qd) {
+      const int chunks = quad_chunks(K, qd * 512);
+      int8_t* dst = &a.qt[size_t((m * a.nq + qd) * 512)];
+      for (int half = 0; half < 2; ++half) {
+        __m512i v[4], t[4];
+        for (int c = 0; c < 4; ++c)
+          v[c] = qd * 4 + c < nc ? _mm512_loadu_si512(&a.q[size_t(m * a.kp + (qd * 4 + c) * 128 + half * 64)]) : _mm512_setzero_si512();
+        if (chunks == 2) pair_dwords(v, t);
+        else transpose_dwords(v, t);
+        for (int j = 0; j < (chunks == 2 ? 2 : 4); ++j) _mm512_storeu_si512(dst + j * 128 + half * 64, t[j]);
+      }
+    }
+}
+
+// Weight row n against MT rows of x from m0, 4 chunks (512 columns) per step. The quad's packed
+// weights are transposed once (transpose_dwords) and unpacked, then each row of x takes 8
+// vpdpbusd whose lanes already hold whole runs: no per-row horizontal sums. The int -> float
+// conversion and the scale FMA run once per 16 runs. The row's last quad may be partial: masked
+// loads, missing chunks contribute 0. out[i] = y[m0 + i, n] without bias.
 //
-// This lane order (lane 4r + c = run r of chunk c, across quads) and lanes_sum are the sum order
+// The lane order (lane 4r + c = run r of chunk c, across quads) and lanes_sum are the sum order
 // of every Q4 path, rows in lanes included (qgemm_avx512_q4m.cpp), so y does not depend on M.
 template <int G, bool ZP, int MT>
 [[gnu::always_inline]] inline void q4_gemv_tile(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) {
   constexpr int GPC = 128 / G, GPQ = 4 * GPC;  // groups per chunk, per quad
-  const int64_t K = w.cols, gpr = K / G, full_quads = K / 512;
+  const int64_t K = w.cols, gpr = K / G, full_quads = K / 512, xs = a.nq * 512;
   const uint8_t* wp = static_cast<const uint8_t*>(w.data) + n * (K / 2);
   const uint16_t* sp = static_cast<const uint16_t*>(w.scales) + n * gpr;
   const uint8_t* zp = ZP ? w.zeros + n * gpr : nullptr;
-  const int8_t* xp = a.q.data() + m0 * a.kp;
+  const int8_t* xp = a.qt.data() + m0 * xs;
   const int32_t* bh = ZP ? nullptr : a.bh.data() + m0 * a.nq * 16;
   const float* dq = a.dq.data() + m0 * a.nq * 16;
   const float* bq = ZP ? a.bq.data() + m0 * a.nq * 16 : nullptr;
@@ -168,39 +201,53 @@ template <int G, bool ZP, int MT>
   __m512 acc[MT];
   for (int i = 0; i < MT; ++i) acc[i] = _mm512_setzero_ps();
   int64_t col = 0;
+  auto finish = [&](int i, __m512i h, __m512 sw, __m512 zw) {
+    if constexpr (!ZP) h = _mm512_add_epi32(h, _mm512_loadu_si512(bh + i * a.nq * 16));
+    __m512 f = _mm512_cvtepi32_ps(h);
+    if constexpr (ZP) f = _mm512_fnmadd_ps(zw, _mm512_loadu_ps(bq + i * a.nq * 16), f);
+    acc[i] = _mm512_fmadd_ps(f, _mm512_mul_ps(sw, _mm512_loadu_ps(dq + i * a.nq * 16)), acc[i]);
+  };
   auto step = [&](auto tail) {
     constexpr bool Tail = decltype(tail)::value;
     const int64_t left = K - col;  // columns from this quad on
     const int ng = Tail ? int(left / G) : GPQ;
-    __m512i lo[4], hi[4];
-    bool live[4];
+    const int chunks = Tail ? quad_chunks(K, col) : 4;
+    __m512i v[4], t[4], lo[4], hi[4];
     for (int c = 0; c < 4; ++c) prefetch(wp + c * 64);
     for (int c = 0; c < 4; ++c) {
       const int64_t cl = left - c * 128;  // columns of chunk c
-      live[c] = !Tail || cl > 0;
-      if (!live[c]) continue;
-      const __m512i v = !Tail || cl >= 128 ? _mm512_loadu_si512(wp + c * 64)
-                                           : _mm512_maskz_loadu_epi8((__mmask64(1) << (cl / 2)) - 1, wp + c * 64);
-      lo[c] = _mm512_and_si512(v, low4), hi[c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+      v[c] = !Tail || cl >= 128 ? _mm512_loadu_si512(wp + c * 64)
+             : cl > 0           ? _mm512_maskz_loadu_epi8((__mmask64(1) << (cl / 2)) - 1, wp + c * 64)
+                                : _mm512_setzero_si512();
     }
     const __m512 sw = quad_scales<G>(sp, ng);
     const __m512 zw = ZP ? quad_zeros<G>(zp, ng) : _mm512_setzero_ps();
-    for (int i = 0; i < MT; ++i) {
-      const int8_t* xi = xp + i * a.kp;
-      __m512i s[4];
-      for (int c = 0; c < 4; ++c) {
-        if (!live[c]) {
-          s[c] = _mm512_setzero_si512();
-          continue;
-        }
-        s[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[c], _mm512_loadu_si512(xi + c * 128));
-        s[c] = _mm512_dpbusd_epi32(s[c], hi[c], _mm512_loadu_si512(xi + c * 128 + 64));
+    if (Tail && chunks == 2) {
+      pair_dwords(v, t);
+      for (int j = 0; j < 2; ++j) lo[j] = _mm512_and_si512(t[j], low4), hi[j] = _mm512_and_si512(_mm512_srli_epi16(t[j], 4), low4);
+      for (int i = 0; i < MT; ++i) {
+        const int8_t* xi = xp + i * xs;
+        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[0], _mm512_loadu_si512(xi));
+        s = _mm512_dpbusd_epi32(s, hi[0], _mm512_loadu_si512(xi + 64));
+        s = _mm512_dpbusd_epi32(s, lo[1], _mm512_loadu_si512(xi + 128));
+        s = _mm512_dpbusd_epi32(s, hi[1], _mm512_loadu_si512(xi + 192));
+        finish(i, two_chunk_sums(s), sw, zw);
       }
-      __m512i h = hsum_runs(s[0], s[1], s[2], s[3]);
-      if constexpr (!ZP) h = _mm512_add_epi32(h, _mm512_loadu_si512(bh + i * a.nq * 16));
-      __m512 f = _mm512_cvtepi32_ps(h);
-      if constexpr (ZP) f = _mm512_fnmadd_ps(zw, _mm512_loadu_ps(bq + i * a.nq * 16), f);
-      acc[i] = _mm512_fmadd_ps(f, _mm512_mul_ps(sw, _mm512_loadu_ps(dq + i * a.nq * 16)), acc[i]);
+    } else {
+      transpose_dwords(v, t);
+      for (int j = 0; j < 4; ++j) lo[j] = _mm512_and_si512(t[j], low4), hi[j] = _mm512_and_si512(_mm512_srli_epi16(t[j], 4), low4);
+      for (int i = 0; i < MT; ++i) {
+        const int8_t* xi = xp + i * xs;
+        __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[0], _mm512_loadu_si512(xi));
+        __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[2], _mm512_loadu_si512(xi + 256));
+        s0 = _mm512_dpbusd_epi32(s0, hi[0], _mm512_loadu_si512(xi + 64));
+        s1 = _mm512_dpbusd_epi32(s1, hi[2], _mm512_loadu_si512(xi + 320));
+        s0 = _mm512_dpbusd_epi32(s0, lo[1], _mm512_loadu_si512(xi + 128));
+        s1 = _mm512_dpbusd_epi32(s1, lo[3], _mm512_loadu_si512(xi + 384));
+        s0 = _mm512_dpbusd_epi32(s0, hi[1], _mm512_loadu_si512(xi + 192));
+        s1 = _mm512_dpbusd_epi32(s1, hi[3], _mm512_loadu_si512(xi + 448));
+        finish(i, _mm512_add_epi32(s0, s1), sw, zw);
+      }
     }
     wp += 256, sp += GPQ, xp += 512, dq += 16, col += 512;
     if constexpr (ZP) zp += GPQ, bq += 16;
@@ -309,6 +356,7 @@ std::unique_ptr<Rows> prepare_avx512(const Job& job, PrepCache* cache) {
       const auto make = [&] {
         auto a = std::make_shared<Q4Acts>();
         prep_q4(job.x, job.M, job.w.cols, zp, *a);
+        if (job.M > 1) prep_q4_tiles(job.M, job.w.cols, *a);
         return std::shared_ptr<const Q4Acts>(std::move(a));
       };
       std::shared_ptr<const Q4Acts> a = cache ? cache->get<Q4Acts>(job, zp ? 1 : 0, make) : make();

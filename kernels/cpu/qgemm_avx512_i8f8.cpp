@@ -2,8 +2,8 @@
 // (kernels/CMakeLists.txt) and only called after CPUID said yes (qmatmul.cpp).
 //
 // I8: int8 activations through vpdpbusd (64 multiply-adds per instruction). M < 12: w + 128
-// against x, one weight row at a time (against up to 4 rows of x when M > 1), four chunks summed
-// before the float step (i8_gemv_rows, I8Tile).
+// against x, one weight row at a time (against up to 4 rows of x when M > 1, weights and x then
+// transposed by dwords), four chunks summed before the float step (i8_gemv_rows, I8Tile).
 // F8E4M3: codes widened through fp16 (exact), fp32 FMAs against fp32 activations, tiled too.
 // In a tile each decoded chunk is reused from registers across the rows of x.
 #include <immintrin.h>
@@ -28,7 +28,7 @@ namespace {
 // sum (w + 128) x + c = sum w x exactly: 1 ALU op per 64 weights where |w| and a sign
 // transfer took 3.
 struct I8Gemv {
-  std::vector<int8_t> q;
+  std::vector<int8_t> q, qt;  // qt: each quad's chunks as transpose_dwords arranges them (M > 1)
   std::vector<float> d;
   std::vector<int32_t> c;
   int64_t nq = 0;
@@ -63,11 +63,26 @@ void prep_i8_gemv(const float* x, int64_t M, int64_t K, I8Gemv& a) {
   }
 }
 
-// Weight row n against MT rows of x from m0: out[i] = y[m0 + i, n] before the row scale. Per
-// quad the four chunks' lanes are summed per 128-bit lane (hsum_runs: lane 4r + c = lane r of
-// chunk c, half a 32-block), then one conversion and FMA per 16 lanes. That lane order and
-// lanes_sum are the sum order of every I8 path, rows in lanes included (qgemm_avx512_i8m.cpp),
-// so y does not depend on M.
+// x for the tile kernel: each quad's four chunks through transpose_dwords (qavx512.h).
+void prep_i8_tiles(int64_t M, I8Gemv& a) {
+  const int64_t kq = a.nq * 256;
+  a.qt.resize(a.q.size());
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t qd = 0; qd < a.nq; ++qd) {
+      const size_t o = size_t(m * kq + qd * 256);
+      __m512i v[4], t[4];
+      for (int c = 0; c < 4; ++c) v[c] = _mm512_loadu_si512(&a.q[o + size_t(c * 64)]);
+      transpose_dwords(v, t);
+      for (int j = 0; j < 4; ++j) _mm512_storeu_si512(&a.qt[o + size_t(j * 64)], t[j]);
+    }
+}
+
+// Weight row n against MT rows of x from m0: out[i] = y[m0 + i, n] before the row scale. Each
+// quad's weights go through transpose_dwords once, as x did in prep_i8_tiles, so each row of x
+// takes 4 vpdpbusd whose lanes hold hsum_runs' sums (lane 4r + c = lane r of chunk c, half a
+// 32-block), then one conversion and FMA per 16 lanes. That lane order and lanes_sum are the sum
+// order of every I8 path, rows in lanes included (qgemm_avx512_i8m.cpp), so y does not depend
+// on M.
 template <int MT>
 [[gnu::always_inline]] inline void i8_gemv_tile(const WeightView& w, int64_t n, const I8Gemv& a, int64_t m0, float* out) {
   const int64_t K = w.cols, full = K / 256, kq = a.nq * 256;
@@ -87,13 +102,17 @@ template <int MT>
         v[c] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(cl >= 64 ? ~__mmask64(0) : (__mmask64(1) << cl) - 1, wr + c * 64), flip);
       }
     }
+    __m512i t[4];
+    transpose_dwords(v, t);
     for (int i = 0; i < MT; ++i) {
-      const int8_t* xp = &a.q[size_t((m0 + i) * kq + qd * 256)];
-      __m512i s[4];
-      for (int c = 0; c < 4; ++c) s[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[c], _mm512_loadu_si512(xp + c * 64));
+      const int8_t* xp = &a.qt[size_t((m0 + i) * kq + qd * 256)];
+      __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), t[0], _mm512_loadu_si512(xp));
+      __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), t[2], _mm512_loadu_si512(xp + 128));
+      s0 = _mm512_dpbusd_epi32(s0, t[1], _mm512_loadu_si512(xp + 64));
+      s1 = _mm512_dpbusd_epi32(s1, t[3], _mm512_loadu_si512(xp + 192));
       const size_t o = size_t(((m0 + i) * a.nq + qd) * 16);
-      const __m512i t = _mm512_add_epi32(hsum_runs(s[0], s[1], s[2], s[3]), _mm512_loadu_si512(&a.c[o]));
-      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_loadu_ps(&a.d[o]), acc[i]);
+      const __m512i h = _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_loadu_si512(&a.c[o]));
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(h), _mm512_loadu_ps(&a.d[o]), acc[i]);
     }
   }
   for (int i = 0; i < MT; ++i) out[i] = lanes_sum(acc[i]);
@@ -203,6 +222,7 @@ std::unique_ptr<Rows> prepare_i8_avx512(const Job& job, PrepCache* cache) {
   const auto make = [&] {
     auto g = std::make_shared<I8Gemv>();
     prep_i8_gemv(job.x, job.M, job.w.cols, *g);
+    if (job.M > 1) prep_i8_tiles(job.M, *g);
     return std::shared_ptr<const I8Gemv>(std::move(g));
   };
   std::shared_ptr<const I8Gemv> g = cache ? cache->get<I8Gemv>(job, 2, make) : make();
