@@ -6,7 +6,8 @@
 // quads of eight 32-column runs per step (their lanes summed per run before the float work), I8
 // one run. F8E4M3 widens through fp16 and uses fp32 FMAs; MXFP4 decodes
 // through a vpshufb table and uses fp32 FMAs.
-// Rows of x are tiled by up to 4 so each unpacked weight block is reused from registers.
+// Rows of x are tiled by up to 4 so each unpacked weight block is reused from registers, and
+// taken in blocks that stay in L2 while the weight rows stream past (x_block_rows).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -67,8 +68,9 @@ void prep(const float* x, int64_t M, int64_t K, Acts& a) {
 // rounded up to 256, the padding zero):
 //   q [M, kp] int8: per pair of runs (r0, r1), bytes 0..15 = r0 columns 0..15, 16..31 = r1
 //     columns 0..15, 32..47 = r0 columns 16..31, 48..63 = r1 columns 16..31: the order of the low
-//     and high nibbles of the pair's 32 weight bytes.
-//   d [M, kp/256, 8] f32: the runs' scales in sum_runs' lane order (run_lane);
+//     and high nibbles of the pair's 32 weight bytes; then each quad's four pairs transposed by
+//     dwords (transpose_dwords: their low halves together, their high halves together).
+//   d [M, kp/256, 8] f32: the runs' scales in the kernel's lane order (run_lane);
 //   b [M, kp/256, 8] i32: per run the sum of its codes, stored as -8 * sum for Q4 (added to the
 //     run's sum: sum (q - 8) x = sum q x - 8 sum x) and as the sum for Q4Z.
 struct Q4Acts {
@@ -78,17 +80,20 @@ struct Q4Acts {
   int64_t kp = 0, nq = 0;
 };
 
-// sum_runs' lane of run r (0..7) of a quad: runs 0, 2, 4, 6 in lanes 0..3, runs 1, 3, 5, 7 in 4..7.
+// The kernel's lane of run r (0..7) of a quad: runs 0, 2, 4, 6 in lanes 0..3, runs 1, 3, 5, 7 in
+// 4..7 (pair p holds runs 2p and 2p + 1 in its two 128-bit halves).
 constexpr int run_lane(int r) { return (r % 2) * 4 + r / 2; }
 
-// Each 128-bit half's four int32 of a, b, c, d summed: lane k of a half is input k's half sum.
-// The pairs' vpmaddwd lanes (a half per run) become one lane per run, so the conversion and the
-// scale FMA run once per 8 runs instead of once per 2: those float uops, not the integer
-// products, bounded the pair-at-a-time kernel.
-inline __m256i sum_runs(__m256i a, __m256i b, __m256i c, __m256i d) {
-  const __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
-  const __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
-  return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+// Four vectors transposed by dwords within each 128-bit half: v[j] dword 4h + k becomes v[k]'s
+// dword 4h + j. With a quad's weight pairs and x both so arranged, int32 lane (h, k) of every
+// product meets only run 2k + h, so adding the products lane by lane gives each run's sum in its
+// run_lane (integer adds: the same bits in any order). 8 shuffles per weight quad instead of 9
+// ops of horizontal sums and 3 more vpmaddwd per quad and row of x.
+inline void transpose_dwords(__m256i* v) {
+  const __m256i a = _mm256_unpacklo_epi32(v[0], v[1]), b = _mm256_unpackhi_epi32(v[0], v[1]);
+  const __m256i c = _mm256_unpacklo_epi32(v[2], v[3]), d = _mm256_unpackhi_epi32(v[2], v[3]);
+  v[0] = _mm256_unpacklo_epi64(a, c), v[1] = _mm256_unpackhi_epi64(a, c);
+  v[2] = _mm256_unpacklo_epi64(b, d), v[3] = _mm256_unpackhi_epi64(b, d);
 }
 
 void prep_q4(const Acts& nat, int64_t M, int64_t K, bool zp, Q4Acts& a) {
@@ -111,6 +116,17 @@ void prep_q4(const Acts& nat, int64_t M, int64_t K, bool zp, Q4Acts& a) {
       a.d[o] = nat.d[size_t(m * nb + blk)];
       a.b[o] = zp ? sum : -8 * sum;
     }
+  // Each quad's four low-nibble halves and four high-nibble halves as transpose_dwords arranges
+  // the weights (q4_row_g).
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t qd = 0; qd < a.nq; ++qd)
+      for (int half = 0; half < 2; ++half) {
+        int8_t* base = &a.q[size_t(m * a.kp + qd * 256 + half * 32)];
+        __m256i v[4];
+        for (int p = 0; p < 4; ++p) v[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + 64 * p));
+        transpose_dwords(v);
+        for (int p = 0; p < 4; ++p) _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + 64 * p), v[p]);
+      }
 }
 
 // A quad's 8 group values (fp16 scales, or u8 zero points already widened) in run_lane order:
@@ -148,10 +164,11 @@ inline __m256 quad_zeros(const uint8_t* zp, int ng) {
   return quad_lanes<G>(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(t)))));
 }
 
-// Per quad: unpack each pair's 32 weight bytes once; for each row of x, per pair two vpmaddubsw
-// (low and high nibbles) summed in int16 (|sum| <= 2 * 2 * 15 * 127 fits) and one vpmaddwd, then
-// sum_runs, one conversion and one FMA for the quad's 8 runs. The float sums run in this order
-// for every tile size, so a row's result does not depend on M.
+// Per quad: the four pairs' 32 weight bytes transposed (transpose_dwords) and unpacked once; for
+// each row of x, eight vpmaddubsw (low and high nibbles) summed in int16 (|sum| <= 8 * 2 * 15 *
+// 128 = 30720 fits) and one vpmaddwd give each run's sum in its lane (run_lane), then one
+// conversion and one FMA for the quad's 8 runs. The float sums run in this order for every
+// tile size, so a row's result does not depend on M.
 template <int G, bool ZP, int MT>
 void q4_row_g(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float* out) {
   const int64_t K = w.cols, ng = K / G, nb = K / 32, full_quads = nb / 8;
@@ -161,41 +178,35 @@ void q4_row_g(const WeightView& w, int64_t n, const Q4Acts& a, int64_t m0, float
   const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
   __m256 acc[MT];
   for (int i = 0; i < MT; ++i) acc[i] = _mm256_setzero_ps();
-  // One quad; Tail: the row's last, partial one (runs < 8: missing pairs sum to 0, unread).
+  // One quad; Tail: the row's last, partial one (runs < 8: missing pairs read as 0, unread).
   auto step = [&](int64_t qd, auto tail) {
     constexpr bool Tail = decltype(tail)::value;
     const int64_t r0 = qd * 8;  // the quad's first run
-    const int runs = Tail ? int(nb - r0) : 8, pairs = (runs + 1) / 2;
+    const int runs = Tail ? int(nb - r0) : 8;
     const uint8_t* wq = wr + r0 * 16;
     prefetch(wq);
     prefetch(wq + 64);
-    __m256i lo[4], hi[4];
+    __m256i v[4], lo[4], hi[4];
     for (int p = 0; p < 4; ++p) {
-      if (Tail && p >= pairs) continue;
-      const __m256i v = !Tail || 2 * p + 1 < runs
-                            ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32 * p))
-                            : _mm256_set_m128i(_mm_setzero_si128(), _mm_loadu_si128(reinterpret_cast<const __m128i*>(wq + 32 * p)));
-      lo[p] = _mm256_and_si256(v, low4), hi[p] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      v[p] = !Tail || 2 * p + 1 < runs ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32 * p))
+             : 2 * p < runs            ? _mm256_set_m128i(_mm_setzero_si128(), _mm_loadu_si128(reinterpret_cast<const __m128i*>(wq + 32 * p)))
+                                       : _mm256_setzero_si256();
     }
+    transpose_dwords(v);
+    for (int p = 0; p < 4; ++p) lo[p] = _mm256_and_si256(v[p], low4), hi[p] = _mm256_and_si256(_mm256_srli_epi16(v[p], 4), low4);
     const int gq = Tail ? int((runs * 32 + G - 1) / G) : 256 / G;  // the quad's groups
     const __m256 sw = quad_scales<G>(sr + r0 * 32 / G, gq);
     const __m256 zw = ZP ? quad_zeros<G>(zr + r0 * 32 / G, gq) : _mm256_setzero_ps();
     for (int i = 0; i < MT; ++i) {
       const int64_t o = ((m0 + i) * a.nq + qd) * 8;
       const int8_t* xq = &a.q[size_t((m0 + i) * a.kp + qd * 256)];
-      __m256i s[4];
-      for (int p = 0; p < 4; ++p) {
-        if (Tail && p >= pairs) {
-          s[p] = _mm256_setzero_si256();
-          continue;
-        }
-        const __m256i t = _mm256_add_epi16(
-            _mm256_maddubs_epi16(lo[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * p))),
-            _mm256_maddubs_epi16(hi[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * p + 32))));
-        s[p] = _mm256_madd_epi16(t, ones);
-      }
+      const auto dot = [&](int p) {
+        return _mm256_add_epi16(_mm256_maddubs_epi16(lo[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * p))),
+                                _mm256_maddubs_epi16(hi[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * p + 32))));
+      };
+      const __m256i t = _mm256_add_epi16(_mm256_add_epi16(dot(0), dot(1)), _mm256_add_epi16(dot(2), dot(3)));
       const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&a.b[size_t(o)]));
-      __m256i si = sum_runs(s[0], s[1], s[2], s[3]);
+      __m256i si = _mm256_madd_epi16(t, ones);
       if constexpr (!ZP) si = _mm256_add_epi32(si, bs);
       __m256 f = _mm256_cvtepi32_ps(si);
       if constexpr (ZP) f = _mm256_fnmadd_ps(zw, _mm256_cvtepi32_ps(bs), f);
@@ -326,13 +337,19 @@ struct Mx4Row {
   static void run(const WeightView& w, int64_t n, const float* x, int64_t m0, float* out) { mx4_row<MT>(w, n, x, m0, out); }
 };
 
+// Rows of x per pass over the weight rows: their int8 copy (K bytes a row) within 256 KiB, so it
+// stays in L2 while the weight rows stream past. Without the blocks every weight row read all of
+// x again: a prefill expert's 130 rows of Mixtral's K = 14336 are 1.8 MB, from L3.
+inline int64_t x_block_rows(int64_t K) { return std::max<int64_t>(kMaxTile, (int64_t(256) << 10) / std::max<int64_t>(1, K) / kMaxTile * kMaxTile); }
+
 template <template <int> class Row, class Arg>
 void tiled_rows(const Job& job, const Arg& arg, int64_t n0, int64_t n1) {
-  const int64_t N = job.w.rows, M = job.M;
+  const int64_t N = job.w.rows, M = job.M, block = x_block_rows(job.w.cols);
   float out[kMaxTile];
+  for (int64_t mb = 0; mb < M; mb += block)
   for (int64_t n = n0; n < n1; ++n) {
     const float bias = job.bias ? job.bias[n] : 0.0f;
-    for (int64_t m0 = 0; m0 < M; m0 += kMaxTile) {
+    for (int64_t m0 = mb; m0 < std::min(M, mb + block); m0 += kMaxTile) {
       const int mt = int(std::min<int64_t>(kMaxTile, M - m0));
       switch (mt) {
         case 1: Row<1>::run(job.w, n, arg, m0, out); break;

@@ -283,14 +283,15 @@ TEST(QMatmulMany, RejectsBeforeRunningAny) {
 // small tiles and rows in lanes, the last with packed Q4 weights up to 64 rows and unpacked ones
 // past that, one or two 16-row blocks of x at a time), so a batch's composition cannot change a
 // sequence's tokens. K = 352, 1120, 768 and 704 end in partial quads (512 columns for Q4, 256 for
-// I8); 768 and 704 in a Q4 quad of two chunks, the second of 704 partial.
+// I8); 768 and 704 in a Q4 quad of two chunks, the second of 704 partial. At K = 4096 the AVX2
+// kernels take the rows of x in blocks of 64 (x_block_rows), so M = 65 and 80 span two.
 TEST(QMatmulSemantics, RowResultsDoNotDependOnM) {
   ThreadPool pool(2);
   const Format fs[] = {{DType::Q4, 32},  {DType::Q4, 128},      {DType::Q4Z, 32},
                        {DType::I8, 0},   {DType::F8E4M3, 128},  {DType::MXFP4, 32}};
   uint64_t seed = 90;
   for (const Format& f : fs)
-    for (int64_t K : {512, 352, 1120, 768, 704}) {
+    for (int64_t K : {512, 352, 1120, 768, 704, 4096}) {
       if (f.group && K % f.group) continue;
       const int64_t N = 19;
       const auto wf = randn(size_t(N * K), ++seed, 0.03f);
