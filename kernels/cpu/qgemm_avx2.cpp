@@ -339,7 +339,9 @@ struct Mx4Row {
 
 // Rows of x per pass over the weight rows: their int8 copy (K bytes a row) within 256 KiB, so it
 // stays in L2 while the weight rows stream past. Without the blocks every weight row read all of
-// x again: a prefill expert's 130 rows of Mixtral's K = 14336 are 1.8 MB, from L3.
+// x again: a prefill expert's 130 rows of Mixtral's K = 14336 are 1.8 MB, from L3. F8 and MXFP4
+// read fp32 x in the same blocks (1 MiB): blocks of 256 KiB of fp32 made gpt-oss's prefill slower
+// (51-53 against 57-59 tok/s), since each pass decodes the weight rows again.
 inline int64_t x_block_rows(int64_t K) { return std::max<int64_t>(kMaxTile, (int64_t(256) << 10) / std::max<int64_t>(1, K) / kMaxTile * kMaxTile); }
 
 template <template <int> class Row, class Arg>
