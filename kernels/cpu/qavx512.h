@@ -57,8 +57,6 @@ inline void quant_block(const float* x, float* d, __m512i* qa, __m512i* qb) {
   *qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, inv));
 }
 
-constexpr int kMaxTile = 4;  // rows of x per pass over a weight row (register tile)
-
 // Software prefetch distance along a weight stream. The hardware prefetcher alone left GEMV at
 // 60-70% of the streaming-read bandwidth on the dev machine; 2 KiB ahead measured 80-100%
 // (1 KiB and 4 KiB were worse). Past the end of the matrix it is harmless: prefetches never fault.
@@ -109,27 +107,6 @@ inline void transpose_dwords(const __m512i* v, __m512i* t) {
   const __m512i c = _mm512_unpacklo_epi32(v[2], v[3]), d = _mm512_unpackhi_epi32(v[2], v[3]);
   t[0] = _mm512_unpacklo_epi64(a, c), t[1] = _mm512_unpackhi_epi64(a, c);
   t[2] = _mm512_unpacklo_epi64(b, d), t[3] = _mm512_unpackhi_epi64(b, d);
-}
-
-// Runs weight rows [n0, n1) against all rows of x in tiles of up to kMaxTile rows of x;
-// Row<MT>::run(w, n, arg, m0, out) computes out[i] = y[m0 + i, n] without bias.
-template <template <int> class Row, class Arg>
-void tiled_rows(const Job& job, const Arg& arg, int64_t n0, int64_t n1) {
-  const int64_t N = job.w.rows, M = job.M;
-  float out[kMaxTile];
-  for (int64_t n = n0; n < n1; ++n) {
-    const float bias = job.bias ? job.bias[n] : 0.0f;
-    for (int64_t m0 = 0; m0 < M; m0 += kMaxTile) {
-      const int mt = int(std::min<int64_t>(kMaxTile, M - m0));
-      switch (mt) {
-        case 1: Row<1>::run(job.w, n, arg, m0, out); break;
-        case 2: Row<2>::run(job.w, n, arg, m0, out); break;
-        case 3: Row<3>::run(job.w, n, arg, m0, out); break;
-        default: Row<4>::run(job.w, n, arg, m0, out); break;
-      }
-      for (int i = 0; i < mt; ++i) job.y[(m0 + i) * N + n] = out[i] + bias;
-    }
-  }
 }
 
 // ---- rows of x in lanes (qgemm_avx512_q4m.cpp, qgemm_avx512_i8m.cpp) ----------------------

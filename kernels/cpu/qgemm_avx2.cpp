@@ -7,7 +7,7 @@
 // one run. F8E4M3 widens through fp16 and uses fp32 FMAs; MXFP4 decodes
 // through a vpshufb table and uses fp32 FMAs.
 // Rows of x are tiled by up to 4 so each unpacked weight block is reused from registers, and
-// taken in blocks that stay in L2 while the weight rows stream past (x_block_rows).
+// taken in blocks that stay in L2 while the weight rows stream past (x_block_rows, qkernels.h).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -20,7 +20,6 @@ namespace moe::cpu::qk {
 
 namespace {
 
-constexpr int kMaxTile = 4;
 // Software prefetch distance along a weight stream (see qavx512.h); prefetches never fault. Into
 // L1 here: L2 (as the AVX-512 kernels do) made this I8 GEMV 15-35% slower on a Zen 4.
 constexpr int kPrefetchBytes = 2048;
@@ -337,47 +336,20 @@ struct Mx4Row {
   static void run(const WeightView& w, int64_t n, const float* x, int64_t m0, float* out) { mx4_row<MT>(w, n, x, m0, out); }
 };
 
-// Rows of x per pass over the weight rows: their int8 copy (K bytes a row) within 256 KiB, so it
-// stays in L2 while the weight rows stream past. Without the blocks every weight row read all of
-// x again: a prefill expert's 130 rows of Mixtral's K = 14336 are 1.8 MB, from L3. F8 and MXFP4
-// read fp32 x in the same blocks (1 MiB): blocks of 256 KiB of fp32 made gpt-oss's prefill slower
-// (51-53 against 57-59 tok/s), since each pass decodes the weight rows again.
-inline int64_t x_block_rows(int64_t K) { return std::max<int64_t>(kMaxTile, (int64_t(256) << 10) / std::max<int64_t>(1, K) / kMaxTile * kMaxTile); }
-
-template <template <int> class Row, class Arg>
-void tiled_rows(const Job& job, const Arg& arg, int64_t n0, int64_t n1) {
-  const int64_t N = job.w.rows, M = job.M, block = x_block_rows(job.w.cols);
-  float out[kMaxTile];
-  for (int64_t mb = 0; mb < M; mb += block)
-  for (int64_t n = n0; n < n1; ++n) {
-    const float bias = job.bias ? job.bias[n] : 0.0f;
-    for (int64_t m0 = mb; m0 < std::min(M, mb + block); m0 += kMaxTile) {
-      const int mt = int(std::min<int64_t>(kMaxTile, M - m0));
-      switch (mt) {
-        case 1: Row<1>::run(job.w, n, arg, m0, out); break;
-        case 2: Row<2>::run(job.w, n, arg, m0, out); break;
-        case 3: Row<3>::run(job.w, n, arg, m0, out); break;
-        default: Row<4>::run(job.w, n, arg, m0, out); break;
-      }
-      for (int i = 0; i < mt; ++i) job.y[(m0 + i) * N + n] = out[i] + bias;
-    }
-  }
-}
-
 }  // namespace
 
 std::unique_ptr<Rows> prepare_avx2(const Job& job) {
   const WeightView& w = job.w;
-  const int64_t K = w.cols;
-  if (w.dtype == DType::MXFP4) return make_rows([job](int64_t n0, int64_t n1) { tiled_rows<Mx4Row>(job, job.x, n0, n1); });
-  if (w.dtype == DType::F8E4M3) return make_rows([job](int64_t n0, int64_t n1) { tiled_rows<F8Row>(job, job.x, n0, n1); });
+  const int64_t K = w.cols, xb = x_block_rows(K);
+  if (w.dtype == DType::MXFP4) return make_rows([job, xb](int64_t n0, int64_t n1) { tiled_rows<Mx4Row>(job, job.x, n0, n1, xb); });
+  if (w.dtype == DType::F8E4M3) return make_rows([job, xb](int64_t n0, int64_t n1) { tiled_rows<F8Row>(job, job.x, n0, n1, xb); });
   Acts a;
   prep(job.x, job.M, K, a);
   if (w.dtype == DType::I8)
-    return make_rows([job, a = std::move(a)](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1); });
+    return make_rows([job, xb, a = std::move(a)](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1, xb); });
   Q4Acts qa;
   prep_q4(a, job.M, K, w.dtype == DType::Q4Z, qa);
-  return make_rows([job, qa = std::move(qa)](int64_t n0, int64_t n1) { tiled_rows<Q4Row>(job, qa, n0, n1); });
+  return make_rows([job, xb, qa = std::move(qa)](int64_t n0, int64_t n1) { tiled_rows<Q4Row>(job, qa, n0, n1, xb); });
 }
 
 }  // namespace moe::cpu::qk

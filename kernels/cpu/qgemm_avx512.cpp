@@ -314,7 +314,7 @@ void q4_gemv_rows(const Job& job, const Q4Acts& a, int64_t n0, int64_t n1) {
   for (int64_t n = n0; n < n1; ++n) job.y[n] = q4_gemv<G, ZP>(job.w, n, a) + (job.bias ? job.bias[n] : 0.0f);
 }
 
-// 1 < M < 12: q4_gemv_tile as tiled_rows' Row (qavx512.h), inlined into its row loop rather than
+// 1 < M < 12: q4_gemv_tile as tiled_rows' Row (qkernels.h), inlined into its row loop rather than
 // called per weight row and tile with the sums passed back through memory (in cache, 1 thread:
 // M = 8 8-10% faster, M = 2 within 6%).
 template <int G, bool ZP>

@@ -155,7 +155,7 @@ void i8_gemv_rows(const Job& job, const I8Gemv& a, int64_t n0, int64_t n1) {
   }
 }
 
-// 1 < M < 12: i8_gemv_tile as tiled_rows' Row (qavx512.h), with the row scale.
+// 1 < M < 12: i8_gemv_tile as tiled_rows' Row (qkernels.h), with the row scale.
 template <int MT>
 struct I8Tile {
   static void run(const WeightView& w, int64_t n, const I8Gemv& a, int64_t m0, float* out) {
@@ -209,7 +209,7 @@ void f8_row(const WeightView& w, int64_t n, const float* x, int64_t m0, float ou
   for (int i = 0; i < MT; ++i) out[i] = _mm512_reduce_add_ps(tot[i]);
 }
 
-// Adapters for tiled_rows (qavx512.h).
+// Adapters for tiled_rows (qkernels.h).
 template <int MT>
 struct F8Row {
   static void run(const WeightView& w, int64_t n, const float* x, int64_t m0, float* out) { f8_row<MT>(w, n, x, m0, out); }
