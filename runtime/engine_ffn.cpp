@@ -7,6 +7,7 @@
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/routing.h"
 #include "runtime/engine.h"
+#include "runtime/router_spec.h"
 
 namespace moe {
 
@@ -34,21 +35,7 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
   std::vector<int32_t> ids(size_t(T * K));  // [T, K]
   std::vector<float> wts(size_t(T * K));    // [T, K]
   std::vector<float> bias;
-  if (!L.router_bias.empty()) {
-    bias.resize(size_t(E));
-    cpu::to_f32(L.router_bias, 0, E, bias.data());
-  }
-  const RouterConfig& rc = c.router;
-  const cpu::RouterSpec spec{.n_experts = E,
-                             .top_k = K,
-                             .sigmoid = rc.scoring == RouterScoring::Sigmoid,
-                             .softmax_after_topk = rc.scoring == RouterScoring::TopKSoftmax,
-                             .bias = bias.empty() ? nullptr : bias.data(),
-                             .n_groups = rc.n_groups,
-                             .topk_groups = rc.topk_groups,
-                             .group_top2_sum = rc.group_score == GroupScore::TopTwoSum,
-                             .renorm = rc.norm_topk_prob,
-                             .scale = float(rc.routed_scaling)};
+  const cpu::RouterSpec spec = router_spec(c, L, bias);
   cpu::route_ex(probs.data(), T, spec, ids.data(), wts.data());
   if (override_) override_(layer, int(T), K, ids.data(), wts.data());
   if (!hooks_.empty()) {

@@ -366,14 +366,10 @@ int64_t ModelConfig::kv_floats_per_layer() const {
 std::string ModelConfig::gpu_unsupported() const {
   if (is_mla()) return "multi-head latent attention (DeepSeek MLA)";
   if (n_linear_layers() > 0) return "gated DeltaNet linear attention (Qwen3-Next / Qwen3.5)";
-  if (attention_sinks) return "attention sinks (gpt-oss)";
-  if (expert_biases || expert_act.clamped || router_bias) return "gpt-oss's expert biases and clamped SwiGLU";
-  if (router.scoring != RouterScoring::Sigmoid && router.n_groups > 1) return "group-limited routing";
-  if (router.scoring == RouterScoring::Sigmoid) return "sigmoid routing with a correction bias";
-  if (rotary_dim != head_dim) return fmt::format("partial rotary embeddings ({} of {} dims)", rotary_dim, head_dim);
-  if (rope_interleaved) return "interleaved rotary embeddings";
-  if (router.routed_scaling != 1.0) return "a routed scaling factor";
-  if (shared_intermediate > 0 && !shared_expert_gate) return "an ungated shared expert";
+  // Sigmoid or group-limited routers, correction biases and scaling route on the host
+  // (runtime/router_spec.h); partial and interleaved RoPE are cuda::RopeLayout's; sinks and
+  // sliding windows the attention kernels'; expert biases and the clamped SwiGLU gpu_moe.cpp's.
+  // (MXFP4 experts, a pack's format rather than the config's, are refused by the engine.)
   return "";
 }
 

@@ -2,6 +2,7 @@
 #include "kernels/cuda/attention.h"
 
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -29,6 +30,8 @@ void validate_shape(const char* op, const AttentionShape& s) {
     bad(op, s, "more than " + std::to_string(kAttentionMaxGroup) + " query heads per kv head");
   if (s.kv_stride < int64_t(s.n_kv_heads) * s.head_dim) bad(op, s, "kv_stride < n_kv_heads * head_dim");
   if (s.kv_stride % 4 != 0) bad(op, s, "kv_stride must be a multiple of 4 (16-byte rows)");
+  if (s.window < 0) bad(op, s, "negative window " + std::to_string(s.window));
+  if (!(s.scale >= 0.0f) || s.scale == INFINITY) bad(op, s, "scale must be finite and >= 0 (0: 1 / sqrt(head_dim))");
 }
 
 }  // namespace

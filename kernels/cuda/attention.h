@@ -2,7 +2,10 @@
 // CPU one (runtime/kv_cache.h, kernels/cpu/attention.h): per sequence and layer, K and V are each
 //   [length, kv_stride] row-major floats, kv head g of row t at  k + t * kv_stride + g * head_dim
 // (kv_stride >= n_kv_heads * head_dim; the cache's row width is n_kv_heads * head_dim).
-// Query head h reads kv head h / (n_heads / n_kv_heads). Softmax scale 1 / sqrt(head_dim).
+// Query head h reads kv head h / (n_heads / n_kv_heads). Softmax scale `scale` (1 / sqrt(head_dim)
+// when 0). A sliding window (window > 0) limits the query at position p to keys p - window + 1 .. p;
+// sinks (gpt-oss) add one logit per query head to the softmax's denominator, with no value, as
+// cpu::attend does.
 // As on the CPU, the new tokens' keys and values are written into the cache first, then
 // attention runs over every key up to and including each query's own position.
 //
@@ -13,7 +16,7 @@
 //
 // head_dim: 64 and 128 (real models), 16 and 32 (the HF test fixtures: tests/fixtures/*/
 // config.json give 32 explicitly and 64 / 4 = 16 otherwise). n_heads a multiple of n_kv_heads,
-// n_heads / n_kv_heads <= kAttentionMaxGroup. No sliding window.
+// n_heads / n_kv_heads <= kAttentionMaxGroup.
 // Pointers are device pointers, every K/V base and q/out 16-byte aligned (cudaMalloc gives 256;
 // kv_stride is a multiple of 4 because head_dim is). Asynchronous on `stream`. Throws
 // std::invalid_argument for an unsupported shape (before launching anything),
@@ -30,6 +33,9 @@ struct AttentionShape {
   int n_kv_heads = 0;
   int head_dim = 0;     // 16, 32, 64 or 128
   int64_t kv_stride = 0;  // floats between consecutive K (and V) rows
+  float scale = 0.0f;     // 0: 1 / sqrt(head_dim)
+  int window = 0;         // > 0: each query sees its last `window` keys only (its own included)
+  const float* sinks = nullptr;  // [n_heads] device, or null: a logit per query head in the softmax
 };
 
 inline constexpr int kAttentionMaxGroup = 32;  // query heads per kv head (shared memory bound)

@@ -2,7 +2,9 @@
 // chunks of kDecodeChunk; one block per (chunk, kv head, sequence) computes, for all the group's
 // query heads at once (so each K/V row is read once per group, not once per query head), the
 // chunk's max score m, sum l = sum exp(s - m) and unnormalised sum exp(s - m) v. A second kernel
-// combines the chunks of each query head: out = sum_c e^(m_c - M) o_c / sum_c e^(m_c - M) l_c.
+// combines the chunks of each query head: out = sum_c e^(m_c - M) o_c / sum_c e^(m_c - M) l_c
+// (plus e^(sink - M) in the denominator, M counting the sink, for a head with a sink). Under a
+// sliding window a chunk holds only the keys the query sees; chunks wholly before them are skipped.
 // Exact (no approximated exp), fp32 throughout. Chosen on paper, not tuned on a GPU.
 #include "kernels/cuda/warp.cuh"
 #include <cuda_runtime.h>
@@ -21,6 +23,8 @@ struct DecodeParams {
   int64_t kv_stride;
   int64_t chunks;  // C: chunks of the longest sequence (grid.x)
   float scale;
+  int window;           // 0: none
+  const float* sinks;   // [n_heads] or null
   const float* q;
   const float* const* k;
   const float* const* v;
@@ -42,9 +46,11 @@ __global__ void __launch_bounds__(kAttnThreads) decode_chunk_kernel(DecodeParams
   constexpr int kWarps = kAttnThreads / 32;
   const int chunk = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
   const int len = p.lengths[seq];
-  const int t0 = chunk * kDecodeChunk;
-  if (t0 >= len) return;  // a shorter sequence: the combine reads only its own chunks
-  const int n = min(kDecodeChunk, len - t0);
+  // The chunk's keys the query (at len - 1) sees: [t0, t1).
+  const int t0 = max(chunk * kDecodeChunk, first_key(len - 1, p.window));
+  const int t1 = min(chunk * kDecodeChunk + kDecodeChunk, len);
+  if (t0 >= t1) return;  // past a shorter sequence or before its window: the combine skips it
+  const int n = t1 - t0;
   const int G = p.group, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
 
   extern __shared__ float4 smem[];
@@ -125,12 +131,14 @@ template <int D>
 __global__ void __launch_bounds__(D) decode_combine_kernel(DecodeParams p) {
   const int h = blockIdx.x, seq = blockIdx.y, d = threadIdx.x;
   const int G = p.group, kvh = h / G, g = h % G;
-  const int nc = (p.lengths[seq] + kDecodeChunk - 1) / kDecodeChunk;
+  const int len = p.lengths[seq];
+  const int c0 = first_key(len - 1, p.window) / kDecodeChunk, nc = (len + kDecodeChunk - 1) / kDecodeChunk;
   const int64_t cell0 = (int64_t(seq) * p.n_kv_heads + kvh) * p.chunks * G + g;  // chunk c: cell0 + c * G
-  float M = -INFINITY;
-  for (int c = 0; c < nc; ++c) M = fmaxf(M, p.m_part[cell0 + int64_t(c) * G]);
-  float acc = 0.0f, l = 0.0f;
-  for (int c = 0; c < nc; ++c) {
+  const float sink = p.sinks ? p.sinks[h] : -INFINITY;
+  float M = sink;
+  for (int c = c0; c < nc; ++c) M = fmaxf(M, p.m_part[cell0 + int64_t(c) * G]);
+  float acc = 0.0f, l = p.sinks ? expf(sink - M) : 0.0f;
+  for (int c = c0; c < nc; ++c) {
     const int64_t cell = cell0 + int64_t(c) * G;
     const float w = expf(p.m_part[cell] - M);
     l += w * p.l_part[cell];
@@ -155,7 +163,8 @@ void launch_decode(const AttentionShape& s, const DecodeBatch& b, cudaStream_t s
   p.n_heads = s.n_heads, p.n_kv_heads = s.n_kv_heads, p.group = s.n_heads / s.n_kv_heads;
   p.kv_stride = s.kv_stride;
   p.chunks = decode_chunks(b.max_length);
-  p.scale = 1.0f / std::sqrt(float(s.head_dim));
+  p.scale = softmax_scale(s);
+  p.window = s.window, p.sinks = s.sinks;
   p.q = b.q, p.k = b.k, p.v = b.v, p.lengths = b.lengths, p.out = b.out;
   const int64_t cells = decode_partials(s, b.n_seq, b.max_length);
   p.o_part = b.workspace;

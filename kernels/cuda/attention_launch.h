@@ -3,6 +3,7 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/cuda/attention.h"
@@ -17,6 +18,9 @@ inline constexpr int kDecodeChunk = 64;
 inline constexpr int kAttnThreads = 128;  // threads per block of every attention kernel
 
 inline int64_t decode_chunks(int max_length) { return (int64_t(max_length) + kDecodeChunk - 1) / kDecodeChunk; }
+inline float softmax_scale(const AttentionShape& s) { return s.scale > 0.0f ? s.scale : 1.0f / std::sqrt(float(s.head_dim)); }
+// The first key a query at position pos sees (0 without a window); host and device.
+__host__ __device__ inline int first_key(int pos, int window) { return window > 0 && pos >= window ? pos - window + 1 : 0; }
 
 // Workspace for n_seq sequences, C = decode_chunks(max_length) chunks, G = n_heads / n_kv_heads,
 // one cell per (sequence, kv head, chunk, query head of the group), cells in that order:

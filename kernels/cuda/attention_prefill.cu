@@ -3,6 +3,8 @@
 // walked in tiles of kKeys = 32 staged in shared memory, with an online softmax per query row
 // (running max m, running sum l, output rescaled by exp(m_old - m_new) when m grows).
 // Lane j of a warp scores key j of the tile; lane d owns output columns d, d + 32, ...
+// A sliding window starts each row at its own first key and the walk at the block's first; a
+// head's sink joins each row's sum at the end (the max rescaled to cover it).
 // Correctness first, NOT tuned: no tensor cores, K/V re-read by every query head of a group.
 #include "kernels/cuda/warp.cuh"
 #include <cuda_runtime.h>
@@ -26,6 +28,8 @@ struct PrefillParams {
   int prefix;
   int64_t kv_stride;
   float scale;
+  int window;          // 0: none
+  const float* sinks;  // [n_heads] or null
   const float* q;  // [T, n_heads, D]
   const float* k;  // [prefix + T, kv_stride]
   const float* v;
@@ -60,7 +64,9 @@ __global__ void __launch_bounds__(kAttnThreads) prefill_kernel(PrefillParams p) 
 
   const float* kb = p.k + int64_t(kvh) * D;
   const float* vb = p.v + int64_t(kvh) * D;
-  for (int kt = 0; kt < kend; kt += kKeys) {
+  // The first tile holding a key some row of the block sees (its first row's first key).
+  const int kfirst = first_key(p.prefix + q0, p.window) / kKeys * kKeys;
+  for (int kt = kfirst; kt < kend; kt += kKeys) {
     __syncthreads();  // the previous tile is consumed (and Qs written, the first time)
     for (int i = tid; i < kKeys * D; i += kAttnThreads) {
       const int j = i / D, d = i % D;
@@ -73,11 +79,14 @@ __global__ void __launch_bounds__(kAttnThreads) prefill_kernel(PrefillParams p) 
 #pragma unroll
     for (int j = 0; j < kRowsPerWarp; ++j) {
       const int r = warp * kRowsPerWarp + j;
-      const int pos = p.prefix + q0 + r;  // this row's own position: keys 0 .. pos
-      if (r >= rows || kt > pos) continue;  // warp-uniform: nothing of this tile is visible
+      const int pos = p.prefix + q0 + r;  // this row's own position: keys first .. pos
+      const int first = first_key(pos, p.window);
+      // Warp-uniform: nothing of this tile is visible. Otherwise some key of it is.
+      if (r >= rows || kt > pos || kt + kKeys <= first) continue;
       const int t = kt + lane;
+      const bool seen = t >= first && t <= pos;
       float s = -INFINITY;
-      if (t <= pos) {
+      if (seen) {
         float dot = 0.0f;
 #pragma unroll 8
         for (int d = 0; d < D; ++d) dot += Qs[r][d] * Ks[lane][d];
@@ -85,7 +94,7 @@ __global__ void __launch_bounds__(kAttnThreads) prefill_kernel(PrefillParams p) 
       }
       const float m_new = fmaxf(m[j], warp_max(s));  // finite: key kt <= pos is in the tile
       const float corr = expf(m[j] - m_new);         // 0 on the first tile (m = -inf)
-      const float pr = t <= pos ? expf(s - m_new) : 0.0f;
+      const float pr = seen ? expf(s - m_new) : 0.0f;
       l[j] = l[j] * corr + warp_sum(pr);
       m[j] = m_new;
 #pragma unroll
@@ -104,9 +113,15 @@ __global__ void __launch_bounds__(kAttnThreads) prefill_kernel(PrefillParams p) 
     const int r = warp * kRowsPerWarp + j;
     if (r >= rows) continue;
     float* o = p.out + (int64_t(q0 + r) * p.n_heads + h) * D;
+    float corr = 1.0f, lj = l[j];
+    if (p.sinks) {  // the sink's mass joins the sum: max and sum rescaled to cover it
+      const float sink = p.sinks[h], M = fmaxf(m[j], sink);
+      corr = expf(m[j] - M);
+      lj = lj * corr + expf(sink - M);
+    }
 #pragma unroll
     for (int e = 0; e < E; ++e)
-      if (lane + 32 * e < D) o[lane + 32 * e] = acc[j][e] / l[j];
+      if (lane + 32 * e < D) o[lane + 32 * e] = acc[j][e] * corr / lj;
   }
 }
 
@@ -124,7 +139,8 @@ void launch_prefill(const AttentionShape& s, const float* q, const float* k, con
   PrefillParams p{};
   p.n_heads = s.n_heads, p.group = s.n_heads / s.n_kv_heads, p.T = int(T), p.prefix = int(prefix);
   p.kv_stride = s.kv_stride;
-  p.scale = 1.0f / std::sqrt(float(s.head_dim));
+  p.scale = softmax_scale(s);
+  p.window = s.window, p.sinks = s.sinks;
   p.q = q, p.k = k, p.v = v, p.out = out;
   switch (s.head_dim) {
     case 16: launch<16>(p, stream); break;

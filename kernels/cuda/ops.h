@@ -34,24 +34,37 @@ void add_rmsnorm(float* x /*[rows, n]*/, const float* y /*[rows, n]*/, const flo
 DeviceBuffer<float> upload_f32(const WeightView& host_w);
 
 // ---- RoPE (rope.cu) ----------------------------------------------------------------------
-// In place on v [T, heads, head_dim], the HF rotate_half convention of cpu::rope: pairs
-// (i, i + head_dim / 2), angle = float(pos[t]) * inv_freq[i], cos and sin scaled by
-// attention_factor (YaRN's; 1 otherwise), as runtime/engine_attention.cpp computes them.
-// head_dim even.
-void rope(float* v /*[T, heads, head_dim]*/, const int32_t* pos /*[T]*/, const float* inv_freq /*[head_dim / 2]*/,
-          int64_t T, int heads, int head_dim, float attention_factor, cudaStream_t stream);
+// Which dims of a head rotate, and how they pair (cpu::rope_dims): the leading rot_dims of each
+// head_dim-long head (partial rotary: GLM-4.5, Qwen3-Next; the rest pass through), paired
+// (i, i + rot_dims / 2) as HF's rotate_half, or (2i, 2i + 1) when interleaved (DeepSeek).
+struct RopeLayout {
+  int head_dim = 0;
+  int rot_dims = 0;  // even, 2..head_dim
+  bool interleaved = false;
+  static RopeLayout full(int head_dim) { return {head_dim, head_dim, false}; }
+};
+
+// In place on v [T, heads, head_dim]: pair i of each head turns by angle = float(pos[t]) *
+// inv_freq[i], cos and sin scaled by attention_factor (YaRN's; 1 otherwise), as
+// runtime/engine_attention.cpp computes them.
+void rope(float* v /*[T, heads, head_dim]*/, const int32_t* pos /*[T]*/, const float* inv_freq /*[rot_dims / 2]*/,
+          int64_t T, int heads, const RopeLayout& layout, float attention_factor, cudaStream_t stream);
 
 // Per-head QK-norm then RoPE of q and k in one launch (qk_norm_rope.cu): each head row of q
 // [T, n_heads, head_dim] and k [T, n_kv_heads, head_dim] is rmsnorm'd with q_norm / k_norm
 // [head_dim], then rotated as rope() does. Bit-identical to rmsnorm() on the T * heads rows
 // followed by rope(), for q and for k.
 void qk_norm_rope(float* q, float* k, const float* q_norm, const float* k_norm, float eps, const int32_t* pos,
-                  const float* inv_freq, int64_t T, int n_heads, int n_kv_heads, int head_dim, float attention_factor,
-                  cudaStream_t stream);
+                  const float* inv_freq, int64_t T, int n_heads, int n_kv_heads, const RopeLayout& layout,
+                  float attention_factor, cudaStream_t stream);
 
 // ---- Element-wise (elementwise.cu) -------------------------------------------------------
 // out[i] = silu(gate[i]) * up[i] = gate / (1 + exp(-gate)) * up. out may alias gate or up.
 void silu_mul(const float* gate /*[n]*/, const float* up /*[n]*/, int64_t n, float* out /*[n]*/, cudaStream_t stream);
+// gpt-oss's experts: out[i] = clamped_swiglu_one(gate[i], up[i], limit, alpha) (swiglu.h, as
+// cpu::clamped_swiglu). out may alias gate or up.
+void clamped_swiglu(const float* gate, const float* up, int64_t n, float limit, float alpha, float* out,
+                    cudaStream_t stream);
 // x[i] += y[i] (the residual add).
 void add_inplace(float* x /*[n]*/, const float* y /*[n]*/, int64_t n, cudaStream_t stream);
 

@@ -1,6 +1,7 @@
 // Internal helpers of the small ops (norm.cu, rope.cu, elementwise.cu, router.cu, embed.cu):
 // argument checks and launch sizing on the host, warp / block reductions on the device.
 #pragma once
+#include "kernels/cuda/ops.h"
 #include "kernels/cuda/warp.cuh"
 #include <cuda_runtime.h>
 
@@ -14,6 +15,16 @@ namespace moe::cuda::ops_detail {
 // Throws std::invalid_argument("<op>: <why>") unless ok; called before anything is launched.
 inline void require(bool ok, const char* op, const std::string& why) {
   if (!ok) throw std::invalid_argument(std::string(op) + ": " + why);
+}
+
+// A RoPE layout's checks (rope.cu, qk_norm_rope.cu): false for head_dim 0 (nothing to do).
+inline bool check_rope_layout(const RopeLayout& l, const char* op) {
+  require(l.head_dim >= 0 && l.head_dim % 2 == 0, op, "head_dim must be even, got " + std::to_string(l.head_dim));
+  if (l.head_dim == 0) return false;
+  require(l.rot_dims >= 2 && l.rot_dims <= l.head_dim && l.rot_dims % 2 == 0, op,
+          "rot_dims must be even and in 2..head_dim (" + std::to_string(l.head_dim) + "), got " +
+              std::to_string(l.rot_dims));
+  return true;
 }
 
 // Threads per block of the grid-stride kernels.

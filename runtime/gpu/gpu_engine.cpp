@@ -12,38 +12,36 @@
 #include "kernels/cuda/moe_ops.h"
 #include "kernels/cuda/ops.h"
 #include "runtime/gpu/gpu_scratch.h"
+#include "runtime/router_spec.h"
 
 namespace moe::gpu {
-namespace {
-
-void check_supported(const ModelConfig& c) {
+std::string unsupported_reason(const Model& model) {
+  const ModelConfig& c = model.cfg;
   if (const std::string what = c.gpu_unsupported(); !what.empty())
-    throw std::invalid_argument(fmt::format("the GPU engine has no {} yet ({}); run on the CPU (--device cpu)", what,
-                                            c.architecture));
-  if (c.sliding_window > 0)
-    throw std::invalid_argument(fmt::format(
-        "the GPU engine has no sliding-window attention yet (model window {}); run on the CPU", c.sliding_window));
+    return fmt::format("the GPU engine has no {} yet ({}); run on the CPU (--device cpu)", what, c.architecture);
   if (c.head_dim != 16 && c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128)
-    throw std::invalid_argument(fmt::format(
-        "the GPU attention kernels take head_dim 16, 32, 64 or 128, not {}; run on the CPU", c.head_dim));
+    return fmt::format("the GPU attention kernels take head_dim 16, 32, 64 or 128, not {}; run on the CPU", c.head_dim);
   if (c.n_heads % c.n_kv_heads != 0 || c.n_heads / c.n_kv_heads > cuda::kAttentionMaxGroup)
-    throw std::invalid_argument(fmt::format("the GPU attention kernels take at most {} query heads per kv head",
-                                            cuda::kAttentionMaxGroup));
+    return fmt::format("the GPU attention kernels take at most {} query heads per kv head", cuda::kAttentionMaxGroup);
   if (c.router.n_experts > cuda::kRouterMaxExperts)
-    throw std::invalid_argument(fmt::format("{} experts per layer: the GPU engine takes at most {}", c.router.n_experts,
-                                            cuda::kRouterMaxExperts));
+    return fmt::format("{} experts per layer: the GPU engine takes at most {}", c.router.n_experts,
+                       cuda::kRouterMaxExperts);
+  // A pack may hold MXFP4 experts (moe convert --experts mxfp4) whatever its family.
+  if (const int l = first_moe_layer(model); l >= 0 && model.experts &&
+                                            HeldExpert(*model.experts, l, 0).weights().gate.dtype == DType::MXFP4)
+    return "the GPU engine has no MXFP4 expert kernels yet; run on the CPU (--device cpu)";
+  return "";
 }
-
-}  // namespace
 
 GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model), opts_(std::move(opts)) {
   const ModelConfig& c = model_.cfg;
-  check_supported(c);
-  // A pack may hold MXFP4 experts (moe convert --experts mxfp4) whatever its family.
-  if (const int l = first_moe_layer(model_); l >= 0 && model_.experts &&
-                                             HeldExpert(*model_.experts, l, 0).weights().gate.dtype == DType::MXFP4)
-    throw std::invalid_argument("the GPU engine has no MXFP4 expert kernels yet; run on the CPU (--device cpu)");
+  if (const std::string why = unsupported_reason(model_); !why.empty()) throw std::invalid_argument(why);
   if (opts_.max_seq_len <= 0) opts_.max_seq_len = c.max_position;
+  device_router_ = std::all_of(model_.layers.begin(), model_.layers.end(), [&](const LayerWeights& l) {
+    // The device-planned pairs add no expert biases: gpt-oss's experts run grouped by expert.
+    const bool biases = !l.expert_gate_bias.empty() || !l.expert_up_bias.empty() || !l.expert_down_bias.empty();
+    return l.kind != FfnKind::Moe || (plain_softmax_router(c, l) && !biases);
+  });
   if (opts_.ram_tier && opts_.ram_tier != model_.experts.get())
     throw std::invalid_argument("GpuEngineOptions::ram_tier must be the model's expert source (model.experts)");
   dev_ = std::make_unique<CudaDevice>(opts_.device);
@@ -52,7 +50,7 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
     gemm_ = std::make_unique<cuda::DenseGemm>(stream_);
     graphs_ = std::make_unique<GraphCache>(stream_);
     weights_ = upload_weights(model_, opts_.wide16);
-    const std::vector<float> inv = rope_inv_freq(c.rope, c.head_dim);
+    const std::vector<float> inv = rope_inv_freq(c.rope, c.rotary_dim);
     inv_freq_ = cuda::DeviceBuffer<float>(inv.size());
     inv_freq_.upload(inv.data(), inv.size());
     s_ = std::make_unique<Scratch>();
@@ -136,6 +134,7 @@ StepInputs GpuEngine::step_inputs(bool decode, int64_t T) const {
   in.pair_max_tokens = kPairMaxTokens;
   in.grouped = dispatch_ && dispatch_->grouped();
   in.device_tables = device_routed();
+  in.device_router = device_router_;
   in.has_tier = dispatch_ != nullptr;
   in.hooks = !hooks_.empty();
   in.override_ = bool(override_);

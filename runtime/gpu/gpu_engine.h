@@ -12,14 +12,16 @@
 // that copy's event only) or, with cpu_misses, runs a missed expert on the CPU when the cost
 // model says that is sooner; the experts' descriptors go to a step table and each layer's
 // segments are replayed as graphs. Both run every (token, expert) pair through the same grouped
-// kernel, so results do not depend on the budget. Prefill and unquantized experts route on the
-// host (cpu::route). An expert's slot is released only once the device has finished reading it
+// kernel, so results do not depend on the budget. Prefill, unquantized experts and routers the
+// device lacks (sigmoid scores, correction biases, group limits, scaling: DeepSeek-V3, GLM-4.5)
+// route on the host (cpu::route_ex, router_spec.h). An expert's slot is released only once the device has finished reading it
 // (after the next sync), so eviction never overwrites a slot in use.
 //
 // Which of these a step does is decided once per forward (step_plan.h); the experts' residency,
 // tables and CPU misses are ExpertDispatch's (expert_dispatch.h).
 //
-// Not yet: sliding-window attention.
+// Not yet (unsupported_reason says which, and the engine refuses them): multi-head latent
+// attention, gated DeltaNet, MXFP4 experts.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -48,6 +50,10 @@
 #include "storage/vram/vram_tier.h"
 
 namespace moe::gpu {
+
+// Why the GPU engine cannot run `model` (empty when it can): a family, shape or expert format
+// its kernels lack, said so a person knows to run on the CPU. The constructor throws it.
+std::string unsupported_reason(const Model& model);
 
 class GpuEngine final : public InferenceEngine {
  public:
@@ -119,9 +125,20 @@ class GpuEngine final : public InferenceEngine {
   // each projection's format, validated): plans written on the device, then gate, up,
   // SiLU-multiply and down into y rows t * k + j.
   void pairs_on_device(int layer, int64_t T, const ExpertTable& tab);
+  // One expert's rows [row, row + n) of g / u and of y (gpt-oss's biases are added by them).
+  struct ExpertRows {
+    int expert;
+    int64_t row, n;
+  };
   // A chunk's experts, planned in group_ (gate, up, down): gate and up read x [x_rows, H] into
-  // rows of g / u [gu_rows, I], SiLU-and-multiply on rows [r0, r1), down reads g into y [y_rows, H].
-  void grouped_swiglu(const float* x, int64_t x_rows, int64_t gu_rows, int64_t r0, int64_t r1, int64_t y_rows);
+  // rows of g / u [gu_rows, I], the activation on rows [r0, r1), down reads g into y [y_rows, H].
+  // `biased`: the experts' rows when the layer has expert biases (added after each projection).
+  void grouped_swiglu(int layer, const float* x, int64_t x_rows, int64_t gu_rows, int64_t r0, int64_t r1,
+                      int64_t y_rows, const std::vector<ExpertRows>& biased = {});
+  // g = act(g, u) over n floats: SiLU(g) * u, or gpt-oss's clamped SwiGLU.
+  void activate(float* g, const float* u, int64_t n);
+  // b's row `expert` ([E, width]) added to n rows of `rows` ([n, width]).
+  void add_expert_bias(const cuda::DeviceBuffer<float>& b, int expert, int64_t width, float* rows, int64_t n);
   void dense_ffn(const Linear& gate, const Linear& up, const Linear& down, int64_t n, int64_t inter, const float* h,
                  float* out);
   std::vector<const void*> graph_key(int64_t T, int64_t R) const;
@@ -135,7 +152,8 @@ class GpuEngine final : public InferenceEngine {
   GpuWeights weights_;
   GpuStepTimes times_;
   std::unique_ptr<ExpertDispatch> dispatch_;  // null without routed experts; after dev_: freed before it
-  cuda::DeviceBuffer<float> inv_freq_;
+  cuda::DeviceBuffer<float> inv_freq_;  // [rotary_dim / 2]
+  bool device_router_ = false;  // cuda::router_topk computes every MoE layer's routing (router_spec.h)
   SequenceTable<GpuKv> seqs_;
   std::vector<RoutingHook> hooks_;
   std::vector<RoutingHook> observers_;

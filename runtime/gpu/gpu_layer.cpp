@@ -1,6 +1,7 @@
 // One decoder layer of the GPU engine: attention (norm, QKV, QK-norm, clamp, RoPE, KV append,
-// causal GQA, output projection, residual) and the FFN (dense SwiGLU here; routed experts in
-// gpu_moe.cpp). Mirrors runtime/engine_attention.cpp and runtime/engine_ffn.cpp step for step.
+// causal GQA with gpt-oss's sliding windows and sinks, output projection, residual) and the FFN
+// (dense SwiGLU here; routed experts in gpu_moe.cpp). Mirrors runtime/engine_attention.cpp and
+// runtime/engine_ffn.cpp step for step.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -27,9 +28,10 @@ void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
   float* const out[3] = {s.q.get(), s.k.get(), s.v.get()};
   apply_same_x(qkv, out, 3, s.h.get(), T, *gemm_, stream_);
   const float af = float(c.rope.attention_factor);
-  if (c.qk_norm == QkNorm::PerHead && c.clip_qkv <= 0) {  // Qwen3: norm and RoPE in one launch
+  const cuda::RopeLayout rl{int(hd), c.rotary_dim, c.rope_interleaved};
+  if (c.qk_norm == QkNorm::PerHead && c.clip_qkv <= 0) {  // Qwen3, GLM-4.5: norm and RoPE in one launch
     cuda::qk_norm_rope(s.q.get(), s.k.get(), W.q_norm.get(), W.k_norm.get(), eps, s.pos.get(), inv_freq_.get(), T,
-                       c.n_heads, c.n_kv_heads, int(hd), af, stream_);
+                       c.n_heads, c.n_kv_heads, rl, af, stream_);
   } else {
     if (c.qk_norm == QkNorm::Full) {
       cuda::rmsnorm(s.q.get(), W.q_norm.get(), eps, T, qd, s.q.get(), stream_);
@@ -43,8 +45,8 @@ void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
       cuda::clamp(s.k.get(), T * kvd, float(c.clip_qkv), stream_);
       cuda::clamp(s.v.get(), T * kvd, float(c.clip_qkv), stream_);
     }
-    cuda::rope(s.q.get(), s.pos.get(), inv_freq_.get(), T, c.n_heads, int(hd), af, stream_);
-    cuda::rope(s.k.get(), s.pos.get(), inv_freq_.get(), T, c.n_kv_heads, int(hd), af, stream_);
+    cuda::rope(s.q.get(), s.pos.get(), inv_freq_.get(), T, c.n_heads, rl, af, stream_);
+    cuda::rope(s.k.get(), s.pos.get(), inv_freq_.get(), T, c.n_kv_heads, rl, af, stream_);
   }
 
   // Append the new keys and values. Decode: one launch that reads each sequence's cache address
@@ -65,7 +67,10 @@ void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
     }
   }
 
-  const cuda::AttentionShape shape = attention_shape(c);
+  cuda::AttentionShape shape = attention_shape(c);
+  shape.scale = float(c.attention_scale);
+  shape.window = int(c.window(layer));  // gpt-oss: every other layer slides
+  shape.sinks = W.sinks.size() ? W.sinks.get() : nullptr;
   if (decode) {
     cuda::DecodeBatch b;
     const int n = int(plan.items.size());

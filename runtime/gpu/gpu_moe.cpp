@@ -11,8 +11,9 @@
 // plans the same single-token items (set). The same kernel over the same items, so the budget
 // never changes the numbers.
 //
-// Routed on the host (moe_general): the router's logits come back, the host routes with
-// cpu::route, gathers each expert's rows and runs the experts chunk by chunk (top_k at a time).
+// Routed on the host (moe_general): the router's logits come back, the host routes with the
+// model's own rule (router_spec.h), gathers each expert's rows and runs the experts chunk by
+// chunk (top_k at a time), with gpt-oss's expert biases and clamped SwiGLU where the layer has them.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include "kernels/cuda/ops.h"
 #include "runtime/gpu/gpu_engine.h"
 #include "runtime/gpu/gpu_scratch.h"
+#include "runtime/router_spec.h"
 
 namespace moe::gpu {
 
@@ -98,7 +100,7 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan, const StepPlan& step
         ++row;
       }
     }
-    grouped_swiglu(s.h.get(), T, row, r0, row, P);
+    grouped_swiglu(layer, s.h.get(), T, row, r0, row, P);
     if (c1 != on_gpu.size() || !defer) sync();
   }
   // Overlaps the GPU's chunks queued above; replaces the rows the GPU computed for them.
@@ -164,20 +166,41 @@ void GpuEngine::pairs_on_device(int layer, int64_t T, const ExpertTable& tab) {
   cuda::QgemvGrouped::set_pairs(plans, pp, 3, s.dids.get() + layer * P, T, K, stream_);
   grouped_[0].run(s.h.get(), s.g.get(), stream_);
   grouped_[1].run(s.h.get(), s.u.get(), stream_);
-  cuda::silu_mul(s.g.get(), s.u.get(), P * c.moe_intermediate, s.g.get(), stream_);
+  activate(s.g.get(), s.u.get(), P * c.moe_intermediate);
   grouped_[2].run(s.g.get(), s.y.get(), stream_);
 }
 
-void GpuEngine::grouped_swiglu(const float* x, int64_t x_rows, int64_t gu_rows, int64_t r0, int64_t r1, int64_t y_rows) {
+void GpuEngine::activate(float* g, const float* u, int64_t n) {
+  const ModelConfig& c = model_.cfg;
+  if (c.expert_act.clamped)
+    cuda::clamped_swiglu(g, u, n, float(c.expert_act.limit), float(c.expert_act.alpha), g, stream_);
+  else
+    cuda::silu_mul(g, u, n, g, stream_);
+}
+
+void GpuEngine::add_expert_bias(const cuda::DeviceBuffer<float>& b, int expert, int64_t width, float* rows, int64_t n) {
+  if (b.size()) cuda::add_bias(rows, b.get() + int64_t(expert) * width, n, width, stream_);
+}
+
+void GpuEngine::grouped_swiglu(int layer, const float* x, int64_t x_rows, int64_t gu_rows, int64_t r0, int64_t r1,
+                               int64_t y_rows, const std::vector<ExpertRows>& biased) {
   Scratch& s = *s_;
-  const int64_t I = model_.cfg.moe_intermediate;
+  const GpuLayer& W = weights_.layers[size_t(layer)];
+  const int64_t I = model_.cfg.moe_intermediate, H = model_.cfg.hidden;
+  if (W.expert_biases() && biased.empty() && r1 > r0)
+    throw std::logic_error("grouped_swiglu: a layer with expert biases needs its experts' rows");
   grouped_[0].set(group_[0], x_rows, gu_rows, stream_);
   grouped_[0].run(x, s.g.get(), stream_);
   grouped_[1].set(group_[1], x_rows, gu_rows, stream_);
   grouped_[1].run(x, s.u.get(), stream_);
-  cuda::silu_mul(s.g.get() + r0 * I, s.u.get() + r0 * I, (r1 - r0) * I, s.g.get() + r0 * I, stream_);
+  for (const ExpertRows& r : biased) {
+    add_expert_bias(W.expert_gate_bias, r.expert, I, s.g.get() + r.row * I, r.n);
+    add_expert_bias(W.expert_up_bias, r.expert, I, s.u.get() + r.row * I, r.n);
+  }
+  activate(s.g.get() + r0 * I, s.u.get() + r0 * I, (r1 - r0) * I);
   grouped_[2].set(group_[2], gu_rows, y_rows, stream_);
   grouped_[2].run(s.g.get(), s.y.get(), stream_);
+  for (const ExpertRows& r : biased) add_expert_bias(W.expert_down_bias, r.expert, H, s.y.get() + r.row * H, r.n);
 }
 
 void GpuEngine::moe_general(int layer, const BatchPlan& plan) {
@@ -187,16 +210,18 @@ void GpuEngine::moe_general(int layer, const BatchPlan& plan) {
   const int E = c.router.n_experts, K = c.router.top_k;
   const int64_t T = plan.tokens(), H = c.hidden, I = c.moe_intermediate;
 
-  // Router logits to the host; the host routes with the CPU engine's rule (softmax, top-k,
-  // ties to the lower index, optional renormalisation). The sync also means every kernel of
-  // the previous layer is done, so its experts' slots can be released now.
+  // Router logits to the host; the host routes with the CPU engine's rule (router_spec: softmax
+  // or sigmoid scores, correction bias, group limit, top-k with ties to the lower index,
+  // renormalisation, scaling). The sync also means every kernel of the previous layer is done,
+  // so its experts' slots can be released now.
   apply(W.router, s.h.get(), T, s.router.get(), *gemm_, stream_);
   float* probs = s.host_probs.as<float>();  // [T, E] pinned: the read-back is a plain DMA
   MOE_CUDA_CHECK(cudaMemcpyAsync(probs, s.router.get(), size_t(T * E) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
   sync();
   std::vector<int32_t> ids(size_t(T * K));
   std::vector<float> wts(size_t(T * K));
-  cpu::route(probs, T, E, K, c.router.norm_topk_prob, ids.data(), wts.data());
+  std::vector<float> bias;
+  cpu::route_ex(probs, T, router_spec(c, model_.layers[size_t(layer)], bias), ids.data(), wts.data());
   if (override_) override_(layer, int(T), K, ids.data(), wts.data());
   std::vector<float> h, x;  // for the hooks only
   if (!hooks_.empty()) {
@@ -238,15 +263,20 @@ void GpuEngine::moe_general(int layer, const BatchPlan& plan) {
   // acquires may need the slots), else at the next layer's sync.
   const bool defer = dispatch_->defer_release();
   const bool grouped = dispatch_->grouped();
+  const bool biased = W.expert_biases();  // gpt-oss
+  std::vector<ExpertRows> rows_of;        // the chunk's experts' rows, for their biases
   for (size_t c0 = 0; c0 < used.size(); c0 += size_t(K)) {
     const size_t c1 = std::min(used.size(), c0 + size_t(K));
     // The chunk's copies all start before any compute is queued.
     std::vector<SlotWeights> ws;
     for (size_t u = c0; u < c1; ++u) ws.push_back(dispatch_->acquire(layer, used[u]));
     for (auto& g : group_) g.clear();
+    rows_of.clear();
     for (size_t u = c0; u < c1; ++u) {
       const SlotWeights& w = ws[u - c0];
-      const int64_t r0 = first[u], n = int64_t(by_expert[size_t(used[u])].size());
+      const int e = used[u];
+      const int64_t r0 = first[u], n = int64_t(by_expert[size_t(e)].size());
+      if (biased) rows_of.push_back({e, r0, n});
       if (grouped) {  // this expert's rows of xg -> the same rows of g / u / y
         std::vector<int32_t> rows(static_cast<size_t>(n));
         for (int64_t i = 0; i < n; ++i) rows[size_t(i)] = int32_t(r0 + i);
@@ -255,15 +285,19 @@ void GpuEngine::moe_general(int layer, const BatchPlan& plan) {
       }
       float* g = s.g.get() + r0 * I;
       float* up = s.u.get() + r0 * I;
+      float* y = s.y.get() + r0 * H;
       apply(w[0], s.xg.get() + r0 * H, n, g, *gemm_, stream_);
       apply(w[1], s.xg.get() + r0 * H, n, up, *gemm_, stream_);
-      cuda::silu_mul(g, up, n * I, g, stream_);
-      apply(w[2], g, n, s.y.get() + r0 * H, *gemm_, stream_);
+      add_expert_bias(W.expert_gate_bias, e, I, g, n);
+      add_expert_bias(W.expert_up_bias, e, I, up, n);
+      activate(g, up, n * I);
+      apply(w[2], g, n, y, *gemm_, stream_);
+      add_expert_bias(W.expert_down_bias, e, H, y, n);
     }
     if (grouped) {
       // The chunk's rows are consecutive: [first[c0], first[c1 - 1] + its tokens).
       const int64_t R0 = first[c0], R1 = first[c1 - 1] + int64_t(by_expert[size_t(used[c1 - 1])].size());
-      grouped_swiglu(s.xg.get(), TK, TK, R0, R1, TK);
+      grouped_swiglu(layer, s.xg.get(), TK, TK, R0, R1, TK, rows_of);
     }
     // Released (in sync) once the device is done with them: now when more chunks follow or
     // the budget cannot spare them, else at the next layer's sync.

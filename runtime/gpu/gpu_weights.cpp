@@ -83,6 +83,7 @@ GpuWeights upload_weights(const Model& m, bool wide16, const std::function<void(
     d.ffn_norm = upload_vec(L.ffn_norm);
     d.q_norm = upload_vec(L.attn.q_norm);
     d.k_norm = upload_vec(L.attn.k_norm);
+    d.sinks = upload_vec(L.attn.sinks);
     d.q = upload_linear(L.attn.q, L.attn.q_bias, how);
     d.k = upload_linear(L.attn.k, L.attn.k_bias, how);
     d.v = upload_linear(L.attn.v, L.attn.v_bias, how);
@@ -92,16 +93,21 @@ GpuWeights upload_weights(const Model& m, bool wide16, const std::function<void(
       d.up = upload_linear(L.dense.up, {}, how);
       d.down = upload_linear(L.dense.down, {}, how);
     } else {
-      d.router = upload_linear(L.router, {}, Upload::F32);
+      d.router = upload_linear(L.router, L.router_logit_bias, Upload::F32);
       d.shared_gate_proj = upload_linear(L.shared.gate, {}, how);
       d.shared_up = upload_linear(L.shared.up, {}, how);
       d.shared_down = upload_linear(L.shared.down, {}, how);
       d.shared_gate = upload_linear(L.shared_gate, {}, Upload::F32);
+      d.expert_gate_bias = upload_vec(L.expert_gate_bias);
+      d.expert_up_bias = upload_vec(L.expert_up_bias);
+      d.expert_down_bias = upload_vec(L.expert_down_bias);
     }
     for (const Linear* l : {&d.q, &d.k, &d.v, &d.o, &d.gate, &d.up, &d.down, &d.router, &d.shared_gate_proj,
                             &d.shared_up, &d.shared_down, &d.shared_gate})
       g.bytes += l->bytes();
-    for (const auto* b : {&d.attn_norm, &d.ffn_norm, &d.q_norm, &d.k_norm}) g.bytes += int64_t(b->bytes());
+    for (const auto* b : {&d.attn_norm, &d.ffn_norm, &d.q_norm, &d.k_norm, &d.sinks, &d.expert_gate_bias,
+                          &d.expert_up_bias, &d.expert_down_bias})
+      g.bytes += int64_t(b->bytes());
     g.layers.push_back(std::move(d));
     if (progress) progress(i + 1, n);
   }

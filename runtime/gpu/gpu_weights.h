@@ -46,6 +46,10 @@ struct GpuLayer {
   Linear gate, up, down;                    // dense FFN layers
   Linear router;                            // MoE layers, F32
   Linear shared_gate_proj, shared_up, shared_down, shared_gate;  // shared expert (empty when none)
+  cuda::DeviceBuffer<float> sinks;  // [n_heads] gpt-oss's attention sinks (empty when none)
+  // gpt-oss: every routed expert's biases, [E, I], [E, I], [E, H] (empty when none).
+  cuda::DeviceBuffer<float> expert_gate_bias, expert_up_bias, expert_down_bias;
+  bool expert_biases() const { return expert_gate_bias.size() || expert_up_bias.size() || expert_down_bias.size(); }
 };
 
 struct GpuWeights {

@@ -6,7 +6,7 @@ StepPlan plan_step(const StepInputs& in) {
   StepPlan p;
   p.decode = in.decode;
   // Per-pair items only pay off for a few tokens; larger steps read each expert once.
-  const bool pairs = in.decode && in.grouped && in.tokens <= in.pair_max_tokens;
+  const bool pairs = in.decode && in.grouped && in.device_router && in.tokens <= in.pair_max_tokens;
   p.route.reserve(in.moe_layer.size());
   for (const bool moe : in.moe_layer)
     p.route.push_back(!moe ? RouteSite::None : pairs ? RouteSite::Device : RouteSite::Host);

@@ -5,8 +5,9 @@
 //
 // The rules:
 // - A MoE layer routes on the device (cuda::router_topk) in a decode step of at most
-//   pair_max_tokens tokens when the experts suit the grouped GEMV; otherwise on the host
-//   (cpu::route over the router's logits read back).
+//   pair_max_tokens tokens when the experts suit the grouped GEMV and the model's router is the
+//   plain softmax one; otherwise on the host (cpu::route_ex over the router's logits read back:
+//   sigmoid scores, correction biases, group limits and scaling are the host's).
 // - Its experts also run from the device tables, with no host round trip, when every expert is
 //   resident (the tables are built) and nothing on the host must see the routing first (no
 //   hooks, no override).
@@ -26,6 +27,7 @@ struct StepInputs {
   int64_t tokens = 0;           // the step's tokens
   int64_t pair_max_tokens = 0;  // the most tokens a step may run per (token, expert) pair
   bool grouped = false;         // the experts suit the grouped GEMV and it is on (grouped_experts)
+  bool device_router = false;   // cuda::router_topk computes the model's routing (router_spec.h)
   bool device_tables = false;   // every expert resident, its descriptor tables built (implies grouped)
   bool has_tier = false;        // the model has routed experts (a VRAM tier)
   bool hooks = false;           // routing hooks registered

@@ -45,19 +45,23 @@ struct HostSeq {
 
 // The engine's call (runtime/engine_attention.cpp): q [T, n_heads, hd] at positions
 // first_pos .. first_pos + T - 1 of the cache; returns out [T, n_heads, hd].
+// Under sh.window the keys from pos - window + 1 on, as the engine passes `first`; with
+// host_sinks [n_heads] each head's sink (sh.sinks is their device copy).
 std::vector<float> cpu_attention(const std::vector<float>& q, int64_t T, int64_t first_pos, const HostSeq& s,
-                                 const cuda::AttentionShape& sh) {
+                                 const cuda::AttentionShape& sh, const float* host_sinks = nullptr) {
   const int64_t hd = sh.head_dim, qd = int64_t(sh.n_heads) * hd;
-  const cpu::AttentionShape shape{1, 1, int(hd), 1.0f / std::sqrt(float(hd))};
   const int group = sh.n_heads / sh.n_kv_heads;
   std::vector<float> out(size_t(T * qd)), scratch;
   for (int64_t t = 0; t < T; ++t)
     for (int head = 0; head < sh.n_heads; ++head) {
+      const cpu::AttentionShape shape{1, 1, int(hd), 1.0f / std::sqrt(float(hd)),
+                                      host_sinks ? host_sinks + head : nullptr};
       const int kvh = head / group;
       const int64_t pos = first_pos + t;
+      const int64_t first = sh.window > 0 ? std::max<int64_t>(0, pos - sh.window + 1) : 0;
       scratch.resize(size_t(pos + 1));
-      cpu::attend(&q[size_t(t * qd + head * hd)], s.k.data() + kvh * hd, s.v.data() + kvh * hd, sh.kv_stride, 0, pos,
-                  shape, &out[size_t(t * qd + head * hd)], scratch.data());
+      cpu::attend(&q[size_t(t * qd + head * hd)], s.k.data() + kvh * hd, s.v.data() + kvh * hd, sh.kv_stride, first,
+                  pos, shape, &out[size_t(t * qd + head * hd)], scratch.data());
     }
   return out;
 }
@@ -103,12 +107,13 @@ std::vector<float> gpu_decode(const std::vector<float>& q, const std::vector<Hos
 }
 
 // Each sequence's new token is its last cache row: the CPU reference per sequence.
-std::vector<float> cpu_decode(const std::vector<float>& q, const std::vector<HostSeq>& seqs, const cuda::AttentionShape& sh) {
+std::vector<float> cpu_decode(const std::vector<float>& q, const std::vector<HostSeq>& seqs, const cuda::AttentionShape& sh,
+                              const float* host_sinks = nullptr) {
   const size_t qd = size_t(sh.n_heads) * size_t(sh.head_dim);
   std::vector<float> out;
   for (size_t i = 0; i < seqs.size(); ++i) {
     const std::vector<float> qi(q.begin() + long(i * qd), q.begin() + long((i + 1) * qd));
-    const std::vector<float> o = cpu_attention(qi, 1, seqs[i].length - 1, seqs[i], sh);
+    const std::vector<float> o = cpu_attention(qi, 1, seqs[i].length - 1, seqs[i], sh, host_sinks);
     out.insert(out.end(), o.begin(), o.end());
   }
   return out;
@@ -187,6 +192,39 @@ TEST_P(AttentionCuda, Prefill) {
   }
 }
 
+// gpt-oss's attention: a sliding window (shorter than, around and longer than a decode chunk and a
+// prefill key tile) and a sink per query head, apart and together, decode and prefill.
+TEST_P(AttentionCuda, WindowAndSinks) {
+  SKIP_WITHOUT_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("MOE_TEST_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (const int window : {0, 1, 5, 32, 64, 100})
+    for (const bool with_sinks : {false, true}) {
+      if (window == 0 && !with_sinks) continue;  // the plain cases are the tests above
+      SCOPED_TRACE("window " + std::to_string(window) + (with_sinks ? ", sinks" : ""));
+      cuda::AttentionShape sh = shape();
+      sh.window = window;
+      std::vector<float> sinks = random_vec(rng, size_t(sh.n_heads));
+      for (float& x : sinks) x *= 3.0f;  // logits around the scores' size
+      DeviceBuffer<float> dsinks(sinks.size());
+      dsinks.upload(sinks.data(), sinks.size());
+      sh.sinks = with_sinks ? dsinks.get() : nullptr;
+      const float* hs = with_sinks ? sinks.data() : nullptr;
+      std::vector<HostSeq> seqs;
+      for (const int len : kLengths) seqs.push_back(random_seq(rng, len, sh));
+      const std::vector<float> q = random_vec(rng, seqs.size() * size_t(sh.n_heads * sh.head_dim));
+      expect_close(gpu_decode(q, seqs, 2049, sh), cpu_decode(q, seqs, sh, hs), kTolerance);
+      const std::pair<int, int> cases[] = {{0, 17}, {7, 40}, {100, 47}, {0, 130}, {1000, 20}};
+      for (const auto& [prefix, T] : cases) {
+        SCOPED_TRACE("prefix " + std::to_string(prefix) + ", T " + std::to_string(T));
+        const HostSeq sq = random_seq(rng, prefix + T, sh);
+        const std::vector<float> qp = random_vec(rng, size_t(T * sh.n_heads * sh.head_dim));
+        expect_close(gpu_prefill(qp, prefix, T, sq, sh), cpu_attention(qp, T, prefix, sq, sh, hs), kTolerance);
+      }
+    }
+}
+
 // head_dim 64 and 128 (real models), 16 and 32 (the HF fixtures); GQA ratios 1, 4, 8.
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionCuda,
                          ::testing::Combine(::testing::Values(16, 32, 64, 128), ::testing::Values(1, 4, 8)),
@@ -242,6 +280,10 @@ TEST(AttentionCudaArgs, RejectsUnsupportedInput) {
   EXPECT_THROW(cuda::attention_prefill({4, 2, 64, 128}, buf, buf, buf, -1, 1, buf, nullptr), std::invalid_argument);
   EXPECT_THROW(cuda::attention_prefill({4, 2, 64, 128}, buf, buf + 2, buf, 0, 1, buf, nullptr), std::invalid_argument);
   EXPECT_NO_THROW(cuda::attention_prefill({4, 2, 64, 128}, buf, buf, buf, 5, 0, buf, nullptr));
+  EXPECT_THROW(cuda::attention_prefill({4, 2, 64, 128, 0.0f, -1}, buf, buf, buf, 0, 1, buf, nullptr),
+               std::invalid_argument);  // negative window
+  EXPECT_THROW(cuda::attention_prefill({4, 2, 64, 128, -0.5f}, buf, buf, buf, 0, 1, buf, nullptr),
+               std::invalid_argument);  // negative scale
   try {
     cuda::attention_decode({2, 1, 96, 192}, b, nullptr);
     ADD_FAILURE() << "head_dim 96 accepted";

@@ -173,62 +173,71 @@ std::vector<int32_t> random_positions(Rng& rng, int64_t T) {
 }
 
 // Positions up to 40000 (long-context angles), a 1e6 base, with and without YaRN's attention
-// factor; the reference computes cos / sin exactly as runtime/engine_attention.cpp does.
+// factor, whole heads and partial rotary (GLM-4.5's half, Qwen3-Next's quarter), rotate_half and
+// interleaved pairs; the reference computes cos / sin exactly as runtime/engine_attention.cpp
+// does and rotates with cpu::rope_dims.
 TEST(OpsCuda, RopeMatchesCpu) {
   SKIP_WITHOUT_GPU();
   SEEDED_RNG(rng);
   for (float af : {1.0f, 1.2f})
     for (int64_t T : kTokens)
-      for (auto [heads, hd] : {std::pair<int, int>{1, 64}, {5, 128}, {3, 96}, {2, 200}}) {
-        SCOPED_TRACE("af=" + std::to_string(af) + " T=" + std::to_string(T) + " heads=" + std::to_string(heads) +
-                     " head_dim=" + std::to_string(hd));
-        const int half = hd / 2;
-        const std::vector<float> inv_freq = rope_freqs(hd);
-        std::vector<int32_t> pos = random_positions(rng, T);
-        pos[0] = 0;  // the identity rotation (scaled by af) is a case too
-        std::vector<float> v = random_vec(rng, T * heads * hd);
-        DeviceBuffer<float> dv = to_device(v);
-        const DeviceBuffer<float> dfreq = to_device(inv_freq);
-        const DeviceBuffer<int32_t> dpos = to_device(pos);
-        cuda::rope(dv.get(), dpos.get(), dfreq.get(), T, heads, hd, af, nullptr);
-        std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
-        for (int64_t t = 0; t < T; ++t) {
-          for (int i = 0; i < half; ++i) {
-            const float ang = float(pos[size_t(t)]) * inv_freq[size_t(i)];
-            cs[size_t(i)] = std::cos(ang) * af;
-            sn[size_t(i)] = std::sin(ang) * af;
+      for (auto [heads, hd, rot] : {std::tuple<int, int, int>{1, 64, 64}, {5, 128, 128}, {3, 96, 96}, {2, 200, 200},
+                                    {4, 128, 64}, {3, 256, 64}, {2, 64, 2}})
+        for (bool inter : {false, true}) {
+          SCOPED_TRACE("af=" + std::to_string(af) + " T=" + std::to_string(T) + " heads=" + std::to_string(heads) +
+                       " head_dim=" + std::to_string(hd) + " rot=" + std::to_string(rot) +
+                       (inter ? " interleaved" : ""));
+          const int half = rot / 2;
+          const std::vector<float> inv_freq = rope_freqs(rot);
+          std::vector<int32_t> pos = random_positions(rng, T);
+          pos[0] = 0;  // the identity rotation (scaled by af) is a case too
+          std::vector<float> v = random_vec(rng, T * heads * hd);
+          DeviceBuffer<float> dv = to_device(v);
+          const DeviceBuffer<float> dfreq = to_device(inv_freq);
+          const DeviceBuffer<int32_t> dpos = to_device(pos);
+          cuda::rope(dv.get(), dpos.get(), dfreq.get(), T, heads, {hd, rot, inter}, af, nullptr);
+          std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+          for (int64_t t = 0; t < T; ++t) {
+            for (int i = 0; i < half; ++i) {
+              const float ang = float(pos[size_t(t)]) * inv_freq[size_t(i)];
+              cs[size_t(i)] = std::cos(ang) * af;
+              sn[size_t(i)] = std::sin(ang) * af;
+            }
+            cpu::rope_dims(&v[size_t(t * heads * hd)], heads, hd, rot, inter, cs.data(), sn.data());
           }
-          cpu::rope(&v[size_t(t * heads * hd)], heads, hd, cs.data(), sn.data());
+          expect_close(to_host(dv), v, kTolerance);
         }
-        expect_close(to_host(dv), v, kTolerance);
-      }
 }
 
 // The fused per-head QK-norm + RoPE against the four launches it replaces (rmsnorm over the
-// head rows of q and of k, then rope of each): bit for bit.
+// head rows of q and of k, then rope of each): bit for bit, also with partial rotary (the
+// dims past rot_dims only normed) and interleaved pairs.
 TEST(OpsCuda, QkNormRopeMatchesNormThenRopeExactly) {
   SKIP_WITHOUT_GPU();
   SEEDED_RNG(rng);
   for (int64_t T : kTokens)
-    for (auto [nh, nkv, hd] : {std::tuple<int, int, int>{4, 2, 64}, {32, 4, 128}, {3, 3, 96}, {2, 1, 256}}) {
-      SCOPED_TRACE("T=" + std::to_string(T) + " heads=" + std::to_string(nh) + "/" + std::to_string(nkv) +
-                   " head_dim=" + std::to_string(hd));
-      const std::vector<float> inv_freq = rope_freqs(hd);
-      const std::vector<int32_t> pos = random_positions(rng, T);
-      const std::vector<float> q = random_vec(rng, T * nh * hd), k = random_vec(rng, T * nkv * hd);
-      const std::vector<float> qw = random_vec(rng, hd), kw = random_vec(rng, hd);
-      const DeviceBuffer<float> dfreq = to_device(inv_freq), dqw = to_device(qw), dkw = to_device(kw);
-      const DeviceBuffer<int32_t> dpos = to_device(pos);
-      DeviceBuffer<float> q1 = to_device(q), k1 = to_device(k), q2 = to_device(q), k2 = to_device(k);
-      cuda::rmsnorm(q1.get(), dqw.get(), kEps, T * nh, hd, q1.get(), nullptr);
-      cuda::rmsnorm(k1.get(), dkw.get(), kEps, T * nkv, hd, k1.get(), nullptr);
-      cuda::rope(q1.get(), dpos.get(), dfreq.get(), T, nh, hd, 1.1f, nullptr);
-      cuda::rope(k1.get(), dpos.get(), dfreq.get(), T, nkv, hd, 1.1f, nullptr);
-      cuda::qk_norm_rope(q2.get(), k2.get(), dqw.get(), dkw.get(), kEps, dpos.get(), dfreq.get(), T, nh, nkv, hd, 1.1f,
-                         nullptr);
-      EXPECT_EQ(to_host(q2), to_host(q1));
-      EXPECT_EQ(to_host(k2), to_host(k1));
-    }
+    for (auto [nh, nkv, hd, rot] : {std::tuple<int, int, int, int>{4, 2, 64, 64}, {32, 4, 128, 128}, {3, 3, 96, 96},
+                                    {2, 1, 256, 256}, {4, 2, 128, 64}, {2, 1, 256, 64}})
+      for (bool inter : {false, true}) {
+        SCOPED_TRACE("T=" + std::to_string(T) + " heads=" + std::to_string(nh) + "/" + std::to_string(nkv) +
+                     " head_dim=" + std::to_string(hd) + " rot=" + std::to_string(rot) + (inter ? " interleaved" : ""));
+        const cuda::RopeLayout rl{hd, rot, inter};
+        const std::vector<float> inv_freq = rope_freqs(rot);
+        const std::vector<int32_t> pos = random_positions(rng, T);
+        const std::vector<float> q = random_vec(rng, T * nh * hd), k = random_vec(rng, T * nkv * hd);
+        const std::vector<float> qw = random_vec(rng, hd), kw = random_vec(rng, hd);
+        const DeviceBuffer<float> dfreq = to_device(inv_freq), dqw = to_device(qw), dkw = to_device(kw);
+        const DeviceBuffer<int32_t> dpos = to_device(pos);
+        DeviceBuffer<float> q1 = to_device(q), k1 = to_device(k), q2 = to_device(q), k2 = to_device(k);
+        cuda::rmsnorm(q1.get(), dqw.get(), kEps, T * nh, hd, q1.get(), nullptr);
+        cuda::rmsnorm(k1.get(), dkw.get(), kEps, T * nkv, hd, k1.get(), nullptr);
+        cuda::rope(q1.get(), dpos.get(), dfreq.get(), T, nh, rl, 1.1f, nullptr);
+        cuda::rope(k1.get(), dpos.get(), dfreq.get(), T, nkv, rl, 1.1f, nullptr);
+        cuda::qk_norm_rope(q2.get(), k2.get(), dqw.get(), dkw.get(), kEps, dpos.get(), dfreq.get(), T, nh, nkv, rl, 1.1f,
+                           nullptr);
+        EXPECT_EQ(to_host(q2), to_host(q1));
+        EXPECT_EQ(to_host(k2), to_host(k1));
+      }
 }
 
 // --- Element-wise ----------------------------------------------------------------------------
@@ -367,9 +376,14 @@ TEST(OpsCudaArgs, EmbedRefusesOutOfRangeIds) {
 TEST(OpsCudaArgs, RefusesBadShapes) {
   static float buf[64];
   static int32_t ids[64];
-  EXPECT_THROW(cuda::rope(buf, ids, buf, 1, 1, 7, 1.0f, nullptr), std::invalid_argument);  // odd head_dim
-  EXPECT_THROW(cuda::qk_norm_rope(buf, buf, buf, buf, kEps, ids, buf, 1, 1, 1, 7, 1.0f, nullptr), std::invalid_argument);
-  EXPECT_THROW(cuda::qk_norm_rope(buf, nullptr, buf, buf, kEps, ids, buf, 1, 1, 1, 8, 1.0f, nullptr),
+  EXPECT_THROW(cuda::rope(buf, ids, buf, 1, 1, cuda::RopeLayout::full(7), 1.0f, nullptr), std::invalid_argument);  // odd
+  EXPECT_THROW(cuda::rope(buf, ids, buf, 1, 1, {8, 10, false}, 1.0f, nullptr), std::invalid_argument);  // rot > head_dim
+  EXPECT_THROW(cuda::rope(buf, ids, buf, 1, 1, {8, 3, false}, 1.0f, nullptr), std::invalid_argument);   // odd rot_dims
+  EXPECT_THROW(cuda::rope(buf, ids, buf, 1, 1, {8, 0, false}, 1.0f, nullptr), std::invalid_argument);   // none rotated
+  EXPECT_THROW(cuda::qk_norm_rope(buf, buf, buf, buf, kEps, ids, buf, 1, 1, 1, cuda::RopeLayout::full(7), 1.0f, nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(cuda::qk_norm_rope(buf, nullptr, buf, buf, kEps, ids, buf, 1, 1, 1, cuda::RopeLayout::full(8), 1.0f,
+                                  nullptr),
                std::invalid_argument);
   EXPECT_THROW(cuda::rmsnorm(buf, buf, kEps, -1, 8, buf, nullptr), std::invalid_argument);
   EXPECT_THROW(cuda::add_rmsnorm(buf, nullptr, buf, kEps, 1, 8, buf, nullptr), std::invalid_argument);
@@ -380,7 +394,7 @@ TEST(OpsCudaArgs, RefusesBadShapes) {
   EXPECT_THROW(cuda::router_topk(buf, 1, cuda::kRouterMaxExperts + 1, 8, false, ids, buf, nullptr), std::invalid_argument);
   // Empty inputs are no-ops, not errors (and launch nothing).
   EXPECT_NO_THROW(cuda::rmsnorm(buf, buf, kEps, 0, 8, buf, nullptr));
-  EXPECT_NO_THROW(cuda::rope(buf, ids, buf, 0, 4, 64, 1.0f, nullptr));
+  EXPECT_NO_THROW(cuda::rope(buf, ids, buf, 0, 4, cuda::RopeLayout::full(64), 1.0f, nullptr));
   EXPECT_NO_THROW(cuda::router_topk(buf, 0, 8, 2, true, ids, buf, nullptr));
   EXPECT_NO_THROW(cuda::embed(cuda::DeviceWeight{DType::BF16, buf, 8, 8, nullptr, nullptr, 0}, ids, 0, ids, buf, nullptr));
 }

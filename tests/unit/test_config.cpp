@@ -298,6 +298,9 @@ TEST(Config, Glm4MoePartialRotaryBothSpellings) {
   EXPECT_FALSE(c.o_bias);
   EXPECT_EQ(c.qk_norm, QkNorm::PerHead);
   EXPECT_EQ(c.kv_floats_per_layer(), 2 * 8 * 128);
+  // The GPU engine runs it: host routing (sigmoid, correction bias, scaling), partial RoPE, an
+  // ungated shared expert.
+  EXPECT_EQ(c.gpu_unsupported(), "");
   // transformers 5 moves the factor into rope_parameters.
   j.erase("partial_rotary_factor");
   j.erase("rope_scaling");
@@ -342,7 +345,9 @@ TEST(Config, GptOssLayerTypesAndDefaults) {
   EXPECT_DOUBLE_EQ(c.expert_act.alpha, 1.702);
   EXPECT_EQ(c.router.scoring, RouterScoring::TopKSoftmax);
   EXPECT_FALSE(c.rope.truncate);
-  EXPECT_FALSE(c.gpu_unsupported().empty());
+  // The GPU engine runs it (sinks, windows, biases, the clamped SwiGLU; MXFP4 experts are a
+  // pack's, refused by the engine itself).
+  EXPECT_EQ(c.gpu_unsupported(), "");
   j["layer_types"] = {"full_attention", "full_attention", "sliding_attention", "full_attention"};
   c = parse_model_config(j, "config.json");
   EXPECT_EQ(c.layer_window, (std::vector<int64_t>{0, 0, 4, 0}));

@@ -17,6 +17,7 @@ StepInputs resident_decode() {
   in.tokens = 1;
   in.pair_max_tokens = 8;
   in.grouped = true;
+  in.device_router = true;
   in.device_tables = true;
   in.has_tier = true;
   in.cuda_graphs = true;
@@ -112,6 +113,17 @@ TEST(StepPlan, UngroupedExpertsRouteOnHost) {
   in.grouped = false;
   in.device_tables = false;  // tables are built only for grouped experts
   expect_plan(in, {kHost, false, GraphMode::Segments, false});
+}
+
+// A router the device does not compute (sigmoid scores with a correction bias, a group limit,
+// scaling: DeepSeek-V3, GLM-4.5) routes on the host even in a one-token decode with every expert
+// resident; the step then needs the host between layers.
+TEST(StepPlan, RouterTheDeviceLacksRoutesOnHost) {
+  StepInputs in = with_observers(resident_decode());
+  in.device_router = false;
+  expect_plan(in, {kHost, false, GraphMode::Segments, false});
+  in.cuda_graphs = false;
+  expect_plan(in, {kHost, false, GraphMode::None, false});
 }
 
 }  // namespace
