@@ -1,5 +1,5 @@
 // Word-at-a-time decoders for the CUDA kernels: integer and one float op per element, no
-// branches, no I2F. They restate quant/dtype.h's formats for speed; quant/dtype.h stays the one
+// branches, no I2F (MXFP4's e2m1 aside: quant/dtype.h's decode, a few ops per nibble). They restate quant/dtype.h's formats for speed; quant/dtype.h stays the one
 // definition, and tests/gpu/test_qgemv_cuda.cpp checks these against it on the host for every
 // FP8 code and every nibble position (no GPU needed).
 #pragma once
@@ -29,6 +29,14 @@ MOE_HD float q4_nibble(uint32_t word, int shift, float magic) {
 MOE_HD float f8_byte(uint32_t word, int p) {
   const int32_t t = int32_t(word << (24 - 8 * p)) >> 4;  // bits 31..28: sign copies, 27..20: byte
   return bits_to_f32(uint32_t(t) & 0x87f00000u) * 0x1p120f;
+}
+
+// MXFP4: a 32-column block is 16 bytes = 4 words; byte i holds column 2i (low nibble) and 2i + 1
+// (high), so half h (0, 1) of word j holds columns 8j + 4h .. 8j + 4h + 3, in order. d = their
+// e2m1 values, before the block's e8m0 scale (exact in fp32).
+MOE_HD void mx4_quad(uint32_t word, int h, float (&d)[4]) {
+  const uint32_t b = word >> (16 * h);  // bytes 2h, 2h + 1 of the word in the low 16 bits
+  for (int p = 0; p < 4; ++p) d[p] = e2m1_to_f32(uint8_t((b >> (4 * p)) & 0xfu));
 }
 
 }  // namespace moe::cuda

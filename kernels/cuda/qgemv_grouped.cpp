@@ -269,6 +269,7 @@ void QgemvGrouped::run(const float* x, float* y, cudaStream_t stream) const {
                                 int(N_),
                                 int(K_),
                                 int(group_)};
+  if (dtype_ == DType::MXFP4) return detail::launch_grouped_mx4(a, stream);  // one form for every variant
   detail::QgemvVariant v = detail::ScopedQgemvVariant::current();  // V0 falls back to v0's launchers
   if (v == detail::QgemvVariant::Auto) v = detail::auto_variant(dtype_ == DType::F8E4M3, 0, /*grouped=*/true);
   if (dtype_ == DType::F8E4M3) detail::launch_grouped_f8_smem(v, a, stream);

@@ -10,8 +10,8 @@
 // atomics add in scheduling order, so results would change from run to run. Here every output
 // row is written by exactly one warp, once: the result does not depend on scheduling.
 //
-// Formats: all experts of a layer share dtype, group and [N, K]: Q4 / Q4Z as in qgemv, F8E4M3
-// with K % 16 == 0 (the vector path; the per-element path of other K is not grouped). K > 0.
+// Formats: all experts of a layer share dtype, group and [N, K]: Q4 / Q4Z and MXFP4 as in qgemv,
+// F8E4M3 with K % 16 == 0 (the vector path; the per-element path of other K is not grouped). K > 0.
 // Work: a block takes up to kQgemvMaxM tokens of one expert and 16 rows of N; an expert with
 // n tokens is ceil(n / 8) passes, each reading its weights (the later passes mostly from L2).
 //
@@ -64,7 +64,8 @@
 namespace moe::cuda {
 
 // A layer's expert as set_pairs' device table holds it: device pointers of its data, scales
-// (fp16 for Q4/Q4Z, fp32 for F8E4M3) and zero points (Q4Z); dtype and shape are the plan's.
+// (fp16 for Q4/Q4Z, fp32 for F8E4M3, e8m0 bytes for MXFP4) and zero points (Q4Z); dtype and
+// shape are the plan's.
 using GroupedDesc = detail::GroupedDesc;
 
 // One active expert of the layer and the tokens routed to it.

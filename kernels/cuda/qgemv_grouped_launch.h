@@ -13,7 +13,7 @@ namespace moe::cuda::detail {
 // One active expert's weight (device pointers; N, K, group are the layer's).
 struct GroupedDesc {
   const uint8_t* data;
-  const void* scales;    // fp16 (Q4, Q4Z) or fp32 (F8E4M3)
+  const void* scales;    // fp16 (Q4, Q4Z), fp32 (F8E4M3) or e8m0 bytes (MXFP4)
   const uint8_t* zeros;  // Q4Z only
 };
 
@@ -40,6 +40,7 @@ struct GroupedLaunch {
 
 void launch_grouped_q4(const GroupedLaunch& a, bool zero_points, cudaStream_t stream);
 void launch_grouped_f8(const GroupedLaunch& a, cudaStream_t stream);
+void launch_grouped_mx4(const GroupedLaunch& a, cudaStream_t stream);  // every variant runs it
 // The smem family (qgemv_variant.h; v == V0 falls back to the two above):
 // qgemv_grouped_q4_smem.cu, qgemv_grouped_f8_smem.cu.
 void launch_grouped_q4_smem(QgemvVariant v, const GroupedLaunch& a, bool zero_points, cudaStream_t stream);

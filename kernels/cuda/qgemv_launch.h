@@ -18,6 +18,8 @@ void launch_q4(const float* x, int M, const DeviceWeight& w, float* y, cudaStrea
 // F8E4M3, per-row or 128x128 block scales (qgemv_f8.cu).
 void launch_f8(const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream);
 
+// MXFP4, e8m0 scales per 32 columns (qgemv_mx4.cu): every variant runs this one.
+void launch_mx4(const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream);
 // The smem family (qgemv_variant.h; v == V0 falls back to the two above): qgemv_q4_smem.cu,
 // qgemv_f8_smem.cu (FP8 with K % 16 != 0 takes v0's per-element kernel).
 void launch_q4_smem(QgemvVariant v, const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream);

@@ -34,7 +34,8 @@ cuda::GroupedDesc desc_of(const cuda::DeviceWeight& w) {
 }
 
 bool groupable(const WeightView& w) {
-  return w.dtype == DType::Q4 || w.dtype == DType::Q4Z || (w.dtype == DType::F8E4M3 && w.cols % 16 == 0);
+  return w.dtype == DType::Q4 || w.dtype == DType::Q4Z || w.dtype == DType::MXFP4 ||
+         (w.dtype == DType::F8E4M3 && w.cols % 16 == 0);
 }
 
 }  // namespace

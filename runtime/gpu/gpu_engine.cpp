@@ -26,10 +26,6 @@ std::string unsupported_reason(const Model& model) {
   if (c.router.n_experts > cuda::kRouterMaxExperts)
     return fmt::format("{} experts per layer: the GPU engine takes at most {}", c.router.n_experts,
                        cuda::kRouterMaxExperts);
-  // A pack may hold MXFP4 experts (moe convert --experts mxfp4) whatever its family.
-  if (const int l = first_moe_layer(model); l >= 0 && model.experts &&
-                                            HeldExpert(*model.experts, l, 0).weights().gate.dtype == DType::MXFP4)
-    return "the GPU engine has no MXFP4 expert kernels yet; run on the CPU (--device cpu)";
   return "";
 }
 

@@ -38,7 +38,8 @@ Linear upload_linear(const WeightView& w, const WeightView& bias, Upload how) {
 void apply(const cuda::DeviceWeight& w, const float* x, int64_t M, float* y, cuda::DenseGemm& gemm,
            cudaStream_t stream) {
   if (M == 0) return;
-  if (w.dtype == DType::Q4 || w.dtype == DType::Q4Z || w.dtype == DType::F8E4M3) cuda::qgemv(x, M, w, y, stream);
+  if (w.dtype == DType::Q4 || w.dtype == DType::Q4Z || w.dtype == DType::F8E4M3 || w.dtype == DType::MXFP4)
+    cuda::qgemv(x, M, w, y, stream);
   else cuda::dense_gemm(gemm, x, M, w, y, stream);
 }
 

@@ -80,7 +80,7 @@ void expect_match(const GreedyRun& gpu, const GreedyRun& cpu, double tol) {
 
 uint64_t expert_bytes(gpu::GpuEngine& e) { return e.experts().slot_bytes(); }
 
-// A fixture of a family the GPU engine does not run yet (MLA, DeltaNet, gpt-oss) is skipped,
+// A fixture of a family the GPU engine does not run yet (MLA, DeltaNet) is skipped,
 // with the engine's own reason in the output.
 #define SKIP_IF_GPU_CANNOT_RUN(model)                                            \
   if (const std::string why = gpu::unsupported_reason(model); !why.empty()) \
@@ -196,7 +196,7 @@ TEST(GpuEngineSupport, RunsOrNamesWhatItLacks) {
       {"deepseek_v2", "multi-head latent attention"}, {"deepseek_v2_lite", "multi-head latent attention"},
       {"deepseek_v3", "multi-head latent attention"}, {"deepseek_v3_fp8", "multi-head latent attention"},
       {"qwen3_next", "gated DeltaNet"},                {"qwen3_next_fused", "gated DeltaNet"},
-      {"qwen3_5_moe", "gated DeltaNet"},               {"gpt_oss", "MXFP4"}};
+      {"qwen3_5_moe", "gated DeltaNet"}};
   for (const std::string& name : fixture_names()) {
     SCOPED_TRACE(name);
     const std::string why = gpu::unsupported_reason(load_hf_model(fixture_dir(name)));
@@ -579,5 +579,7 @@ TEST_P(GpuEnginePack, DirectRecordsMatchRepackedOnes) {
 INSTANTIATE_TEST_SUITE_P(Formats, GpuEnginePack,
                          ::testing::Values(PackCase{"qwen3_moe", "--experts int4 --group-size 32", 5e-2},
                                            PackCase{"olmoe", "--experts fp8", 5e-2},
-                                           PackCase{"mixtral", "--experts bf16 --dense bf16 --compress zstd", 1e-3}),
+                                           PackCase{"mixtral", "--experts bf16 --dense bf16 --compress zstd", 1e-3},
+                                           // gpt-oss's MXFP4 as shipped: both engines take fp32 activations.
+                                           PackCase{"gpt_oss", "--experts mxfp4", 1e-3}),
                          [](const auto& info) { return std::string(info.param.fixture); });

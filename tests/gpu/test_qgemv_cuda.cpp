@@ -130,6 +130,9 @@ const Case kCases[] = {
     {"f8blk_300x1008", DType::F8E4M3, 128, 300, 1008}, {"f8blk_130x200", DType::F8E4M3, 128, 130, 200},
     {"q4_g128_40x8448", DType::Q4, 128, 40, 8448},    {"q4z_g32_40x8448", DType::Q4Z, 32, 40, 8448},
     {"f8blk_40x8464", DType::F8E4M3, 128, 40, 8464},  {"f8row_40x8464", DType::F8E4M3, 0, 40, 8464},
+    // MXFP4: gpt-oss's K = 2880 (90 blocks: lanes with 2 and 3 blocks), N past a block of rows.
+    {"mx4_96x256", DType::MXFP4, 32, 96, 256},        {"mx4_130x2880", DType::MXFP4, 32, 130, 2880},
+    {"mx4_40x8448", DType::MXFP4, 32, 40, 8448},
 };
 
 class QgemvCuda : public ::testing::TestWithParam<std::tuple<Case, int, QgemvVariant>> {};
@@ -231,6 +234,28 @@ TEST(CudaDecode, Q4EveryNibbleMatchesDtypeH) {
   }
 }
 
+// MXFP4: every nibble of random blocks, word by word and half by half, against quant/dtype.h's
+// column order and e2m1 values (host only, no GPU needed).
+TEST(CudaDecode, Mx4EveryNibbleMatchesDtypeH) {
+  std::mt19937_64 rng(fresh_seed());
+  for (int trial = 0; trial < 64; ++trial) {
+    uint8_t block[16];
+    for (uint8_t& v : block) v = uint8_t(rng());
+    for (int j = 0; j < 4; ++j) {
+      uint32_t word;
+      std::memcpy(&word, block + 4 * j, 4);  // little-endian, as the device loads it
+      for (int h = 0; h < 2; ++h) {
+        float d[4];
+        cuda::mx4_quad(word, h, d);
+        for (int p = 0; p < 4; ++p) {
+          const int col = 8 * j + 4 * h + p;
+          EXPECT_EQ(d[p], e2m1_to_f32(uint8_t(mxfp4_code(block, col)))) << "column " << col;
+        }
+      }
+    }
+  }
+}
+
 // The fast variants' decoders (decode_fast.h) times their activation scale are the weight times
 // their fixed unit, exactly (host only, no GPU needed).
 TEST(CudaDecode, F8FastEveryCodeMatchesDtypeH) {
@@ -288,6 +313,12 @@ TEST(QgemvCudaArgs, RejectsUnsupportedInput) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("group must be 0"), std::string::npos) << e.what();
   }
+  w.dtype = DType::MXFP4;
+  w.group = 16;
+  EXPECT_THROW(cuda::qgemv(buf, 1, w, buf, nullptr), std::invalid_argument);  // MXFP4 group 32 only
+  w.group = 32;
+  w.cols = 48;
+  EXPECT_THROW(cuda::qgemv(buf, 1, w, buf, nullptr), std::invalid_argument);  // 48 % 32 != 0
   EXPECT_NO_THROW(cuda::qgemv(buf, 0, cuda::DeviceWeight{DType::Q4, buf, 4, 32, buf, nullptr, 32}, buf, nullptr));
 }
 
