@@ -364,7 +364,6 @@ int64_t ModelConfig::kv_floats_per_layer() const {
 }
 
 std::string ModelConfig::gpu_unsupported() const {
-  if (is_mla()) return "multi-head latent attention (DeepSeek MLA)";
   if (n_linear_layers() > 0) return "gated DeltaNet linear attention (Qwen3-Next / Qwen3.5)";
   // Sigmoid or group-limited routers, correction biases and scaling route on the host
   // (runtime/router_spec.h); partial and interleaved RoPE are cuda::RopeLayout's; sinks and

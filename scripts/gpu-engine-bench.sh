@@ -19,7 +19,7 @@ moe="${BUILD_DIR:-build-gpu}/tools/moe"
 out="${OUT:-$(mktemp -d)}"
 pack="${MOE_GPU_PACK:-/tmp/moe-gpu-check-q30.moepack}"
 gen="${GEN_LEN:-32}"
-[[ -x "$moe" ]] || { echo "gpu-engine-bench: $moe missing (scripts/gpu-build.sh, then carry gpu-bundle.tgz)" >&2; exit 1; }
+[[ -x "$moe" ]] || { echo "gpu-engine-bench: $moe missing (scripts/gpu-build.sh, then carry gpu-bundle-engine.tar.xz)" >&2; exit 1; }
 
 if [[ ! -f "$pack" ]]; then
   "$moe" synth --shape qwen3-30b-a3b -o "$pack" 2>&1 | tail -1 || exit 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On a GPU machine, from the repository root with gpu-bundle.tgz (scripts/gpu-build.sh) present:
+# On a GPU machine, from the repository root with gpu-bundle-engine.tar.xz (scripts/gpu-build.sh) present:
 # the serve scheduler's batched decode on a synthetic Qwen3-30B-A3B INT4 pack with every expert in
 # VRAM, at 1, 4 and 16 clients (moe serve-bench: no HTTP, which MOE_PORTABLE builds lack), natural
 # and uniform routing, against the device copy ceiling measured in the same run (bench_gpu), and
@@ -7,7 +7,10 @@
 set -u
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$(mktemp -d)}"
-[[ -f gpu-bundle.tgz ]] && tar -xzf gpu-bundle.tgz
+if [[ -f gpu-bundle-engine.tar.xz ]]; then  # Python's tarfile where no xz binary is installed
+  if command -v xz >/dev/null; then tar -xJf gpu-bundle-engine.tar.xz
+  else python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall()' gpu-bundle-engine.tar.xz; fi
+fi
 B=build-gpu/tools/moe
 if ldd $B | grep -q 'libcublas.*not found'; then
   for d in $(ls -d /usr/local/cuda*/lib64 2>/dev/null | sort -rV); do

@@ -48,7 +48,7 @@ __global__ void append_kv_kernel(float* const* __restrict__ kc, float* const* __
   MOE_GRID_STRIDE(i, total) {
     const int64_t s = i / kvd, d = i % kvd, at = int64_t(lengths[s] - 1) * kvd + d;
     kc[s][at] = k[i];
-    vc[s][at] = v[i];
+    if (vc) vc[s][at] = v[i];
   }
 }
 
@@ -97,7 +97,8 @@ void append_kv_decode(float* const* k_cache, float* const* v_cache, const int32_
                       const float* v, int n, int64_t kvd, cudaStream_t stream) {
   require(n >= 0 && kvd > 0, "append_kv_decode", "n >= 0 and kvd > 0 needed");
   if (n == 0) return;
-  require(k_cache && v_cache && lengths && k && v, "append_kv_decode", "null pointer");
+  require(k_cache && lengths && k && (v_cache == nullptr) == (v == nullptr), "append_kv_decode",
+          "null pointer (v_cache and v are null together, for an MLA cache, or both set)");
   append_kv_kernel<<<grid_stride_blocks(int64_t(n) * kvd), kThreads, 0, stream>>>(k_cache, v_cache, lengths, k, v,
                                                                                    int64_t(n) * kvd, kvd);
   MOE_CUDA_CHECK_LAUNCH();

@@ -29,7 +29,8 @@ void moe_combine(const float* y /*[*, n]*/, const int32_t* y_row /*[T * k]*/, co
 // A decode step's new keys and values into the caches: row i of k / v [n, kvd] goes to row
 // lengths[i] - 1 of sequence i's cache (k_cache[i], v_cache[i]: device tables of device
 // pointers, lengths on the device, each >= 1 and within its cache: not checked there). Reads
-// every address from the device, so a captured CUDA graph replays it for any step.
+// every address from the device, so a captured CUDA graph replays it for any step. MLA caches
+// keep no values: v_cache and v both null.
 void append_kv_decode(float* const* k_cache /*[n]*/, float* const* v_cache /*[n]*/, const int32_t* lengths /*[n]*/,
                       const float* k /*[n, kvd]*/, const float* v /*[n, kvd]*/, int n, int64_t kvd,
                       cudaStream_t stream);

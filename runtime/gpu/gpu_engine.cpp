@@ -9,18 +9,25 @@
 #include <utility>
 
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/mla.h"
 #include "kernels/cuda/moe_ops.h"
 #include "kernels/cuda/ops.h"
 #include "runtime/gpu/gpu_scratch.h"
 #include "runtime/router_spec.h"
 
 namespace moe::gpu {
+
 std::string unsupported_reason(const Model& model) {
   const ModelConfig& c = model.cfg;
   if (const std::string what = c.gpu_unsupported(); !what.empty())
     return fmt::format("the GPU engine has no {} yet ({}); run on the CPU (--device cpu)", what, c.architecture);
-  if (c.head_dim != 16 && c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128)
+  if (c.is_mla()) {
+    if (c.mla.kv_lora_rank > cuda::kMlaMaxLatent)
+      return fmt::format("the GPU MLA kernels take kv_lora_rank up to {}, not {}; run on the CPU", cuda::kMlaMaxLatent,
+                         c.mla.kv_lora_rank);
+  } else if (c.head_dim != 16 && c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128) {
     return fmt::format("the GPU attention kernels take head_dim 16, 32, 64 or 128, not {}; run on the CPU", c.head_dim);
+  }
   if (c.n_heads % c.n_kv_heads != 0 || c.n_heads / c.n_kv_heads > cuda::kAttentionMaxGroup)
     return fmt::format("the GPU attention kernels take at most {} query heads per kv head", cuda::kAttentionMaxGroup);
   if (c.router.n_experts > cuda::kRouterMaxExperts)
@@ -72,7 +79,7 @@ std::vector<const void*> GpuEngine::graph_key(int64_t T, int64_t R) const {
                                 reinterpret_cast<const void*>(intptr_t(decode_max_len_))};
   const auto add = [&k](const auto&... b) { (k.push_back(b.get()), ...); };
   add(s.x, s.h, s.f, s.q, s.k, s.v, s.att, s.o, s.g, s.u, s.y, s.sh, s.router, s.sgate, s.dids, s.dwts, s.iota, s.pos,
-      s.rows, s.lengths, s.kp, s.vp, s.work, s.xr, s.logits);
+      s.rows, s.lengths, s.kp, s.vp, s.work, s.xr, s.logits, s.qa, s.ql, s.ol, s.lat, s.mla_cache);
   k.push_back(dispatch_ ? dispatch_->step_table_address() : nullptr);
   for (const auto& g : grouped_) k.push_back(g.plan_address());
   k.push_back(gemm_->scratch_address());
@@ -98,6 +105,7 @@ GpuEngine::~GpuEngine() {
 
 SeqId GpuEngine::create_sequence() {
   const ModelConfig& c = model_.cfg;
+  if (c.is_mla()) return seqs_.add(std::make_unique<GpuKv>(c.n_layers, c.kv_floats_per_layer(), /*values=*/false));
   return seqs_.add(std::make_unique<GpuKv>(c.n_layers, int64_t(c.n_kv_heads) * c.head_dim));
 }
 
@@ -179,7 +187,7 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
     // The attention grid's bound, rounded up: a captured step serves the next 256 positions (the
     // result does not depend on it: each sequence combines only its own chunks).
     decode_max_len_ = (*std::max_element(len.begin(), len.end()) + 255) / 256 * 256;
-    ensure(s.work, cuda::attention_decode_workspace(attention_shape(c), n, decode_max_len_));
+    if (!c.is_mla()) ensure(s.work, cuda::attention_decode_workspace(attention_shape(c), n, decode_max_len_));
   }
 
   // Final norm and LM head only for the rows the caller wants.

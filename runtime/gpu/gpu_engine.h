@@ -20,8 +20,7 @@
 // Which of these a step does is decided once per forward (step_plan.h); the experts' residency,
 // tables and CPU misses are ExpertDispatch's (expert_dispatch.h).
 //
-// Not yet (unsupported_reason says which, and the engine refuses them): multi-head latent
-// attention, gated DeltaNet, MXFP4 experts.
+// Not yet (unsupported_reason says which, and the engine refuses it): gated DeltaNet.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -104,6 +103,7 @@ class GpuEngine final : public InferenceEngine {
   StepInputs step_inputs(bool decode, int64_t T) const;
   // decode: every item is one token (attention_decode over all sequences in one launch pair).
   void attention(int layer, const BatchPlan& plan, bool decode);
+  void mla_attention(int layer, const BatchPlan& plan, bool decode);  // gpu_mla.cpp: DeepSeek's
   void ffn(int layer, const BatchPlan& plan, const StepPlan& step);
   // gpu_moe.cpp: the routed experts as step.route says: routed on the device, one grouped launch
   // per projection over (token, expert) pairs (moe_pairs), or on the host, experts grouped by

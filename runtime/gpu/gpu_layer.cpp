@@ -17,6 +17,7 @@ namespace moe::gpu {
 
 void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
   const ModelConfig& c = model_.cfg;
+  if (c.is_mla()) return mla_attention(layer, plan, decode);
   const GpuLayer& W = weights_.layers[size_t(layer)];
   Scratch& s = *s_;
   const int64_t T = plan.tokens(), hd = c.head_dim;

@@ -56,6 +56,10 @@ struct GpuEngine::Scratch {
   cuda::DeviceBuffer<float*> kp, vp;          // [layers * seqs] decode K/V tables
   cuda::DeviceBuffer<float> work;             // attention_decode workspace
   cuda::DeviceBuffer<float> xr, logits;       // [R, H], [R, V]
+  // MLA: [T, q_lora] low-rank queries, [T, nh, R] queries in the latent space and weighted
+  // latents, [T, R] latents being normed; a prefill's cache of each token [T].
+  cuda::DeviceBuffer<float> qa, ql, ol, lat;
+  cuda::DeviceBuffer<const float*> mla_cache;
 
   // Sizes everything for T tokens and R logit rows.
   void fit(const Model& m, int64_t T, int64_t R) {
@@ -89,6 +93,14 @@ struct GpuEngine::Scratch {
     for (auto* b : {&pos, &ids, &rows, &lengths}) ensure(*b, T);
     ensure(xr, R * H);
     ensure(logits, R * c.vocab_size);
+    if (c.is_mla()) {
+      const int64_t lat_heads = int64_t(c.n_heads) * c.mla.kv_lora_rank;
+      ensure(qa, T * std::max(1, c.mla.q_lora_rank));
+      for (auto* b : {&ql, &ol}) ensure(*b, T * lat_heads);
+      ensure(lat, T * c.mla.kv_lora_rank);
+      ensure(k, T * c.kv_floats_per_layer());  // k holds the new [latent | rotary key] rows
+      ensure(mla_cache, T);
+    }
   }
 };
 

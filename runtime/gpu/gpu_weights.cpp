@@ -21,6 +21,30 @@ cuda::DeviceBuffer<float> upload_vec(const WeightView& w) {
   return cuda::upload_f32(w);
 }
 
+// MLA's projections, and kv_b_proj split per head into W_UK^T and W_UV, widened to fp32 (as the
+// CPU engine's absorb_mla does for float weights; shipped FP8 blocks widen exactly).
+void upload_mla(const ModelConfig& c, const AttentionWeights& A, Upload how, GpuLayer& d) {
+  d.q_a = upload_linear(A.q_a, {}, how);
+  d.q_b = upload_linear(A.q_b, {}, how);
+  d.kv_a = upload_linear(A.kv_a, {}, how);
+  d.q_a_norm = upload_vec(A.q_a_norm);
+  d.kv_a_norm = upload_vec(A.kv_a_norm);
+  const MlaConfig& m = c.mla;
+  const int64_t nh = c.n_heads, nope = m.qk_nope_head_dim, vd = m.v_head_dim, R = m.kv_lora_rank;
+  std::vector<float> uk_t(size_t(nh * R * nope)), uv(size_t(nh * vd * R)), row(static_cast<size_t>(R));
+  for (int64_t h = 0; h < nh; ++h) {
+    for (int64_t i = 0; i < nope; ++i) {
+      dequantize_row(A.kv_b, h * (nope + vd) + i, row.data());
+      for (int64_t r = 0; r < R; ++r) uk_t[size_t((h * R + r) * nope + i)] = row[size_t(r)];
+    }
+    for (int64_t i = 0; i < vd; ++i) dequantize_row(A.kv_b, h * (nope + vd) + nope + i, &uv[size_t((h * vd + i) * R)]);
+  }
+  d.uk_t = cuda::DeviceBuffer<float>(uk_t.size());
+  d.uk_t.upload(uk_t.data(), uk_t.size());
+  d.uv = cuda::DeviceBuffer<float>(uv.size());
+  d.uv.upload(uv.data(), uv.size());
+}
+
 }  // namespace
 
 bool uploads_as_f32(DType t, Upload how) {
@@ -89,6 +113,7 @@ GpuWeights upload_weights(const Model& m, bool wide16, const std::function<void(
     d.k = upload_linear(L.attn.k, L.attn.k_bias, how);
     d.v = upload_linear(L.attn.v, L.attn.v_bias, how);
     d.o = upload_linear(L.attn.o, L.attn.o_bias, how);
+    if (m.cfg.is_mla()) upload_mla(m.cfg, L.attn, how, d);
     if (L.kind == FfnKind::Dense) {
       d.gate = upload_linear(L.dense.gate, {}, how);
       d.up = upload_linear(L.dense.up, {}, how);
@@ -104,10 +129,10 @@ GpuWeights upload_weights(const Model& m, bool wide16, const std::function<void(
       d.expert_down_bias = upload_vec(L.expert_down_bias);
     }
     for (const Linear* l : {&d.q, &d.k, &d.v, &d.o, &d.gate, &d.up, &d.down, &d.router, &d.shared_gate_proj,
-                            &d.shared_up, &d.shared_down, &d.shared_gate})
+                            &d.shared_up, &d.shared_down, &d.shared_gate, &d.q_a, &d.q_b, &d.kv_a})
       g.bytes += l->bytes();
     for (const auto* b : {&d.attn_norm, &d.ffn_norm, &d.q_norm, &d.k_norm, &d.sinks, &d.expert_gate_bias,
-                          &d.expert_up_bias, &d.expert_down_bias})
+                          &d.expert_up_bias, &d.expert_down_bias, &d.q_a_norm, &d.kv_a_norm, &d.uk_t, &d.uv})
       g.bytes += int64_t(b->bytes());
     g.layers.push_back(std::move(d));
     if (progress) progress(i + 1, n);

@@ -47,6 +47,11 @@ struct GpuLayer {
   Linear router;                            // MoE layers, F32
   Linear shared_gate_proj, shared_up, shared_down, shared_gate;  // shared expert (empty when none)
   cuda::DeviceBuffer<float> sinks;  // [n_heads] gpt-oss's attention sinks (empty when none)
+  // MLA (DeepSeek): the q low-rank pair (or `q` alone), kv_a_proj_with_mqa and the two latent
+  // norms; kv_b_proj split per head as the absorbed form reads it, fp32: W_UK^T [heads, R, nope]
+  // and W_UV [heads, vd, R] (runtime/mla_absorb.h's layout).
+  Linear q_a, q_b, kv_a;
+  cuda::DeviceBuffer<float> q_a_norm, kv_a_norm, uk_t, uv;
   // gpt-oss: every routed expert's biases, [E, I], [E, I], [E, H] (empty when none).
   cuda::DeviceBuffer<float> expert_gate_bias, expert_up_bias, expert_down_bias;
   bool expert_biases() const { return expert_gate_bias.size() || expert_up_bias.size() || expert_down_bias.size(); }

@@ -19,12 +19,14 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/mla.h"
 #include "gpu/gpu_test.h"
 
 using namespace moe;
@@ -256,6 +258,123 @@ TEST(AttentionCudaHand, UniformWeightsAverageV) {
   for (int t = 0; t < 3; ++t) std::fill_n(s.v.begin() + t * 64, 64, float(t));
   const std::vector<float> q = random_vec(rng, 4 * 64);
   for (const float o : gpu_decode(q, {s}, 3, sh)) EXPECT_NEAR(o, 1.0f, 1e-6f);
+}
+
+// --- MLA (kernels/cuda/mla.h) ----------------------------------------------------------------
+
+// head_matvec: out[t, h, i] = W[h, i, :] . in[t, h, :] with strided input rows, against doubles.
+TEST(MlaCuda, HeadMatvecMatchesHost) {
+  SKIP_WITHOUT_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("MOE_TEST_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (auto [T, heads, rows, cols, pad] : {std::tuple{1, 4, 32, 16, 8}, {5, 3, 144, 32, 0}, {2, 128, 16, 512, 64}}) {
+    SCOPED_TRACE("T " + std::to_string(T) + " heads " + std::to_string(heads) + " " + std::to_string(rows) + "x" +
+                 std::to_string(cols));
+    const int64_t hs = cols + pad, ts = int64_t(heads) * hs;  // each head's input padded, as q's nope part is
+    const std::vector<float> w = random_vec(rng, int64_t(heads) * rows * cols), in = random_vec(rng, T * ts);
+    std::vector<float> ref(size_t(T * heads * rows));
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < heads; ++h)
+        for (int i = 0; i < rows; ++i) {
+          double acc = 0;
+          for (int j = 0; j < cols; ++j) acc += double(w[size_t((h * rows + i) * cols + j)]) * in[size_t(t * ts + h * hs + j)];
+          ref[size_t((t * heads + h) * rows + i)] = float(acc);
+        }
+    DeviceBuffer<float> dw(w.size()), din(in.size()), dout(ref.size());
+    dw.upload(w.data(), w.size());
+    din.upload(in.data(), in.size());
+    MOE_CUDA_CHECK(cudaMemset(dout.get(), 0xff, dout.bytes()));
+    cuda::head_matvec(dw.get(), heads, rows, cols, din.get(), ts, hs, T, dout.get(), nullptr);
+    MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+    std::vector<float> got(ref.size());
+    dout.download(got.data(), got.size());
+    expect_close(got, ref, kTolerance);
+  }
+}
+
+// mla_attention against a host softmax in doubles: several tokens of two sequences (one cache
+// each, the tokens at different positions), latent widths that are and are not multiples of 32,
+// with and without a window.
+TEST(MlaCuda, AttentionMatchesHost) {
+  SKIP_WITHOUT_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("MOE_TEST_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (auto [nh, R, rope] : {std::tuple{4, 32, 8}, {4, 144, 16}, {16, 512, 64}})
+    for (int window : {0, 5}) {
+      SCOPED_TRACE("heads " + std::to_string(nh) + " R " + std::to_string(R) + " rope " + std::to_string(rope) +
+                   " window " + std::to_string(window));
+      const int row = R + rope, qk = 16 + rope;  // q rows: 16 nope dims, then the rotary ones
+      const std::vector<int> lens = {70, 9};
+      const std::vector<std::pair<int, int>> toks = {{0, 0}, {0, 33}, {0, 69}, {1, 8}, {1, 3}};  // (sequence, pos)
+      const int T = int(toks.size());
+      std::vector<std::vector<float>> caches;
+      for (int len : lens) caches.push_back(random_vec(rng, int64_t(len) * row));
+      const std::vector<float> ql = random_vec(rng, int64_t(T) * nh * R), q = random_vec(rng, int64_t(T) * nh * qk);
+      const float scale = 0.11f;
+      std::vector<float> ref(size_t(T * nh * R));
+      for (int t = 0; t < T; ++t)
+        for (int h = 0; h < nh; ++h) {
+          const auto [sq, pos] = toks[size_t(t)];
+          const int first = window > 0 ? std::max(0, pos - window + 1) : 0;
+          std::vector<double> sc;
+          double mx = -1e300;
+          for (int s = first; s <= pos; ++s) {
+            const float* c = &caches[size_t(sq)][size_t(s * row)];
+            double d = 0;
+            for (int r = 0; r < R; ++r) d += double(ql[size_t((t * nh + h) * R + r)]) * c[r];
+            for (int r = 0; r < rope; ++r) d += double(q[size_t((t * nh + h) * qk + 16 + r)]) * c[R + r];
+            sc.push_back(d * scale);
+            mx = std::max(mx, sc.back());
+          }
+          double sum = 0;
+          for (double& v : sc) sum += (v = std::exp(v - mx));
+          for (int r = 0; r < R; ++r) {
+            double o = 0;
+            for (int s = first; s <= pos; ++s) o += sc[size_t(s - first)] * caches[size_t(sq)][size_t(s * row + r)];
+            ref[size_t((t * nh + h) * R + r)] = float(o / sum);
+          }
+        }
+      std::vector<DeviceBuffer<float>> dc;
+      for (const auto& c : caches) {
+        dc.emplace_back(c.size());
+        dc.back().upload(c.data(), c.size());
+      }
+      std::vector<const float*> table;
+      std::vector<int32_t> pos;
+      for (const auto& [sq, p] : toks) table.push_back(dc[size_t(sq)].get()), pos.push_back(p);
+      DeviceBuffer<const float*> dtable(table.size());
+      dtable.upload(table.data(), table.size());
+      DeviceBuffer<int32_t> dpos(pos.size());
+      dpos.upload(pos.data(), pos.size());
+      DeviceBuffer<float> dql(ql.size()), dq(q.size()), dout(ref.size());
+      dql.upload(ql.data(), ql.size());
+      dq.upload(q.data(), q.size());
+      MOE_CUDA_CHECK(cudaMemset(dout.get(), 0xff, dout.bytes()));
+      cuda::MlaBatch b;
+      b.T = T, b.n_heads = nh, b.latent = R, b.rope = rope, b.scale = scale, b.window = window;
+      b.q_latent = dql.get(), b.q_rope = dq.get() + 16, b.q_token_stride = int64_t(nh) * qk, b.q_head_stride = qk;
+      b.cache = dtable.get(), b.pos = dpos.get(), b.out = dout.get();
+      cuda::mla_attention(b, nullptr);
+      MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+      std::vector<float> got(ref.size());
+      dout.download(got.data(), got.size());
+      expect_close(got, ref, kTolerance);
+    }
+}
+
+TEST(MlaCudaArgs, RejectsBadShapes) {
+  cuda::MlaBatch b;
+  b.T = 1, b.n_heads = 1, b.latent = cuda::kMlaMaxLatent + 32, b.rope = 8, b.scale = 1.0f;
+  EXPECT_THROW(cuda::mla_attention(b, nullptr), std::invalid_argument);  // latent too wide
+  b.latent = 32, b.scale = 0.0f;
+  EXPECT_THROW(cuda::mla_attention(b, nullptr), std::invalid_argument);  // no scale
+  b.scale = 1.0f;
+  EXPECT_THROW(cuda::mla_attention(b, nullptr), std::invalid_argument);  // null pointers
+  b.T = 0;
+  EXPECT_NO_THROW(cuda::mla_attention(b, nullptr));  // nothing to do
+  EXPECT_THROW(cuda::head_matvec(nullptr, 1, 1, 1, nullptr, 1, 1, 1, nullptr, nullptr), std::invalid_argument);
 }
 
 // Bad arguments are refused before anything touches the device (no GPU needed).

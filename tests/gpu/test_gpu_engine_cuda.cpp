@@ -80,7 +80,7 @@ void expect_match(const GreedyRun& gpu, const GreedyRun& cpu, double tol) {
 
 uint64_t expert_bytes(gpu::GpuEngine& e) { return e.experts().slot_bytes(); }
 
-// A fixture of a family the GPU engine does not run yet (MLA, DeltaNet) is skipped,
+// A fixture of a family the GPU engine does not run yet (DeltaNet) is skipped,
 // with the engine's own reason in the output.
 #define SKIP_IF_GPU_CANNOT_RUN(model)                                            \
   if (const std::string why = gpu::unsupported_reason(model); !why.empty()) \
@@ -193,10 +193,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GpuEngineTest, ::testing::ValuesIn(fixture_na
 // families it lacks are named, so `--device cuda` on them says what to do instead of failing late.
 TEST(GpuEngineSupport, RunsOrNamesWhatItLacks) {
   const std::map<std::string, std::string> refused = {
-      {"deepseek_v2", "multi-head latent attention"}, {"deepseek_v2_lite", "multi-head latent attention"},
-      {"deepseek_v3", "multi-head latent attention"}, {"deepseek_v3_fp8", "multi-head latent attention"},
-      {"qwen3_next", "gated DeltaNet"},                {"qwen3_next_fused", "gated DeltaNet"},
-      {"qwen3_5_moe", "gated DeltaNet"}};
+      {"qwen3_next", "gated DeltaNet"}, {"qwen3_next_fused", "gated DeltaNet"}, {"qwen3_5_moe", "gated DeltaNet"}};
   for (const std::string& name : fixture_names()) {
     SCOPED_TRACE(name);
     const std::string why = gpu::unsupported_reason(load_hf_model(fixture_dir(name)));

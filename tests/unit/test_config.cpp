@@ -257,7 +257,7 @@ TEST(Config, DeepseekV3Fields) {
   // Softmax scale: 1/sqrt(192) * mscale(40, 1.0)^2.
   const double m = 0.1 * std::log(40.0) + 1.0;
   EXPECT_NEAR(c.attention_scale, m * m / std::sqrt(192.0), 1e-12);
-  EXPECT_FALSE(c.gpu_unsupported().empty());
+  EXPECT_EQ(c.gpu_unsupported(), "");  // MLA runs on the GPU engine (runtime/gpu/gpu_mla.cpp)
 }
 
 TEST(Config, DeepseekV2LiteAndGroupLimitedGreedy) {
