@@ -364,8 +364,8 @@ int64_t ModelConfig::kv_floats_per_layer() const {
 }
 
 std::string ModelConfig::gpu_unsupported() const {
-  if (n_linear_layers() > 0) return "gated DeltaNet linear attention (Qwen3-Next / Qwen3.5)";
-  // Sigmoid or group-limited routers, correction biases and scaling route on the host
+  // Nothing parsed is out of the GPU engine's reach (gpu::unsupported_reason has the kernels'
+  // shape limits). Sigmoid or group-limited routers, correction biases and scaling route on the host
   // (runtime/router_spec.h); partial and interleaved RoPE are cuda::RopeLayout's; sinks and
   // sliding windows the attention kernels'; expert biases and the clamped SwiGLU gpu_moe.cpp's.
   // (MXFP4 experts, a pack's format rather than the config's, are refused by the engine.)

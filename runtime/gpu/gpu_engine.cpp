@@ -79,7 +79,7 @@ std::vector<const void*> GpuEngine::graph_key(int64_t T, int64_t R) const {
                                 reinterpret_cast<const void*>(intptr_t(decode_max_len_))};
   const auto add = [&k](const auto&... b) { (k.push_back(b.get()), ...); };
   add(s.x, s.h, s.f, s.q, s.k, s.v, s.att, s.o, s.g, s.u, s.y, s.sh, s.router, s.sgate, s.dids, s.dwts, s.iota, s.pos,
-      s.rows, s.lengths, s.kp, s.vp, s.work, s.xr, s.logits, s.qa, s.ql, s.ol, s.lat, s.mla_cache);
+      s.rows, s.lengths, s.kp, s.vp, s.work, s.xr, s.logits, s.qa, s.ql, s.ol, s.lat, s.mla_cache, s.qg, s.gate);
   k.push_back(dispatch_ ? dispatch_->step_table_address() : nullptr);
   for (const auto& g : grouped_) k.push_back(g.plan_address());
   k.push_back(gemm_->scratch_address());
@@ -106,14 +106,39 @@ GpuEngine::~GpuEngine() {
 SeqId GpuEngine::create_sequence() {
   const ModelConfig& c = model_.cfg;
   if (c.is_mla()) return seqs_.add(std::make_unique<GpuKv>(c.n_layers, c.kv_floats_per_layer(), /*values=*/false));
+  if (c.n_linear_layers() > 0)
+    return seqs_.add(std::make_unique<GpuKv>(c.n_layers, int64_t(c.n_kv_heads) * c.head_dim, true, c.linear_layers,
+                                             c.linear.state_floats()));
   return seqs_.add(std::make_unique<GpuKv>(c.n_layers, int64_t(c.n_kv_heads) * c.head_dim));
 }
 
 SeqId GpuEngine::fork_sequence(SeqId src, int64_t n) {
-  return seqs_.add(std::make_unique<GpuKv>(seqs_.prefix_of(src, n).prefix(n, stream_)));
+  const GpuKv& from = seqs_.prefix_of(src, n);
+  auto kv = std::make_unique<GpuKv>(from.prefix(n, stream_));
+  if (!from.has_state()) return seqs_.add(std::move(kv));
+  // The recurrent state exists at the source's length only (and at its snapshots).
+  kv->copy_states_from(from, n, stream_);
+  const bool at_end = n == from.length();
+  const SeqId id = seqs_.add(std::move(kv));
+  if (!at_end) rewind(id, n);
+  return id;
 }
 
-void GpuEngine::truncate(SeqId seq, int64_t n) { seqs_.truncate(seq, n); }
+void GpuEngine::rewind(SeqId seq, int64_t n) {
+  GpuKv& kv = seqs_.at(seq);
+  const int64_t from = kv.restore_at_or_before(n, stream_);
+  const std::vector<int32_t> redo(kv.tokens().begin() + from, kv.tokens().begin() + n);
+  kv.set_length(from);
+  if (redo.empty()) return;
+  const BatchItem item{seq, redo, false};
+  forward({&item, 1});
+}
+
+void GpuEngine::truncate(SeqId seq, int64_t n) {
+  GpuKv& kv = seqs_.prefix_of(seq, n);
+  if (!kv.has_state() || n == kv.length()) return seqs_.truncate(seq, n);
+  rewind(seq, n);
+}
 
 void GpuEngine::free_sequence(SeqId seq) {
   seqs_.at(seq);
@@ -143,7 +168,8 @@ StepInputs GpuEngine::step_inputs(bool decode, int64_t T) const {
   in.hooks = !hooks_.empty();
   in.override_ = bool(override_);
   in.observers = !observers_.empty();
-  in.cuda_graphs = opts_.cuda_graphs;
+  // A hybrid model's linear layers launch per sequence, on its own state: never captured.
+  in.cuda_graphs = opts_.cuda_graphs && model_.cfg.n_linear_layers() == 0;
   for (const LayerWeights& l : model_.layers) in.moe_layer.push_back(l.kind == FfnKind::Moe);
   return in;
 }
@@ -159,6 +185,9 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
 
   Scratch& s = *s_;
   s.fit(model_, T, int64_t(plan.logit_rows.size()));
+  if (c.n_linear_layers() > 0)  // a run that starts a sequence starts from the zero state
+    for (const BatchPlan::Item& it : plan.items)
+      if (it.start == 0) seqs_.at(it.seq).zero_states(stream_);
   upload(s.pos, plan.pos, stream_);
   cuda::embed(weights_.embed->weight(), plan.ids.data(), T, s.ids.get(), s.x.get(), stream_);
 
@@ -229,6 +258,7 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   else
     body();
   for (auto& [id, n] : plan.added) seqs_.at(id).set_length(seqs_.at(id).length() + n);
+  for (const BatchItem& item : batch) seqs_.at(item.seq).append_tokens(item.tokens);  // for rewinds
   // Observers of a step whose routing stayed on the device: every layer's, read back once.
   const int64_t P = T * std::max(1, c.router.top_k), LP = int64_t(c.n_layers) * P;
   if (step.deferred_observers) {

@@ -20,7 +20,8 @@
 // Which of these a step does is decided once per forward (step_plan.h); the experts' residency,
 // tables and CPU misses are ExpertDispatch's (expert_dispatch.h).
 //
-// Not yet (unsupported_reason says which, and the engine refuses it): gated DeltaNet.
+// A hybrid model's (Qwen3-Next / 3.5) gated DeltaNet layers keep each sequence's recurrent state
+// beside the attention layers' KV (gpu_kv.h); its steps run without CUDA graphs.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -104,6 +105,10 @@ class GpuEngine final : public InferenceEngine {
   // decode: every item is one token (attention_decode over all sequences in one launch pair).
   void attention(int layer, const BatchPlan& plan, bool decode);
   void mla_attention(int layer, const BatchPlan& plan, bool decode);  // gpu_mla.cpp: DeepSeek's
+  void linear_attention(int layer, const BatchPlan& plan);            // gpu_linear.cpp: gated DeltaNet
+  // A hybrid model's sequence back to n tokens: the nearest snapshot at or before n, then the
+  // tokens after it recomputed (as Engine::rewind).
+  void rewind(SeqId seq, int64_t n);
   void ffn(int layer, const BatchPlan& plan, const StepPlan& step);
   // gpu_moe.cpp: the routed experts as step.route says: routed on the device, one grouped launch
   // per projection over (token, expert) pairs (moe_pairs), or on the host, experts grouped by

@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/ops.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/deltanet.h"
 #include "kernels/cuda/moe_ops.h"
 #include "kernels/cuda/ops.h"
 #include "runtime/gpu/gpu_engine.h"
@@ -18,6 +19,7 @@ namespace moe::gpu {
 void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
   const ModelConfig& c = model_.cfg;
   if (c.is_mla()) return mla_attention(layer, plan, decode);
+  if (c.is_linear(layer)) return linear_attention(layer, plan);
   const GpuLayer& W = weights_.layers[size_t(layer)];
   Scratch& s = *s_;
   const int64_t T = plan.tokens(), hd = c.head_dim;
@@ -26,8 +28,10 @@ void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
 
   // h = attn_norm(x) is the caller's (fused with the residual add before it).
   const Linear* qkv[3] = {&W.q, &W.k, &W.v};
-  float* const out[3] = {s.q.get(), s.k.get(), s.v.get()};
+  // Qwen3-Next's gated attention: q_proj yields each head's query and then its gate.
+  float* const out[3] = {c.attn_output_gate ? s.qg.get() : s.q.get(), s.k.get(), s.v.get()};
   apply_same_x(qkv, out, 3, s.h.get(), T, *gemm_, stream_);
+  if (c.attn_output_gate) cuda::split_query_gate(s.qg.get(), T, c.n_heads, int(hd), s.q.get(), s.gate.get(), stream_);
   const float af = float(c.rope.attention_factor);
   const cuda::RopeLayout rl{int(hd), c.rotary_dim, c.rope_interleaved};
   if (c.qk_norm == QkNorm::PerHead && c.clip_qkv <= 0) {  // Qwen3, GLM-4.5: norm and RoPE in one launch
@@ -91,6 +95,7 @@ void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
                               s.att.get() + it.row * qd, stream_);
     }
   }
+  if (c.attn_output_gate) cuda::mul_sigmoid(s.att.get(), s.gate.get(), T * qd, stream_);
   apply(W.o, s.att.get(), T, s.o.get(), *gemm_, stream_);  // the caller adds o to x
 }
 

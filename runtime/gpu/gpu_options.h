@@ -46,6 +46,9 @@ struct GpuEngineOptions {
   // or the 256-position attention bound changes; a new key runs once as it is. Results are
   // bit-identical either way.
   bool cuda_graphs = true;
+  // Hybrid models: a snapshot of each sequence's recurrent state every this many tokens, where a
+  // fork or truncate restarts (EngineOptions::state_snapshot_every's meaning and default).
+  int64_t state_snapshot_every = 256;
 };
 
 // Whether the engine copies `m`'s experts to VRAM as the pack's own records straight from the RAM

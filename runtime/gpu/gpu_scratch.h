@@ -60,6 +60,10 @@ struct GpuEngine::Scratch {
   // latents, [T, R] latents being normed; a prefill's cache of each token [T].
   cuda::DeviceBuffer<float> qa, ql, ol, lat;
   cuda::DeviceBuffer<const float*> mla_cache;
+  // Gated attention: q_proj's [T, 2 * qd] and the gates [T, qd]. Gated DeltaNet: projections
+  // [T, C], [T, vd], [T, nv] x2; the conv's output [T, C]; the rule's output [T, vd]; a conv
+  // window being moved [K - 1, C].
+  cuda::DeviceBuffer<float> qg, gate, lqkv, lz, lb, la, lmixed, lcore, lwin;
 
   // Sizes everything for T tokens and R logit rows.
   void fit(const Model& m, int64_t T, int64_t R) {
@@ -93,6 +97,18 @@ struct GpuEngine::Scratch {
     for (auto* b : {&pos, &ids, &rows, &lengths}) ensure(*b, T);
     ensure(xr, R * H);
     ensure(logits, R * c.vocab_size);
+    if (c.attn_output_gate) {
+      ensure(qg, 2 * T * qd);
+      ensure(gate, T * qd);
+    }
+    if (c.n_linear_layers() > 0) {
+      const LinearAttnConfig& l = c.linear;
+      const int64_t C = l.conv_dim(), vd = int64_t(l.n_v_heads) * l.v_dim;
+      for (auto* b : {&lqkv, &lmixed}) ensure(*b, T * C);
+      for (auto* b : {&lz, &lcore}) ensure(*b, T * vd);
+      for (auto* b : {&lb, &la}) ensure(*b, T * l.n_v_heads);
+      ensure(lwin, std::max<int64_t>(1, int64_t(l.conv_kernel - 1) * C));
+    }
     if (c.is_mla()) {
       const int64_t lat_heads = int64_t(c.n_heads) * c.mla.kv_lora_rank;
       ensure(qa, T * std::max(1, c.mla.q_lora_rank));

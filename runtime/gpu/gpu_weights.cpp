@@ -21,6 +21,17 @@ cuda::DeviceBuffer<float> upload_vec(const WeightView& w) {
   return cuda::upload_f32(w);
 }
 
+// An RMSNorm weight; Qwen3-Next stores (1 + w) centred on 0, and the kernels scale by w, as the
+// CPU engine's offset norms do (runtime/engine.cpp).
+cuda::DeviceBuffer<float> upload_norm(const WeightView& w, bool plus_one) {
+  if (w.empty() || !plus_one) return upload_vec(w);
+  std::vector<float> v = dequantize(w);
+  for (float& e : v) e += 1.0f;
+  cuda::DeviceBuffer<float> b(v.size());
+  b.upload(v.data(), v.size());
+  return b;
+}
+
 // MLA's projections, and kv_b_proj split per head into W_UK^T and W_UV, widened to fp32 (as the
 // CPU engine's absorb_mla does for float weights; shipped FP8 blocks widen exactly).
 void upload_mla(const ModelConfig& c, const AttentionWeights& A, Upload how, GpuLayer& d) {
@@ -98,22 +109,35 @@ GpuWeights upload_weights(const Model& m, bool wide16, const std::function<void(
   g.embed = upload_matrix(m.embed, is_16bit_float(m.embed.dtype) ? how : Upload::F32);
   if (m.lm_head.data == m.embed.data && m.lm_head.dtype == m.embed.dtype) g.lm_head.m = g.embed;
   else g.lm_head = upload_linear(m.lm_head, {}, how);
-  g.final_norm = upload_vec(m.final_norm);
+  const bool plus1 = m.cfg.norm_plus_one;
+  g.final_norm = upload_norm(m.final_norm, plus1);
   g.bytes = g.embed->bytes() + (g.lm_head.m == g.embed ? 0 : g.lm_head.bytes()) + int64_t(g.final_norm.bytes());
   const int n = int(m.layers.size());
   for (int i = 0; i < n; ++i) {
     const LayerWeights& L = m.layers[size_t(i)];
     GpuLayer d;
-    d.attn_norm = upload_vec(L.attn_norm);
-    d.ffn_norm = upload_vec(L.ffn_norm);
-    d.q_norm = upload_vec(L.attn.q_norm);
-    d.k_norm = upload_vec(L.attn.k_norm);
+    d.attn_norm = upload_norm(L.attn_norm, plus1);
+    d.ffn_norm = upload_norm(L.ffn_norm, plus1);
+    d.q_norm = upload_norm(L.attn.q_norm, plus1);
+    d.k_norm = upload_norm(L.attn.k_norm, plus1);
     d.sinks = upload_vec(L.attn.sinks);
     d.q = upload_linear(L.attn.q, L.attn.q_bias, how);
     d.k = upload_linear(L.attn.k, L.attn.k_bias, how);
     d.v = upload_linear(L.attn.v, L.attn.v_bias, how);
     d.o = upload_linear(L.attn.o, L.attn.o_bias, how);
     if (m.cfg.is_mla()) upload_mla(m.cfg, L.attn, how, d);
+    if (m.cfg.is_linear(i)) {
+      const LinearAttnWeights& A = L.linear;
+      d.lin_qkv = upload_linear(A.qkv, {}, how);
+      d.lin_z = upload_linear(A.z, {}, how);
+      d.lin_b = upload_linear(A.b, {}, Upload::F32);  // gates, as the router: never rounded activations
+      d.lin_a = upload_linear(A.a, {}, Upload::F32);
+      d.lin_out = upload_linear(A.out, {}, how);
+      d.lin_conv = upload_vec(A.conv);
+      d.lin_dt_bias = upload_vec(A.dt_bias);
+      d.lin_a_log = upload_vec(A.a_log);
+      d.lin_norm = upload_vec(A.norm);
+    }
     if (L.kind == FfnKind::Dense) {
       d.gate = upload_linear(L.dense.gate, {}, how);
       d.up = upload_linear(L.dense.up, {}, how);
@@ -129,10 +153,12 @@ GpuWeights upload_weights(const Model& m, bool wide16, const std::function<void(
       d.expert_down_bias = upload_vec(L.expert_down_bias);
     }
     for (const Linear* l : {&d.q, &d.k, &d.v, &d.o, &d.gate, &d.up, &d.down, &d.router, &d.shared_gate_proj,
-                            &d.shared_up, &d.shared_down, &d.shared_gate, &d.q_a, &d.q_b, &d.kv_a})
+                            &d.shared_up, &d.shared_down, &d.shared_gate, &d.q_a, &d.q_b, &d.kv_a, &d.lin_qkv,
+                            &d.lin_z, &d.lin_b, &d.lin_a, &d.lin_out})
       g.bytes += l->bytes();
     for (const auto* b : {&d.attn_norm, &d.ffn_norm, &d.q_norm, &d.k_norm, &d.sinks, &d.expert_gate_bias,
-                          &d.expert_up_bias, &d.expert_down_bias, &d.q_a_norm, &d.kv_a_norm, &d.uk_t, &d.uv})
+                          &d.expert_up_bias, &d.expert_down_bias, &d.q_a_norm, &d.kv_a_norm, &d.uk_t, &d.uv,
+                          &d.lin_conv, &d.lin_dt_bias, &d.lin_a_log, &d.lin_norm})
       g.bytes += int64_t(b->bytes());
     g.layers.push_back(std::move(d));
     if (progress) progress(i + 1, n);

@@ -52,6 +52,10 @@ struct GpuLayer {
   // and W_UV [heads, vd, R] (runtime/mla_absorb.h's layout).
   Linear q_a, q_b, kv_a;
   cuda::DeviceBuffer<float> q_a_norm, kv_a_norm, uk_t, uv;
+  // A gated DeltaNet layer (Qwen3-Next / 3.5): projections, the conv [C * K], dt_bias and A_log
+  // [nv], the gated norm's weight [dv] (used as is).
+  Linear lin_qkv, lin_z, lin_b, lin_a, lin_out;
+  cuda::DeviceBuffer<float> lin_conv, lin_dt_bias, lin_a_log, lin_norm;
   // gpt-oss: every routed expert's biases, [E, I], [E, I], [E, H] (empty when none).
   cuda::DeviceBuffer<float> expert_gate_bias, expert_up_bias, expert_down_bias;
   bool expert_biases() const { return expert_gate_bias.size() || expert_up_bias.size() || expert_down_bias.size(); }

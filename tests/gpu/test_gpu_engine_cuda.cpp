@@ -192,8 +192,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GpuEngineTest, ::testing::ValuesIn(fixture_na
 // What the engine runs and what it refuses, per fixture, decided on the host (no GPU needed): the
 // families it lacks are named, so `--device cuda` on them says what to do instead of failing late.
 TEST(GpuEngineSupport, RunsOrNamesWhatItLacks) {
-  const std::map<std::string, std::string> refused = {
-      {"qwen3_next", "gated DeltaNet"}, {"qwen3_next_fused", "gated DeltaNet"}, {"qwen3_5_moe", "gated DeltaNet"}};
+  const std::map<std::string, std::string> refused = {};  // every family runs now
   for (const std::string& name : fixture_names()) {
     SCOPED_TRACE(name);
     const std::string why = gpu::unsupported_reason(load_hf_model(fixture_dir(name)));

@@ -23,10 +23,14 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "kernels/cpu/deltanet.h"
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/thread_pool.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/deltanet.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/device_weight.h"
 #include "kernels/cuda/ops.h"
@@ -238,6 +242,110 @@ TEST(OpsCuda, QkNormRopeMatchesNormThenRopeExactly) {
         EXPECT_EQ(to_host(q2), to_host(q1));
         EXPECT_EQ(to_host(k2), to_host(k1));
       }
+}
+
+// --- Gated DeltaNet (kernels/cuda/deltanet.h) -------------------------------------------------
+
+// The gates, the conv with its window, the delta rule and the gated norm of one sequence's run,
+// against the CPU engine's arithmetic (kernels/cpu/deltanet.h for the rule; the loops of
+// runtime/engine_linear.cpp for the rest): two runs in a row, so the second starts from the
+// window and state the first left.
+TEST(OpsCuda, DeltaNetMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  SEEDED_RNG(rng);
+  for (auto [nk, nv, dk, dv, K] : {std::tuple{2, 4, 16, 16, 4}, {1, 4, 16, 32, 4}, {2, 4, 128, 128, 4}}) {
+    SCOPED_TRACE("nk " + std::to_string(nk) + " nv " + std::to_string(nv) + " dk " + std::to_string(dk) + " dv " +
+                 std::to_string(dv));
+    const cuda::DeltaNetDims d{nk, nv, dk, dv};
+    const int C = int(d.conv_dim()), kd = nk * dk, vd = nv * dv;
+    const std::vector<float> w = random_vec(rng, int64_t(C) * K, 0.5f);
+    const std::vector<float> alog = random_vec(rng, nv, 0.5f), dt = random_vec(rng, nv, 0.5f);
+    std::vector<float> window(size_t((K - 1) * C), 0.0f), state(size_t(nv) * dk * dv, 0.0f);
+    DeviceBuffer<float> dwin = to_device(window), dstate = to_device(state), dscratch(window.size());
+    const DeviceBuffer<float> dw = to_device(w), dalog = to_device(alog), ddt = to_device(dt);
+    ThreadPool pool(1);
+    for (const int64_t n : {5, 2}) {
+      const std::vector<float> x = random_vec(rng, n * C);
+      std::vector<float> b = random_vec(rng, n * nv), a = random_vec(rng, n * nv);
+      // Host: the gates, the conv (newest input first, then the older ones), the rule.
+      std::vector<float> hb = b, ha = a;
+      for (int64_t i = 0; i < n * nv; ++i) {
+        hb[size_t(i)] = 1.0f / (1.0f + std::exp(-hb[size_t(i)]));
+        const float v = ha[size_t(i)] + dt[size_t(i % nv)];
+        ha[size_t(i)] = -std::exp(alog[size_t(i % nv)]) * (v > 20.0f ? v : std::log1p(std::exp(v)));
+      }
+      const auto row = [&](int64_t r) { return r < K - 1 ? &window[size_t(r * C)] : &x[size_t((r - (K - 1)) * C)]; };
+      std::vector<float> mixed(size_t(n * C)), next(window.size());
+      for (int64_t t = 0; t < n; ++t)
+        for (int c = 0; c < C; ++c) {
+          float o = w[size_t(c * K + K - 1)] * row(t + K - 1)[c];
+          for (int j = 0; j < K - 1; ++j) o += w[size_t(c * K + j)] * row(t + j)[c];
+          mixed[size_t(t * C + c)] = o / (1.0f + std::exp(-o));
+        }
+      for (int j = 0; j < K - 1; ++j) std::copy_n(row(n + j), C, &next[size_t(j * C)]);
+      std::vector<float> q(size_t(n * kd)), k(size_t(n * kd)), v(size_t(n * vd)), out(size_t(n * vd));
+      for (int64_t t = 0; t < n; ++t) {
+        std::copy_n(&mixed[size_t(t * C)], kd, &q[size_t(t * kd)]);
+        std::copy_n(&mixed[size_t(t * C + kd)], kd, &k[size_t(t * kd)]);
+        std::copy_n(&mixed[size_t(t * C + 2 * kd)], vd, &v[size_t(t * vd)]);
+      }
+      const cpu::DeltaNetShape shape{nk, nv, dk, dv};
+      cpu::gated_delta_recurrent(pool, q.data(), k.data(), v.data(), ha.data(), hb.data(), n, shape, state.data(),
+                                 out.data());
+      window = next;
+      // Device.
+      DeviceBuffer<float> dx = to_device(x), db = to_device(b), da = to_device(a), dmixed(mixed.size()), dout(out.size());
+      cuda::deltanet_gates(db.get(), da.get(), dalog.get(), ddt.get(), n, nv, nullptr);
+      cuda::deltanet_conv(dwin.get(), dx.get(), n, dw.get(), C, K, dmixed.get(), dscratch.get(), nullptr);
+      cuda::gated_delta_rule(dmixed.get(), n, d, da.get(), db.get(), dstate.get(), dout.get(), nullptr);
+      MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+      expect_close(to_host(db), hb, kTolerance);
+      expect_close(to_host(da), ha, kTolerance);
+      expect_close(to_host(dmixed), mixed, kTolerance);
+      expect_close(to_host(dwin), window, 0.0);
+      expect_close(to_host(dout), out, 1e-4);
+      expect_close(to_host(dstate), state, 1e-4);
+    }
+  }
+}
+
+TEST(OpsCuda, GatedNormAndQueryGateMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  SEEDED_RNG(rng);
+  const int64_t rows = 7;
+  const int n = 128;
+  std::vector<float> o = random_vec(rng, rows * n);
+  const std::vector<float> z = random_vec(rng, rows * n), w = random_vec(rng, n);
+  DeviceBuffer<float> dO = to_device(o);
+  const DeviceBuffer<float> dz = to_device(z), dw = to_device(w);
+  cuda::gated_rmsnorm(dO.get(), dz.get(), dw.get(), kEps, rows, n, nullptr);
+  for (int64_t r = 0; r < rows; ++r) {
+    float ss = 0.0f;
+    for (int i = 0; i < n; ++i) ss += o[size_t(r * n + i)] * o[size_t(r * n + i)];
+    const float inv = 1.0f / std::sqrt(ss / float(n) + kEps);
+    for (int i = 0; i < n; ++i) {
+      const float g = z[size_t(r * n + i)];
+      o[size_t(r * n + i)] = o[size_t(r * n + i)] * inv * w[size_t(i)] * (g / (1.0f + std::exp(-g)));
+    }
+  }
+  expect_close(to_host(dO), o, kTolerance);
+  // q_proj's [T, heads, 2 * hd] split into query and gate; then x * sigmoid(gate).
+  const int64_t T = 3;
+  const int heads = 4, hd = 32;
+  const std::vector<float> qg = random_vec(rng, T * heads * 2 * hd);
+  DeviceBuffer<float> dq(size_t(T * heads * hd)), dg(size_t(T * heads * hd));
+  const DeviceBuffer<float> dqg = to_device(qg);
+  cuda::split_query_gate(dqg.get(), T, heads, hd, dq.get(), dg.get(), nullptr);
+  std::vector<float> q(size_t(T * heads * hd)), gate(q.size());
+  for (int64_t i = 0; i < T * heads; ++i) {
+    std::copy_n(&qg[size_t(i * 2 * hd)], hd, &q[size_t(i * hd)]);
+    std::copy_n(&qg[size_t(i * 2 * hd + hd)], hd, &gate[size_t(i * hd)]);
+  }
+  expect_close(to_host(dq), q, 0.0);
+  expect_close(to_host(dg), gate, 0.0);
+  cuda::mul_sigmoid(dq.get(), dg.get(), int64_t(q.size()), nullptr);
+  for (size_t i = 0; i < q.size(); ++i) q[i] *= 1.0f / (1.0f + std::exp(-gate[i]));
+  expect_close(to_host(dq), q, kTolerance);
 }
 
 // --- Element-wise ----------------------------------------------------------------------------

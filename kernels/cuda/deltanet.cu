@@ -1,0 +1,194 @@
+// Gated DeltaNet's kernels (deltanet.h), each the CPU engine's loop (runtime/engine_linear.cpp,
+// kernels/cpu/deltanet.cpp) with one thread per element, column or row.
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <string>
+
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/deltanet.h"
+#include "kernels/cuda/ops_common.cuh"
+
+namespace moe::cuda {
+namespace {
+
+using ops_detail::grid_stride_blocks;
+using ops_detail::kThreads;
+using ops_detail::require;
+
+__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
+
+__global__ void gates_kernel(float* b, float* a, const float* __restrict__ a_log, const float* __restrict__ dt,
+                             int64_t total, int nv) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int h = int(i % nv);
+    b[i] = 1.0f / (1.0f + expf(-b[i]));
+    const float x = a[i] + dt[h];
+    const float sp = x > 20.0f ? x : log1pf(expf(x));
+    a[i] = -expf(a_log[h]) * sp;
+  }
+}
+
+// Row r of the conv's input: the window's rows first, then the run's.
+__device__ __forceinline__ const float* conv_row(const float* window, const float* in, int64_t r, int C, int K) {
+  return r < K - 1 ? window + r * C : in + (r - (K - 1)) * C;
+}
+
+__global__ void conv_kernel(const float* __restrict__ window, const float* __restrict__ in, int64_t n,
+                            const float* __restrict__ w, int C, int K, float* __restrict__ out) {
+  const int64_t total = n * C;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / C;
+    const int c = int(i % C);
+    // cpu order: the newest input first, then the older ones oldest first.
+    float o = w[int64_t(c) * K + K - 1] * conv_row(window, in, t + K - 1, C, K)[c];
+    for (int j = 0; j < K - 1; ++j) o += w[int64_t(c) * K + j] * conv_row(window, in, t + j, C, K)[c];
+    out[i] = silu(o);
+  }
+}
+
+__global__ void next_window_kernel(const float* __restrict__ window, const float* __restrict__ in, int64_t n, int C,
+                                   int K, float* __restrict__ next) {
+  const int64_t total = int64_t(K - 1) * C;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t j = i / C;
+    next[i] = conv_row(window, in, n + j, C, K)[i % C];
+  }
+}
+
+// One block per value head, blockDim >= max(dk, dv) (a multiple of 32). Thread j < dv keeps
+// column j of the head's state in global memory (rows dv apart: coalesced over j); the token's
+// normalised q and k sit in shared memory.
+__global__ void delta_rule_kernel(const float* __restrict__ mixed, int64_t n, DeltaNetDims d,
+                                  const float* __restrict__ g, const float* __restrict__ beta, float* state,
+                                  float* __restrict__ out) {
+  extern __shared__ float sh[];  // q [dk], k [dk]
+  float* sq = sh;
+  float* sk = sh + d.k_dim;
+  const int h = blockIdx.x, j = threadIdx.x;
+  const int dk = d.k_dim, dv = d.v_dim, group = d.n_v_heads / d.n_k_heads, kh = h / group;
+  const int64_t C = d.conv_dim(), kd = int64_t(d.n_k_heads) * dk;
+  float* S = state + int64_t(h) * dk * dv;
+  const float qscale = 1.0f / sqrtf(float(dk));
+  for (int64_t t = 0; t < n; ++t) {
+    const float* row = mixed + t * C;
+    float sqq = 0.0f, skk = 0.0f;
+    for (int i = j; i < dk; i += blockDim.x) {
+      const float qi = row[int64_t(kh) * dk + i], ki = row[kd + int64_t(kh) * dk + i];
+      sq[i] = qi, sk[i] = ki;
+      sqq = fmaf(qi, qi, sqq);
+      skk = fmaf(ki, ki, skk);
+    }
+    sqq = ops_detail::block_sum(sqq);  // also orders the shared writes above before the reads below
+    skk = ops_detail::block_sum(skk);
+    const float qinv = 1.0f / sqrtf(sqq + 1e-6f) * qscale, kinv = 1.0f / sqrtf(skk + 1e-6f);
+    if (j < dv) {
+      const float decay = expf(g[t * d.n_v_heads + h]), b = beta[t * d.n_v_heads + h];
+      float mem = 0.0f;
+      for (int i = 0; i < dk; ++i) mem += (S[int64_t(i) * dv + j] * decay) * (sk[i] * kinv);
+      const float delta = (row[2 * kd + int64_t(h) * dv + j] - mem) * b;
+      float o = 0.0f;
+      for (int i = 0; i < dk; ++i) {
+        const float s = S[int64_t(i) * dv + j] * decay + (sk[i] * kinv) * delta;
+        S[int64_t(i) * dv + j] = s;
+        o += s * (sq[i] * qinv);
+      }
+      out[(t * d.n_v_heads + h) * dv + j] = o;
+    }
+    __syncthreads();  // the next token rewrites sq / sk
+  }
+}
+
+__global__ void gated_rmsnorm_kernel(float* o, const float* __restrict__ z, const float* __restrict__ w, float eps,
+                                     int n) {
+  float* x = o + int64_t(blockIdx.x) * n;
+  const float* zr = z + int64_t(blockIdx.x) * n;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) ss = fmaf(x[i], x[i], ss);
+  ss = ops_detail::block_sum(ss);
+  const float inv = 1.0f / sqrtf(ss / float(n) + eps);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) x[i] = x[i] * inv * w[i] * silu(zr[i]);
+}
+
+__global__ void split_kernel(const float* __restrict__ qg, int64_t total, int hd, float* __restrict__ q,
+                             float* __restrict__ gate) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t th = i / hd, e = i % hd;  // (token, head), element
+    q[i] = qg[th * 2 * hd + e];
+    gate[i] = qg[th * 2 * hd + hd + e];
+  }
+}
+
+__global__ void mul_sigmoid_kernel(float* x, const float* __restrict__ gate, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] *= 1.0f / (1.0f + expf(-gate[i]));
+}
+
+}  // namespace
+
+void deltanet_gates(float* b, float* a, const float* a_log, const float* dt_bias, int64_t T, int nv,
+                    cudaStream_t stream) {
+  require(T >= 0 && nv > 0, "deltanet_gates", "T >= 0 and nv > 0 needed");
+  if (T == 0) return;
+  require(b && a && a_log && dt_bias, "deltanet_gates", "null pointer");
+  gates_kernel<<<grid_stride_blocks(T * nv), kThreads, 0, stream>>>(b, a, a_log, dt_bias, T * nv, nv);
+  MOE_CUDA_CHECK_LAUNCH();
+}
+
+void deltanet_conv(float* window, const float* in, int64_t n, const float* w, int C, int K, float* out, float* scratch,
+                   cudaStream_t stream) {
+  require(n >= 0 && C > 0 && K >= 1, "deltanet_conv", "n >= 0, C > 0 and K >= 1 needed");
+  if (n == 0) return;
+  require(in && w && out && (K == 1 || (window && scratch)), "deltanet_conv", "null pointer");
+  conv_kernel<<<grid_stride_blocks(n * C), kThreads, 0, stream>>>(window, in, n, w, C, K, out);
+  MOE_CUDA_CHECK_LAUNCH();
+  if (K == 1) return;
+  const int64_t wn = int64_t(K - 1) * C;
+  next_window_kernel<<<grid_stride_blocks(wn), kThreads, 0, stream>>>(window, in, n, C, K, scratch);
+  MOE_CUDA_CHECK_LAUNCH();
+  MOE_CUDA_CHECK(cudaMemcpyAsync(window, scratch, size_t(wn) * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+}
+
+void gated_delta_rule(const float* mixed, int64_t n, const DeltaNetDims& d, const float* g, const float* beta,
+                      float* state, float* out, cudaStream_t stream) {
+  require(n >= 0, "gated_delta_rule", "negative n");
+  require(d.n_k_heads > 0 && d.n_v_heads > 0 && d.n_v_heads % d.n_k_heads == 0, "gated_delta_rule",
+          "n_v_heads must be a positive multiple of n_k_heads");
+  require(d.k_dim > 0 && d.v_dim > 0 && d.k_dim <= 1024 && d.v_dim <= 1024, "gated_delta_rule",
+          "k_dim and v_dim must be in 1..1024");
+  require(d.n_v_heads <= INT_MAX, "gated_delta_rule", "too many heads");
+  if (n == 0) return;
+  require(mixed && g && beta && state && out, "gated_delta_rule", "null pointer");
+  const int threads = (std::max(d.k_dim, d.v_dim) + 31) / 32 * 32;
+  const size_t smem = 2 * size_t(d.k_dim) * sizeof(float);
+  delta_rule_kernel<<<unsigned(d.n_v_heads), threads, smem, stream>>>(mixed, n, d, g, beta, state, out);
+  MOE_CUDA_CHECK_LAUNCH();
+}
+
+void gated_rmsnorm(float* o, const float* z, const float* w, float eps, int64_t rows, int n, cudaStream_t stream) {
+  require(rows >= 0 && n > 0, "gated_rmsnorm", "rows >= 0 and n > 0 needed");
+  require(rows <= INT_MAX, "gated_rmsnorm", "rows must fit in 31 bits");
+  if (rows == 0) return;
+  require(o && z && w, "gated_rmsnorm", "null pointer");
+  gated_rmsnorm_kernel<<<unsigned(rows), ops_detail::norm_threads(n), 0, stream>>>(o, z, w, eps, n);
+  MOE_CUDA_CHECK_LAUNCH();
+}
+
+void split_query_gate(const float* qg, int64_t T, int heads, int hd, float* q, float* gate, cudaStream_t stream) {
+  require(T >= 0 && heads > 0 && hd > 0, "split_query_gate", "T >= 0, heads > 0 and hd > 0 needed");
+  const int64_t total = T * heads * int64_t(hd);
+  if (total == 0) return;
+  require(qg && q && gate, "split_query_gate", "null pointer");
+  split_kernel<<<grid_stride_blocks(total), kThreads, 0, stream>>>(qg, total, hd, q, gate);
+  MOE_CUDA_CHECK_LAUNCH();
+}
+
+void mul_sigmoid(float* x, const float* gate, int64_t n, cudaStream_t stream) {
+  require(n >= 0, "mul_sigmoid", "negative n");
+  if (n == 0) return;
+  require(x && gate, "mul_sigmoid", "null pointer");
+  mul_sigmoid_kernel<<<grid_stride_blocks(n), kThreads, 0, stream>>>(x, gate, n);
+  MOE_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace moe::cuda
