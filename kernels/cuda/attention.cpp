@@ -21,8 +21,8 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 void validate_shape(const char* op, const AttentionShape& s) {
-  if (s.head_dim != 16 && s.head_dim != 32 && s.head_dim != 64 && s.head_dim != 128)
-    bad(op, s, "head_dim must be 16, 32, 64 or 128");
+  if (s.head_dim != 16 && s.head_dim != 32 && s.head_dim != 64 && s.head_dim != 128 && s.head_dim != 256)
+    bad(op, s, "head_dim must be 16, 32, 64, 128 or 256");
   if (s.n_kv_heads <= 0 || s.n_heads <= 0 || s.n_heads % s.n_kv_heads != 0)
     bad(op, s, "n_heads must be a positive multiple of n_kv_heads");
   if (s.n_heads > 65535) bad(op, s, "n_heads > 65535 (a grid dimension)");

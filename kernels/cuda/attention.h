@@ -14,7 +14,8 @@
 //   attention_prefill  T new tokens of one sequence after a cached prefix, causal: a tiled
 //                      kernel with an online softmax over key tiles. Correct, not tuned.
 //
-// head_dim: 64 and 128 (real models), 16 and 32 (the HF test fixtures: tests/fixtures/*/
+// head_dim: 64, 128 and 256 (real models; 256: Qwen3-Next / 3.5, not yet run on a GPU), 16 and 32
+// (the HF test fixtures: tests/fixtures/*/
 // config.json give 32 explicitly and 64 / 4 = 16 otherwise). n_heads a multiple of n_kv_heads,
 // n_heads / n_kv_heads <= kAttentionMaxGroup.
 // Pointers are device pointers, every K/V base and q/out 16-byte aligned (cudaMalloc gives 256;
@@ -31,7 +32,7 @@ namespace moe::cuda {
 struct AttentionShape {
   int n_heads = 0;
   int n_kv_heads = 0;
-  int head_dim = 0;     // 16, 32, 64 or 128
+  int head_dim = 0;     // 16, 32, 64, 128 or 256
   int64_t kv_stride = 0;  // floats between consecutive K (and V) rows
   float scale = 0.0f;     // 0: 1 / sqrt(head_dim)
   int window = 0;         // > 0: each query sees its last `window` keys only (its own included)

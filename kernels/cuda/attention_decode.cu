@@ -41,8 +41,10 @@ __device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpre
 //   sq [group, D] queries; ss [group, kDecodeChunk] scores, then exp(s - m); sred [kAttnThreads] float4.
 template <int D>
 __global__ void __launch_bounds__(kAttnThreads) decode_chunk_kernel(DecodeParams p) {
-  constexpr int L = D / 4;     // lanes per key in the score loop: one float4 of the key each
-  constexpr int KPW = 32 / L;  // keys per warp per step
+  constexpr int L4 = D / 4;              // float4 columns of a row
+  constexpr int L = L4 < 32 ? L4 : 32;   // lanes per key in the score loop
+  constexpr int F = L4 / L;              // float4 of the key per lane: 1, or 2 at D = 256
+  constexpr int KPW = 32 / L;            // keys per warp per step
   constexpr int kWarps = kAttnThreads / 32;
   const int chunk = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
   const int len = p.lengths[seq];
@@ -60,18 +62,26 @@ __global__ void __launch_bounds__(kAttnThreads) decode_chunk_kernel(DecodeParams
 
   // The group's query heads kvh*G .. kvh*G+G-1 are contiguous: [G, D].
   const float* q = p.q + (int64_t(seq) * p.n_heads + int64_t(kvh) * G) * D;
-  for (int i = tid; i < G * L; i += kAttnThreads) reinterpret_cast<float4*>(sq)[i] = ldg4(q + 4 * i);
+  for (int i = tid; i < G * L4; i += kAttnThreads) reinterpret_cast<float4*>(sq)[i] = ldg4(q + 4 * i);
   __syncthreads();
 
-  // Scores: a sub-group of L lanes per key, each lane one float4 of it, reduced by shuffles.
+  // Scores: a sub-group of L lanes per key, each lane F float4 of it (columns sl, sl + L), reduced
+  // by shuffles.
   const float* kbase = p.k[seq] + int64_t(t0) * p.kv_stride + int64_t(kvh) * D;
   const int sub = lane / L, sl = lane % L;
   for (int tb = warp * KPW; tb < n; tb += kWarps * KPW) {  // warp-uniform bound: every lane shuffles
     const int t = tb + sub;
-    const float4 k4 = t < n ? ldg4(kbase + int64_t(t) * p.kv_stride + 4 * sl) : make_float4(0, 0, 0, 0);
+    float4 k4[F];
+#pragma unroll
+    for (int f = 0; f < F; ++f)
+      k4[f] = t < n ? ldg4(kbase + int64_t(t) * p.kv_stride + 4 * (sl + f * L)) : make_float4(0, 0, 0, 0);
     for (int h = 0; h < G; ++h) {
-      const float4 q4 = reinterpret_cast<const float4*>(sq + h * D)[sl];
-      float part = q4.x * k4.x + q4.y * k4.y + q4.z * k4.z + q4.w * k4.w;
+      float part = 0.0f;
+#pragma unroll
+      for (int f = 0; f < F; ++f) {
+        const float4 q4 = reinterpret_cast<const float4*>(sq + h * D)[sl + f * L];
+        part += q4.x * k4[f].x + q4.y * k4[f].y + q4.z * k4[f].z + q4.w * k4[f].w;
+      }
 #pragma unroll
       for (int off = L / 2; off > 0; off /= 2) part += __shfl_xor_sync(0xffffffffu, part, off);
       if (t < n && sl == 0) ss[h * kDecodeChunk + t] = part * p.scale;
@@ -97,11 +107,11 @@ __global__ void __launch_bounds__(kAttnThreads) decode_chunk_kernel(DecodeParams
   // consecutive columns of one V row (coalesced). With few (head, column) pairs the keys are
   // split into KS slices, summed through shared memory.
   const float* vbase = p.v[seq] + int64_t(t0) * p.kv_stride + int64_t(kvh) * D;
-  const int pairs = G * L;
+  const int pairs = G * L4;
   const int KS = pairs >= kAttnThreads ? 1 : kAttnThreads / pairs;
   float* o = p.o_part + cell0 * D;  // [G, D]
   for (int item = tid; item < pairs * KS; item += kAttnThreads) {
-    const int pair = item % pairs, slice = item / pairs, h = pair / L, c = pair % L;
+    const int pair = item % pairs, slice = item / pairs, h = pair / L4, c = pair % L4;
     float4 acc = make_float4(0, 0, 0, 0);
     for (int t = slice; t < n; t += KS) {
       const float w = ss[h * kDecodeChunk + t];
@@ -175,6 +185,7 @@ void launch_decode(const AttentionShape& s, const DecodeBatch& b, cudaStream_t s
     case 32: launch<32>(p, b.n_seq, stream); break;
     case 64: launch<64>(p, b.n_seq, stream); break;
     case 128: launch<128>(p, b.n_seq, stream); break;
+    case 256: launch<256>(p, b.n_seq, stream); break;
     default: break;  // attention.cpp refuses other sizes
   }
 }

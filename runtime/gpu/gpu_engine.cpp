@@ -25,8 +25,9 @@ std::string unsupported_reason(const Model& model) {
     if (c.mla.kv_lora_rank > cuda::kMlaMaxLatent)
       return fmt::format("the GPU MLA kernels take kv_lora_rank up to {}, not {}; run on the CPU", cuda::kMlaMaxLatent,
                          c.mla.kv_lora_rank);
-  } else if (c.head_dim != 16 && c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128) {
-    return fmt::format("the GPU attention kernels take head_dim 16, 32, 64 or 128, not {}; run on the CPU", c.head_dim);
+  } else if (c.head_dim != 16 && c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128 && c.head_dim != 256) {
+    return fmt::format("the GPU attention kernels take head_dim 16, 32, 64, 128 or 256, not {}; run on the CPU",
+                       c.head_dim);
   }
   if (c.n_heads % c.n_kv_heads != 0 || c.n_heads / c.n_kv_heads > cuda::kAttentionMaxGroup)
     return fmt::format("the GPU attention kernels take at most {} query heads per kv head", cuda::kAttentionMaxGroup);

@@ -227,9 +227,9 @@ TEST_P(AttentionCuda, WindowAndSinks) {
     }
 }
 
-// head_dim 64 and 128 (real models), 16 and 32 (the HF fixtures); GQA ratios 1, 4, 8.
+// head_dim 64, 128 and 256 (real models), 16 and 32 (the HF fixtures); GQA ratios 1, 4, 8.
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionCuda,
-                         ::testing::Combine(::testing::Values(16, 32, 64, 128), ::testing::Values(1, 4, 8)),
+                         ::testing::Combine(::testing::Values(16, 32, 64, 128, 256), ::testing::Values(1, 4, 8)),
                          [](const auto& info) {
                            return "d" + std::to_string(std::get<0>(info.param)) + "_g" + std::to_string(std::get<1>(info.param));
                          });
@@ -407,7 +407,7 @@ TEST(AttentionCudaArgs, RejectsUnsupportedInput) {
     cuda::attention_decode({2, 1, 96, 192}, b, nullptr);
     ADD_FAILURE() << "head_dim 96 accepted";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("head_dim must be 16, 32, 64 or 128"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("head_dim must be 16, 32, 64, 128 or 256"), std::string::npos) << e.what();
   }
   // Qwen3-30B-A3B at 4096 keys: 64 chunks of 64, 32 query heads, head_dim + max + sum each.
   EXPECT_EQ(cuda::attention_decode_workspace({32, 4, 128, 512}, 1, 4096), 64 * 32 * 130);
