@@ -39,6 +39,9 @@ ModelBytes gpu_model_bytes(const Model& m, const gpu::GpuEngineOptions& o, uint6
   b.expert_bytes = count_experts(m) * record_bytes;
   b.top_k = std::max(1, c.router.top_k);
   b.kv_bytes_per_token = uint64_t(c.kv_bytes_per_token());
+  if (c.is_mla())  // W_UK^T and W_UV, widened to fp32 at load (runtime/gpu/gpu_weights.cpp)
+    b.dense_bytes += uint64_t(c.n_layers) * uint64_t(c.n_heads) * uint64_t(c.mla.kv_lora_rank) *
+                     uint64_t(c.mla.qk_nope_head_dim + c.mla.v_head_dim) * sizeof(float);
   return b;
 }
 
@@ -62,20 +65,24 @@ gpu::GpuEngineOptions gpu_options(const Model& m, const DeviceOptions& d, const 
   return o;
 }
 
-// The slots' budget: the flag's, or planned from the machine (printed when `verbose`).
+// The slots' budget: the flag's, or planned from the machine (printed when `verbose`); under a
+// --vram-limit always planned, so the flag's budget is checked against the limit.
 // `record`: one expert's slot bytes (gpu::expert_slot_bytes).
-uint64_t vram_budget_bytes(const Model& m, const gpu::GpuEngineOptions& o, uint64_t record, const std::string& flag,
-                           int gpu_index, bool verbose) {
+uint64_t vram_budget_bytes(const Model& m, const gpu::GpuEngineOptions& o, uint64_t record, const DeviceOptions& d,
+                           bool verbose) {
   const ModelBytes mb = gpu_model_bytes(m, o, record);
-  if (!flag.empty()) return parse_vram_budget(flag, mb.expert_bytes);
-  if (mb.expert_bytes == 0) return 0;
+  const std::string& flag = d.vram_budget;
+  if (!flag.empty() && d.vram_limit.empty()) return parse_vram_budget(flag, mb.expert_bytes);
+  if (mb.expert_bytes == 0 && d.vram_limit.empty()) return 0;
   MachineInfo mi = probe_host_memory();
   {
-    CudaDevice probe(gpu_index);
+    CudaDevice probe(d.gpu);
     mi.vram_total = probe.total_bytes();
     mi.vram_free = probe.free_bytes();
   }
   PlacementFlags pf;
+  if (!flag.empty()) pf.vram_budget = flag;
+  if (!d.vram_limit.empty()) pf.vram_limit = d.vram_limit;
   const Placement p = plan_placement(mi, mb, pf);
   if (verbose) std::fprintf(stderr, "%s", format_plan(p, mi, mb, pf).c_str());
   return p.vram_budget;
@@ -115,7 +122,9 @@ BuiltEngine build_gpu_engine(const Model& m, const DeviceOptions& d, const std::
                                 "); run with --device cpu");
   gpu::GpuEngineOptions o = gpu_options(m, d, policy, ram);
   const uint64_t record = gpu::expert_slot_bytes(m, o);
-  o.vram_budget_bytes = vram_budget_bytes(m, o, record, budget, d.gpu, verbose);
+  DeviceOptions dd = d;
+  dd.vram_budget = budget;  // the caller's (a session's override, or the flag)
+  o.vram_budget_bytes = vram_budget_bytes(m, o, record, dd, verbose);
   auto e = std::make_unique<gpu::GpuEngine>(m, o);
   gpu::GpuEngine* g = e.get();
   BuiltEngine b;
@@ -160,6 +169,7 @@ BuiltEngine build_engine(const Model& m, const DeviceOptions& d, const std::stri
   const DType kv = parse_kv_dtype(d.kv_dtype);
   if (d.device == "cpu") {
     if (!vram_budget.empty()) throw std::invalid_argument("--vram-budget needs --device cuda");
+    if (!d.vram_limit.empty()) throw std::invalid_argument("--vram-limit needs --device cuda");
     if (d.cpu_misses != "off")
       throw std::invalid_argument("--cpu-misses needs --device cuda (on the CPU every expert runs there)");
     BuiltEngine b;

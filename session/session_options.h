@@ -18,6 +18,7 @@ struct StorageOptions {
 struct DeviceOptions {
   std::string device = "cpu";      // cpu | cuda
   std::string vram_budget;         // SIZE or N% of the expert bytes; empty: planned from free VRAM
+  std::string vram_limit;          // SIZE: plan as if the GPU had only this much (empty: its own size)
   int gpu = 0;                     // CUDA device index
   bool exact = false;              // widen 16-bit weights to f32 on the GPU (CPU parity)
   bool grouped = true;             // one grouped GEMV per projection, decode routed on the device

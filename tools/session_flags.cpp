@@ -54,6 +54,9 @@ void add_device_flags(CLI::App* c, DeviceOptions& d) {
       ->capture_default_str();
   c->add_option("--vram-budget", d.vram_budget,
                 "GPU bytes for expert slots: SIZE (e.g. 6GiB) or N% of all expert bytes (default: planned from free VRAM)");
+  c->add_option("--vram-limit", d.vram_limit,
+                "GPU: plan as if the card had only SIZE (e.g. 24GiB: an RTX 4090 on a bigger GPU): dense weights, KV, "
+                "headroom and expert slots all fit under it");
   c->add_option("--gpu", d.gpu, "CUDA device index")->capture_default_str();
   c->add_option("--kv-dtype", d.kv_dtype,
                 "How the KV cache stores keys and values: f32, or bf16 / f16 (half the memory) / fp8 e4m3 (a quarter), "

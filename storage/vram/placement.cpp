@@ -35,10 +35,21 @@ std::string pct(uint64_t part, uint64_t whole) {
 
 uint64_t parse_vram_budget(std::string_view text, uint64_t total) { return parse_named("--vram-budget", text, total); }
 
-Placement plan_placement(const MachineInfo& m, const ModelBytes& b, const PlacementFlags& f) {
+Placement plan_placement(const MachineInfo& machine, const ModelBytes& b, const PlacementFlags& f) {
   if (f.context < 1 || f.batch < 1) throw std::invalid_argument("placement: --context and --batch must be at least 1");
   Placement p;
-  p.gpu = m.vram_free > 0 && !f.cpu_only;
+  p.gpu = machine.vram_free > 0 && !f.cpu_only;
+  MachineInfo m = machine;  // with --vram-limit, the card it stands for
+  if (f.vram_limit && p.gpu) {
+    if (!f.vram_limit->empty() && f.vram_limit->back() == '%')
+      throw std::invalid_argument("--vram-limit takes a size (e.g. 24GiB: the card to stand for), not a percentage");
+    p.vram_limit = parse_named("--vram-limit", *f.vram_limit, 0);
+    if (p.vram_limit > machine.vram_total)
+      p.warnings.push_back(fmt::format("--vram-limit {} is more than the GPU's {}: the GPU's own size applies",
+                                       format_bytes(p.vram_limit), format_bytes(machine.vram_total)));
+    m.vram_total = std::min(m.vram_total, p.vram_limit);
+    m.vram_free = std::min(m.vram_free, p.vram_limit);
+  }
   p.kv_bytes = b.kv_bytes_per_token * uint64_t(f.context) * uint64_t(f.batch);
   const uint64_t step = uint64_t(std::max(b.top_k, 1)) * b.largest_expert;  // one step's pins
   p.ram_headroom = f.ram_headroom ? f.ram_headroom : std::max(2 * kGiB, m.ram_total / 10);
@@ -50,13 +61,21 @@ Placement plan_placement(const MachineInfo& m, const ModelBytes& b, const Placem
     if (m.vram_free < fixed + step)
       throw std::invalid_argument(fmt::format(
           "model does not fit the GPU: it needs {} (dense {} + KV {} for context {} x batch {} + headroom {} + {} "
-          "experts of one step), {} is free; lower --context or --batch, or run on the CPU with --device cpu",
+          "experts of one step), {} is free{}; lower --context or --batch{}, or run on the CPU with --device cpu",
           format_bytes(fixed + step), format_bytes(b.dense_bytes), format_bytes(p.kv_bytes), f.context, f.batch,
-          format_bytes(p.vram_headroom), std::max(b.top_k, 1), format_bytes(m.vram_free)));
+          format_bytes(p.vram_headroom), std::max(b.top_k, 1), format_bytes(m.vram_free),
+          p.vram_limit ? fmt::format(" under --vram-limit {}", format_bytes(p.vram_limit)) : "",
+          p.vram_limit ? ", raise --vram-limit" : ""));
     const uint64_t room = std::min(m.vram_free - fixed, b.expert_bytes);
     if (f.vram_budget) {
       p.vram_budget = parse_vram_budget(*f.vram_budget, b.expert_bytes);
       p.vram_from_flag = true;
+      if (p.vram_limit && p.vram_budget > m.vram_free - fixed)  // an explicit cap is a promise
+        throw std::invalid_argument(fmt::format(
+            "--vram-budget {} does not fit under --vram-limit {}: {} are left after dense {}, KV {} and headroom {}; "
+            "lower --vram-budget (or leave it out to plan it) or raise --vram-limit",
+            format_bytes(p.vram_budget), format_bytes(p.vram_limit), format_bytes(m.vram_free - fixed),
+            format_bytes(b.dense_bytes), format_bytes(p.kv_bytes), format_bytes(p.vram_headroom)));
       if (p.vram_budget > m.vram_free - fixed)
         p.warnings.push_back(fmt::format("--vram-budget {} is more than the {} free after dense weights, KV and "
                                          "headroom: allocating it may fail",
@@ -100,8 +119,10 @@ Placement plan_placement(const MachineInfo& m, const ModelBytes& b, const Placem
 
 std::string format_plan(const Placement& p, const MachineInfo& m, const ModelBytes& b, const PlacementFlags& f) {
   auto src = [](bool flag, const char* name) { return flag ? fmt::format("[{}]", name) : std::string("[auto]"); };
+  const std::string limit = p.vram_limit ? fmt::format(", capped at {} [--vram-limit]", format_bytes(p.vram_limit)) : "";
   std::string s = fmt::format("placement: {}, RAM {} available of {}\n",
-                              p.gpu ? fmt::format("GPU {} free of {}", format_bytes(m.vram_free), format_bytes(m.vram_total))
+                              p.gpu ? fmt::format("GPU {} free of {}{}", format_bytes(m.vram_free), format_bytes(m.vram_total),
+                                                  limit)
                                     : std::string(m.vram_free && f.cpu_only ? "GPU not used (--device cpu)" : "no GPU"),
                               format_bytes(m.ram_available), format_bytes(m.ram_total));
   const std::string dense_kv = fmt::format("dense {} + KV {} (context {} x batch {})", format_bytes(b.dense_bytes),

@@ -29,6 +29,9 @@ struct ModelBytes {
 
 struct PlacementFlags {
   std::optional<std::string> vram_budget, ram_budget;  // "6GiB" | "50%" (of expert bytes)
+  // --vram-limit: plan as if the GPU had only this many bytes (a 24 GB card on an 80 GB one):
+  // dense weights, KV, headroom and expert slots all fit under it.
+  std::optional<std::string> vram_limit;
   int context = 4096, batch = 1;  // KV cache: context x batch tokens
   bool cpu_only = false;          // run on the CPU even with a GPU
   uint64_t vram_headroom = 0;     // 0: max(512 MiB, 5% of VRAM): CUDA context, workspaces, activations
@@ -38,6 +41,7 @@ struct PlacementFlags {
 
 struct Placement {
   bool gpu = false;
+  uint64_t vram_limit = 0;  // --vram-limit in bytes (0: none)
   uint64_t kv_bytes = 0;
   uint64_t vram_headroom = 0, ram_headroom = 0;
   uint64_t vram_budget = 0;  // expert slots on the GPU
@@ -50,8 +54,9 @@ struct Placement {
 };
 
 // Throws std::invalid_argument, one line (what is needed, what is available, which flag to
-// change), when the model cannot run at all: the GPU cannot hold dense + KV + one step's
-// experts, or RAM cannot hold one step's experts (+ dense + KV on the CPU).
+// change), when the model cannot run at all: the GPU (or --vram-limit) cannot hold dense + KV +
+// one step's experts, or RAM cannot hold one step's experts (+ dense + KV on the CPU); and when
+// --vram-budget does not fit under --vram-limit.
 Placement plan_placement(const MachineInfo& m, const ModelBytes& b, const PlacementFlags& f);
 
 // Several lines: the machine, then what goes in VRAM, RAM and on disk, and where each figure

@@ -117,6 +117,7 @@ TEST(CliErrors, DeviceFlags) {
     const char* says;  // in the output
   };
   for (const Case& c : {Case{"--vram-budget 50%", true, "--vram-budget needs --device cuda"},
+                        Case{"--vram-limit 24GiB", true, "--vram-limit needs --device cuda"},
                         Case{"--cpu-misses", true, "--cpu-misses needs --device cuda"},
                         Case{"--cpu-misses=sometimes", false, "--cpu-misses"}, Case{"--device tpu", false, "--device"}}) {
     const auto r = run("run --model " + model + " --prompt hi -n 2 " + c.flags);

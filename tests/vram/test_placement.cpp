@@ -133,6 +133,56 @@ TEST(Placement, LongerContextAndBatchGrowTheKvAndShrinkTheExperts) {
   EXPECT_EQ(p.vram_budget, 23 * GiB - 3 * GiB / 2 - 8 * GiB - 24 * GiB / 20);
 }
 
+// --vram-limit: an 80 GiB GPU standing in for a 24 GiB card plans exactly as the card would.
+TEST(Placement, VramLimitPlansForTheSmallerCard) {
+  const MachineInfo big = machine(80 * GiB, 79 * GiB, 64 * GiB, 60 * GiB), card = machine(24 * GiB, 24 * GiB, 64 * GiB, 60 * GiB);
+  PlacementFlags f;
+  f.vram_limit = "24GiB";
+  const Placement p = plan_placement(big, mixtral(), f), want = plan_placement(card, mixtral(), {});
+  EXPECT_EQ(p.vram_limit, 24 * GiB);
+  EXPECT_EQ(p.vram_headroom, want.vram_headroom);  // 5% of the card, not of the GPU
+  EXPECT_EQ(p.vram_budget, want.vram_budget);
+  EXPECT_EQ(p.vram_budget, 24 * GiB - 3 * GiB / 2 - 512 * MiB - 24 * GiB / 20);
+  EXPECT_FALSE(p.all_in_vram);
+  const std::string s = format_plan(p, big, mixtral(), f);
+  EXPECT_NE(s.find("capped at 24.0 GiB [--vram-limit]"), std::string::npos) << s;
+  // A budget flag must fit under the limit: an explicit cap is a promise.
+  f.vram_budget = "21GiB";
+  try {
+    plan_placement(big, mixtral(), f);
+    ADD_FAILURE() << "a budget over the limit was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("does not fit under --vram-limit"), std::string::npos) << e.what();
+  }
+  f.vram_budget = "10GiB";
+  EXPECT_EQ(plan_placement(big, mixtral(), f).vram_budget, 10 * GiB);
+}
+
+TEST(Placement, VramLimitErrorsSayWhatToChange) {
+  const MachineInfo big = machine(80 * GiB, 79 * GiB, 64 * GiB, 60 * GiB);
+  PlacementFlags f;
+  f.vram_limit = "2GiB";  // under dense + KV + headroom
+  try {
+    plan_placement(big, mixtral(), f);
+    ADD_FAILURE() << "a limit under the dense weights was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("under --vram-limit 2.0 GiB"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("raise --vram-limit"), std::string::npos) << e.what();
+  }
+  f.vram_limit = "30%";
+  EXPECT_THROW(plan_placement(big, mixtral(), f), std::invalid_argument);
+  f.vram_limit = "lots";
+  EXPECT_THROW(plan_placement(big, mixtral(), f), std::invalid_argument);
+  f.vram_limit = "100GiB";  // more than the GPU: its own size applies, with a warning
+  const Placement p = plan_placement(big, mixtral(), f);
+  EXPECT_EQ(p.vram_budget, plan_placement(big, mixtral(), {}).vram_budget);
+  ASSERT_EQ(p.warnings.size(), 1u);
+  EXPECT_NE(p.warnings[0].find("--vram-limit"), std::string::npos);
+  PlacementFlags cpu = f;
+  cpu.cpu_only = true;  // no GPU: the limit means nothing and is not parsed
+  EXPECT_EQ(plan_placement(big, mixtral(), cpu).vram_limit, 0u);
+}
+
 TEST(Placement, MeminfoIsParsed) {
   const MachineInfo m = parse_meminfo("MemTotal:       65536000 kB\nMemFree:  100 kB\nMemAvailable:   32768000 kB\n");
   EXPECT_EQ(m.ram_total, 65536000ull * 1024);
