@@ -102,9 +102,12 @@ QuantizedMatrix random_matrix(DType dtype, int32_t group, int64_t N, int64_t K, 
     for (size_t k = 0; k < 8 && i + k < q.data.size(); ++k) q.data[i + k] = uint8_t(r >> (8 * k));
   }
   q.scales.resize(size_t(v.scale_bytes()));
-  if (dtype == DType::F8E4M3) {
-    for (uint8_t& b : q.data)
-      if ((b & 0x7f) == 0x7f) b ^= 1;
+  if (dtype == DType::MXFP4) {
+    for (uint8_t& s : q.scales) s = uint8_t(120 + rng() % 8);  // e8m0: 2^-7 .. 2^0
+  } else if (dtype == DType::F8E4M3 || dtype == DType::I8) {
+    if (dtype == DType::F8E4M3)
+      for (uint8_t& b : q.data)
+        if ((b & 0x7f) == 0x7f) b ^= 1;
     std::vector<float> s(q.scales.size() / 4);
     for (float& x : s) x = 1e-3f * float(1 + rng() % 7);
     std::memcpy(q.scales.data(), s.data(), q.scales.size());
@@ -307,7 +310,10 @@ int main() {
                             {"qwen3-30b-a3b down", 2048, 768},
                             {"mixtral w1/w3", 14336, 4096},
                             {"mixtral w2", 4096, 14336}};
-    const Format formats[] = {{"int4 g128", DType::Q4, 128}, {"fp8 row", DType::F8E4M3, 0}, {"fp8 blk128", DType::F8E4M3, 128}};
+    // int8 row and mxfp4 have one kernel form (every variant runs it): timed once, as v0.
+    const Format formats[] = {{"int4 g128", DType::Q4, 128}, {"fp8 row", DType::F8E4M3, 0},
+                              {"fp8 blk128", DType::F8E4M3, 128}, {"int8 row", DType::I8, 0},
+                              {"mxfp4", DType::MXFP4, 32}};
     const int batches[] = {1, 8};
 
     std::mt19937_64 rng(12345);
@@ -328,6 +334,7 @@ int main() {
           x.upload(hx.data(), hx.size());
           std::vector<float> y_v0, y_got;
           for (const QgemvVariant v : cuda::detail::kQgemvVariants) {  // side by side, same inputs
+            if ((f.dtype == DType::I8 || f.dtype == DType::MXFP4) && v != QgemvVariant::V0) continue;
             const ScopedQgemvVariant use(v);
             auto call = [&](int i) { cuda::qgemv(x.get(), M, w[size_t(i % copies)].weight(), y.get(), nullptr); };
             const double s = time_per_call(call, calibrate(call));

@@ -34,7 +34,9 @@ ModelBytes gpu_model_bytes(const Model& m, const gpu::GpuEngineOptions& o, uint6
   const gpu::Upload how = o.wide16 ? gpu::Upload::Wide16 : gpu::Upload::AsStored;
   ModelBytes b;
   for (const DenseTensor& t : dense_tensors(m))
-    b.dense_bytes += uint64_t(gpu::uploads_as_f32(t.view.dtype, how) ? t.view.rows * t.view.cols * 4 : t.view.bytes());
+    b.dense_bytes += uint64_t(gpu::uploads_as_f32(t.view.dtype, how) || (t.view.dtype == DType::I8 && t.view.cols % 16)
+                                  ? t.view.rows * t.view.cols * 4
+                                  : t.view.bytes());
   b.largest_expert = record_bytes;
   b.expert_bytes = count_experts(m) * record_bytes;
   b.top_k = std::max(1, c.router.top_k);

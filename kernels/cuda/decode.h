@@ -31,6 +31,9 @@ MOE_HD float f8_byte(uint32_t word, int p) {
   return bits_to_f32(uint32_t(t) & 0x87f00000u) * 0x1p120f;
 }
 
+// INT8: byte p of `word` as a signed value (column 4j + p of word j), exactly.
+MOE_HD float i8_byte(uint32_t word, int p) { return float(int8_t(uint8_t(word >> (8 * p)))); }
+
 // MXFP4: a 32-column block is 16 bytes = 4 words; byte i holds column 2i (low nibble) and 2i + 1
 // (high), so half h (0, 1) of word j holds columns 8j + 4h .. 8j + 4h + 3, in order. d = their
 // e2m1 values, before the block's e8m0 scale (exact in fp32).

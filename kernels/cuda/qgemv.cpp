@@ -53,11 +53,15 @@ void detail::check_weight(const char* who, const DeviceWeight& w) {
     case DType::F8E4M3:
       if (w.group != 0 && w.group != 128) bad(who, w, "group must be 0 (per-row scales) or 128 (128x128 blocks)");
       break;
+    case DType::I8:
+      if (w.group != 0) bad(who, w, "group must be 0 (one scale per row)");
+      if (w.cols % 16 != 0) bad(who, w, "cols must be a multiple of 16 (16-byte loads of each row)");
+      break;
     case DType::MXFP4:
       if (w.group != 32) bad(who, w, "group must be 32 (one e8m0 scale per 32 columns)");
       if (w.cols % 32 != 0) bad(who, w, "cols must be a multiple of 32");
       break;
-    default: bad(who, w, "no CUDA kernel for this format (supported: Q4, Q4Z, F8E4M3, MXFP4)");
+    default: bad(who, w, "no CUDA kernel for this format (supported: Q4, Q4Z, F8E4M3, I8, MXFP4)");
   }
 }
 
@@ -68,9 +72,10 @@ void qgemv(const float* x, int64_t M, const DeviceWeight& w, float* y, cudaStrea
     MOE_CUDA_CHECK(cudaMemsetAsync(y, 0, size_t(M * w.rows) * sizeof(float), stream));
     return;
   }
-  if (w.dtype == DType::MXFP4) {  // one form for every variant
+  if (w.dtype == DType::MXFP4 || w.dtype == DType::I8) {  // one form for every variant
+    const auto one = w.dtype == DType::I8 ? detail::launch_i8 : detail::launch_mx4;
     for (int64_t m0 = 0; m0 < M; m0 += kQgemvMaxM)
-      detail::launch_mx4(x + m0 * w.cols, int(std::min<int64_t>(kQgemvMaxM, M - m0)), w, y + m0 * w.rows, stream);
+      one(x + m0 * w.cols, int(std::min<int64_t>(kQgemvMaxM, M - m0)), w, y + m0 * w.rows, stream);
     return;
   }
   const detail::QgemvVariant v = detail::ScopedQgemvVariant::current();

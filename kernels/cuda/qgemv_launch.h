@@ -18,6 +18,8 @@ void launch_q4(const float* x, int M, const DeviceWeight& w, float* y, cudaStrea
 // F8E4M3, per-row or 128x128 block scales (qgemv_f8.cu).
 void launch_f8(const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream);
 
+// INT8, per-row fp32 scales, K % 16 == 0 (qgemv_i8.cu): every variant runs this one.
+void launch_i8(const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream);
 // MXFP4, e8m0 scales per 32 columns (qgemv_mx4.cu): every variant runs this one.
 void launch_mx4(const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream);
 // The smem family (qgemv_variant.h; v == V0 falls back to the two above): qgemv_q4_smem.cu,

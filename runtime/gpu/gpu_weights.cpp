@@ -10,7 +10,10 @@ namespace {
 
 std::shared_ptr<const cuda::DeviceMatrix> upload_matrix(const WeightView& w, Upload how) {
   if (w.empty()) return nullptr;
-  if (!uploads_as_f32(w.dtype, how) || w.dtype == DType::F32) return std::make_shared<cuda::DeviceMatrix>(w);
+  // The INT8 GEMV reads rows in 16-byte loads: other widths are widened instead.
+  const bool i8_widened = w.dtype == DType::I8 && w.cols % 16 != 0;
+  if ((!uploads_as_f32(w.dtype, how) && !i8_widened) || w.dtype == DType::F32)
+    return std::make_shared<cuda::DeviceMatrix>(w);
   const std::vector<float> f = dequantize(w);
   WeightView v{DType::F32, f.data(), w.rows, w.cols};
   return std::make_shared<cuda::DeviceMatrix>(v);
@@ -59,8 +62,7 @@ void upload_mla(const ModelConfig& c, const AttentionWeights& A, Upload how, Gpu
 }  // namespace
 
 bool uploads_as_f32(DType t, Upload how) {
-  // INT8 has no GPU kernel: widened whatever `how` says.
-  return how == Upload::F32 || t == DType::I8 || (how == Upload::Wide16 && is_16bit_float(t));
+  return how == Upload::F32 || (how == Upload::Wide16 && is_16bit_float(t));
 }
 
 Linear upload_linear(const WeightView& w, const WeightView& bias, Upload how) {
@@ -73,7 +75,8 @@ Linear upload_linear(const WeightView& w, const WeightView& bias, Upload how) {
 void apply(const cuda::DeviceWeight& w, const float* x, int64_t M, float* y, cuda::DenseGemm& gemm,
            cudaStream_t stream) {
   if (M == 0) return;
-  if (w.dtype == DType::Q4 || w.dtype == DType::Q4Z || w.dtype == DType::F8E4M3 || w.dtype == DType::MXFP4)
+  if (w.dtype == DType::Q4 || w.dtype == DType::Q4Z || w.dtype == DType::F8E4M3 || w.dtype == DType::I8 ||
+      w.dtype == DType::MXFP4)
     cuda::qgemv(x, M, w, y, stream);
   else cuda::dense_gemm(gemm, x, M, w, y, stream);
 }

@@ -23,9 +23,10 @@ struct Linear {
   int64_t bytes() const { return m ? m->bytes() + int64_t(bias.bytes()) : 0; }
 };
 
-// How a weight is uploaded: as stored (INT8 widened), F16/BF16 widened to F32 too (cuBLAS then
-// multiplies fp32 activations, as the CPU engine does, instead of rounding them to 16 bits), or
-// always F32 (routers: their scores pick experts, so they never see rounded activations).
+// How a weight is uploaded: as stored (INT8 widened only where K % 16 != 0), F16/BF16 widened to
+// F32 too (cuBLAS then multiplies fp32 activations, as the CPU engine does, instead of rounding
+// them to 16 bits), or always F32 (routers: their scores pick experts, so they never see rounded
+// activations).
 enum class Upload { AsStored, Wide16, F32 };
 // Whether a matrix of type t is stored on the device as F32 (widened) under `how`.
 bool uploads_as_f32(DType t, Upload how);

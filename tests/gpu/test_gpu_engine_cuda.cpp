@@ -575,7 +575,9 @@ TEST_P(GpuEnginePack, DirectRecordsMatchRepackedOnes) {
 INSTANTIATE_TEST_SUITE_P(Formats, GpuEnginePack,
                          ::testing::Values(PackCase{"qwen3_moe", "--experts int4 --group-size 32", 5e-2},
                                            PackCase{"olmoe", "--experts fp8", 5e-2},
+                                           // INT8 dense weights through the INT8 GEMV (not widened).
+                                           PackCase{"qwen3_moe", "--experts int4 --group-size 32 --dense int8", 5e-2},
                                            PackCase{"mixtral", "--experts bf16 --dense bf16 --compress zstd", 1e-3},
                                            // gpt-oss's MXFP4 as shipped: both engines take fp32 activations.
                                            PackCase{"gpt_oss", "--experts mxfp4", 1e-3}),
-                         [](const auto& info) { return std::string(info.param.fixture); });
+                         [](const auto& info) { return std::string(info.param.fixture) + "_" + std::to_string(info.index); });

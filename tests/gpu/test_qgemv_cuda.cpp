@@ -133,6 +133,9 @@ const Case kCases[] = {
     // MXFP4: gpt-oss's K = 2880 (90 blocks: lanes with 2 and 3 blocks), N past a block of rows.
     {"mx4_96x256", DType::MXFP4, 32, 96, 256},        {"mx4_130x2880", DType::MXFP4, 32, 130, 2880},
     {"mx4_40x8448", DType::MXFP4, 32, 40, 8448},
+    // INT8 per-row (`--dense int8` packs' attention and LM head).
+    {"i8_96x256", DType::I8, 0, 96, 256},             {"i8_130x2880", DType::I8, 0, 130, 2880},
+    {"i8_40x8464", DType::I8, 0, 40, 8464},
 };
 
 class QgemvCuda : public ::testing::TestWithParam<std::tuple<Case, int, QgemvVariant>> {};
@@ -234,6 +237,15 @@ TEST(CudaDecode, Q4EveryNibbleMatchesDtypeH) {
   }
 }
 
+// INT8: every byte value at every position of a word, against the signed code (host only).
+TEST(CudaDecode, I8EveryByteMatchesItsCode) {
+  for (uint32_t b = 0; b < 256; ++b)
+    for (int p = 0; p < 4; ++p) {
+      const uint32_t word = (b << (8 * p)) | (0x5a5a5a5au & ~(0xffu << (8 * p)));  // other bytes non-zero
+      EXPECT_EQ(cuda::i8_byte(word, p), float(int8_t(uint8_t(b)))) << "byte " << b << " at " << p;
+    }
+}
+
 // MXFP4: every nibble of random blocks, word by word and half by half, against quant/dtype.h's
 // column order and e2m1 values (host only, no GPU needed).
 TEST(CudaDecode, Mx4EveryNibbleMatchesDtypeH) {
@@ -313,6 +325,13 @@ TEST(QgemvCudaArgs, RejectsUnsupportedInput) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("group must be 0"), std::string::npos) << e.what();
   }
+  w.dtype = DType::I8;
+  w.group = 0;
+  w.cols = 24;
+  EXPECT_THROW(cuda::qgemv(buf, 1, w, buf, nullptr), std::invalid_argument);  // I8 K % 16 != 0
+  w.cols = 32;
+  w.group = 32;
+  EXPECT_THROW(cuda::qgemv(buf, 1, w, buf, nullptr), std::invalid_argument);  // I8 per-row scales only
   w.dtype = DType::MXFP4;
   w.group = 16;
   EXPECT_THROW(cuda::qgemv(buf, 1, w, buf, nullptr), std::invalid_argument);  // MXFP4 group 32 only
