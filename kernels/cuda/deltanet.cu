@@ -99,6 +99,99 @@ __global__ void delta_rule_kernel(const float* __restrict__ mixed, int64_t n, De
   }
 }
 
+// One block per value head; thread x < dv owns state column x, thread e < dk row e of the W
+// rows. Per chunk (C tokens): the normalised q and k, the cumulative log decays, A and the q.k
+// weights, U and W by forward substitution, v_new = U - W S, the outputs, then the state. Scratch
+// per head in `work` (deltanet_chunk_work): Qn, Kn, W [C, dk], U [C, dv], A, QK [C, C].
+__global__ void delta_chunk_kernel(const float* __restrict__ mixed, int64_t n, DeltaNetDims d,
+                                   const float* __restrict__ g, const float* __restrict__ beta, float* state,
+                                   float* __restrict__ out, int chunk, float* work) {
+  __shared__ float cum[kDeltaMaxChunk], bet[kDeltaMaxChunk];
+  const int h = blockIdx.x, tid = threadIdx.x, nt = blockDim.x;
+  const int dk = d.k_dim, dv = d.v_dim, nv = d.n_v_heads, kh = h / (nv / d.n_k_heads);
+  const int64_t C64 = d.conv_dim(), kd = int64_t(d.n_k_heads) * dk;
+  const int CM = chunk;
+  float* base = work + int64_t(h) * (3 * int64_t(CM) * dk + int64_t(CM) * dv + 2 * int64_t(CM) * CM);
+  float *Qn = base, *Kn = Qn + CM * dk, *W = Kn + CM * dk, *U = W + CM * dk, *A = U + CM * dv, *QK = A + CM * CM;
+  float* S = state + int64_t(h) * dk * dv;
+  const float qscale = 1.0f / sqrtf(float(dk));
+  for (int64_t c0 = 0; c0 < n; c0 += CM) {
+    const int C = int(n - c0 < CM ? n - c0 : CM);
+    // Normalised q and k of each token (as the recurrent kernel), the decays and betas.
+    for (int i = 0; i < C; ++i) {
+      const float* row = mixed + (c0 + i) * C64;
+      float sqq = 0.0f, skk = 0.0f;
+      for (int e = tid; e < dk; e += nt) {
+        const float qe = row[int64_t(kh) * dk + e], ke = row[kd + int64_t(kh) * dk + e];
+        Qn[i * dk + e] = qe, Kn[i * dk + e] = ke;
+        sqq = fmaf(qe, qe, sqq);
+        skk = fmaf(ke, ke, skk);
+      }
+      sqq = ops_detail::block_sum(sqq);
+      skk = ops_detail::block_sum(skk);
+      const float qinv = 1.0f / sqrtf(sqq + 1e-6f) * qscale, kinv = 1.0f / sqrtf(skk + 1e-6f);
+      for (int e = tid; e < dk; e += nt) Qn[i * dk + e] *= qinv, Kn[i * dk + e] *= kinv;
+    }
+    if (tid == 0) {  // cumulative log decay, summed in token order as on the CPU
+      float acc = 0.0f;
+      for (int i = 0; i < C; ++i) cum[i] = (acc += g[(c0 + i) * nv + h]), bet[i] = beta[(c0 + i) * nv + h];
+    }
+    __syncthreads();
+    // A[i][j] = beta_i (k_i . k_j) e^(cum_i - cum_j), j < i; QK[i][j] = (q_i . k_j) e^(cum_i - cum_j), j <= i.
+    for (int p = tid; p < C * C; p += nt) {
+      const int i = p / C, j = p % C;
+      if (j > i) continue;
+      float kk = 0.0f, qk = 0.0f;
+      for (int e = 0; e < dk; ++e) {
+        kk += Kn[i * dk + e] * Kn[j * dk + e];
+        qk += Qn[i * dk + e] * Kn[j * dk + e];
+      }
+      const float decay = expf(cum[i] - cum[j]);
+      if (j < i) A[i * C + j] = bet[i] * kk * decay;
+      QK[i * C + j] = qk * decay;
+    }
+    __syncthreads();
+    // (I + A) [U | W] = [beta v | beta k e^cum], row by row.
+    for (int i = 0; i < C; ++i) {
+      const float b = bet[i], ec = expf(cum[i]);
+      const float* vi = mixed + (c0 + i) * C64 + 2 * kd + int64_t(h) * dv;
+      for (int x = tid; x < dv; x += nt) {
+        float u = b * vi[x];
+        for (int j = 0; j < i; ++j) u -= A[i * C + j] * U[j * dv + x];
+        U[i * dv + x] = u;
+      }
+      for (int e = tid; e < dk; e += nt) {
+        float w = b * Kn[i * dk + e] * ec;
+        for (int j = 0; j < i; ++j) w -= A[i * C + j] * W[j * dk + e];
+        W[i * dk + e] = w;
+      }
+      __syncthreads();
+    }
+    // v_new = U - W S (in U); outputs; the state. Thread x owns column x of S and of U.
+    for (int x = tid; x < dv; x += nt) {
+      for (int i = 0; i < C; ++i) {
+        float vn = U[i * dv + x];
+        for (int e = 0; e < dk; ++e) vn -= W[i * dk + e] * S[int64_t(e) * dv + x];
+        U[i * dv + x] = vn;
+      }
+      for (int i = 0; i < C; ++i) {
+        const float ec = expf(cum[i]);
+        float o = 0.0f;
+        for (int e = 0; e < dk; ++e) o += (Qn[i * dk + e] * ec) * S[int64_t(e) * dv + x];
+        for (int j = 0; j <= i; ++j) o += QK[i * C + j] * U[j * dv + x];
+        out[((c0 + i) * nv + h) * dv + x] = o;
+      }
+      const float last = cum[C - 1], el = expf(last);
+      for (int e = 0; e < dk; ++e) S[int64_t(e) * dv + x] *= el;
+      for (int j = 0; j < C; ++j) {
+        const float w = expf(last - cum[j]);
+        for (int e = 0; e < dk; ++e) S[int64_t(e) * dv + x] += (Kn[j * dk + e] * w) * U[j * dv + x];
+      }
+    }
+    __syncthreads();  // the next chunk rewrites the scratch and cum
+  }
+}
+
 __global__ void gated_rmsnorm_kernel(float* o, const float* __restrict__ z, const float* __restrict__ w, float eps,
                                      int n) {
   float* x = o + int64_t(blockIdx.x) * n;
@@ -162,6 +255,26 @@ void gated_delta_rule(const float* mixed, int64_t n, const DeltaNetDims& d, cons
   const int threads = (std::max(d.k_dim, d.v_dim) + 31) / 32 * 32;
   const size_t smem = 2 * size_t(d.k_dim) * sizeof(float);
   delta_rule_kernel<<<unsigned(d.n_v_heads), threads, smem, stream>>>(mixed, n, d, g, beta, state, out);
+  MOE_CUDA_CHECK_LAUNCH();
+}
+
+int64_t deltanet_chunk_work(const DeltaNetDims& d, int chunk) {
+  return int64_t(d.n_v_heads) * (3 * int64_t(chunk) * d.k_dim + int64_t(chunk) * d.v_dim + 2 * int64_t(chunk) * chunk);
+}
+
+void gated_delta_rule_chunked(const float* mixed, int64_t n, const DeltaNetDims& d, const float* g, const float* beta,
+                              float* state, float* out, int chunk, float* work, cudaStream_t stream) {
+  require(n >= 0, "gated_delta_rule_chunked", "negative n");
+  require(chunk >= 1 && chunk <= kDeltaMaxChunk, "gated_delta_rule_chunked",
+          "chunk must be in 1.." + std::to_string(kDeltaMaxChunk) + ", got " + std::to_string(chunk));
+  require(d.n_k_heads > 0 && d.n_v_heads > 0 && d.n_v_heads % d.n_k_heads == 0, "gated_delta_rule_chunked",
+          "n_v_heads must be a positive multiple of n_k_heads");
+  require(d.k_dim > 0 && d.v_dim > 0 && d.k_dim <= 1024 && d.v_dim <= 1024, "gated_delta_rule_chunked",
+          "k_dim and v_dim must be in 1..1024");
+  if (n == 0) return;
+  require(mixed && g && beta && state && out && work, "gated_delta_rule_chunked", "null pointer");
+  const int threads = (std::max(d.k_dim, d.v_dim) + 31) / 32 * 32;
+  delta_chunk_kernel<<<unsigned(d.n_v_heads), threads, 0, stream>>>(mixed, n, d, g, beta, state, out, chunk, work);
   MOE_CUDA_CHECK_LAUNCH();
 }
 

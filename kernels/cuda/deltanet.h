@@ -3,8 +3,9 @@
 // ops.h: device pointers, fp32, asynchronous on `stream`, arguments checked before launching.
 //
 // Written without a GPU at hand (2026-12-07): correct first. The delta rule runs token by token
-// for prompts too (one block per value head, one thread per state column); the chunked form of
-// the reference implementations, which pays on a GPU, is still to come.
+// (one block per value head, one thread per state column), or in chunks (the reference
+// implementations' form for prompts, one block per value head too); which one pays on a GPU is
+// for a GPU session to measure.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -35,6 +36,15 @@ void deltanet_conv(float* window, const float* in /*[n, C]*/, int64_t n, const f
 // dk, dv <= 1024.
 void gated_delta_rule(const float* mixed, int64_t n, const DeltaNetDims& d, const float* g, const float* beta,
                       float* state, float* out, cudaStream_t stream);
+
+// The same rule in chunks of `chunk` tokens (<= kDeltaMaxChunk), the WY form of
+// kernels/cpu/deltanet.h's gated_delta_chunked step for step: per chunk, the in-chunk updates
+// solved as one triangular system, the state read and written once. Equal to gated_delta_rule
+// within rounding. `work`: >= deltanet_chunk_work(d, chunk) floats.
+inline constexpr int kDeltaMaxChunk = 64;
+int64_t deltanet_chunk_work(const DeltaNetDims& d, int chunk);
+void gated_delta_rule_chunked(const float* mixed, int64_t n, const DeltaNetDims& d, const float* g, const float* beta,
+                              float* state, float* out, int chunk, float* work, cudaStream_t stream);
 
 // o[r, :] = rmsnorm(o[r, :]) * w * silu(z[r, :]) over rows of n (the gated RMSNorm).
 void gated_rmsnorm(float* o /*[rows, n]*/, const float* z /*[rows, n]*/, const float* w /*[n]*/, float eps,

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/deltanet.h"
 #include "kernels/cuda/mla.h"
 #include "kernels/cuda/moe_ops.h"
 #include "kernels/cuda/ops.h"
@@ -41,6 +42,9 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
   const ModelConfig& c = model_.cfg;
   if (const std::string why = unsupported_reason(model_); !why.empty()) throw std::invalid_argument(why);
   if (opts_.max_seq_len <= 0) opts_.max_seq_len = c.max_position;
+  if (opts_.deltanet_chunk < 0 || opts_.deltanet_chunk > cuda::kDeltaMaxChunk)
+    throw std::invalid_argument(fmt::format("GpuEngineOptions::deltanet_chunk {} must be in 0..{}", opts_.deltanet_chunk,
+                                            cuda::kDeltaMaxChunk));
   device_router_ = std::all_of(model_.layers.begin(), model_.layers.end(), [&](const LayerWeights& l) {
     // The device-planned pairs add no expert biases: gpt-oss's experts run grouped by expert.
     const bool biases = !l.expert_gate_bias.empty() || !l.expert_up_bias.empty() || !l.expert_down_bias.empty();
@@ -185,7 +189,7 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   for (auto& [id, n] : plan.added) seqs_.at(id).reserve(seqs_.at(id).length() + n, stream_);
 
   Scratch& s = *s_;
-  s.fit(model_, T, int64_t(plan.logit_rows.size()));
+  s.fit(model_, T, int64_t(plan.logit_rows.size()), opts_.deltanet_chunk);
   if (c.n_linear_layers() > 0)  // a run that starts a sequence starts from the zero state
     for (const BatchPlan::Item& it : plan.items)
       if (it.start == 0) seqs_.at(it.seq).zero_states(stream_);

@@ -36,8 +36,13 @@ void GpuEngine::linear_attention(int layer, const BatchPlan& plan) {
       const int64_t r = it.row + s0, n = s1 - s0;
       cuda::deltanet_conv(window, s.lqkv.get() + r * C, n, W.lin_conv.get(), int(C), int(K), s.lmixed.get() + r * C,
                           s.lwin.get(), stream_);
-      cuda::gated_delta_rule(s.lmixed.get() + r * C, n, dims, s.la.get() + r * nv, s.lb.get() + r * nv, S,
-                             s.lcore.get() + r * vd, stream_);
+      const int chunk = opts_.deltanet_chunk;
+      if (chunk > 0 && n >= chunk)  // a prompt's run: the chunked form (equal within rounding)
+        cuda::gated_delta_rule_chunked(s.lmixed.get() + r * C, n, dims, s.la.get() + r * nv, s.lb.get() + r * nv, S,
+                                       s.lcore.get() + r * vd, chunk, s.lwork.get(), stream_);
+      else
+        cuda::gated_delta_rule(s.lmixed.get() + r * C, n, dims, s.la.get() + r * nv, s.lb.get() + r * nv, S,
+                               s.lcore.get() + r * vd, stream_);
       const int64_t pos_end = it.start + s1;
       if (every > 0 && pos_end % every == 0) kv.snapshot(layer, pos_end, stream_);
       s0 = s1;

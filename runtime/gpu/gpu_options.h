@@ -49,6 +49,10 @@ struct GpuEngineOptions {
   // Hybrid models: a snapshot of each sequence's recurrent state every this many tokens, where a
   // fork or truncate restarts (EngineOptions::state_snapshot_every's meaning and default).
   int64_t state_snapshot_every = 256;
+  // Hybrid models: runs of at least this many tokens (prompts) take the chunked delta rule in
+  // chunks of this size (kernels/cuda/deltanet.h, <= 64); 0: token by token always (the default,
+  // until a GPU session measures which is faster).
+  int deltanet_chunk = 0;
 };
 
 // Whether the engine copies `m`'s experts to VRAM as the pack's own records straight from the RAM

@@ -7,6 +7,7 @@
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/deltanet.h"
 #include "runtime/gpu/gpu_engine.h"
 #include "runtime/gpu/pinned_buffer.h"
 
@@ -64,9 +65,10 @@ struct GpuEngine::Scratch {
   // [T, C], [T, vd], [T, nv] x2; the conv's output [T, C]; the rule's output [T, vd]; a conv
   // window being moved [K - 1, C].
   cuda::DeviceBuffer<float> qg, gate, lqkv, lz, lb, la, lmixed, lcore, lwin;
+  cuda::DeviceBuffer<float> lwork;  // the chunked delta rule's scratch (GpuEngineOptions::deltanet_chunk)
 
-  // Sizes everything for T tokens and R logit rows.
-  void fit(const Model& m, int64_t T, int64_t R) {
+  // Sizes everything for T tokens and R logit rows (`chunk`: GpuEngineOptions::deltanet_chunk).
+  void fit(const Model& m, int64_t T, int64_t R, int chunk = 0) {
     const ModelConfig& c = m.cfg;
     const int64_t H = c.hidden, qd = int64_t(c.n_heads) * c.head_dim, kvd = int64_t(c.n_kv_heads) * c.head_dim;
     const int64_t K = std::max(1, c.router.top_k);
@@ -108,6 +110,7 @@ struct GpuEngine::Scratch {
       for (auto* b : {&lz, &lcore}) ensure(*b, T * vd);
       for (auto* b : {&lb, &la}) ensure(*b, T * l.n_v_heads);
       ensure(lwin, std::max<int64_t>(1, int64_t(l.conv_kernel - 1) * C));
+      if (chunk > 0) ensure(lwork, cuda::deltanet_chunk_work({l.n_k_heads, l.n_v_heads, l.k_dim, l.v_dim}, chunk));
     }
     if (c.is_mla()) {
       const int64_t lat_heads = int64_t(c.n_heads) * c.mla.kv_lora_rank;

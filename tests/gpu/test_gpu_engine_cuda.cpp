@@ -189,6 +189,22 @@ TEST_P(GpuEngineTest, BatchedDecodeForkAndTruncate) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GpuEngineTest, ::testing::ValuesIn(fixture_names()), FixtureTestName());
 
+// Hybrid models' prompts through the chunked delta rule (chunks of 4, so the fixtures' 13-token
+// prompts take three whole chunks and a partial one) against the token-by-token default: the same
+// logits within rounding and the same greedy tokens; an out-of-range chunk is refused.
+TEST(GpuEngineHybrid, ChunkedPromptsMatchRecurrent) {
+  SKIP_WITHOUT_GPU();
+  for (const char* name : {"qwen3_next", "qwen3_next_fused", "qwen3_5_moe"}) {
+    SCOPED_TRACE(name);
+    const Model model = load_hf_model(fixture_dir(name));
+    const int64_t V = model.cfg.vocab_size;
+    const auto prompt = test_tokens(13, V, 21);
+    gpu::GpuEngine rec(model, {.wide16 = true}), chunked(model, {.wide16 = true, .deltanet_chunk = 4});
+    expect_match(greedy(chunked, prompt, V), greedy(rec, prompt, V), kTol);
+    EXPECT_THROW(gpu::GpuEngine(model, {.deltanet_chunk = 65}), std::invalid_argument);
+  }
+}
+
 // What the engine runs and what it refuses, per fixture, decided on the host (no GPU needed): the
 // families it lacks are named, so `--device cuda` on them says what to do instead of failing late.
 TEST(GpuEngineSupport, RunsOrNamesWhatItLacks) {

@@ -309,6 +309,42 @@ TEST(OpsCuda, DeltaNetMatchesCpu) {
   }
 }
 
+// The chunked rule against the CPU's chunked and recurrent forms and the GPU's recurrent one:
+// 150 tokens (two whole chunks of 64 and a partial one; chunks of 16 too), a state carried in.
+TEST(OpsCuda, DeltaNetChunkedMatchesRecurrent) {
+  SKIP_WITHOUT_GPU();
+  SEEDED_RNG(rng);
+  for (auto [nk, nv, dk, dv] : {std::tuple{2, 4, 16, 16}, {1, 4, 16, 32}, {2, 4, 128, 128}})
+    for (const int chunk : {64, 16}) {
+      SCOPED_TRACE("dk " + std::to_string(dk) + " dv " + std::to_string(dv) + " chunk " + std::to_string(chunk));
+      const cuda::DeltaNetDims d{nk, nv, dk, dv};
+      const int64_t n = 150, C = d.conv_dim(), kd = int64_t(nk) * dk, vd = int64_t(nv) * dv;
+      const std::vector<float> mixed = random_vec(rng, n * C), state0 = random_vec(rng, int64_t(nv) * dk * dv, 0.1f);
+      std::vector<float> g = random_vec(rng, n * nv), beta = random_vec(rng, n * nv);
+      for (float& x : g) x = -0.05f * std::fabs(x);            // log decays <= 0
+      for (float& x : beta) x = 1.0f / (1.0f + std::exp(-x));  // betas in (0, 1)
+      // The CPU's recurrent form is the reference (its chunked one agrees within 1e-5: test_deltanet).
+      std::vector<float> q(size_t(n * kd)), k(size_t(n * kd)), v(size_t(n * vd)), out(size_t(n * vd));
+      for (int64_t t = 0; t < n; ++t) {
+        std::copy_n(&mixed[size_t(t * C)], kd, &q[size_t(t * kd)]);
+        std::copy_n(&mixed[size_t(t * C + kd)], kd, &k[size_t(t * kd)]);
+        std::copy_n(&mixed[size_t(t * C + 2 * kd)], vd, &v[size_t(t * vd)]);
+      }
+      std::vector<float> state = state0;
+      ThreadPool pool(1);
+      cpu::gated_delta_recurrent(pool, q.data(), k.data(), v.data(), g.data(), beta.data(), n,
+                                 cpu::DeltaNetShape{nk, nv, dk, dv}, state.data(), out.data());
+      const DeviceBuffer<float> dmixed = to_device(mixed), dg = to_device(g), db = to_device(beta);
+      DeviceBuffer<float> dstate = to_device(state0), dout(out.size());
+      DeviceBuffer<float> work(size_t(cuda::deltanet_chunk_work(d, chunk)));
+      cuda::gated_delta_rule_chunked(dmixed.get(), n, d, dg.get(), db.get(), dstate.get(), dout.get(), chunk, work.get(),
+                                     nullptr);
+      MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+      expect_close(to_host(dout), out, 1e-4);
+      expect_close(to_host(dstate), state, 1e-4);
+    }
+}
+
 TEST(OpsCuda, GatedNormAndQueryGateMatchCpu) {
   SKIP_WITHOUT_GPU();
   SEEDED_RNG(rng);
