@@ -34,9 +34,7 @@ ModelBytes gpu_model_bytes(const Model& m, const gpu::GpuEngineOptions& o, uint6
   const gpu::Upload how = o.wide16 ? gpu::Upload::Wide16 : gpu::Upload::AsStored;
   ModelBytes b;
   for (const DenseTensor& t : dense_tensors(m))
-    b.dense_bytes += uint64_t(gpu::uploads_as_f32(t.view.dtype, how) || (t.view.dtype == DType::I8 && t.view.cols % 16)
-                                  ? t.view.rows * t.view.cols * 4
-                                  : t.view.bytes());
+    b.dense_bytes += uint64_t(gpu::uploads_as_f32(t.view, how) ? t.view.rows * t.view.cols * 4 : t.view.bytes());
   b.largest_expert = record_bytes;
   b.expert_bytes = count_experts(m) * record_bytes;
   b.top_k = std::max(1, c.router.top_k);
@@ -67,13 +65,12 @@ gpu::GpuEngineOptions gpu_options(const Model& m, const DeviceOptions& d, const 
   return o;
 }
 
-// The slots' budget: the flag's, or planned from the machine (printed when `verbose`); under a
-// --vram-limit always planned, so the flag's budget is checked against the limit.
+// The slots' budget: `flag`'s (--vram-budget), or planned from the machine (printed when
+// `verbose`); under a --vram-limit always planned, so the flag's budget is checked against it.
 // `record`: one expert's slot bytes (gpu::expert_slot_bytes).
-uint64_t vram_budget_bytes(const Model& m, const gpu::GpuEngineOptions& o, uint64_t record, const DeviceOptions& d,
-                           bool verbose) {
+uint64_t vram_budget_bytes(const Model& m, const gpu::GpuEngineOptions& o, uint64_t record, const std::string& flag,
+                           const DeviceOptions& d, bool verbose) {
   const ModelBytes mb = gpu_model_bytes(m, o, record);
-  const std::string& flag = d.vram_budget;
   if (!flag.empty() && d.vram_limit.empty()) return parse_vram_budget(flag, mb.expert_bytes);
   if (mb.expert_bytes == 0 && d.vram_limit.empty()) return 0;
   MachineInfo mi = probe_host_memory();
@@ -124,9 +121,7 @@ BuiltEngine build_gpu_engine(const Model& m, const DeviceOptions& d, const std::
                                 "); run with --device cpu");
   gpu::GpuEngineOptions o = gpu_options(m, d, policy, ram);
   const uint64_t record = gpu::expert_slot_bytes(m, o);
-  DeviceOptions dd = d;
-  dd.vram_budget = budget;  // the caller's (a session's override, or the flag)
-  o.vram_budget_bytes = vram_budget_bytes(m, o, record, dd, verbose);
+  o.vram_budget_bytes = vram_budget_bytes(m, o, record, budget, d, verbose);
   auto e = std::make_unique<gpu::GpuEngine>(m, o);
   gpu::GpuEngine* g = e.get();
   BuiltEngine b;

@@ -56,6 +56,25 @@ __global__ void next_window_kernel(const float* __restrict__ window, const float
   }
 }
 
+// A token's query and key of key head kh (from its conv row) into q and k [dk], as they are, and
+// the factors that L2-normalise them (eps 1e-6; the query's also scaled by 1 / sqrt(dk)), as
+// kernels/cpu/deltanet.cpp's normalise. Called by the whole block; ends with a barrier, so the
+// copies are visible to every thread.
+__device__ __forceinline__ float2 load_qk(const float* row, const DeltaNetDims& d, int kh, float* q, float* k) {
+  const int dk = d.k_dim;
+  const int64_t kd = int64_t(d.n_k_heads) * dk;
+  float sqq = 0.0f, skk = 0.0f;
+  for (int e = threadIdx.x; e < dk; e += blockDim.x) {
+    const float qe = row[int64_t(kh) * dk + e], ke = row[kd + int64_t(kh) * dk + e];
+    q[e] = qe, k[e] = ke;
+    sqq = fmaf(qe, qe, sqq);
+    skk = fmaf(ke, ke, skk);
+  }
+  sqq = ops_detail::block_sum(sqq);
+  skk = ops_detail::block_sum(skk);
+  return make_float2(1.0f / sqrtf(sqq + 1e-6f) * (1.0f / sqrtf(float(dk))), 1.0f / sqrtf(skk + 1e-6f));
+}
+
 // One block per value head, blockDim >= max(dk, dv) (a multiple of 32). Thread j < dv keeps
 // column j of the head's state in global memory (rows dv apart: coalesced over j); the token's
 // normalised q and k sit in shared memory.
@@ -69,19 +88,10 @@ __global__ void delta_rule_kernel(const float* __restrict__ mixed, int64_t n, De
   const int dk = d.k_dim, dv = d.v_dim, group = d.n_v_heads / d.n_k_heads, kh = h / group;
   const int64_t C = d.conv_dim(), kd = int64_t(d.n_k_heads) * dk;
   float* S = state + int64_t(h) * dk * dv;
-  const float qscale = 1.0f / sqrtf(float(dk));
   for (int64_t t = 0; t < n; ++t) {
     const float* row = mixed + t * C;
-    float sqq = 0.0f, skk = 0.0f;
-    for (int i = j; i < dk; i += blockDim.x) {
-      const float qi = row[int64_t(kh) * dk + i], ki = row[kd + int64_t(kh) * dk + i];
-      sq[i] = qi, sk[i] = ki;
-      sqq = fmaf(qi, qi, sqq);
-      skk = fmaf(ki, ki, skk);
-    }
-    sqq = ops_detail::block_sum(sqq);  // also orders the shared writes above before the reads below
-    skk = ops_detail::block_sum(skk);
-    const float qinv = 1.0f / sqrtf(sqq + 1e-6f) * qscale, kinv = 1.0f / sqrtf(skk + 1e-6f);
+    const float2 inv = load_qk(row, d, kh, sq, sk);
+    const float qinv = inv.x, kinv = inv.y;
     if (j < dv) {
       const float decay = expf(g[t * d.n_v_heads + h]), b = beta[t * d.n_v_heads + h];
       float mem = 0.0f;
@@ -114,23 +124,12 @@ __global__ void delta_chunk_kernel(const float* __restrict__ mixed, int64_t n, D
   float* base = work + int64_t(h) * (3 * int64_t(CM) * dk + int64_t(CM) * dv + 2 * int64_t(CM) * CM);
   float *Qn = base, *Kn = Qn + CM * dk, *W = Kn + CM * dk, *U = W + CM * dk, *A = U + CM * dv, *QK = A + CM * CM;
   float* S = state + int64_t(h) * dk * dv;
-  const float qscale = 1.0f / sqrtf(float(dk));
   for (int64_t c0 = 0; c0 < n; c0 += CM) {
     const int C = int(n - c0 < CM ? n - c0 : CM);
     // Normalised q and k of each token (as the recurrent kernel), the decays and betas.
     for (int i = 0; i < C; ++i) {
-      const float* row = mixed + (c0 + i) * C64;
-      float sqq = 0.0f, skk = 0.0f;
-      for (int e = tid; e < dk; e += nt) {
-        const float qe = row[int64_t(kh) * dk + e], ke = row[kd + int64_t(kh) * dk + e];
-        Qn[i * dk + e] = qe, Kn[i * dk + e] = ke;
-        sqq = fmaf(qe, qe, sqq);
-        skk = fmaf(ke, ke, skk);
-      }
-      sqq = ops_detail::block_sum(sqq);
-      skk = ops_detail::block_sum(skk);
-      const float qinv = 1.0f / sqrtf(sqq + 1e-6f) * qscale, kinv = 1.0f / sqrtf(skk + 1e-6f);
-      for (int e = tid; e < dk; e += nt) Qn[i * dk + e] *= qinv, Kn[i * dk + e] *= kinv;
+      const float2 inv = load_qk(mixed + (c0 + i) * C64, d, kh, Qn + i * dk, Kn + i * dk);
+      for (int e = tid; e < dk; e += nt) Qn[i * dk + e] *= inv.x, Kn[i * dk + e] *= inv.y;
     }
     if (tid == 0) {  // cumulative log decay, summed in token order as on the CPU
       float acc = 0.0f;

@@ -9,7 +9,7 @@
 //   F8E4M3    group 0 (per-row fp32 scales) or 128 (128x128 block scales); any N and K.
 //             K % 16 == 0 takes the vectorised path, other K a slow per-element one.
 //   I8        group 0 (per-row fp32 scales); K % 16 == 0; any N. One kernel form for every
-//             variant (written without a GPU at hand; see qgemv_i8.cuh).
+//             variant (written without a GPU at hand; the FP8 body with an INT8 decoder).
 //   MXFP4     group 32 (e8m0 scale bytes [N, K / 32]); K % 32 == 0; any N. One kernel form for
 //             every variant (written without a GPU at hand; see qgemv_mx4.cuh).
 // M = 1..8: one launch, every weight read once and applied to all M tokens (decode GEMV).

@@ -1,5 +1,6 @@
 // Internal: the FP8 e4m3 GEMV body (vector path, K % 16 == 0) for one warp's R rows and M
-// tokens, shared by qgemv_f8.cu (consecutive tokens) and qgemv_grouped_f8.cu (gathered tokens).
+// tokens, shared by qgemv_f8.cu (consecutive tokens) and qgemv_grouped_f8.cu (gathered tokens),
+// and with an INT8 decoder by qgemv_i8.cu.
 //
 // Mapping: lane l takes 16-column chunks l, l + 32, ... of the R rows (one 16-byte load per
 // row), so a warp reads 512 contiguous bytes of a row per step. A chunk never straddles a
@@ -21,9 +22,18 @@ __device__ __forceinline__ float f8_scale(const float* scales, int row, int col,
   return __ldg(group == 0 ? scales + row : scales + int64_t(row / 128) * scale_cols + col / 128);
 }
 
+// The byte decoders of the one-byte-per-weight formats that share this body.
+struct F8Byte {
+  static __device__ __forceinline__ float at(uint32_t word, int p) { return f8_byte(word, p); }
+};
+struct I8Byte {  // INT8 rows (`--dense int8`): per-row fp32 scales, as F8Weights' group 0
+  static __device__ __forceinline__ float at(uint32_t word, int p) { return i8_byte(word, p); }
+};
+
 // y.row(m)[row0 .. row0 + R) = x.row(m)[0, K) . W[row0 .. row0 + R)^T for m < M; rows >= N are
-// skipped. Called by a whole warp (row0 < N) with its lane index; K % 16 == 0.
-template <int M, int R, class XRows, class YRows>
+// skipped. Called by a whole warp (row0 < N) with its lane index; K % 16 == 0. Byte: the code's
+// decoder (F8Byte, or I8Byte with group 0).
+template <int M, int R, class Byte = F8Byte, class XRows, class YRows>
 __device__ __forceinline__ void f8_rows(const F8Weights& W, int row0, int lane, const XRows& x, const YRows& y) {
   const int nrows = min(R, W.N - row0);
   const int K = W.K, nchunks = K / 16, scale_cols = (K + 127) / 128;
@@ -48,7 +58,7 @@ __device__ __forceinline__ void f8_rows(const F8Weights& W, int row0, int lane, 
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
-        for (int p = 0; p < 4; ++p) d[r][p] = f8_byte(word(q[r], j), p);
+        for (int p = 0; p < 4; ++p) d[r][p] = Byte::at(word(q[r], j), p);
 #pragma unroll
       for (int m = 0; m < M; ++m) {
         const float4 xv = load_x4(xm[m] + c * 16 + 4 * j);

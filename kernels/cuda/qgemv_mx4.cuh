@@ -8,6 +8,7 @@
 #pragma once
 #include "kernels/cuda/decode.h"
 #include "kernels/cuda/qgemv_common.cuh"
+#include "kernels/cuda/qgemv_grouped_launch.h"
 
 namespace moe::cuda::detail {
 
@@ -55,5 +56,15 @@ __device__ __forceinline__ void mx4_rows(const Mx4Weights& W, int row0, int lane
   }
   reduce_store<M, R>(acc, lane, row0, nrows, y);
 }
+
+// The body as a format of the grouped kernel (qgemv_grouped_mx4.cu) and of qgemv_fmt.cuh's launcher.
+struct Mx4Fmt {
+  template <int M, int R, class XRows, class YRows>
+  static __device__ __forceinline__ void rows(const GroupedDesc& e, const GroupedLaunch& a, int row0, int lane,
+                                              const XRows& x, const YRows& y) {
+    const Mx4Weights w{e.data, static_cast<const uint8_t*>(e.scales), a.N, a.K};
+    mx4_rows<M, R>(w, row0, lane, x, y);
+  }
+};
 
 }  // namespace moe::cuda::detail

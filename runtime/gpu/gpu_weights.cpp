@@ -10,10 +10,7 @@ namespace {
 
 std::shared_ptr<const cuda::DeviceMatrix> upload_matrix(const WeightView& w, Upload how) {
   if (w.empty()) return nullptr;
-  // The INT8 GEMV reads rows in 16-byte loads: other widths are widened instead.
-  const bool i8_widened = w.dtype == DType::I8 && w.cols % 16 != 0;
-  if ((!uploads_as_f32(w.dtype, how) && !i8_widened) || w.dtype == DType::F32)
-    return std::make_shared<cuda::DeviceMatrix>(w);
+  if (!uploads_as_f32(w, how) || w.dtype == DType::F32) return std::make_shared<cuda::DeviceMatrix>(w);
   const std::vector<float> f = dequantize(w);
   WeightView v{DType::F32, f.data(), w.rows, w.cols};
   return std::make_shared<cuda::DeviceMatrix>(v);
@@ -61,8 +58,10 @@ void upload_mla(const ModelConfig& c, const AttentionWeights& A, Upload how, Gpu
 
 }  // namespace
 
-bool uploads_as_f32(DType t, Upload how) {
-  return how == Upload::F32 || (how == Upload::Wide16 && is_16bit_float(t));
+bool uploads_as_f32(const WeightView& w, Upload how) {
+  // The INT8 GEMV reads rows in 16-byte loads: INT8 rows of other widths are widened instead.
+  return how == Upload::F32 || (how == Upload::Wide16 && is_16bit_float(w.dtype)) ||
+         (w.dtype == DType::I8 && w.cols % 16 != 0);
 }
 
 Linear upload_linear(const WeightView& w, const WeightView& bias, Upload how) {

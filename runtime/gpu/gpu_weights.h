@@ -28,8 +28,8 @@ struct Linear {
 // them to 16 bits), or always F32 (routers: their scores pick experts, so they never see rounded
 // activations).
 enum class Upload { AsStored, Wide16, F32 };
-// Whether a matrix of type t is stored on the device as F32 (widened) under `how`.
-bool uploads_as_f32(DType t, Upload how);
+// Whether matrix w is stored on the device as F32 (widened) under `how`.
+bool uploads_as_f32(const WeightView& w, Upload how);
 Linear upload_linear(const WeightView& w, const WeightView& bias = {}, Upload how = Upload::AsStored);
 
 // y[M, rows] = x[M, cols] . W^T (+ bias) on `stream`. x, y device pointers, 16-byte aligned.

@@ -246,6 +246,23 @@ TEST(OpsCuda, QkNormRopeMatchesNormThenRopeExactly) {
 
 // --- Gated DeltaNet (kernels/cuda/deltanet.h) -------------------------------------------------
 
+// The CPU's delta rule (kernels/cpu/deltanet.h, token by token) over conv rows mixed [n, C] split
+// into q, k and v as runtime/engine_linear.cpp splits them; state updated; returns out [n, nv, dv].
+std::vector<float> cpu_delta_rule(const std::vector<float>& mixed, int64_t n, const cuda::DeltaNetDims& d,
+                                  const float* g, const float* beta, std::vector<float>& state) {
+  const int64_t C = d.conv_dim(), kd = int64_t(d.n_k_heads) * d.k_dim, vd = int64_t(d.n_v_heads) * d.v_dim;
+  std::vector<float> q(size_t(n * kd)), k(size_t(n * kd)), v(size_t(n * vd)), out(size_t(n * vd));
+  for (int64_t t = 0; t < n; ++t) {
+    std::copy_n(&mixed[size_t(t * C)], kd, &q[size_t(t * kd)]);
+    std::copy_n(&mixed[size_t(t * C + kd)], kd, &k[size_t(t * kd)]);
+    std::copy_n(&mixed[size_t(t * C + 2 * kd)], vd, &v[size_t(t * vd)]);
+  }
+  ThreadPool pool(1);
+  cpu::gated_delta_recurrent(pool, q.data(), k.data(), v.data(), g, beta, n,
+                             cpu::DeltaNetShape{d.n_k_heads, d.n_v_heads, d.k_dim, d.v_dim}, state.data(), out.data());
+  return out;
+}
+
 // The gates, the conv with its window, the delta rule and the gated norm of one sequence's run,
 // against the CPU engine's arithmetic (kernels/cpu/deltanet.h for the rule; the loops of
 // runtime/engine_linear.cpp for the rest): two runs in a row, so the second starts from the
@@ -257,13 +274,12 @@ TEST(OpsCuda, DeltaNetMatchesCpu) {
     SCOPED_TRACE("nk " + std::to_string(nk) + " nv " + std::to_string(nv) + " dk " + std::to_string(dk) + " dv " +
                  std::to_string(dv));
     const cuda::DeltaNetDims d{nk, nv, dk, dv};
-    const int C = int(d.conv_dim()), kd = nk * dk, vd = nv * dv;
+    const int C = int(d.conv_dim());
     const std::vector<float> w = random_vec(rng, int64_t(C) * K, 0.5f);
     const std::vector<float> alog = random_vec(rng, nv, 0.5f), dt = random_vec(rng, nv, 0.5f);
     std::vector<float> window(size_t((K - 1) * C), 0.0f), state(size_t(nv) * dk * dv, 0.0f);
     DeviceBuffer<float> dwin = to_device(window), dstate = to_device(state), dscratch(window.size());
     const DeviceBuffer<float> dw = to_device(w), dalog = to_device(alog), ddt = to_device(dt);
-    ThreadPool pool(1);
     for (const int64_t n : {5, 2}) {
       const std::vector<float> x = random_vec(rng, n * C);
       std::vector<float> b = random_vec(rng, n * nv), a = random_vec(rng, n * nv);
@@ -283,15 +299,7 @@ TEST(OpsCuda, DeltaNetMatchesCpu) {
           mixed[size_t(t * C + c)] = o / (1.0f + std::exp(-o));
         }
       for (int j = 0; j < K - 1; ++j) std::copy_n(row(n + j), C, &next[size_t(j * C)]);
-      std::vector<float> q(size_t(n * kd)), k(size_t(n * kd)), v(size_t(n * vd)), out(size_t(n * vd));
-      for (int64_t t = 0; t < n; ++t) {
-        std::copy_n(&mixed[size_t(t * C)], kd, &q[size_t(t * kd)]);
-        std::copy_n(&mixed[size_t(t * C + kd)], kd, &k[size_t(t * kd)]);
-        std::copy_n(&mixed[size_t(t * C + 2 * kd)], vd, &v[size_t(t * vd)]);
-      }
-      const cpu::DeltaNetShape shape{nk, nv, dk, dv};
-      cpu::gated_delta_recurrent(pool, q.data(), k.data(), v.data(), ha.data(), hb.data(), n, shape, state.data(),
-                                 out.data());
+      const std::vector<float> out = cpu_delta_rule(mixed, n, d, ha.data(), hb.data(), state);
       window = next;
       // Device.
       DeviceBuffer<float> dx = to_device(x), db = to_device(b), da = to_device(a), dmixed(mixed.size()), dout(out.size());
@@ -318,22 +326,14 @@ TEST(OpsCuda, DeltaNetChunkedMatchesRecurrent) {
     for (const int chunk : {64, 16}) {
       SCOPED_TRACE("dk " + std::to_string(dk) + " dv " + std::to_string(dv) + " chunk " + std::to_string(chunk));
       const cuda::DeltaNetDims d{nk, nv, dk, dv};
-      const int64_t n = 150, C = d.conv_dim(), kd = int64_t(nk) * dk, vd = int64_t(nv) * dv;
+      const int64_t n = 150, C = d.conv_dim();
       const std::vector<float> mixed = random_vec(rng, n * C), state0 = random_vec(rng, int64_t(nv) * dk * dv, 0.1f);
       std::vector<float> g = random_vec(rng, n * nv), beta = random_vec(rng, n * nv);
       for (float& x : g) x = -0.05f * std::fabs(x);            // log decays <= 0
       for (float& x : beta) x = 1.0f / (1.0f + std::exp(-x));  // betas in (0, 1)
       // The CPU's recurrent form is the reference (its chunked one agrees within 1e-5: test_deltanet).
-      std::vector<float> q(size_t(n * kd)), k(size_t(n * kd)), v(size_t(n * vd)), out(size_t(n * vd));
-      for (int64_t t = 0; t < n; ++t) {
-        std::copy_n(&mixed[size_t(t * C)], kd, &q[size_t(t * kd)]);
-        std::copy_n(&mixed[size_t(t * C + kd)], kd, &k[size_t(t * kd)]);
-        std::copy_n(&mixed[size_t(t * C + 2 * kd)], vd, &v[size_t(t * vd)]);
-      }
       std::vector<float> state = state0;
-      ThreadPool pool(1);
-      cpu::gated_delta_recurrent(pool, q.data(), k.data(), v.data(), g.data(), beta.data(), n,
-                                 cpu::DeltaNetShape{nk, nv, dk, dv}, state.data(), out.data());
+      const std::vector<float> out = cpu_delta_rule(mixed, n, d, g.data(), beta.data(), state);
       const DeviceBuffer<float> dmixed = to_device(mixed), dg = to_device(g), db = to_device(beta);
       DeviceBuffer<float> dstate = to_device(state0), dout(out.size());
       DeviceBuffer<float> work(size_t(cuda::deltanet_chunk_work(d, chunk)));
