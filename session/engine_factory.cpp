@@ -27,21 +27,17 @@ uint64_t count_experts(const Model& m) {
   return uint64_t(std::accumulate(n.begin(), n.end(), int64_t(0)));
 }
 
-// Bytes the GPU engine will hold for `m` besides experts (matrices widened to F32 by the upload
-// rule count 4 bytes an element).
+// Bytes the GPU engine will hold for `m` besides experts, by the upload's own rule.
 ModelBytes gpu_model_bytes(const Model& m, const gpu::GpuEngineOptions& o, uint64_t record_bytes) {
   const ModelConfig& c = m.cfg;
   const gpu::Upload how = o.wide16 ? gpu::Upload::Wide16 : gpu::Upload::AsStored;
   ModelBytes b;
-  for (const DenseTensor& t : dense_tensors(m))
-    b.dense_bytes += uint64_t(gpu::uploads_as_f32(t.view, how) ? t.view.rows * t.view.cols * 4 : t.view.bytes());
+  for (const DenseTensor& t : dense_tensors(m)) b.dense_bytes += gpu::upload_bytes(t, c, how);
   b.largest_expert = record_bytes;
   b.expert_bytes = count_experts(m) * record_bytes;
   b.top_k = std::max(1, c.router.top_k);
   b.kv_bytes_per_token = uint64_t(c.kv_bytes_per_token());
-  if (c.is_mla())  // W_UK^T and W_UV, widened to fp32 at load (runtime/gpu/gpu_weights.cpp)
-    b.dense_bytes += uint64_t(c.n_layers) * uint64_t(c.n_heads) * uint64_t(c.mla.kv_lora_rank) *
-                     uint64_t(c.mla.qk_nope_head_dim + c.mla.v_head_dim) * sizeof(float);
+  b.dense_bytes += gpu::mla_absorbed_bytes(c);  // W_UK^T and W_UV in fp32
   return b;
 }
 

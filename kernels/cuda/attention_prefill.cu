@@ -41,7 +41,7 @@ template <int D>
 __global__ void __launch_bounds__(kAttnThreads) prefill_kernel(PrefillParams p) {
   constexpr int E = (D + 31) / 32;  // output columns per lane (D = 16: lanes 16..31 hold none)
   // Ks rows padded by one float: lane j reading Ks[j][d] hits bank (j * (D + 1) + d) % 32, all distinct.
-  // Dynamic (prefill_smem_bytes): at D = 256 the three tiles take 81 KB, over the static 48 KB.
+  // Dynamic (launch()'s smem): at D = 256 the three tiles take 81 KB, over the static 48 KB.
   extern __shared__ float psm[];
   float(*Qs)[D] = reinterpret_cast<float(*)[D]>(psm);                                // [kRows][D]
   float(*Ks)[D + 1] = reinterpret_cast<float(*)[D + 1]>(psm + kRows * D);             // [kKeys][D + 1]

@@ -13,7 +13,8 @@ struct DeviceWeight {
   const void* data = nullptr;       // device: packed values (layout: quant/dtype.h)
   int64_t rows = 0;                 // N, output features
   int64_t cols = 0;                 // K, input features
-  const void* scales = nullptr;     // device: fp16 [rows, cols / group] (Q4/Q4Z), fp32 (F8E4M3)
+  const void* scales = nullptr;     // device: fp16 [rows, cols / group] (Q4/Q4Z), fp32 (F8E4M3; I8: [rows]),
+                                    // e8m0 u8 [rows, cols / 32] (MXFP4)
   const uint8_t* zeros = nullptr;   // device: Q4Z only, u8 [rows, cols / group]
   int32_t group = 0;                // as in WeightView
 };

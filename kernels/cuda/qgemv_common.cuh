@@ -10,11 +10,15 @@ namespace moe::cuda::detail {
 // 16 weight bytes, read once per launch: the read-only path, not kept in L1 (which then holds
 // the activations that every row re-reads).
 __device__ __forceinline__ uint4 load_weights(const uint8_t* p) {
+#ifdef MOE_CUDA_EMU  // tests/cuda_emu: a plain load
+  return *reinterpret_cast<const uint4*>(p);
+#else
   uint4 v;
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
+#endif
 }
 
 // Word j (0..3) of a 16-byte load; j is a compile-time constant after unrolling.

@@ -44,6 +44,7 @@ void check_weights(const std::vector<GroupedExpert>& experts) {
           std::string(dtype_name(w0.dtype)) + " [" + std::to_string(w0.rows) + ", " + std::to_string(w0.cols) +
           "] group " + std::to_string(w0.group) + ": all experts of a layer must match");
     if (w.cols == 0) bad("K = 0 is not supported");
+    if (w.dtype == DType::I8) bad(which() + " is I8, which has no grouped kernel; qgemv() runs it");
     if (w.dtype == DType::F8E4M3 && w.cols % 16 != 0)
       bad("F8E4M3 needs K % 16 == 0 (K = " + std::to_string(w.cols) + "); qgemv() handles other K");
     if (!aligned16(w.data)) bad(which() + ": weight data must be 16-byte aligned");
@@ -161,14 +162,16 @@ void QgemvGrouped::set(const std::vector<GroupedExpert>& experts, int64_t T, int
 
   // 3. The previous upload must be done with the staging (the contract: this returns at once).
   staging_.wait();
-  if (total > plan_.size() || total > staging_.size()) {
-    // Grow (slow path): queued runs of the old plan on `stream` may still read plan_.
+  // Grow (slow path). plan_ moves only when it is too small: a captured graph may hold its address
+  // (set_pairs grows plan_ alone, so the staging can be the smaller one).
+  if (total > plan_.size()) {
+    // Queued runs of the old plan on `stream` may still read plan_.
     MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
-    const size_t cap = std::max({total, 2 * std::max(plan_.size(), staging_.size()), size_t(4096)});
+    const size_t cap = std::max({total, 2 * plan_.size(), size_t(4096)});
     plan_ = DeviceBuffer<uint8_t>();  // free the old one first
     plan_ = DeviceBuffer<uint8_t>(cap);
-    staging_.reserve(cap);
   }
+  if (total > staging_.size()) staging_.reserve(std::max({total, 2 * staging_.size(), size_t(4096)}));  // waited above
 
   // 4. Fill the staging in the order pass 1 accepted, then one upload.
   uint8_t* h = staging_.get();

@@ -26,12 +26,19 @@ std::string unsupported_reason(const Model& model) {
     if (c.mla.kv_lora_rank > cuda::kMlaMaxLatent)
       return fmt::format("the GPU MLA kernels take kv_lora_rank up to {}, not {}; run on the CPU", cuda::kMlaMaxLatent,
                          c.mla.kv_lora_rank);
+    if (c.mla.qk_nope_head_dim % 2 != 0 || c.mla.kv_lora_rank % 2 != 0)  // RoPE's rows start after them
+      return fmt::format("the GPU MLA kernels take an even qk_nope_head_dim and kv_lora_rank, not {} and {}; run on "
+                         "the CPU",
+                         c.mla.qk_nope_head_dim, c.mla.kv_lora_rank);
   } else if (c.head_dim != 16 && c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128 && c.head_dim != 256) {
     return fmt::format("the GPU attention kernels take head_dim 16, 32, 64, 128 or 256, not {}; run on the CPU",
                        c.head_dim);
   }
   if (c.n_heads % c.n_kv_heads != 0 || c.n_heads / c.n_kv_heads > cuda::kAttentionMaxGroup)
     return fmt::format("the GPU attention kernels take at most {} query heads per kv head", cuda::kAttentionMaxGroup);
+  if (c.n_linear_layers() > 0 && (c.linear.k_dim > 1024 || c.linear.v_dim > 1024))  // one thread per column
+    return fmt::format("the GPU DeltaNet kernels take key and value heads of up to 1024, not {} and {}; run on the CPU",
+                       c.linear.k_dim, c.linear.v_dim);
   if (c.router.n_experts > cuda::kRouterMaxExperts)
     return fmt::format("{} experts per layer: the GPU engine takes at most {}", c.router.n_experts,
                        cuda::kRouterMaxExperts);
@@ -45,7 +52,9 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
   if (opts_.deltanet_chunk < 0 || opts_.deltanet_chunk > cuda::kDeltaMaxChunk)
     throw std::invalid_argument(fmt::format("GpuEngineOptions::deltanet_chunk {} must be in 0..{}", opts_.deltanet_chunk,
                                             cuda::kDeltaMaxChunk));
-  device_router_ = std::all_of(model_.layers.begin(), model_.layers.end(), [&](const LayerWeights& l) {
+  // The device router takes top_k up to kRouterMaxK; more route on the host.
+  device_router_ = c.router.top_k <= cuda::kRouterMaxK &&
+                   std::all_of(model_.layers.begin(), model_.layers.end(), [&](const LayerWeights& l) {
     // The device-planned pairs add no expert biases: gpt-oss's experts run grouped by expert.
     const bool biases = !l.expert_gate_bias.empty() || !l.expert_up_bias.empty() || !l.expert_down_bias.empty();
     return l.kind != FfnKind::Moe || (plain_softmax_router(c, l) && !biases);
@@ -230,8 +239,8 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   upload(s.rows, rows, stream_);
   // A decode step that needs the host between layers (a partial budget, hooks) still replays
   // each layer's attention-and-routing segment as a graph; one that does not, the whole step.
-  step_key_ = step.graphs != GraphMode::None ? graph_key(T, R) : std::vector<const void*>{};
-  const std::vector<const void*>& key = step_key_;
+  step_rows_ = R;
+  const std::vector<const void*> key = step.graphs == GraphMode::WholeStep ? graph_key(T, R) : std::vector<const void*>{};
   const auto body = [&] {
     // Each residual add is fused with the norm after it: x += o, h = ffn_norm(x); x += f,
     // h = the next layer's attn_norm(x).
@@ -244,8 +253,10 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
         cuda::add_rmsnorm(s.x.get(), s.o.get(), Ls[size_t(l)].ffn_norm.get(), eps, T, H, s.h.get(), stream_);
         if (step.route[size_t(l)] == RouteSite::Device) route_on_device(l, T);
       };
+      // Keyed at each replay: a layer's host work may regrow a buffer the segments read (the
+      // cuBLAS activation scratch for a large expert group, the grouped plan).
       if (step.graphs == GraphMode::Segments)
-        times_.graph_segments += graphs_->run(1 + size_t(l), key, segment);
+        times_.graph_segments += graphs_->run(1 + size_t(l), graph_key(T, R), segment);
       else
         segment();
       ffn(l, plan, step);  // h -> f

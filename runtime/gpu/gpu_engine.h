@@ -97,7 +97,7 @@ class GpuEngine final : public InferenceEngine {
   MissPathCounts& miss_counts() { return dispatch_->miss_counts(); }
   bool cpu_misses() const { return dispatch_ && dispatch_->cpu_misses(); }
   // Whether decode steps run their experts from the device tables with no host round trip.
-  bool device_routed() const { return dispatch_ && dispatch_->device_tables(); }
+  bool device_routed() const { return device_router_ && dispatch_ && dispatch_->device_tables(); }
 
  private:
   // What forward's plan is made of: this step's shape and what the engine has (step_plan.h).
@@ -167,9 +167,9 @@ class GpuEngine final : public InferenceEngine {
   std::vector<cuda::GroupedExpert> group_[3];
   int decode_max_len_ = 0;  // this decode step's attention bound (a multiple of 256)
   // Slot 0: a whole decode step; 1 + l: layer l's attention-and-routing segment; 1 + layers + l:
-  // its experts from the step table. step_key_: this step's key.
+  // its experts from the step table; each keyed by graph_key(T, step_rows_) when it replays.
   std::unique_ptr<GraphCache> graphs_;
-  std::vector<const void*> step_key_;
+  int64_t step_rows_ = 0;  // this step's logit rows
 
   // Scratch, grown to the largest batch and kept (allocation synchronises the device).
   struct Scratch;

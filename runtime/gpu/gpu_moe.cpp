@@ -79,7 +79,7 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan, const StepPlan& step
     const ExpertTable tab = dispatch_->stage(layer, split);
     const auto run = [&] { pairs_on_device(layer, T, tab); };
     if (step.graphs == GraphMode::Segments)
-      times_.graph_segments += graphs_->run(1 + size_t(c.n_layers) + size_t(layer), step_key_, run);
+      times_.graph_segments += graphs_->run(1 + size_t(c.n_layers) + size_t(layer), graph_key(T, step_rows_), run);
     else
       run();
     if (!defer) sync();

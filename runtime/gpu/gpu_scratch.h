@@ -118,6 +118,7 @@ struct GpuEngine::Scratch {
       for (auto* b : {&ql, &ol}) ensure(*b, T * lat_heads);
       ensure(lat, T * c.mla.kv_lora_rank);
       ensure(k, T * c.kv_floats_per_layer());  // k holds the new [latent | rotary key] rows
+      ensure(att, T * int64_t(c.n_heads) * c.mla.v_head_dim);  // W_UV's output, o_proj's input
       ensure(mla_cache, T);
     }
   }

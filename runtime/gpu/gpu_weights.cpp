@@ -64,6 +64,28 @@ bool uploads_as_f32(const WeightView& w, Upload how) {
          (w.dtype == DType::I8 && w.cols % 16 != 0);
 }
 
+uint64_t upload_bytes(const DenseTensor& t, const ModelConfig& c, Upload how) {
+  if (t.name.ends_with(".router_bias") || (c.is_mla() && t.name.ends_with(".attn.kv_b"))) return 0;
+  const uint64_t f32 = uint64_t(t.view.rows) * uint64_t(t.view.cols) * sizeof(float);
+  switch (t.cls) {
+    case TensorClass::Router:  // upload_linear(..., Upload::F32); the DeltaNet gates a / b too
+    case TensorClass::SharedExpertGate:
+    case TensorClass::Norm:  // upload_vec / upload_norm
+    case TensorClass::Bias:
+      return f32;
+    case TensorClass::Embedding:  // cuda::embed reads F32 / F16 / BF16
+      return !is_16bit_float(t.view.dtype) || uploads_as_f32(t.view, how) ? f32 : t.view.bytes();
+    default:
+      return uploads_as_f32(t.view, how) ? f32 : t.view.bytes();
+  }
+}
+
+uint64_t mla_absorbed_bytes(const ModelConfig& c) {
+  if (!c.is_mla()) return 0;
+  return uint64_t(c.n_layers) * uint64_t(c.n_heads) * uint64_t(c.mla.kv_lora_rank) *
+         uint64_t(c.mla.qk_nope_head_dim + c.mla.v_head_dim) * sizeof(float);
+}
+
 Linear upload_linear(const WeightView& w, const WeightView& bias, Upload how) {
   Linear l;
   l.m = upload_matrix(w, how);

@@ -10,12 +10,13 @@
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/device_weight.h"
 #include "runtime/model.h"
+#include "runtime/pack_model.h"
 
 namespace moe::gpu {
 
-// A projection y = x W^T (+ b) on the device. Q4/Q4Z/F8 run through the fused-dequantization
-// GEMV; BF16/F16/F32 through cuBLAS. INT8 has no GPU kernel: it is widened to F32 at upload
-// (exact, 4x the bytes; a GPU INT8 GEMV would keep it at 1x).
+// A projection y = x W^T (+ b) on the device. Q4/Q4Z/F8/INT8/MXFP4 run through the
+// fused-dequantization GEMV; BF16/F16/F32 through cuBLAS. INT8 with K % 16 != 0 is widened to
+// F32 at upload (exact, 4x the bytes; uploads_as_f32 decides).
 struct Linear {
   std::shared_ptr<const cuda::DeviceMatrix> m;  // null: the model has no such projection
   cuda::DeviceBuffer<float> bias;               // empty: none
@@ -30,6 +31,11 @@ struct Linear {
 enum class Upload { AsStored, Wide16, F32 };
 // Whether matrix w is stored on the device as F32 (widened) under `how`.
 bool uploads_as_f32(const WeightView& w, Upload how);
+// Device bytes upload_weights gives dense tensor t under `how` (for placement plans): vectors,
+// routers and gates widen to F32; the correction bias stays on the host; MLA's kv_b becomes
+// W_UK^T / W_UV (mla_absorbed_bytes).
+uint64_t upload_bytes(const DenseTensor& t, const ModelConfig& c, Upload how);
+uint64_t mla_absorbed_bytes(const ModelConfig& c);
 Linear upload_linear(const WeightView& w, const WeightView& bias = {}, Upload how = Upload::AsStored);
 
 // y[M, rows] = x[M, cols] . W^T (+ bias) on `stream`. x, y device pointers, 16-byte aligned.

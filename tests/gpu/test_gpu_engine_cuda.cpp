@@ -108,8 +108,22 @@ TEST_P(GpuEngineTest, AsStoredWithinRounding) {
   SKIP_IF_GPU_CANNOT_RUN(model);
   const int64_t V = model.cfg.vocab_size;
   const auto prompt = test_tokens(13, V, 9);
-  const DType t = model.layers[0].attn.q.dtype;
-  const double tol = is_16bit_float(t) ? 5e-2 : kTol;
+  // Layer 0's first projection: attn.q is empty under MLA's q LoRA (q_a) and in a hybrid model's
+  // linear layer 0, and an empty view reads as F32. An FP8 checkpoint may carry a BF16 LM head.
+  const LayerWeights& L0 = model.layers[0];
+  DType t = DType::F32;
+  for (const WeightView* w : {&L0.attn.q, &L0.attn.q_a, &L0.linear.qkv})
+    if (!w->empty()) {
+      t = w->dtype;
+      break;
+    }
+  // 16-bit weights as stored: cuBLAS takes activations rounded to 16 bits, where the CPU engine
+  // keeps fp32. The random fixtures amplify that unevenly (under tests/cuda_emu, decode steps one
+  // by one: mixtral and glm4_moe 0.003-0.009; qwen3_next 0.01-0.08; qwen3_5_moe 0.06-0.24;
+  // gpt_oss_bf16 0.007-0.04 but 0.31 at the one step where a near tie flips an expert), so this
+  // bound only catches gross errors (a wrong layout gives 1 or more). Exactness is
+  // MatchesCpuEngine's, with the weights widened.
+  const double tol = is_16bit_float(t) || is_16bit_float(model.lm_head.dtype) ? 0.4 : kTol;
   Engine cpu(model, {2, 0});
   gpu::GpuEngine gpu(model);
   const SeqId a = cpu.create_sequence(), b = gpu.create_sequence();
@@ -202,6 +216,43 @@ TEST(GpuEngineHybrid, ChunkedPromptsMatchRecurrent) {
     gpu::GpuEngine rec(model, {.wide16 = true}), chunked(model, {.wide16 = true, .deltanet_chunk = 4});
     expect_match(greedy(chunked, prompt, V), greedy(rec, prompt, V), kTol);
     EXPECT_THROW(gpu::GpuEngine(model, {.deltanet_chunk = 65}), std::invalid_argument);
+  }
+}
+
+// State snapshots every 4 tokens (the default 256 is never reached by a fixture): forks at,
+// between and past snapshots, and a truncation that restores one and recomputes the rest.
+TEST(GpuEngineHybrid, SnapshotsForkAndTruncateMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  for (const char* name : {"qwen3_next", "qwen3_5_moe"}) {
+    SCOPED_TRACE(name);
+    const Model model = load_hf_model(fixture_dir(name));
+    const int64_t V = model.cfg.vocab_size;
+    const auto a = test_tokens(23, V, 5);
+    Engine cpu(model, {2, 0, 4});
+    gpu::GpuEngine gpu(model, {.wide16 = true, .state_snapshot_every = 4});
+    auto drive = [&](auto& e) {
+      std::vector<float> all;
+      const auto add = [&all](const std::vector<float>& v) { all.insert(all.end(), v.begin(), v.end()); };
+      const SeqId s = e.create_sequence();
+      const BatchItem it{s, a, true};
+      add(e.forward(std::span(&it, 1)));  // 23 tokens: snapshots at 4, 8, ..., 20
+      for (const int64_t n : {3, 8, 13, 22}) {
+        const SeqId f = e.fork_sequence(s, n);
+        EXPECT_EQ(e.length(f), n);
+        const BatchItem rest{f, std::span(a).subspan(size_t(n)), true};
+        add(e.forward(std::span(&rest, 1)));
+        e.free_sequence(f);
+      }
+      e.truncate(s, 10);  // between snapshots: restores 8, recomputes 2
+      for (int64_t t = 10; t < 14; ++t) {
+        const BatchItem d{s, std::span(a).subspan(size_t(t), 1), false};
+        add(e.forward(std::span(&d, 1)));
+      }
+      return all;
+    };
+    const auto g = drive(gpu), r = drive(cpu);
+    ASSERT_EQ(g.size(), r.size());
+    EXPECT_LE(rel_max_err(g, r), kTol);
   }
 }
 
@@ -591,8 +642,10 @@ TEST_P(GpuEnginePack, DirectRecordsMatchRepackedOnes) {
 INSTANTIATE_TEST_SUITE_P(Formats, GpuEnginePack,
                          ::testing::Values(PackCase{"qwen3_moe", "--experts int4 --group-size 32", 5e-2},
                                            PackCase{"olmoe", "--experts fp8", 5e-2},
-                                           // INT8 dense weights through the INT8 GEMV (not widened).
-                                           PackCase{"qwen3_moe", "--experts int4 --group-size 32 --dense int8", 5e-2},
+                                           // INT8 dense weights through the INT8 GEMV (not widened): the
+                                           // CPU rounds their activations to int8, the GPU keeps fp32
+                                           // (0.069 under tests/cuda_emu).
+                                           PackCase{"qwen3_moe", "--experts int4 --group-size 32 --dense int8", 0.15},
                                            PackCase{"mixtral", "--experts bf16 --dense bf16 --compress zstd", 1e-3},
                                            // gpt-oss's MXFP4 as shipped: both engines take fp32 activations.
                                            PackCase{"gpt_oss", "--experts mxfp4", 1e-3}),

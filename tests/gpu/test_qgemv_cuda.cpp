@@ -131,10 +131,10 @@ const Case kCases[] = {
     {"q4_g128_40x8448", DType::Q4, 128, 40, 8448},    {"q4z_g32_40x8448", DType::Q4Z, 32, 40, 8448},
     {"f8blk_40x8464", DType::F8E4M3, 128, 40, 8464},  {"f8row_40x8464", DType::F8E4M3, 0, 40, 8464},
     // MXFP4: gpt-oss's K = 2880 (90 blocks: lanes with 2 and 3 blocks), N past a block of rows.
-    {"mx4_96x256", DType::MXFP4, 32, 96, 256},        {"mx4_130x2880", DType::MXFP4, 32, 130, 2880},
+    {"mx4_96x256", DType::MXFP4, 32, 96, 256},        {"mx4_131x2880", DType::MXFP4, 32, 131, 2880},
     {"mx4_40x8448", DType::MXFP4, 32, 40, 8448},
     // INT8 per-row (`--dense int8` packs' attention and LM head).
-    {"i8_96x256", DType::I8, 0, 96, 256},             {"i8_130x2880", DType::I8, 0, 130, 2880},
+    {"i8_96x256", DType::I8, 0, 96, 256},             {"i8_131x2880", DType::I8, 0, 131, 2880},
     {"i8_40x8464", DType::I8, 0, 40, 8464},
 };
 

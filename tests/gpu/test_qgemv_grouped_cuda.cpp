@@ -66,7 +66,7 @@ const Format kFormats[] = {
     {"q4_g128_200x384", DType::Q4, 128, 200, 384}, {"q4_g32_96x256", DType::Q4, 32, 96, 256},
     {"q4z_g64_130x256", DType::Q4Z, 64, 130, 256}, {"f8row_200x384", DType::F8E4M3, 0, 200, 384},
     {"f8blk_300x1008", DType::F8E4M3, 128, 300, 1008}, {"q4_g64_72x4352", DType::Q4, 64, 72, 4352},
-    {"mx4_130x2880", DType::MXFP4, 32, 130, 2880},
+    {"mx4_131x2880", DType::MXFP4, 32, 131, 2880},
 };
 const Routing kRoutings[] = {{1, 8, 2}, {3, 8, 6}, {17, 16, 8}, {64, 12, 4}, {64, 16, 8}};
 
@@ -398,6 +398,8 @@ std::vector<BadList> bad_lists() {
   v.push_back({make(other, {1}, {1}), 2, 2, "16-byte aligned"});
   const cuda::DeviceWeight f8{DType::F8E4M3, g_buf, 4, 40, g_buf, nullptr, 0};  // K % 16 != 0
   v.push_back({{{f8, {0}, {0}}}, 1, 1, "K % 16"});
+  const cuda::DeviceWeight i8{DType::I8, g_buf, 4, 64, g_buf, nullptr, 0};  // qgemv() only
+  v.push_back({{{i8, {0}, {0}}}, 1, 1, "no grouped kernel"});
   v.push_back({{{kQ4, {0}, {0}}}, -1, 1, "T = -1"});
   v.push_back({{{kQ4, {0}, {0}}}, 1, -1, "Y = -1"});
   const cuda::DeviceWeight f32{DType::F32, g_buf, 4, 32, g_buf, nullptr, 0};
