@@ -171,6 +171,11 @@ cudaError_t cudaDeviceSynchronize() {
   if (emu::captures_in_this_thread() > 0) return emu::refuse_in_capture("cudaDeviceSynchronize");
   return emu::g_sticky;
 }
+cudaError_t cudaDeviceReset() {
+  std::lock_guard lock(emu::big_lock());
+  emu::g_sticky = emu::g_last = cudaSuccess;
+  return cudaSuccess;
+}
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   std::lock_guard lock(emu::big_lock());
   *total_bytes = emu::total_memory();

@@ -6,43 +6,14 @@
 
 #include "cublas_v2.h"
 #include "emu_state.h"
+#include "quant/dtype.h"
 
-float __half2float(__half h) {
-  const uint32_t s = uint32_t(h.__x & 0x8000u) << 16, e = (h.__x >> 10) & 0x1fu, m = h.__x & 0x3ffu;
-  if (e == 0) {  // zero or subnormal: m * 2^-24, exact in fp32
-    const float v = std::ldexp(float(m), -24);
-    return s ? -v : v;
-  }
-  const uint32_t bits = s | (e == 31 ? (0xffu << 23) | (m << 13) : ((e + 112) << 23) | (m << 13));
-  return __uint_as_float(bits);
-}
-
-__half __float2half_rn(float f) {
-  const uint32_t x = __float_as_uint(f);
-  const uint16_t sign = uint16_t((x >> 16) & 0x8000u);
-  const float a = std::fabs(f);
-  if (std::isnan(f)) return __half{uint16_t(sign | 0x7e00u)};
-  if (a >= 65520.0f) return __half{uint16_t(sign | 0x7c00u)};  // rounds to infinity
-  if (a < 6.103515625e-05f) {                                  // subnormal range: units of 2^-24
-    const float q = std::nearbyint(a * 16777216.0f);            // default rounding: to nearest even
-    return __half{uint16_t(sign | uint16_t(q))};
-  }
-  // Normal: keep 10 mantissa bits, round to nearest even on the 13 dropped.
-  uint32_t e = ((x >> 23) & 0xffu) - 112, m = x & 0x7fffffu;
-  uint32_t h = (e << 10) | (m >> 13);
-  const uint32_t rest = m & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is right
-  return __half{uint16_t(sign | h)};
-}
-
-float __bfloat162float(__nv_bfloat16 h) { return __uint_as_float(uint32_t(h.__x) << 16); }
-
-__nv_bfloat16 __float2bfloat16_rn(float f) {
-  const uint32_t x = __float_as_uint(f);
-  if (std::isnan(f)) return __nv_bfloat16{uint16_t((x >> 16) | 0x40u)};
-  const uint32_t r = x + 0x7fffu + ((x >> 16) & 1u);
-  return __nv_bfloat16{uint16_t(r >> 16)};
-}
+// The project's own conversions (quant/dtype.h, tested there): round to nearest even, as the
+// hardware's _rn intrinsics.
+float __half2float(__half h) { return moe::f16_to_f32(h.__x); }
+__half __float2half_rn(float f) { return __half{moe::f32_to_f16(f)}; }
+float __bfloat162float(__nv_bfloat16 h) { return moe::bf16_to_f32(h.__x); }
+__nv_bfloat16 __float2bfloat16_rn(float f) { return __nv_bfloat16{moe::f32_to_bf16(f)}; }
 
 struct cublasContext {
   cudaStream_t stream = nullptr;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -208,6 +209,8 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, cons
   for (unsigned bz = 0; bz < grid.z; ++bz)
     for (unsigned by = 0; by < grid.y; ++by)
       for (unsigned bx = 0; bx < grid.x; ++bx) {
+        // Dynamic shared memory starts as NaN in every block, as device memory does.
+        std::memset(smem.data(), 0xFF, smem.size());
         for (int t = 0; t < nt; ++t) {
           Fiber& f = b.f[size_t(t)];
           f.st = St::Ready;

@@ -227,9 +227,11 @@ TEST_P(AttentionCuda, WindowAndSinks) {
     }
 }
 
-// head_dim 64, 128 and 256 (real models), 16 and 32 (the HF fixtures); GQA ratios 1, 4, 8.
+// head_dim 64, 128 and 256 (real models), 16 and 32 (the HF fixtures); GQA ratios 1 to 32 (3: a
+// split of the value sum that does not divide 128; 16: Qwen3.5 at head_dim 256; 32: the most
+// decode shared memory).
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionCuda,
-                         ::testing::Combine(::testing::Values(16, 32, 64, 128, 256), ::testing::Values(1, 4, 8)),
+                         ::testing::Combine(::testing::Values(16, 32, 64, 128, 256), ::testing::Values(1, 3, 4, 8, 16, 32)),
                          [](const auto& info) {
                            return "d" + std::to_string(std::get<0>(info.param)) + "_g" + std::to_string(std::get<1>(info.param));
                          });
