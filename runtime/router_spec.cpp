@@ -24,9 +24,5 @@ cpu::RouterSpec router_spec(const ModelConfig& c, const LayerWeights& L, std::ve
                          .scale = float(rc.routed_scaling)};
 }
 
-bool plain_softmax_router(const ModelConfig& c, const LayerWeights& L) {
-  const RouterConfig& rc = c.router;
-  return rc.scoring == RouterScoring::Softmax && rc.n_groups <= 1 && rc.routed_scaling == 1.0 && L.router_bias.empty();
-}
 
 }  // namespace moe

@@ -9,7 +9,7 @@ build="${BUILD_EMU:-build-emu}"
 jobs="${JOBS:-$(nproc)}"
 scripts/install-deps.sh
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOE_CUDA_EMU=ON >/dev/null
-targets=(test_cuda_emu test_qgemv_cuda test_ops_cuda test_attention_cuda test_qgemv_grouped_cuda test_dense_gemm_cuda test_vram_cuda)
+targets=(test_cuda_emu test_qgemv_cuda test_ops_cuda test_router_cuda test_attention_cuda test_qgemv_grouped_cuda test_dense_gemm_cuda test_vram_cuda)
 [[ "${ENGINE:-0}" == 1 ]] && targets+=(test_gpu_engine_cuda moe)
 echo "cuda-emu: building ${targets[*]} in $build"
 cmake --build "$build" -j "$jobs" --target "${targets[@]}"

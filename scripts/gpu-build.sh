@@ -46,7 +46,7 @@ max_glibc=2.35    # oldest glibc on a GPU image we expect
 nvcc="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
 [[ -x "$nvcc" ]] || { echo "gpu-build: nvcc not found (set NVCC=/path/to/nvcc)" >&2; exit 1; }
 
-tests=(test_qgemv_cuda test_ops_cuda test_attention_cuda test_dense_gemm_cuda test_qgemv_grouped_cuda test_vram_cuda)
+tests=(test_qgemv_cuda test_ops_cuda test_router_cuda test_attention_cuda test_dense_gemm_cuda test_qgemv_grouped_cuda test_vram_cuda)
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOE_CUDA=ON -DMOE_PORTABLE=ON \
   -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="${arch}-real" -DCMAKE_CUDA_RUNTIME_LIBRARY=Static >/dev/null

@@ -30,7 +30,7 @@ for a in gpu-bundle-kernels.tar.xz gpu-bundle-engine.tar.xz; do
   echo "gpu-check: unpacked $a ($(du -h "$a" | cut -f1))"
 done
 tests=()  # each writes $out/<name>.xml; all share tests.log
-for t in test_qgemv_cuda test_ops_cuda test_attention_cuda test_dense_gemm_cuda test_qgemv_grouped_cuda test_vram_cuda \
+for t in test_qgemv_cuda test_ops_cuda test_router_cuda test_attention_cuda test_dense_gemm_cuda test_qgemv_grouped_cuda test_vram_cuda \
          test_gpu_engine_cuda; do
   [[ -x "$build/tests/gpu/$t" ]] && tests+=("$t")
 done

@@ -77,6 +77,24 @@ inline constexpr int kRouterMaxK = 32;          // one lane of a warp per chosen
 inline constexpr int kRouterMaxExperts = 2048;  // the warp's E probabilities live in shared memory
 void router_topk(const float* logits /*[T, E]*/, int64_t T, int E, int k, bool norm_topk_prob,
                  int32_t* ids /*[T, k]*/, float* weights /*[T, k]*/, cudaStream_t stream);
+// Every rule cpu::route_ex knows (cpu::RouterSpec, here with a device bias), one warp per token:
+// sigmoid or softmax scores; a correction bias that steers the choice only; group-limited choice
+// (a group's best, or its two best summed; n_groups <= 32, a lane each); top-k of the logits then
+// softmax over the k (gpt-oss); renormalisation (+1e-20 for sigmoid); routed scaling last. Ties
+// go to the lower index; a NaN choice ranks below every number. With the plain rule (softmax,
+// renorm or not, nothing else) it is router_topk, bit for bit.
+struct RouterRule {
+  bool sigmoid = false;
+  bool softmax_after_topk = false;
+  const float* bias = nullptr;  // device [E], or null
+  int n_groups = 1, topk_groups = 1;
+  bool group_top2_sum = false;
+  bool renorm = false;
+  float scale = 1.0f;
+};
+inline constexpr int kRouterMaxGroups = 32;
+void router_route(const float* logits /*[T, E]*/, int64_t T, int E, int k, const RouterRule& rule,
+                  int32_t* ids /*[T, k]*/, float* weights /*[T, k]*/, cudaStream_t stream);
 
 // ---- Embedding gather (embed.cu) ---------------------------------------------------------
 // out[t, :] = fp32(table[host_ids[t], :]); table is F32, BF16 or F16, [V = rows, H = cols].

@@ -52,13 +52,13 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
   if (opts_.deltanet_chunk < 0 || opts_.deltanet_chunk > cuda::kDeltaMaxChunk)
     throw std::invalid_argument(fmt::format("GpuEngineOptions::deltanet_chunk {} must be in 0..{}", opts_.deltanet_chunk,
                                             cuda::kDeltaMaxChunk));
-  // The device router takes top_k up to kRouterMaxK; more route on the host.
-  device_router_ = c.router.top_k <= cuda::kRouterMaxK &&
+  // The device router (cuda::router_route) takes top_k up to kRouterMaxK and up to
+  // kRouterMaxGroups groups; the device-planned pairs add no expert biases (gpt-oss's experts run
+  // grouped by expert). Otherwise every MoE layer routes on the host.
+  device_router_ = c.router.top_k <= cuda::kRouterMaxK && std::max(1, c.router.n_groups) <= cuda::kRouterMaxGroups &&
                    std::all_of(model_.layers.begin(), model_.layers.end(), [&](const LayerWeights& l) {
-    // The device-planned pairs add no expert biases: gpt-oss's experts run grouped by expert.
-    const bool biases = !l.expert_gate_bias.empty() || !l.expert_up_bias.empty() || !l.expert_down_bias.empty();
-    return l.kind != FfnKind::Moe || (plain_softmax_router(c, l) && !biases);
-  });
+                     return l.expert_gate_bias.empty() && l.expert_up_bias.empty() && l.expert_down_bias.empty();
+                   });
   if (opts_.ram_tier && opts_.ram_tier != model_.experts.get())
     throw std::invalid_argument("GpuEngineOptions::ram_tier must be the model's expert source (model.experts)");
   dev_ = std::make_unique<CudaDevice>(opts_.device);
@@ -67,6 +67,22 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
     gemm_ = std::make_unique<cuda::DenseGemm>(stream_);
     graphs_ = std::make_unique<GraphCache>(stream_);
     weights_ = upload_weights(model_, opts_.wide16);
+    // Each MoE layer's rule as cpu::route_ex runs it (router_spec.h), for the device router, with
+    // the device's copy of the correction bias.
+    router_rules_.resize(size_t(c.n_layers));
+    for (int l = 0; l < c.n_layers; ++l) {
+      if (model_.layers[size_t(l)].kind != FfnKind::Moe) continue;
+      std::vector<float> host_bias;
+      const cpu::RouterSpec spec = router_spec(c, model_.layers[size_t(l)], host_bias);
+      router_rules_[size_t(l)] = {.sigmoid = spec.sigmoid,
+                                  .softmax_after_topk = spec.softmax_after_topk,
+                                  .bias = spec.bias ? weights_.layers[size_t(l)].router_corr.get() : nullptr,
+                                  .n_groups = spec.n_groups,
+                                  .topk_groups = spec.topk_groups,
+                                  .group_top2_sum = spec.group_top2_sum,
+                                  .renorm = spec.renorm,
+                                  .scale = spec.scale};
+    }
     const std::vector<float> inv = rope_inv_freq(c.rope, c.rotary_dim);
     inv_freq_ = cuda::DeviceBuffer<float>(inv.size());
     inv_freq_.upload(inv.data(), inv.size());

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/ops.h"
 #include "kernels/cuda/qgemv_grouped.h"
 #include "runtime/batch_plan.h"
 #include "runtime/engine_api.h"
@@ -158,6 +159,7 @@ class GpuEngine final : public InferenceEngine {
   GpuStepTimes times_;
   std::unique_ptr<ExpertDispatch> dispatch_;  // null without routed experts; after dev_: freed before it
   cuda::DeviceBuffer<float> inv_freq_;  // [rotary_dim / 2]
+  std::vector<cuda::RouterRule> router_rules_;  // per layer (MoE layers only), for route_on_device
   bool device_router_ = false;  // cuda::router_topk computes every MoE layer's routing (router_spec.h)
   SequenceTable<GpuKv> seqs_;
   std::vector<RoutingHook> hooks_;

@@ -34,9 +34,10 @@ void GpuEngine::route_on_device(int layer, int64_t T) {
   const ModelConfig& c = model_.cfg;
   Scratch& s = *s_;
   const int64_t P = T * c.router.top_k;
-  apply(weights_.layers[size_t(layer)].router, s.h.get(), T, s.router.get(), *gemm_, stream_);
-  cuda::router_topk(s.router.get(), T, c.router.n_experts, c.router.top_k, c.router.norm_topk_prob,
-                    s.dids.get() + layer * P, s.dwts.get() + layer * P, stream_);
+  const GpuLayer& W = weights_.layers[size_t(layer)];
+  apply(W.router, s.h.get(), T, s.router.get(), *gemm_, stream_);
+  cuda::router_route(s.router.get(), T, c.router.n_experts, c.router.top_k, router_rules_[size_t(layer)],
+                     s.dids.get() + layer * P, s.dwts.get() + layer * P, stream_);
 }
 
 void GpuEngine::moe(int layer, const BatchPlan& plan, const StepPlan& step) {

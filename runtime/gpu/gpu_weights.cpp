@@ -65,7 +65,7 @@ bool uploads_as_f32(const WeightView& w, Upload how) {
 }
 
 uint64_t upload_bytes(const DenseTensor& t, const ModelConfig& c, Upload how) {
-  if (t.name.ends_with(".router_bias") || (c.is_mla() && t.name.ends_with(".attn.kv_b"))) return 0;
+  if (c.is_mla() && t.name.ends_with(".attn.kv_b")) return 0;
   const uint64_t f32 = uint64_t(t.view.rows) * uint64_t(t.view.cols) * sizeof(float);
   switch (t.cls) {
     case TensorClass::Router:  // upload_linear(..., Upload::F32); the DeltaNet gates a / b too
@@ -168,6 +168,7 @@ GpuWeights upload_weights(const Model& m, bool wide16, const std::function<void(
       d.down = upload_linear(L.dense.down, {}, how);
     } else {
       d.router = upload_linear(L.router, L.router_logit_bias, Upload::F32);
+      d.router_corr = upload_vec(L.router_bias);
       d.shared_gate_proj = upload_linear(L.shared.gate, {}, how);
       d.shared_up = upload_linear(L.shared.up, {}, how);
       d.shared_down = upload_linear(L.shared.down, {}, how);

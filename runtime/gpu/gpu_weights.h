@@ -32,7 +32,7 @@ enum class Upload { AsStored, Wide16, F32 };
 // Whether matrix w is stored on the device as F32 (widened) under `how`.
 bool uploads_as_f32(const WeightView& w, Upload how);
 // Device bytes upload_weights gives dense tensor t under `how` (for placement plans): vectors,
-// routers and gates widen to F32; the correction bias stays on the host; MLA's kv_b becomes
+// routers and gates widen to F32; MLA's kv_b becomes
 // W_UK^T / W_UV (mla_absorbed_bytes).
 uint64_t upload_bytes(const DenseTensor& t, const ModelConfig& c, Upload how);
 uint64_t mla_absorbed_bytes(const ModelConfig& c);
@@ -52,6 +52,7 @@ struct GpuLayer {
   Linear q, k, v, o;
   Linear gate, up, down;                    // dense FFN layers
   Linear router;                            // MoE layers, F32
+  cuda::DeviceBuffer<float> router_corr;    // [E] the correction bias (the device router's choice), or empty
   Linear shared_gate_proj, shared_up, shared_down, shared_gate;  // shared expert (empty when none)
   cuda::DeviceBuffer<float> sinks;  // [n_heads] gpt-oss's attention sinks (empty when none)
   // MLA (DeepSeek): the q low-rank pair (or `q` alone), kv_a_proj_with_mqa and the two latent

@@ -401,11 +401,13 @@ INSTANTIATE_TEST_SUITE_P(Formats, GpuEngineQuantTest,
                            return std::get<0>(info.param) + "_" + std::string(dtype_name(std::get<1>(info.param)));
                          });
 
-// Families whose router the device lacks (GLM-4.5: sigmoid scores, correction bias, groups,
-// scaling; gpt-oss: top-k then softmax, a logit bias, expert biases, the clamped SwiGLU, sinks,
-// a sliding window shorter than the prompt): every layer routes on the host, decode included.
-// Quantized experts against the CPU engine on the same experts dequantized, one launch per expert
-// and grouped; and bit-identical whatever the budget and with or without CUDA graphs.
+// Routers beyond softmax + top-k. GLM-4.5 (sigmoid scores, correction bias, scaling) and
+// DeepSeek-V3 (the same with groups) route on the device (cuda::router_route), so a decode step
+// is one graph. gpt-oss (top-k then softmax, a logit bias, expert biases, the clamped SwiGLU,
+// sinks, a sliding window shorter than the prompt) routes on the host: the device-planned pairs
+// add no expert biases. Quantized experts against the CPU engine on the same experts dequantized,
+// one launch per expert and grouped; and bit-identical whatever the budget and with or without
+// CUDA graphs.
 class GpuEngineHostRouted : public ::testing::TestWithParam<std::tuple<std::string, DType>> {};
 
 TEST_P(GpuEngineHostRouted, QuantizedExpertsMatchDequantizedCpu) {
@@ -423,7 +425,9 @@ TEST_P(GpuEngineHostRouted, QuantizedExpertsMatchDequantizedCpu) {
   gpu::GpuEngine grouped(qmodel, {.wide16 = true});
   const GreedyRun g = greedy(grouped, prompt, V);
   expect_match(g, ref, kTol);
-  EXPECT_EQ(grouped.step_times().graph_steps, 0u);  // the host routes between layers
+  const bool on_host = name == "gpt_oss_bf16";
+  EXPECT_EQ(grouped.device_routed(), !on_host);
+  EXPECT_EQ(grouped.step_times().graph_steps == 0, on_host);  // the host routes between layers
   const uint64_t min_budget = uint64_t(qmodel.cfg.router.top_k) * grouped.experts().slot_bytes();
   gpu::GpuEngine small(qmodel, {.vram_budget_bytes = min_budget, .wide16 = true});
   const GreedyRun gs = greedy(small, prompt, V);
@@ -436,7 +440,7 @@ TEST_P(GpuEngineHostRouted, QuantizedExpertsMatchDequantizedCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, GpuEngineHostRouted,
-                         ::testing::Combine(::testing::Values("glm4_moe", "gpt_oss_bf16"),
+                         ::testing::Combine(::testing::Values("glm4_moe", "deepseek_v3", "gpt_oss_bf16"),
                                             ::testing::Values(DType::Q4, DType::F8E4M3)),
                          [](const auto& info) {
                            return std::get<0>(info.param) + "_" + std::string(dtype_name(std::get<1>(info.param)));
