@@ -35,7 +35,8 @@ struct MlaBatch {
   int64_t q_token_stride = 0, q_head_stride = 0;
   const float* const* cache = nullptr;  // [T] device table: token t's sequence cache [>= pos + 1, R + rope]
   const int32_t* pos = nullptr;         // [T] device: token t sees keys first .. pos[t] (its own included)
-  float* out = nullptr;                 // [T, n_heads, R]: the weighted latents
+  float* out = nullptr;                 // [T, n_heads, R]: the weighted latents; may be q_latent
+                                        // (each block reads its own query row before it writes it)
 };
 
 // out[t, h] = sum_s softmax_s((q_latent[t, h] . c_s[:R] + q_rope[t, h] . c_s[R:]) * scale) c_s[:R]

@@ -109,7 +109,7 @@ std::vector<const void*> GpuEngine::graph_key(int64_t T, int64_t R) const {
                                 reinterpret_cast<const void*>(intptr_t(decode_max_len_))};
   const auto add = [&k](const auto&... b) { (k.push_back(b.get()), ...); };
   add(s.x, s.h, s.f, s.q, s.k, s.v, s.att, s.o, s.g, s.u, s.y, s.sh, s.router, s.sgate, s.dids, s.dwts, s.iota, s.pos,
-      s.rows, s.lengths, s.kp, s.vp, s.work, s.xr, s.logits, s.qa, s.ql, s.ol, s.lat, s.mla_cache, s.qg, s.gate);
+      s.rows, s.lengths, s.kp, s.vp, s.work, s.xr, s.logits, s.qa, s.ql, s.lat, s.mla_cache, s.qg, s.gate);
   k.push_back(dispatch_ ? dispatch_->step_table_address() : nullptr);
   for (const auto& g : grouped_) k.push_back(g.plan_address());
   k.push_back(gemm_->scratch_address());

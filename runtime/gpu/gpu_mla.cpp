@@ -75,9 +75,9 @@ void GpuEngine::mla_attention(int layer, const BatchPlan& plan, bool decode) {
   b.window = int(c.window(layer));
   b.q_latent = s.ql.get();
   b.q_rope = s.q.get() + nope, b.q_token_stride = nh * qk, b.q_head_stride = qk;
-  b.cache = cache, b.pos = s.pos.get(), b.out = s.ol.get();
+  b.cache = cache, b.pos = s.pos.get(), b.out = s.ql.get();  // in place: half the scratch
   cuda::mla_attention(b, stream_);
-  cuda::head_matvec(W.uv.get(), int(nh), vd, R, s.ol.get(), nh * R, R, T, s.att.get(), stream_);
+  cuda::head_matvec(W.uv.get(), int(nh), vd, R, s.ql.get(), nh * R, R, T, s.att.get(), stream_);
   apply(W.o, s.att.get(), T, s.o.get(), *gemm_, stream_);  // the caller adds o to x
 }
 

@@ -57,9 +57,9 @@ struct GpuEngine::Scratch {
   cuda::DeviceBuffer<float*> kp, vp;          // [layers * seqs] decode K/V tables
   cuda::DeviceBuffer<float> work;             // attention_decode workspace
   cuda::DeviceBuffer<float> xr, logits;       // [R, H], [R, V]
-  // MLA: [T, q_lora] low-rank queries, [T, nh, R] queries in the latent space and weighted
+  // MLA: [T, q_lora] low-rank queries, [T, nh, R] queries in the latent space, then the weighted
   // latents, [T, R] latents being normed; a prefill's cache of each token [T].
-  cuda::DeviceBuffer<float> qa, ql, ol, lat;
+  cuda::DeviceBuffer<float> qa, ql, lat;
   cuda::DeviceBuffer<const float*> mla_cache;
   // Gated attention: q_proj's [T, 2 * qd] and the gates [T, qd]. Gated DeltaNet: projections
   // [T, C], [T, vd], [T, nv] x2; the conv's output [T, C]; the rule's output [T, vd]; a conv
@@ -115,7 +115,7 @@ struct GpuEngine::Scratch {
     if (c.is_mla()) {
       const int64_t lat_heads = int64_t(c.n_heads) * c.mla.kv_lora_rank;
       ensure(qa, T * std::max(1, c.mla.q_lora_rank));
-      for (auto* b : {&ql, &ol}) ensure(*b, T * lat_heads);
+      ensure(ql, T * lat_heads);  // the attention writes its weighted latents over the queries
       ensure(lat, T * c.mla.kv_lora_rank);
       ensure(k, T * c.kv_floats_per_layer());  // k holds the new [latent | rotary key] rows
       ensure(att, T * int64_t(c.n_heads) * c.mla.v_head_dim);  // W_UV's output, o_proj's input
