@@ -16,6 +16,9 @@
 // Switches stacks: saves the callee-saved registers on the current stack and its pointer in
 // *from, then resumes the stack `to` the same way. (ucontext's swapcontext makes a system call
 // per switch to save the signal mask: ten times slower for kernels that sync often.)
+#if !defined(__x86_64__)
+#error "tests/cuda_emu: the fiber switch below is x86-64 assembly; port moe_emu_switch first"
+#endif
 extern "C" void moe_emu_switch(void** from, void* to);
 asm(R"(
   .text
