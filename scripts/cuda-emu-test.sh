@@ -2,7 +2,9 @@
 # The CUDA tests (tests/gpu) on the CPU, through the CUDA emulator (tests/cuda_emu/README.md), in
 # a build folder of its own (BUILD_EMU, default build-emu). The kernel tests by default; ENGINE=1
 # adds the GPU engine against the CPU engine on every fixture (it needs the whole project built).
-# FILTER (a ctest -R regex) narrows the tests. Exit status: ctest's.
+# FILTER (a ctest -R regex) narrows the tests. REVERSE=1 runs them a second time with each block's
+# threads in reverse order (MOE_CUDA_EMU_ORDER=reverse), which exposes the shared-memory races the
+# first order hides. Exit status: ctest's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${BUILD_EMU:-build-emu}"
@@ -22,3 +24,7 @@ args=(-E "$skip")
 [[ -n "${FILTER:-}" ]] && args+=(-R "$FILTER")
 # The emulator runs one block at a time on one core: tests run in parallel instead.
 ctest --test-dir "$build" "${labels[@]}" "${args[@]}" --output-on-failure -j "$jobs" --timeout 1200
+if [[ "${REVERSE:-0}" == 1 ]]; then
+  echo "cuda-emu: again, each block's threads last to first"
+  MOE_CUDA_EMU_ORDER=reverse ctest --test-dir "$build" "${labels[@]}" "${args[@]}" --output-on-failure -j "$jobs" --timeout 1200
+fi

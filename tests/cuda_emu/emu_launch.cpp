@@ -157,11 +157,24 @@ bool release_warps(Block& b, std::string& why) {
   return released;
 }
 
+// MOE_CUDA_EMU_ORDER=reverse runs a block's threads last to first: a read of shared memory that
+// another thread writes without a barrier between then reads stale data the other way round, so
+// a pass in each order finds such a race whichever thread reads.
+bool reverse_order() {
+  static const bool r = [] {
+    const char* e = std::getenv("MOE_CUDA_EMU_ORDER");
+    return e && std::string(e) == "reverse";
+  }();
+  return r;
+}
+
 // Runs one block; false (with why) on a deadlock.
 bool run_block(Block& b, std::string& why) {
   for (;;) {
     bool ran = false;
-    for (Fiber& f : b.f) {
+    const size_t n = b.f.size();
+    for (size_t i = 0; i < n; ++i) {
+      Fiber& f = b.f[reverse_order() ? n - 1 - i : i];
       if (f.st != St::Ready) continue;
       b.cur = &f;
       moe_emu_switch(&b.sched, f.sp);
