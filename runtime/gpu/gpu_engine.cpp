@@ -53,9 +53,12 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
     throw std::invalid_argument(fmt::format("GpuEngineOptions::deltanet_chunk {} must be in 0..{}", opts_.deltanet_chunk,
                                             cuda::kDeltaMaxChunk));
   // The device router (cuda::router_route) takes top_k up to kRouterMaxK and up to
-  // kRouterMaxGroups groups; the device-planned pairs add no expert biases (gpt-oss's experts run
-  // grouped by expert). Otherwise every MoE layer routes on the host.
-  device_router_ = c.router.top_k <= cuda::kRouterMaxK && std::max(1, c.router.n_groups) <= cuda::kRouterMaxGroups &&
+  // kRouterMaxGroups groups that divide the experts and keep at least top_k; the device-planned
+  // pairs add no expert biases (gpt-oss's experts run grouped by expert). Otherwise every MoE
+  // layer routes on the host.
+  const int G = std::max(1, c.router.n_groups), E = std::max(1, c.router.n_experts);
+  device_router_ = c.router.top_k <= cuda::kRouterMaxK && G <= cuda::kRouterMaxGroups && E % G == 0 &&
+                   (G == 1 || c.router.topk_groups * (E / G) >= c.router.top_k) &&
                    std::all_of(model_.layers.begin(), model_.layers.end(), [&](const LayerWeights& l) {
                      return l.expert_gate_bias.empty() && l.expert_up_bias.empty() && l.expert_down_bias.empty();
                    });
