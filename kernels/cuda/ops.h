@@ -10,6 +10,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <string>
 
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/device_weight.h"
@@ -93,6 +94,9 @@ struct RouterRule {
   float scale = 1.0f;
 };
 inline constexpr int kRouterMaxGroups = 32;
+// Empty when router_route takes E experts, top-k and `rule`; else what it lacks (router_route
+// throws it; the GPU engine routes such a model on the host instead).
+std::string router_unsupported(int E, int k, const RouterRule& rule);
 void router_route(const float* logits /*[T, E]*/, int64_t T, int E, int k, const RouterRule& rule,
                   int32_t* ids /*[T, k]*/, float* weights /*[T, k]*/, cudaStream_t stream);
 

@@ -8,6 +8,7 @@
 #pragma once
 #include "kernels/cuda/decode.h"
 #include "kernels/cuda/qgemv_common.cuh"
+#include "kernels/cuda/qgemv_grouped_launch.h"
 
 namespace moe::cuda::detail {
 
@@ -69,5 +70,17 @@ __device__ __forceinline__ void f8_rows(const F8Weights& W, int row0, int lane, 
   }
   reduce_store<M, R>(acc, lane, row0, nrows, y);
 }
+
+// The body as a format of the grouped kernel (qgemv_grouped_f8.cu) and of qgemv_fmt.cuh's
+// launcher (qgemv_i8.cu): ByteFmt<F8Byte> is FP8, ByteFmt<I8Byte> INT8 (its group is 0).
+template <class Byte>
+struct ByteFmt {
+  template <int M, int R, class XRows, class YRows>
+  static __device__ __forceinline__ void rows(const GroupedDesc& e, const GroupedLaunch& a, int row0, int lane,
+                                              const XRows& x, const YRows& y) {
+    const F8Weights w{e.data, static_cast<const float*>(e.scales), a.N, a.K, a.group};
+    f8_rows<M, R, Byte>(w, row0, lane, x, y);
+  }
+};
 
 }  // namespace moe::cuda::detail

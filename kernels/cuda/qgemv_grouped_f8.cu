@@ -5,21 +5,9 @@
 #include "kernels/cuda/qgemv_grouped.cuh"
 
 namespace moe::cuda::detail {
-namespace {
-
-struct F8Fmt {
-  template <int M, int R, class XRows, class YRows>
-  static __device__ __forceinline__ void rows(const GroupedDesc& e, const GroupedLaunch& a, int row0, int lane,
-                                              const XRows& x, const YRows& y) {
-    const F8Weights w{e.data, static_cast<const float*>(e.scales), a.N, a.K, a.group};
-    f8_rows<M, R>(w, row0, lane, x, y);
-  }
-};
-
-}  // namespace
 
 void launch_grouped_f8(const GroupedLaunch& a, cudaStream_t stream) {
-  grouped_gemv<F8Fmt><<<grouped_grid(a), kThreads, 0, stream>>>(a);
+  grouped_gemv<ByteFmt<F8Byte>><<<grouped_grid(a), kThreads, 0, stream>>>(a);
   MOE_CUDA_CHECK_LAUNCH();
 }
 

@@ -6,21 +6,9 @@
 #include "kernels/cuda/qgemv_fmt.cuh"
 
 namespace moe::cuda::detail {
-namespace {
-
-struct I8Fmt {
-  template <int M, int R, class XRows, class YRows>
-  static __device__ __forceinline__ void rows(const GroupedDesc& e, const GroupedLaunch& a, int row0, int lane,
-                                              const XRows& x, const YRows& y) {
-    const F8Weights w{e.data, static_cast<const float*>(e.scales), a.N, a.K, 0};
-    f8_rows<M, R, I8Byte>(w, row0, lane, x, y);
-  }
-};
-
-}  // namespace
 
 void launch_i8(const float* x, int M, const DeviceWeight& w, float* y, cudaStream_t stream) {
-  launch_fmt<I8Fmt>(x, M, w, y, stream);
+  launch_fmt<ByteFmt<I8Byte>>(x, M, w, y, stream);  // check_weight: w.group == 0
 }
 
 }  // namespace moe::cuda::detail

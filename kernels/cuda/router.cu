@@ -127,20 +127,26 @@ __global__ void __launch_bounds__(32 * kWarps)
 
 }  // namespace
 
+std::string router_unsupported(int E, int k, const RouterRule& rule) {
+  if (E < 1 || E > kRouterMaxExperts)
+    return "E = " + std::to_string(E) + " experts, supported 1.." + std::to_string(kRouterMaxExperts);
+  if (k < 1 || k > E || k > kRouterMaxK)
+    return "k = " + std::to_string(k) + " must be in 1..min(E, " + std::to_string(kRouterMaxK) + ")";
+  const int G = std::max(1, rule.n_groups);
+  if (G > kRouterMaxGroups || E % G != 0 || rule.topk_groups < 1 || rule.topk_groups > G)
+    return std::to_string(G) + " groups of " + std::to_string(E) + " experts, keeping " +
+           std::to_string(rule.topk_groups) + ": groups must divide E, be at most " + std::to_string(kRouterMaxGroups) +
+           " and keep 1..groups";
+  if (G > 1 && rule.topk_groups * (E / G) < k) return "the kept groups hold fewer than k experts";
+  return "";
+}
+
 void router_route(const float* logits, int64_t T, int E, int k, const RouterRule& rule, int32_t* ids, float* weights,
                   cudaStream_t stream) {
   using ops_detail::require;
   require(T >= 0, "router_route", "negative token count");
-  require(E >= 1 && E <= kRouterMaxExperts, "router_route",
-          "E = " + std::to_string(E) + " experts, supported 1.." + std::to_string(kRouterMaxExperts));
-  require(k >= 1 && k <= E && k <= kRouterMaxK, "router_route",
-          "k = " + std::to_string(k) + " must be in 1..min(E, " + std::to_string(kRouterMaxK) + ")");
-  const int G = std::max(1, rule.n_groups);
-  require(G <= kRouterMaxGroups && E % G == 0 && rule.topk_groups >= 1 && rule.topk_groups <= G, "router_route",
-          std::to_string(G) + " groups of " + std::to_string(E) + " experts, keeping " +
-              std::to_string(rule.topk_groups) + ": groups must divide E, be at most " +
-              std::to_string(kRouterMaxGroups) + " and keep 1..groups");
-  require(G == 1 || rule.topk_groups * (E / G) >= k, "router_route", "the kept groups hold fewer than k experts");
+  const std::string why = router_unsupported(E, k, rule);
+  require(why.empty(), "router_route", why);
   require(T <= int64_t(INT_MAX) * kWarps, "router_route", "too many tokens");
   if (T == 0) return;
   require(logits && ids && weights, "router_route", "null pointer");

@@ -52,16 +52,6 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
   if (opts_.deltanet_chunk < 0 || opts_.deltanet_chunk > cuda::kDeltaMaxChunk)
     throw std::invalid_argument(fmt::format("GpuEngineOptions::deltanet_chunk {} must be in 0..{}", opts_.deltanet_chunk,
                                             cuda::kDeltaMaxChunk));
-  // The device router (cuda::router_route) takes top_k up to kRouterMaxK and up to
-  // kRouterMaxGroups groups that divide the experts and keep at least top_k; the device-planned
-  // pairs add no expert biases (gpt-oss's experts run grouped by expert). Otherwise every MoE
-  // layer routes on the host.
-  const int G = std::max(1, c.router.n_groups), E = std::max(1, c.router.n_experts);
-  device_router_ = c.router.top_k <= cuda::kRouterMaxK && G <= cuda::kRouterMaxGroups && E % G == 0 &&
-                   (G == 1 || c.router.topk_groups * (E / G) >= c.router.top_k) &&
-                   std::all_of(model_.layers.begin(), model_.layers.end(), [&](const LayerWeights& l) {
-                     return l.expert_gate_bias.empty() && l.expert_up_bias.empty() && l.expert_down_bias.empty();
-                   });
   if (opts_.ram_tier && opts_.ram_tier != model_.experts.get())
     throw std::invalid_argument("GpuEngineOptions::ram_tier must be the model's expert source (model.experts)");
   dev_ = std::make_unique<CudaDevice>(opts_.device);
@@ -85,6 +75,17 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
                                   .group_top2_sum = spec.group_top2_sum,
                                   .renorm = spec.renorm,
                                   .scale = spec.scale};
+    }
+    // The device router takes every MoE layer when cuda::router_route takes its rule and the
+    // layer has no expert biases (the device-planned pairs add none: gpt-oss's experts run
+    // grouped by expert); otherwise every MoE layer routes on the host.
+    device_router_ = true;
+    for (int l = 0; l < c.n_layers; ++l) {
+      const LayerWeights& L = model_.layers[size_t(l)];
+      if (L.kind != FfnKind::Moe) continue;
+      const bool biases = !L.expert_gate_bias.empty() || !L.expert_up_bias.empty() || !L.expert_down_bias.empty();
+      if (biases || !cuda::router_unsupported(c.router.n_experts, c.router.top_k, router_rules_[size_t(l)]).empty())
+        device_router_ = false;
     }
     const std::vector<float> inv = rope_inv_freq(c.rope, c.rotary_dim);
     inv_freq_ = cuda::DeviceBuffer<float>(inv.size());

@@ -160,7 +160,7 @@ class GpuEngine final : public InferenceEngine {
   std::unique_ptr<ExpertDispatch> dispatch_;  // null without routed experts; after dev_: freed before it
   cuda::DeviceBuffer<float> inv_freq_;  // [rotary_dim / 2]
   std::vector<cuda::RouterRule> router_rules_;  // per layer (MoE layers only), for route_on_device
-  bool device_router_ = false;  // cuda::router_topk computes every MoE layer's routing (router_spec.h)
+  bool device_router_ = false;  // cuda::router_route computes every MoE layer's routing (router_spec.h)
   SequenceTable<GpuKv> seqs_;
   std::vector<RoutingHook> hooks_;
   std::vector<RoutingHook> observers_;

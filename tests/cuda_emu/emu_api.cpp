@@ -49,9 +49,17 @@ double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// The streams this host thread is capturing: synchronous calls are refused meanwhile.
+std::vector<CUstream_st*>& capturing_streams() {
+  static thread_local std::vector<CUstream_st*> v;
+  return v;
+}
+bool capturing_in_this_thread() { return !capturing_streams().empty(); }
+
 // A call CUDA refuses while this thread captures: invalidates the captures and returns the error.
 cudaError_t refuse_in_capture(const char* call) {
-  invalidate_captures(call);
+  std::fprintf(stderr, "cuda-emu: %s during stream capture: CUDA refuses it and invalidates the capture\n", call);
+  for (CUstream_st* s : capturing_streams()) s->invalidated = true;
   return g_last = cudaErrorStreamCaptureUnsupported;
 }
 
@@ -67,29 +75,12 @@ void set_sticky(cudaError_t e, const std::string& why) {
   std::fprintf(stderr, "cuda-emu: %s\n", why.c_str());
   g_sticky = g_last = e;
 }
-int& captures_in_this_thread() {
-  static thread_local int n = 0;
-  return n;
-}
-std::vector<CUstream_st*>& capturing_streams() {
-  static thread_local std::vector<CUstream_st*> v;
-  return v;
-}
-void invalidate_captures(const char* call) {
-  std::fprintf(stderr, "cuda-emu: %s during stream capture: CUDA refuses it and invalidates the capture\n", call);
-  for (CUstream_st* s : capturing_streams()) s->invalidated = true;
-}
 
 Mem classify(const void* p, size_t bytes) {
   std::lock_guard lock(big_lock());
   if (inside(device_allocs(), p, bytes)) return Mem::Device;
   if (inside(pinned(), p, bytes)) return Mem::Pinned;
   return Mem::Host;
-}
-std::string describe(const void* p) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%p", p);
-  return b;
 }
 
 void enqueue(cudaStream_t s, std::function<void()> work) {
@@ -168,7 +159,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
 }
 cudaError_t cudaDeviceSynchronize() {
   std::lock_guard lock(emu::big_lock());
-  if (emu::captures_in_this_thread() > 0) return emu::refuse_in_capture("cudaDeviceSynchronize");
+  if (emu::capturing_in_this_thread()) return emu::refuse_in_capture("cudaDeviceSynchronize");
   return emu::g_sticky;
 }
 cudaError_t cudaDeviceReset() {
@@ -186,7 +177,7 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   std::lock_guard lock(emu::big_lock());
   *p = nullptr;
-  if (emu::captures_in_this_thread() > 0) return emu::refuse_in_capture("cudaMalloc");
+  if (emu::capturing_in_this_thread()) return emu::refuse_in_capture("cudaMalloc");
   if (g_allocated + bytes > emu::total_memory()) return emu::g_last = cudaErrorMemoryAllocation;
   const size_t n = std::max<size_t>(bytes, 1);
   void* m = std::aligned_alloc(256, (n + 255) / 256 * 256);
@@ -258,7 +249,7 @@ cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   std::lock_guard lock(emu::big_lock());
-  if (emu::captures_in_this_thread() > 0) return emu::refuse_in_capture("cudaMemcpy");
+  if (emu::capturing_in_this_thread()) return emu::refuse_in_capture("cudaMemcpy");
   if (emu::g_sticky != cudaSuccess) return emu::g_sticky;
   if (const cudaError_t e = check_copy(dst, src, bytes, kind); e != cudaSuccess) return emu::g_last = e;
   if (bytes) std::memmove(dst, src, bytes);
@@ -289,7 +280,7 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
 }
 cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
   std::lock_guard lock(emu::big_lock());
-  if (emu::captures_in_this_thread() > 0) return emu::refuse_in_capture("cudaMemset");
+  if (emu::capturing_in_this_thread()) return emu::refuse_in_capture("cudaMemset");
   if (bytes && emu::classify(dst, bytes) != emu::Mem::Device) return emu::g_last = cudaErrorInvalidValue;
   if (bytes) std::memset(dst, value, bytes);
   return cudaSuccess;
@@ -334,7 +325,6 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
   s->capturing = true;
   s->invalidated = false;
   s->captured.clear();
-  ++emu::captures_in_this_thread();
   emu::capturing_streams().push_back(s);
   return cudaSuccess;
 }
@@ -343,9 +333,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g) {
   *g = nullptr;
   if (!s || !s->capturing) return emu::g_last = cudaErrorInvalidValue;
   s->capturing = false;
-  --emu::captures_in_this_thread();
-  auto& v = emu::capturing_streams();
-  std::erase(v, s);
+  std::erase(emu::capturing_streams(), s);
   if (s->invalidated) {
     s->captured.clear();
     return emu::g_last = cudaErrorStreamCaptureInvalidated;

@@ -36,14 +36,8 @@ void set_error(cudaError_t e);
 cudaError_t sticky_error();
 void set_sticky(cudaError_t e, const std::string& why);
 
-// Streams being captured by this host thread: synchronous calls are refused meanwhile.
-int& captures_in_this_thread();
-// Marks every capture of this thread invalid (a call CUDA refuses during capture was made).
-void invalidate_captures(const char* call);
-
 // Device allocations (start -> bytes) and page-locked host ranges.
 enum class Mem { Host, Device, Pinned };
 Mem classify(const void* p, size_t bytes);
-std::string describe(const void* p);
 
 }  // namespace emu

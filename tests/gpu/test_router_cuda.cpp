@@ -140,4 +140,6 @@ TEST(RouterCudaArgs, RefusesGroupsItCannotHold) {
   EXPECT_THROW(cuda::router_route(p, 1, 256, 8, r, ids, p, nullptr), std::invalid_argument);
   r.n_groups = 8, r.topk_groups = 1;  // one group of 32 holds fewer than k = 40
   EXPECT_THROW(cuda::router_route(p, 1, 256, 40, r, ids, p, nullptr), std::invalid_argument);
+  EXPECT_FALSE(cuda::router_unsupported(256, 40, r).empty());  // what the engine asks before routing on the device
+  for (const Rule& ok : rules()) EXPECT_EQ(cuda::router_unsupported(ok.E, ok.k, device_rule(ok.spec, nullptr)), "") << ok.name;
 }
