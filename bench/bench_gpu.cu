@@ -189,6 +189,30 @@ void bench_attention_decode(const char* name, int n_seq, int length, double copy
               100.0 * gbs / copy_gbs);
 }
 
+// n activations uniform in [-1, 1), on the device.
+DeviceBuffer<float> uniform_x(int64_t n, std::mt19937_64& rng) {
+  std::vector<float> h(static_cast<size_t>(n));
+  std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
+  for (float& v : h) v = ud(rng);
+  DeviceBuffer<float> x(h.size());
+  x.upload(h.data(), h.size());
+  return x;
+}
+
+// T tokens, each routed to top_k distinct random experts of work: pair (t, j) reads x row t and
+// writes y row t * top_k + j.
+void route_random(std::vector<cuda::GroupedExpert>& work, int T, int top_k, std::mt19937_64& rng) {
+  std::vector<int> ids(work.size());
+  for (int t = 0; t < T; ++t) {
+    for (size_t e = 0; e < ids.size(); ++e) ids[e] = int(e);
+    std::shuffle(ids.begin(), ids.end(), rng);
+    for (int j = 0; j < top_k; ++j) {
+      work[size_t(ids[size_t(j)])].x_rows.push_back(t);
+      work[size_t(ids[size_t(j)])].y_rows.push_back(t * top_k + j);
+    }
+  }
+}
+
 // One grouped launch (kernels/cuda/qgemv_grouped.h) over a Qwen3-30B-A3B layer's gate (or up)
 // projections: 128 experts of [768, 2048], T tokens each routed to 8 distinct random experts.
 // The figure is the weight bytes of the distinct active experts / time (x and y not counted);
@@ -204,31 +228,20 @@ void bench_grouped(const Format& f, int T, double copy_gbs, std::mt19937_64& rng
   w.reserve(size_t(copies * kExperts));
   plans.reserve(size_t(copies));
   double bytes = 0, active = 0;
-  std::vector<int> ids(kExperts);
   for (int c = 0; c < copies; ++c) {
     std::vector<cuda::GroupedExpert> work(kExperts);
     for (int e = 0; e < kExperts; ++e) {
       w.emplace_back(host.view());
       work[size_t(e)].w = w.back().weight();
     }
-    for (int t = 0; t < T; ++t) {
-      for (int e = 0; e < kExperts; ++e) ids[size_t(e)] = e;
-      std::shuffle(ids.begin(), ids.end(), rng);
-      for (int j = 0; j < kTopK; ++j) {
-        work[size_t(ids[size_t(j)])].x_rows.push_back(t);
-        work[size_t(ids[size_t(j)])].y_rows.push_back(t * kTopK + j);
-      }
-    }
+    route_random(work, T, kTopK, rng);
     for (const auto& g : work) active += g.x_rows.empty() ? 0 : 1;
     plans.emplace_back(work, T, int64_t(T) * kTopK);
     bytes += double(plans.back().weight_bytes());
   }
   bytes /= copies, active /= copies;  // per call, averaged over the routings
-  std::vector<float> hx(size_t(T * K));
-  std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
-  for (float& v : hx) v = ud(rng);
-  DeviceBuffer<float> x(hx.size()), y(size_t(T * kTopK * N));
-  x.upload(hx.data(), hx.size());
+  const DeviceBuffer<float> x = uniform_x(int64_t(T) * K, rng);
+  DeviceBuffer<float> y(size_t(T * kTopK * N));
   std::vector<float> y_v0, y_got;
   for (const QgemvVariant v : cuda::detail::kQgemvVariants) {
     const ScopedQgemvVariant use(v);
@@ -240,6 +253,42 @@ void bench_grouped(const Format& f, int T, double copy_gbs, std::mt19937_64& rng
     if (v == QgemvVariant::V0) y_v0 = y_got;
     std::printf("%-22s %-11s %3d %-8s %7.1f %9.2f %10.2f %9.0f %6.1f%% %8.1e\n", "grouped qwen3 gate/up", f.name, T,
                 cuda::detail::variant_name(v), active, bytes / 1e6, s * 1e6, gbs, 100.0 * gbs / copy_gbs, diff);
+  }
+}
+
+// A prompt of T tokens through one Qwen3-30B-A3B gate (or up) projection, 128 experts of
+// [768, 2048], top-8: the fp32 grouped GEMV (passes of 8 tokens) against its tensor-core form
+// (GroupedMath::TensorCoreBf16). TFLOP/s = 2 x T x 8 x N x K / time (against the dense bf16
+// peak); `vs gemv`: max |y_tc - y_gemv| / max |y_gemv|, the bf16 rounding.
+void bench_grouped_prompt(const Format& f, int T, std::mt19937_64& rng) {
+  constexpr int kExperts = 128, kTopK = 8;
+  constexpr int64_t N = 768, K = 2048;
+  const QuantizedMatrix host = random_matrix(f.dtype, f.group, N, K, rng);
+  std::vector<DeviceMatrix> w;
+  w.reserve(kExperts);
+  std::vector<cuda::GroupedExpert> work(kExperts);
+  for (int e = 0; e < kExperts; ++e) {
+    w.emplace_back(host.view());
+    work[size_t(e)].w = w.back().weight();
+  }
+  route_random(work, T, kTopK, rng);
+  const DeviceBuffer<float> x = uniform_x(int64_t(T) * K, rng);
+  DeviceBuffer<float> y(size_t(T * kTopK * N));
+  std::vector<float> y_gemv, y_got;
+  for (const cuda::GroupedMath math : {cuda::GroupedMath::Fp32, cuda::GroupedMath::TensorCoreBf16}) {
+    const bool tc = math == cuda::GroupedMath::TensorCoreBf16;
+    if (tc && !cuda::tensor_core_gemm_supported(0)) continue;
+    cuda::QgemvGrouped plan;
+    plan.set(work, T, int64_t(T) * kTopK, nullptr, math);
+    MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+    auto call = [&](int) { plan.run(x.get(), y.get(), nullptr); };
+    const double s = time_per_call(call, calibrate(call));
+    const double tflops = 2.0 * T * kTopK * double(N) * double(K) / s / 1e12;
+    plan.run(x.get(), y.get(), nullptr);
+    const double diff = download_rel_diff(y, y_got, y_gemv);
+    if (!tc) y_gemv = y_got;
+    std::printf("%-22s %-11s %5d %-12s %10.2f %9.2f %8.1e\n", "prompt qwen3 gate/up", f.name, T,
+                tc ? "tensor-core" : "fp32 gemv", s * 1e6, tflops, diff);
   }
 }
 
@@ -371,6 +420,14 @@ int main() {
     for (const Format& f : {formats[0], formats[1]})
       for (const int T : batches) bench_grouped(f, T, copy_gbs, rng);
     std::printf("(one launch per call: 128 experts [768, 2048], top-8; weight bytes of the active experts)\n");
+
+    std::printf("\n%-22s %-11s %5s %-12s %10s %9s %8s\n", "grouped MoE prompt", "format", "T", "math", "us/call",
+                "TFLOP/s", "vs gemv");
+    for (const Format& f : {formats[0], formats[1]})
+      if (f.dtype == DType::Q4 || f.dtype == DType::Q4Z)
+        for (const int T : {512, 4096}) bench_grouped_prompt(f, T, rng);
+    std::printf("(one launch per call: T tokens x top-8 over 128 experts [768, 2048]; the tensor-core form rounds x and\n"
+                " the weights to bf16; an H200's dense bf16 peak is ~990 TFLOP/s)\n");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_gpu: %s\n", e.what());
     return 1;

@@ -8,7 +8,8 @@
 #     and 25%, and --cpu-misses=always (every miss on the CPU) at 25%;
 #   - without CUDA graphs (--no-graphs, 100% and 25%), and with one launch per expert and
 #     projection (--no-grouped, host routing, 100%), against the default (device routing, graph
-#     replay of whole steps at 100%, of layer segments at partial budgets).
+#     replay of whole steps at 100%, of layer segments at partial budgets);
+#   - prefill of 512- and 4096-token prompts, fp32 GEMV against tensor cores (--prompt-tc).
 # Run by scripts/gpu-check.sh (or alone, from the repository root, with build-gpu/).
 #
 #   scripts/gpu-engine-bench.sh            # MOE_GPU_PACK=/tmp/moe-gpu-check-q30.moepack (18 GB)
@@ -43,4 +44,20 @@ bench engine_cpu --vram-budget 50%,25% --prefetch off --cpu-misses --warm-ram
 bench engine_cpu_always --vram-budget 25% --prefetch off --cpu-misses=always --warm-ram
 bench engine_nographs --vram-budget 100%,25% --prefetch off --no-graphs --warm-ram
 bench engine_single --vram-budget 100% --prefetch off --no-grouped
+
+# Prefill, every expert resident: the fp32 grouped GEMV (passes of 8 tokens) against the
+# tensor-core GEMM for prompt chunks (--prompt-tc), 512- and 4096-token prompts, one after the
+# other on this machine. TFLOP/s counts the weight products (moe bench's prefill_tflop_s).
+echo "prefill (100% VRAM): prompt, path, prefill tok/s, TFLOP/s of weight products"
+for len in 512 4096; do
+  for path in gemv tc; do
+    flag=(); [[ $path == tc ]] && flag=(--prompt-tc)
+    f="$out/prefill_${path}_$len.json"
+    timeout "${BENCH_TIMEOUT:-300}" "$moe" bench -m "$pack" --device cuda --prompt-len "$len" --gen-len 4 --warmup 0 \
+      --vram-budget 100% --prefetch off --json "${flag[@]}" >"$f" 2>"${f%.json}.err" ||
+      { echo "gpu-engine-bench: prefill $path $len failed"; tail -3 "${f%.json}.err"; rc=1; continue; }
+    python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); j = j["runs"][0] if "runs" in j else j
+print("%6s %5s %10.1f %8.2f" % (sys.argv[2], sys.argv[3], j["prefill_tok_s"], j["prefill_tflop_s"]))' "$f" "$len" "$path" || rc=1
+  done
+done
 exit $rc

@@ -57,6 +57,7 @@ gpu::GpuEngineOptions gpu_options(const Model& m, const DeviceOptions& d, const 
     o.miss_calibration = always;
   }
   o.cuda_graphs = d.graphs;
+  o.tensor_core_prompts = d.prompt_tc;
   o.cpu_threads = d.threads;
   return o;
 }

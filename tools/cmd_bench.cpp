@@ -34,6 +34,12 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 double since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
 
+// Multiply-adds of weight matrices per prompt token: the active parameters less the embedding
+// (a lookup) and the LM head (one row per prompt); norms and biases are in the noise.
+int64_t prefill_macs_per_token(const ModelConfig& c) {
+  return count_params(c).active - c.vocab_size * c.hidden * (c.tie_embeddings ? 1 : 2);
+}
+
 // Reads every expert of the pack into the RAM tier once, with progress; warns when the RAM
 // budget could not keep them all.
 void warm_ram_tier(Session& session) {
@@ -206,6 +212,9 @@ nlohmann::json measure(Session& session, const BenchOpts& o, const Variant& v, i
       {"prompt_len", o.prompt_len},
       {"gen_len", o.gen_len},
       {"prefill_tok_s", o.prompt_len / prefill_s},
+      // Weight products of the prompt (2 flops per multiply-add; attention's scores and the one
+      // LM-head row excluded): against the GPU's tensor-core peak.
+      {"prefill_tflop_s", 2.0 * double(prefill_macs_per_token(m.cfg)) * o.prompt_len / prefill_s / 1e12},
       {"decode_tok_s", decode_tps},
       {"decode_bytes_per_token", bpt},
       {"decode_gb_s", bpt * decode_tps / 1e9},

@@ -1,5 +1,5 @@
 // QgemvGrouped: validates one layer's work list, splits each expert's tokens into passes of
-// <= kQgemvMaxM, stages descriptors and index lists in pinned memory and uploads them in one
+// <= kQgemvMaxM (kTcMaxM for a tensor-core plan), stages descriptors and index lists in pinned memory and uploads them in one
 // asynchronous copy (grow-only buffers); run() is one launch.
 #include "kernels/cuda/qgemv_grouped.h"
 
@@ -109,14 +109,52 @@ QgemvGrouped::QgemvGrouped(const std::vector<GroupedExpert>& experts, int64_t T,
   if (n_items_ > 0) MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));  // usable on any stream
 }
 
-void QgemvGrouped::set(const std::vector<GroupedExpert>& experts, int64_t T, int64_t Y, cudaStream_t stream) {
+bool tensor_core_format(const DeviceWeight& w) {
+  switch (w.dtype) {
+    case DType::Q4:
+    case DType::Q4Z:
+    case DType::MXFP4: return true;
+    case DType::F8E4M3:
+    case DType::I8: return w.cols % 32 == 0;
+    default: return false;
+  }
+}
+
+void tc_gemm_rows(const DeviceWeight& w, const float* x, float* y, const int32_t* rows, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  if (!tensor_core_format(w))
+    bad(std::string(dtype_name(w.dtype)) + " [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) +
+        "] has no tensor-core kernel");
+  detail::check_weight("tc_gemm_rows", w);
+  if (!x || !y || !rows) bad("tc_gemm_rows needs x, y and the row list");
+  if (!aligned16(x) || !aligned16(y) || !aligned16(w.data)) bad("x, y and the weight data must be 16-byte aligned");
+  if (n > INT_MAX || (w.rows + detail::kTcRows - 1) / detail::kTcRows > 65535)
+    bad("tc_gemm_rows: " + std::to_string(n) + " rows of N = " + std::to_string(w.rows) + " exceed the grid's limits");
+  const detail::GroupedDesc e{static_cast<const uint8_t*>(w.data), w.scales, w.zeros};
+  detail::launch_rows_tc(e, w.dtype, rows, int(n), x, y, int(w.rows), int(w.cols), int(w.group), stream);
+}
+
+bool tensor_core_gemm_supported(int device) {
+  cudaDeviceProp p{};
+  MOE_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+  return p.major >= 8;
+}
+
+void QgemvGrouped::set(const std::vector<GroupedExpert>& experts, int64_t T, int64_t Y, cudaStream_t stream,
+                       GroupedMath math) {
   // 1. Validate and count. Nothing of the current plan changes until all is accepted.
   if (T < 0 || T > INT_MAX) bad("T = " + std::to_string(T) + " must be in [0, 2^31)");
   if (Y < 0 || Y > INT_MAX) bad("Y = " + std::to_string(Y) + " must be in [0, 2^31)");
+  const bool tc = math == GroupedMath::TensorCoreBf16;
+  const size_t per_item = size_t(tc ? detail::kTcMaxM : kQgemvMaxM);  // tokens per work item
   size_t n_desc = 0, n_items = 0, n_pairs = 0;
   int64_t weight_bytes = 0;
   if (!experts.empty()) {
     check_weights(experts);
+    if (tc && !tensor_core_format(experts[0].w))
+      bad(std::string(dtype_name(experts[0].w.dtype)) + " [" + std::to_string(experts[0].w.rows) + ", " +
+          std::to_string(experts[0].w.cols) +
+          "] has no tensor-core kernel (Q4, Q4Z, MXFP4 and FP8 with K % 32 == 0 do); use GroupedMath::Fp32");
     written_.assign(size_t(Y), 0);  // each output row by one pair only: no races, no order
     for (size_t e = 0; e < experts.size(); ++e) {
       const GroupedExpert& g = experts[e];
@@ -135,7 +173,7 @@ void QgemvGrouped::set(const std::vector<GroupedExpert>& experts, int64_t T, int
         if (written_[size_t(o)]++) bad(which() + ": output row " + std::to_string(o) + " written twice");
       }
       n_desc += 1;
-      n_items += (g.x_rows.size() + size_t(kQgemvMaxM) - 1) / size_t(kQgemvMaxM);
+      n_items += (g.x_rows.size() + per_item - 1) / per_item;
       n_pairs += g.x_rows.size();
       weight_bytes += bytes_of(g.w);
     }
@@ -147,6 +185,7 @@ void QgemvGrouped::set(const std::vector<GroupedExpert>& experts, int64_t T, int
   // 2. Accepted: the new plan's shape. Until its upload is queued the plan is empty, so a CUDA
   // error below leaves nothing half-written for run() to read.
   dtype_ = experts.empty() ? DType::F32 : experts[0].w.dtype;
+  math_ = math;
   group_ = experts.empty() ? 0 : experts[0].w.group;
   N_ = experts.empty() ? 0 : experts[0].w.rows;
   K_ = experts.empty() ? 0 : experts[0].w.cols;
@@ -182,8 +221,8 @@ void QgemvGrouped::set(const std::vector<GroupedExpert>& experts, int64_t T, int
     const int32_t n = int32_t(g.x_rows.size());
     const detail::GroupedDesc desc{static_cast<const uint8_t*>(g.w.data), g.w.scales, g.w.zeros};
     put(h, size_t(expert) * sizeof(desc), &desc, 1);
-    for (int32_t m0 = 0; m0 < n; m0 += kQgemvMaxM, ++item) {
-      const detail::GroupedItem it{expert, first + m0, std::min(kQgemvMaxM, n - m0)};
+    for (int32_t m0 = 0; m0 < n; m0 += int32_t(per_item), ++item) {
+      const detail::GroupedItem it{expert, first + m0, std::min(int32_t(per_item), n - m0)};
       put(h, items_at + item * sizeof(it), &it, 1);
     }
     put(h, x_rows_at + size_t(first) * sizeof(int32_t), g.x_rows.data(), g.x_rows.size());
@@ -214,6 +253,7 @@ void check_pair_plan(const QgemvGrouped::PairPlan& p, const int32_t* ids, int64_
 bool QgemvGrouped::prepare_pairs(const PairPlan& p, int64_t T, int k, cudaStream_t stream, detail::PairPlanArgs* out) {
   const int64_t P = T * k;
   dtype_ = p.shape.dtype, group_ = p.shape.group, N_ = p.shape.rows, K_ = p.shape.cols;
+  math_ = GroupedMath::Fp32;
   T_ = p.x_per_pair ? P : T, Y_ = P;
   pairs_ = 0, weight_bytes_ = 0, n_items_ = 0;
   if (P == 0) return false;
@@ -272,6 +312,7 @@ void QgemvGrouped::run(const float* x, float* y, cudaStream_t stream) const {
                                 int(N_),
                                 int(K_),
                                 int(group_)};
+  if (math_ == GroupedMath::TensorCoreBf16) return detail::launch_grouped_tc(a, dtype_, stream);
   if (dtype_ == DType::MXFP4) return detail::launch_grouped_mx4(a, stream);  // one form for every variant
   detail::QgemvVariant v = detail::ScopedQgemvVariant::current();  // V0 falls back to v0's launchers
   if (v == detail::QgemvVariant::Auto) v = detail::auto_variant(dtype_ == DType::F8E4M3, 0, /*grouped=*/true);

@@ -68,6 +68,27 @@ namespace moe::cuda {
 // shape are the plan's.
 using GroupedDesc = detail::GroupedDesc;
 
+// How a plan's run() multiplies. Fp32: the grouped GEMV above (passes of <= 8 tokens, fp32
+// activations, the arithmetic of qgemv()). TensorCoreBf16: a tensor-core GEMM (qgemm_tc.cu) over
+// blocks of up to 64 of an expert's tokens, x and the decoded weights rounded to bf16, fp32 sums:
+// for prompt chunks. The formats of tensor_core_format; sm_80 or newer (tensor_core_gemm_supported).
+// Either way a row's result depends only on its token and the weights, never on the other rows.
+enum class GroupedMath { Fp32, TensorCoreBf16 };
+
+// Whether `device` runs the TensorCoreBf16 plans (compute capability 8.0 or newer).
+bool tensor_core_gemm_supported(int device);
+// Whether the tensor-core kernels take weights of w's format and shape: Q4, Q4Z and MXFP4; FP8
+// (per-row or 128 x 128 block scales) and INT8 (per-row scales; tc_gemm_rows only: experts are
+// never INT8) when K % 32 == 0.
+bool tensor_core_format(const DeviceWeight& w);
+
+// y[rows[i], :] = x[rows[i], :] . w^T for the n rows listed on the device (each once), on tensor
+// cores as a TensorCoreBf16 plan multiplies (bf16 operands, fp32 sums): a dense weight's prompt
+// rows. Other rows of y are untouched. x [*, K], y [*, N] 16-byte aligned. Asynchronous on
+// `stream`; no allocation, no host copy. Throws std::invalid_argument for weights
+// tensor_core_format refuses or a bad pointer.
+void tc_gemm_rows(const DeviceWeight& w, const float* x, float* y, const int32_t* rows, int64_t n, cudaStream_t stream);
+
 // One active expert of the layer and the tokens routed to it.
 struct GroupedExpert {
   DeviceWeight w;               // device pointers, [N, K]
@@ -122,7 +143,10 @@ class QgemvGrouped {
   // the contract above: the previous set()'s upload must have completed. Throws
   // std::invalid_argument like the constructor (the previous plan then stays), and
   // std::runtime_error on a CUDA error (the plan is then empty).
-  void set(const std::vector<GroupedExpert>& experts, int64_t T, int64_t Y, cudaStream_t stream);
+  // math: see GroupedMath; TensorCoreBf16 also throws std::invalid_argument for weights
+  // tensor_core_format refuses (the device's capability is the caller's to check).
+  void set(const std::vector<GroupedExpert>& experts, int64_t T, int64_t Y, cudaStream_t stream,
+           GroupedMath math = GroupedMath::Fp32);
 
   // The plan for routing that is already on the device (the GPU engine's decode step with every
   // expert resident: no host round trip). Pair i = t * k + j (i < T * k) reads x row t (x [T, K]:
@@ -154,6 +178,7 @@ class QgemvGrouped {
   int64_t rows() const { return N_; }   // N
   int64_t cols() const { return K_; }   // K
   int64_t pairs() const { return pairs_; }
+  GroupedMath math() const { return math_; }
   // Weight bytes (data + scales + zero points) of the experts that have tokens: what one run
   // must read at least once.
   int64_t weight_bytes() const { return weight_bytes_; }
@@ -164,11 +189,12 @@ class QgemvGrouped {
 
  private:
   DType dtype_ = DType::F32;
+  GroupedMath math_ = GroupedMath::Fp32;
   int32_t group_ = 0;
   int64_t N_ = 0, K_ = 0, T_ = 0, Y_ = 0, pairs_ = 0, weight_bytes_ = 0;
   int64_t n_items_ = 0;
   // One device allocation, byte offsets 16-aligned:
-  //   [active experts] GroupedDesc | [passes] GroupedItem (expert, first pair, count <= 8) |
+  //   [active experts] GroupedDesc | [passes] GroupedItem (expert, first pair, count <= 8, or 64) |
   //   [pairs] x_rows | [pairs] y_rows (pairs expert after expert)
   DeviceBuffer<uint8_t> plan_;
   size_t items_at_ = 0, x_rows_at_ = 0, y_rows_at_ = 0;

@@ -17,7 +17,8 @@ struct GroupedDesc {
   const uint8_t* zeros;  // Q4Z only
 };
 
-// One block column of the grid: pairs [first, first + count) of expert `expert`, count <= 8.
+// One block column of the grid: pairs [first, first + count) of expert `expert`, count <= 8
+// (kTcMaxM = 64 in a tensor-core plan).
 struct GroupedItem {
   int32_t expert, first, count;
 };
@@ -39,6 +40,13 @@ struct GroupedLaunch {
 };
 
 void launch_grouped_q4(const GroupedLaunch& a, bool zero_points, cudaStream_t stream);
+// The tensor-core GEMM of GroupedMath::TensorCoreBf16 (qgemm_tc.cu): items of <= kTcMaxM tokens,
+// blocks of kTcRows rows of N; the formats tensor_core_format accepts (qgemv_grouped.h).
+inline constexpr int kTcMaxM = 64, kTcRows = 64;
+void launch_grouped_tc(const GroupedLaunch& a, DType dtype, cudaStream_t stream);
+// tc_gemm_rows' launcher: one weight (desc e, dtype, [N, K], group) over n rows listed on the device.
+void launch_rows_tc(const GroupedDesc& e, DType dtype, const int32_t* rows, int n, const float* x, float* y, int N,
+                    int K, int group, cudaStream_t stream);
 void launch_grouped_f8(const GroupedLaunch& a, cudaStream_t stream);
 void launch_grouped_mx4(const GroupedLaunch& a, cudaStream_t stream);  // every variant runs it
 // The smem family (qgemv_variant.h; v == V0 falls back to the two above):

@@ -52,9 +52,14 @@ GpuEngine::GpuEngine(const Model& model, GpuEngineOptions opts) : model_(model),
   if (opts_.deltanet_chunk < 0 || opts_.deltanet_chunk > cuda::kDeltaMaxChunk)
     throw std::invalid_argument(fmt::format("GpuEngineOptions::deltanet_chunk {} must be in 0..{}", opts_.deltanet_chunk,
                                             cuda::kDeltaMaxChunk));
+  if (opts_.tensor_core_prompts && (opts_.wide16 || !opts_.grouped_experts))
+    throw std::invalid_argument(
+        "tensor-core prompts (--prompt-tc) need grouped experts and bf16 products: not with --exact or --no-grouped");
   if (opts_.ram_tier && opts_.ram_tier != model_.experts.get())
     throw std::invalid_argument("GpuEngineOptions::ram_tier must be the model's expert source (model.experts)");
   dev_ = std::make_unique<CudaDevice>(opts_.device);
+  if (opts_.tensor_core_prompts && !cuda::tensor_core_gemm_supported(opts_.device))
+    throw std::invalid_argument("tensor-core prompts (--prompt-tc) need a GPU of compute capability 8.0 or newer");
   MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   try {
     gemm_ = std::make_unique<cuda::DenseGemm>(stream_);
@@ -208,6 +213,41 @@ StepInputs GpuEngine::step_inputs(bool decode, int64_t T) const {
   return in;
 }
 
+void GpuEngine::plan_prompt_rows(const BatchPlan& plan) {
+  step_tokens_ = plan.tokens();
+  prompt_token_.clear();
+  prompt_rows_ = 0;
+  other_runs_.clear();
+  if (!opts_.tensor_core_prompts) return;
+  std::vector<int32_t> rows;
+  for (const BatchPlan::Item& it : plan.items) {
+    if (it.n > 1) {
+      for (int64_t r = it.row; r < it.row + it.n; ++r) rows.push_back(int32_t(r));
+    } else if (!other_runs_.empty() && other_runs_.back().first + other_runs_.back().second == it.row) {
+      other_runs_.back().second += it.n;
+    } else {
+      other_runs_.push_back({it.row, it.n});
+    }
+  }
+  if (rows.empty()) {
+    other_runs_.clear();
+    return;
+  }
+  prompt_token_.assign(size_t(step_tokens_), 0);
+  for (const int32_t r : rows) prompt_token_[size_t(r)] = 1;
+  upload(s_->prompt_rows, rows, stream_);
+  prompt_rows_ = int64_t(rows.size());
+}
+
+void GpuEngine::apply_rows(const Linear& l, const float* x, int64_t M, float* y) {
+  const cuda::DeviceWeight w = l.m->weight();
+  if (prompt_rows_ == 0 || M != step_tokens_ || !is_quantized(w.dtype) || !cuda::tensor_core_format(w))
+    return apply(l, x, M, y, *gemm_, stream_);
+  for (const auto& [r0, n] : other_runs_) apply(w, x + r0 * w.cols, n, y + r0 * w.rows, *gemm_, stream_);
+  cuda::tc_gemm_rows(w, x, y, s_->prompt_rows.get(), prompt_rows_, stream_);
+  if (l.bias.size()) cuda::add_bias(y, l.bias.get(), M, w.rows, stream_);
+}
+
 std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   const Clock::time_point t0 = Clock::now();
   const ModelConfig& c = model_.cfg;
@@ -223,6 +263,7 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
     for (const BatchPlan::Item& it : plan.items)
       if (it.start == 0) seqs_.at(it.seq).zero_states(stream_);
   upload(s.pos, plan.pos, stream_);
+  plan_prompt_rows(plan);
   cuda::embed(weights_.embed->weight(), plan.ids.data(), T, s.ids.get(), s.x.get(), stream_);
 
   // Pure decode (one token per item, each its own sequence): one attention launch pair per

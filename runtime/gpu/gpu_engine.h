@@ -136,7 +136,7 @@ class GpuEngine final : public InferenceEngine {
     int expert;
     int64_t row, n;
   };
-  // A chunk's experts, planned in group_ (gate, up, down): gate and up read x [x_rows, H] into
+  // A chunk's experts, planned in group_ and group_tc_ (gate, up, down): gate and up read x [x_rows, H] into
   // rows of g / u [gu_rows, I], the activation on rows [r0, r1), down reads g into y [y_rows, H].
   // `biased`: the experts' rows when the layer has expert biases (added after each projection).
   void grouped_swiglu(int layer, const float* x, int64_t x_rows, int64_t gu_rows, int64_t r0, int64_t r1,
@@ -167,6 +167,21 @@ class GpuEngine final : public InferenceEngine {
   RoutingOverride override_;
   cuda::QgemvGrouped grouped_[3];  // gate, up, down plans (set per chunk, reused)
   std::vector<cuda::GroupedExpert> group_[3];
+  // The same for prompt tokens on tensor cores (GpuEngineOptions::tensor_core_prompts): empty
+  // unless that option is on and the step has a prompt chunk.
+  cuda::QgemvGrouped grouped_tc_[3];
+  std::vector<cuda::GroupedExpert> group_tc_[3];
+  // This step's rows (tensor_core_prompts, a step with a prompt chunk): per row whether its item
+  // brings more than one token; their count (listed in Scratch::prompt_rows); the runs
+  // [first, first + n) of the other rows. Empty / 0 otherwise.
+  int64_t step_tokens_ = 0;
+  std::vector<uint8_t> prompt_token_;
+  int64_t prompt_rows_ = 0;
+  std::vector<std::pair<int64_t, int64_t>> other_runs_;
+  void plan_prompt_rows(const BatchPlan& plan);
+  // A dense projection over the step's rows: apply(), except that a quantized weight the tensor
+  // cores take runs the prompt rows there (cuda::tc_gemm_rows) and the other runs by the GEMV.
+  void apply_rows(const Linear& l, const float* x, int64_t M, float* y);
   int decode_max_len_ = 0;  // this decode step's attention bound (a multiple of 256)
   // Slot 0: a whole decode step; 1 + l: layer l's attention-and-routing segment; 1 + layers + l:
   // its experts from the step table; each keyed by graph_key(T, step_rows_) when it replays.

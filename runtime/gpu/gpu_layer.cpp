@@ -30,7 +30,10 @@ void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
   const Linear* qkv[3] = {&W.q, &W.k, &W.v};
   // Qwen3-Next's gated attention: q_proj yields each head's query and then its gate.
   float* const out[3] = {c.attn_output_gate ? s.qg.get() : s.q.get(), s.k.get(), s.v.get()};
-  apply_same_x(qkv, out, 3, s.h.get(), T, *gemm_, stream_);
+  if (prompt_rows_ > 0 && is_quantized(W.q.m->weight().dtype))  // quantized: no shared rounding to keep
+    for (int i = 0; i < 3; ++i) apply_rows(*qkv[i], s.h.get(), T, out[i]);
+  else
+    apply_same_x(qkv, out, 3, s.h.get(), T, *gemm_, stream_);
   if (c.attn_output_gate) cuda::split_query_gate(s.qg.get(), T, c.n_heads, int(hd), s.q.get(), s.gate.get(), stream_);
   const float af = float(c.rope.attention_factor);
   const cuda::RopeLayout rl{int(hd), c.rotary_dim, c.rope_interleaved};
@@ -96,16 +99,16 @@ void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
     }
   }
   if (c.attn_output_gate) cuda::mul_sigmoid(s.att.get(), s.gate.get(), T * qd, stream_);
-  apply(W.o, s.att.get(), T, s.o.get(), *gemm_, stream_);  // the caller adds o to x
+  apply_rows(W.o, s.att.get(), T, s.o.get());  // the caller adds o to x
 }
 
 void GpuEngine::dense_ffn(const Linear& gate, const Linear& up, const Linear& down, int64_t n, int64_t inter,
                           const float* h, float* out) {
   Scratch& s = *s_;
-  apply(gate, h, n, s.g.get(), *gemm_, stream_);
-  apply(up, h, n, s.u.get(), *gemm_, stream_);
+  apply_rows(gate, h, n, s.g.get());
+  apply_rows(up, h, n, s.u.get());
   cuda::silu_mul(s.g.get(), s.u.get(), n * inter, s.g.get(), stream_);
-  apply(down, s.g.get(), n, out, *gemm_, stream_);
+  apply_rows(down, s.g.get(), n, out);
 }
 
 void GpuEngine::ffn(int layer, const BatchPlan& plan, const StepPlan& step) {

@@ -19,10 +19,10 @@ void GpuEngine::linear_attention(int layer, const BatchPlan& plan) {
   const int64_t vd = nv * l.v_dim;
   const cuda::DeltaNetDims dims{l.n_k_heads, l.n_v_heads, l.k_dim, l.v_dim};
 
-  apply(W.lin_qkv, s.h.get(), T, s.lqkv.get(), *gemm_, stream_);
-  apply(W.lin_z, s.h.get(), T, s.lz.get(), *gemm_, stream_);
-  apply(W.lin_b, s.h.get(), T, s.lb.get(), *gemm_, stream_);
-  apply(W.lin_a, s.h.get(), T, s.la.get(), *gemm_, stream_);
+  apply_rows(W.lin_qkv, s.h.get(), T, s.lqkv.get());
+  apply_rows(W.lin_z, s.h.get(), T, s.lz.get());
+  apply_rows(W.lin_b, s.h.get(), T, s.lb.get());
+  apply_rows(W.lin_a, s.h.get(), T, s.la.get());
   cuda::deltanet_gates(s.lb.get(), s.la.get(), W.lin_a_log.get(), W.lin_dt_bias.get(), T, int(nv), stream_);
 
   const int64_t every = opts_.state_snapshot_every;
@@ -49,7 +49,7 @@ void GpuEngine::linear_attention(int layer, const BatchPlan& plan) {
     }
   }
   cuda::gated_rmsnorm(s.lcore.get(), s.lz.get(), W.lin_norm.get(), float(c.rms_eps), T * nv, l.v_dim, stream_);
-  apply(W.lin_out, s.lcore.get(), T, s.o.get(), *gemm_, stream_);  // the caller adds o to x
+  apply_rows(W.lin_out, s.lcore.get(), T, s.o.get());  // the caller adds o to x
 }
 
 }  // namespace moe::gpu

@@ -26,15 +26,15 @@ void GpuEngine::mla_attention(int layer, const BatchPlan& plan, bool decode) {
 
   // Queries [T, nh, nope + rope].
   if (m.q_lora_rank > 0) {
-    apply(W.q_a, s.h.get(), T, s.qa.get(), *gemm_, stream_);
+    apply_rows(W.q_a, s.h.get(), T, s.qa.get());
     cuda::rmsnorm(s.qa.get(), W.q_a_norm.get(), kLatentNormEps, T, m.q_lora_rank, s.qa.get(), stream_);
-    apply(W.q_b, s.qa.get(), T, s.q.get(), *gemm_, stream_);
+    apply_rows(W.q_b, s.qa.get(), T, s.q.get());
   } else {
-    apply(W.q, s.h.get(), T, s.q.get(), *gemm_, stream_);
+    apply_rows(W.q, s.h.get(), T, s.q.get());
   }
   // New cache rows [T, R + rope]: the latent normed (moved out of the strided rows and back).
   float* ckv = s.k.get();
-  apply(W.kv_a, s.h.get(), T, ckv, *gemm_, stream_);
+  apply_rows(W.kv_a, s.h.get(), T, ckv);
   const size_t lat_bytes = size_t(R) * sizeof(float), row_bytes = size_t(row) * sizeof(float);
   MOE_CUDA_CHECK(cudaMemcpy2DAsync(s.lat.get(), lat_bytes, ckv, row_bytes, lat_bytes, size_t(T),
                                    cudaMemcpyDeviceToDevice, stream_));
@@ -78,7 +78,7 @@ void GpuEngine::mla_attention(int layer, const BatchPlan& plan, bool decode) {
   b.cache = cache, b.pos = s.pos.get(), b.out = s.ql.get();  // in place: half the scratch
   cuda::mla_attention(b, stream_);
   cuda::head_matvec(W.uv.get(), int(nh), vd, R, s.ql.get(), nh * R, R, T, s.att.get(), stream_);
-  apply(W.o, s.att.get(), T, s.o.get(), *gemm_, stream_);  // the caller adds o to x
+  apply_rows(W.o, s.att.get(), T, s.o.get());  // the caller adds o to x
 }
 
 }  // namespace moe::gpu

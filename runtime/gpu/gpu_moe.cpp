@@ -92,6 +92,7 @@ void GpuEngine::moe_pairs(int layer, const BatchPlan& plan, const StepPlan& step
     const size_t c1 = std::min(on_gpu.size(), c0 + size_t(K));
     const int32_t r0 = row;
     for (auto& g : group_) g.clear();
+    for (auto& g : group_tc_) g.clear();  // decode tokens: never on tensor cores
     for (size_t u = c0; u < c1; ++u) {
       const SlotWeights w = dispatch_->acquire(layer, on_gpu[u]);
       for (const int32_t i : pairs[size_t(on_gpu[u])]) {
@@ -190,17 +191,23 @@ void GpuEngine::grouped_swiglu(int layer, const float* x, int64_t x_rows, int64_
   const int64_t I = model_.cfg.moe_intermediate, H = model_.cfg.hidden;
   if (W.expert_biases() && biased.empty() && r1 > r0)
     throw std::logic_error("grouped_swiglu: a layer with expert biases needs its experts' rows");
-  grouped_[0].set(group_[0], x_rows, gu_rows, stream_);
-  grouped_[0].run(x, s.g.get(), stream_);
-  grouped_[1].set(group_[1], x_rows, gu_rows, stream_);
-  grouped_[1].run(x, s.u.get(), stream_);
+  // Projection p's pairs: the fp32 plan, and the tensor-core plan's rows (others: no order between
+  // the two matters).
+  auto project = [&](int p, const float* in, int64_t in_rows, float* out, int64_t out_rows) {
+    grouped_[p].set(group_[p], in_rows, out_rows, stream_);
+    grouped_[p].run(in, out, stream_);
+    if (group_tc_[p].empty()) return;
+    grouped_tc_[p].set(group_tc_[p], in_rows, out_rows, stream_, cuda::GroupedMath::TensorCoreBf16);
+    grouped_tc_[p].run(in, out, stream_);
+  };
+  project(0, x, x_rows, s.g.get(), gu_rows);
+  project(1, x, x_rows, s.u.get(), gu_rows);
   for (const ExpertRows& r : biased) {
     add_expert_bias(W.expert_gate_bias, r.expert, I, s.g.get() + r.row * I, r.n);
     add_expert_bias(W.expert_up_bias, r.expert, I, s.u.get() + r.row * I, r.n);
   }
   activate(s.g.get() + r0 * I, s.u.get() + r0 * I, (r1 - r0) * I);
-  grouped_[2].set(group_[2], gu_rows, y_rows, stream_);
-  grouped_[2].run(s.g.get(), s.y.get(), stream_);
+  project(2, s.g.get(), gu_rows, s.y.get(), y_rows);
   for (const ExpertRows& r : biased) add_expert_bias(W.expert_down_bias, r.expert, H, s.y.get() + r.row * H, r.n);
 }
 
@@ -266,12 +273,16 @@ void GpuEngine::moe_general(int layer, const BatchPlan& plan) {
   const bool grouped = dispatch_->grouped();
   const bool biased = W.expert_biases();  // gpt-oss
   std::vector<ExpertRows> rows_of;        // the chunk's experts' rows, for their biases
+  // Tokens of prompt chunks (items of more than one token) on tensor cores, when enabled: chosen by
+  // the token's own item, so its path never depends on the other sequences of the step.
+  const std::vector<uint8_t>& prompt_token = prompt_token_;  // empty: none, or the option is off
   for (size_t c0 = 0; c0 < used.size(); c0 += size_t(K)) {
     const size_t c1 = std::min(used.size(), c0 + size_t(K));
     // The chunk's copies all start before any compute is queued.
     std::vector<SlotWeights> ws;
     for (size_t u = c0; u < c1; ++u) ws.push_back(dispatch_->acquire(layer, used[u]));
     for (auto& g : group_) g.clear();
+    for (auto& g : group_tc_) g.clear();
     rows_of.clear();
     for (size_t u = c0; u < c1; ++u) {
       const SlotWeights& w = ws[u - c0];
@@ -279,9 +290,19 @@ void GpuEngine::moe_general(int layer, const BatchPlan& plan) {
       const int64_t r0 = first[u], n = int64_t(by_expert[size_t(e)].size());
       if (biased) rows_of.push_back({e, r0, n});
       if (grouped) {  // this expert's rows of xg -> the same rows of g / u / y
-        std::vector<int32_t> rows(static_cast<size_t>(n));
-        for (int64_t i = 0; i < n; ++i) rows[size_t(i)] = int32_t(r0 + i);
-        for (size_t p = 0; p < 3; ++p) group_[p].push_back({w[p], rows, rows});
+        std::vector<int32_t> all(static_cast<size_t>(n)), rows, tc_rows;
+        for (int64_t i = 0; i < n; ++i) {
+          all[size_t(i)] = int32_t(r0 + i);
+          if (!prompt_token.empty()) (prompt_token[size_t(idx[r0 + i])] ? tc_rows : rows).push_back(int32_t(r0 + i));
+        }
+        for (size_t p = 0; p < 3; ++p) {
+          if (tc_rows.empty() || !cuda::tensor_core_format(w[p])) {
+            group_[p].push_back({w[p], all, all});
+            continue;
+          }
+          if (!rows.empty()) group_[p].push_back({w[p], rows, rows});
+          group_tc_[p].push_back({w[p], tc_rows, tc_rows});
+        }
         continue;
       }
       float* g = s.g.get() + r0 * I;
@@ -315,7 +336,7 @@ void GpuEngine::shared_expert(int layer, int64_t T) {
   dense_ffn(W.shared_gate_proj, W.shared_up, W.shared_down, T, c.shared_intermediate, s.h.get(), s.sh.get());
   const float* gl = nullptr;
   if (!W.shared_gate.empty()) {
-    apply(W.shared_gate, s.h.get(), T, s.sgate.get(), *gemm_, stream_);
+    apply_rows(W.shared_gate, s.h.get(), T, s.sgate.get());
     gl = s.sgate.get();
   }
   cuda::add_gated(s.f.get(), s.sh.get(), gl, T, c.hidden, stream_);

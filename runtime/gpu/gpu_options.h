@@ -53,6 +53,12 @@ struct GpuEngineOptions {
   // chunks of this size (kernels/cuda/deltanet.h, <= 64); 0: token by token always (the default,
   // until a GPU session measures which is faster).
   int deltanet_chunk = 0;
+  // Tokens of prompt chunks (items of more than one new token) run their Q4 / Q4Z / FP8 / MXFP4
+  // experts through the tensor-core GEMM (kernels/cuda/qgemm_tc.cu: x and weights rounded to bf16,
+  // fp32 sums) instead of the fp32 grouped GEMV. Which path a token takes depends on its own item
+  // only, never on the other sequences of the step, and not on the budget. Needs sm_80 and grouped_experts; not
+  // with wide16 (exact mode). Off until a GPU session has measured it (written without one).
+  bool tensor_core_prompts = false;
 };
 
 // Whether the engine copies `m`'s experts to VRAM as the pack's own records straight from the RAM

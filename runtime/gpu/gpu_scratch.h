@@ -54,6 +54,7 @@ struct GpuEngine::Scratch {
   cuda::DeviceBuffer<float> dwts;
   PinnedBuffer host_h, host_x, host_y, host_obs;
   cuda::DeviceBuffer<int32_t> pos, ids, rows, lengths;
+  cuda::DeviceBuffer<int32_t> prompt_rows;  // the step's rows of prompt chunks (tensor_core_prompts)
   cuda::DeviceBuffer<float*> kp, vp;          // [layers * seqs] decode K/V tables
   cuda::DeviceBuffer<float> work;             // attention_decode workspace
   cuda::DeviceBuffer<float> xr, logits;       // [R, H], [R, V]
