@@ -53,7 +53,7 @@ for len in 512 4096; do
   for path in gemv tc; do
     flag=(); [[ $path == tc ]] && flag=(--prompt-tc)
     f="$out/prefill_${path}_$len.json"
-    timeout "${BENCH_TIMEOUT:-300}" "$moe" bench -m "$pack" --device cuda --prompt-len "$len" --gen-len 4 --warmup 0 \
+    timeout "${BENCH_TIMEOUT:-300}" "$moe" bench -m "$pack" --device cuda --prompt-len "$len" --gen-len 4 --warmup 0 --warm-prefill \
       --vram-budget 100% --prefetch off --json "${flag[@]}" >"$f" 2>"${f%.json}.err" ||
       { echo "gpu-engine-bench: prefill $path $len failed"; tail -3 "${f%.json}.err"; rc=1; continue; }
     python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); j = j["runs"][0] if "runs" in j else j

@@ -24,7 +24,7 @@ struct DeviceOptions {
   bool grouped = true;             // one grouped GEMV per projection, decode routed on the device
   std::string cpu_misses = "off";  // off | auto (cost model) | always (every miss on the CPU)
   bool graphs = true;              // replay decode steps as CUDA graphs
-  bool prompt_tc = false;          // prompt chunks' INT4 experts on tensor cores (bf16 products)
+  bool prompt_tc = false;          // prompt chunks' quantized weights on tensor cores (bf16 products)
   int threads = 0;                 // CPU threads (0: the physical cores)
   std::string kv_dtype = "f32";    // f32 | bf16 | f16 | fp8: how the CPU engine stores K and V
 };

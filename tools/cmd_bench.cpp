@@ -80,7 +80,7 @@ struct BenchOpts {
   std::string model, routing = "natural";
   int prompt_len = 128, gen_len = 64, warmup = 4, rounds = 1;
   uint64_t seed = 1;
-  bool json = false, io_only = false, warm_ram = false;
+  bool json = false, io_only = false, warm_ram = false, warm_prefill = false;
   double io_seconds = 6;
   double disk_probe = 0;  // seconds of disk reads before each measurement (0: none)
   SessionOptions session;
@@ -173,6 +173,13 @@ nlohmann::json measure(Session& session, const BenchOpts& o, const Variant& v, i
   std::mt19937_64 rng(o.seed);
   std::vector<int32_t> prompt(size_t(o.prompt_len));
   for (auto& t : prompt) t = int32_t(rng() % uint64_t(m.cfg.vocab_size));
+  if (o.warm_prefill) {  // the same prompt once, untimed: first-call allocations and kernel loads
+    const SeqId w = engine.create_sequence();
+    const BatchItem item{w, prompt, false};
+    engine.forward({&item, 1});
+    engine.free_sequence(w);
+    session.reset_stats();
+  }
   const SeqId s = engine.create_sequence();
   auto* cpu_engine = dynamic_cast<Engine*>(&engine);  // per-block times: the CPU engine keeps them
   if (cpu_engine) cpu_engine->reset_layer_times();
@@ -399,6 +406,9 @@ Runner add_bench(CLI::App& app) {
   c->add_option("--prompt-len", o->prompt_len, "Prompt tokens (random ids, seeded)")->capture_default_str();
   c->add_option("--gen-len", o->gen_len, "Timed decode tokens")->capture_default_str();
   c->add_option("--warmup", o->warmup, "Untimed decode tokens between prefill and the timed decode")->capture_default_str();
+  c->add_flag("--warm-prefill", o->warm_prefill,
+              "Prefill the same prompt once, untimed, before the timed prefill (first-call allocations and kernel "
+              "loads out of the figure; experts it read stay resident)");
   c->add_option("--routing", o->routing, "natural | uniform | zipf:S | trace:FILE (forced expert choice)")->capture_default_str();
   add_seed_flag(c, o->seed, "Seed for prompt tokens and forced routing");
   add_threads_flag(c, o->session.device.threads);

@@ -71,9 +71,9 @@ void add_device_flags(CLI::App* c, DeviceOptions& d) {
               "GPU: replay decode steps as CUDA graphs, whole or (when the host must page experts in) layer by layer "
               "(default; --no-graphs: launch every kernel)");
   c->add_flag("--prompt-tc,!--no-prompt-tc", d.prompt_tc,
-              "GPU: prompt chunks' INT4 / FP8 / MXFP4 experts as a tensor-core GEMM (x and weights rounded to bf16, fp32 sums) "
-              "instead of the fp32 GEMV per 8 tokens; sm_80 or newer, not with --exact (default off: not yet measured on "
-              "a GPU)");
+              "GPU: prompt chunks' quantized experts (INT4 / FP8 / MXFP4) and dense weights (INT8 / FP8) as a "
+              "tensor-core GEMM (x and weights rounded to bf16, fp32 sums) instead of the fp32 GEMV per 8 tokens; sm_80 "
+              "or newer, not with --exact (default off: not yet measured on a GPU)");
   c->add_flag("--cpu-misses{auto}", d.cpu_misses,
               "GPU, partial --vram-budget: run a decode step's missed expert on the CPU when a start-up-calibrated cost "
               "model says that is sooner than copying it (the CPU rounds INT4 activations to int8: tokens may then "

@@ -121,7 +121,7 @@ bool tensor_core_format(const DeviceWeight& w) {
 }
 
 void tc_gemm_rows(const DeviceWeight& w, const float* x, float* y, const int32_t* rows, int64_t n, cudaStream_t stream) {
-  if (n <= 0) return;
+  if (n <= 0 || w.rows == 0) return;
   if (!tensor_core_format(w))
     bad(std::string(dtype_name(w.dtype)) + " [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) +
         "] has no tensor-core kernel");

@@ -241,7 +241,9 @@ void GpuEngine::plan_prompt_rows(const BatchPlan& plan) {
 
 void GpuEngine::apply_rows(const Linear& l, const float* x, int64_t M, float* y) {
   const cuda::DeviceWeight w = l.m->weight();
-  if (prompt_rows_ == 0 || M != step_tokens_ || !is_quantized(w.dtype) || !cuda::tensor_core_format(w))
+  // The GEMV's runs start at row r0 of y: 16-byte aligned only when N % 4 == 0.
+  if (prompt_rows_ == 0 || M != step_tokens_ || !is_quantized(w.dtype) || !cuda::tensor_core_format(w) ||
+      w.rows % 4 != 0)
     return apply(l, x, M, y, *gemm_, stream_);
   for (const auto& [r0, n] : other_runs_) apply(w, x + r0 * w.cols, n, y + r0 * w.rows, *gemm_, stream_);
   cuda::tc_gemm_rows(w, x, y, s_->prompt_rows.get(), prompt_rows_, stream_);

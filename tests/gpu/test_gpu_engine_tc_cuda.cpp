@@ -4,7 +4,7 @@
 //   - Against the same engine without it: logits within bf16 rounding (5e-2 of the largest
 //     logit on these random fixtures), greedy tokens the same for the first steps.
 //   - A prompt's path does not depend on what else is in its step (another prompt, a decode
-//     token): its logits stay within 1e-5 of its own run's, far below the paths' 1e-3 apart (not
+//     token): its logits stay within 1e-4 of its own run's, below the paths' 1e-3 apart (not
 //     bit-identical: cuBLAS may pick another kernel for the dense layers' other row count; the
 //     experts' rows are, test_qgemm_tc_cuda.cpp). Nor on the VRAM budget: bit-identical.
 //   - Single-token items (decode) never take it: a prompt fed token by token gives the bits of
@@ -76,7 +76,9 @@ void check_prompt_tc(const Model& m, const std::string& what) {
   const std::vector<float> out = tc.forward(mixed);  // rows: other's last, the prompt's 10, running's
   ASSERT_EQ(out.size(), size_t(12 * V));
   const std::vector<float> in_batch(out.begin() + V, out.begin() + 11 * V);
-  EXPECT_LE(rel_max_err(in_batch, alone), 1e-5) << "the prompt's path changed with the rest of its step";
+  // A GPU's cuBLAS may round the F32 dense layers' rows differently at another row count, and
+  // that can flip a bf16 rounding of x: 1e-4 is still 10x below the paths' distance.
+  EXPECT_LE(rel_max_err(in_batch, alone), 1e-4) << "the prompt's path changed with the rest of its step";
   const uint64_t min_budget = uint64_t(m.cfg.router.top_k) * tc.experts().slot_bytes();
   gpu::GpuEngine tc_small(m, {.vram_budget_bytes = min_budget, .tensor_core_prompts = true});
   EXPECT_TRUE(same_bits(greedy(tc_small, prompt, V).prefill, got.prefill)) << "the budget changed the prompt's logits";
