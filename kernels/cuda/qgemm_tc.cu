@@ -41,8 +41,24 @@ struct WeightRun {
   bool live;  // the row and run lie inside [N, K)
 };
 
+// Two values rounded to bf16, packed as one 32-bit word (the lower column in the low half).
+__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
+  return unsigned(__bfloat16_as_ushort(__float2bfloat16_rn(lo))) |
+         (unsigned(__bfloat16_as_ushort(__float2bfloat16_rn(hi))) << 16);
+}
+
+// 32 values to row[0, 32) (16-byte aligned) as four 16-byte stores: with the tile's row stride
+// of 144 bytes, each quarter-warp's stores fall in distinct banks.
+__device__ __forceinline__ void store32(const float (&v)[32], __nv_bfloat16* row) {
+  uint4* out = reinterpret_cast<uint4*>(row);
+#pragma unroll
+  for (int q = 0; q < 4; ++q)
+    out[q] = make_uint4(pack_bf16(v[8 * q], v[8 * q + 1]), pack_bf16(v[8 * q + 2], v[8 * q + 3]),
+                        pack_bf16(v[8 * q + 4], v[8 * q + 5]), pack_bf16(v[8 * q + 6], v[8 * q + 7]));
+}
+
 // The formats (quant/dtype.h's layouts). load: the raw run at column k (k % 32 == 0, one scale
-// block); store: its 32 values, decoded in fp32 (exact), rounded to bf16 into row[c0 ..].
+// block); decode: its 32 values in fp32 (exact), in column order.
 template <bool Asym>
 struct Q4Tc {  // byte i: column i (low nibble) and i + 16 (high); w = (q - zero) * scale
   static __device__ __forceinline__ void load(const GroupedDesc& e, int N, int K, int group, int n, int k, WeightRun& w) {
@@ -51,13 +67,13 @@ struct Q4Tc {  // byte i: column i (low nibble) and i + 16 (high); w = (q - zero
     w.scale = __half2float(__ushort_as_half(static_cast<const uint16_t*>(e.scales)[g]));
     w.zero = Asym ? float(e.zeros[g]) : 8.0f;
   }
-  static __device__ __forceinline__ void store(const WeightRun& w, __nv_bfloat16* row, int c0) {
+  static __device__ __forceinline__ void decode(const WeightRun& w, float (&v)[32]) {
     const unsigned words[4] = {w.bits[0].x, w.bits[0].y, w.bits[0].z, w.bits[0].w};
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
       const unsigned b = (words[i / 4] >> (8 * (i % 4))) & 0xffu;
-      row[c0 + i] = __float2bfloat16_rn((float(b & 0xfu) - w.zero) * w.scale);
-      row[c0 + 16 + i] = __float2bfloat16_rn((float(b >> 4) - w.zero) * w.scale);
+      v[i] = (float(b & 0xfu) - w.zero) * w.scale;
+      v[16 + i] = (float(b >> 4) - w.zero) * w.scale;
     }
   }
 };
@@ -67,13 +83,13 @@ struct Mx4Tc {  // byte i: column 2i (low nibble) and 2i + 1 (high); w = e2m1 * 
     w.bits[0] = *reinterpret_cast<const uint4*>(e.data + int64_t(n) * (K / 2) + k / 2);
     w.scale = e8m0_to_f32(static_cast<const uint8_t*>(e.scales)[int64_t(n) * (K / 32) + k / 32]);
   }
-  static __device__ __forceinline__ void store(const WeightRun& w, __nv_bfloat16* row, int c0) {
+  static __device__ __forceinline__ void decode(const WeightRun& w, float (&v)[32]) {
     const unsigned words[4] = {w.bits[0].x, w.bits[0].y, w.bits[0].z, w.bits[0].w};
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
       const unsigned b = (words[i / 4] >> (8 * (i % 4))) & 0xffu;
-      row[c0 + 2 * i] = __float2bfloat16_rn(e2m1_to_f32(uint8_t(b & 0xfu)) * w.scale);
-      row[c0 + 2 * i + 1] = __float2bfloat16_rn(e2m1_to_f32(uint8_t(b >> 4)) * w.scale);
+      v[2 * i] = e2m1_to_f32(uint8_t(b & 0xfu)) * w.scale;
+      v[2 * i + 1] = e2m1_to_f32(uint8_t(b >> 4)) * w.scale;
     }
   }
 };
@@ -85,12 +101,11 @@ struct F8Tc {  // one e4m3 byte per column; fp32 scale per row (group 0) or 128 
     const float* sc = static_cast<const float*>(e.scales);
     w.scale = group == 0 ? sc[n] : sc[int64_t(n / 128) * ((K + 127) / 128) + k / 128];
   }
-  static __device__ __forceinline__ void store(const WeightRun& w, __nv_bfloat16* row, int c0) {
+  static __device__ __forceinline__ void decode(const WeightRun& w, float (&v)[32]) {
     const unsigned words[8] = {w.bits[0].x, w.bits[0].y, w.bits[0].z, w.bits[0].w,
                                w.bits[1].x, w.bits[1].y, w.bits[1].z, w.bits[1].w};
 #pragma unroll
-    for (int i = 0; i < 32; ++i)
-      row[c0 + i] = __float2bfloat16_rn(f8e4m3_to_f32(uint8_t(words[i / 4] >> (8 * (i % 4)))) * w.scale);
+    for (int i = 0; i < 32; ++i) v[i] = f8e4m3_to_f32(uint8_t(words[i / 4] >> (8 * (i % 4)))) * w.scale;
   }
 };
 
@@ -100,12 +115,11 @@ struct I8Tc {  // one int8 byte per column, an fp32 scale per row (the --dense i
     w.bits[0] = p[0], w.bits[1] = p[1];
     w.scale = static_cast<const float*>(e.scales)[n];
   }
-  static __device__ __forceinline__ void store(const WeightRun& w, __nv_bfloat16* row, int c0) {
+  static __device__ __forceinline__ void decode(const WeightRun& w, float (&v)[32]) {
     const unsigned words[8] = {w.bits[0].x, w.bits[0].y, w.bits[0].z, w.bits[0].w,
                                w.bits[1].x, w.bits[1].y, w.bits[1].z, w.bits[1].w};
 #pragma unroll
-    for (int i = 0; i < 32; ++i)
-      row[c0 + i] = __float2bfloat16_rn(float(int8_t(uint8_t(words[i / 4] >> (8 * (i % 4))))) * w.scale);
+    for (int i = 0; i < 32; ++i) v[i] = float(int8_t(uint8_t(words[i / 4] >> (8 * (i % 4))))) * w.scale;
   }
 };
 
@@ -118,13 +132,15 @@ __device__ __forceinline__ WeightRun load_run(const GroupedDesc& e, int N, int K
 }
 
 template <class Fmt>
-__device__ __forceinline__ void store_run(const WeightRun& w, __nv_bfloat16* row, int c0) {
+__device__ __forceinline__ void store_run(const WeightRun& w, __nv_bfloat16* row) {
+  float v[32];
   if (w.live) {
-    Fmt::store(w, row, c0);
-    return;
-  }
+    Fmt::decode(w, v);
+  } else {
 #pragma unroll
-  for (int i = 0; i < 32; ++i) row[c0 + i] = __float2bfloat16_rn(0.0f);
+    for (int i = 0; i < 32; ++i) v[i] = 0.0f;
+  }
+  store32(v, row);
 }
 
 // One thread's share of a step's activation tile: 8 float4 of the 64 x 64 fp32 values.
@@ -147,11 +163,9 @@ __device__ __forceinline__ void store_acts(const ActRuns& a, __nv_bfloat16* sa) 
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
     const int f = threadIdx.x + j * kTcThreads;
-    __nv_bfloat16* p = sa + (f / 16) * kLd + (f % 16) * 4;
-    p[0] = __float2bfloat16_rn(a.v[j].x);
-    p[1] = __float2bfloat16_rn(a.v[j].y);
-    p[2] = __float2bfloat16_rn(a.v[j].z);
-    p[3] = __float2bfloat16_rn(a.v[j].w);
+    // 8 bytes a thread; 16 consecutive threads fill one token's 128 bytes.
+    *reinterpret_cast<uint2*>(sa + (f / 16) * kLd + (f % 16) * 4) =
+        make_uint2(pack_bf16(a.v[j].x, a.v[j].y), pack_bf16(a.v[j].z, a.v[j].w));
   }
 }
 
@@ -189,7 +203,7 @@ __device__ __forceinline__ void tc_tile(const GroupedDesc& e, const int32_t* xr,
   load_acts(x, xr, count, K, 0, act);
   for (int k0 = 0; k0 < K; k0 += kTk) {
     store_acts(act, sa);
-    store_run<Fmt>(wr, sb + wrow * kLd, wrun * 32);
+    store_run<Fmt>(wr, sb + wrow * kLd + wrun * 32);
     __syncthreads();
     if (k0 + kTk < K) {  // the next step's loads fly during this step's products
       wr = load_run<Fmt>(e, N, K, group, n0 + wrow, k0 + kTk + wrun * 32);

@@ -50,6 +50,7 @@ struct alignas(8) int2 { int x, y; };
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 inline float2 make_float2(float x, float y) { return {x, y}; }
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
+inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
 inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
 
 // ---- half and bfloat16 (bits, with the hardware's round-to-nearest-even conversions) ----------
@@ -62,6 +63,8 @@ float __bfloat162float(__nv_bfloat16 h);
 __nv_bfloat16 __float2bfloat16_rn(float f);
 inline __half __ushort_as_half(unsigned short u) { return __half{u}; }
 inline unsigned short __half_as_ushort(__half h) { return h.__x; }
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.__x; }
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { return __nv_bfloat16{u}; }
 
 // ---- device intrinsics ------------------------------------------------------------------------
 inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
