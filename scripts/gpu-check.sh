@@ -118,7 +118,7 @@ done
 printf 'bench:  exit %s\n' "$bench_rc"
 grep -E '^(device|copy ceiling|pcie h2d|shape|qwen|mixtral|attention)' "$out/bench.log"
 grep -E '^dense' "$out/bench.log"
-grep -E '^grouped' "$out/bench.log"
+grep -E '^(grouped|prompt)' "$out/bench.log"
 if [[ -f "$out/engine.log" ]]; then
   printf 'engine: exit %s\n' "$engine_rc"
   sed -n '/^ *budget /,$p' "$out/engine.log"
