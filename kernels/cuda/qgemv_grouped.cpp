@@ -1,6 +1,6 @@
 // QgemvGrouped: validates one layer's work list, splits each expert's tokens into passes of
-// <= kQgemvMaxM (kTcMaxM for a tensor-core plan), stages descriptors and index lists in pinned memory and uploads them in one
-// asynchronous copy (grow-only buffers); run() is one launch.
+// <= kQgemvMaxM (kTcMaxM for a tensor-core plan), stages descriptors and index lists in pinned
+// memory and uploads them in one asynchronous copy (grow-only buffers); run() is one launch.
 #include "kernels/cuda/qgemv_grouped.h"
 
 #include <algorithm>
@@ -120,11 +120,18 @@ bool tensor_core_format(const DeviceWeight& w) {
   }
 }
 
-void tc_gemm_rows(const DeviceWeight& w, const float* x, float* y, const int32_t* rows, int64_t n, cudaStream_t stream) {
-  if (n <= 0 || w.rows == 0) return;
+namespace {
+// The one refusal of both tensor-core entries.
+void require_tensor_core_format(const DeviceWeight& w) {
   if (!tensor_core_format(w))
     bad(std::string(dtype_name(w.dtype)) + " [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) +
-        "] has no tensor-core kernel");
+        "] has no tensor-core kernel (Q4, Q4Z, MXFP4; FP8 and INT8 with K % 32 == 0); use the fp32 GEMV");
+}
+}  // namespace
+
+void tc_gemm_rows(const DeviceWeight& w, const float* x, float* y, const int32_t* rows, int64_t n, cudaStream_t stream) {
+  if (n <= 0 || w.rows == 0) return;
+  require_tensor_core_format(w);
   detail::check_weight("tc_gemm_rows", w);
   if (!x || !y || !rows) bad("tc_gemm_rows needs x, y and the row list");
   if (!aligned16(x) || !aligned16(y) || !aligned16(w.data)) bad("x, y and the weight data must be 16-byte aligned");
@@ -151,10 +158,7 @@ void QgemvGrouped::set(const std::vector<GroupedExpert>& experts, int64_t T, int
   int64_t weight_bytes = 0;
   if (!experts.empty()) {
     check_weights(experts);
-    if (tc && !tensor_core_format(experts[0].w))
-      bad(std::string(dtype_name(experts[0].w.dtype)) + " [" + std::to_string(experts[0].w.rows) + ", " +
-          std::to_string(experts[0].w.cols) +
-          "] has no tensor-core kernel (Q4, Q4Z, MXFP4 and FP8 with K % 32 == 0 do); use GroupedMath::Fp32");
+    if (tc) require_tensor_core_format(experts[0].w);
     written_.assign(size_t(Y), 0);  // each output row by one pair only: no races, no order
     for (size_t e = 0; e < experts.size(); ++e) {
       const GroupedExpert& g = experts[e];
