@@ -25,9 +25,12 @@ class Sampler {
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
 
  private:
+  int32_t draw_all(float wmax, float inv_t);  // no top-k / top-p / min-p: the whole distribution
+
   SamplingParams p_;
   std::mt19937_64 rng_;
   std::vector<float> work_, prob_;
+  std::vector<double> block_sum_;
   std::vector<int32_t> order_;
 };
 

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <map>
 
 #include "runtime/sampler.h"
@@ -66,6 +68,39 @@ TEST(Sampler, FrequenciesFollowTheDistribution) {
   const int n = 20000;
   for (int i = 0; i < n; ++i) first += s.sample(l, {}) == 0;
   EXPECT_NEAR(double(first) / n, 0.75, 0.02);
+}
+
+TEST(Sampler, WholeVocabularyDrawsAcrossBlocks) {
+  // A vocabulary of many draw blocks: three live tokens far apart (weights 1 : 2 : 1, the last
+  // in a partial block), every other token masked or underflowing. Only the live ones are
+  // drawn, in proportion; the same seed repeats the draws.
+  std::vector<float> l(20003, -std::numeric_limits<float>::infinity());
+  for (size_t i = 0; i < l.size(); i += 7) l[i] = -200.0f;  // exp underflows to 0
+  l[5] = 0.0f, l[10000] = std::log(2.0f), l[20002] = 0.0f;
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.seed = 11;
+  Sampler s(p), again(p);
+  std::map<int32_t, int> seen;
+  const int n = 6000;
+  for (int i = 0; i < n; ++i) {
+    const int32_t t = s.sample(l, {});
+    ASSERT_EQ(t, again.sample(l, {}));
+    ++seen[t];
+  }
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_NEAR(double(seen[5]) / n, 0.25, 0.03);
+  EXPECT_NEAR(double(seen[10000]) / n, 0.50, 0.03);
+  EXPECT_NEAR(double(seen[20002]) / n, 0.25, 0.03);
+}
+
+TEST(Sampler, GreedyTakesTheFirstMaximum) {
+  std::vector<float> l(1000, 0.0f);
+  l[3] = 1.0f, l[700] = 2.0f, l[999] = 2.0f;
+  EXPECT_EQ(argmax(l), 700);
+  l[10] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(argmax(l), 700);
+  EXPECT_EQ(argmax(std::vector<float>{-1.0f}), 0);
 }
 
 TEST(Sampler, RepetitionPenalty) {
