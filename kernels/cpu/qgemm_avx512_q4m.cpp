@@ -67,8 +67,8 @@ void prep(const float* x, int64_t M, int64_t K, bool zp, MActs& a) {
 
 // The pass's weight rows, read by the kernel in one of two ways:
 // - packed (few blocks of x): in place, rows[j] with block b's 16 bytes at 16 b, byte c holding
-//   code c in its low nibble and code 16 + c in its high nibble; the kernel splits the nibbles of
-//   each broadcast (two ANDs and a shift per two vpdpbusd).
+//   code c in its low nibble and code 16 + c in its high nibble; the kernel masks each broadcast
+//   twice (low codes, and high codes left at 16 x their value) per two vpdpbusd.
 // - unpacked (many blocks of x): codes u [NT, K] with block b's 32 codes at 32 pos[b] (its 16 low
 //   nibbles, then its 16 high nibbles, as the columns of x are), made once per pass.
 // Scales s and zero points z [NT, K / G] are widened to f32 in group order either way.
@@ -138,7 +138,7 @@ struct XBlocks {
 template <bool ZP, int NT, int MB, bool Packed>
 [[gnu::always_inline]] inline void block_run(const Unpacked& p, int64_t K, int64_t ng, int64_t blk, int64_t g, int64_t k,
                                              const XBlocks& x, const Next& next, __m512* acc) {
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i low4 = _mm512_set1_epi8(0x0f), high4 = _mm512_set1_epi8(int8_t(0xf0));
   if (k * 64 < next.ahead) _mm_prefetch(reinterpret_cast<const char*>(next.codes + k * 64), _MM_HINT_T0);
   if (k * 64 < next.sahead) _mm_prefetch(reinterpret_cast<const char*>(next.scales + k * 64), _MM_HINT_T0);
   __m512i xv[MB][8];
@@ -149,8 +149,11 @@ template <bool ZP, int NT, int MB, bool Packed>
   for (int m = 0; m < MB; ++m) bs[m] = _mm512_loadu_si512(x.bp + m * x.bs), d[m] = _mm512_loadu_ps(x.dp + m * x.bs);
   for (int j = 0; j < NT; ++j) {
     // One chain of 8 vpdpbusd per block of x for MB = 2, two of 4 for MB = 1: vpdpbusd's latency,
-    // not its throughput, bounded a lone chain of 8 (the int32 sum is the same).
-    constexpr int C = MB == 1 ? 2 : 1;
+    // not its throughput, bounded a lone chain of 8 (the int32 sum is the same). Packed rows
+    // always take two: their high codes stay in place (16 x the code, one AND where a shift
+    // and an AND split them), and that chain's sum, a multiple of 16, is shifted down once
+    // per block (exact). 12 logic ops per row and block became 8 (bench_kernels GEMM_hot_M16).
+    constexpr int C = MB == 1 || Packed ? 2 : 1;
     __m512i s[MB][C];
     for (int m = 0; m < MB; ++m) {
       s[m][0] = ZP ? _mm512_setzero_si512() : bs[m];
@@ -162,7 +165,7 @@ template <bool ZP, int NT, int MB, bool Packed>
         int32_t w4;
         std::memcpy(&w4, p.rows[j] + blk * 16 + 4 * t, 4);
         const __m512i b = _mm512_set1_epi32(w4);
-        lo = _mm512_and_si512(b, low4), hi = _mm512_and_si512(_mm512_srli_epi32(b, 4), low4);
+        lo = _mm512_and_si512(b, low4), hi = _mm512_and_si512(b, high4);
       } else {
         const uint8_t* w = &p.u[size_t(j * K + k * 32)];
         int32_t w0, w1;
@@ -177,7 +180,10 @@ template <bool ZP, int NT, int MB, bool Packed>
     }
     const __m512 sw = _mm512_set1_ps(p.s[size_t(j * ng + g)]);
     for (int m = 0; m < MB; ++m) {
-      __m512 f = _mm512_cvtepi32_ps(C == 2 ? _mm512_add_epi32(s[m][0], s[m][C - 1]) : s[m][0]);
+      __m512i sum = s[m][0];
+      if constexpr (Packed) sum = _mm512_add_epi32(sum, _mm512_srai_epi32(s[m][1], 4));
+      else if constexpr (C == 2) sum = _mm512_add_epi32(sum, s[m][1]);
+      __m512 f = _mm512_cvtepi32_ps(sum);
       if constexpr (ZP)
         f = _mm512_fnmadd_ps(_mm512_set1_ps(p.z[size_t(j * ng + g)]), _mm512_cvtepi32_ps(bs[m]), f);
       acc[m * NT + j] = _mm512_fmadd_ps(f, _mm512_mul_ps(d[m], sw), acc[m * NT + j]);
