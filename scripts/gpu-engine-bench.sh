@@ -9,6 +9,7 @@
 #   - without CUDA graphs (--no-graphs, 100% and 25%), and with one launch per expert and
 #     projection (--no-grouped, host routing, 100%), against the default (device routing, graph
 #     replay of whole steps at 100%, of layer segments at partial budgets);
+#   - where a decode step's device time goes, phase by phase (--gpu-phases, 100%);
 #   - prefill of 512- and 4096-token prompts, fp32 GEMV against tensor cores (--prompt-tc).
 # Run by scripts/gpu-check.sh (or alone, from the repository root, with build-gpu/).
 #
@@ -44,6 +45,20 @@ bench engine_cpu --vram-budget 50%,25% --prefetch off --cpu-misses --warm-ram
 bench engine_cpu_always --vram-budget 25% --prefetch off --cpu-misses=always --warm-ram
 bench engine_nographs --vram-budget 100%,25% --prefetch off --no-graphs --warm-ram
 bench engine_single --vram-budget 100% --prefetch off --no-grouped
+
+# Where a decode step's device time goes, every expert resident (--gpu-phases: events between
+# the phases of eager steps, so launch gaps count and the rate is below the graphs' one above).
+echo "decode phases (100% VRAM, eager): phase, device ms per step, share"
+f="$out/engine_phases.json"
+if timeout "${BENCH_TIMEOUT:-300}" "$moe" bench -m "$pack" --device cuda --prompt-len 16 --gen-len "$gen" --warmup 8 \
+  --vram-budget 100% --prefetch off --gpu-phases --json >"$f" 2>"${f%.json}.err"; then
+  python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); j = j["runs"][0] if "runs" in j else j
+ph = sorted(j["gpu_phases"], key=lambda p: -p["ms_per_step"]); t = sum(p["ms_per_step"] for p in ph)
+for p in ph: print("%-16s %8.3f %5.1f%%" % (p["phase"], p["ms_per_step"], 100 * p["ms_per_step"] / t))
+print("%-16s %8.3f  (eager decode %.1f tok/s)" % ("all", t, j["decode_tok_s"]))' "$f" || rc=1
+else
+  echo "gpu-engine-bench: decode phases failed"; tail -3 "${f%.json}.err"; rc=1
+fi
 
 # Prefill, every expert resident: the fp32 grouped GEMV (passes of 8 tokens) against the
 # tensor-core GEMM for prompt chunks (--prompt-tc), 512- and 4096-token prompts, one after the

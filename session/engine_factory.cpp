@@ -58,6 +58,7 @@ gpu::GpuEngineOptions gpu_options(const Model& m, const DeviceOptions& d, const 
   }
   o.cuda_graphs = d.graphs;
   o.tensor_core_prompts = d.prompt_tc;
+  o.phase_profile = d.gpu_phases;
   o.cpu_threads = d.threads;
   return o;
 }

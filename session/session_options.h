@@ -25,6 +25,7 @@ struct DeviceOptions {
   std::string cpu_misses = "off";  // off | auto (cost model) | always (every miss on the CPU)
   bool graphs = true;              // replay decode steps as CUDA graphs
   bool prompt_tc = false;          // prompt chunks' quantized weights on tensor cores (bf16 products)
+  bool gpu_phases = false;         // time decode steps' phases on the device (eager launches)
   int threads = 0;                 // CPU threads (0: the physical cores)
   std::string kv_dtype = "f32";    // f32 | bf16 | f16 | fp8: how the CPU engine stores K and V
 };

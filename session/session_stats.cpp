@@ -53,6 +53,13 @@ nlohmann::json SessionStats::gpu_json(uint64_t tokens, double tok_s) const {
     j["gpu_graph_steps"] = g.times.graph_steps;
     j["gpu_graph_segments"] = g.times.graph_segments;
   }
+  if (g.times.phase_steps) {  // --gpu-phases: device ms per profiled decode step, by phase
+    nlohmann::json ph = nlohmann::json::array();
+    for (const auto& [name, s] : g.times.phase_s)
+      ph.push_back({{"phase", name}, {"ms_per_step", s * 1e3 / double(g.times.phase_steps)}});
+    j["gpu_phases"] = ph;
+    j["gpu_phase_steps"] = g.times.phase_steps;
+  }
   j["gpu_device_routed"] = g.device_routed;
   if (g.misses) {
     const MissReport& m = *g.misses;
@@ -138,6 +145,11 @@ std::string format_gpu(const GpuReport& g, const nlohmann::json& j) {
     out += fmt::format(" | per token: forward {:.2f} ms, router sync {:.2f} ms, expert acquire {:.2f} ms",
                        j["gpu_forward_ms_per_token"].get<double>(), j["gpu_sync_ms_per_token"].get<double>(),
                        j["gpu_acquire_ms_per_token"].get<double>());
+  if (j.contains("gpu_phases")) {
+    out += " | decode phases, device ms per step (eager):";
+    for (const auto& p : j["gpu_phases"])
+      out += fmt::format(" {} {:.3f}", p["phase"].get<std::string>(), p["ms_per_step"].get<double>());
+  }
   if (j.contains("vram_hit_rate"))
     out += fmt::format(" | VRAM {} ({} slots), hit rate {:.3f}, copied {} per token, copy waits {:.2f} per token",
                        format_bytes(j["vram_budget_bytes"].get<uint64_t>()), j["vram_slots"].get<uint64_t>(),

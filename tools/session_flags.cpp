@@ -74,6 +74,9 @@ void add_device_flags(CLI::App* c, DeviceOptions& d) {
               "GPU: prompt chunks' quantized experts (INT4 / FP8 / MXFP4) and dense weights (INT8 / FP8) as a "
               "tensor-core GEMM (x and weights rounded to bf16, fp32 sums) instead of the fp32 GEMV per 8 tokens; sm_80 "
               "or newer, not with --exact (default off: not yet measured on a GPU)");
+  c->add_flag("--gpu-phases", d.gpu_phases,
+              "GPU: time each decode step's phases on the device (attention's parts, norms, router, experts, LM "
+              "head) and report ms per step; such steps launch every kernel (no graphs), so they run slower");
   c->add_flag("--cpu-misses{auto}", d.cpu_misses,
               "GPU, partial --vram-budget: run a decode step's missed expert on the CPU when a start-up-calibrated cost "
               "model says that is sooner than copying it (the CPU rounds INT4 activations to int8: tokens may then "

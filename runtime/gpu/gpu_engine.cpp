@@ -208,7 +208,7 @@ StepInputs GpuEngine::step_inputs(bool decode, int64_t T) const {
   in.override_ = bool(override_);
   in.observers = !observers_.empty();
   // A hybrid model's linear layers launch per sequence, on its own state: never captured.
-  in.cuda_graphs = opts_.cuda_graphs && model_.cfg.n_linear_layers() == 0;
+  in.cuda_graphs = opts_.cuda_graphs && !opts_.phase_profile && model_.cfg.n_linear_layers() == 0;
   for (const LayerWeights& l : model_.layers) in.moe_layer.push_back(l.kind == FfnKind::Moe);
   return in;
 }
@@ -304,16 +304,21 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   // each layer's attention-and-routing segment as a graph; one that does not, the whole step.
   step_rows_ = R;
   const std::vector<const void*> key = step.graphs == GraphMode::WholeStep ? graph_key(T, R) : std::vector<const void*>{};
+  const bool profiled = opts_.phase_profile && step.decode;  // step.graphs is None then
+  phases_.cancel();  // a step that threw left its profile open: no event may reach a capture
+  if (profiled) phases_.begin(stream_);
   const auto body = [&] {
     // Each residual add is fused with the norm after it: x += o, h = ffn_norm(x); x += f,
     // h = the next layer's attn_norm(x).
     const float eps = float(c.rms_eps);
     const auto& Ls = weights_.layers;
     cuda::rmsnorm(s.x.get(), Ls[0].attn_norm.get(), eps, T, H, s.h.get(), stream_);
+    mark("norm");
     for (int l = 0; l < c.n_layers; ++l) {
       const auto segment = [&] {
         attention(l, plan, step.decode);  // h -> o
         cuda::add_rmsnorm(s.x.get(), s.o.get(), Ls[size_t(l)].ffn_norm.get(), eps, T, H, s.h.get(), stream_);
+        mark("norm");
         if (step.route[size_t(l)] == RouteSite::Device) route_on_device(l, T);
       };
       // Keyed at each replay: a layer's host work may regrow a buffer the segments read (the
@@ -327,10 +332,13 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
         cuda::add_rmsnorm(s.x.get(), s.f.get(), Ls[size_t(l) + 1].attn_norm.get(), eps, T, H, s.h.get(), stream_);
       else
         cuda::add_inplace(s.x.get(), s.f.get(), T * H, stream_);
+      mark("norm");
     }
     cuda::gather_rows(s.x.get(), s.rows.get(), R, H, s.xr.get(), stream_);
     cuda::rmsnorm(s.xr.get(), weights_.final_norm.get(), float(c.rms_eps), R, H, s.xr.get(), stream_);
+    mark("norm");
     apply(weights_.lm_head, s.xr.get(), R, s.logits.get(), *gemm_, stream_);
+    mark("lm_head");
   };
   if (step.graphs == GraphMode::WholeStep)
     times_.graph_steps += graphs_->run(0, key, body);
@@ -351,6 +359,10 @@ std::vector<float> GpuEngine::forward(std::span<const BatchItem> batch) {
   MOE_CUDA_CHECK(cudaMemcpyAsync(logits.data(), s.logits.get(), logits.size() * sizeof(float), cudaMemcpyDeviceToHost,
                                  stream_));
   sync();
+  if (profiled) {
+    phases_.end(times_.phase_s);
+    ++times_.phase_steps;
+  }
   if (step.deferred_observers) {
     const int32_t* ids = s.host_obs.as<int32_t>();
     const float* wts = reinterpret_cast<const float*>(ids + LP);

@@ -42,6 +42,7 @@
 #include "runtime/gpu/gpu_options.h"
 #include "runtime/gpu/gpu_weights.h"
 #include "runtime/gpu/graph_cache.h"
+#include "runtime/gpu/phase_profile.h"
 #include "runtime/gpu/step_plan.h"
 #include "runtime/gpu/step_times.h"
 #include "runtime/model.h"
@@ -148,6 +149,8 @@ class GpuEngine final : public InferenceEngine {
   void dense_ffn(const Linear& gate, const Linear& up, const Linear& down, int64_t n, int64_t inter, const float* h,
                  float* out);
   std::vector<const void*> graph_key(int64_t T, int64_t R) const;
+  // Ends the interval of `phase` in a profiled step (GpuEngineOptions::phase_profile); else nothing.
+  void mark(const char* phase) { phases_.mark(phase, stream_); }
   void sync();  // waits for the compute stream, then releases the experts it was reading
 
   const Model& model_;
@@ -157,6 +160,7 @@ class GpuEngine final : public InferenceEngine {
   std::unique_ptr<cuda::DenseGemm> gemm_;
   GpuWeights weights_;
   GpuStepTimes times_;
+  PhaseProfile phases_;
   std::unique_ptr<ExpertDispatch> dispatch_;  // null without routed experts; after dev_: freed before it
   cuda::DeviceBuffer<float> inv_freq_;  // [rotary_dim / 2]
   std::vector<cuda::RouterRule> router_rules_;  // per layer (MoE layers only), for route_on_device

@@ -18,8 +18,14 @@ namespace moe::gpu {
 
 void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
   const ModelConfig& c = model_.cfg;
-  if (c.is_mla()) return mla_attention(layer, plan, decode);
-  if (c.is_linear(layer)) return linear_attention(layer, plan);
+  if (c.is_mla()) {
+    mla_attention(layer, plan, decode);
+    return mark("attn.mla");
+  }
+  if (c.is_linear(layer)) {
+    linear_attention(layer, plan);
+    return mark("attn.deltanet");
+  }
   const GpuLayer& W = weights_.layers[size_t(layer)];
   Scratch& s = *s_;
   const int64_t T = plan.tokens(), hd = c.head_dim;
@@ -34,6 +40,7 @@ void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
     for (int i = 0; i < 3; ++i) apply_rows(*qkv[i], s.h.get(), T, out[i]);
   else
     apply_same_x(qkv, out, 3, s.h.get(), T, *gemm_, stream_);
+  mark("attn.qkv");
   if (c.attn_output_gate) cuda::split_query_gate(s.qg.get(), T, c.n_heads, int(hd), s.q.get(), s.gate.get(), stream_);
   const float af = float(c.rope.attention_factor);
   const cuda::RopeLayout rl{int(hd), c.rotary_dim, c.rope_interleaved};
@@ -75,6 +82,7 @@ void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
     }
   }
 
+  mark("attn.rope_kv");
   cuda::AttentionShape shape = attention_shape(c);
   shape.scale = float(c.attention_scale);
   shape.window = int(c.window(layer));  // gpt-oss: every other layer slides
@@ -99,7 +107,9 @@ void GpuEngine::attention(int layer, const BatchPlan& plan, bool decode) {
     }
   }
   if (c.attn_output_gate) cuda::mul_sigmoid(s.att.get(), s.gate.get(), T * qd, stream_);
+  mark("attn.attend");
   apply_rows(W.o, s.att.get(), T, s.o.get());  // the caller adds o to x
+  mark("attn.o_proj");
 }
 
 void GpuEngine::dense_ffn(const Linear& gate, const Linear& up, const Linear& down, int64_t n, int64_t inter,
@@ -113,10 +123,12 @@ void GpuEngine::dense_ffn(const Linear& gate, const Linear& up, const Linear& do
 
 void GpuEngine::ffn(int layer, const BatchPlan& plan, const StepPlan& step) {
   const GpuLayer& W = weights_.layers[size_t(layer)];
-  if (step.route[size_t(layer)] == RouteSite::None)  // a dense layer
+  if (step.route[size_t(layer)] == RouteSite::None) {  // a dense layer
     dense_ffn(W.gate, W.up, W.down, plan.tokens(), model_.cfg.dense_intermediate, s_->h.get(), s_->f.get());
-  else
+    mark("dense_ffn");
+  } else {
     moe(layer, plan, step);
+  }
 }
 
 }  // namespace moe::gpu

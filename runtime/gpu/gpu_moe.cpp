@@ -38,6 +38,7 @@ void GpuEngine::route_on_device(int layer, int64_t T) {
   apply(W.router, s.h.get(), T, s.router.get(), *gemm_, stream_);
   cuda::router_route(s.router.get(), T, c.router.n_experts, c.router.top_k, router_rules_[size_t(layer)],
                      s.dids.get() + layer * P, s.dwts.get() + layer * P, stream_);
+  mark("router");
 }
 
 void GpuEngine::moe(int layer, const BatchPlan& plan, const StepPlan& step) {
@@ -45,7 +46,10 @@ void GpuEngine::moe(int layer, const BatchPlan& plan, const StepPlan& step) {
     moe_pairs(layer, plan, step);  // route_on_device(layer) has run
   else
     moe_general(layer, plan);
+  mark("experts");  // with the host's routing (router logits, read-back), when it routes
+  if (model_.cfg.shared_intermediate <= 0) return;
   shared_expert(layer, plan.tokens());
+  mark("shared_expert");
 }
 
 void GpuEngine::moe_pairs(int layer, const BatchPlan& plan, const StepPlan& step) {

@@ -46,6 +46,10 @@ struct GpuEngineOptions {
   // or the 256-position attention bound changes; a new key runs once as it is. Results are
   // bit-identical either way.
   bool cuda_graphs = true;
+  // Decode steps time their phases on the device (runtime/gpu/phase_profile.h; GpuStepTimes::
+  // phase_s): attention's parts, norms, router, experts, LM head. Such steps launch every
+  // kernel (no graphs), so they run slower than without it.
+  bool phase_profile = false;
   // Hybrid models: a snapshot of each sequence's recurrent state every this many tokens, where a
   // fork or truncate restarts (EngineOptions::state_snapshot_every's meaning and default).
   int64_t state_snapshot_every = 256;

@@ -3,6 +3,9 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace moe::gpu {
 
@@ -17,6 +20,10 @@ struct GpuStepTimes {
   uint64_t forwards = 0;
   uint64_t graph_steps = 0;     // forward() calls replayed from a captured CUDA graph
   uint64_t graph_segments = 0;  // layer segments (attention and routing) replayed so, in other steps
+  // GpuEngineOptions::phase_profile: device seconds per phase over the profiled decode steps
+  // (phases in the order a step meets them), and how many steps that was.
+  std::vector<std::pair<std::string, double>> phase_s;
+  uint64_t phase_steps = 0;
 };
 
 }  // namespace moe::gpu

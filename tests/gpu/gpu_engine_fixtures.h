@@ -21,6 +21,12 @@
 
 namespace moe::test {
 
+// A fixture the GPU engine cannot run (gpu::unsupported_reason) is skipped, with the engine's
+// own reason in the output.
+#define SKIP_IF_GPU_CANNOT_RUN(model)                                            \
+  if (const std::string why = gpu::unsupported_reason(model); !why.empty()) \
+  GTEST_SKIP() << why
+
 inline constexpr double kTol = 1e-4;
 inline constexpr int kSteps = 16;
 

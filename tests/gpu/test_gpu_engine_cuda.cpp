@@ -30,13 +30,6 @@ using namespace moe::test;
 
 namespace {
 
-
-// A fixture of a family the GPU engine does not run yet (DeltaNet) is skipped,
-// with the engine's own reason in the output.
-#define SKIP_IF_GPU_CANNOT_RUN(model)                                            \
-  if (const std::string why = gpu::unsupported_reason(model); !why.empty()) \
-  GTEST_SKIP() << why
-
 class GpuEngineTest : public ::testing::TestWithParam<std::string> {};
 
 }  // namespace
