@@ -145,11 +145,7 @@ std::string format_gpu(const GpuReport& g, const nlohmann::json& j) {
     out += fmt::format(" | per token: forward {:.2f} ms, router sync {:.2f} ms, expert acquire {:.2f} ms",
                        j["gpu_forward_ms_per_token"].get<double>(), j["gpu_sync_ms_per_token"].get<double>(),
                        j["gpu_acquire_ms_per_token"].get<double>());
-  if (j.contains("gpu_phases")) {
-    out += " | decode phases, device ms per step (eager):";
-    for (const auto& p : j["gpu_phases"])
-      out += fmt::format(" {} {:.3f}", p["phase"].get<std::string>(), p["ms_per_step"].get<double>());
-  }
+  out += format_gpu_phases(j);
   if (j.contains("vram_hit_rate"))
     out += fmt::format(" | VRAM {} ({} slots), hit rate {:.3f}, copied {} per token, copy waits {:.2f} per token",
                        format_bytes(j["vram_budget_bytes"].get<uint64_t>()), j["vram_slots"].get<uint64_t>(),
@@ -165,6 +161,20 @@ std::string format_gpu(const GpuReport& g, const nlohmann::json& j) {
 }
 
 }  // namespace
+
+std::string format_gpu_phases(const nlohmann::json& j) {
+  if (!j.contains("gpu_phases")) return {};
+  std::vector<std::pair<double, std::string>> ph;
+  double total = 0;
+  for (const auto& p : j["gpu_phases"]) {
+    ph.emplace_back(p["ms_per_step"].get<double>(), p["phase"].get<std::string>());
+    total += ph.back().first;
+  }
+  std::sort(ph.rbegin(), ph.rend());
+  std::string out = fmt::format(" | device ms per decode step, eager ({:.3f} in all):", total);
+  for (const auto& [ms, name] : ph) out += fmt::format(" {} {:.3f} ({:.0f}%)", name, ms, total > 0 ? 100.0 * ms / total : 0.0);
+  return out;
+}
 
 std::string SessionStats::format(uint64_t tokens) const {
   std::string out;

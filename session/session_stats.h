@@ -71,4 +71,8 @@ struct SessionStats {
   std::string format(uint64_t tokens) const;
 };
 
+// gpu_json's `gpu_phases` (--gpu-phases) as " | device ms per decode step, eager (total): phase ms
+// (share) ...", largest first; "" without them. For --stats and the bench line alike.
+std::string format_gpu_phases(const nlohmann::json& j);
+
 }  // namespace moe

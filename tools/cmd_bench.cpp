@@ -278,21 +278,6 @@ nlohmann::json measure(Session& session, const BenchOpts& o, const Variant& v, i
   return j;
 }
 
-// --gpu-phases: where a decode step's device time went, largest first, with each phase's share.
-std::string phases_text(const nlohmann::json& j) {
-  if (!j.contains("gpu_phases")) return {};
-  std::vector<std::pair<double, std::string>> ph;
-  double total = 0;
-  for (const auto& p : j["gpu_phases"]) {
-    ph.emplace_back(p["ms_per_step"].get<double>(), p["phase"].get<std::string>());
-    total += ph.back().first;
-  }
-  std::sort(ph.rbegin(), ph.rend());
-  std::string out = fmt::format(" | device ms per decode step, eager ({:.3f} in all):", total);
-  for (const auto& [ms, name] : ph) out += fmt::format(" {} {:.3f} ({:.0f}%)", name, ms, total > 0 ? 100.0 * ms / total : 0.0);
-  return out;
-}
-
 std::string summary_line(const nlohmann::json& j) {
   if (j.contains("vram_hit_rate"))
     return fmt::format("decode {:.2f} tok/s = {:.2f} GB/s of weights | VRAM budget {} ({:.0f}% of experts), hit rate "
@@ -391,7 +376,7 @@ int run_bench(BenchOpts& o) {
   const bool several = variants.size() > 1 || o.rounds > 1;
   if (!several) {
     const nlohmann::json j = measure(session, o, variants[0], 0, true, false, bpt);
-    std::printf("%s\n", o.json ? j.dump().c_str() : (summary_line(j) + phases_text(j)).c_str());
+    std::printf("%s\n", o.json ? j.dump().c_str() : (summary_line(j) + format_gpu_phases(j)).c_str());
     return 0;
   }
   // Variants alternate within each round, so drift (thermal, other load) hits all alike.
@@ -401,7 +386,7 @@ int run_bench(BenchOpts& o) {
       nlohmann::json j = measure(session, o, v, r, &v == &variants[0], true, bpt);
       j["round"] = r;
       j["variant"] = v.name;
-      if (!o.json) std::fprintf(stderr, "round %d %-8s %s\n", r, v.name.c_str(), (summary_line(j) + phases_text(j)).c_str());
+      if (!o.json) std::fprintf(stderr, "round %d %-8s %s\n", r, v.name.c_str(), (summary_line(j) + format_gpu_phases(j)).c_str());
       runs.push_back(std::move(j));
     }
   const nlohmann::json summary = summarise(variants, runs);

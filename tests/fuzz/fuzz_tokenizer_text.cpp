@@ -1,6 +1,7 @@
 // libFuzzer target: a real byte-level tokenizer (the qwen3_moe fixture, MOE_FUZZ_TOKENIZER) encodes
 // any bytes as text, and decoding the ids gives back the text: exactly its NFC form (each stretch
-// between special tokens on its own), after invalid UTF-8 is replaced by U+FFFD as encode does. Encode must never throw on any input.
+// between special tokens on its own), after invalid UTF-8 is replaced by U+FFFD as encode does.
+// Encode must never throw on any input.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
