@@ -114,6 +114,11 @@ def table(outdir):
     out = []
     out.append(f"Threads {s['threads']}, prompt {s['prompt']} tokens, decode {s['gen']} tokens, {len(rows)} rounds "
                f"(peer first in each round).  ")
+    cpu = os.path.join(outdir, "cpu.txt")
+    if os.path.exists(cpu):
+        lines = [line.strip() for line in open(cpu) if line.strip()]
+        if lines:
+            out.append(f"CPU: {lines[0]}" + (f", {lines[1]} logical CPUs" if len(lines) > 1 else "") + ".  ")
     out.append(f"Peer: `{s['peer_cmd']}`  ")
     out.append(f"moe: `{s['moe_cmd']}`  ")
     out.append(f"Bytes per decode token: peer (GGUF) {peer_bpt / 1e9:.3f} GB, moe (pack) "
