@@ -118,7 +118,8 @@ def table(outdir):
     if os.path.exists(cpu):
         lines = [line.strip() for line in open(cpu) if line.strip()]
         if lines:
-            out.append(f"CPU: {lines[0]}" + (f", {lines[1]} logical CPUs" if len(lines) > 1 else "") + ".  ")
+            desc = lines[0] + (f" (family {lines[1]}, model {lines[2]})" if len(lines) >= 4 else "")
+            out.append(f"CPU: {desc}, {lines[-1]} logical CPUs.  " if len(lines) > 1 else f"CPU: {desc}.  ")
     out.append(f"Peer: `{s['peer_cmd']}`  ")
     out.append(f"moe: `{s['moe_cmd']}`  ")
     out.append(f"Bytes per decode token: peer (GGUF) {peer_bpt / 1e9:.3f} GB, moe (pack) "
