@@ -74,9 +74,10 @@ echo "peer_bench: raw outputs in $OUT" >&2
 : > "$OUT/loadavg.txt"
 # The CPU, so a table says where it was measured (the same script gave 1.09x on a Zen 4 and 1.58x on
 # an Emerald Rapids VM: the ratio is a property of the machine as much as of the engines).
-# Lines: model name, family, model, logical CPUs (a VM may name only "Intel(R) Xeon(R) Processor").
-{ for f in 'model name' 'cpu family' 'model'; do grep -m1 "^$f[[:space:]]*:" /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'; done
-  nproc; } > "$OUT/cpu.txt" 2>/dev/null || true
+# "key: value" lines: /proc/cpuinfo's model name, family and model where it has them (a VM may name
+# only "Intel(R) Xeon(R) Processor"), then the logical CPUs.
+{ grep -m3 -E '^(model name|cpu family|model)[[:space:]]*:' /proc/cpuinfo | sed 's/[[:space:]]*:[[:space:]]*/: /'
+  echo "logical CPUs: $(nproc)"; } > "$OUT/cpu.txt" 2>/dev/null || true
 dram
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "peer_bench: round $r/$ROUNDS: peer" >&2

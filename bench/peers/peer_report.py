@@ -115,11 +115,16 @@ def table(outdir):
     out.append(f"Threads {s['threads']}, prompt {s['prompt']} tokens, decode {s['gen']} tokens, {len(rows)} rounds "
                f"(peer first in each round).  ")
     cpu = os.path.join(outdir, "cpu.txt")
-    if os.path.exists(cpu):
-        lines = [line.strip() for line in open(cpu) if line.strip()]
-        if lines:
-            desc = lines[0] + (f" (family {lines[1]}, model {lines[2]})" if len(lines) >= 4 else "")
-            out.append(f"CPU: {desc}, {lines[-1]} logical CPUs.  " if len(lines) > 1 else f"CPU: {desc}.  ")
+    info = {}
+    if os.path.exists(cpu):  # "key: value" lines (peer_bench.sh); any key may be missing
+        info = dict(line.strip().split(": ", 1) for line in open(cpu) if ": " in line)
+    if info:
+        parts = [info.get("model name", "unnamed CPU")]
+        if "cpu family" in info and "model" in info:
+            parts[0] += f" (family {info['cpu family']}, model {info['model']})"
+        if "logical CPUs" in info:
+            parts.append(f"{info['logical CPUs']} logical CPUs")
+        out.append("CPU: " + ", ".join(parts) + ".  ")
     out.append(f"Peer: `{s['peer_cmd']}`  ")
     out.append(f"moe: `{s['moe_cmd']}`  ")
     out.append(f"Bytes per decode token: peer (GGUF) {peer_bpt / 1e9:.3f} GB, moe (pack) "
