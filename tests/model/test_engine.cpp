@@ -6,6 +6,7 @@
 
 #include "model/fixtures.h"
 #include "runtime/engine.h"
+#include "runtime/expert_chunks.h"
 
 using namespace moe;
 using namespace moe::test;
@@ -265,6 +266,17 @@ TEST_P(EngineTest, ResidentExpertsRunFirstWithoutChangingLogits) {
                                 << " acquired after a missing one";
   }
   EXPECT_GT(out_of_id_order, 0) << "no layer was reordered: the test proves nothing";
+}
+
+// Chunks of a layer's experts: resident ones up to the row cap (one expert over it alone), the
+// missing ones top_k at a time, every expert in exactly one chunk, in order.
+TEST(ExpertChunks, ResidentUpToTheRowCapMissesTopKAtATime) {
+  const std::vector<size_t> rows = {3, 2, 4, 1, 9, 1, 1, 1, 1, 1};
+  // 7 resident: {3,2} {4,1} {9} {1,1}, then misses in twos: {1,1} {1}.
+  EXPECT_EQ(expert_chunk_bounds(rows, 7, 2, 5), (std::vector<size_t>{0, 2, 4, 5, 7, 9, 10}));
+  EXPECT_EQ(expert_chunk_bounds(rows, 10, 8, 1024), (std::vector<size_t>{0, 10}));       // all resident, one chunk
+  EXPECT_EQ(expert_chunk_bounds(rows, 0, 4, 1024), (std::vector<size_t>{0, 4, 8, 10}));  // all missing
+  EXPECT_EQ(expert_chunk_bounds({}, 0, 4, 1024), (std::vector<size_t>{0}));
 }
 
 // Mean KL(p || q) over the rows of two [rows, V] logit blocks.
