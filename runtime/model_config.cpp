@@ -364,11 +364,11 @@ int64_t ModelConfig::kv_floats_per_layer() const {
 }
 
 std::string ModelConfig::gpu_unsupported() const {
-  // Nothing parsed is out of the GPU engine's reach (gpu::unsupported_reason has the kernels'
-  // shape limits). Sigmoid or group-limited routers, correction biases and scaling route on the host
-  // (runtime/router_spec.h); partial and interleaved RoPE are cuda::RopeLayout's; sinks and
-  // sliding windows the attention kernels'; expert biases and the clamped SwiGLU gpu_moe.cpp's.
-  // (MXFP4 experts, a pack's format rather than the config's, are refused by the engine.)
+  // Nothing parsed is out of the GPU engine's reach (gpu::unsupported_reason adds the kernels'
+  // shape limits); a family the GPU engine cannot run would be named here. Every router rule
+  // routes on the device (kernels/cuda/router.cu); partial and interleaved RoPE are
+  // cuda::RopeLayout's; sinks and sliding windows the attention kernels'; expert biases and the
+  // clamped SwiGLU gpu_moe.cpp's; MXFP4 experts qgemv_mx4.cu's.
   return "";
 }
 

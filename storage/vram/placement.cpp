@@ -36,7 +36,7 @@ std::string pct(uint64_t part, uint64_t whole) {
 uint64_t parse_vram_budget(std::string_view text, uint64_t total) { return parse_named("--vram-budget", text, total); }
 
 Placement plan_placement(const MachineInfo& machine, const ModelBytes& b, const PlacementFlags& f) {
-  if (f.context < 1 || f.batch < 1) throw std::invalid_argument("placement: --context and --batch must be at least 1");
+  if (f.context < 1 || f.batch < 1) throw std::invalid_argument("placement: context and sequences must be at least 1");
   Placement p;
   p.gpu = machine.vram_free > 0 && !f.cpu_only;
   MachineInfo m = machine;  // with --vram-limit, the card it stands for
@@ -60,8 +60,8 @@ Placement plan_placement(const MachineInfo& machine, const ModelBytes& b, const 
     const uint64_t fixed = b.dense_bytes + p.kv_bytes + p.vram_headroom;
     if (m.vram_free < fixed + step)
       throw std::invalid_argument(fmt::format(
-          "model does not fit the GPU: it needs {} (dense {} + KV {} for context {} x batch {} + headroom {} + {} "
-          "experts of one step), {} is free{}; lower --context or --batch{}, or run on the CPU with --device cpu",
+          "model does not fit the GPU: it needs {} (dense {} + KV {} for context {} x {} sequence(s) + headroom {} + {} "
+          "experts of one step), {} is free{}; free GPU memory{}, or run on the CPU with --device cpu",
           format_bytes(fixed + step), format_bytes(b.dense_bytes), format_bytes(p.kv_bytes), f.context, f.batch,
           format_bytes(p.vram_headroom), std::max(b.top_k, 1), format_bytes(m.vram_free),
           p.vram_limit ? fmt::format(" under --vram-limit {}", format_bytes(p.vram_limit)) : "",
@@ -93,11 +93,11 @@ Placement plan_placement(const MachineInfo& machine, const ModelBytes& b, const 
         "model does not fit in RAM: it needs {} ({}headroom {} + {} experts of one step{}), {} is available; "
         "{}",
         format_bytes(host_fixed + step),
-        p.gpu ? "" : fmt::format("dense {} + KV {} for context {} x batch {} + ", format_bytes(b.dense_bytes),
+        p.gpu ? "" : fmt::format("dense {} + KV {} for context {} x {} sequence(s) + ", format_bytes(b.dense_bytes),
                                  format_bytes(p.kv_bytes), f.context, f.batch),
         format_bytes(p.ram_headroom), std::max(b.top_k, 1),
         p.gpu ? fmt::format(" + pinned staging {}", format_bytes(p.staging_bytes)) : "", format_bytes(m.ram_available),
-        p.gpu ? "free memory or lower the staging" : "lower --context or --batch, or free memory"));
+        "free memory"));
   const uint64_t ram_room = std::min(m.ram_available - host_fixed, b.expert_bytes);
   if (f.ram_budget) {
     p.ram_budget = parse_named("--ram-budget", *f.ram_budget, b.expert_bytes);

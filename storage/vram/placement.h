@@ -32,7 +32,9 @@ struct PlacementFlags {
   // --vram-limit: plan as if the GPU had only this many bytes (a 24 GB card on an 80 GB one):
   // dense weights, KV, headroom and expert slots all fit under it.
   std::optional<std::string> vram_limit;
-  int context = 4096, batch = 1;  // KV cache: context x batch tokens
+  // KV cache reserved for context x batch tokens. The session passes neither yet: its plans assume
+  // 4096 x 1, while the GPU engine's KV grows as its sequences do (storage/vram/README.md).
+  int context = 4096, batch = 1;
   bool cpu_only = false;          // run on the CPU even with a GPU
   uint64_t vram_headroom = 0;     // 0: max(512 MiB, 5% of VRAM): CUDA context, workspaces, activations
   uint64_t ram_headroom = 0;      // 0: max(2 GiB, 10% of RAM): the OS and everything else
