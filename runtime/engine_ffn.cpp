@@ -69,8 +69,9 @@ void Engine::moe(int layer, const std::vector<Tok>& toks, const std::vector<floa
     if (!by_expert[size_t(e)].empty()) used.push_back(e);
   ExpertSource& src = *model_.experts;
   const auto misses = std::stable_partition(used.begin(), used.end(), [&](int e) { return src.resident(layer, e); });
-  // Resident experts in chunks of up to 1024 rows: a 16-sequence decode step is one chunk (2-3%
-  // more tokens/s than chunks of top_k); 4096 made prompt-heavy steps slower (bigger buffers).
+  // Resident experts in chunks of up to 1024 rows: a 16-sequence decode step is one chunk (3-12%
+  // more tokens/s than chunks of top_k in alternated runs, docs/results/2026-12-07-expert-chunks.md);
+  // 4096 made prompt-heavy steps slower (bigger buffers).
   std::vector<size_t> expert_rows(used.size());
   for (size_t i = 0; i < used.size(); ++i) expert_rows[i] = by_expert[size_t(used[i])].size();
   const std::vector<size_t> bounds = expert_chunk_bounds(expert_rows, size_t(misses - used.begin()), size_t(K), 1024);

@@ -34,6 +34,7 @@ if want ds && [ ! -f "$ds" ]; then "$MOE" synth --shape deepseek-v3 --layers "$D
 if want go && [ ! -f "$go" ]; then "$MOE" synth --shape gpt-oss-120b --layers "$GO_LAYERS" --dense int8 --out "$go" -t "$THREADS"; fi
 if want qw && [ ! -f "$qw" ]; then "$MOE" synth --shape qwen3.5-35b-a3b --layers "$QW_LAYERS" --dense int8 --out "$qw" -t "$THREADS"; fi
 
+sync  # a fresh pack's dirty pages written back now, not during the first measurements
 echo "== ceilings" >&2
 "$BK" --benchmark_filter="DramRead/$THREADS/" --benchmark_format=json --benchmark_repetitions=3 \
   --benchmark_report_aggregates_only=true > "$DIR/dram.json"

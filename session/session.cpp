@@ -164,7 +164,7 @@ void Session::restart_engine(EngineVariant v) {
   po.predictor = mode == "oracle" ? "off" : mode;
   po.lookahead = f.lookahead;
   po.prefetch_k = f.prefetch_k;
-  po.max_inflight_bytes = f.inflight.empty() ? 0 : parse_budget(f.inflight, 0);
+  po.max_inflight_bytes = f.inflight.empty() ? 0 : parse_size(f.inflight, "--prefetch-inflight");
   po.trace = trace;
   po.min_recall = f.min_recall;
   po.stream_layer = f.stream_layer;

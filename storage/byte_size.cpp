@@ -23,11 +23,14 @@ std::string format_bytes(uint64_t b) {
   return fmt::format("{:.{}f} {}", v, v < 100 ? 1 : 0, units[u]);
 }
 
-uint64_t parse_budget(std::string_view text, uint64_t total, std::string_view flag) {
+namespace {
+
+// percent: whether "N%" (of total) is allowed; a size flag with no total refuses it.
+uint64_t parse_bytes(std::string_view text, uint64_t total, std::string_view flag, bool percent) {
   const std::string shown(text);
   auto garbage = [&] {
-    return std::invalid_argument(fmt::format(
-        "{} '{}': expected a size like 6GiB, 512MiB or 1.5GB, or a percentage like 50%", flag, shown));
+    return std::invalid_argument(fmt::format("{} '{}': expected a size like 6GiB, 512MiB or 1.5GB{}", flag, shown,
+                                             percent ? ", or a percentage like 50%" : ""));
   };
   while (!text.empty() && std::isspace(uint8_t(text.front()))) text.remove_prefix(1);
   while (!text.empty() && std::isspace(uint8_t(text.back()))) text.remove_suffix(1);
@@ -39,6 +42,8 @@ uint64_t parse_budget(std::string_view text, uint64_t total, std::string_view fl
   for (char& c : unit) c = char(std::tolower(uint8_t(c)));
 
   if (unit == "%") {
+    if (!percent)
+      throw std::invalid_argument(fmt::format("{} '{}': takes a size like 512MiB or 2GiB, not a percentage", flag, shown));
     if (!(v > 0 && v <= 100))
       throw std::invalid_argument(fmt::format("{} '{}': a percentage must be above 0% and at most 100%", flag, shown));
     return uint64_t(std::floor(double(total) * v / 100.0));
@@ -56,5 +61,13 @@ uint64_t parse_budget(std::string_view text, uint64_t total, std::string_view fl
   if (bytes >= 0x1p63) throw std::invalid_argument(fmt::format("{} '{}': too large", flag, shown));
   return uint64_t(bytes);
 }
+
+}  // namespace
+
+uint64_t parse_budget(std::string_view text, uint64_t total, std::string_view flag) {
+  return parse_bytes(text, total, flag, true);
+}
+
+uint64_t parse_size(std::string_view text, std::string_view flag) { return parse_bytes(text, 0, flag, false); }
 
 }  // namespace moe

@@ -12,6 +12,9 @@ namespace moe {
 // KB/MB/GB/TB powers of 1000; case-insensitive. Throws std::invalid_argument with a one-line
 // message for garbage, zero, negative or > 100%, naming `flag` (other size flags parse the same).
 uint64_t parse_budget(std::string_view text, uint64_t total_expert_bytes, std::string_view flag = "--ram-budget");
+// A size flag with nothing to take a share of (--prefetch-inflight, --prefix-cache, --max-body): as
+// parse_budget, and a percentage is refused instead of meaning 0 bytes.
+uint64_t parse_size(std::string_view text, std::string_view flag);
 
 // "2.4 MiB", "512 B": for messages and stats.
 std::string format_bytes(uint64_t bytes);

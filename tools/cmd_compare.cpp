@@ -45,6 +45,7 @@ Runner add_compare(CLI::App& app) {
   c->add_option("--file,-f", o->file, "UTF-8 text to evaluate on")->required();
   c->add_option("--context,-c", o->context, "Tokens per window; windows do not overlap")->capture_default_str();
   add_threads_flag(c, o->session.device.threads);
+  add_storage_flags(c, o->session.storage);  // both models' (a pack larger than RAM, an I/O error's advice)
   c->add_option("--kv-dtype", o->session.device.kv_dtype,
                 "KV cache type of --model (the reference keeps f32): measures what --kv-dtype costs; give the same "
                 "path for both")

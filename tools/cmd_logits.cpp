@@ -26,7 +26,7 @@ Runner add_logits(CLI::App& app) {
   c->add_flag("--all-positions", o->all, "Logits for every position (default: the last only)");
   add_threads_flag(c, o->session.device.threads);
   return [o] {
-    const std::vector<int32_t> ids = parse_token_list(o->tokens);
+    const std::vector<int32_t> ids = parse_int_list(o->tokens);
     // The model's files are inputs: --out over the model would destroy it. Checked before the
     // forward pass so a bad --out fails at once (write_npy_f32 checks again when it writes).
     const std::vector<std::filesystem::path> inputs = input_files(o->model);

@@ -28,7 +28,7 @@ namespace moe::cli {
 
 namespace {
 
-uint64_t parse_size_flag(const std::string& v, const char* flag) { return v == "0" ? 0 : parse_budget(v, 0, flag); }
+uint64_t parse_size_flag(const std::string& v, const char* flag) { return v == "0" ? 0 : parse_size(v, flag); }
 
 }  // namespace
 

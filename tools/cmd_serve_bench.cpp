@@ -206,7 +206,7 @@ Runner add_serve_bench(CLI::App& app) {
   return [o] {
     std::optional<grammar::Grammar> constraint = constraint_grammar(o->constraint);
     std::vector<int> counts;
-    for (int32_t v : parse_token_list(o->clients)) {
+    for (int32_t v : parse_int_list(o->clients, "--clients", "client count")) {
       if (v < 1 || v > 1024) throw std::invalid_argument(fmt::format("--clients: {} is not in [1, 1024]", v));
       counts.push_back(int(v));
     }

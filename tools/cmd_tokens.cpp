@@ -40,7 +40,7 @@ Runner add_detokenize(CLI::App& app) {
     const Tokenizer tok = open_tokenizer(o->model);
     std::string s = o->tokens;
     if (!s.empty() && s.front() == '[') s = s.substr(1, s.find(']') - 1);
-    const std::vector<int32_t> ids = parse_token_list(s);
+    const std::vector<int32_t> ids = parse_int_list(s);
     for (int32_t id : ids)
       if (id < 0 || id >= tok.vocab_size())
         throw std::invalid_argument(fmt::format("token id {} is outside the vocabulary [0, {})", id, tok.vocab_size()));

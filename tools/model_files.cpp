@@ -26,7 +26,7 @@ std::string read_text_file(const std::string& path, const std::string& flag) {
   return out;
 }
 
-std::vector<int32_t> parse_token_list(const std::string& s) {
+std::vector<int32_t> parse_int_list(const std::string& s, std::string_view flag, std::string_view what) {
   std::vector<int32_t> out;
   size_t i = 0;
   while (i < s.size()) {
@@ -38,11 +38,11 @@ std::vector<int32_t> parse_token_list(const std::string& s) {
     int32_t v = 0;
     auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
     if (item.empty() || ec != std::errc() || p != item.data() + item.size())
-      throw std::invalid_argument(fmt::format("--tokens: '{}' is not an integer token id (expected e.g. 1,2,3)", item));
+      throw std::invalid_argument(fmt::format("{}: '{}' is not an integer {} (expected e.g. 1,2,3)", flag, item, what));
     out.push_back(v);
     i = j + 1;
   }
-  if (out.empty()) throw std::invalid_argument("--tokens: no token ids given (expected e.g. 1,2,3)");
+  if (out.empty()) throw std::invalid_argument(fmt::format("{}: nothing given (expected e.g. 1,2,3)", flag));
   return out;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace moe::cli {
@@ -16,7 +17,9 @@ std::string read_text_file(const std::string& path, const std::string& flag);
 // "tiny-moe").
 std::string model_stem(const std::string& path);
 
-// "1,2,3" -> {1, 2, 3}; throws with the offending item on bad input.
-std::vector<int32_t> parse_token_list(const std::string& s);
+// "1,2,3" -> {1, 2, 3}; throws with `flag` and the offending item on bad input (`what`: what
+// one item is, for the message).
+std::vector<int32_t> parse_int_list(const std::string& s, std::string_view flag = "--tokens",
+                                    std::string_view what = "token id");
 
 }  // namespace moe::cli

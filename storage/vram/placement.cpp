@@ -16,24 +16,13 @@ namespace {
 
 constexpr uint64_t kMiB = 1ull << 20, kGiB = 1ull << 30;
 
-uint64_t parse_named(std::string_view flag, std::string_view text, uint64_t total) {
-  try {
-    return parse_budget(text, total);
-  } catch (const std::invalid_argument& e) {
-    std::string msg = e.what();
-    const std::string from = "--ram-budget";
-    if (auto at = msg.find(from); at != std::string::npos) msg.replace(at, from.size(), flag);
-    throw std::invalid_argument(msg);
-  }
-}
-
 std::string pct(uint64_t part, uint64_t whole) {
   return whole ? fmt::format("{:.0f}%", 100.0 * double(std::min(part, whole)) / double(whole)) : "-";
 }
 
 }  // namespace
 
-uint64_t parse_vram_budget(std::string_view text, uint64_t total) { return parse_named("--vram-budget", text, total); }
+uint64_t parse_vram_budget(std::string_view text, uint64_t total) { return parse_budget(text, total, "--vram-budget"); }
 
 Placement plan_placement(const MachineInfo& machine, const ModelBytes& b, const PlacementFlags& f) {
   if (f.context < 1 || f.batch < 1) throw std::invalid_argument("placement: context and sequences must be at least 1");
@@ -43,7 +32,7 @@ Placement plan_placement(const MachineInfo& machine, const ModelBytes& b, const 
   if (f.vram_limit && p.gpu) {
     if (!f.vram_limit->empty() && f.vram_limit->back() == '%')
       throw std::invalid_argument("--vram-limit takes a size (e.g. 24GiB: the card to stand for), not a percentage");
-    p.vram_limit = parse_named("--vram-limit", *f.vram_limit, 0);
+    p.vram_limit = parse_budget(*f.vram_limit, 0, "--vram-limit");
     if (p.vram_limit > machine.vram_total)
       p.warnings.push_back(fmt::format("--vram-limit {} is more than the GPU's {}: the GPU's own size applies",
                                        format_bytes(p.vram_limit), format_bytes(machine.vram_total)));
@@ -100,7 +89,7 @@ Placement plan_placement(const MachineInfo& machine, const ModelBytes& b, const 
         "free memory"));
   const uint64_t ram_room = std::min(m.ram_available - host_fixed, b.expert_bytes);
   if (f.ram_budget) {
-    p.ram_budget = parse_named("--ram-budget", *f.ram_budget, b.expert_bytes);
+    p.ram_budget = parse_budget(*f.ram_budget, b.expert_bytes, "--ram-budget");
     p.ram_from_flag = true;
     if (p.ram_budget > m.ram_available - host_fixed)
       p.warnings.push_back(fmt::format("--ram-budget {} is more than the {} available after headroom{}: the system "
@@ -163,13 +152,18 @@ MachineInfo parse_meminfo(std::string_view text) {
     avail = field("MemAvailable:", m.ram_available) || avail;
   }
   if (!total || !avail)
-    throw std::runtime_error("/proc/meminfo: no MemTotal or MemAvailable line; pass --ram-budget explicitly");
+    throw std::runtime_error(
+        "/proc/meminfo: no MemTotal or MemAvailable line to plan the GPU's budget with; pass --vram-budget "
+        "(without --vram-limit) or run with --device cpu");
   return m;
 }
 
 MachineInfo probe_host_memory() {
   std::ifstream f("/proc/meminfo");
-  if (!f) throw std::runtime_error("cannot read /proc/meminfo; pass --ram-budget explicitly");
+  if (!f)
+    throw std::runtime_error(
+        "cannot read /proc/meminfo to plan the GPU's budget with; pass --vram-budget (without --vram-limit) or run "
+        "with --device cpu");
   std::stringstream ss;
   ss << f.rdbuf();
   return parse_meminfo(ss.str());

@@ -100,6 +100,11 @@ TEST(CliErrors, OneLineMessages) {
   r = run("logits --model " + (fixtures() / names().at(0)).string() + " --tokens 1,x,3 --out /tmp/x.npy");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("--tokens: 'x' is not an integer token id"), std::string::npos) << r.out;
+  std::string clients_cmd = "serve-bench --clients 1,x --model ";
+  clients_cmd += (fixtures() / names().at(0)).string();
+  r = run(clients_cmd);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--clients: 'x' is not an integer client count"), std::string::npos) << r.out;
   r = run("logits --model " + (fixtures() / names().at(0)).string() + " --tokens 99999999 --out /tmp/x.npy");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("outside the vocabulary"), std::string::npos) << r.out;

@@ -46,6 +46,21 @@ TEST(Budget, RejectsGarbageWithOneLine) {
   EXPECT_NE(error_of("99999999TiB"), "");
 }
 
+// Size flags with nothing to take a share of: a percentage is an error, not 0 bytes.
+TEST(Budget, SizeFlagsRefusePercentages) {
+  EXPECT_EQ(parse_size("512MiB", "--prefix-cache"), 512ull << 20);
+  const auto error = [](const char* text) {
+    try {
+      parse_size(text, "--prefix-cache");
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error("50%"), "--prefix-cache '50%': takes a size like 512MiB or 2GiB, not a percentage");
+  EXPECT_EQ(error("lots"), "--prefix-cache 'lots': expected a size like 6GiB, 512MiB or 1.5GB");
+}
+
 TEST(Budget, FormatsBytes) {
   EXPECT_EQ(format_bytes(512), "512 B");
   EXPECT_EQ(format_bytes(1 << 20), "1.0 MiB");
