@@ -43,7 +43,8 @@ uint64_t parse_bytes(std::string_view text, uint64_t total, std::string_view fla
 
   if (unit == "%") {
     if (!percent)
-      throw std::invalid_argument(fmt::format("{} '{}': takes a size like 512MiB or 2GiB, not a percentage", flag, shown));
+      throw std::invalid_argument(
+          fmt::format("{} '{}': takes a size like 512MiB or 2GiB, not a percentage", flag, shown));
     if (!(v > 0 && v <= 100))
       throw std::invalid_argument(fmt::format("{} '{}': a percentage must be above 0% and at most 100%", flag, shown));
     return uint64_t(std::floor(double(total) * v / 100.0));

@@ -88,8 +88,9 @@ void add_prefetch_flags(CLI::App* cmd, PrefetchSettings& p, bool list) {
   auto* opt = cmd->add_option("--prefetch", p.mode,
                               std::string("Expert prefetch: auto (gate when the experts do not all fit in RAM), off, gate "
                                           "(early routing), history (learned layer-to-layer transitions) or blend") +
-                                  (list ? "; oracle (the forced routing's future: the bound a perfect predictor reaches); a "
-                                          "comma-separated list (off,gate) measures each, alternating"
+                                  (list ? "; oracle (the forced routing's future: the bound a perfect "
+                                          "predictor reaches); a comma-separated list (off,gate) measures each, "
+                                          "alternating"
                                         : ""))
                   ->capture_default_str();
   if (!list) opt->check(CLI::IsMember({"auto", "off", "gate", "history", "blend"}));

@@ -23,7 +23,8 @@ ChatSetup start_chat(ServeContext& cx, const std::string& body) {
   s.req = parse_chat_request(body, cx.limits);
   if (!cx.chat.render)
     throw ApiError(400, "invalid_request_error",
-                   "This model has no chat template: pass --chat-template FILE (moe serve, moe batch), or use /v1/completions.",
+                   "This model has no chat template: pass --chat-template FILE (moe serve, moe batch), or use "
+                   "/v1/completions.",
                    "messages", "no_chat_template");
   std::string prompt;
   try {

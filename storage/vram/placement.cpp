@@ -49,8 +49,8 @@ Placement plan_placement(const MachineInfo& machine, const ModelBytes& b, const 
     const uint64_t fixed = b.dense_bytes + p.kv_bytes + p.vram_headroom;
     if (m.vram_free < fixed + step)
       throw std::invalid_argument(fmt::format(
-          "model does not fit the GPU: it needs {} (dense {} + KV {} for context {} x {} sequence(s) + headroom {} + {} "
-          "experts of one step), {} is free{}; free GPU memory{}, or run on the CPU with --device cpu",
+          "model does not fit the GPU: it needs {} (dense {} + KV {} for context {} x {} sequence(s) + headroom {} "
+          "+ {} experts of one step), {} is free{}; free GPU memory{}, or run on the CPU with --device cpu",
           format_bytes(fixed + step), format_bytes(b.dense_bytes), format_bytes(p.kv_bytes), f.context, f.batch,
           format_bytes(p.vram_headroom), std::max(b.top_k, 1), format_bytes(m.vram_free),
           p.vram_limit ? fmt::format(" under --vram-limit {}", format_bytes(p.vram_limit)) : "",
