@@ -30,9 +30,7 @@ Placement plan_placement(const MachineInfo& machine, const ModelBytes& b, const 
   p.gpu = machine.vram_free > 0 && !f.cpu_only;
   MachineInfo m = machine;  // with --vram-limit, the card it stands for
   if (f.vram_limit && p.gpu) {
-    if (!f.vram_limit->empty() && f.vram_limit->back() == '%')
-      throw std::invalid_argument("--vram-limit takes a size (e.g. 24GiB: the card to stand for), not a percentage");
-    p.vram_limit = parse_budget(*f.vram_limit, 0, "--vram-limit");
+    p.vram_limit = parse_size(*f.vram_limit, "--vram-limit");  // the card to stand for: never a percentage
     if (p.vram_limit > machine.vram_total)
       p.warnings.push_back(fmt::format("--vram-limit {} is more than the GPU's {}: the GPU's own size applies",
                                        format_bytes(p.vram_limit), format_bytes(machine.vram_total)));
