@@ -202,7 +202,13 @@ Runner add_batch(CLI::App& app) {
                         {"kv_committed_peak_bytes", st.peak_kv_committed_bytes},  // reserved + prefix cache
                         {"kv_peak_bytes", st.peak_kv_bytes},  // what the engine held (shared pages once)
                         {"kv_dtype", o->session.device.kv_dtype},
-                        {"kv_budget_waits", st.memory_waits}};
+                        {"kv_budget_waits", st.memory_waits},
+                        // Prompt tokens computed, and those reused from the prefix cache or a
+                        // running request (cached_tokens in each response's usage).
+                        {"prefilled_tokens", st.prefilled_tokens},
+                        {"cached_tokens", st.cached_tokens},
+                        {"prefix_cache_hits", st.prefix_cache_hits},
+                        {"running_shares", st.running_shares}};
       s["session"] = session.stats().json(uint64_t(std::max<int64_t>(1, progress.completion_tokens)));
       std::printf("%s\n", s.dump().c_str());
     }

@@ -185,6 +185,8 @@ std::string Metrics::render(const ServerInfo& info, const SchedulerStats& s, con
   w.sample("moe_prefix_cache_entries", double(s.prefix_cache_entries));
   w.family("moe_prefix_cache_hits_total", "counter", "Requests that reused a cached prefix.");
   w.sample("moe_prefix_cache_hits_total", double(s.prefix_cache_hits));
+  w.family("moe_prefix_running_shares_total", "counter", "Requests that reused a running request's prompt prefix.");
+  w.sample("moe_prefix_running_shares_total", double(s.running_shares));
   w.family("moe_prefix_cache_lookups_total", "counter", "Prefix cache lookups.");
   w.sample("moe_prefix_cache_lookups_total", double(s.prefix_cache_lookups));
   w.family("moe_prefix_cache_evictions_total", "counter", "Cached prefixes evicted.");

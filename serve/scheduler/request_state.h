@@ -67,6 +67,11 @@ struct RequestState {
   int64_t fed = 0;     // prompt tokens in the KV
   int64_t cached = 0;  // of which from the prefix cache
   uint64_t cache_entry = 0;  // the prefix-cache entry it forked from, pinned while it runs (0: none)
+  // Admitted to share the first `share_tokens` prompt tokens of `share_from`, a running request
+  // that has not computed them yet: until it has, this one has no sequence (seq -1) and feeds
+  // nothing; then it forks them (Scheduler::Impl::resolve_shares).
+  std::shared_ptr<RequestState> share_from;
+  int64_t share_tokens = 0;
   std::vector<int32_t> generated;
   int32_t next = 0;    // the last drawn token, fed by the next step
   std::unique_ptr<TokenSampler> sampler;

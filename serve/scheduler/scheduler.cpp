@@ -8,6 +8,8 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <tuple>
+#include <unordered_map>
 
 #include "runtime/model.h"
 #include "storage/byte_size.h"
@@ -127,6 +129,19 @@ struct Scheduler::Impl {
   void loop();
   bool step();
   void admit();
+  // Where r's prompt may start: the prefix cache's longest prefix of it, or a running request
+  // whose prompt shares a longer one (by a block at least): {request, tokens}. Not both.
+  using Share = std::pair<std::shared_ptr<RequestState>, int64_t>;
+  std::pair<std::optional<PrefixCache::Hit>, Share> find_prefix(const RequestState& r);
+  Share running_share(const std::vector<int32_t>& prompt, int64_t more_than) const;
+  // Gives r its sequence from what find_prefix found: the cache's fork, the running request's
+  // (now, or once it has computed the shared tokens: r waits without a sequence), or a new one.
+  void start(RequestState& r, std::optional<PrefixCache::Hit> hit, Share share);
+  // The waiting requests whose shared prefix is computed fork it; those whose source left first
+  // (finished: its KV is likely cached now; cancelled or failed) look again.
+  void resolve_shares();
+  // r's sequence is `seq`, holding its prompt's first `fed` tokens (reused, not computed).
+  void attach(RequestState& r, SeqId seq, int64_t fed);
   void finish(RequestState& r, FinishReason why, const std::string& error = {});
   // A drawn token t (with its logprob when the request asked for them) joins the request.
   void on_token(RequestState& r, int32_t t, TokenLogprob logprob);
@@ -175,9 +190,11 @@ void Scheduler::Impl::admit() {
       ++i;
     }
   }
+  resolve_shares();
   for (;;) {
     std::shared_ptr<RequestState> r;
     std::optional<PrefixCache::Hit> hit;
+    Share share;
     {
       std::lock_guard lk(m);
       while (!queue.empty() && queue.front()->channel->cancelled()) {
@@ -192,8 +209,10 @@ void Scheduler::Impl::admit() {
       // KV pages (engines with pages), which the pinned entry keeps counted, so the request
       // needs room for the rest only.
       const auto& head = queue.front();
-      if (cache && !head->req.prompt_logprobs) hit = cache->acquire(head->req.prompt);
+      std::tie(hit, share) = find_prefix(*head);
       const int64_t total = request_tokens(*head);
+      // A running request's pages are counted by its own reservation, which ends before this one
+      // may: the fork reserves its whole KV.
       int64_t need = kv_need(engine, total, hit ? hit->shared : 0);
       if (const uint64_t budget = o.kv_budget_bytes) {
         const auto cached = [&] { return cache ? cache->bytes() : uint64_t(0); };
@@ -227,24 +246,89 @@ void Scheduler::Impl::admit() {
       queue.pop_front();
       ++st.running;  // counted while still under the lock: drain() never sees it in transit
     }
-    const auto& prompt = r->req.prompt;
-    if (hit) {
-      r->seq = hit->seq;
-      r->fed = hit->tokens;
-      r->cached = hit->tokens;
-      r->cache_entry = hit->entry;
-    } else {
-      r->seq = engine.create_sequence();
-    }
     reserved += r->reserved_kv;
-    if (o.kv_budget_bytes) engine.reserve(r->seq, request_tokens(*r));  // no doubling past the reservation
     r->started = RequestState::clock::now();
+    start(*r, std::move(hit), std::move(share));
     running.push_back(r);
-    const int64_t kv = engine.kv_bytes();  // the new reservation allocated: a peak
     std::lock_guard lk(m);
-    st.cached_tokens += r->cached;
-    st.prompt_tokens += int64_t(prompt.size());
-    st.peak_kv_bytes = std::max(st.peak_kv_bytes, kv);
+    st.prompt_tokens += int64_t(r->req.prompt.size());
+  }
+}
+
+void Scheduler::Impl::attach(RequestState& r, SeqId seq, int64_t fed) {
+  r.seq = seq;
+  r.fed = fed;
+  r.cached = fed;
+  if (o.kv_budget_bytes) engine.reserve(r.seq, request_tokens(r));  // no doubling past the reservation
+  const int64_t kv = engine.kv_bytes();  // the new reservation allocated: a peak
+  std::lock_guard lk(m);
+  st.cached_tokens += fed;
+  st.peak_kv_bytes = std::max(st.peak_kv_bytes, kv);
+}
+
+// Worth a wait: a shorter prefix costs little to compute, and sharing it would hold the
+// request back a step. A prefix already computed is forked whatever its length (one block on).
+constexpr int64_t kShareWaitTokens = 64;
+
+std::pair<std::optional<PrefixCache::Hit>, Scheduler::Impl::Share> Scheduler::Impl::find_prefix(const RequestState& r) {
+  if (!cache || r.req.prompt_logprobs) return {};  // prompt logprobs need every prompt row computed
+  std::optional<PrefixCache::Hit> hit = cache->acquire(r.req.prompt);
+  Share share = running_share(r.req.prompt, hit ? hit->tokens : 0);
+  if (share.first && hit) cache->give_back(*hit), hit.reset();  // a running request shares more
+  return {std::move(hit), std::move(share)};
+}
+
+void Scheduler::Impl::start(RequestState& r, std::optional<PrefixCache::Hit> hit, Share share) {
+  if (hit) {
+    r.cache_entry = hit->entry;
+    attach(r, hit->seq, hit->tokens);
+  } else if (share.first && share.first->fed < share.second) {
+    r.share_from = std::move(share.first);  // resolve_shares() forks it once computed
+    r.share_tokens = share.second;
+  } else if (share.first) {
+    attach(r, engine.fork_sequence(share.first->seq, share.second), share.second);
+    std::lock_guard lk(m);
+    ++st.running_shares;
+  } else {
+    attach(r, engine.create_sequence(), 0);
+  }
+}
+
+Scheduler::Impl::Share Scheduler::Impl::running_share(const std::vector<int32_t>& prompt, int64_t more_than) const {
+  Share best{nullptr, 0};
+  const int64_t most = int64_t(prompt.size()) - 1;  // at least one token left to compute
+  if (most < std::max<int64_t>(PrefixCache::kBlock, more_than + PrefixCache::kBlock)) return best;
+  for (const auto& r : running) {
+    if (r->done || r->seq < 0) continue;  // one that waits itself has no KV to give yet
+    const auto& q = r->req.prompt;
+    const size_t n = std::min(prompt.size(), q.size());
+    const int64_t same = std::min<int64_t>(most, std::mismatch(prompt.begin(), prompt.begin() + ptrdiff_t(n), q.begin()).first - prompt.begin());
+    const int64_t usable = r->fed >= same ? same : (same >= kShareWaitTokens ? same : 0);
+    const bool computed = usable > 0 && r->fed >= usable;  // a fork now beats a wait
+    if (usable > best.second || (usable == best.second && computed && best.first->fed < best.second)) best = {r, usable};
+    if (best.first && best.second == most && best.first->fed >= most) break;  // none does better
+  }
+  if (best.second < PrefixCache::kBlock || best.second < more_than + PrefixCache::kBlock) return {nullptr, 0};
+  return best;
+}
+
+void Scheduler::Impl::resolve_shares() {
+  for (auto& r : running) {
+    if (!r->share_from) continue;
+    Share src{std::move(r->share_from), r->share_tokens};
+    const bool gone = src.first->done || src.first->seq < 0;
+    if (!gone && src.first->fed < src.second) {  // not computed yet
+      r->share_from = std::move(src.first);
+      continue;
+    }
+    if (!gone) {
+      start(*r, std::nullopt, std::move(src));
+      continue;
+    }
+    // As if newly admitted, within the reservation made then (the whole KV). A request resolved
+    // earlier in this loop may be the new source.
+    auto [hit, share] = find_prefix(*r);
+    start(*r, std::move(hit), std::move(share));
   }
 }
 
@@ -262,10 +346,20 @@ bool Scheduler::Impl::step() {
       chunk_len.push_back(1);
       --budget;
     }
+  // A request that others wait on ends its chunk where their shared prefix ends, so that they
+  // fork at its end (a recurrent model's state exists there only; elsewhere it is recomputed
+  // from a snapshot). Same bits either way: rows do not depend on the chunking.
+  std::unordered_map<const RequestState*, int64_t> share_ends;
+  for (auto& r : running)
+    if (r->share_from && r->share_tokens > r->share_from->fed) {
+      auto [it, fresh] = share_ends.try_emplace(r->share_from.get(), r->share_tokens);
+      if (!fresh) it->second = std::min(it->second, r->share_tokens);
+    }
   for (auto& r : running) {
-    if (r->decoding() || budget <= 0) continue;
+    if (r->decoding() || r->seq < 0 || budget <= 0) continue;  // seq -1: waits for a shared prefix
     const int64_t left = int64_t(r->req.prompt.size()) - r->fed;
-    const int64_t n = std::min({left, int64_t(o.prefill_chunk), budget});
+    int64_t n = std::min({left, int64_t(o.prefill_chunk), budget});
+    if (const auto it = share_ends.find(r.get()); it != share_ends.end()) n = std::min(n, it->second - r->fed);
     batch.push_back({r->seq, std::span(r->req.prompt).subspan(size_t(r->fed), size_t(n)), r->req.prompt_logprobs});
     owner.push_back(r.get());
     chunk_len.push_back(n);
@@ -390,6 +484,7 @@ void Scheduler::Impl::finish(RequestState& r, FinishReason why, const std::strin
     r.pending_text += r.stops.finish();
   }
   r.done = true;
+  r.share_from.reset();
   reserved -= r.reserved_kv;
   r.reserved_kv = 0;
   if (cache && r.cache_entry) cache->unpin(r.cache_entry), r.cache_entry = 0;

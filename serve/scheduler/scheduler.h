@@ -2,7 +2,10 @@
 // between engine steps; each step decodes one token for every running sequence and prefills
 // waiting prompts in chunks with what is left of the step's token budget, so long prompts never
 // stall running decodes. Finished sequences go to the prefix cache; a new request forks the
-// longest cached prefix of its prompt instead of recomputing it. The engine runs on the
+// longest cached prefix of its prompt instead of recomputing it, or, when a running request's
+// prompt shares a longer one, forks that request's KV (waiting, without a sequence, until it has
+// been computed): requests that arrive together with one system prompt or few-shot preamble
+// compute it once. Both are prefix reuse (off with prefix_cache_bytes 0). The engine runs on the
 // scheduler's own thread: callers submit requests and read events from their handle.
 // A request gives the same tokens alone as among others: its sampler and seed are its own and
 // the engine's rows do not depend on the batch.
@@ -66,6 +69,7 @@ struct SchedulerStats {
   int64_t memory_waits = 0;                    // steps a request waited for KV room
   int64_t prefix_cache_bytes = 0, prefix_cache_entries = 0;
   int64_t prefix_cache_hits = 0, prefix_cache_lookups = 0, prefix_cache_evictions = 0;
+  int64_t running_shares = 0;  // requests that forked a running request's prompt (not the cache)
   double busy_seconds = 0;                     // time inside engine steps
   std::vector<std::vector<int64_t>> expert_tokens;  // [layer][expert] tokens routed
   // Experts a batched step needs, summed over steps: each (layer, expert) once per step however

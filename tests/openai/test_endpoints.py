@@ -206,7 +206,8 @@ class ModelsHealthMetrics(ServerTestCase):
                           ("moe_inter_token_latency_seconds", "histogram"),
                           ("moe_request_duration_seconds", "histogram"), ("moe_queue_depth", "gauge"),
                           ("moe_running_sequences", "gauge"), ("moe_kv_cache_bytes", "gauge"),
-                          ("moe_prefix_cache_bytes", "gauge"), ("moe_prefix_cache_hits_total", "counter")]:
+                          ("moe_prefix_cache_bytes", "gauge"), ("moe_prefix_cache_hits_total", "counter"),
+                          ("moe_prefix_running_shares_total", "counter")]:
             with self.subTest(series=name):
                 self.assertEqual(types.get(name), typ, f"# TYPE of {name}:\n{text[:3000]}")
         self.assertEqual(series("moe_requests_total", endpoint="/v1/chat/completions", status="200")

@@ -1,7 +1,7 @@
 // The scheduler on a gated DeltaNet model (the qwen3_next fixture: recurrent state beside the
 // KV cache): prefix reuse forks cached sequences at block boundaries, which restores the nearest
-// state snapshot and recomputes the rest; the tokens stay those of running without the cache,
-// alone or among others.
+// state snapshot and recomputes the rest, and running ones where their chunk stopped for it; the
+// tokens stay those of running without the cache, alone or among others.
 #include "scheduler_util.h"
 
 using namespace moe;
@@ -40,7 +40,9 @@ TEST(SchedulerRecurrent, PrefixReuseAndBatchingKeepTokens) {
   int64_t cached = 0;
   for (int round = 0; round < 2; ++round) {  // the second round reuses the first's prefixes
     std::vector<std::shared_ptr<RequestHandle>> hs;
-    for (const auto& p : prompts) hs.push_back(sch.submit(request(p, 12, 0.0f, 1)));
+    sch.run_between_steps([&] {  // one admission sees them all: the first round shares a running prefix
+      for (const auto& p : prompts) hs.push_back(sch.submit(request(p, 12, 0.0f, 1)));
+    });
     for (size_t i = 0; i < hs.size(); ++i) {
       const auto r = collect(*hs[i]);
       EXPECT_EQ(r.tokens, alone[i]) << "round " << round << " prompt " << i;
@@ -48,4 +50,7 @@ TEST(SchedulerRecurrent, PrefixReuseAndBatchingKeepTokens) {
     }
   }
   EXPECT_GT(cached, 0) << "no prefix was reused";
+  const auto st = test::settled_stats(sch);
+  EXPECT_EQ(st.running_shares, 3);  // the first round: three forked the first request's 90 tokens
+  EXPECT_GE(st.prefix_cache_hits, 4);  // the second round: every request
 }
