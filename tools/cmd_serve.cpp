@@ -69,6 +69,10 @@ Runner add_serve(CLI::App& app) {
   c->add_option("--threads-http", o->server.threads, "HTTP worker threads (0: --parallel + --max-queue + 4, at most 512)")
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
+  c->add_option("--request-deadline", o->server.request_deadline_s,
+                 "Seconds a request has to arrive whole (line, headers, body); a client that trickles it gets 408 and is dropped")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   return [o] {
     namespace http = serve::http;
     if (o->api_key.empty())

@@ -1,10 +1,7 @@
 #include "serve/http/server.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -15,55 +12,11 @@
 #include <httplib.h>
 
 #include "serve/http/auth.h"
+#include "serve/http/deadline_server.h"
 
 namespace moe::serve::http {
 
 namespace {
-
-// ---- the connection's socket, to notice a client that hangs up while nothing is written ----
-// httplib does not hand the socket to handlers; a request's (local port, peer address and
-// port) names it among this process's descriptors. Looked up once per generation request.
-std::string peer_of(int fd, int& port, bool local) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if ((local ? ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len)
-             : ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)) != 0)
-    return {};
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-    port = ntohs(a->sin_port);
-    ::inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
-  } else if (ss.ss_family == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-    port = ntohs(a->sin6_port);
-    ::inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
-  } else {
-    return {};
-  }
-  return buf;
-}
-
-int connection_fd(const httplib::Request& req) {
-  DIR* d = ::opendir("/proc/self/fd");
-  if (!d) return -1;
-  int found = -1;
-  while (const dirent* e = ::readdir(d)) {
-    char* end = nullptr;
-    const long fd = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end || fd < 3 || fd == ::dirfd(d)) continue;
-    int lport = -1, rport = -1;
-    peer_of(int(fd), lport, true);
-    if (lport != req.local_port) continue;
-    const std::string raddr = peer_of(int(fd), rport, false);
-    if (rport == req.remote_port && raddr == req.remote_addr) {
-      found = int(fd);
-      break;
-    }
-  }
-  ::closedir(d);
-  return found;
-}
 
 // The peer closed its end (or the socket failed). Unread pipelined bytes do not count.
 bool hung_up(int fd) {
@@ -107,7 +60,7 @@ struct HttpServer::Impl {
   ServeContext& cx;
   ServerInfo info;
   std::function<std::optional<SessionStats>()> session_stats;
-  httplib::Server svr;
+  DeadlineServer svr;  // each request must arrive whole within --request-deadline
   int port = -1;
 };
 
@@ -119,12 +72,13 @@ HttpServer::HttpServer(ServeContext& cx, ServerInfo info, std::function<std::opt
                                 " is reachable from other machines: give an API key (--api-key KEY or MOE_API_KEY), "
                                 "or bind to 127.0.0.1");
   ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write: the write fails instead of killing us
-  httplib::Server& svr = impl_->svr;
+  DeadlineServer& svr = impl_->svr;
   const SchedulerOptions& so = cx.scheduler.options();
   const int threads = o_.threads > 0 ? o_.threads : std::min(512, so.parallel + so.max_queue + 4);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   svr.set_payload_max_length(o_.max_body);
   svr.set_read_timeout(o_.read_timeout_s, 0);
+  svr.set_request_deadline(std::chrono::seconds(o_.request_deadline_s));
   svr.set_write_timeout(o_.write_timeout_s, 0);
   svr.set_keep_alive_timeout(5);
   svr.set_tcp_nodelay(true);  // small SSE chunks go out at once
@@ -146,8 +100,17 @@ HttpServer::HttpServer(ServeContext& cx, ServerInfo info, std::function<std::opt
   });
 
   const size_t max_body = o_.max_body;
-  svr.set_error_handler([max_body](const httplib::Request& req, httplib::Response& res) {
+  const int deadline = o_.request_deadline_s;
+  svr.set_error_handler([max_body, deadline](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // ours already
+    if (DeadlineServer::deadline_passed()) {
+      res.status = 408;
+      res.set_header("Connection", "close");
+      set_error(res, ApiError(408, "invalid_request_error",
+                              fmt::format("The request did not arrive whole within {} s (--request-deadline); send it at once.", deadline),
+                              "", "request_timeout"));
+      return;
+    }
     switch (res.status) {
       case 404:
         set_error(res, ApiError(404, "invalid_request_error", "Unknown request URL: " + req.method + " " + req.path.substr(0, 200) + ".", "", "unknown_url"));
@@ -197,7 +160,7 @@ HttpServer::HttpServer(ServeContext& cx, ServerInfo info, std::function<std::opt
       tl_log = log;
       try {
         if (cx.draining.load()) throw ApiError(503, "service_unavailable", "The server is shutting down.", "", "draining");
-        const int fd = connection_fd(req);
+        const int fd = DeadlineServer::current_socket();
         HandlerResult r = handle(cx, req.body, log, [fd] { return hung_up(fd); });
         if (!r.stream) {
           set_json(res, r.status, r.body);
@@ -242,7 +205,7 @@ HttpServer::HttpServer(ServeContext& cx, ServerInfo info, std::function<std::opt
 HttpServer::~HttpServer() { stop(); }
 
 int HttpServer::bind() {
-  httplib::Server& svr = impl_->svr;
+  DeadlineServer& svr = impl_->svr;
   const int port = o_.port == 0 ? svr.bind_to_any_port(o_.host) : (svr.bind_to_port(o_.host, o_.port) ? o_.port : -1);
   if (port < 0)
     throw std::runtime_error(fmt::format("cannot listen on {}:{} (address in use, or not an address of this machine)",

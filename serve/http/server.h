@@ -29,6 +29,7 @@ struct ServerOptions {
   size_t max_body = size_t(8) << 20;
   int threads = 0;                  // HTTP worker threads (0: parallel + max_queue + 4, at most 512)
   int read_timeout_s = 10;          // per read of a request: a client that stalls longer is dropped
+  int request_deadline_s = 30;      // for a whole request to arrive: a client that trickles it is dropped
   int write_timeout_s = 30;         // per write: a client that stops reading is dropped (and cancelled)
   bool log_requests = true;         // one stderr line per request
 };

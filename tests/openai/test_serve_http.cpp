@@ -1,6 +1,7 @@
 // moe serve in process: models/tiny-moe behind HttpServer on an ephemeral port, driven by
 // httplib's client and a raw socket (a client that hangs up mid-stream must free its sequence).
 #include <arpa/inet.h>
+#include <poll.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <sys/socket.h>
@@ -272,6 +273,69 @@ TEST(ServeHttpOptions, NonLoopbackNeedsAKey) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   r = c.Get("/health");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  s.stop();
+  t.join();
+}
+
+// A client that trickles its request (slowloris) is cut off at the request deadline, though each
+// byte comes well within the read timeout: a 408 once the headers are in, the connection closed
+// before. The only HTTP thread is then free for the next client.
+TEST_F(ServeHttp, ATricklingClientIsCutOffAtTheRequestDeadline) {
+  ServerOptions o;  // a second server on the suite's model, with one HTTP thread
+  o.port = 0;
+  o.log_requests = false;
+  o.threads = 1;
+  o.read_timeout_s = 10;
+  o.request_deadline_s = 1;
+  HttpServer s(*cx_, {}, nullptr, o);
+  const int port = s.bind();
+  std::thread t([&] { s.run(); });
+  const auto connect_raw = [port] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    return fd;
+  };
+  // Sends `first`, then one byte of `drip` every 200 ms until the server answers or closes (what
+  // it sent back), or 6 s pass (nullopt: still open).
+  const auto trickle = [&](const std::string& first, char drip) -> std::optional<std::string> {
+    const int fd = connect_raw();
+    EXPECT_EQ(::send(fd, first.data(), first.size(), MSG_NOSIGNAL), ssize_t(first.size()));
+    const auto t0 = std::chrono::steady_clock::now();
+    std::optional<std::string> got;
+    while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(6)) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 200) > 0) {
+        std::string all;
+        char buf[4096];
+        for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) all.append(buf, size_t(n));
+        got = all;
+        break;
+      }
+      if (::send(fd, &drip, 1, MSG_NOSIGNAL) != 1) {
+        got = std::string();
+        break;
+      }
+    }
+    ::close(fd);
+    return got;
+  };
+  // The body trickles: the headers were read, so the client is told why.
+  const auto body = trickle("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", ' ');
+  ASSERT_TRUE(body.has_value()) << "the connection was still open after 6 s";
+  EXPECT_NE(body->find("HTTP/1.1 408"), std::string::npos) << *body;
+  EXPECT_NE(body->find("request_timeout"), std::string::npos) << *body;
+  EXPECT_NE(body->find("--request-deadline"), std::string::npos) << *body;
+  // The headers trickle: closed without an answer.
+  const auto headers = trickle("POST /v1/completions HTTP/1.1\r\nHost: x\r\nX-A: ", 'a');
+  ASSERT_TRUE(headers.has_value()) << "the connection was still open after 6 s";
+  httplib::Client c("127.0.0.1", port);
+  const auto r = c.Get("/health");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   s.stop();
