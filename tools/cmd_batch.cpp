@@ -182,7 +182,11 @@ Runner add_batch(CLI::App& app) {
     sched.drain();
     const double wall = secs();
     if (tty) std::fputs("\n", stderr);
-    std::fprintf(stderr, "%s\n", progress_line(progress, wall, progress.prompt_tokens, progress.completion_tokens).c_str());
+    std::string reused;  // what prefix reuse spared (a cached prefix, or one shared with a running request)
+    if (const serve::SchedulerStats st = sched.stats(); st.cached_tokens > 0)
+      reused = fmt::format(" | {} of {} prompt tokens reused", st.cached_tokens, st.prompt_tokens);
+    std::fprintf(stderr, "%s%s\n", progress_line(progress, wall, progress.prompt_tokens, progress.completion_tokens).c_str(),
+                 reused.c_str());
     if (o->json) {
       nlohmann::json s = {{"requests", progress.total},      {"done", int64_t(progress.done)},
                           {"already_done", int64_t(progress.skipped)}, {"errors", int64_t(progress.errors)},

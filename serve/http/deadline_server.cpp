@@ -50,31 +50,39 @@ std::string address(int fd, int& port, bool local) {
   return buf;
 }
 
+// Bytes read from a connection and not yet consumed: kept from one request to the next, since a
+// client may send its next request (pipelined) before the answer to this one.
+struct InputBuffer {
+  char data[4096];
+  size_t pos = 0, len = 0;
+  bool empty() const { return pos == len; }
+};
+
 // One request on a connection: buffered reads that fail after the request's deadline, or after
 // a read timeout of silence; writes with a timeout each.
 class DeadlineStream final : public httplib::Stream {
  public:
-  DeadlineStream(int fd, Clock::time_point deadline, int64_t read_ms, int64_t write_ms)
-      : fd_(fd), deadline_(deadline), read_ms_(read_ms), write_ms_(write_ms) {}
+  DeadlineStream(int fd, InputBuffer& in, Clock::time_point deadline, int64_t read_ms, int64_t write_ms)
+      : fd_(fd), in_(in), deadline_(deadline), read_ms_(read_ms), write_ms_(write_ms) {}
 
-  bool is_readable() const override { return pos_ < len_ || wait_readable() > 0; }
+  bool is_readable() const override { return !in_.empty() || wait_readable() > 0; }
   bool is_writable() const override {
     pollfd p{fd_, POLLOUT, 0};
     return wait_for(fd_, POLLOUT, write_ms_) > 0 && !(::poll(&p, 1, 0) > 0 && (p.revents & POLLHUP));
   }
   ssize_t read(char* ptr, size_t size) override {
-    if (pos_ == len_) {
+    if (in_.empty()) {
       if (wait_readable() <= 0) return -1;
       ssize_t n;
-      do n = ::recv(fd_, buf_, sizeof buf_, 0);
+      do n = ::recv(fd_, in_.data, sizeof in_.data, 0);
       while (n < 0 && errno == EINTR);
       if (n <= 0) return n;
-      pos_ = 0;
-      len_ = size_t(n);
+      in_.pos = 0;
+      in_.len = size_t(n);
     }
-    const size_t k = std::min(size, len_ - pos_);
-    std::memcpy(ptr, buf_ + pos_, k);
-    pos_ += k;
+    const size_t k = std::min(size, in_.len - in_.pos);
+    std::memcpy(ptr, in_.data + in_.pos, k);
+    in_.pos += k;
     return ssize_t(k);
   }
   ssize_t write(const char* ptr, size_t size) override {
@@ -102,10 +110,9 @@ class DeadlineStream final : public httplib::Stream {
   }
 
   int fd_;
+  InputBuffer& in_;
   Clock::time_point deadline_;
   int64_t read_ms_, write_ms_;
-  char buf_[4096];
-  size_t pos_ = 0, len_ = 0;
 };
 
 }  // namespace
@@ -120,10 +127,11 @@ bool DeadlineServer::process_and_close_socket(socket_t sock) {
   const int64_t read_ms = int64_t(read_timeout_sec_) * 1000 + int64_t(read_timeout_usec_) / 1000;
   const int64_t write_ms = int64_t(write_timeout_sec_) * 1000 + int64_t(write_timeout_usec_) / 1000;
   bool ok = false;
+  InputBuffer in;
   for (size_t left = keep_alive_max_count_; left > 0 && svr_sock_ != INVALID_SOCKET; --left) {
-    if (wait_for(sock, POLLIN, int64_t(keep_alive_timeout_sec_) * 1000) <= 0) break;
+    if (in.empty() && wait_for(sock, POLLIN, int64_t(keep_alive_timeout_sec_) * 1000) <= 0) break;
     tl_deadline_passed = false;
-    DeadlineStream strm(sock, Clock::now() + deadline_, read_ms, write_ms);
+    DeadlineStream strm(sock, in, Clock::now() + deadline_, read_ms, write_ms);
     bool closed = false;
     ok = process_request(strm, left == 1, closed, nullptr);
     if (!ok || closed || tl_deadline_passed) break;  // after a 408 the rest of that request may still come

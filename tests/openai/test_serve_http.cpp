@@ -281,7 +281,8 @@ TEST(ServeHttpOptions, NonLoopbackNeedsAKey) {
 
 // A client that trickles its request (slowloris) is cut off at the request deadline, though each
 // byte comes well within the read timeout: a 408 once the headers are in, the connection closed
-// before. The only HTTP thread is then free for the next client.
+// before. The only HTTP thread is then free for the next client, and pipelined requests still get
+// their answers in turn.
 TEST_F(ServeHttp, ATricklingClientIsCutOffAtTheRequestDeadline) {
   ServerOptions o;  // a second server on the suite's model, with one HTTP thread
   o.port = 0;
@@ -338,6 +339,16 @@ TEST_F(ServeHttp, ATricklingClientIsCutOffAtTheRequestDeadline) {
   const auto r = c.Get("/health");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+  // Pipelined: two requests in one write get two answers (bytes read past the first are kept).
+  const int fd = connect_raw();
+  const std::string two = "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(fd, two.data(), two.size(), MSG_NOSIGNAL), ssize_t(two.size()));
+  std::string all;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) all.append(buf, size_t(n));
+  ::close(fd);
+  EXPECT_NE(all.find("\"status\":\"ok\""), std::string::npos) << all;
+  EXPECT_NE(all.find("\"object\":\"list\""), std::string::npos) << all;
   s.stop();
   t.join();
 }
