@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Prefix reuse: a request that shares a prefix with an earlier one reports
-usage.prompt_tokens_details.cached_tokens > 0 and gives the same output as a server with
+"""Prefix reuse: a request that shares a prefix with an earlier one, finished or still running,
+reports usage.prompt_tokens_details.cached_tokens > 0 and gives the same output as a server with
 --prefix-cache 0 (which reports 0 cached tokens)."""
 from common import MOE_BIN, MoeServer, ServerTestCase, main, make_client, run_concurrently, tiny_args
 
@@ -81,6 +81,20 @@ class PrefixCache(ServerTestCase):
         want = [self.ask(self.nc_client, m).choices[0].message.content for m in msgs]
         self.assertEqual([g.choices[0].message.content for g in got], want)
         self.assertTrue(any(g.usage.prompt_tokens_details.cached_tokens > 0 for g in got))
+
+    def test_together_with_a_new_preamble(self):
+        # 6 requests sent at once with a long system prompt no request had before: the first
+        # computes it, the others reuse it from a running request (or, if one finished first, from
+        # the cache); every output equals the uncached server's
+        system = {"role": "system", "content": "You are a careful assistant for a warehouse team. " +
+                  " ".join(f"Rule {i}: check shelf {i * 7 % 31} before answering." for i in range(40))}
+        questions = ["Hello!", "Who are you?", "What can you do?", "Thanks!", "Good morning.", "Hi there."]
+        msgs = [[system, {"role": "user", "content": q}] for q in questions]
+        got = run_concurrently(lambda m: self.ask(self.client, m), [(m,) for m in msgs])
+        want = [self.ask(self.nc_client, m).choices[0].message.content for m in msgs]
+        self.assertEqual([g.choices[0].message.content for g in got], want)
+        cached = [g.usage.prompt_tokens_details.cached_tokens for g in got]
+        self.assertGreaterEqual(sum(c > 100 for c in cached), len(msgs) - 1, cached)
 
 
 if __name__ == "__main__":
