@@ -140,6 +140,9 @@ struct Scheduler::Impl {
   // The waiting requests whose shared prefix is computed fork it; those whose source left first
   // (finished: its KV is likely cached now; cancelled or failed) look again.
   void resolve_shares();
+  // A source cancelled before it computed all its waiters share: they fork what it has (a block
+  // at least; a client's retry cancels the first try) instead of starting over.
+  void hand_over(const RequestState& src);
   // r's sequence is `seq`, holding its prompt's first `fed` tokens (reused, not computed).
   void attach(RequestState& r, SeqId seq, int64_t fed);
   void finish(RequestState& r, FinishReason why, const std::string& error = {});
@@ -182,6 +185,7 @@ void Scheduler::Impl::admit() {
   // Cancelled requests leave first: their sequences are freed before the next step.
   for (size_t i = 0; i < running.size();) {
     if (running[i]->channel->cancelled()) {
+      hand_over(*running[i]);
       finish(*running[i], FinishReason::cancelled);
       running.erase(running.begin() + ptrdiff_t(i));
       std::lock_guard lk(m);
@@ -310,6 +314,13 @@ Scheduler::Impl::Share Scheduler::Impl::running_share(const std::vector<int32_t>
   }
   if (best.second < PrefixCache::kBlock || best.second < more_than + PrefixCache::kBlock) return {nullptr, 0};
   return best;
+}
+
+void Scheduler::Impl::hand_over(const RequestState& src) {
+  if (src.seq < 0 || src.fed < PrefixCache::kBlock) return;
+  for (auto& r : running)
+    if (r->share_from.get() == &src && !r->channel->cancelled())
+      start(*r, std::nullopt, Share{std::move(r->share_from), std::min(src.fed, r->share_tokens)});
 }
 
 void Scheduler::Impl::resolve_shares() {

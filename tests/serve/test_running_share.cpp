@@ -92,19 +92,26 @@ TEST(RunningShare, OffWithThePrefixCache) {
 }
 
 // The source is cancelled before it has computed the shared prefix; one waiter is cancelled too.
-// The others compute the prefix themselves, with the tokens they would have had.
+// The others fork what the source had computed and compute the rest, with the tokens they would
+// have had. (Chunks of 4 tokens: the cancel comes at the first step boundary once the source has
+// a block, long before its 54th chunk would have finished the shared part.)
 TEST(RunningShare, WaitersOutliveACancelledSource) {
   Session& s = test::tiny_session();
   const auto ps = prompts(4);
   const auto off = without_reuse(ps);
   const size_t before = s.engine().n_sequences();
   {
-    Scheduler sch(s.engine(), s.tokenizer(), options(64ull << 20));
+    SchedulerOptions o = options(64ull << 20);
+    o.prefill_chunk = 4;
+    Scheduler sch(s.engine(), s.tokenizer(), o);
     const auto hs = submit_together(sch, ps);
-    sch.run_between_steps([&] {  // after one step: the source has fed one 32-token chunk
-      hs[0]->cancel();
-      hs[2]->cancel();
-    });
+    for (bool cancelled = false; !cancelled;)
+      sch.run_between_steps([&] {
+        if (sch.stats().prefilled_tokens < PrefixCache::kBlock) return;  // a block at least to hand over
+        hs[0]->cancel();
+        hs[2]->cancel();
+        cancelled = true;
+      });
     for (size_t i = 0; i < hs.size(); ++i) {
       const test::Result r = test::collect(*hs[i]);
       if (i == 0 || i == 2) {
@@ -113,10 +120,12 @@ TEST(RunningShare, WaitersOutliveACancelledSource) {
       }
       EXPECT_EQ(r.tokens, off[i].tokens) << "request " << i;
       EXPECT_EQ(r.finish, off[i].finish) << "request " << i;
+      // What the source had computed: whole chunks, fewer than the shared prefix.
+      EXPECT_GT(r.cached_tokens, 0) << "request " << i;
+      EXPECT_LT(r.cached_tokens, common(ps[i], ps[0])) << "request " << i;
+      EXPECT_EQ(r.cached_tokens % 4, 0) << "request " << i;
     }
-    // The two left: one computed the prefix, the other shared it (or found it in the cache).
-    const auto st = test::settled_stats(sch);
-    EXPECT_EQ(st.running_shares + st.prefix_cache_hits, 1);
+    EXPECT_EQ(test::settled_stats(sch).running_shares, 2);
   }
   EXPECT_EQ(s.engine().n_sequences(), before);  // nothing leaked
 }
