@@ -97,7 +97,7 @@ Runner add_batch(CLI::App& app) {
     // Everything about the files first: a bad input fails before the model loads.
     const batch::BatchInput in = batch::read_input(o->input);
     const batch::JobIdentity id{o->input, in.xxh64, o->model, batch::model_fingerprint(o->model)};
-    o->sched.prefix_cache_bytes = o->prefix_cache == "0" ? 0 : parse_size(o->prefix_cache, "--prefix-cache");
+    o->sched.prefix_cache_bytes = size_or_off(o->prefix_cache, "--prefix-cache");
     o->sched.kv_budget_bytes = kv_budget_bytes(o->kv_budget);
     o->sched.parallel = o->max_batch;
     o->sched.max_queue = 1 << 20;  // the workers never exceed --max-batch; nothing is refused

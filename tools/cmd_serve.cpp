@@ -26,12 +26,6 @@
 
 namespace moe::cli {
 
-namespace {
-
-uint64_t parse_size_flag(const std::string& v, const char* flag) { return v == "0" ? 0 : parse_size(v, flag); }
-
-}  // namespace
-
 Runner add_serve(CLI::App& app) {
   struct Opts {
     std::string model, served_name, chat_template, tool_parser, api_key, max_body = "8MiB", prefix_cache = "1GiB";
@@ -82,9 +76,9 @@ Runner add_serve(CLI::App& app) {
       throw std::invalid_argument("--host " + o->server.host +
                                   " is reachable from other machines: give an API key (--api-key KEY or MOE_API_KEY), or "
                                   "listen on 127.0.0.1");
-    o->server.max_body = size_t(parse_size_flag(o->max_body, "--max-body"));
+    o->server.max_body = size_t(size_or_off(o->max_body, "--max-body"));
     if (o->server.max_body == 0) throw std::invalid_argument("--max-body: must be more than 0");
-    o->sched.prefix_cache_bytes = parse_size_flag(o->prefix_cache, "--prefix-cache");
+    o->sched.prefix_cache_bytes = size_or_off(o->prefix_cache, "--prefix-cache");
     o->sched.kv_budget_bytes = kv_budget_bytes(o->kv_budget);
 
     // Signals wait on a thread of their own (blocked everywhere else, set before any thread starts).

@@ -27,4 +27,6 @@ uint64_t kv_budget_bytes(const std::string& text) {
   return text == "off" ? 0 : parse_budget(text, available_memory_bytes(), "--kv-budget");
 }
 
+uint64_t size_or_off(const std::string& text, const char* flag) { return text == "0" ? 0 : parse_size(text, flag); }
+
 }  // namespace moe::cli

@@ -13,5 +13,7 @@ void add_scheduler_flags(CLI::App* c, serve::SchedulerOptions& o, std::string& k
 // "off" -> 0; a size; or a percentage of the memory available now. Throws std::invalid_argument
 // naming the flag (parse_budget).
 uint64_t kv_budget_bytes(const std::string& text);
+// "0" -> 0 (off); else a size (parse_size: a percentage is refused). --prefix-cache, --max-body.
+uint64_t size_or_off(const std::string& text, const char* flag);
 
 }  // namespace moe::cli

@@ -19,13 +19,15 @@ using Clock = std::chrono::steady_clock;
 thread_local int tl_socket = -1;
 thread_local bool tl_deadline_passed = false;
 
-// poll() for `events` up to `ms` (0: just look). >0 ready, 0 timed out, <0 failed.
-int wait_for(int fd, short events, int64_t ms) {
+// poll() for `events` up to `ms` (0: just look). >0 ready, 0 timed out, <0 failed; `hup`: the
+// peer hung up.
+int wait_for(int fd, short events, int64_t ms, bool* hup = nullptr) {
   pollfd p{fd, events, 0};
   for (;;) {
     const int r = ::poll(&p, 1, int(std::clamp<int64_t>(ms, 0, INT_MAX)));
     if (r < 0 && errno == EINTR) continue;
     if (r > 0 && (p.revents & (POLLERR | POLLNVAL))) return -1;
+    if (hup) *hup = r > 0 && (p.revents & POLLHUP);
     return r;
   }
 }
@@ -67,8 +69,8 @@ class DeadlineStream final : public httplib::Stream {
 
   bool is_readable() const override { return !in_.empty() || wait_readable() > 0; }
   bool is_writable() const override {
-    pollfd p{fd_, POLLOUT, 0};
-    return wait_for(fd_, POLLOUT, write_ms_) > 0 && !(::poll(&p, 1, 0) > 0 && (p.revents & POLLHUP));
+    bool hup = false;
+    return wait_for(fd_, POLLOUT, write_ms_, &hup) > 0 && !hup;
   }
   ssize_t read(char* ptr, size_t size) override {
     if (in_.empty()) {

@@ -12,9 +12,9 @@ namespace moe::serve::http {
 
 class DeadlineServer : public httplib::Server {
  public:
-  // From the first byte of a request to its last (reads also time out one by one, after
-  // set_read_timeout of silence).
-  void set_request_deadline(std::chrono::milliseconds d) { deadline_ = d; }
+  // deadline: from the first byte of a request to its last (reads also time out one by one,
+  // after set_read_timeout of silence).
+  explicit DeadlineServer(std::chrono::milliseconds deadline) : deadline_(deadline) {}
   // The socket of the connection this thread is serving, -1 outside one: what a handler polls to
   // see its client hang up.
   static int current_socket();
@@ -24,7 +24,7 @@ class DeadlineServer : public httplib::Server {
 
  private:
   bool process_and_close_socket(socket_t sock) override;
-  std::chrono::milliseconds deadline_{60000};
+  std::chrono::milliseconds deadline_;
 };
 
 }  // namespace moe::serve::http

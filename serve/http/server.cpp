@@ -66,7 +66,8 @@ struct HttpServer::Impl {
 
 HttpServer::HttpServer(ServeContext& cx, ServerInfo info, std::function<std::optional<SessionStats>()> session_stats,
                        ServerOptions o)
-    : o_(std::move(o)), impl_(new Impl{cx, std::move(info), std::move(session_stats), {}, -1}) {
+    : o_(std::move(o)),
+      impl_(new Impl{cx, std::move(info), std::move(session_stats), DeadlineServer(std::chrono::seconds(o_.request_deadline_s)), -1}) {
   if (o_.api_key.empty() && !is_loopback_host(o_.host))
     throw std::invalid_argument("--host " + o_.host +
                                 " is reachable from other machines: give an API key (--api-key KEY or MOE_API_KEY), "
@@ -78,7 +79,6 @@ HttpServer::HttpServer(ServeContext& cx, ServerInfo info, std::function<std::opt
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   svr.set_payload_max_length(o_.max_body);
   svr.set_read_timeout(o_.read_timeout_s, 0);
-  svr.set_request_deadline(std::chrono::seconds(o_.request_deadline_s));
   svr.set_write_timeout(o_.write_timeout_s, 0);
   svr.set_keep_alive_timeout(5);
   svr.set_tcp_nodelay(true);  // small SSE chunks go out at once

@@ -14,12 +14,12 @@ uint64_t mix(uint64_t h, uint64_t v) {  // splitmix64 step over the running hash
   return h ^ (h >> 31);
 }
 
+}  // namespace
+
 int64_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
   const auto [ia, ib] = std::mismatch(a.begin(), a.begin() + ptrdiff_t(std::min(a.size(), b.size())), b.begin());
   return int64_t(ia - a.begin());
 }
-
-}  // namespace
 
 std::vector<uint64_t> block_hashes(std::span<const int32_t> tokens, int64_t block) {
   std::vector<uint64_t> out;

@@ -86,5 +86,7 @@ class PrefixCache {
 
 // Chained block hashes of `tokens` (one per whole block).
 std::vector<uint64_t> block_hashes(std::span<const int32_t> tokens, int64_t block);
+// How many leading tokens a and b have in common.
+int64_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b);
 
 }  // namespace moe::serve

@@ -304,9 +304,7 @@ Scheduler::Impl::Share Scheduler::Impl::running_share(const std::vector<int32_t>
   if (most < std::max<int64_t>(PrefixCache::kBlock, more_than + PrefixCache::kBlock)) return best;
   for (const auto& r : running) {
     if (r->done || r->seq < 0) continue;  // one that waits itself has no KV to give yet
-    const auto& q = r->req.prompt;
-    const size_t n = std::min(prompt.size(), q.size());
-    const int64_t same = std::min<int64_t>(most, std::mismatch(prompt.begin(), prompt.begin() + ptrdiff_t(n), q.begin()).first - prompt.begin());
+    const int64_t same = std::min(most, common_prefix(prompt, r->req.prompt));
     const int64_t usable = r->fed >= same ? same : (same >= kShareWaitTokens ? same : 0);
     const bool computed = usable > 0 && r->fed >= usable;  // a fork now beats a wait
     if (usable > best.second || (usable == best.second && computed && best.first->fed < best.second)) best = {r, usable};

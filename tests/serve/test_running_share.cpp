@@ -26,10 +26,6 @@ std::vector<std::vector<int32_t>> prompts(int n) {
   return out;
 }
 
-int64_t common(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
-  return std::mismatch(a.begin(), a.begin() + ptrdiff_t(std::min(a.size(), b.size())), b.begin()).first - a.begin();
-}
-
 SchedulerOptions options(uint64_t cache_bytes) {
   SchedulerOptions o;
   o.parallel = 4;
@@ -64,7 +60,7 @@ TEST(RunningShare, RequestsArrivingTogetherComputeTheirSharedPrefixOnce) {
   // What each shares with the first (the questions' numbers may share a token more or less).
   std::vector<int64_t> shared(ps.size(), 0);
   for (size_t i = 1; i < ps.size(); ++i) {
-    shared[i] = common(ps[i], ps[0]);
+    shared[i] = common_prefix(ps[i], ps[0]);
     ASSERT_GT(shared[i], 100);  // long enough to wait for, and past several 32-token chunks
   }
   const auto off = without_reuse(ps);
@@ -122,7 +118,7 @@ TEST(RunningShare, WaitersOutliveACancelledSource) {
       EXPECT_EQ(r.finish, off[i].finish) << "request " << i;
       // What the source had computed: whole chunks, fewer than the shared prefix.
       EXPECT_GT(r.cached_tokens, 0) << "request " << i;
-      EXPECT_LT(r.cached_tokens, common(ps[i], ps[0])) << "request " << i;
+      EXPECT_LT(r.cached_tokens, common_prefix(ps[i], ps[0])) << "request " << i;
       EXPECT_EQ(r.cached_tokens % 4, 0) << "request " << i;
     }
     EXPECT_EQ(test::settled_stats(sch).running_shares, 2);
@@ -142,7 +138,7 @@ TEST(RunningShare, ShortPromptsNeverShare) {
   for (size_t i = 0; i < hs.size(); ++i) {
     const test::Result r = test::collect(*hs[i]);
     EXPECT_EQ(r.finish, FinishReason::length) << "request " << i;
-    EXPECT_EQ(r.cached_tokens, i == 1 ? common(ps[1], ps[0]) : 0) << "request " << i;
+    EXPECT_EQ(r.cached_tokens, i == 1 ? common_prefix(ps[1], ps[0]) : 0) << "request " << i;
   }
   EXPECT_EQ(test::settled_stats(sch).running_shares, 1);
 }
