@@ -6,15 +6,15 @@
 // quads of eight 32-column runs per step (their lanes summed per run before the float work), I8
 // one run. F8E4M3 widens through fp16 and uses fp32 FMAs; MXFP4 decodes
 // through a vpshufb table and uses fp32 FMAs.
-// Rows of x are tiled by up to 4 so each unpacked weight block is reused from registers, and
-// taken in blocks that stay in L2 while the weight rows stream past (x_block_rows, qkernels.h).
+// Rows of x are tiled by up to 4 so each unpacked weight block is reused from registers; each
+// tile meets a chunk of weight rows held in L2 before the next tile (weight_chunk_rows, qkernels.h).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <type_traits>
 #include <vector>
 
-#include "kernels/cpu/qkernels.h"
+#include "kernels/cpu/qavx2.h"
 
 namespace moe::cpu::qk {
 
@@ -39,29 +39,7 @@ inline float hmax(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Activations of one call in natural column order: q [M, K] int8;  d [M, K/32] block scales.
-struct Acts {
-  std::vector<int8_t> q;
-  std::vector<float> d;
-};
-
-void prep(const float* x, int64_t M, int64_t K, Acts& a) {
-  a.q.resize(size_t(M * K));
-  a.d.resize(size_t(M * K / 32));
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  for (int64_t i = 0; i < M * K / 32; ++i) {
-    const float* xb = x + i * 32;
-    __m256 v[4], mx = _mm256_setzero_ps();
-    for (int j = 0; j < 4; ++j) v[j] = _mm256_loadu_ps(xb + 8 * j), mx = _mm256_max_ps(mx, _mm256_and_ps(v[j], abs_mask));
-    const __m256 inv = _mm256_set1_ps(act_inv_scale(hmax(mx), &a.d[size_t(i)]));
-    __m256i q[4];
-    for (int j = 0; j < 4; ++j) q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], inv));  // nearest-even
-    // Packs interleave 128-bit lanes; the permute restores column order.
-    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-    const __m256i o = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(&a.q[size_t(i * 32)]), o);
-  }
-}
+using avx2::Acts;
 
 // Q4/Q4Z activations, per row of x in quads of four pairs of 32-column runs (256 columns; kp = K
 // rounded up to 256, the padding zero):
@@ -232,17 +210,24 @@ void i8_row(const WeightView& w, int64_t n, const Acts& a, int64_t m0, float* ou
   const int64_t K = w.cols, nb = K / 32;
   const int8_t* wr = static_cast<const int8_t*>(w.data) + n * K;
   const __m256i ones = _mm256_set1_epi16(1);
+  // Row pointers once, not m * K + b * 32 per block and row: the index arithmetic had spilled
+  // general registers to the stack inside the loop.
+  const int8_t* xr[MT];
+  const float* dr[MT];
   __m256 acc[MT];
-  for (int i = 0; i < MT; ++i) acc[i] = _mm256_setzero_ps();
+  for (int i = 0; i < MT; ++i) {
+    xr[i] = &a.q[size_t((m0 + i) * K)];
+    dr[i] = &a.d[size_t((m0 + i) * nb)];
+    acc[i] = _mm256_setzero_ps();
+  }
   for (int64_t b = 0; b < nb; ++b) {
     if (b % 2 == 0) prefetch(wr + b * 32);
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + b * 32));
     const __m256i aw = _mm256_abs_epi8(v);  // maddubs wants unsigned x signed: move w's sign onto x
     for (int i = 0; i < MT; ++i) {
-      const int64_t m = m0 + i;
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&a.q[size_t(m * K + b * 32)]));
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[i] + b * 32));
       const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, v)), ones);
-      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(a.d[size_t(m * nb + b)]), acc[i]);
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(dr[i] + b), acc[i]);
     }
   }
   const float s = static_cast<const float*>(w.scales)[n];
@@ -338,18 +323,38 @@ struct Mx4Row {
 
 }  // namespace
 
+void avx2::prep(const float* x, int64_t M, int64_t K, Acts& a) {
+  a.q.resize(size_t(M * K));
+  a.d.resize(size_t(M * K / 32));
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t i = 0; i < M * K / 32; ++i) {
+    const float* xb = x + i * 32;
+    __m256 v[4], mx = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) v[j] = _mm256_loadu_ps(xb + 8 * j), mx = _mm256_max_ps(mx, _mm256_and_ps(v[j], abs_mask));
+    const __m256 inv = _mm256_set1_ps(act_inv_scale(hmax(mx), &a.d[size_t(i)]));
+    __m256i q[4];
+    for (int j = 0; j < 4; ++j) q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], inv));  // nearest-even
+    // Packs interleave 128-bit lanes; the permute restores column order.
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    const __m256i o = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(&a.q[size_t(i * 32)]), o);
+  }
+}
+
 std::unique_ptr<Rows> prepare_avx2(const Job& job) {
   const WeightView& w = job.w;
-  const int64_t K = w.cols, xb = x_block_rows(K);
-  if (w.dtype == DType::MXFP4) return make_rows([job, xb](int64_t n0, int64_t n1) { tiled_rows<Mx4Row>(job, job.x, n0, n1, xb); });
-  if (w.dtype == DType::F8E4M3) return make_rows([job, xb](int64_t n0, int64_t n1) { tiled_rows<F8Row>(job, job.x, n0, n1, xb); });
+  const int64_t K = w.cols;
+  const int64_t chunk = weight_chunk_rows(w.bytes() / std::max<int64_t>(w.rows, 1));
+  if (w.dtype == DType::MXFP4) return make_rows([job, chunk](int64_t n0, int64_t n1) { tiled_rows<Mx4Row>(job, job.x, n0, n1, chunk); });
+  if (w.dtype == DType::F8E4M3) return make_rows([job, chunk](int64_t n0, int64_t n1) { tiled_rows<F8Row>(job, job.x, n0, n1, chunk); });
   Acts a;
-  prep(job.x, job.M, K, a);
+  avx2::prep(job.x, job.M, K, a);
+  if (w.dtype != DType::I8 && job.M >= avx2::kLanesMinRows) return avx2::q4_lanes_rows(job, a);
   if (w.dtype == DType::I8)
-    return make_rows([job, xb, a = std::move(a)](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1, xb); });
+    return make_rows([job, chunk, a = std::move(a)](int64_t n0, int64_t n1) { tiled_rows<I8Row>(job, a, n0, n1, chunk); });
   Q4Acts qa;
   prep_q4(a, job.M, K, w.dtype == DType::Q4Z, qa);
-  return make_rows([job, xb, qa = std::move(qa)](int64_t n0, int64_t n1) { tiled_rows<Q4Row>(job, qa, n0, n1, xb); });
+  return make_rows([job, chunk, qa = std::move(qa)](int64_t n0, int64_t n1) { tiled_rows<Q4Row>(job, qa, n0, n1, chunk); });
 }
 
 }  // namespace moe::cpu::qk

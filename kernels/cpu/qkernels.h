@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -43,44 +44,46 @@ inline int64_t row_grain(int64_t K) { return K >= 16384 ? 1 : 16384 / K; }
 
 constexpr int kMaxTile = 4;  // rows of x per pass over a weight row (register tile)
 
-// Rows of x per pass over the weight rows for the AVX2 kernels' tiled_rows: their int8 copy (K
-// bytes a row) within 256 KiB, so it stays in L2 while the weight rows stream past. Without the
-// blocks every weight row read all of x again: a prefill expert's 130 rows of Mixtral's K = 14336
-// are 1.8 MB, from L3 (the AVX2 prefill, 0.72x -> 0.94x ik_llama.cpp's). Their F8 and MXFP4
-// kernels, which read fp32 x, take the same blocks (1 MiB): blocks of 256 KiB of fp32 made
-// gpt-oss's AVX2 prefill slower (51-53 against 57-59 tok/s), since each pass decodes the weight
-// rows again. AVX-512 runs tiles only up to 11 rows of x, except F8 and MXFP4, whose gpt-oss
-// prefill was about 3% slower in blocks (65.8 against 67.9 tok/s): it keeps all rows in one.
-constexpr int64_t x_block_rows(int64_t K) {
-  const int64_t rows = (int64_t(256) << 10) / (K > 0 ? K : 1) / kMaxTile * kMaxTile;
-  return rows > kMaxTile ? rows : kMaxTile;
+// Weight rows per pass over the tiles of x for the AVX2 kernels' tiled_rows: about 128 KiB of
+// weights (row_bytes each), which stay in L2 while each tile of x (kMaxTile rows, in L1) meets
+// them. Before, each weight row met every tile of x in turn: the tiles came from L2, a byte of x
+// per multiply-add, and L2's bandwidth bound the AVX2 prefill (Zen 3: 0.72x ik_llama.cpp's).
+// Now a byte of x from L1 feeds a weight row held in registers, and the weights, read from L2,
+// cost an eighth of a byte per multiply-add (Q4, 4 rows of x). AVX-512 runs tiles only up to 11
+// rows of x, which fit in L1 whichever the order, and keeps the per-row order (chunk 1).
+constexpr int64_t weight_chunk_rows(int64_t row_bytes) {
+  const int64_t rows = (int64_t(128) << 10) / (row_bytes > 0 ? row_bytes : 1);
+  return rows > 1 ? rows : 1;
 }
 
-// Runs weight rows [n0, n1) against all rows of x in tiles of up to kMaxTile rows of x, the rows
-// of x in blocks of `block` (a multiple of kMaxTile; 0: all in one); Row<MT>::run(w, n, arg, m0,
-// out) computes out[i] = y[m0 + i, n] without bias. Each ISA's kernels instantiate it with their
-// own Row.
+// Runs weight rows [n0, n1) against all rows of x in tiles of up to kMaxTile rows of x;
+// Row<MT>::run(w, n, arg, m0, out) computes out[i] = y[m0 + i, n] without bias. The weight rows
+// come in chunks of `chunk`: each tile of x meets a chunk's rows before the next tile (chunk 1:
+// each weight row meets every tile before the next row). Each (n, m) is computed alone, so the
+// order changes no bits. Each ISA's kernels instantiate it with their own Row.
 template <template <int> class Row, class Arg>
-void tiled_rows(const Job& job, const Arg& arg, int64_t n0, int64_t n1, int64_t block = 0) {
+void tiled_rows(const Job& job, const Arg& arg, int64_t n0, int64_t n1, int64_t chunk = 1) {
   const int64_t N = job.w.rows, M = job.M;
-  if (block <= 0) block = std::max<int64_t>(M, 1);
   float out[kMaxTile];
-  for (int64_t mb = 0; mb < M; mb += block) {
-    const int64_t me = std::min(M, mb + block);
-    for (int64_t n = n0; n < n1; ++n) {
+  auto pass = [&](auto mt_const, int64_t m0, int64_t nc, int64_t ne) {
+    constexpr int mt = decltype(mt_const)::value;
+    for (int64_t n = nc; n < ne; ++n) {
+      Row<mt>::run(job.w, n, arg, m0, out);
       const float bias = job.bias ? job.bias[n] : 0.0f;
-      for (int64_t m0 = mb; m0 < me; m0 += kMaxTile) {
-        const int mt = int(std::min<int64_t>(kMaxTile, me - m0));
-        switch (mt) {
-          case 1: Row<1>::run(job.w, n, arg, m0, out); break;
-          case 2: Row<2>::run(job.w, n, arg, m0, out); break;
-          case 3: Row<3>::run(job.w, n, arg, m0, out); break;
-          default: Row<4>::run(job.w, n, arg, m0, out); break;
-        }
-        for (int i = 0; i < mt; ++i) job.y[(m0 + i) * N + n] = out[i] + bias;
-      }
+      for (int i = 0; i < mt; ++i) job.y[(m0 + i) * N + n] = out[i] + bias;
     }
-  }
+  };
+  auto tile = [&](int64_t m0, int64_t nc, int64_t ne) {
+    switch (std::min<int64_t>(kMaxTile, M - m0)) {
+      case 1: return pass(std::integral_constant<int, 1>{}, m0, nc, ne);
+      case 2: return pass(std::integral_constant<int, 2>{}, m0, nc, ne);
+      case 3: return pass(std::integral_constant<int, 3>{}, m0, nc, ne);
+      default: return pass(std::integral_constant<int, kMaxTile>{}, m0, nc, ne);
+    }
+  };
+  chunk = std::max<int64_t>(chunk, 1);
+  for (int64_t nc = n0; nc < n1; nc += chunk)
+    for (int64_t m0 = 0; m0 < M; m0 += kMaxTile) tile(m0, nc, std::min(n1, nc + chunk));
 }
 
 // One call with its activations prepared (quantized, laid out for the variant): computes

@@ -105,9 +105,11 @@ void qmatmul(ThreadPool& pool, const float* x, int64_t M, const WeightView& w, f
 
 namespace {
 // Rows of x one weight row of the job really computes: the rows-in-lanes kernels pad M to whole
-// 16-row blocks (a prefill expert with 130 tokens costs 144).
+// blocks of 16 rows (AVX-512: a prefill expert with 130 tokens costs 144) or 8 (AVX2 Q4).
 int64_t cost_rows(const MatJob& j, Isa isa) {
-  return isa == Isa::Avx512 && qk::mlanes_job(j.w.dtype, j.M) ? (j.M + 15) / 16 * 16 : j.M;
+  if (isa == Isa::Avx512 && qk::mlanes_job(j.w.dtype, j.M)) return (j.M + 15) / 16 * 16;
+  if (isa == Isa::Avx2 && j.M >= 8 && (j.w.dtype == DType::Q4 || j.w.dtype == DType::Q4Z)) return (j.M + 7) / 8 * 8;
+  return j.M;
 }
 }  // namespace
 

@@ -283,8 +283,9 @@ TEST(QMatmulMany, RejectsBeforeRunningAny) {
 // small tiles and rows in lanes, the last with packed Q4 weights up to 64 rows and unpacked ones
 // past that, one or two 16-row blocks of x at a time), so a batch's composition cannot change a
 // sequence's tokens. K = 352, 1120, 768 and 704 end in partial quads (512 columns for Q4, 256 for
-// I8); 768 and 704 in a Q4 quad of two chunks, the second of 704 partial. At K = 4096 the AVX2
-// kernels take the rows of x in blocks of 64 (x_block_rows), so M = 65 and 80 span two.
+// I8); 768 and 704 in a Q4 quad of two chunks, the second of 704 partial. AVX2 Q4 puts 8 rows of
+// x in the lanes from M = 8 on (qgemm_avx2_q4m.cpp). At K = 4096, N = 130: each thread's rows
+// span several of the AVX2 kernels' chunks of weight rows (weight_chunk_rows, the lanes kernel's).
 TEST(QMatmulSemantics, RowResultsDoNotDependOnM) {
   ThreadPool pool(2);
   const Format fs[] = {{DType::Q4, 32},  {DType::Q4, 128},      {DType::Q4Z, 32},
@@ -293,7 +294,7 @@ TEST(QMatmulSemantics, RowResultsDoNotDependOnM) {
   for (const Format& f : fs)
     for (int64_t K : {512, 352, 1120, 768, 704, 4096}) {
       if (f.group && K % f.group) continue;
-      const int64_t N = 19;
+      const int64_t N = K == 4096 ? 130 : 19;
       const auto wf = randn(size_t(N * K), ++seed, 0.03f);
       const QuantizedMatrix q = quantize(wf.data(), N, K, {f.dtype, f.group, false});
       const auto x = randn(size_t(80 * K), ++seed);
@@ -303,7 +304,7 @@ TEST(QMatmulSemantics, RowResultsDoNotDependOnM) {
         std::vector<std::vector<float>> alone;  // each row of x in a call of its own
         for (int64_t m = 0; m < 80; ++m)
           alone.push_back(run(pool, isa, std::vector<float>(x.begin() + m * K, x.begin() + (m + 1) * K), 1, q.view(), bias.data()));
-        for (int64_t M : {2, 3, 4, 5, 9, 11, 12, 16, 17, 33, 40, 64, 65, 80}) {
+        for (int64_t M : {2, 3, 4, 5, 7, 8, 9, 11, 12, 16, 17, 33, 40, 64, 65, 80}) {
           const auto y = run(pool, isa, std::vector<float>(x.begin(), x.begin() + M * K), M, q.view(), bias.data());
           for (int64_t m = 0; m < M; ++m)
             for (int64_t n = 0; n < N; ++n)
