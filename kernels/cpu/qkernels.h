@@ -45,12 +45,13 @@ inline int64_t row_grain(int64_t K) { return K >= 16384 ? 1 : 16384 / K; }
 constexpr int kMaxTile = 4;  // rows of x per pass over a weight row (register tile)
 
 // Weight rows per pass over the tiles of x for the AVX2 kernels' tiled_rows: about 128 KiB of
-// weights (row_bytes each), which stay in L2 while each tile of x (kMaxTile rows, in L1) meets
-// them. Before, each weight row met every tile of x in turn: the tiles came from L2, a byte of x
-// per multiply-add, and L2's bandwidth bound the AVX2 prefill (Zen 3: 0.72x ik_llama.cpp's).
-// Now a byte of x from L1 feeds a weight row held in registers, and the weights, read from L2,
-// cost an eighth of a byte per multiply-add (Q4, 4 rows of x). AVX-512 runs tiles only up to 11
-// rows of x, which fit in L1 whichever the order, and keeps the per-row order (chunk 1).
+// weights (row_bytes each), which stay in L2 while each tile of x (kMaxTile rows, in L1 for K up
+// to a few thousand) meets them. Before, each weight row met every tile of x in turn, so the
+// tiles came from L2, a byte of x per multiply-add; now the weights come from L2, an eighth of a
+// byte per multiply-add (Q4, 4 rows of x). On a Zen 3 this alone was within the noise of
+// bench_kernels (the spills of the Q4 tile were the cost: qgemm_avx2_q4m.cpp). AVX-512 runs tiles
+// only up to 11 rows of x, which fit in L1 whichever the order, and keeps the per-row order
+// (chunk 1).
 constexpr int64_t weight_chunk_rows(int64_t row_bytes) {
   const int64_t rows = (int64_t(128) << 10) / (row_bytes > 0 ? row_bytes : 1);
   return rows > 1 ? rows : 1;

@@ -21,11 +21,12 @@
 //     supported by the SIMD variants (the quantizer never produces them).
 //   * MXFP4: fp32 activations, y = sum_blocks 2^(e_blk - 127) * sum_{k in blk} e2m1(w_k) x_k,
 //     32 columns per block (AVX-512: vpermps decode; AVX2: vpshufb of 2x the values, widened).
-// Variants (qgemm_<isa>.cpp): scalar (reference), avx2 (vpmaddubsw), avx512 (VNNI; Q4 and I8
-// GEMV 512 / 256 columns per step, also reused across up to 4 rows of x for M < 12; M >= 12 puts
-// 16 rows of x in the vector lanes; from M > 16, where AMX is enabled (amx.h), the same sums on
-// the tile unit, bit for bit). All split
-// the N output rows over the pool's threads and software-prefetch the weight stream.
+// Variants (qgemm_<isa>.cpp): scalar (reference), avx2 (vpmaddubsw; tiles of up to 4 rows of x,
+// and for Q4 from M >= 8 8 rows of x in the vector lanes), avx512 (VNNI; Q4 and I8 GEMV 512 / 256
+// columns per step, also reused across up to 4 rows of x for M < 12; M >= 12 puts 16 rows of x in
+// the vector lanes; from M > 16, where AMX is enabled (amx.h), the same sums on the tile unit, bit
+// for bit). All split the N output rows over the pool's threads and software-prefetch the weight
+// stream.
 #pragma once
 #include <cstdint>
 #include <span>
