@@ -1,9 +1,10 @@
 // AVX2 Q4/Q4Z for M >= kLanesMinRows (qavx2.h): 8 rows of x in the vector lanes, for prefill and
 // large batches. The tile kernel of qgemm_avx2.cpp keeps a quad's unpacked weights and 4 rows'
 // sums in registers: on AVX2's 16 registers that spilled (a Zen 3 ran it at about a quarter of its
-// vpmaddubsw rate). Here each weight dword (4 codes) is broadcast from a decoded copy of the row
-// and meets the same 4 columns of 8 rows of x at once, so the float work of a 32-column block is
-// one conversion and one FMA for 8 rows, and the registers hold the 8 run sums, not the weights.
+// register-to-register vpmaddubsw rate). Here each weight dword (4 codes) of a decoded copy of the
+// row is spread over the lanes and meets the same 4 columns of 8 rows of x at once, so the float
+// work of a 32-column block is one conversion and one FMA for 8 rows, and the registers hold the
+// 8 run sums, not the weights.
 //
 // Same bits as the tiles (and so as the GEMV): per row of x, the integer sum of a block is exact
 // whatever the order, and the float steps are the tile's: f = (int sum + bias term) as float
