@@ -57,9 +57,7 @@ struct Q4Acts {
   int64_t kp = 0, nq = 0;
 };
 
-// The kernel's lane of run r (0..7) of a quad: runs 0, 2, 4, 6 in lanes 0..3, runs 1, 3, 5, 7 in
-// 4..7 (pair p holds runs 2p and 2p + 1 in its two 128-bit halves).
-constexpr int run_lane(int r) { return (r % 2) * 4 + r / 2; }
+using avx2::run_lane;
 
 // Four vectors transposed by dwords within each 128-bit half: v[j] dword 4h + k becomes v[k]'s
 // dword 4h + j. With a quad's weight pairs and x both so arranged, int32 lane (h, k) of every
@@ -87,11 +85,9 @@ void prep_q4(const Acts& nat, int64_t M, int64_t K, bool zp, Q4Acts& a) {
       int8_t* dst = &a.q[size_t(m * a.kp + pr * 64 + h * 16)];
       std::copy_n(src, 16, dst);
       std::copy_n(src + 16, 16, dst + 32);
-      int32_t sum = 0;
-      for (int t = 0; t < 32; ++t) sum += src[t];
       const size_t o = size_t((m * a.nq + blk / 8) * 8 + run_lane(int(blk % 8)));
       a.d[o] = nat.d[size_t(m * nb + blk)];
-      a.b[o] = zp ? sum : -8 * sum;
+      a.b[o] = avx2::code_sum_term(src, zp);
     }
   // Each quad's four low-nibble halves and four high-nibble halves as transpose_dwords arranges
   // the weights (q4_row_g).

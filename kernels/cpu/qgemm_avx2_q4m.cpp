@@ -28,8 +28,7 @@ constexpr int kLanes = 8;  // rows of x in a group
 
 // Activations in groups of 8 rows of x (rows past M zero), blocks padded to whole quads:
 //   q [group][kp / 4][8][4] int8: for each 4 columns, the 4 codes of each of the 8 rows;
-//   d [group][kp / 32][8] f32: block scales; b [group][kp / 32][8] i32: per block the sum of
-//   its codes, stored as -8 * sum for Q4 (sum (q - 8) x = sum q x - 8 sum x) and as is for Q4Z.
+//   d [group][kp / 32][8] f32: block scales; b [group][kp / 32][8] i32: code_sum_term (qavx2.h).
 struct LaneActs {
   std::vector<int8_t> q;
   std::vector<float> d;
@@ -51,11 +50,9 @@ void prep_lanes(const Acts& nat, int64_t M, int64_t K, bool zp, LaneActs& a) {
     int8_t* dst = &a.q[size_t(g * a.kp * kLanes + r * 4)];
     for (int64_t c = 0; c < K / 4; ++c) std::memcpy(dst + c * 4 * kLanes, src + c * 4, 4);
     for (int64_t blk = 0; blk < nb; ++blk) {
-      int32_t sum = 0;
-      for (int t = 0; t < 32; ++t) sum += src[blk * 32 + t];
       const size_t o = size_t((g * a.kb + blk) * kLanes + r);
       a.d[o] = nat.d[size_t(m * nb + blk)];
-      a.b[o] = zp ? sum : -8 * sum;
+      a.b[o] = code_sum_term(src + blk * 32, zp);
     }
   }
 }
@@ -80,9 +77,6 @@ void decode_row(const WeightView& w, int64_t n, int64_t kp, uint8_t* q, float* s
   std::fill(s + nb, s + kp / 32, 0.0f);
   if constexpr (ZP) std::fill(z + nb, z + kp / 32, 0.0f);
 }
-
-// The tile kernel's lane of run r of a quad (qgemm_avx2.cpp run_lane).
-constexpr int run_lane(int r) { return (r % 2) * 4 + r / 2; }
 
 // y for one decoded weight row and one group of 8 rows of x: out[i] is row i's sum before bias.
 template <bool ZP>
